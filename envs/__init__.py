@@ -1,0 +1,1 @@
+"""Gymnasium environments over the market simulator, with business rules as action masks."""

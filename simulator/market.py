@@ -1,0 +1,222 @@
+"""The market step: one vectorized week for N SKUs. Pure NumPy, explicit ``Generator``.
+
+Every environment, evaluation, DP check and export calls :func:`step` (or, for expectations,
+:func:`expected_demand`); the market's arithmetic lives here once.
+
+Accounting (per SKU and week; ``L`` = list price, ``d`` = discount, ``c`` = coupon depth)::
+
+    units_sold     = min(demand, stock)
+    units_returned ~ Binomial(units_sold, return_rate)   (refunded, not resold)
+    revenue        = units_sold * L * (1 - d)
+    coupon_cost    = units_sold * L * c
+    refunds        = units_returned * L * (1 - d - c)
+    cogs           = units_sold * unit_cost
+    holding_cost   = stock_after * holding_cost_per_unit_week      (not in the exit week)
+    salvage        = stock_after * salvage_value_per_unit          (exit week only)
+    writeoff       = stock_after * unit_cost                       (exit week only)
+    profit         = revenue - coupon_cost - refunds - cogs - holding_cost + salvage - writeoff
+
+Charging ``cogs`` on units sold and ``writeoff`` on units left makes the total cost of goods
+the same for every policy (``initial_stock * unit_cost``), so the profit ranks schedules by
+what they earn from the stock and its leftover, as the design's margin accounting asks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ingest.errors import DataError
+from simulator.demand import Catalog
+
+MAX_DISCOUNT = 0.95
+MAX_FATIGUE = 0.95
+
+
+@dataclass
+class MarketState:
+    """State of each SKU between weeks (arrays of shape ``(n_skus,)``).
+
+    Attributes
+    ----------
+    stock : ndarray of float
+        Units on hand (whole numbers stored as float).
+    week : ndarray of int
+        Calendar week index of the *next* week to simulate (season index = week % 52).
+    ref_price : ndarray of float
+        Reference price as a ratio to list price (1.0 = shoppers expect the list price).
+    fatigue : ndarray of float
+        Promotion fatigue in [0, 0.95]; demand is scaled by ``1 - fatigue``.
+    """
+
+    stock: np.ndarray
+    week: np.ndarray
+    ref_price: np.ndarray
+    fatigue: np.ndarray
+
+    def copy(self) -> MarketState:
+        return MarketState(self.stock.copy(), self.week.copy(), self.ref_price.copy(),
+                           self.fatigue.copy())
+
+
+@dataclass
+class StepResult:
+    """What one week produced, each reward term separately (arrays of shape (n_skus,))."""
+
+    demand: np.ndarray
+    units_sold: np.ndarray
+    units_returned: np.ndarray
+    lost_sales: np.ndarray
+    revenue: np.ndarray
+    coupon_cost: np.ndarray
+    refunds: np.ndarray
+    cogs: np.ndarray
+    holding_cost: np.ndarray
+    salvage: np.ndarray
+    writeoff: np.ndarray
+    profit: np.ndarray
+    stock_after: np.ndarray
+
+
+def initial_state(catalog: Catalog, stock: np.ndarray | None = None) -> MarketState:
+    """State at the start of a plan: stock on hand, the catalog's start week, reference price
+    at list, no fatigue."""
+    n = catalog.n_skus
+    s = catalog.initial_stock if stock is None else np.asarray(stock, dtype=float)
+    return MarketState(
+        stock=np.array(s, dtype=float),
+        week=np.array(catalog.start_week, dtype=np.int64),
+        ref_price=np.ones(n),
+        fatigue=np.zeros(n),
+    )
+
+
+def _as_array(x: np.ndarray | float, n: int, name: str) -> np.ndarray:
+    arr = np.asarray(x, dtype=float)
+    if arr.ndim == 0:
+        return np.full(n, float(arr))
+    if arr.shape != (n,):
+        raise DataError(f"{name} has shape {arr.shape}; expected ({n},) — one value per SKU")
+    return arr
+
+
+def expected_demand(
+    catalog: Catalog,
+    week: np.ndarray,
+    discount: np.ndarray | float,
+    coupon: np.ndarray | float = 0.0,
+    *,
+    ref_price: np.ndarray | float = 1.0,
+    fatigue: np.ndarray | float = 0.0,
+    display: np.ndarray | float = 0.0,
+    mailer: np.ndarray | float = 0.0,
+) -> np.ndarray:
+    """Expected units demanded (before the stock limit), shape ``(n_skus,)``."""
+    n = catalog.n_skus
+    d = _as_array(discount, n, "discount")
+    c = _as_array(coupon, n, "coupon")
+    if np.any((d < 0) | (d > MAX_DISCOUNT)) or np.any((c < 0) | (d + c > MAX_DISCOUNT)):
+        raise DataError(f"discount must lie in [0, {MAX_DISCOUNT}] and discount + coupon "
+                        f"<= {MAX_DISCOUNT}; got discount in [{d.min()}, {d.max()}], "
+                        f"coupon in [{c.min()}, {c.max()}]")
+    price_ratio = 1.0 - d
+    log_lift = (
+        catalog.elasticity * np.log(price_ratio)
+        + catalog.coupon_coef * c
+        + catalog.display_coef * _as_array(display, n, "display")
+        + catalog.mailer_coef * _as_array(mailer, n, "mailer")
+    )
+    gamma = catalog.ref_price_sensitivity
+    if np.any(gamma):
+        ref = _as_array(ref_price, n, "ref_price")
+        log_lift = log_lift - gamma * (np.log(price_ratio) - np.log(ref))
+    lam = catalog.base_demand * catalog.season_at(week) * np.exp(log_lift)
+    if np.any(catalog.fatigue_rate):
+        lam = lam * (1.0 - _as_array(fatigue, n, "fatigue"))
+    return lam
+
+
+def draw_demand(lam: np.ndarray, dispersion: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Negative-binomial draws with mean ``lam`` (gamma-Poisson mixture); Poisson where
+    ``dispersion == 0``."""
+    if np.any(dispersion > 0):
+        nb = dispersion > 0
+        shape = np.where(nb, 1.0 / np.where(nb, dispersion, 1.0), 1.0)
+        mix = rng.gamma(shape, 1.0, size=lam.shape) / shape
+        lam = np.where(nb, lam * mix, lam)
+    return rng.poisson(lam).astype(float)
+
+
+def step(
+    catalog: Catalog,
+    state: MarketState,
+    discount: np.ndarray | float,
+    coupon: np.ndarray | float,
+    rng: np.random.Generator,
+    *,
+    exit_now: np.ndarray | bool = False,
+    display: np.ndarray | float = 0.0,
+    mailer: np.ndarray | float = 0.0,
+) -> tuple[MarketState, StepResult]:
+    """Simulate one week for every SKU.
+
+    Parameters
+    ----------
+    catalog : Catalog
+        Parameters of the ``n_skus`` SKUs being simulated (one row per slot).
+    state : MarketState
+        State before the week; not modified.
+    discount, coupon : array-like of shape (n_skus,) or float
+        Discount and coupon depth as shares of list price.
+    rng : numpy.random.Generator
+        The only source of randomness.
+    exit_now : array-like of bool of shape (n_skus,) or bool
+        SKUs whose exit week this is: their leftover stock is salvaged and written off.
+    display, mailer : array-like of shape (n_skus,) or float
+        Promotion intensity (share of stores).
+
+    Returns
+    -------
+    next_state : MarketState
+    result : StepResult
+    """
+    n = catalog.n_skus
+    d = _as_array(discount, n, "discount")
+    c = _as_array(coupon, n, "coupon")
+    lam = expected_demand(catalog, state.week, d, c, ref_price=state.ref_price,
+                          fatigue=state.fatigue, display=display, mailer=mailer)
+    demand = draw_demand(lam, catalog.dispersion, rng)
+    sold = np.minimum(demand, state.stock)
+    if np.any(catalog.return_rate > 0):
+        returned = rng.binomial(sold.astype(np.int64), catalog.return_rate).astype(float)
+    else:
+        returned = np.zeros(n)
+    stock_after = state.stock - sold
+    list_price = catalog.list_price
+    revenue = sold * list_price * (1.0 - d)
+    coupon_cost = sold * list_price * c
+    refunds = returned * list_price * (1.0 - d - c)
+    cogs = sold * catalog.unit_cost
+    exit_mask = np.broadcast_to(np.asarray(exit_now, dtype=bool), (n,))
+    holding = np.where(exit_mask, 0.0, stock_after * catalog.holding_cost_per_unit_week)
+    salvage = np.where(exit_mask, stock_after * catalog.salvage_value_per_unit, 0.0)
+    writeoff = np.where(exit_mask, stock_after * catalog.unit_cost, 0.0)
+    profit = revenue - coupon_cost - refunds - cogs - holding + salvage - writeoff
+
+    mem = catalog.ref_price_memory
+    next_state = MarketState(
+        stock=stock_after,
+        week=state.week + 1,
+        ref_price=mem * state.ref_price + (1.0 - mem) * (1.0 - d),
+        fatigue=np.minimum(
+            catalog.fatigue_decay * state.fatigue + catalog.fatigue_rate * (d > 0), MAX_FATIGUE
+        ),
+    )
+    result = StepResult(
+        demand=demand, units_sold=sold, units_returned=returned, lost_sales=demand - sold,
+        revenue=revenue, coupon_cost=coupon_cost, refunds=refunds, cogs=cogs,
+        holding_cost=holding, salvage=salvage, writeoff=writeoff, profit=profit,
+        stock_after=stock_after,
+    )
+    return next_state, result
