@@ -33,8 +33,10 @@ PARAMETER_DOCS: dict[str, tuple[str, str]] = {
     "category": ("-", "Category the SKU's elasticity is pooled within."),
     "list_price": ("currency/unit", "Regular shelf price."),
     "unit_cost": ("currency/unit", "Cost of one unit to the retailer."),
-    "base_demand": ("units/week", "Expected weekly demand at list price, no promotion, "
-                    "season factor 1."),
+    "base_demand": (
+        "units/week",
+        "Expected weekly demand at list price, no promotion, season factor 1.",
+    ),
     "base_demand_se": ("log units/week", "Standard error of log(base_demand)."),
     "season": ("multiplier", "Seasonal factor per calendar week (52 values, mean about 1)."),
     "elasticity": ("-", "Log-log price elasticity in the discount factor (1 - d); < 0."),
@@ -48,16 +50,22 @@ PARAMETER_DOCS: dict[str, tuple[str, str]] = {
     "mailer_coef": ("1/share", "Mailer lift: demand x exp(mailer_coef * mailer share)."),
     "mailer_coef_se": ("1/share", "Standard error of mailer_coef."),
     "mailer_assumed": ("bool", "True when mailer_coef is a prior, not a fit."),
-    "dispersion": ("-", "Negative-binomial overdispersion alpha (variance = mu + alpha mu^2); "
-                   "0 means Poisson."),
-    "ref_price_sensitivity": ("-", "Reference-price effect gamma >= 0: demand x "
-                              "(price / reference price)^(-gamma); 0 switches memory off."),
-    "ref_price_memory": ("share 0..1", "Weight of last week's reference price in the next "
-                         "one: ref' = m * ref + (1 - m) * price."),
+    "dispersion": (
+        "-",
+        "Negative-binomial overdispersion alpha (variance = mu + alpha mu^2); 0 means Poisson.",
+    ),
+    "ref_price_sensitivity": (
+        "-",
+        "Reference-price effect gamma >= 0: demand x "
+        "(price / reference price)^(-gamma); 0 switches memory off.",
+    ),
+    "ref_price_memory": (
+        "share 0..1",
+        "Weight of last week's reference price in the next one: ref' = m * ref + (1 - m) * price.",
+    ),
     "fatigue_rate": ("share/week", "Promotion fatigue added per discounted week; 0 = off."),
     "fatigue_decay": ("share 0..1", "Share of fatigue that carries to the next week."),
-    "return_rate": ("share 0..1", "Share of units sold that are returned (refunded, "
-                    "not resold)."),
+    "return_rate": ("share 0..1", "Share of units sold that are returned (refunded, not resold)."),
     "holding_cost_per_unit_week": ("currency/unit/week", "Cost of holding one unit a week."),
     "salvage_value_per_unit": ("currency/unit", "Value of a unit left at the exit week."),
     "initial_stock": ("units", "Stock on hand when the plan starts."),
@@ -117,26 +125,49 @@ class Catalog:
         """
         unknown = set(values) - set(PARAMETER_DOCS)
         if unknown:
-            raise DataError(f"unknown catalog field(s) {sorted(unknown)}; "
-                            f"expected some of {sorted(PARAMETER_DOCS)}")
+            raise DataError(
+                f"unknown catalog field(s) {sorted(unknown)}; "
+                f"expected some of {sorted(PARAMETER_DOCS)}"
+            )
         if n_skus is None:
-            lengths = [np.shape(v)[0] for k, v in values.items()
-                       if np.ndim(v) >= 1 and k != "season"]
+            lengths = [
+                np.shape(v)[0] for k, v in values.items() if np.ndim(v) >= 1 and k != "season"
+            ]
             if "season" in values and np.ndim(values["season"]) == 2:
                 lengths.append(np.shape(values["season"])[0])
             n_skus = lengths[0] if lengths else 1
         n = int(n_skus)
         defaults: dict[str, Any] = {
             "sku": np.array([f"sku{i}" for i in range(n)], dtype=object),
-            "category": "all", "list_price": 1.0, "unit_cost": 0.5, "base_demand": 1.0,
-            "base_demand_se": 0.0, "season": 1.0, "elasticity": -2.0, "elasticity_se": 0.0,
-            "coupon_coef": 0.0, "coupon_coef_se": 0.0, "coupon_assumed": True,
-            "display_coef": 0.0, "display_coef_se": 0.0, "display_assumed": True,
-            "mailer_coef": 0.0, "mailer_coef_se": 0.0, "mailer_assumed": True,
-            "dispersion": 0.0, "ref_price_sensitivity": 0.0, "ref_price_memory": 0.0,
-            "fatigue_rate": 0.0, "fatigue_decay": 0.0, "return_rate": 0.0,
-            "holding_cost_per_unit_week": 0.0, "salvage_value_per_unit": 0.0,
-            "initial_stock": 100.0, "start_week": 0, "age_weeks": 52, "risk_score": np.nan,
+            "category": "all",
+            "list_price": 1.0,
+            "unit_cost": 0.5,
+            "base_demand": 1.0,
+            "base_demand_se": 0.0,
+            "season": 1.0,
+            "elasticity": -2.0,
+            "elasticity_se": 0.0,
+            "coupon_coef": 0.0,
+            "coupon_coef_se": 0.0,
+            "coupon_assumed": True,
+            "display_coef": 0.0,
+            "display_coef_se": 0.0,
+            "display_assumed": True,
+            "mailer_coef": 0.0,
+            "mailer_coef_se": 0.0,
+            "mailer_assumed": True,
+            "dispersion": 0.0,
+            "ref_price_sensitivity": 0.0,
+            "ref_price_memory": 0.0,
+            "fatigue_rate": 0.0,
+            "fatigue_decay": 0.0,
+            "return_rate": 0.0,
+            "holding_cost_per_unit_week": 0.0,
+            "salvage_value_per_unit": 0.0,
+            "initial_stock": 100.0,
+            "start_week": 0,
+            "age_weeks": 52,
+            "risk_score": np.nan,
         }
         defaults.update(values)
         arrays: dict[str, np.ndarray] = {}
@@ -178,16 +209,17 @@ class Catalog:
             arr = getattr(self, f.name)
             want = (n, SEASON_PERIOD) if f.name == "season" else (n,)
             if arr.shape != want:
-                raise DataError(f"catalog field {f.name!r} has shape {arr.shape}, "
-                                f"expected {want}")
+                raise DataError(f"catalog field {f.name!r} has shape {arr.shape}, expected {want}")
 
         def check(name: str, ok: np.ndarray, expected: str) -> None:
             bad = np.flatnonzero(~ok)
             if bad.size:
                 i = int(bad[0])
                 value = getattr(self, name)[i]
-                raise DataError(f"catalog field {name!r} for sku {self.sku[i]!r} is {value!r}; "
-                                f"expected {expected} ({bad.size} SKU(s) affected)")
+                raise DataError(
+                    f"catalog field {name!r} for sku {self.sku[i]!r} is {value!r}; "
+                    f"expected {expected} ({bad.size} SKU(s) affected)"
+                )
 
         check("list_price", np.isfinite(self.list_price) & (self.list_price > 0), "> 0")
         check("unit_cost", np.isfinite(self.unit_cost) & (self.unit_cost >= 0), ">= 0")
@@ -195,13 +227,15 @@ class Catalog:
         check("elasticity", np.isfinite(self.elasticity) & (self.elasticity <= 0), "<= 0")
         check("dispersion", np.isfinite(self.dispersion) & (self.dispersion >= 0), ">= 0")
         check("ref_price_sensitivity", self.ref_price_sensitivity >= 0, ">= 0")
-        check("ref_price_memory",
-              (self.ref_price_memory >= 0) & (self.ref_price_memory < 1), "in [0, 1)")
+        check(
+            "ref_price_memory",
+            (self.ref_price_memory >= 0) & (self.ref_price_memory < 1),
+            "in [0, 1)",
+        )
         check("fatigue_rate", (self.fatigue_rate >= 0) & (self.fatigue_rate < 1), "in [0, 1)")
         check("fatigue_decay", (self.fatigue_decay >= 0) & (self.fatigue_decay < 1), "in [0, 1)")
         check("return_rate", (self.return_rate >= 0) & (self.return_rate < 1), "in [0, 1)")
-        check("initial_stock", np.isfinite(self.initial_stock) & (self.initial_stock >= 0),
-              ">= 0")
+        check("initial_stock", np.isfinite(self.initial_stock) & (self.initial_stock >= 0), ">= 0")
         check("holding_cost_per_unit_week", self.holding_cost_per_unit_week >= 0, ">= 0")
         check("salvage_value_per_unit", self.salvage_value_per_unit >= 0, ">= 0")
         season_ok = np.all(np.isfinite(self.season) & (self.season >= 0), axis=1)
@@ -245,11 +279,13 @@ class Catalog:
         out = replace(self)
         out.elasticity = np.minimum(el, -0.05)
         out.coupon_coef = np.maximum(
-            self.coupon_coef + self.coupon_coef_se * rng.standard_normal(n), 0.0)
+            self.coupon_coef + self.coupon_coef_se * rng.standard_normal(n), 0.0
+        )
         out.display_coef = self.display_coef + self.display_coef_se * rng.standard_normal(n)
         out.mailer_coef = self.mailer_coef + self.mailer_coef_se * rng.standard_normal(n)
         out.base_demand = self.base_demand * np.exp(
-            self.base_demand_se * rng.standard_normal(n) - 0.5 * self.base_demand_se**2)
+            self.base_demand_se * rng.standard_normal(n) - 0.5 * self.base_demand_se**2
+        )
         return out
 
     # ------------------------------------------------------------------ I/O
@@ -268,10 +304,13 @@ class Catalog:
         :meth:`build`; a missing ``sku``, ``base_demand`` or ``elasticity`` is an error."""
         for needed in ("sku", "base_demand", "elasticity"):
             if needed not in frame.columns:
-                raise DataError(f"{source}: column {needed!r} is missing; a catalog needs at "
-                                f"least sku, base_demand and elasticity")
+                raise DataError(
+                    f"{source}: column {needed!r} is missing; a catalog needs at "
+                    f"least sku, base_demand and elasticity"
+                )
         values: dict[str, Any] = {
-            name: frame[name].to_numpy() for name in PARAMETER_DOCS
+            name: frame[name].to_numpy()
+            for name in PARAMETER_DOCS
             if name != "season" and name in frame.columns
         }
         season_cols = [f"season_{w:02d}" for w in range(SEASON_PERIOD)]

@@ -56,8 +56,9 @@ class MarketState:
     fatigue: np.ndarray
 
     def copy(self) -> MarketState:
-        return MarketState(self.stock.copy(), self.week.copy(), self.ref_price.copy(),
-                           self.fatigue.copy())
+        return MarketState(
+            self.stock.copy(), self.week.copy(), self.ref_price.copy(), self.fatigue.copy()
+        )
 
 
 @dataclass
@@ -117,9 +118,11 @@ def expected_demand(
     d = _as_array(discount, n, "discount")
     c = _as_array(coupon, n, "coupon")
     if np.any((d < 0) | (d > MAX_DISCOUNT)) or np.any((c < 0) | (d + c > MAX_DISCOUNT)):
-        raise DataError(f"discount must lie in [0, {MAX_DISCOUNT}] and discount + coupon "
-                        f"<= {MAX_DISCOUNT}; got discount in [{d.min()}, {d.max()}], "
-                        f"coupon in [{c.min()}, {c.max()}]")
+        raise DataError(
+            f"discount must lie in [0, {MAX_DISCOUNT}] and discount + coupon "
+            f"<= {MAX_DISCOUNT}; got discount in [{d.min()}, {d.max()}], "
+            f"coupon in [{c.min()}, {c.max()}]"
+        )
     price_ratio = 1.0 - d
     log_lift = (
         catalog.elasticity * np.log(price_ratio)
@@ -184,8 +187,16 @@ def step(
     n = catalog.n_skus
     d = _as_array(discount, n, "discount")
     c = _as_array(coupon, n, "coupon")
-    lam = expected_demand(catalog, state.week, d, c, ref_price=state.ref_price,
-                          fatigue=state.fatigue, display=display, mailer=mailer)
+    lam = expected_demand(
+        catalog,
+        state.week,
+        d,
+        c,
+        ref_price=state.ref_price,
+        fatigue=state.fatigue,
+        display=display,
+        mailer=mailer,
+    )
     demand = draw_demand(lam, catalog.dispersion, rng)
     sold = np.minimum(demand, state.stock)
     if np.any(catalog.return_rate > 0):
@@ -214,9 +225,18 @@ def step(
         ),
     )
     result = StepResult(
-        demand=demand, units_sold=sold, units_returned=returned, lost_sales=demand - sold,
-        revenue=revenue, coupon_cost=coupon_cost, refunds=refunds, cogs=cogs,
-        holding_cost=holding, salvage=salvage, writeoff=writeoff, profit=profit,
+        demand=demand,
+        units_sold=sold,
+        units_returned=returned,
+        lost_sales=demand - sold,
+        revenue=revenue,
+        coupon_cost=coupon_cost,
+        refunds=refunds,
+        cogs=cogs,
+        holding_cost=holding,
+        salvage=salvage,
+        writeoff=writeoff,
+        profit=profit,
         stock_after=stock_after,
     )
     return next_state, result

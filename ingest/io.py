@@ -1,0 +1,65 @@
+"""Atomic file output: write to a temporary file beside the target, then rename.
+
+A crash or a bad input never leaves a half-written output behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from ingest.errors import DataError
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; on success rename it onto ``target``.
+
+    On any exception the temporary file is removed and ``target`` is left untouched.
+    """
+    target = Path(target)
+    parent = target.parent if str(target.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(f"cannot create output folder {str(parent)!r}: {err.strerror}") from None
+    if not os.access(parent, os.W_OK):
+        raise DataError(f"output folder {str(parent)!r} is not writable")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def write_text_atomic(target: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` to ``target`` atomically (UTF-8)."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(target)
+
+
+def write_frame_atomic(frame: pd.DataFrame, target: str | os.PathLike[str]) -> Path:
+    """Write a frame as Parquet or CSV (by the target's suffix) atomically."""
+    target = Path(target)
+    suffix = target.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise DataError(
+            f"output {str(target)!r}: unsupported suffix {suffix!r}; expected .parquet or .csv"
+        )
+    with atomic_path(target) as tmp:
+        if suffix == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)
+    return target
