@@ -41,6 +41,11 @@ PARAMETER_DOCS: dict[str, tuple[str, str]] = {
     "season": ("multiplier", "Seasonal factor per calendar week (52 values, mean about 1)."),
     "elasticity": ("-", "Log-log price elasticity in the discount factor (1 - d); < 0."),
     "elasticity_se": ("-", "Standard error of the elasticity."),
+    "elasticity_assumed": (
+        "bool",
+        "True when the elasticity is a prior (the SKU's price never varied enough to fit it), "
+        "not a per-SKU fit.",
+    ),
     "coupon_coef": ("1/depth", "Coupon lift: demand x exp(coupon_coef * c)."),
     "coupon_coef_se": ("1/depth", "Standard error of coupon_coef."),
     "coupon_assumed": ("bool", "True when coupon_coef is a documented prior, not a fit."),
@@ -75,7 +80,7 @@ PARAMETER_DOCS: dict[str, tuple[str, str]] = {
 }
 
 _STR_FIELDS = ("sku", "category")
-_BOOL_FIELDS = ("coupon_assumed", "display_assumed", "mailer_assumed")
+_BOOL_FIELDS = ("elasticity_assumed", "coupon_assumed", "display_assumed", "mailer_assumed")
 _INT_FIELDS = ("start_week", "age_weeks")
 
 
@@ -92,6 +97,7 @@ class Catalog:
     season: np.ndarray
     elasticity: np.ndarray
     elasticity_se: np.ndarray
+    elasticity_assumed: np.ndarray
     coupon_coef: np.ndarray
     coupon_coef_se: np.ndarray
     coupon_assumed: np.ndarray
@@ -147,6 +153,8 @@ class Catalog:
             "season": 1.0,
             "elasticity": -2.0,
             "elasticity_se": 0.0,
+            # a default elasticity nobody supplied is an assumption, one that was given is not
+            "elasticity_assumed": "elasticity" not in values,
             "coupon_coef": 0.0,
             "coupon_coef_se": 0.0,
             "coupon_assumed": True,
