@@ -1,0 +1,578 @@
+"""The exact optimum: backward dynamic programming for one SKU with a known demand law.
+
+The state is ``(weeks left, stock)`` plus what the *active* rules need (see
+:func:`envs.rules.active_rules`): the depth in force (markdown-only, minimum weeks between
+changes, exit freeze), the weeks since the last change capped at the rule's minimum, and the
+coupon weeks left. Calendar week and age follow from the weeks left, so they are not state.
+Demand in a week is Poisson or negative binomial with the mean that
+:func:`simulator.market.expected_demand` gives for the chosen depth and coupon (seasonality
+and known week-by-week display/mailer included); units sold are ``min(demand, stock)``.
+
+The expected reward uses the market's accounting (see :mod:`simulator.market`) in
+expectation: per unit sold ``L (1 - d - c) (1 - return_rate) - unit_cost``; per unit left
+``-holding`` in ordinary weeks and ``salvage - unit_cost`` after the exit week, minus the
+sell-through penalty of :func:`envs.rules.exit_penalty`. The rules enter only through
+:func:`envs.rules.action_mask` and :func:`envs.rules.advance`, evaluated on the whole state
+grid, so they are implemented once.
+
+Transitions are vectorized over stock: with ``p`` the demand pmf,
+``E[V(s - min(D, s))] = (p * V)(s) + P(D > s) V(0)``, a truncated convolution computed by
+FFT for every (action, next rule state) pair of a week at once.
+
+Features that make the optimum depend on the whole price path (reference-price memory,
+promotion fatigue) are refused with :class:`DPNotExactError`; the DP never approximates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import scipy.fft as sfft
+from scipy import special, stats
+
+from envs.config import NO_BUDGET, DecisionState, RulesConfig
+from envs.rules import LONG_AGO, action_mask, active_rules, advance, exit_penalty
+from envs.rules import initial_decision_state as _initial_decision_state
+from ingest.errors import ConfigError, DeadstockError
+from simulator.demand import Catalog
+from simulator.market import MarketState, expected_demand
+
+MAX_GRID_CELLS = 50_000_000
+"""Largest ``horizon x stock x rule states x actions`` the DP agrees to build."""
+
+_DEPTH_RULES = ("min_weeks_between_changes", "markdown_only", "no_touch_before_exit")
+
+
+class DPNotExactError(DeadstockError):
+    """The exact DP cannot represent this SKU or rule set; it refuses instead of guessing."""
+
+
+# ---------------------------------------------------------------------------- distributions
+def demand_pmf(lam: np.ndarray, dispersion: float, n_units: int) -> tuple[np.ndarray, np.ndarray]:
+    """Demand pmf and survival function of ``m`` (week, action) cells.
+
+    Parameters
+    ----------
+    lam : ndarray of shape (m,)
+        Expected demand of each cell.
+    dispersion : float
+        Negative-binomial alpha (variance ``lam + alpha lam^2``); 0 = Poisson.
+    n_units : int
+        Largest count needed (the initial stock).
+
+    Returns
+    -------
+    pmf : ndarray of shape (m, K + 1)
+        ``P(D = k)`` for ``k = 0 .. K`` with ``K <= n_units``. For Poisson demand ``K`` stops
+        where the tail is below 1e-30 (``max lam + 13 sqrt(max lam) + 40``); the pmf beyond
+        it is zero in double precision.
+    sf : ndarray of shape (m, n_units + 1)
+        ``P(D > k)``, summed from the right plus the exact tail beyond ``K`` (so it stays
+        accurate far out).
+    """
+    lam = np.asarray(lam, dtype=float)[:, None]
+    top = float(lam.max(initial=0.0))
+    n_k = n_units
+    if dispersion == 0:
+        n_k = min(n_units, int(np.ceil(top + 13.0 * np.sqrt(top) + 40.0)))
+    k = np.arange(n_k + 1, dtype=float)[None, :]
+    if dispersion > 0:
+        r = 1.0 / dispersion
+        p = 1.0 / (1.0 + dispersion * lam)
+        logpmf = (
+            special.gammaln(k + r)
+            - special.gammaln(r)
+            - special.gammaln(k + 1.0)
+            + r * np.log(p)
+            + special.xlogy(k, 1.0 - p)
+        )
+        tail = stats.nbinom.sf(n_k, r, p[:, 0])
+    else:
+        with np.errstate(divide="ignore"):
+            loglam = np.log(lam)
+        logpmf = k * loglam
+        logpmf -= lam
+        logpmf -= special.gammaln(k + 1.0)
+        logpmf[:, 0] = -lam[:, 0]  # 0 * log(0) = 0 when lam == 0
+        tail = stats.poisson.sf(n_k, lam[:, 0])
+    pmf = np.exp(logpmf, out=logpmf)
+    sf = np.empty((lam.shape[0], n_units + 1))
+    # P(D > k) = sum_{j > k} p_j: a reversed cumulative sum keeps the far tail accurate.
+    sf[:, : n_k + 1] = np.cumsum(pmf[:, ::-1], axis=1)[:, ::-1] - pmf + tail[:, None]
+    sf[:, n_k + 1 :] = tail[:, None]  # below 1e-30 for Poisson
+    return pmf, np.maximum(sf, 0.0)
+
+
+def expected_units_sold(lam: np.ndarray, dispersion: np.ndarray, stock: np.ndarray) -> np.ndarray:
+    """``E[min(D, stock)]`` in closed form, elementwise (broadcasting).
+
+    For Poisson ``E[min(D, s)] = lam F(s - 1) + s P(D > s)``; for the negative binomial
+    ``NB(r, p)`` the first term uses ``F`` of ``NB(r + 1, p)``.
+    """
+    lam, alpha, s = np.broadcast_arrays(
+        np.asarray(lam, float), np.asarray(dispersion, float), np.asarray(stock, float)
+    )
+    out = np.empty(lam.shape)
+    nb = alpha > 0
+    if np.any(~nb):
+        lp, sp = lam[~nb], s[~nb]
+        out[~nb] = lp * stats.poisson.cdf(sp - 1, lp) + sp * stats.poisson.sf(sp, lp)
+    if np.any(nb):
+        r = 1.0 / alpha[nb]
+        p = 1.0 / (1.0 + alpha[nb] * lam[nb])
+        sn = s[nb]
+        out[nb] = lam[nb] * stats.nbinom.cdf(sn - 1, r + 1, p) + sn * stats.nbinom.sf(sn, r, p)
+    return out
+
+
+# ---------------------------------------------------------------------------- the model
+def broadcast_catalog(catalog: Catalog, n: int) -> Catalog:
+    """``n`` read-only copies of a one-SKU catalog's row, without copying memory."""
+    return Catalog(
+        **{
+            f.name: np.broadcast_to(
+                getattr(catalog, f.name)[:1], (n, *getattr(catalog, f.name).shape[1:])
+            )
+            for f in fields(catalog)
+        }
+    )
+
+
+def check_exact(catalog: Catalog) -> None:
+    """Raise :class:`DPNotExactError` unless the exact DP can represent this one-SKU catalog."""
+    if catalog.n_skus != 1:
+        raise ConfigError(
+            f"the DP solves one SKU at a time; got a catalog of {catalog.n_skus} SKUs "
+            f"(use catalog.take([i]))"
+        )
+    sku = catalog.sku[0]
+    if catalog.ref_price_sensitivity[0] > 0:
+        raise DPNotExactError(
+            f"sku {sku!r}: ref_price_sensitivity = {catalog.ref_price_sensitivity[0]} > 0; "
+            f"reference-price memory makes demand depend on the whole price path, which the "
+            f"exact DP's state (weeks left, stock, rule state) cannot hold. Set it to 0 for a "
+            f"DP benchmark, or compare against simulation instead."
+        )
+    if catalog.fatigue_rate[0] > 0:
+        raise DPNotExactError(
+            f"sku {sku!r}: fatigue_rate = {catalog.fatigue_rate[0]} > 0; promotion fatigue "
+            f"depends on the whole discount history, which the exact DP's state cannot hold. "
+            f"Set it to 0 for a DP benchmark, or compare against simulation instead."
+        )
+    stock = float(catalog.initial_stock[0])
+    if stock != round(stock):
+        raise DPNotExactError(f"sku {sku!r}: initial_stock = {stock} is not a whole number")
+
+
+@dataclass(frozen=True)
+class RuleGrid:
+    """The rule part of the DP state and how to index it.
+
+    ``n_depth`` depths are tracked when a rule reads the depth in force (else 1, depth 0);
+    ``k_cap`` is the weeks-since-change cap (states ``1..k_cap``; 1 = untracked);
+    ``budget_cap`` the coupon weeks left tracked (states ``0..budget_cap``; -1 = untracked).
+    """
+
+    n_depth: int
+    k_cap: int
+    budget_cap: int
+
+    @property
+    def n_k(self) -> int:
+        return self.k_cap
+
+    @property
+    def n_b(self) -> int:
+        return self.budget_cap + 1 if self.budget_cap >= 0 else 1
+
+    @property
+    def size(self) -> int:
+        return self.n_depth * self.n_k * self.n_b
+
+    def components(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Depth index, weeks since change, coupon weeks left of every rule state."""
+        j, k, b = np.unravel_index(np.arange(self.size), (self.n_depth, self.n_k, self.n_b))
+        wsc = np.where(self.k_cap > 1, k + 1, LONG_AGO)
+        budget = np.where(self.budget_cap >= 0, b, NO_BUDGET)
+        return j.astype(np.int64), wsc.astype(np.int64), budget.astype(np.int64)
+
+    def index(
+        self, depth_index: np.ndarray, weeks_since_change: np.ndarray, coupon_weeks_left: np.ndarray
+    ) -> np.ndarray:
+        """Rule-state index of decision states (values beyond a cap map to the cap)."""
+        j = np.asarray(depth_index, np.int64) if self.n_depth > 1 else 0 * np.asarray(depth_index)
+        k = np.clip(np.asarray(weeks_since_change, np.int64), 1, self.k_cap) - 1
+        if self.budget_cap >= 0:
+            b = np.clip(np.asarray(coupon_weeks_left, np.int64), 0, self.budget_cap)
+        else:
+            b = np.zeros_like(k)
+        return np.ravel_multi_index((j, k, b), (self.n_depth, self.n_k, self.n_b))
+
+
+def rule_grid(rules: RulesConfig, horizon_weeks: int, *, track_depth: bool = False) -> RuleGrid:
+    """The smallest rule state the active rules need (``track_depth`` forces the depth)."""
+    names = active_rules(rules)
+    depth = track_depth or any(n in names for n in _DEPTH_RULES)
+    k_cap = rules.min_weeks_between_changes if "min_weeks_between_changes" in names else 1
+    budget = -1
+    if "coupon_budget" in names:
+        assert rules.coupon_budget_weeks is not None
+        budget = min(rules.coupon_budget_weeks, horizon_weeks)
+    return RuleGrid(rules.n_discounts if depth else 1, max(k_cap, 1), budget)
+
+
+class _Model:
+    """Everything the backward pass needs, built once per (SKU, rules, horizon)."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        rules: RulesConfig,
+        horizon_weeks: int,
+        *,
+        display: np.ndarray | None,
+        mailer: np.ndarray | None,
+        track_depth: bool,
+    ) -> None:
+        check_exact(catalog)
+        if int(horizon_weeks) != horizon_weeks or horizon_weeks < 1:
+            raise ConfigError(f"horizon_weeks = {horizon_weeks!r}: expected an integer >= 1")
+        self.catalog, self.rules, self.horizon = catalog, rules, int(horizon_weeks)
+        self.n_units = int(round(float(catalog.initial_stock[0])))
+        self.grid = rule_grid(rules, self.horizon, track_depth=track_depth)
+        n_s, n_r, n_a = self.n_units + 1, self.grid.size, rules.n_actions
+        cells = self.horizon * n_s * n_r * n_a
+        if cells > MAX_GRID_CELLS:
+            raise ConfigError(
+                f"DP grid too large: {self.horizon} weeks x {n_s} stock levels x {n_r} rule "
+                f"states x {n_a} actions = {cells:,} cells > {MAX_GRID_CELLS:,}; lower the "
+                f"stock (units), the coupon budget or the number of ladder levels"
+            )
+        H = self.horizon
+        self.weeks = catalog.start_week[0] + np.arange(H)  # calendar week of step t = H - w
+        promo = []
+        for name, arr in (("display", display), ("mailer", mailer)):
+            if arr is None:
+                promo.append(np.zeros(H))
+                continue
+            a = np.asarray(arr, dtype=float)
+            if a.shape != (H,):
+                raise ConfigError(f"{name} has shape {a.shape}; expected ({H},), one per week")
+            promo.append(a)
+        # Expected demand of every (week, action) through the market's own function.
+        act = np.arange(n_a)
+        d, c = rules.depths(act)
+        rep = broadcast_catalog(catalog, H * n_a)
+        lam = expected_demand(
+            rep,
+            np.repeat(self.weeks, n_a),
+            np.tile(d, H),
+            np.tile(c, H),
+            display=np.repeat(promo[0], n_a),
+            mailer=np.repeat(promo[1], n_a),
+        )
+        self.lam = lam.reshape(H, n_a)
+        pmf, sf = demand_pmf(lam, float(catalog.dispersion[0]), self.n_units)
+        self.pmf = pmf.reshape(H, n_a, pmf.shape[1])
+        self.sf = sf.reshape(H, n_a, n_s)
+        # E[min(D, s)] = sum_{k < s} P(D > k); beyond the pmf's support P(D > k) is the tail.
+        m = min(self.pmf.shape[2], n_s - 1)
+        sold = np.empty((H, n_a, n_s))
+        sold[:, :, 0] = 0.0
+        sold[:, :, 1 : m + 1] = np.cumsum(self.sf[:, :, :m], axis=2)
+        if n_s > m + 1:
+            extra = np.arange(1, n_s - m, dtype=float)
+            sold[:, :, m + 1 :] = sold[:, :, m, None] + extra * self.sf[:, :, -1, None]
+        L, u = float(catalog.list_price[0]), float(catalog.unit_cost[0])
+        r_ret = float(catalog.return_rate[0])
+        margin = L * (1.0 - d - c) * (1.0 - r_ret) - u  # per unit sold, refunds in expectation
+        hold = float(catalog.holding_cost_per_unit_week[0])
+        # margin * sold - holding * (s - sold); no holding cost in the exit week.
+        self.reward = sold  # reused in place: (H, n_a, n_s)
+        if hold:
+            self.reward[: H - 1] *= (margin + hold)[None, :, None]
+            self.reward[: H - 1] -= hold * np.arange(n_s, dtype=float)
+            self.reward[H - 1] *= margin[:, None]
+        else:
+            self.reward *= margin[None, :, None]
+
+        stock_grid = np.arange(n_s, dtype=float)
+        self.terminal = (float(catalog.salvage_value_per_unit[0]) - u) * stock_grid - exit_penalty(
+            rules, broadcast_catalog(catalog, n_s), stock_grid, np.full(n_s, float(self.n_units))
+        )
+        # Rule-state transitions: next rule state of every (rule state, action).
+        j, wsc, bud = self.grid.components()
+        st = DecisionState(
+            weeks_left=np.full(n_r * n_a, 2, np.int64),
+            stock=np.zeros(n_r * n_a),
+            initial_stock=np.zeros(n_r * n_a),
+            depth_index=np.repeat(j, n_a),
+            weeks_since_change=np.repeat(wsc, n_a),
+            coupon_weeks_left=np.repeat(bud, n_a),
+            age_weeks=np.zeros(n_r * n_a, np.int64),
+        )
+        nxt = advance(rules, st, np.tile(act, n_r), np.zeros(n_r * n_a))
+        self.next_r = self.grid.index(
+            nxt.depth_index, nxt.weeks_since_change, nxt.coupon_weeks_left
+        ).reshape(n_r, n_a)
+        # The whole state grid as a DecisionState (stock-major), for the masks.
+        s_all = np.repeat(stock_grid, n_r)
+        self._grid_state = DecisionState(
+            weeks_left=np.zeros(n_s * n_r, np.int64),
+            stock=s_all,
+            initial_stock=np.full(n_s * n_r, float(self.n_units)),
+            depth_index=np.tile(j, n_s),
+            weeks_since_change=np.tile(wsc, n_s),
+            coupon_weeks_left=np.tile(bud, n_s),
+            age_weeks=np.zeros(n_s * n_r, np.int64),
+        )
+        self._grid_catalog = broadcast_catalog(catalog, n_s * n_r)
+        self._fft_len = sfft.next_fast_len(n_s + self.pmf.shape[2] - 1, real=True)
+        self._pmf_hat = sfft.rfft(self.pmf, self._fft_len, axis=2)  # (H, n_a, n_freq)
+
+    # ---------------------------------------------------------------- per-week pieces
+    def decision_state(self, weeks_left: int) -> DecisionState:
+        """The grid's decision state at ``weeks_left`` (arrays of shape (n_s * n_r,))."""
+        g = self._grid_state
+        g.weeks_left = np.full_like(g.weeks_left, weeks_left)
+        g.age_weeks = np.full_like(
+            g.age_weeks, int(self.catalog.age_weeks[0]) + self.horizon - weeks_left
+        )
+        return g
+
+    def mask(self, weeks_left: int) -> np.ndarray:
+        """Allowed actions on the grid, shape (n_s, n_r, n_a)."""
+        m = action_mask(self.rules, self.decision_state(weeks_left), self._grid_catalog)
+        return m.reshape(self.n_units + 1, self.grid.size, self.rules.n_actions)
+
+    def context(self, weeks_left: int) -> Any:
+        """A :class:`agents.policy.PolicyContext` over the grid at ``weeks_left``."""
+        from agents.policy import PolicyContext
+
+        g = self.decision_state(weeks_left)
+        n = g.stock.shape[0]
+        market = MarketState(
+            stock=g.stock.copy(),
+            week=np.full(n, self.weeks[self.horizon - weeks_left], np.int64),
+            ref_price=np.ones(n),
+            fatigue=np.zeros(n),
+        )
+        return PolicyContext(self._grid_catalog, g, market, self.rules, self.horizon)
+
+    def q_values(self, weeks_left: int, v_next: np.ndarray) -> np.ndarray:
+        """Expected reward plus continuation of every (stock, rule state, action).
+
+        ``v_next`` has shape (n_s, n_r); returns shape (n_s, n_r, n_a).
+        """
+        t = self.horizon - weeks_left
+        n_s, n_a = self.n_units + 1, self.rules.n_actions
+        pairs, inv = np.unique(
+            np.arange(n_a)[None, :] * self.grid.size + self.next_r, return_inverse=True
+        )
+        a_p, r_p = np.divmod(pairs, self.grid.size)
+        vals = v_next[:, r_p]  # (n_s, P)
+        n = self._fft_len
+        conv = sfft.irfft(self._pmf_hat[t, a_p].T * sfft.rfft(vals, n, axis=0), n, axis=0)[:n_s]
+        cont = conv + self.sf[t, a_p].T * vals[0][None, :]  # + P(D > s) V(0)
+        q = cont[:, inv.reshape(self.next_r.shape)]  # (n_s, n_r, n_a)
+        return q + self.reward[t].T[:, None, :]
+
+
+# ---------------------------------------------------------------------------- results
+@dataclass
+class DPSolution:
+    """The solved DP for one SKU.
+
+    Attributes
+    ----------
+    value : float
+        Optimal expected profit from the initial state (currency, market accounting,
+        including the exit penalty).
+    values : ndarray of shape (horizon_weeks + 1, n_units + 1, n_rule_states)
+        ``values[w, s, r]``: optimal expected profit to go with ``w`` weeks left (0 = after
+        exit), ``s`` units on hand, rule state ``r`` (see :attr:`grid`).
+    actions : ndarray of int of shape (horizon_weeks + 1, n_units + 1, n_rule_states)
+        Optimal flat action (``actions[0]`` is unused, -1).
+    grid : RuleGrid
+    catalog, rules, horizon_weeks
+        What was solved.
+    solve_seconds : float
+        Wall time of the solve.
+    """
+
+    value: float
+    values: np.ndarray
+    actions: np.ndarray
+    grid: RuleGrid
+    catalog: Catalog
+    rules: RulesConfig
+    horizon_weeks: int
+    solve_seconds: float
+
+    def index(self, state: DecisionState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Table indices ``(w, s, r)`` of decision states; raises on states off the grid."""
+        w = np.asarray(state.weeks_left, np.int64)
+        s = np.asarray(state.stock, float)
+        si = np.rint(s).astype(np.int64)
+        bad = (w < 0) | (w > self.horizon_weeks) | (si < 0) | (si >= self.values.shape[1])
+        if np.any(bad) or np.any(np.abs(s - si) > 1e-9):
+            i = int(np.flatnonzero(bad | (np.abs(s - si) > 1e-9))[0])
+            raise ConfigError(
+                f"decision state off the DP grid: weeks_left={int(w[i])}, stock={s[i]} "
+                f"(solved for {self.horizon_weeks} weeks and 0..{self.values.shape[1] - 1} units)"
+            )
+        r = self.grid.index(state.depth_index, state.weeks_since_change, state.coupon_weeks_left)
+        return w, si, r
+
+    def policy(self, state: DecisionState) -> np.ndarray:
+        """Optimal flat actions of decision states (arrays of shape (n,))."""
+        w, s, r = self.index(state)
+        return self.actions[w, s, r]
+
+    def value_at(self, state: DecisionState) -> np.ndarray:
+        """Optimal expected profit to go of decision states."""
+        w, s, r = self.index(state)
+        return self.values[w, s, r]
+
+
+def initial_decision_state(
+    catalog: Catalog, rules: RulesConfig, horizon_weeks: int
+) -> DecisionState:
+    """The plan's first decision state (delegates to :func:`envs.rules.initial_decision_state`)."""
+    return _initial_decision_state(catalog, horizon_weeks, rules)
+
+
+def _backward(
+    model: _Model,
+    choose: Callable[[int, np.ndarray, np.ndarray], np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    H, n_s, n_r = model.horizon, model.n_units + 1, model.grid.size
+    values = np.empty((H + 1, n_s, n_r))
+    actions = np.full((H + 1, n_s, n_r), -1, dtype=np.int16)
+    values[0] = model.terminal[:, None]
+    for w in range(1, H + 1):
+        q = model.q_values(w, values[w - 1])
+        mask = model.mask(w)
+        a = choose(w, q, mask)
+        actions[w] = a
+        values[w] = np.take_along_axis(q, a[..., None].astype(np.int64), axis=2)[..., 0]
+    return values, actions
+
+
+def _start_value(model: _Model, values: np.ndarray) -> float:
+    s0 = initial_decision_state(model.catalog, model.rules, model.horizon)
+    r0 = model.grid.index(s0.depth_index, s0.weeks_since_change, s0.coupon_weeks_left)
+    return float(values[model.horizon, model.n_units, int(r0[0])])
+
+
+def solve(
+    catalog: Catalog,
+    rules: RulesConfig,
+    horizon_weeks: int,
+    *,
+    display: np.ndarray | None = None,
+    mailer: np.ndarray | None = None,
+) -> DPSolution:
+    """Solve the markdown problem of one SKU exactly.
+
+    Parameters
+    ----------
+    catalog : Catalog
+        One SKU (``n_skus == 1``) with ``ref_price_sensitivity == 0`` and
+        ``fatigue_rate == 0`` and a whole-number ``initial_stock``.
+    rules : RulesConfig
+        The business rules; every active one is respected through its action mask.
+    horizon_weeks : int
+        Weeks to the exit week, counting the first.
+    display, mailer : ndarray of shape (horizon_weeks,) or None
+        Known promotion intensity of each week (default none).
+
+    Returns
+    -------
+    DPSolution
+
+    Raises
+    ------
+    DPNotExactError
+        When the SKU has reference-price memory or promotion fatigue.
+    ConfigError
+        When the catalog holds more than one SKU or the grid would be too large.
+    """
+    t0 = time.perf_counter()
+    model = _Model(catalog, rules, horizon_weeks, display=display, mailer=mailer, track_depth=False)
+
+    def best(w: int, q: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        # First maximum among allowed actions: ties go to the shallower, cheaper action.
+        return np.argmax(np.where(mask, q, -np.inf), axis=2)
+
+    values, actions = _backward(model, best)
+    return DPSolution(
+        value=_start_value(model, values),
+        values=values,
+        actions=actions,
+        grid=model.grid,
+        catalog=catalog,
+        rules=rules,
+        horizon_weeks=model.horizon,
+        solve_seconds=time.perf_counter() - t0,
+    )
+
+
+DecisionFn = Callable[[Any, np.ndarray], np.ndarray]
+"""A policy as a function of the DP state: ``(PolicyContext over the grid, masks) -> actions``."""
+
+
+def evaluate_exact(
+    catalog: Catalog,
+    rules: RulesConfig,
+    horizon_weeks: int,
+    decision_fn: Any,
+    *,
+    display: np.ndarray | None = None,
+    mailer: np.ndarray | None = None,
+) -> float:
+    """Exact expected profit of a policy that is a function of the DP state.
+
+    The state always includes the depth in force (so ratchets and ladders are exact), plus
+    what the active rules need. The policy may read a context's ``decision`` (weeks left,
+    stock, depth, weeks since change capped at the rule's minimum, coupon weeks left),
+    ``market.week``, the ``catalog`` and ``rules``; anything else (last week's sales, the
+    reference price) is not part of the state and the evaluation would not be exact.
+
+    Parameters
+    ----------
+    catalog, rules, horizon_weeks, display, mailer
+        As for :func:`solve`.
+    decision_fn : Policy or callable
+        A :class:`agents.policy.Policy` (called as ``act(empty observations, masks,
+        context)``) or a callable ``(context, masks) -> actions`` on a grid of states.
+
+    Returns
+    -------
+    float
+        Expected total profit from the initial state.
+    """
+    from agents.policy import Policy, check_actions
+
+    model = _Model(catalog, rules, horizon_weeks, display=display, mailer=mailer, track_depth=True)
+    name = getattr(decision_fn, "name", getattr(decision_fn, "__name__", "decision_fn"))
+    if isinstance(decision_fn, Policy):
+        decision_fn.reset(model.context(model.horizon))
+
+    def fixed(w: int, q: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        flat = mask.reshape(-1, mask.shape[-1])
+        ctx = model.context(w)
+        if isinstance(decision_fn, Policy):
+            a = decision_fn.act(np.zeros((flat.shape[0], 0)), flat, ctx)
+        else:
+            a = decision_fn(ctx, flat)
+        a = np.asarray(a, dtype=np.int64)
+        check_actions(a, flat, policy=str(name))
+        return a.reshape(mask.shape[:2])
+
+    values, _ = _backward(model, fixed)
+    return _start_value(model, values)
