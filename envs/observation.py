@@ -1,0 +1,190 @@
+"""The observation of a SKU at a decision: one function for both envs and the PPO model.
+
+:func:`build_observation` turns the rules' :class:`~envs.config.DecisionState`, the market's
+:class:`~simulator.market.MarketState` and the SKU's parameters into a ``float32`` row per SKU.
+The single-SKU env, the batched env and the exported PPO model (MLflow pyfunc) all call it,
+so a policy sees the same numbers in training, evaluation and serving.
+
+Every field is scaled to be of order one and clipped to the bounds in :data:`OBS_FIELDS`
+(the observation space's ``low`` and ``high``). The action mask is not part of the
+observation; the envs return it separately.
+
+======================  ==========  =================================================
+field                   range       meaning
+======================  ==========  =================================================
+weeks_left_frac         [0, 1]      weeks left / the episode's horizon
+weeks_left_26           [0, 4]      weeks left / 26 (absolute time, for mixed horizons)
+stock_ratio             [0, 1]      stock on hand / stock at the start of the plan
+depth                   [0, 1]      discount in force (share of list price)
+weeks_since_change      [0, 1]      min(weeks since the depth last changed, 13) / 13
+last_sales_rate         [0, 10]     last week's units sold / (initial stock / horizon)
+ref_price               [0, 2]      reference price / list price (1 = list)
+fatigue                 [0, 1]      promotion fatigue (demand x (1 - fatigue))
+elasticity              [-3, 0]     price elasticity / 4 (-2 -> -0.5)
+demand_cover            [0, 5]      full-price expected demand over the weeks left /
+                                    stock on hand (> 1: sells out without discount)
+cost_ratio              [0, 2]      unit cost / list price
+salvage_ratio           [0, 2]      salvage value / list price
+risk_score              [0, 1]      dead-stock risk score (0 when not scored)
+season_now              [0, 5]      seasonal factor of the week being decided
+season_ahead            [0, 5]      mean seasonal factor over the weeks left
+coupon_lift             [0, 3]      coupon_coef * deepest coupon level (log-lift)
+coupon_weeks_share      [0, 1]      coupon weeks left in the budget / weeks left
+                                    (1 when unlimited or coupons are off)
+======================  ==========  =================================================
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from envs.config import DecisionState, RulesConfig
+from simulator.demand import SEASON_PERIOD, Catalog
+from simulator.market import MarketState
+
+WSC_CAP = 13
+"""``weeks_since_change`` is capped at this many weeks in the observation."""
+
+# (name, low, high, meaning)
+OBS_FIELDS: tuple[tuple[str, float, float, str], ...] = (
+    ("weeks_left_frac", 0.0, 1.0, "weeks left / the episode's horizon"),
+    ("weeks_left_26", 0.0, 4.0, "weeks left / 26"),
+    ("stock_ratio", 0.0, 1.0, "stock on hand / stock at the start of the plan"),
+    ("depth", 0.0, 1.0, "discount in force, share of list price"),
+    ("weeks_since_change", 0.0, 1.0, f"min(weeks since the last change, {WSC_CAP}) / {WSC_CAP}"),
+    ("last_sales_rate", 0.0, 10.0, "last week's units sold / (initial stock / horizon)"),
+    ("ref_price", 0.0, 2.0, "reference price / list price"),
+    ("fatigue", 0.0, 1.0, "promotion fatigue"),
+    ("elasticity", -3.0, 0.0, "price elasticity / 4"),
+    ("demand_cover", 0.0, 5.0, "full-price expected demand over the weeks left / stock"),
+    ("cost_ratio", 0.0, 2.0, "unit cost / list price"),
+    ("salvage_ratio", 0.0, 2.0, "salvage value / list price"),
+    ("risk_score", 0.0, 1.0, "dead-stock risk score, 0 when not scored"),
+    ("season_now", 0.0, 5.0, "seasonal factor of the week being decided"),
+    ("season_ahead", 0.0, 5.0, "mean seasonal factor over the weeks left"),
+    ("coupon_lift", 0.0, 3.0, "coupon_coef * deepest coupon level"),
+    ("coupon_weeks_share", 0.0, 1.0, "coupon weeks left / weeks left (1 when unlimited)"),
+)
+OBS_NAMES: tuple[str, ...] = tuple(f[0] for f in OBS_FIELDS)
+OBS_DIM = len(OBS_FIELDS)
+OBS_LOW = np.array([f[1] for f in OBS_FIELDS], dtype=np.float32)
+OBS_HIGH = np.array([f[2] for f in OBS_FIELDS], dtype=np.float32)
+
+
+def season_cumsum(catalog: Catalog) -> np.ndarray:
+    """Cumulative seasonal factors over two periods, shape ``(n, 2 * 52 + 1)``, starting at 0.
+
+    Envs that build many observations for the same SKUs compute it once and pass it to
+    :func:`build_observation` (``season_cum=``).
+    """
+    season = catalog.season
+    cum = np.zeros((season.shape[0], 2 * SEASON_PERIOD + 1))
+    np.cumsum(np.concatenate([season, season], axis=1), axis=1, out=cum[:, 1:])
+    return cum
+
+
+def season_window_mean(
+    catalog: Catalog,
+    week: np.ndarray,
+    n_weeks: np.ndarray,
+    season_cum: np.ndarray | None = None,
+) -> np.ndarray:
+    """Mean seasonal factor of each SKU over ``n_weeks`` weeks from calendar week ``week``.
+
+    Parameters
+    ----------
+    catalog : Catalog
+    week : array-like of int of shape (n,)
+        First calendar week of the window.
+    n_weeks : array-like of int of shape (n,)
+        Length of the window (windows of length 0 give the factor at ``week``).
+    season_cum : ndarray of shape (n, 105) or None
+        :func:`season_cumsum` of ``catalog``, if already computed.
+
+    Returns
+    -------
+    ndarray of float of shape (n,)
+    """
+    n = catalog.n_skus
+    rows = np.arange(n)
+    season = catalog.season
+    # cumulative sums over one period, so any window is full periods plus a wrapped remainder
+    cum = season_cumsum(catalog) if season_cum is None else season_cum
+    start = np.asarray(week, dtype=np.int64) % SEASON_PERIOD
+    length = np.maximum(np.asarray(n_weeks, dtype=np.int64), 0)
+    full, rest = np.divmod(length, SEASON_PERIOD)
+    total = full * cum[:, SEASON_PERIOD] + cum[rows, start + rest] - cum[rows, start]
+    now = season[rows, start]
+    return np.where(length > 0, total / np.maximum(length, 1), now)
+
+
+def build_observation(
+    catalog: Catalog,
+    decision: DecisionState,
+    market: MarketState,
+    rules: RulesConfig,
+    *,
+    horizon_weeks: np.ndarray | int,
+    last_units_sold: np.ndarray | float = 0.0,
+    season_cum: np.ndarray | None = None,
+) -> np.ndarray:
+    """Observation rows for ``n`` SKUs at a decision (see the module docstring's table).
+
+    Parameters
+    ----------
+    catalog : Catalog
+        The ``n`` SKUs' parameters, row for row with the states.
+    decision : DecisionState
+        The rules' state before the week being decided.
+    market : MarketState
+        The market's state before the week (calendar week, reference price, fatigue).
+    rules : RulesConfig
+        For the discount ladder and the coupon levels.
+    horizon_weeks : int or array-like of int of shape (n,)
+        Each SKU's planned horizon (weeks from the start of its episode to exit).
+    last_units_sold : float or array-like of shape (n,)
+        Units sold in the week before (0 at the start of an episode).
+    season_cum : ndarray of shape (n, 105) or None
+        :func:`season_cumsum` of ``catalog`` if the caller keeps it (saves time).
+
+    Returns
+    -------
+    ndarray of float32 of shape (n, OBS_DIM)
+    """
+    n = catalog.n_skus
+    rows = np.arange(n)
+    weeks_left = np.asarray(decision.weeks_left, dtype=float)
+    horizon = np.broadcast_to(np.asarray(horizon_weeks, dtype=float), (n,))
+    stock = np.asarray(decision.stock, dtype=float)
+    initial = np.asarray(decision.initial_stock, dtype=float)
+    safe_initial = np.maximum(initial, 1.0)
+    list_price = catalog.list_price
+    week = np.asarray(market.week, dtype=np.int64) % SEASON_PERIOD
+    season_ahead = season_window_mean(catalog, week, decision.weeks_left, season_cum)
+    full_price_demand = catalog.base_demand * season_ahead * weeks_left
+    coupons_left = np.asarray(decision.coupon_weeks_left, dtype=float)
+
+    obs = np.empty((n, OBS_DIM), dtype=np.float64)
+    obs[:, 0] = weeks_left / np.maximum(horizon, 1.0)
+    obs[:, 1] = weeks_left / 26.0
+    obs[:, 2] = stock / safe_initial
+    obs[:, 3] = np.asarray(rules.discount_levels)[decision.depth_index]
+    obs[:, 4] = np.minimum(decision.weeks_since_change, WSC_CAP) / WSC_CAP
+    obs[:, 5] = np.asarray(last_units_sold, dtype=float) * horizon / safe_initial
+    obs[:, 6] = market.ref_price
+    obs[:, 7] = market.fatigue
+    obs[:, 8] = catalog.elasticity / 4.0
+    obs[:, 9] = full_price_demand / np.maximum(stock, 1.0)
+    obs[:, 10] = catalog.unit_cost / list_price
+    obs[:, 11] = catalog.salvage_value_per_unit / list_price
+    obs[:, 12] = np.nan_to_num(catalog.risk_score, nan=0.0)
+    obs[:, 13] = catalog.season[rows, week]
+    obs[:, 14] = season_ahead
+    obs[:, 15] = catalog.coupon_coef * rules.coupon_levels[-1]
+    obs[:, 16] = np.where(
+        rules.n_coupons > 1,
+        np.minimum(coupons_left, np.maximum(weeks_left, 1.0)) / np.maximum(weeks_left, 1.0),
+        1.0,
+    )
+    np.clip(obs, OBS_LOW, OBS_HIGH, out=obs)
+    return obs.astype(np.float32)
