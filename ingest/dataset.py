@@ -24,12 +24,17 @@ class Dataset:
         Hash of the source's content; keys the panel cache and is logged with every run.
     notes : list of str
         Assumptions the loader made (for example "no stock levels in this source").
+    report : list of dict
+        Counted changes the loader made before validation (rows dropped, values derived),
+        one dict per change with at least ``table``, ``action``, ``rows`` and ``reason``;
+        cleaning copies them into its report so every dropped value is accounted for.
     """
 
     tables: dict[str, pd.DataFrame]
     source: str
     fingerprint: str
     notes: list[str] = field(default_factory=list)
+    report: list[dict[str, object]] = field(default_factory=list)
 
     @property
     def products(self) -> pd.DataFrame:

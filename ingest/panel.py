@@ -1,0 +1,168 @@
+"""The weekly (sku, week) panel that risk scoring and demand fitting read.
+
+One row per (sku, week) from the SKU's launch week (or first sale) to the last week of the
+data, zero-sales weeks filled in, sorted by sku and week. The columns are the contract in
+``docs/data.md`` ("The weekly panel"); :data:`PANEL_COLUMNS` lists them in order.
+
+Built with array arithmetic: each SKU's rows are a contiguous block, so a (sku, week) row of
+any table lands at ``block_start[sku] + week - first_week[sku]`` without a join.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+
+from ingest.cache import panel_path
+from ingest.clean import CleaningConfig, clean, is_clean
+from ingest.dataset import Dataset
+from ingest.io import write_frame_atomic
+
+#: Bump when the panel's columns or arithmetic change, so cached panels are rebuilt.
+PANEL_VERSION = "p1"
+MAX_DISCOUNT_DEPTH = 0.95
+
+PANEL_COLUMNS: tuple[str, ...] = (
+    "sku", "week", "category", "department",
+    "units", "revenue", "discount_amount", "coupon_amount", "returns",
+    "list_price", "shelf_price", "effective_price", "discount_depth", "coupon_depth",
+    "price_observed", "display", "mailer", "on_hand",
+    "views", "clicks", "add_to_cart", "purchases", "n_buyers",
+    "brand", "unit_cost", "launch_week",
+)  # fmt: skip
+
+
+def _carry(values: np.ndarray, block: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """Forward-fill NaNs within each block, back-fill the leading ones, then ``fallback``."""
+    s = pd.Series(values)
+    g = s.groupby(block, sort=False)
+    filled = g.ffill()
+    filled = filled.groupby(block, sort=False).bfill()
+    return filled.fillna(pd.Series(fallback)).to_numpy(dtype=float)
+
+
+def build_panel(dataset: Dataset, config: CleaningConfig | None = None) -> pd.DataFrame:
+    """Build the weekly panel of ``dataset`` (cleaned first if it is not clean yet).
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Canonical tables; cleaned with ``config`` when a list price, cost or launch week is
+        missing.
+    config : CleaningConfig, optional
+        Used only when the dataset needs cleaning.
+
+    Returns
+    -------
+    DataFrame
+        Columns :data:`PANEL_COLUMNS`, one row per (sku, week), sorted by sku and week.
+    """
+    if not is_clean(dataset):
+        dataset, _ = clean(dataset, config)
+    products = dataset.products.sort_values("sku", kind="stable").reset_index(drop=True)
+    sales = dataset.sales
+    weeks = [int(t["week"].max()) for n, t in dataset.tables.items() if "week" in t and len(t)]
+    last_week = max(weeks) if weeks else 0
+    skus = products["sku"].astype("string")
+    code_of = pd.Series(np.arange(len(skus)), index=pd.Index(skus))
+    start = products["launch_week"].to_numpy(dtype=np.int64)
+    sold = sales[sales["units"] > 0].groupby("sku")["week"].min()
+    first_sale = skus.map(sold).to_numpy(dtype=float, na_value=np.nan)
+    start = np.where(np.isfinite(first_sale), np.minimum(start, first_sale), start).astype(np.int64)
+    length = np.clip(last_week - start + 1, 0, None)
+    offsets = np.concatenate([[0], np.cumsum(length)])
+    n = int(offsets[-1])
+    block = np.repeat(np.arange(len(skus)), length)
+    week = start[block] + (np.arange(n) - offsets[block])
+
+    def place(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Panel positions of ``frame``'s rows (and a mask of rows inside the panel)."""
+        code = frame["sku"].astype("string").map(code_of).to_numpy(dtype=float, na_value=np.nan)
+        ok = np.isfinite(code)
+        c = np.where(ok, code, 0).astype(np.int64)
+        w = frame["week"].to_numpy(dtype=np.int64)
+        ok &= (w >= start[c]) & (w <= last_week)
+        return (offsets[c] + w - start[c])[ok], ok
+
+    def spread(frame: pd.DataFrame | None, column: str, empty: float) -> np.ndarray:
+        out = np.full(n, empty if frame is None else 0.0)
+        if frame is not None and len(frame):
+            pos, ok = place(frame)
+            np.add.at(out, pos, frame[column].to_numpy(dtype=float)[ok])
+        return out
+
+    cols: dict[str, object] = {"sku": skus.to_numpy()[block], "week": week}
+    for c in ("category", "department"):
+        cols[c] = products[c].astype("string").to_numpy()[block]
+    for c in ("units", "revenue", "discount_amount", "coupon_amount", "returns"):
+        cols[c] = spread(sales, c, 0.0)
+    list_price = products["list_price"].to_numpy(dtype=float)[block]
+    units = cols["units"]
+    revenue, disc, coup = cols["revenue"], cols["discount_amount"], cols["coupon_amount"]
+    assert isinstance(units, np.ndarray)
+    observed = units > 0
+    safe = np.where(observed, units, 1.0)
+    shelf = np.where(observed, (revenue + disc + coup) / safe, np.nan)  # type: ignore[operator]
+    eff = np.where(observed, (revenue + coup) / safe, np.nan)  # type: ignore[operator]
+    shelf = _carry(shelf, block, list_price)
+    eff = _carry(eff, block, list_price)
+    cols["list_price"] = list_price
+    cols["shelf_price"] = shelf
+    cols["effective_price"] = eff
+    with np.errstate(divide="ignore", invalid="ignore"):
+        depth = np.clip(1.0 - eff / list_price, 0.0, MAX_DISCOUNT_DEPTH)
+        cols["discount_depth"] = np.nan_to_num(depth, nan=0.0)
+        cols["coupon_depth"] = np.where(observed, coup / (safe * list_price), 0.0)  # type: ignore[operator]
+    cols["price_observed"] = observed
+    promo = dataset.get("promotions")
+    cols["display"] = spread(promo, "display", 0.0)
+    cols["mailer"] = spread(promo, "mailer", 0.0)
+    stock = dataset.get("stock")
+    on_hand = np.full(n, np.nan)
+    if stock is not None and len(stock):
+        pos, ok = place(stock)
+        on_hand[pos] = stock["on_hand"].to_numpy(dtype=float)[ok]
+    cols["on_hand"] = on_hand
+    inter = dataset.get("interactions")
+    for c in ("views", "clicks", "add_to_cart", "purchases"):
+        cols[c] = spread(inter, c, np.nan)
+    baskets = dataset.get("baskets")
+    if baskets is not None:
+        buyers = baskets.drop_duplicates(["sku", "week", "household_id"])
+        cols["n_buyers"] = spread(buyers.assign(one=1.0), "one", np.nan)
+    else:
+        cols["n_buyers"] = np.full(n, np.nan)
+    cols["brand"] = products["brand"].astype("string").to_numpy()[block]
+    cols["unit_cost"] = products["unit_cost"].to_numpy(dtype=float)[block]
+    cols["launch_week"] = products["launch_week"].to_numpy(dtype=np.int64)[block]
+    panel = pd.DataFrame(cols)
+    for c in ("sku", "category", "department", "brand"):
+        panel[c] = panel[c].astype("string")
+    panel["week"] = panel["week"].astype(np.int64)
+    return panel[list(PANEL_COLUMNS)]
+
+
+def load_panel(
+    dataset: Dataset, config: CleaningConfig | None = None, *, use_cache: bool = True
+) -> pd.DataFrame:
+    """:func:`build_panel`, cached as Parquet under the dataset fingerprint.
+
+    The key is ``<fingerprint>-<PANEL_VERSION>-<cleaning settings>``; the cache folder is
+    ``$DEADSTOCK_CACHE_DIR`` (default ``.cache/deadstock``).
+    """
+    config = config or CleaningConfig()
+    path = panel_path(f"{dataset.fingerprint}-{PANEL_VERSION}-{config.key()}")
+    if use_cache and path.is_file():
+        try:
+            panel = pd.read_parquet(path)
+            print(f"[data] panel from cache ({path.name})", file=sys.stderr, flush=True)
+            return panel
+        except (OSError, ValueError):
+            pass  # unreadable cache entry: rebuild it
+    print("[data] building the weekly panel", file=sys.stderr, flush=True)
+    panel = build_panel(dataset, config)
+    if use_cache:
+        write_frame_atomic(panel, path)
+    return panel
