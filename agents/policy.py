@@ -36,8 +36,8 @@ class PolicyContext:
         The market's state per slot (stock, calendar week, reference price, fatigue).
     rules : RulesConfig
         The business rules in force (the action grid and the switches).
-    horizon_weeks : int
-        Planned weeks from the start of an episode to its exit week.
+    horizon_weeks : int or ndarray of int of shape (n,)
+        Planned weeks from the start of each slot's episode to its exit week.
     episode_start : ndarray of bool of shape (n,) or None
         True for slots whose episode just started (a new SKU was drawn); ``None`` when
         unknown. Policies that cache per SKU may use it; they must not rely on it.
@@ -47,12 +47,16 @@ class PolicyContext:
     decision: DecisionState
     market: MarketState
     rules: RulesConfig
-    horizon_weeks: int
+    horizon_weeks: int | np.ndarray
     episode_start: np.ndarray | None = None
 
     @property
     def n_slots(self) -> int:
         return self.catalog.n_skus
+
+    def horizons(self) -> np.ndarray:
+        """Each slot's horizon in weeks, shape (n,)."""
+        return np.broadcast_to(np.asarray(self.horizon_weeks, dtype=np.int64), (self.n_slots,))
 
 
 class PolicyError(DeadstockError):

@@ -1,0 +1,460 @@
+"""Heuristic baselines and the DP policy, all behind :class:`~agents.policy.Policy`.
+
+Every baseline reads the structured :class:`~agents.policy.PolicyContext` (they need a
+context; play them with :func:`agents.rollout.rollout` or ``env.policy_context()``) and
+only ever picks actions its mask allows: a wished-for depth is snapped to the nearest
+allowed action by :func:`~agents.policy.nearest_allowed`, or the choice is made among the
+allowed actions directly. Expected demand always comes from
+:func:`simulator.market.expected_demand`; nothing here repeats the market's arithmetic.
+
+=====================  ===============================================================
+name                   rule
+=====================  ===============================================================
+``no_markdown``        keep list price (the shallowest depth the rules allow)
+``ladder_<p>pt_<k>w``  linear ladder: ``p`` points deeper every ``k`` weeks
+``fixed_<d>``          one fixed depth for the whole plan
+``best_fixed``         the fixed depth with the best expected profit, found per SKU
+                       exactly (:func:`agents.dp.evaluate_exact`) or, where the DP is not
+                       exact, by simulation
+``certainty_equiv``    Gallego-van Ryzin certainty-equivalent: every week, the action that
+                       maximises the deterministic (fluid) profit over the weeks left if
+                       held to exit, sales capped by stock
+``weeks_of_cover``     one step deeper when stock covers more than ``deepen_above`` x the
+                       weeks left at the current depth (one step up below ``raise_below``)
+``myopic``             the action with the best expected profit this week (salvage and
+                       write-off of the units left counted in the exit week)
+``dp``                 the exact DP's optimal action (solved per SKU, cached)
+=====================  ===============================================================
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import fields
+
+import numpy as np
+
+from agents.dp import DPNotExactError, evaluate_exact, expected_units_sold, solve
+from agents.policy import Policy, PolicyContext, nearest_allowed
+from envs.config import DecisionState, RulesConfig
+from envs.rules import exit_penalty
+from ingest.errors import ConfigError
+from simulator.demand import SEASON_PERIOD, Catalog
+from simulator.market import expected_demand
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _is_single_sku(ctx: PolicyContext) -> bool:
+    """True when every slot holds the same SKU in the same calendar week (a DP state grid)."""
+    cat = ctx.catalog
+    same_row = all(
+        getattr(cat, f.name).strides[0] == 0 for f in fields(cat) if getattr(cat, f.name).ndim
+    )
+    week = np.asarray(ctx.market.week)
+    return same_row and bool(np.all(week == week[0]))
+
+
+def demand_table(ctx: PolicyContext, n_weeks: int) -> np.ndarray:
+    """Expected demand of every slot, action and week ahead, shape ``(n, n_actions, n_weeks)``.
+
+    Week ``j`` is ``j`` weeks after the week being decided; the reference price and fatigue
+    are held at their current values (a certainty-equivalent view of memory).
+    """
+    rules = ctx.rules
+    single = _is_single_sku(ctx)
+    cat = ctx.catalog.take([0]) if single else ctx.catalog
+    rows = slice(0, 1) if single else slice(None)
+    week = np.asarray(ctx.market.week)[rows]
+    ref = np.asarray(ctx.market.ref_price)[rows]
+    fat = np.asarray(ctx.market.fatigue)[rows]
+    d_all, c_all = rules.depths(np.arange(rules.n_actions))
+    out = np.empty((cat.n_skus, rules.n_actions, n_weeks))
+    for a in range(rules.n_actions):
+        for j in range(n_weeks):
+            out[:, a, j] = expected_demand(
+                cat, week + j, d_all[a], c_all[a], ref_price=ref, fatigue=fat
+            )
+    if single:
+        return np.broadcast_to(out, (ctx.n_slots, *out.shape[1:]))
+    return out
+
+
+def _unit_margin(ctx: PolicyContext) -> np.ndarray:
+    """Expected profit per unit sold of every slot and action, ``(n, n_actions)``: net price
+    after coupon and expected refunds, minus unit cost."""
+    cat, rules = ctx.catalog, ctx.rules
+    d, c = rules.depths(np.arange(rules.n_actions))
+    net = cat.list_price[:, None] * (1.0 - d - c)[None, :]
+    return net * (1.0 - cat.return_rate[:, None]) - cat.unit_cost[:, None]
+
+
+def _deepen(rules: RulesConfig, masks: np.ndarray, depth: np.ndarray, step: int) -> np.ndarray:
+    """Flat actions ``step`` ladder levels away from ``depth`` (clipped), snapped to masks."""
+    target = np.clip(depth + step, 0, rules.n_discounts - 1)
+    return nearest_allowed(rules, masks, target, 0)
+
+
+# ---------------------------------------------------------------------------- simple rules
+
+
+class NoMarkdown(Policy):
+    """Keep list price: depth 0 and no coupon, or the nearest the rules allow."""
+
+    name = "no_markdown"
+    requires_context = True
+
+    def act(self, observations, masks, context=None):
+        ctx = self._need_context(context)
+        return nearest_allowed(ctx.rules, masks, np.zeros(ctx.n_slots, np.int64), 0)
+
+
+class FixedDiscount(Policy):
+    """Hold one ladder depth for the whole plan (snapped to the mask every week).
+
+    Parameters
+    ----------
+    depth_index : int
+        Index into ``rules.discount_levels``.
+    """
+
+    requires_context = True
+
+    def __init__(self, depth_index: int) -> None:
+        self.depth_index = depth_index
+        self.name = f"fixed_{depth_index}"
+
+    def act(self, observations, masks, context=None):
+        ctx = self._need_context(context)
+        if not 0 <= self.depth_index < ctx.rules.n_discounts:
+            raise ConfigError(
+                f"FixedDiscount.depth_index = {self.depth_index}; the ladder has "
+                f"{ctx.rules.n_discounts} levels"
+            )
+        return nearest_allowed(ctx.rules, masks, np.full(ctx.n_slots, self.depth_index), 0)
+
+
+class LinearLadder(Policy):
+    """Fixed linear markdown ladder: ``step`` deeper every ``every_weeks`` weeks.
+
+    The wished depth after ``e`` weeks of the plan is ``step * floor(e / every_weeks)``,
+    rounded down to the ladder and snapped to the mask.
+
+    Parameters
+    ----------
+    step : float
+        Depth added per period (share of list price), e.g. 0.1 = 10 points.
+    every_weeks : int
+        Period length in weeks.
+    """
+
+    requires_context = True
+
+    def __init__(self, step: float = 0.1, every_weeks: int = 2) -> None:
+        if step <= 0 or every_weeks < 1:
+            raise ConfigError(
+                f"LinearLadder(step={step}, every_weeks={every_weeks}): expected step > 0 "
+                f"and every_weeks >= 1"
+            )
+        self.step = step
+        self.every_weeks = every_weeks
+        self.name = f"ladder_{round(step * 100)}pt_{every_weeks}w"
+
+    def act(self, observations, masks, context=None):
+        ctx = self._need_context(context)
+        elapsed = ctx.horizons() - np.asarray(ctx.decision.weeks_left)
+        wish = self.step * (elapsed // self.every_weeks)
+        levels = np.asarray(ctx.rules.discount_levels)
+        idx = np.searchsorted(levels, wish + 1e-9, side="right") - 1
+        return nearest_allowed(ctx.rules, masks, idx, 0)
+
+
+class WeeksOfCover(Policy):
+    """Threshold rule on weeks of cover at the current depth.
+
+    ``cover = stock / expected weekly demand at the depth in force`` (weeks). When cover
+    exceeds ``deepen_above x weeks left`` the depth goes one ladder step deeper; when it is
+    below ``raise_below x weeks left`` (if set) one step shallower; otherwise it holds.
+
+    Parameters
+    ----------
+    deepen_above : float
+        Cover ratio above which to mark down.
+    raise_below : float or None
+        Cover ratio below which to raise the price; ``None`` never raises.
+    """
+
+    name = "weeks_of_cover"
+    requires_context = True
+
+    def __init__(self, deepen_above: float = 1.0, raise_below: float | None = None) -> None:
+        if deepen_above <= 0 or (raise_below is not None and raise_below >= deepen_above):
+            raise ConfigError(
+                f"WeeksOfCover(deepen_above={deepen_above}, raise_below={raise_below}): "
+                f"expected 0 < raise_below < deepen_above"
+            )
+        self.deepen_above = deepen_above
+        self.raise_below = raise_below
+
+    def act(self, observations, masks, context=None):
+        ctx = self._need_context(context)
+        rules, dec = ctx.rules, ctx.decision
+        depth = np.asarray(dec.depth_index, np.int64)
+        lam = demand_table(ctx, 1)[np.arange(ctx.n_slots), rules.encode(depth, 0), 0]
+        stock = np.asarray(dec.stock, float)
+        cover = np.where(lam > 0, stock / np.maximum(lam, 1e-12), np.inf)
+        cover = np.where(stock > 0, cover, 0.0)
+        ratio = cover / np.maximum(np.asarray(dec.weeks_left, float), 1.0)
+        step = np.where(ratio > self.deepen_above, 1, 0)
+        if self.raise_below is not None:
+            step = np.where(ratio < self.raise_below, -1, step)
+        return _deepen(rules, masks, depth, step)
+
+
+# ---------------------------------------------------------------------------- model-based
+
+
+class Myopic(Policy):
+    """Greedy on this week's expected profit as the market books it, salvage-aware at exit.
+
+    Chooses the allowed action maximising this week's expected profit: unit margin on the
+    expected units sold, minus holding on the units left, and in the exit week the salvage
+    value less the write-off on the units left. It ignores every later week (a unit kept is
+    worth nothing more to it than its holding cost).
+    """
+
+    name = "myopic"
+    requires_context = True
+
+    def act(self, observations, masks, context=None):
+        ctx = self._need_context(context)
+        cat = ctx.catalog
+        lam = demand_table(ctx, 1)[:, :, 0]
+        stock = np.asarray(ctx.decision.stock, float)[:, None]
+        sold = expected_units_sold(lam, cat.dispersion[:, None], stock)
+        exit_week = (np.asarray(ctx.decision.weeks_left) <= 1)[:, None]
+        # Value this week of a unit not sold: -holding, or salvage - unit cost at exit.
+        keep = np.where(
+            exit_week,
+            (cat.salvage_value_per_unit - cat.unit_cost)[:, None],
+            -cat.holding_cost_per_unit_week[:, None],
+        )
+        gain = sold * (_unit_margin(ctx) - keep)
+        return _argmax_allowed(gain, masks)
+
+
+def _argmax_allowed(score: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """First best allowed action per row (ties go to the lower index: shallower, no coupon)."""
+    return np.argmax(np.where(masks, score, -np.inf), axis=1).astype(np.int64)
+
+
+class CertaintyEquivalent(Policy):
+    """Gallego-van Ryzin certainty-equivalent price, re-solved every week.
+
+    For each allowed action, demand is replaced by its expectation (the fluid model) and the
+    action is held until exit: sales accumulate week by week up to the stock, unsold units
+    pay holding and, at exit, are salvaged and charged the sell-through penalty. The action
+    with the highest fluid profit is taken; next week the problem is solved again from the
+    realised stock. Under a stock constraint this picks the run-out price (expected demand
+    about equal to stock) unless a shallower price earns more.
+    """
+
+    name = "certainty_equiv"
+    requires_context = True
+
+    def act(self, observations, masks, context=None):
+        ctx = self._need_context(context)
+        cat, rules, dec = ctx.catalog, ctx.rules, ctx.decision
+        wl = np.asarray(dec.weeks_left, np.int64)
+        n_w = int(max(wl.max(initial=1), 1))
+        lam = demand_table(ctx, n_w)
+        ahead = np.arange(n_w)[None, None, :] < wl[:, None, None]
+        cum = np.cumsum(np.where(ahead, lam, 0.0), axis=2)
+        stock = np.asarray(dec.stock, float)[:, None]
+        total = cum[:, :, -1]
+        sold = np.minimum(total, stock)
+        left_by_week = stock[:, :, None] - np.minimum(cum, stock[:, :, None])
+        # Holding on the stock left after every week but the exit week.
+        not_exit = np.arange(n_w)[None, None, :] < (wl[:, None, None] - 1)
+        holding = (left_by_week * not_exit).sum(axis=2) * cat.holding_cost_per_unit_week[:, None]
+        left = stock - sold
+        keep = (cat.salvage_value_per_unit - cat.unit_cost)[:, None] * left
+        pen = exit_penalty(
+            rules,
+            _repeat_catalog(cat, rules.n_actions),
+            left.ravel(),
+            np.repeat(np.asarray(dec.initial_stock, float), rules.n_actions),
+        ).reshape(left.shape)
+        value = _unit_margin(ctx) * sold - holding + keep - pen
+        return _argmax_allowed(value, masks)
+
+
+def _repeat_catalog(cat: Catalog, k: int) -> Catalog:
+    """Each row of ``cat`` repeated ``k`` times (only ``list_price`` is read downstream)."""
+    return Catalog(
+        **{
+            f.name: np.repeat(getattr(cat, f.name), k, axis=0)
+            if f.name == "list_price"
+            else np.broadcast_to(
+                getattr(cat, f.name)[:1], (cat.n_skus * k, *getattr(cat, f.name).shape[1:])
+            )
+            for f in fields(cat)
+        }
+    )
+
+
+# ---------------------------------------------------------------------------- per-SKU caches
+
+
+def _slot_groups(ctx: PolicyContext) -> tuple[list[tuple[Catalog, int, int, int]], np.ndarray]:
+    """Group slots by the problem they pose: (one-SKU catalog, horizon, start week, stock).
+
+    Returns the distinct problems and each slot's group index.
+    """
+    dec = ctx.decision
+    horizon = ctx.horizons()
+    start = (np.asarray(ctx.market.week) - (horizon - np.asarray(dec.weeks_left))) % SEASON_PERIOD
+    init = np.asarray(dec.initial_stock, float)
+    if _is_single_sku(ctx) and np.all(horizon == horizon[0]):
+        if not np.all(init == init[0]) or not np.all(start == start[0]):
+            raise ConfigError("slots of one SKU disagree on the plan's start or stock")
+        group = (ctx.catalog.take([0]), int(horizon[0]), int(start[0]), int(round(init[0])))
+        return [group], np.zeros(ctx.n_slots, np.int64)
+    cat = ctx.catalog
+    numeric = [
+        np.asarray(getattr(cat, f.name), float).reshape(cat.n_skus, -1)
+        for f in fields(cat)
+        if f.name not in ("sku", "category", "initial_stock", "start_week", "risk_score")
+    ]
+    names = np.unique(np.asarray(cat.sku).astype(str), return_inverse=True)[1]
+    table = np.hstack([*numeric, names[:, None], horizon[:, None], start[:, None], init[:, None]])
+    _, first, inverse = np.unique(table, axis=0, return_index=True, return_inverse=True)
+    groups = [
+        (cat.take([int(i)]), int(horizon[i]), int(start[i]), int(round(init[i]))) for i in first
+    ]
+    return groups, inverse.ravel()
+
+
+def _problem(group: tuple[Catalog, int, int, int]) -> tuple[Catalog, int, tuple]:
+    cat, H, start, stock = group
+    one = cat.replace(initial_stock=float(stock), start_week=start)
+    key = (H, start, stock, one.to_frame().to_json())
+    return one, H, key
+
+
+def _subset(state: DecisionState, idx: np.ndarray) -> DecisionState:
+    return DecisionState(**{f.name: np.asarray(getattr(state, f.name))[idx] for f in fields(state)})
+
+
+class DPPolicy(Policy):
+    """The exact DP's optimal policy: each SKU is solved on first sight and cached.
+
+    Raises :class:`~agents.dp.DPNotExactError` for a SKU the DP cannot solve exactly
+    (reference-price memory, fatigue): it never falls back to an approximation.
+
+    Parameters
+    ----------
+    max_cached : int
+        Solved SKUs kept (least recently used are dropped).
+    """
+
+    name = "dp"
+    requires_context = True
+
+    def __init__(self, max_cached: int = 64) -> None:
+        self.max_cached = max_cached
+        self._cache: OrderedDict[tuple, object] = OrderedDict()
+
+    def solution(self, catalog: Catalog, rules: RulesConfig, horizon_weeks: int):
+        """The (cached) :class:`~agents.dp.DPSolution` of a one-SKU catalog."""
+        key = (rules, horizon_weeks, catalog.to_frame().to_json())
+        if key in self._cache:
+            self._cache.move_to_end(key)
+        else:
+            self._cache[key] = solve(catalog, rules, horizon_weeks)
+            while len(self._cache) > self.max_cached:
+                self._cache.popitem(last=False)
+        return self._cache[key]
+
+    def act(self, observations, masks, context=None):
+        ctx = self._need_context(context)
+        groups, inverse = _slot_groups(ctx)
+        actions = np.empty(ctx.n_slots, np.int64)
+        for g, group in enumerate(groups):
+            one, H, _ = _problem(group)
+            sol = self.solution(one, ctx.rules, H)
+            idx = np.flatnonzero(inverse == g)
+            actions[idx] = sol.policy(_subset(ctx.decision, idx))  # type: ignore[attr-defined]
+        return actions
+
+
+class BestFixedDiscount(Policy):
+    """The single fixed depth with the best expected profit, searched per SKU.
+
+    Each ladder depth is held for the whole plan (snapped to the mask) and valued exactly
+    with :func:`agents.dp.evaluate_exact`; where the DP is not exact (memory, fatigue) it is
+    valued by ``n_sim_episodes`` simulated episodes with ``seed`` instead.
+
+    Parameters
+    ----------
+    n_sim_episodes : int
+        Episodes per depth when simulation is needed.
+    seed : int
+        Seed of that simulation.
+    """
+
+    name = "best_fixed"
+    requires_context = True
+
+    def __init__(self, n_sim_episodes: int = 200, seed: int = 0) -> None:
+        self.n_sim_episodes = n_sim_episodes
+        self.seed = seed
+        self._best: dict[tuple, int] = {}
+
+    def search(self, catalog: Catalog, rules: RulesConfig, horizon_weeks: int) -> np.ndarray:
+        """Expected profit of every fixed depth for a one-SKU catalog, shape (n_discounts,)."""
+        values = np.empty(rules.n_discounts)
+        for i in range(rules.n_discounts):
+            try:
+                values[i] = evaluate_exact(catalog, rules, horizon_weeks, FixedDiscount(i))
+            except DPNotExactError:
+                from agents.rollout import rollout
+
+                res = rollout(
+                    FixedDiscount(i),
+                    catalog,
+                    rules,
+                    horizon_weeks,
+                    n_episodes=self.n_sim_episodes,
+                    seed=self.seed,
+                )
+                values[i] = float(res.objective.mean())
+        return values
+
+    def act(self, observations, masks, context=None):
+        ctx = self._need_context(context)
+        groups, inverse = _slot_groups(ctx)
+        wish = np.empty(ctx.n_slots, np.int64)
+        for g, group in enumerate(groups):
+            one, H, key = _problem(group)
+            key = (ctx.rules, *key)
+            if key not in self._best:
+                self._best[key] = int(np.argmax(self.search(one, ctx.rules, H)))
+            wish[inverse == g] = self._best[key]
+        return nearest_allowed(ctx.rules, masks, wish, 0)
+
+
+def default_baselines(include_dp: bool = True) -> list[Policy]:
+    """The standard set of baselines compared in benchmarks and reports."""
+    out: list[Policy] = [
+        NoMarkdown(),
+        LinearLadder(0.1, 2),
+        LinearLadder(0.1, 4),
+        BestFixedDiscount(),
+        CertaintyEquivalent(),
+        WeeksOfCover(1.0),
+        Myopic(),
+    ]
+    if include_dp:
+        out.append(DPPolicy())
+    return out
