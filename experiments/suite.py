@@ -258,11 +258,13 @@ def training_catalog(
     rng: np.random.Generator,
     *,
     profile: str = "none",
-    horizon_weeks: int = 12,
+    horizon_range: tuple[int, int] = (4, 26),
 ) -> Catalog:
     """A synthetic catalog spanning the suite's ranges, for training one policy per profile.
 
-    Elasticity ~ U(-4, -0.8); cover ~ U(0.2, 1.4) (relative to ``horizon_weeks``); cost
+    Elasticity ~ U(-4, -0.8); cover ~ U(0.2, 1.4) over a reference horizon drawn uniformly
+    from ``horizon_range`` (the env draws each episode's horizon independently, so the cover
+    a policy sees spreads around the drawn one, wider at the extremes); cost
     ratio ~ U(0.15, 0.7); stock log-uniform on 10-5,000; salvage ratio 0 or U(0, 0.3);
     holding ratio 0 or U(0, 0.006); half the SKUs Poisson, half negative binomial with
     dispersion ~ U(0.1, 0.6). Coupon lift :data:`COUPON_COEF` where the profile has coupons.
@@ -274,8 +276,8 @@ def training_catalog(
         The only source of randomness.
     profile : str
         Key of :data:`RULE_PROFILES`.
-    horizon_weeks : int
-        Horizon the cover refers to (envs that draw a horizon per slot rescale it).
+    horizon_range : tuple of int
+        (shortest, longest) reference horizon of the cover.
     """
     if profile not in RULE_PROFILES:
         raise ConfigError(
@@ -288,13 +290,14 @@ def training_catalog(
     cover = rng.uniform(0.2, 1.4, n)
     nb = rng.random(n) < 0.5
     coupons = RULE_PROFILES[profile].n_coupons > 1
+    horizon = rng.integers(horizon_range[0], horizon_range[1] + 1, n)
     return Catalog.build(
         n_skus=n,
         sku=np.array([f"train{i}" for i in range(n)], dtype=object),
         category="train",
         list_price=1.0,
         unit_cost=rng.uniform(0.15, 0.7, n),
-        base_demand=cover * stock / horizon_weeks,
+        base_demand=cover * stock / horizon,
         elasticity=rng.uniform(-4.0, -0.8, n),
         coupon_coef=COUPON_COEF if coupons else 0.0,
         dispersion=np.where(nb, rng.uniform(0.1, 0.6, n), 0.0),

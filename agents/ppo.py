@@ -1,0 +1,448 @@
+"""Masked PPO (sb3-contrib ``MaskablePPO``): one discount policy for every SKU of a catalog.
+
+The agent trains on :class:`envs.batched.BatchedMarkdownEnv`: N SKU slots stepped at once,
+each slot drawing a new SKU (and optionally a horizon) from a catalog at reset, so the policy
+learns to condition on the SKU's descriptors in the observation. Business rules are action
+masks: the policy can never pick a forbidden action, during training or after.
+
+:class:`PPOConfig` holds every hyperparameter with the defaults chosen for this problem (see
+``docs/agents.md``, "PPO: configuration"); :func:`train_ppo` trains (resuming from a
+checkpoint when one exists); :class:`PPOPolicy` wraps a trained model behind the shared
+:class:`~agents.policy.Policy` interface.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sb3_contrib import MaskablePPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.vec_env import VecEnv
+
+from agents.policy import Policy, PolicyContext
+from envs.config import RulesConfig
+from ingest.errors import ConfigError
+from ingest.io import atomic_path, write_text_atomic
+from simulator.demand import Catalog
+
+CHECKPOINT_MODEL = "model.zip"
+CHECKPOINT_STATE = "state.json"
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """Every knob of a PPO training run (CleanRL style: one frozen dataclass).
+
+    The defaults are tuned for quality per minute on 2 CPU cores (see ``docs/agents.md``).
+
+    Parameters
+    ----------
+    total_timesteps : int
+        SKU-weeks of experience to collect (summed over slots).
+    n_envs : int
+        SKU slots stepped at once by the batched env. Many slots make collection cheap
+        (one vectorized market step for all of them).
+    n_steps : int
+        Weeks collected per slot per update; the rollout holds ``n_envs * n_steps`` samples.
+    batch_size : int
+        Minibatch size of the gradient steps. Large minibatches run fast on CPU.
+    n_epochs : int
+        Passes over each rollout.
+    learning_rate : float
+        Adam step size at the start; it decays linearly to ``learning_rate * lr_final_fraction``.
+    lr_final_fraction : float
+        Share of the learning rate left at the end of training (annealing sharpens the
+        policy near the optimum).
+    gamma : float
+        Discount factor. 1.0: the objective is the undiscounted profit over a finite
+        horizon, exactly what the DP optimises.
+    gae_lambda : float
+        GAE trade-off between bias and variance.
+    clip_range : float
+        PPO's policy clip.
+    ent_coef : float
+        Entropy bonus (exploration early on).
+    vf_coef : float
+        Weight of the value loss.
+    max_grad_norm : float
+        Gradient clipping.
+    target_kl : float or None
+        Stop an update's epochs early when the approximate KL exceeds this. ``None`` = off.
+    net_arch : tuple of int
+        Hidden layers of both the policy and the value network.
+    activation : {"tanh", "relu"}
+        Hidden activation.
+    horizon_range : tuple of int
+        (shortest, longest) horizon in weeks drawn per slot at reset, so one policy serves
+        every horizon.
+    draw_parameters : bool
+        Robust training: at each reset, draw the SKU's parameters from their fitted
+        uncertainty (``Catalog.sample``) instead of using the point estimates.
+    n_catalog_skus : int
+        Size of the synthetic training catalog when none is given.
+    device : str
+        ``"cpu"`` (default) or ``"cuda"`` (or any torch device string).
+    seed : int
+        The one seed of the run: child seeds for the env, the catalog and torch come from
+        ``SeedSequence(seed)``.
+    checkpoint_every : int
+        Save a checkpoint every this many timesteps (0 = only at the end).
+    """
+
+    total_timesteps: int = 3_000_000
+    n_envs: int = 512
+    n_steps: int = 16
+    batch_size: int = 1024
+    n_epochs: int = 6
+    learning_rate: float = 1e-3
+    lr_final_fraction: float = 0.05
+    gamma: float = 1.0
+    gae_lambda: float = 0.95
+    clip_range: float = 0.2
+    ent_coef: float = 0.003
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    target_kl: float | None = None
+    net_arch: tuple[int, ...] = (128, 128)
+    activation: str = "tanh"
+    horizon_range: tuple[int, int] = (4, 26)
+    draw_parameters: bool = False
+    n_catalog_skus: int = 20_000
+    device: str = "cpu"
+    seed: int = 0
+    checkpoint_every: int = 500_000
+
+    def __post_init__(self) -> None:
+        def bad(name: str, expected: str) -> ConfigError:
+            return ConfigError(f"ppo.{name} = {getattr(self, name)!r}; expected {expected}")
+
+        for name in ("total_timesteps", "n_envs", "n_steps", "batch_size", "n_epochs"):
+            if int(getattr(self, name)) < 1:
+                raise bad(name, "an integer >= 1")
+        if self.batch_size > self.n_envs * self.n_steps:
+            raise ConfigError(
+                f"ppo.batch_size = {self.batch_size} is larger than the rollout "
+                f"(n_envs * n_steps = {self.n_envs * self.n_steps}); lower batch_size or raise "
+                f"n_envs/n_steps"
+            )
+        if not self.learning_rate > 0:
+            raise bad("learning_rate", "> 0")
+        if not 0 <= self.lr_final_fraction <= 1:
+            raise bad("lr_final_fraction", "in [0, 1]")
+        if not 0 < self.gamma <= 1:
+            raise bad("gamma", "in (0, 1]")
+        if not 0 <= self.gae_lambda <= 1:
+            raise bad("gae_lambda", "in [0, 1]")
+        if not self.clip_range > 0:
+            raise bad("clip_range", "> 0")
+        if self.ent_coef < 0 or self.vf_coef < 0 or not self.max_grad_norm > 0:
+            raise ConfigError("ppo: ent_coef and vf_coef must be >= 0, max_grad_norm > 0")
+        if not self.net_arch or any(int(h) < 1 for h in self.net_arch):
+            raise bad("net_arch", "a non-empty tuple of layer sizes >= 1")
+        if self.activation not in ("tanh", "relu"):
+            raise bad("activation", "'tanh' or 'relu'")
+        lo, hi = self.horizon_range
+        if not 1 <= lo <= hi <= 52:
+            raise bad("horizon_range", "(shortest, longest) with 1 <= shortest <= longest <= 52")
+        if self.n_catalog_skus < 1:
+            raise bad("n_catalog_skus", ">= 1")
+        if self.checkpoint_every < 0:
+            raise bad("checkpoint_every", ">= 0")
+        if not (self.device == "cpu" or self.device.startswith("cuda") or self.device == "auto"):
+            raise bad("device", "'cpu', 'cuda', 'cuda:N' or 'auto'")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], *, source: str = "config") -> PPOConfig:
+        """Build from plain values (a TOML table), naming unknown keys."""
+        known = set(cls.__dataclass_fields__)
+        unknown = set(values) - known
+        if unknown:
+            raise ConfigError(
+                f"{source}: unknown ppo setting(s) {sorted(unknown)}; expected some of "
+                f"{sorted(known)}"
+            )
+        v = dict(values)
+        for name in ("net_arch", "horizon_range"):
+            if name in v:
+                v[name] = tuple(int(x) for x in v[name])
+        try:
+            return cls(**v)
+        except TypeError as err:
+            raise ConfigError(f"{source}: {err}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (for MLflow params and checkpoints)."""
+        return asdict(self)
+
+
+class _LinearSchedule:
+    """Learning rate falling linearly from ``start`` to ``start * final_fraction``.
+
+    A class, not a lambda, so a saved model pickles cleanly.
+    """
+
+    def __init__(self, start: float, final_fraction: float) -> None:
+        self.start = start
+        self.final_fraction = final_fraction
+
+    def __call__(self, progress_remaining: float) -> float:
+        frac = self.final_fraction + (1.0 - self.final_fraction) * progress_remaining
+        return self.start * frac
+
+
+def _child_seeds(seed: int) -> tuple[int, int, int]:
+    """(env, catalog, torch) seeds spawned from one run seed."""
+    children = np.random.SeedSequence(seed).spawn(3)
+    env_s, cat_s, torch_s = (int(c.generate_state(1)[0]) for c in children)
+    return env_s, cat_s, torch_s
+
+
+def make_training_env(
+    config: PPOConfig,
+    rules: RulesConfig,
+    catalog: Catalog,
+    *,
+    seed: int | None = None,
+) -> VecEnv:
+    """The batched env PPO trains on: ``config.n_envs`` slots drawing SKUs from ``catalog``."""
+    from envs.batched import BatchedMarkdownEnv
+    from envs.markdown import EnvConfig
+
+    env_config = EnvConfig(
+        horizon_weeks=config.horizon_range[1],
+        rules=rules,
+        draw_parameters=config.draw_parameters,
+    )
+    env_seed = _child_seeds(config.seed)[0] if seed is None else seed
+    return BatchedMarkdownEnv(
+        catalog,
+        config=env_config,
+        n_envs=config.n_envs,
+        horizon_range=tuple(config.horizon_range),
+        seed=env_seed,
+    )
+
+
+def build_model(config: PPOConfig, env: VecEnv) -> MaskablePPO:
+    """A fresh ``MaskablePPO`` with the config's hyperparameters."""
+    torch.set_num_threads(1)
+    activation = torch.nn.Tanh if config.activation == "tanh" else torch.nn.ReLU
+    arch = list(config.net_arch)
+    return MaskablePPO(
+        "MlpPolicy",
+        env,
+        learning_rate=_LinearSchedule(config.learning_rate, config.lr_final_fraction),
+        n_steps=config.n_steps,
+        batch_size=config.batch_size,
+        n_epochs=config.n_epochs,
+        gamma=config.gamma,
+        gae_lambda=config.gae_lambda,
+        clip_range=config.clip_range,
+        ent_coef=config.ent_coef,
+        vf_coef=config.vf_coef,
+        max_grad_norm=config.max_grad_norm,
+        target_kl=config.target_kl,
+        policy_kwargs={
+            "net_arch": {"pi": arch, "vf": arch},
+            "activation_fn": activation,
+        },
+        seed=_child_seeds(config.seed)[2],
+        device=config.device,
+        verbose=0,
+    )
+
+
+# ---------------------------------------------------------------------------- checkpoints
+def save_checkpoint(model: BaseAlgorithm, folder: Path, config: PPOConfig) -> Path:
+    """Write ``model.zip`` and ``state.json`` (step count, config) atomically into ``folder``."""
+    folder = Path(folder)
+    buf = io.BytesIO()
+    model.save(buf)
+    with atomic_path(folder / CHECKPOINT_MODEL) as tmp:
+        tmp.write_bytes(buf.getvalue())
+    state = {"num_timesteps": int(model.num_timesteps), "config": config.to_dict()}
+    write_text_atomic(folder / CHECKPOINT_STATE, json.dumps(state, indent=2))
+    return folder
+
+
+def load_checkpoint_state(folder: Path) -> dict[str, Any] | None:
+    """The saved ``state.json`` of a checkpoint folder, or ``None`` when there is none."""
+    path = Path(folder) / CHECKPOINT_STATE
+    if not path.exists() or not (Path(folder) / CHECKPOINT_MODEL).exists():
+        return None
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"checkpoint {str(path)!r} is unreadable: {err}") from None
+
+
+class CheckpointCallback(BaseCallback):
+    """Save a checkpoint every ``every`` timesteps (and report progress on stderr)."""
+
+    def __init__(self, folder: Path | None, config: PPOConfig, every: int) -> None:
+        super().__init__()
+        self.folder = folder
+        self.config = config
+        self.every = every
+        self._next = 0
+        self._t0 = time.perf_counter()
+
+    def _on_training_start(self) -> None:
+        self._next = (self.num_timesteps // self.every + 1) * self.every if self.every else 0
+        self._t0 = time.perf_counter()
+
+    def _on_step(self) -> bool:
+        if self.every and self.num_timesteps >= self._next:
+            if self.folder is not None:
+                save_checkpoint(self.model, self.folder, self.config)
+            elapsed = time.perf_counter() - self._t0
+            print(
+                f"ppo: {self.num_timesteps:,}/{self.config.total_timesteps:,} steps "
+                f"({elapsed:.0f} s)",
+                file=sys.stderr,
+            )
+            self._next += self.every
+        return True
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_ppo` returns."""
+
+    model: MaskablePPO
+    num_timesteps: int
+    resumed_from: int
+    wall_seconds: float
+
+
+def train_ppo(
+    config: PPOConfig,
+    rules: RulesConfig,
+    catalog: Catalog | None = None,
+    *,
+    checkpoint_dir: Path | None = None,
+    logger: Logger | None = None,
+    callbacks: list[BaseCallback] | None = None,
+    catalog_fn: Callable[[int, np.random.Generator], Catalog] | None = None,
+) -> TrainResult:
+    """Train (or resume) a masked PPO policy.
+
+    Parameters
+    ----------
+    config : PPOConfig
+    rules : RulesConfig
+        The action grid and business rules (one policy per rule set).
+    catalog : Catalog, optional
+        SKUs to draw from. When ``None``, ``catalog_fn(config.n_catalog_skus, rng)`` builds
+        one (``rng`` from the run seed); one of the two is required.
+    checkpoint_dir : path, optional
+        Where checkpoints go. When it holds one, training resumes from its step count.
+    logger : stable_baselines3 Logger, optional
+        E.g. one with :class:`experiments.mlflow_writer.MLflowOutputFormat`.
+    callbacks : list of BaseCallback, optional
+        Extra callbacks (evaluation, learning curves).
+    catalog_fn : callable, optional
+        ``catalog_fn(n_skus, rng) -> Catalog``.
+
+    Returns
+    -------
+    TrainResult
+    """
+    torch.set_num_threads(1)
+    if catalog is None:
+        if catalog_fn is None:
+            raise ConfigError("train_ppo needs a catalog or a catalog_fn to draw SKUs from")
+        catalog = catalog_fn(
+            config.n_catalog_skus, np.random.default_rng(_child_seeds(config.seed)[1])
+        )
+    state = load_checkpoint_state(checkpoint_dir) if checkpoint_dir is not None else None
+    resumed_from = 0
+    if state is not None and checkpoint_dir is not None:
+        resumed_from = int(state["num_timesteps"])
+        # A new env stream for the resumed part, so it does not replay the first SKUs.
+        env_seed = int(np.random.SeedSequence([config.seed, resumed_from]).generate_state(1)[0])
+        env = make_training_env(config, rules, catalog, seed=env_seed)
+        model = MaskablePPO.load(
+            str(Path(checkpoint_dir) / CHECKPOINT_MODEL), env=env, device=config.device
+        )
+        print(f"ppo: resuming from {resumed_from:,} steps", file=sys.stderr)
+    else:
+        env = make_training_env(config, rules, catalog)
+        model = build_model(config, env)
+    if logger is not None:
+        model.set_logger(logger)
+    remaining = config.total_timesteps - resumed_from
+    t0 = time.perf_counter()
+    every = config.checkpoint_every or config.total_timesteps
+    cbs: list[BaseCallback] = [CheckpointCallback(checkpoint_dir, config, every)]
+    cbs.extend(callbacks or [])
+    if remaining > 0:
+        model.learn(
+            total_timesteps=remaining,
+            callback=CallbackList(cbs),
+            reset_num_timesteps=resumed_from == 0,
+            progress_bar=False,
+        )
+    if checkpoint_dir is not None:
+        save_checkpoint(model, checkpoint_dir, config)
+    env.close()
+    return TrainResult(
+        model=model,
+        num_timesteps=int(model.num_timesteps),
+        resumed_from=resumed_from,
+        wall_seconds=time.perf_counter() - t0,
+    )
+
+
+class PPOPolicy(Policy):
+    """A trained ``MaskablePPO`` model behind the shared :class:`~agents.policy.Policy` API.
+
+    Acts greedily (the most likely allowed action), so evaluation is deterministic given the
+    demand draws.
+
+    Parameters
+    ----------
+    model : MaskablePPO
+    name : str
+        Name in tables and MLflow tags.
+    """
+
+    requires_context = False
+
+    def __init__(self, model: MaskablePPO, name: str = "ppo") -> None:
+        self.model = model
+        self.name = name
+
+    @classmethod
+    def load(cls, path: str | Path, name: str = "ppo", device: str = "cpu") -> PPOPolicy:
+        """Load a policy from a saved model zip or a checkpoint folder."""
+        torch.set_num_threads(1)
+        p = Path(path)
+        if p.is_dir():
+            p = p / CHECKPOINT_MODEL
+        if not p.exists():
+            raise ConfigError(f"PPO model {str(p)!r} does not exist")
+        return cls(MaskablePPO.load(str(p), device=device), name=name)
+
+    def act(
+        self,
+        observations: np.ndarray,
+        masks: np.ndarray,
+        context: PolicyContext | None = None,
+    ) -> np.ndarray:
+        obs = np.asarray(observations, dtype=np.float32)
+        actions, _ = self.model.predict(
+            obs, deterministic=True, action_masks=np.asarray(masks, dtype=bool)
+        )
+        return np.asarray(actions, dtype=np.int64).reshape(-1)
