@@ -16,7 +16,11 @@ from collections.abc import Sequence
 from ingest.errors import DeadstockError
 
 # Command-group modules, in the order their commands appear in ``deadstock --help``.
-COMMAND_MODULES: tuple[str, ...] = ("experiments.cli_run", "experiments.cli_data")
+COMMAND_MODULES: tuple[str, ...] = (
+    "experiments.cli_run",
+    "experiments.cli_data",
+    "experiments.cli_ui",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

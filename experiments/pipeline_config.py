@@ -36,6 +36,11 @@ from ingest.errors import ConfigError
 
 TIERS = ("high", "medium", "low")
 
+#: The pipeline's default business rules: a discount ladder and no price increase after a
+#: markdown (the evaluation suite's ``markdown`` profile, so a champion trained on the suite
+#: fits).
+DEFAULT_RULES = RulesConfig(discount_levels=(0.0, 0.1, 0.2, 0.3, 0.5, 0.7), markdown_only=True)
+
 
 @dataclass(frozen=True)
 class SelectionConfig:
@@ -263,7 +268,7 @@ class PipelineConfig:
     quick_max_skus: int = 60
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     stock: StockConfig = field(default_factory=StockConfig)
-    rules: RulesConfig = field(default_factory=RulesConfig)
+    rules: RulesConfig = field(default_factory=lambda: DEFAULT_RULES)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     export: ExportConfig = field(default_factory=ExportConfig)

@@ -198,13 +198,18 @@ def plot_roi(roi: pd.DataFrame, target: Path, ci_level: float) -> Path:
     y = np.arange(len(money))
     m = money["mean"].to_numpy(float)
     err = np.vstack([m - money["ci_low"], money["ci_high"] - m])
-    ax.barh(y, m, xerr=err, capsize=4, color=["C2" if v >= 0 else "C3" for v in m])
+    colours = [
+        "C1" if k == "margin_given_away" else "C2" if v >= 0 else "C3"
+        for k, v in zip(money["key"], m, strict=True)
+    ]
+    ax.barh(y, m, xerr=err, capsize=4, color=colours)
     ax.set_yticks(y, money["item"], fontsize=8)
     ax.axvline(0, color="black", linewidth=0.8)
     units = roi[roi["key"] == "leftover_units"].iloc[0]
     ax.set_title(
-        f"Recommended vs doing nothing ({ci_level:.0%} paired CI); dead stock avoided "
-        f"{units['mean']:,.0f} units [{units['ci_low']:,.0f}, {units['ci_high']:,.0f}]",
+        f"Recommended schedules vs doing nothing ({ci_level:.0%} paired CI)\n"
+        f"dead stock avoided: {units['mean']:,.0f} units "
+        f"[{units['ci_low']:,.0f}, {units['ci_high']:,.0f}]; orange = cost",
         fontsize=9,
     )
     ax.set_xlabel("currency, all at-risk SKUs over the plan")

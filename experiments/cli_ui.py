@@ -1,0 +1,62 @@
+"""``deadstock ui``: open the MLflow UI on the local store, on 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ingest.errors import ConfigError
+
+
+def ui_command(
+    *, port: int = 5000, backend_store_uri: str | None = None, python: str | None = None
+) -> list[str]:
+    """The command that serves the MLflow UI for the store ``deadstock run`` writes to.
+
+    Parameters
+    ----------
+    port : int
+        Port on 127.0.0.1.
+    backend_store_uri : str, optional
+        The store; defaults to :func:`experiments.tracking.tracking_uri` (``MLFLOW_TRACKING_URI``
+        or ``./mlflow.db``).
+    python : str, optional
+        Interpreter to run ``mlflow`` with (the current one by default).
+    """
+    from experiments.tracking import tracking_uri
+
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"--port {port}: expected 1..65535")
+    uri = backend_store_uri or tracking_uri()
+    cmd = [python or sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
+    if uri.startswith("sqlite:") and "MLFLOW_TRACKING_URI" not in os.environ:
+        # Runs in the local store keep their artifacts in ./mlartifacts (see tracking.setup).
+        cmd += ["--default-artifact-root", (Path.cwd() / "mlartifacts").as_uri()]
+    cmd += ["--host", "127.0.0.1", "--port", str(port)]
+    return cmd
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``ui`` command."""
+    p = subparsers.add_parser(
+        "ui", help="open the MLflow UI on the local store (127.0.0.1)", description=__doc__
+    )
+    p.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default 5000)")
+    p.add_argument("--print-only", action="store_true", help="print the command, do not run it")
+    p.set_defaults(func=cmd_ui)
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    cmd = ui_command(port=args.port)
+    print(" ".join(cmd))
+    if args.print_only:
+        return 0
+    print(f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C to stop)", file=sys.stderr)
+    env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true")
+    try:
+        return subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:
+        return 0

@@ -1,0 +1,236 @@
+"""The main job, end to end: from sales history to exported schedules, alerts and a report.
+
+:func:`run_pipeline` runs the stages in order, each a typed function of this module, under one
+MLflow parent run with a nested run per stage:
+
+1. ``ingest``: load, validate and clean the source; build the weekly panel;
+2. ``risk``: backtest, train and score the dead-stock risk model;
+3. ``select``: pick the at-risk SKUs (by tier or threshold);
+4. ``fit``: fit their demand (a catalog) and set the stock the plan starts from;
+5. ``policy``: load the registered champion policy when it fits, or train one;
+6. ``evaluate``: simulate the policy's schedules and the baselines' on those SKUs;
+7. ``export``: write the schedules, SKU summary, alerts, new-product flags and the report.
+
+The stages live in other packages and are built in parallel; a stage whose code is missing is
+reported by name before any work starts (:class:`StageUnavailable`), never replaced by a fake.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from experiments.pipeline_config import PipelineConfig
+from ingest.errors import DeadstockError
+
+STAGE_NAMES = ("ingest", "risk", "select", "fit", "policy", "evaluate", "export")
+
+# What each stage needs from the packages built by other helpers: (stage, module, attribute).
+STAGE_REQUIREMENTS: tuple[tuple[str, str, str], ...] = (
+    ("ingest", "experiments.data_stage", "run_data_stage"),
+    ("risk", "experiments.risk_runs", "train_and_score"),
+    ("fit", "simulator.fit", "fit_catalog"),
+    ("policy", "agents.ppo", "train_ppo"),
+    ("evaluate", "agents.rollout", "rollout"),
+    ("evaluate", "agents.baselines", "default_baselines"),
+)
+
+
+class StageUnavailable(DeadstockError):
+    """A stage's code has not landed (or cannot be imported); the message names it."""
+
+
+def missing_stages() -> list[tuple[str, str]]:
+    """``[(stage, reason)]`` for every stage whose code cannot be imported."""
+    out = []
+    for stage, module, attr in STAGE_REQUIREMENTS:
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as err:
+            out.append((stage, f"{module} cannot be imported ({err})"))
+            continue
+        if not hasattr(mod, attr):
+            out.append((stage, f"{module}.{attr} does not exist yet"))
+    return out
+
+
+def _need(module: str, attr: str, stage: str) -> Any:
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as err:
+        raise StageUnavailable(f"stage {stage!r} is unavailable: {module}.{attr} ({err})") from None
+
+
+@dataclass
+class StageRecord:
+    """What one stage did: its status, wall time, headline metrics and a one-line detail."""
+
+    name: str
+    status: str = "pending"
+    seconds: float = 0.0
+    metrics: dict[str, float] = field(default_factory=dict)
+    detail: str = ""
+
+
+@dataclass
+class PipelineResult:
+    """What :func:`run_pipeline` returns."""
+
+    config: PipelineConfig
+    plan_key: str
+    run_id: str
+    stages: list[StageRecord]
+    exports: dict[str, str]
+    report_path: str
+    alerts: dict[str, str]
+    summary: pd.DataFrame
+    roi: dict[str, float]
+    stock_assumption: str
+
+    def stage_table(self) -> pd.DataFrame:
+        return stages_frame(self.stages)
+
+
+def stages_frame(stages: list[StageRecord]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "stage": [s.name for s in stages],
+            "status": [s.status for s in stages],
+            "seconds": [round(s.seconds, 1) for s in stages],
+            "detail": [s.detail for s in stages],
+        }
+    )
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def run_pipeline(cfg: PipelineConfig, *, echo: Callable[[str], None] = _say) -> PipelineResult:
+    """Run every stage in order under one MLflow parent run (see the module docstring).
+
+    Parameters
+    ----------
+    cfg : PipelineConfig
+    echo : callable
+        Where progress lines go (stderr by default).
+
+    Raises
+    ------
+    StageUnavailable
+        Before any work, when a stage's code is missing.
+    DataError, ConfigError
+        For a bad source, an unwritable output folder or a bad config; nothing is exported.
+    """
+    import mlflow
+
+    from experiments import pipeline_stages as st
+    from experiments import tracking
+    from experiments.exports import check_export_target
+
+    missing = missing_stages()
+    if missing:
+        lines = "\n".join(f"  - {stage}: {why}" for stage, why in missing)
+        raise StageUnavailable(
+            f"the pipeline cannot run; these stages are not available yet:\n{lines}"
+        )
+    check_export_target(cfg.out_dir, cfg.export)
+    seeds = np.random.SeedSequence(cfg.seed).generate_state(len(STAGE_NAMES)).tolist()
+    seed_of = dict(zip(STAGE_NAMES, (int(s) for s in seeds), strict=True))
+    records = [StageRecord(n) for n in STAGE_NAMES]
+    rec = {r.name: r for r in records}
+    mode = "quick" if cfg.quick else "full"
+    name = tracking.run_name("pipeline", f"{_label(cfg.data)}-{mode}", cfg.seed)
+    echo(f"[run] {name}: {len(STAGE_NAMES)} stages, output in {cfg.out_dir}")
+
+    with tracking.start_run(
+        name,
+        tags={"kind": "pipeline", "mode": mode, "data_source": _label(cfg.data)},
+        config=cfg,
+        seed=cfg.seed,
+        experiment=cfg.experiment,
+    ) as parent:
+        state: dict[str, Any] = {}
+
+        def stage(n: str, fn: Callable[[StageRecord], Any]) -> Any:
+            r = rec[n]
+            i = STAGE_NAMES.index(n) + 1
+            echo(f"[run {i}/{len(STAGE_NAMES)}] {n} ...")
+            t0 = time.perf_counter()
+            with tracking.start_run(f"{name}__{n}", nested=True, tags={"stage": n}):
+                try:
+                    out = fn(r)
+                except BaseException:
+                    r.status = "failed"
+                    r.seconds = time.perf_counter() - t0
+                    mlflow.set_tag("status", "failed")
+                    raise
+                r.status = "ok"
+                r.seconds = time.perf_counter() - t0
+                tracking.log_metrics({f"{n}/{k}": v for k, v in r.metrics.items()})
+                tracking.log_metrics({f"{n}/seconds": r.seconds})
+                mlflow.set_tag("detail", r.detail[:500])
+            echo(f"[run {i}/{len(STAGE_NAMES)}] {n} done in {r.seconds:.1f} s: {r.detail}")
+            return out
+
+        try:
+            data = stage("ingest", lambda r: st.ingest_stage(cfg, r))
+            mlflow.set_tag("data_fingerprint", data.fingerprint)
+            plan_key = cfg.plan_key(data.fingerprint)
+            mlflow.set_tag("plan_key", plan_key)
+            scores = stage("risk", lambda r: st.risk_stage(cfg, data, seed_of["risk"], r))
+            selected = stage("select", lambda r: st.select_stage(cfg, scores, r))
+            fitted = stage(
+                "fit", lambda r: st.fit_stage(cfg, data, scores, selected, seed_of["fit"], r)
+            )
+            echo(f"[run] stock assumption: {fitted.stock_assumption}")
+            policy = stage(
+                "policy", lambda r: st.policy_stage(cfg, fitted.catalog, seed_of["policy"], r)
+            )
+            evaluated = stage(
+                "evaluate",
+                lambda r: st.evaluate_stage(cfg, fitted.catalog, policy, seed_of["evaluate"], r),
+            )
+            state["result"] = stage(
+                "export",
+                lambda r: st.export_stage(
+                    cfg, plan_key, data, scores, selected, fitted, evaluated, records, r
+                ),
+            )
+        finally:
+            tracking.log_metrics({f"stage_seconds/{r.name}": r.seconds for r in records})
+            mlflow.set_tag("stages", ", ".join(f"{r.name}={r.status}" for r in records))
+        out = state["result"]
+        tracking.log_metrics(out.roi)
+        for path in out.artifact_dirs:
+            mlflow.log_artifacts(str(path), artifact_path=path.name)
+        run_id = parent.info.run_id
+    result = PipelineResult(
+        config=cfg,
+        plan_key=plan_key,
+        run_id=run_id,
+        stages=records,
+        exports=out.exports,
+        report_path=str(out.report_path),
+        alerts={k: str(v) for k, v in out.alerts.items()},
+        summary=out.summary,
+        roi=out.roi,
+        stock_assumption=fitted.stock_assumption,
+    )
+    echo(
+        f"[run] done: schedules -> {out.exports['schedules']}; report -> {out.report_path}; "
+        f"MLflow run {run_id} in {tracking.tracking_uri()}"
+    )
+    return result
+
+
+def _label(source: str) -> str:
+    text = str(source).rstrip("/").split("/")[-1].split("?")[0]
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in text)[:40] or "data"

@@ -1,0 +1,462 @@
+"""The stage functions of the main job (see :mod:`experiments.pipeline` for the order).
+
+Each stage is a typed function of the pipeline config and the previous stages' values; it
+fills a :class:`~experiments.pipeline.StageRecord` (metrics, one-line detail) and returns its
+value. The market arithmetic, the rules, the policies and the risk model all live in their
+own packages; these functions only call them.
+
+How a schedule is made from a policy
+------------------------------------
+The policy (PPO or a heuristic) is closed-loop: it reacts to the stock it sees. A price system
+executes a fixed weekly plan, so the exported schedule is the policy's *typical* plan: it is
+played for ``plan_episodes`` simulated episodes and each week takes the lower median of the
+depths it chose (a median of non-decreasing paths is non-decreasing, and lies on the ladder).
+That plan is replayed once through :func:`agents.rollout.rollout` as a fixed-plan policy that
+snaps each week to the nearest allowed action, so the exported plan obeys every rule. Its
+expected outcomes are then simulated open-loop (:func:`experiments.whatif.simulate_schedule`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from agents.policy import Policy, PolicyContext, nearest_allowed
+from envs.config import RulesConfig
+from experiments.pipeline_config import PipelineConfig
+from experiments.whatif import Outcome, Schedule, simulate_schedule
+from ingest.errors import DataError
+from simulator.demand import Catalog
+
+if TYPE_CHECKING:
+    from experiments.pipeline import StageRecord
+
+PLAN_EPISODES = 64
+
+
+# ------------------------------------------------------------------------------ ingest
+@dataclass
+class IngestOut:
+    """The loaded, validated and cleaned data and its weekly panel."""
+
+    dataset: Any
+    panel: pd.DataFrame
+    fingerprint: str
+    last_week: int
+    notes: list[str] = field(default_factory=list)
+
+
+def ingest_stage(cfg: PipelineConfig, rec: StageRecord) -> IngestOut:
+    """Load, validate and clean ``cfg.data`` and build its weekly panel."""
+    from experiments.data_stage import DataStageConfig, run_data_stage
+
+    out = run_data_stage(DataStageConfig(source=cfg.data, out_dir=str(Path(cfg.out_dir) / "data")))
+    dataset, panel = out.dataset, out.panel
+    last_week = int(panel["week"].max())
+    rec.metrics = {
+        "n_skus": float(panel["sku"].nunique()),
+        "n_weeks": float(panel["week"].nunique()),
+        "n_panel_rows": float(len(panel)),
+        "last_week": float(last_week),
+    }
+    rec.detail = (
+        f"{dataset.source}: {panel['sku'].nunique():,} SKUs x {panel['week'].nunique()} weeks"
+    )
+    return IngestOut(dataset, panel, dataset.fingerprint, last_week, list(dataset.notes))
+
+
+# ------------------------------------------------------------------------------ risk
+def risk_stage(cfg: PipelineConfig, data: IngestOut, seed: int, rec: StageRecord) -> pd.DataFrame:
+    """Backtest, train and score the risk model; returns one row per scored SKU with at least
+    ``sku``, ``risk`` (0..1) and ``tier``, plus the top drivers."""
+    from experiments.risk_runs import train_and_score
+
+    scores, metrics = train_and_score(data.panel, seed=seed, quick=cfg.quick, nested=True)
+    for col in ("sku", "risk", "tier"):
+        if col not in scores.columns:
+            raise DataError(f"risk stage returned no {col!r} column; got {list(scores.columns)}")
+    scores = scores.assign(sku=scores["sku"].astype(str))
+    rec.metrics = dict(metrics)
+    rec.metrics["n_scored"] = float(len(scores))
+    for tier in ("high", "medium", "low"):
+        rec.metrics[f"n_{tier}"] = float((scores["tier"] == tier).sum())
+    rec.detail = f"{len(scores):,} SKUs scored, {int((scores['tier'] == 'high').sum()):,} high"
+    return scores
+
+
+# ------------------------------------------------------------------------------ select
+@dataclass
+class Selection:
+    """The at-risk SKUs, riskiest first, and the rule that picked them."""
+
+    skus: list[str]
+    rule: str
+
+
+def select_stage(cfg: PipelineConfig, scores: pd.DataFrame, rec: StageRecord) -> Selection:
+    """The at-risk SKUs, riskiest first (by threshold when set, else by tier; capped)."""
+    sel = cfg.selection
+    if sel.threshold is not None:
+        mask = scores["risk"].astype(float) >= sel.threshold
+        rule = f"risk >= {sel.threshold:g}"
+    else:
+        mask = scores["tier"].astype(str).isin(sel.tiers)
+        rule = f"tier in {list(sel.tiers)}"
+    chosen = scores[mask].sort_values(["risk", "sku"], ascending=[False, True])
+    cap = cfg.max_skus
+    if cap is not None and len(chosen) > cap:
+        chosen = chosen.head(cap)
+        rule += f", the {cap} riskiest"
+    if chosen.empty:
+        raise DataError(
+            f"no SKU is at risk by the selection rule ({rule}); lower selection.threshold or "
+            f"add tiers (the scores range {scores['risk'].min():.2f}..{scores['risk'].max():.2f})"
+        )
+    rec.metrics = {"n_selected": float(len(chosen)), "mean_risk": float(chosen["risk"].mean())}
+    rec.detail = f"{len(chosen):,} at-risk SKUs ({rule})"
+    return Selection(chosen["sku"].astype(str).tolist(), rule)
+
+
+# ------------------------------------------------------------------------------ fit
+@dataclass
+class FitOut:
+    """The at-risk SKUs' fitted catalog (riskiest first) and the stock assumption."""
+
+    catalog: Catalog
+    stock_assumption: str
+    notes: list[str]
+
+
+def fit_stage(
+    cfg: PipelineConfig,
+    data: IngestOut,
+    scores: pd.DataFrame,
+    selection: Selection,
+    seed: int,
+    rec: StageRecord,
+) -> FitOut:
+    """Fit the demand of the selected SKUs' categories (so elasticities pool within the
+    category) and keep the selected SKUs, with the stock the plan starts from."""
+    from simulator.fit import FitConfig, fit_catalog
+
+    panel = data.panel
+    selected = selection.skus
+    cats = panel.loc[panel["sku"].astype(str).isin(selected), "category"].unique()
+    sub = panel[panel["category"].isin(cats)]
+    s = cfg.stock
+    fit_cfg = FitConfig(
+        weeks_of_cover=s.weeks_of_cover,
+        velocity_weeks=s.velocity_weeks,
+        holding_cost_share_per_week=s.holding_cost_rate_per_week,
+        salvage_share=s.salvage_rate,
+    )
+    result = fit_catalog(sub, fit_cfg, products=data.dataset.products)
+    cat = result.catalog
+    pos = pd.Series(np.arange(cat.n_skus), index=pd.Index(np.asarray(cat.sku, dtype=str)))
+    have = [k for k in selected if k in pos.index]
+    dropped = len(selected) - len(have)
+    if not have:
+        raise DataError("none of the at-risk SKUs could be fitted (none sold in the panel)")
+    cat = cat.take(pos.loc[have].to_numpy())
+    risk = scores.set_index("sku")["risk"].reindex(have).to_numpy(dtype=float)
+    has_stock = "on_hand" in panel.columns and panel["on_hand"].notna().any()
+    stock = np.maximum(cat.initial_stock, s.min_stock_units if not has_stock else 0.0)
+    cat = cat.replace(risk_score=risk, initial_stock=np.ceil(stock))
+    if has_stock:
+        assumption = "on-hand stock from the source's stock table (last known level)"
+    else:
+        assumption = s.describe()
+    notes = list(result.notes)
+    if dropped:
+        notes.append(f"{dropped} at-risk SKU(s) sold nothing in the panel: no demand to fit")
+    rec.metrics = {
+        "n_fitted": float(cat.n_skus),
+        "n_dropped": float(dropped),
+        "median_elasticity": float(np.median(cat.elasticity)),
+        "total_stock_units": float(cat.initial_stock.sum()),
+        **{f"diag_{k}": float(v) for k, v in result.diagnostics.items()},
+    }
+    rec.detail = (
+        f"{cat.n_skus:,} SKUs fitted (median elasticity {np.median(cat.elasticity):.2f}), "
+        f"{cat.initial_stock.sum():,.0f} units on hand"
+    )
+    return FitOut(cat, assumption, notes)
+
+
+# ------------------------------------------------------------------------------ policy
+@dataclass
+class PolicyOut:
+    """The recommended policy and where it came from."""
+
+    policy: Policy
+    source: str
+    model_path: Path | None = None
+
+
+def _champion(rules: RulesConfig) -> tuple[Policy | None, str]:
+    """The registered champion's policy for ``rules``, or (None, why not)."""
+    import mlflow
+
+    from envs.observation import OBS_DIM
+    from experiments.policy_model import CHAMPION_ALIAS, REGISTERED_NAME
+
+    uri = f"models:/{REGISTERED_NAME}@{CHAMPION_ALIAS}"
+    try:
+        model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
+    except Exception as err:  # noqa: BLE001 - a missing or broken registry entry
+        return None, f"no usable champion ({type(err).__name__})"
+    for profile, prules in getattr(model, "rules", {}).items():
+        if prules == rules and profile in model.policies:
+            pol = model.policies[profile]
+            shape = getattr(pol.model.observation_space, "shape", None)
+            if shape != (OBS_DIM,):
+                return None, f"champion's observation size {shape} != ({OBS_DIM},)"
+            pol.name = "ppo"
+            return pol, f"champion {uri} (profile {profile!r})"
+    return None, "champion was trained for other rules"
+
+
+def policy_stage(cfg: PipelineConfig, catalog: Catalog, seed: int, rec: StageRecord) -> PolicyOut:
+    """Load the registered champion when it fits the rules and observation, else train PPO on
+    the at-risk catalog (``policy.source`` decides)."""
+    from agents.ppo import PPOConfig, PPOPolicy, train_ppo
+
+    why = "policy.source = 'train'"
+    if cfg.policy.source in ("auto", "champion"):
+        pol, why = _champion(cfg.rules)
+        if pol is not None:
+            rec.detail = f"loaded {why}"
+            rec.metrics = {"trained": 0.0}
+            return PolicyOut(pol, why)
+        if cfg.policy.source == "champion":
+            raise DataError(f"policy.source = 'champion' but {why}; train one with deadstock train")
+    h = cfg.horizon_weeks
+    ppo_cfg = PPOConfig(
+        total_timesteps=cfg.train_timesteps,
+        seed=seed % (2**31),
+        horizon_range=(h, h),
+        checkpoint_every=0,
+    )
+    result = train_ppo(ppo_cfg, cfg.rules, catalog)
+    path = Path(cfg.out_dir) / "policy" / "ppo_policy.zip"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    result.model.save(str(path))
+    rec.metrics = {
+        "trained": 1.0,
+        "timesteps": float(result.num_timesteps),
+        "train_seconds": float(result.wall_seconds),
+    }
+    rec.detail = f"trained PPO for {result.num_timesteps:,} steps ({why})"
+    return PolicyOut(PPOPolicy(result.model, name="ppo"), "trained", path)
+
+
+# ------------------------------------------------------------------------------ evaluate
+class FixedPlanPolicy(Policy):
+    """Plays a fixed weekly plan, snapping each week to the nearest allowed action."""
+
+    requires_context = True
+
+    def __init__(self, discount: np.ndarray, coupon: np.ndarray, rules: RulesConfig, name: str):
+        self.discount = np.asarray(discount, dtype=float)
+        self.coupon = np.asarray(coupon, dtype=float)
+        self.rules = rules
+        self.name = name
+
+    def act(
+        self, observations: np.ndarray, masks: np.ndarray, context: PolicyContext | None = None
+    ) -> np.ndarray:
+        ctx = self._need_context(context)
+        h = self.discount.shape[1]
+        t = np.clip(ctx.horizon_weeks - ctx.decision.weeks_left, 0, h - 1)
+        rows = np.arange(len(t)) % self.discount.shape[0]
+        ladder = np.asarray(self.rules.discount_levels)
+        coupons = np.asarray(self.rules.coupon_levels)
+        di = np.abs(ladder[None, :] - self.discount[rows, t][:, None]).argmin(axis=1)
+        ci = np.abs(coupons[None, :] - self.coupon[rows, t][:, None]).argmin(axis=1)
+        return nearest_allowed(self.rules, masks, di, ci)
+
+
+def plan_of(
+    policy: Policy,
+    catalog: Catalog,
+    rules: RulesConfig,
+    horizon: int,
+    *,
+    seed: int,
+    n_episodes: int = PLAN_EPISODES,
+) -> tuple[Schedule, float]:
+    """The policy's typical fixed plan (see the module docstring) and its closed-loop mean
+    objective over ``n_episodes`` (total over SKUs)."""
+    from agents.rollout import rollout
+
+    res = rollout(policy, catalog, rules, horizon, n_episodes=n_episodes, seed=seed)
+    d = np.quantile(res.schedule["discount"], 0.5, axis=0, method="lower")
+    c = np.quantile(res.schedule["coupon"], 0.5, axis=0, method="lower")
+    closed_loop = float(res.objective.sum(axis=1).mean())
+    fixed = FixedPlanPolicy(d, c, rules, policy.name)
+    snapped = rollout(fixed, catalog, rules, horizon, n_episodes=1, seed=seed)
+    sched = Schedule(
+        sku=np.asarray(catalog.sku, dtype=object),
+        discount=snapped.schedule["discount"][0],
+        coupon=snapped.schedule["coupon"][0],
+        name=policy.name,
+    )
+    return sched, closed_loop
+
+
+@dataclass
+class EvalOut:
+    """Simulated outcomes of the recommended plan, doing nothing, and every heuristic."""
+
+    outcomes: dict[str, Outcome]
+    best_heuristic: str
+    closed_loop: dict[str, float]
+
+
+def heuristic_policies(cfg: PipelineConfig) -> list[Policy]:
+    """The heuristic baselines the recommended policy is compared with."""
+    from agents.baselines import default_baselines
+
+    # The DP is the exact optimum, not a heuristic; no-markdown is simulated separately.
+    return [p for p in default_baselines(include_dp=False) if p.name != "no_markdown"]
+
+
+def evaluate_stage(
+    cfg: PipelineConfig, catalog: Catalog, policy: PolicyOut, seed: int, rec: StageRecord
+) -> EvalOut:
+    """Plan every policy, then simulate every plan with common random numbers."""
+    h = cfg.horizon_weeks
+    seeds = np.random.SeedSequence(seed).generate_state(2).tolist()
+    plan_seed, sim_seed = int(seeds[0]), int(seeds[1])
+    n_ep = cfg.n_episodes
+    kw = dict(
+        n_episodes=n_ep,
+        seed=sim_seed,
+        ci_level=cfg.evaluation.ci_level,
+        draw_parameters=cfg.evaluation.draw_parameters,
+    )
+    plans: dict[str, Schedule] = {}
+    closed: dict[str, float] = {}
+    plans["recommended"], closed["recommended"] = plan_of(
+        policy.policy, catalog, cfg.rules, h, seed=plan_seed
+    )
+    plans["no_markdown"] = Schedule.constant(catalog.sku, h, 0.0, "no_markdown")
+    for heur in heuristic_policies(cfg):
+        plans[heur.name], closed[heur.name] = plan_of(heur, catalog, cfg.rules, h, seed=plan_seed)
+    outcomes = {k: simulate_schedule(catalog, s, **kw) for k, s in plans.items()}  # type: ignore[arg-type]
+    heur_names = [k for k in outcomes if k not in ("recommended", "no_markdown")]
+    if not heur_names:
+        raise DataError("no heuristic baseline is available to compare with")
+    best = max(heur_names, key=lambda k: outcomes[k].portfolio("profit")[0])
+    ordered = {
+        "recommended": outcomes["recommended"],
+        "no_markdown": outcomes["no_markdown"],
+        "best_heuristic": outcomes[best],
+        **{k: outcomes[k] for k in heur_names if k != best},
+    }
+    rec.metrics = {f"{k}_profit": v.portfolio("profit")[0] for k, v in outcomes.items()}
+    rec.metrics.update({f"{k}_closed_loop_objective": v for k, v in closed.items()})
+    rec.metrics["n_episodes"] = float(n_ep)
+    p_rec, p_best = (
+        outcomes["recommended"].portfolio("profit")[0],
+        outcomes[best].portfolio("profit")[0],
+    )
+    rec.detail = (
+        f"{len(plans)} plans x {catalog.n_skus:,} SKUs x {n_ep} episodes; recommended "
+        f"{p_rec:,.0f} vs best heuristic {best} {p_best:,.0f}"
+    )
+    return EvalOut(ordered, best, closed)
+
+
+# ------------------------------------------------------------------------------ export
+@dataclass
+class ExportOut:
+    """Where everything went."""
+
+    exports: dict[str, str]
+    report_path: Path
+    alerts: dict[str, Path]
+    summary: pd.DataFrame
+    roi: dict[str, float]
+    artifact_dirs: list[Path]
+
+
+def export_stage(
+    cfg: PipelineConfig,
+    plan_key: str,
+    data: IngestOut,
+    scores: pd.DataFrame,
+    selection: Selection,
+    fitted: FitOut,
+    evaluated: EvalOut,
+    records: list[StageRecord],
+    rec: StageRecord,
+) -> ExportOut:
+    """Build every table, then write them (all computed before the first write), the
+    per-category alerts and the report."""
+    from experiments.alerts import alerts_table, write_alerts
+    from experiments.exports import (
+        new_product_flags_table,
+        schedules_table,
+        sku_summary_table,
+        write_tables,
+    )
+    from experiments.pipeline import stages_frame
+    from experiments.report import ReportInputs, write_report
+
+    outcomes = evaluated.outcomes
+    cat = fitted.catalog
+    schedules = schedules_table(outcomes["recommended"], plan_key)
+    summary = sku_summary_table(cat, scores, outcomes, plan_key)
+    alerts = alerts_table(summary, schedules)
+    flags = new_product_flags_table(
+        scores, data.dataset.products, data.last_week, cfg.new_products, plan_key
+    )
+    tables = {
+        "schedules": schedules,
+        "sku_summary": summary,
+        "alerts": alerts,
+        "new_product_flags": flags,
+    }
+    written = write_tables(tables, cfg.out_dir, cfg.export)
+    alert_files = write_alerts(
+        alerts,
+        cfg.out_dir,
+        stock_assumption=fitted.stock_assumption,
+        horizon_weeks=cfg.horizon_weeks,
+        n_episodes=cfg.n_episodes,
+        ci_level=cfg.evaluation.ci_level,
+    )
+    stage_tab = stages_frame(records)
+    inputs = ReportInputs(
+        scores=scores,
+        selected=list(np.asarray(cat.sku, dtype=str)),
+        selection_rule=selection.rule,
+        outcomes=outcomes,
+        catalog_frame=cat.to_frame(),
+        stock_assumption=fitted.stock_assumption,
+        n_episodes=cfg.n_episodes,
+        ci_level=cfg.evaluation.ci_level,
+        horizon_weeks=cfg.horizon_weeks,
+        stages=stage_tab[stage_tab["status"] != "pending"],
+        exports=written,
+        notes=[f"best heuristic: {evaluated.best_heuristic}", *fitted.notes, *data.notes],
+        title=f"deadstock run report ({'quick' if cfg.quick else 'full'}, {data.dataset.source})",
+    )
+    report_path, roi = write_report(inputs, cfg.out_dir)
+    rec.metrics = {f"rows_{k}": float(len(v)) for k, v in tables.items()}
+    rec.metrics["n_alert_reports"] = float(len(alert_files))
+    rec.detail = f"{len(schedules):,} schedule rows, {len(alert_files)} category alerts"
+    out = Path(cfg.out_dir)
+    return ExportOut(
+        exports=written,
+        report_path=report_path,
+        alerts=alert_files,
+        summary=summary,
+        roi=roi,
+        artifact_dirs=[out / "report", out / "alerts"],
+    )
