@@ -92,9 +92,9 @@ def demand_pmf(lam: np.ndarray, dispersion: float, n_units: int) -> tuple[np.nda
         )
         tail = stats.nbinom.sf(n_k, r, p[:, 0])
     else:
-        with np.errstate(divide="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):
             loglam = np.log(lam)
-        logpmf = k * loglam
+            logpmf = k * loglam
         logpmf -= lam
         logpmf -= special.gammaln(k + 1.0)
         logpmf[:, 0] = -lam[:, 0]  # 0 * log(0) = 0 when lam == 0
