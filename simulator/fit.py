@@ -1,0 +1,783 @@
+"""Fit the demand model from the weekly SKU panel: a count GLM, shrunk by empirical Bayes.
+
+The model (see :mod:`simulator.demand` for how the simulator reads it back)::
+
+    log E[units_it] = a_i + eps_i * log(1 - discount_depth_it)                 (SKU effects)
+                      + sum_k [s_ck sin(2 pi k w / 52) + c_ck cos(2 pi k w / 52)] (season, per category)
+                      + kappa_c coupon_depth_it + delta_c display_it + mu_c mailer_it
+    units_it ~ NegBin(mean, variance mean + alpha_c mean^2)
+
+fitted for every SKU and category at once by :func:`simulator.glm.fit_sku_group_glm` (joint
+Newton, no loop over SKUs). Zero-sales weeks are observations at the prevailing price (the
+panel carries the price forward). The overdispersion ``alpha_c`` is a method-of-moments
+estimate per category on Pearson residuals.
+
+Each SKU's elasticity is then shrunk towards its category by empirical Bayes
+(:mod:`simulator.shrinkage`): the between-SKU variance ``tau_c^2`` is estimated per category
+(falling back to the department, then to all SKUs, when a category has fewer than
+``FitConfig.min_group_skus`` SKUs with an identified elasticity).
+
+What the data cannot identify falls back to a documented prior and is flagged in the catalog:
+
+- a SKU whose price never varied (fewer than ``min_price_change_weeks`` weeks away from its
+  usual price): ``elasticity`` = its group's mean, ``elasticity_se`` = the group's spread
+  (``sqrt(tau^2 + se(mean)^2)``), ``elasticity_assumed = True``;
+- a coupon term with too few coupon weeks in the category or a standard error above
+  ``max_lift_se``: ``coupon_coef = coupon_prior_share * (-elasticity)`` (a coupon of depth c
+  lifts demand about as a discount of depth ``coupon_prior_share * c`` would), with a 100 %
+  standard error, ``coupon_assumed = True``;
+- display and mailer lifts likewise: prior 0 (no lift), ``*_assumed = True``.
+
+The commercial fields come from the panel (list price, stock on hand, start week, age) and,
+where the source has no such facts, from the assumptions in :class:`FitConfig` (unit cost as a
+share of list price, stock as weeks of cover times recent velocity, holding cost, salvage),
+each recorded in ``FitResult.notes``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from ingest.errors import ConfigError, DataError
+from simulator.demand import SEASON_PERIOD, Catalog
+from simulator.glm import fit_with_dispersion
+from simulator.market import MAX_DISCOUNT, expected_demand
+from simulator.shrinkage import group_effects, pooled_tau2, shrink
+
+PANEL_REQUIRED = ("sku", "week", "category", "units", "discount_depth", "list_price")
+PROMO_TERMS = ("coupon", "display", "mailer")
+_PROMO_COLUMNS = {"coupon": "coupon_depth", "display": "display", "mailer": "mailer"}
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """How the demand model is fitted from the panel.
+
+    Parameters
+    ----------
+    distribution : {"negbin", "poisson"}
+        Count distribution; ``negbin`` estimates the overdispersion per category.
+    n_harmonics : int
+        Fourier pairs of the category's seasonal profile (0 = no seasonality).
+    pooling : {"eb", "none", "global"}
+        ``eb``: per-SKU elasticities shrunk towards the category (empirical Bayes);
+        ``none``: the raw per-SKU estimates; ``global``: one elasticity for every SKU (the
+        pooled constant-elasticity benchmark).
+    min_group_skus : int
+        Fewest identified SKUs for a category to get its own mean and spread; smaller
+        categories borrow their department's (then everyone's).
+    tau_prior_skus : float
+        A category's between-SKU variance is a blend of its own estimate and the spread
+        pooled over all categories, ``(n tau2_own + k tau2_pooled) / (n + k)`` with
+        ``k = tau_prior_skus``: a variance from a few dozen noisy estimates is itself very
+        noisy, and an estimate of 0 would shrink every SKU onto the mean with too-narrow
+        intervals.
+    min_selling_weeks : int
+        Fewest weeks with sales for a SKU's own elasticity to be estimated.
+    min_price_change_weeks : int
+        Fewest weeks whose price differs from the SKU's median price by more than
+        ``price_change_tol`` (in log price) for its elasticity to count as identified.
+    price_change_tol : float
+        Log price-ratio difference that counts as a price change.
+    prior_elasticity, prior_elasticity_se : float
+        Used only when no SKU at all has an identified elasticity.
+    zero_week_price : {"regular", "carry"}
+        The price a week without sales is taken to have had (the panel cannot see it).
+        ``regular``: the SKU's usual price (its most frequent observed discount depth):
+        discounts are temporary, and a discounted week is the one least likely to sell
+        nothing. ``carry``: the panel's carried-forward price, which labels the quiet weeks
+        after a promotion as discounted and pulls elasticities towards zero (by about 0.25 on
+        the synthetic world).
+    coupons : {"auto", "prior"}
+        ``auto`` fits the coupon lift where a category has at least ``min_promo_weeks``
+        coupon weeks and a standard error below ``max_lift_se``; ``prior`` never fits it.
+    coupon_prior_share : float
+        The coupon prior: a coupon of depth c acts like a discount of depth
+        ``coupon_prior_share * c`` (coupon_coef = share * -elasticity).
+    min_promo_weeks : int
+        Fewest SKU-weeks with the promotion in a category for its lift to be fitted.
+    max_lift_se : float
+        A lift coefficient with a larger standard error is reported as not identified.
+    cost_share : float
+        Unit cost as a share of list price, used where the products table has no unit cost.
+    weeks_of_cover : float
+        Initial stock = weeks_of_cover x recent weekly velocity where the panel has no stock.
+    velocity_weeks : int
+        Weeks (the panel's last ones) over which recent velocity is averaged.
+    holding_cost_share_per_week : float
+        Holding cost per unit and week as a share of unit cost (0.005 ~ 26 % a year).
+    salvage_share : float
+        Salvage value per leftover unit as a share of unit cost.
+    max_elasticity : float
+        Fitted elasticities above this are capped (the catalog needs elasticity <= 0).
+    gone_after_weeks : int or None
+        A run of at least this many weeks without sales at the end of a SKU's history is
+        left out of the fit (the SKU stopped selling; that is dead stock, not a price
+        response). ``None`` keeps every week.
+    max_iter : int
+        Newton iterations per fit.
+    """
+
+    distribution: Literal["negbin", "poisson"] = "negbin"
+    n_harmonics: int = 2
+    pooling: Literal["eb", "none", "global"] = "eb"
+    min_group_skus: int = 5
+    tau_prior_skus: float = 30.0
+    min_selling_weeks: int = 3
+    min_price_change_weeks: int = 2
+    price_change_tol: float = 0.01
+    prior_elasticity: float = -1.0
+    prior_elasticity_se: float = 1.0
+    zero_week_price: Literal["regular", "carry"] = "regular"
+    coupons: Literal["auto", "prior"] = "auto"
+    coupon_prior_share: float = 0.5
+    min_promo_weeks: int = 20
+    max_lift_se: float = 1.0
+    cost_share: float = 0.7
+    weeks_of_cover: float = 8.0
+    velocity_weeks: int = 8
+    holding_cost_share_per_week: float = 0.005
+    salvage_share: float = 0.1
+    max_elasticity: float = 0.0
+    gone_after_weeks: int | None = 6
+    max_iter: int = 100
+
+    def __post_init__(self) -> None:
+        choices = {
+            "distribution": ("negbin", "poisson"),
+            "pooling": ("eb", "none", "global"),
+            "coupons": ("auto", "prior"),
+            "zero_week_price": ("regular", "carry"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(
+                    f"fit.{name} = {getattr(self, name)!r}; expected one of {allowed}"
+                )
+        for name in ("n_harmonics", "min_group_skus", "min_selling_weeks", "max_iter"):
+            if int(getattr(self, name)) < (0 if name == "n_harmonics" else 1):
+                raise ConfigError(f"fit.{name} = {getattr(self, name)!r}; expected >= 1")
+        if self.n_harmonics > SEASON_PERIOD // 2 - 1:
+            raise ConfigError(f"fit.n_harmonics = {self.n_harmonics}; expected <= 25")
+        for name in ("cost_share", "coupon_prior_share", "salvage_share"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ConfigError(f"fit.{name} = {v!r}; expected a share in [0, 1]")
+        for name in ("weeks_of_cover", "prior_elasticity_se", "max_lift_se"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"fit.{name} = {getattr(self, name)!r}; expected > 0")
+        if self.velocity_weeks < 1 or self.min_price_change_weeks < 1:
+            raise ConfigError("fit.velocity_weeks and fit.min_price_change_weeks must be >= 1")
+        if self.prior_elasticity > 0 or self.max_elasticity > 0:
+            raise ConfigError(
+                f"fit.prior_elasticity = {self.prior_elasticity}, fit.max_elasticity = "
+                f"{self.max_elasticity}; both must be <= 0 (a discount never lowers demand)"
+            )
+        if not 0 <= self.holding_cost_share_per_week < 1:
+            raise ConfigError(
+                f"fit.holding_cost_share_per_week = {self.holding_cost_share_per_week}; "
+                "expected in [0, 1)"
+            )
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit_catalog` returns.
+
+    Attributes
+    ----------
+    catalog : Catalog
+        One SKU per fitted SKU, parameters and commercial fields filled.
+    estimates : DataFrame
+        Per SKU: raw and shrunk elasticity with standard errors, shrinkage weight, flags,
+        selling weeks.
+    categories : DataFrame
+        Per category: pooled elasticity mean and spread, dispersion, lifts and whether each
+        was fitted.
+    diagnostics : dict of str to float
+        Scalar fit diagnostics (namespaced ``fit/...``) for MLflow.
+    notes : list of str
+        Assumptions made (which commercial fields came from config, skipped SKUs, ...).
+    """
+
+    catalog: Catalog
+    estimates: pd.DataFrame
+    categories: pd.DataFrame
+    diagnostics: dict[str, float]
+    notes: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------- the panel
+def _check_panel(panel: pd.DataFrame) -> pd.DataFrame:
+    if not isinstance(panel, pd.DataFrame):
+        raise DataError(f"panel: expected a pandas DataFrame, got {type(panel).__name__}")
+    missing = [c for c in PANEL_REQUIRED if c not in panel.columns]
+    if missing:
+        raise DataError(
+            f"panel: column(s) {missing} missing; the demand fit needs {list(PANEL_REQUIRED)} "
+            "(see ingest.panel.build_panel)"
+        )
+    if panel.empty:
+        raise DataError("panel: no rows; nothing to fit")
+    frame = panel.sort_values(["sku", "week"], kind="stable").reset_index(drop=True)
+    for col, lo, hi in (
+        ("units", 0.0, np.inf),
+        ("discount_depth", 0.0, MAX_DISCOUNT),
+        ("list_price", 0.0, np.inf),
+        ("coupon_depth", 0.0, MAX_DISCOUNT),
+        ("display", 0.0, 1.0),
+        ("mailer", 0.0, 1.0),
+    ):
+        if col not in frame.columns:
+            continue
+        values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(values) | (values < lo) | (values > hi)
+        if col == "list_price":
+            bad |= values <= 0
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"panel column {col!r}: value {frame[col].iloc[i]!r} at sku "
+                f"{frame['sku'].iloc[i]!r} week {frame['week'].iloc[i]!r} "
+                f"({int(bad.sum())} row(s)); expected a finite number in [{lo}, {hi}]"
+            )
+    return frame
+
+
+def season_index(week: np.ndarray | int) -> np.ndarray:
+    """Calendar season index (0..51) of 1-based panel weeks: week 1 is index 0, so a plan
+    that starts after panel week ``L`` starts at index ``L % 52``."""
+    return (np.asarray(week, dtype=np.int64) - 1) % SEASON_PERIOD
+
+
+def _fourier(index: np.ndarray, n_harmonics: int) -> np.ndarray:
+    """Fourier columns of season indices 0..51, shape ``(n, 2 * n_harmonics)``."""
+    phase = 2.0 * np.pi * np.asarray(index, dtype=float) / SEASON_PERIOD
+    cols = []
+    for k in range(1, n_harmonics + 1):
+        cols += [np.sin(k * phase), np.cos(k * phase)]
+    return np.stack(cols, axis=-1) if cols else np.zeros((len(phase), 0))
+
+
+def season_profile(theta_season: np.ndarray, n_harmonics: int) -> np.ndarray:
+    """Seasonal factors for calendar weeks 0..51 from Fourier coefficients of shape
+    ``(n, 2 * n_harmonics)``, normalised to mean 1 per row; shape ``(n, 52)``."""
+    basis = _fourier(np.arange(SEASON_PERIOD), n_harmonics)  # (52, 2H)
+    log_s = np.asarray(theta_season, dtype=float) @ basis.T
+    s = np.exp(log_s - log_s.max(axis=1, keepdims=True))
+    return s / s.mean(axis=1, keepdims=True)
+
+
+# ---------------------------------------------------------------------------- the fit
+def fit_catalog(
+    panel: pd.DataFrame,
+    config: FitConfig | None = None,
+    *,
+    products: pd.DataFrame | None = None,
+) -> FitResult:
+    """Fit every SKU's demand parameters from the weekly panel.
+
+    Parameters
+    ----------
+    panel : DataFrame
+        The weekly SKU panel (``ingest.panel.build_panel``): one row per SKU and week with
+        at least ``sku, week, category, units, discount_depth, list_price``; ``department``,
+        ``coupon_depth``, ``display``, ``mailer``, ``on_hand`` and ``returns`` are used when
+        present.
+    config : FitConfig, optional
+    products : DataFrame, optional
+        The canonical products table; its ``unit_cost`` is used where known.
+
+    Returns
+    -------
+    FitResult
+
+    Raises
+    ------
+    DataError
+        A required column is missing, a value is out of range, or no SKU sold anything.
+    """
+    cfg = config or FitConfig()
+    frame = _check_panel(panel)
+    notes: list[str] = []
+
+    units_all = frame["units"].to_numpy(dtype=float)
+    total_by_sku = frame.groupby("sku", sort=True)["units"].sum()
+    sold_skus = total_by_sku.index[total_by_sku.to_numpy() > 0]
+    n_skipped = int(len(total_by_sku) - len(sold_skus))
+    if n_skipped:
+        notes.append(f"{n_skipped} SKU(s) sold nothing in the panel: no demand to fit, left out")
+        frame = frame[frame["sku"].isin(sold_skus)].reset_index(drop=True)
+        units_all = frame["units"].to_numpy(dtype=float)
+    if frame.empty:
+        raise DataError("panel: no SKU sold anything; there is no demand to fit")
+
+    sku_code, sku_ids = pd.factorize(frame["sku"], sort=True)
+    n_skus = len(sku_ids)
+    first_row = np.r_[0, np.flatnonzero(np.diff(sku_code)) + 1]
+    category_of_sku = frame["category"].astype(str).to_numpy()[first_row]
+    if "department" in frame.columns:
+        department_of_sku = frame["department"].astype(str).to_numpy()[first_row]
+    else:
+        department_of_sku = np.full(n_skus, "all", dtype=object)
+    cat_code, cat_ids = pd.factorize(pd.Series(category_of_sku), sort=True)
+    dep_code, dep_ids = pd.factorize(pd.Series(department_of_sku), sort=True)
+    n_cats = len(cat_ids)
+
+    week = frame["week"].to_numpy(dtype=np.int64)
+    y = units_all
+    depth = frame["discount_depth"].to_numpy(dtype=float)
+    if "price_observed" in frame.columns:
+        observed = frame["price_observed"].to_numpy(dtype=bool)
+    else:
+        observed = y > 0
+    if cfg.zero_week_price == "regular":
+        depth = np.where(observed, depth, _usual_depth(depth, observed, sku_code, n_skus)[sku_code])
+    x = np.log1p(-depth)
+    promo = {
+        term: frame[col].to_numpy(dtype=float) if col in frame.columns else np.zeros(len(frame))
+        for term, col in _PROMO_COLUMNS.items()
+    }
+
+    # -- which SKUs' prices varied enough to identify an elasticity
+    selling = np.bincount(sku_code, weights=(y > 0).astype(float), minlength=n_skus)
+    median_x = frame.assign(_x=x).groupby(sku_code)["_x"].transform("median").to_numpy()
+    changed = np.bincount(
+        sku_code,
+        weights=(np.abs(x - median_x) > cfg.price_change_tol).astype(float),
+        minlength=n_skus,
+    )
+    identified = (selling >= cfg.min_selling_weeks) & (changed >= cfg.min_price_change_weeks)
+    censored = stockout_weeks(frame)
+    # weeks after a SKU's last sale, when that run reaches the panel's end and is long: the SKU
+    # has stopped selling, which says nothing about its response to price (and clearance
+    # markdowns there would read as a positive elasticity). The risk model handles those.
+    last_sale = np.zeros(n_skus, dtype=np.int64)
+    np.maximum.at(last_sale, sku_code, np.where(y > 0, week, 0))
+    last_week_sku = np.zeros(n_skus, dtype=np.int64)
+    np.maximum.at(last_week_sku, sku_code, week)
+    gone = (last_week_sku - last_sale) >= (cfg.gone_after_weeks or np.iinfo(np.int64).max)
+    use = ~(gone[sku_code] & (week > last_sale[sku_code]))
+
+    # -- shared (category-level) design: season + the promotions present in the data
+    z_cols = [_fourier(season_index(week), cfg.n_harmonics)]
+    promo_terms = [t for t in PROMO_TERMS if np.any(promo[t] > 0)]
+    z_cols += [promo[t][:, None] for t in promo_terms]
+    z = np.concatenate(z_cols, axis=1)
+    n_season = 2 * cfg.n_harmonics
+
+    if cfg.pooling == "global":
+        group_of_sku = np.zeros(n_skus, dtype=np.int64)
+        n_groups = 1
+        z_fit = np.concatenate([z, x[:, None]], axis=1)
+        fixed = np.ones(n_skus, bool)
+    else:
+        group_of_sku = cat_code.astype(np.int64)
+        n_groups = n_cats
+        z_fit = z
+        fixed = ~identified
+    glm = fit_with_dispersion(
+        y[use],
+        x[use],
+        z_fit[use],
+        sku_code[use],
+        group_of_sku,
+        n_groups=n_groups,
+        negative_binomial=cfg.distribution == "negbin",
+        fixed_slope=fixed,
+        max_iter=cfg.max_iter,
+        censored=censored[use],
+    )
+    y_u, x_u, sku_u = y[use], x[use], sku_code[use]
+    if not glm.converged:
+        notes.append(f"the GLM stopped after {glm.n_iter} Newton iterations without converging")
+
+    # -- elasticities: raw, pooled, shrunk
+    raw = glm.slope.copy()
+    raw_se = np.sqrt(np.maximum(glm.cov[:, 1, 1], 0.0))
+    if cfg.pooling == "global":
+        raw[:] = glm.theta[0, -1]
+        raw_se[:] = glm.theta_se[0, -1]
+        post, post_se, weight = raw.copy(), raw_se.copy(), np.ones(n_skus)
+        pooled_mean = np.full(n_cats, raw[0])
+        pooled_tau = np.zeros(n_cats)
+        level = np.full(n_cats, "global", dtype=object)
+        identified = np.ones(n_skus, bool)
+    else:
+        post, post_se, weight, pooled_mean, pooled_tau, level = _shrink_elasticities(
+            raw, raw_se, identified, cat_code, dep_code, n_cats, len(dep_ids), cfg
+        )
+        raw[~identified] = np.nan
+        raw_se[~identified] = np.nan
+    n_capped = int(np.sum(post > cfg.max_elasticity))
+    elasticity = np.minimum(post, cfg.max_elasticity)
+
+    # intercept at list price: keep the fitted level where the SKU's data lies
+    # (a + b * xbar) and move along the shrunk slope to x = 0
+    w = glm.weight
+    xbar = np.bincount(sku_u, weights=w * x_u, minlength=n_skus) / np.maximum(
+        np.bincount(sku_u, weights=w, minlength=n_skus), 1e-12
+    )
+    slope_used = glm.slope if cfg.pooling != "global" else np.full(n_skus, glm.theta[0, -1])
+    log_base = glm.intercept + (slope_used - elasticity) * xbar
+
+    theta = glm.theta[:, : z.shape[1]]
+    theta_se = glm.theta_se[:, : z.shape[1]]
+    if cfg.pooling == "global":
+        theta = np.repeat(theta, n_cats, axis=0)
+        theta_se = np.repeat(theta_se, n_cats, axis=0)
+    season_c = season_profile(theta[:, :n_season], cfg.n_harmonics)
+    # base demand is at season factor 1: fold the profile's normalisation into the level
+    basis = _fourier(np.arange(SEASON_PERIOD), cfg.n_harmonics)
+    log_norm = np.log(np.exp(basis @ theta[:, :n_season].T).mean(axis=0))
+    base_demand = np.exp(log_base + log_norm[cat_code])
+
+    # -- promotion lifts, per category, fitted or assumed
+    cat_rows = cat_code[sku_code]
+    lifts: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    cat_table: dict[str, Any] = {}
+    for term in PROMO_TERMS:
+        weeks_with = np.bincount(
+            cat_rows, weights=(promo[term] > 0).astype(float), minlength=n_cats
+        )
+        if term in promo_terms:
+            j = n_season + promo_terms.index(term)
+            coef_c, se_c = theta[:, j], theta_se[:, j]
+        else:
+            coef_c, se_c = np.zeros(n_cats), np.full(n_cats, np.inf)
+        fitted = (weeks_with >= cfg.min_promo_weeks) & (se_c <= cfg.max_lift_se)
+        if term == "coupon":
+            fitted &= cfg.coupons == "auto"
+            prior = cfg.coupon_prior_share * -elasticity
+            prior_se = np.abs(prior)
+        else:
+            prior = np.zeros(n_skus)
+            prior_se = np.zeros(n_skus)
+        f_sku = fitted[cat_code]
+        coef = np.where(f_sku, coef_c[cat_code], prior)
+        if term == "coupon":
+            coef = np.maximum(coef, 0.0)
+        se = np.where(f_sku, se_c[cat_code], prior_se)
+        lifts[term] = (coef, se, ~f_sku)
+        cat_table[f"{term}_weeks"] = weeks_with
+        cat_table[f"{term}_coef"] = np.where(fitted, coef_c, np.nan)
+        cat_table[f"{term}_se"] = np.where(fitted, se_c, np.nan)
+        cat_table[f"{term}_fitted"] = fitted
+
+    commercial, commercial_notes = _commercial_fields(
+        frame, sku_code, n_skus, first_row, products, cfg
+    )
+    notes += commercial_notes
+    dispersion = glm.alpha[group_of_sku] if cfg.distribution == "negbin" else np.zeros(n_skus)
+    catalog = Catalog.build(
+        n_skus=n_skus,
+        sku=np.asarray(sku_ids, dtype=object).astype(str),
+        category=category_of_sku,
+        base_demand=base_demand,
+        base_demand_se=np.sqrt(np.maximum(glm.cov[:, 0, 0], 0.0)),
+        season=season_c[cat_code],
+        elasticity=elasticity,
+        elasticity_se=post_se,
+        elasticity_assumed=~identified,
+        coupon_coef=lifts["coupon"][0],
+        coupon_coef_se=lifts["coupon"][1],
+        coupon_assumed=lifts["coupon"][2],
+        display_coef=lifts["display"][0],
+        display_coef_se=lifts["display"][1],
+        display_assumed=lifts["display"][2],
+        mailer_coef=lifts["mailer"][0],
+        mailer_coef_se=lifts["mailer"][1],
+        mailer_assumed=lifts["mailer"][2],
+        dispersion=dispersion,
+        **commercial,
+    )
+
+    estimates = pd.DataFrame(
+        {
+            "sku": catalog.sku,
+            "category": category_of_sku,
+            "department": department_of_sku,
+            "n_weeks": np.bincount(sku_code, minlength=n_skus),
+            "n_selling_weeks": selling.astype(int),
+            "n_price_change_weeks": changed.astype(int),
+            "elasticity_raw": raw,
+            "elasticity_raw_se": raw_se,
+            "elasticity": elasticity,
+            "elasticity_se": post_se,
+            "shrinkage_weight": weight,
+            "elasticity_assumed": ~identified,
+            "base_demand": base_demand,
+        }
+    )
+    categories = pd.DataFrame(
+        {
+            "category": np.asarray(cat_ids, dtype=object).astype(str),
+            "n_skus": np.bincount(cat_code, minlength=n_cats),
+            "n_identified": np.bincount(cat_code, weights=identified, minlength=n_cats).astype(int),
+            "elasticity_mean": pooled_mean,
+            "elasticity_tau": pooled_tau,
+            "pooled_at": level,
+            "dispersion": glm.alpha if cfg.pooling != "global" else np.full(n_cats, glm.alpha[0]),
+            **cat_table,
+        }
+    )
+    mu = glm.mu
+    diagnostics = {
+        "fit/n_rows": float(len(frame)),
+        "fit/n_skus": float(n_skus),
+        "fit/n_skus_skipped": float(n_skipped),
+        "fit/share_weeks_stocked_out": float(np.mean(censored)),
+        "fit/n_categories": float(n_cats),
+        "fit/n_elasticity_identified": float(identified.sum()),
+        "fit/share_elasticity_assumed": float(np.mean(~identified)),
+        "fit/n_elasticity_capped": float(n_capped),
+        "fit/elasticity_median": float(np.median(elasticity)),
+        "fit/elasticity_raw_median": float(np.nanmedian(raw)) if identified.any() else np.nan,
+        "fit/elasticity_se_median": float(np.median(post_se)),
+        "fit/shrinkage_weight_median": float(np.median(weight[identified]))
+        if identified.any()
+        else np.nan,
+        "fit/dispersion_median": float(np.median(dispersion)),
+        "fit/newton_iterations": float(glm.n_iter),
+        "fit/converged": float(glm.converged),
+        "fit/loglik": glm.loglik,
+        "fit/share_weeks_after_last_sale_left_out": float(np.mean(~use)),
+        "fit/wmape_in_sample": float(np.sum(np.abs(y_u - mu)) / max(np.sum(y_u), 1e-12)),
+        "fit/deviance_explained": _deviance_explained(y_u, mu, sku_u, n_skus),
+    }
+    for term in PROMO_TERMS:
+        diagnostics[f"fit/share_{term}_fitted"] = float(np.mean(~lifts[term][2]))
+    return FitResult(catalog, estimates, categories, diagnostics, notes)
+
+
+def _usual_depth(
+    depth: np.ndarray, observed: np.ndarray, sku_code: np.ndarray, n_skus: int
+) -> np.ndarray:
+    """Each SKU's most frequent observed discount depth (rounded to 0.01; the smallest
+    depth wins a tie; 0 for a SKU whose price was never observed)."""
+    cents = np.round(depth[observed] * 100).astype(np.int64)
+    counts = pd.DataFrame({"s": sku_code[observed], "c": cents}).value_counts()
+    best = (
+        counts.reset_index()
+        .sort_values(["s", "count", "c"], ascending=[True, False, True])
+        .drop_duplicates("s")
+    )
+    out = np.zeros(n_skus)
+    out[best["s"].to_numpy()] = best["c"].to_numpy() / 100.0
+    return out
+
+
+def stockout_weeks(panel: pd.DataFrame) -> np.ndarray:
+    """Rows whose units are censored by stock: the SKU sold what it had, so demand was at
+    least the units sold.
+
+    A week counts as a stock-out when stock levels are known and either the week ended with
+    nothing on hand, or the units sold reached the stock on hand at the end of the week
+    before (when replenishment is booked at the end of a week). Without a stock table no row
+    is censored. ``panel`` must be sorted by sku and week; returns a bool array.
+    """
+    n = len(panel)
+    if "on_hand" not in panel.columns:
+        return np.zeros(n, dtype=bool)
+    on_hand = pd.to_numeric(panel["on_hand"], errors="coerce").to_numpy(dtype=float)
+    units = panel["units"].to_numpy(dtype=float)
+    sku = panel["sku"].to_numpy()
+    prev = np.r_[np.nan, on_hand[:-1]]
+    if n:
+        prev[np.r_[True, sku[1:] != sku[:-1]]] = np.nan
+    with np.errstate(invalid="ignore"):
+        out = (units > 0) & ((on_hand <= 0) | (units >= prev))
+    return np.asarray(out, dtype=bool)
+
+
+def _deviance_explained(y: np.ndarray, mu: np.ndarray, sku: np.ndarray, n_skus: int) -> float:
+    """Poisson deviance explained against each SKU's own constant mean (so it measures what
+    price, season and promotions add beyond the SKU effects)."""
+
+    def dev(m: np.ndarray) -> float:
+        m = np.maximum(m, 1e-12)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            term = np.where(y > 0, y * np.log(y / m), 0.0)
+        return float(2.0 * np.sum(term - (y - m)))
+
+    mean = np.bincount(sku, weights=y, minlength=n_skus) / np.bincount(sku, minlength=n_skus)
+    d0 = dev(mean[sku])
+    return 1.0 - dev(mu) / d0 if d0 > 0 else float("nan")
+
+
+def _shrink_elasticities(
+    raw: np.ndarray,
+    raw_se: np.ndarray,
+    identified: np.ndarray,
+    cat_code: np.ndarray,
+    dep_code: np.ndarray,
+    n_cats: int,
+    n_deps: int,
+    cfg: FitConfig,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-SKU posterior elasticities; unidentified SKUs get their group's prior."""
+    n_skus = raw.shape[0]
+    idx = np.flatnonzero(identified)
+    # each category borrows the first level with enough identified SKUs
+    mean_c = np.full(n_cats, cfg.prior_elasticity)
+    mean_se_c = np.zeros(n_cats)
+    tau2_c = np.full(n_cats, cfg.prior_elasticity_se**2)
+    level = np.full(n_cats, "prior", dtype=object)
+    if idx.size:
+        dep_of_cat = np.zeros(n_cats, dtype=np.int64)
+        dep_of_cat[cat_code] = dep_code
+        glob = group_effects(raw[idx], raw_se[idx], np.zeros(idx.size, np.int64), 1)
+        dep = group_effects(raw[idx], raw_se[idx], dep_code[idx], n_deps)
+        cat = group_effects(raw[idx], raw_se[idx], cat_code[idx], n_cats)
+        t2_pool = pooled_tau2(raw[idx], raw_se[idx], cat_code[idx], n_cats)
+        k0 = cfg.tau_prior_skus
+        cat.tau2 = (cat.n * cat.tau2 + k0 * t2_pool) / (cat.n + k0)
+        dep.tau2 = (dep.n * dep.tau2 + k0 * t2_pool) / (dep.n + k0)
+        candidates = [
+            (
+                "global",
+                glob.mean[np.zeros(n_cats, np.int64)],
+                glob.mean_se[0],
+                glob.tau2[0],
+                glob.n[0],
+            ),
+            (
+                "department",
+                dep.mean[dep_of_cat],
+                dep.mean_se[dep_of_cat],
+                dep.tau2[dep_of_cat],
+                dep.n[dep_of_cat],
+            ),
+            ("category", cat.mean, cat.mean_se, cat.tau2, cat.n),
+        ]
+        for name, m, mse, t2, n in candidates:
+            use = np.broadcast_to(n, (n_cats,)) >= (cfg.min_group_skus if name != "global" else 1)
+            mean_c = np.where(use, m, mean_c)
+            mean_se_c = np.where(use, mse, mean_se_c)
+            tau2_c = np.where(use, t2, tau2_c)
+            level = np.where(use, name, level)
+    if cfg.pooling == "none":
+        post, post_se, weight = raw.copy(), raw_se.copy(), np.zeros(n_skus)
+    else:
+        post, post_se, weight = shrink(
+            raw, raw_se, mean_c[cat_code], mean_se_c[cat_code], tau2_c[cat_code]
+        )
+    prior_sd = np.sqrt(tau2_c + mean_se_c**2)
+    post = np.where(identified, post, mean_c[cat_code])
+    post_se = np.where(identified, post_se, prior_sd[cat_code])
+    weight = np.where(identified, weight, 1.0)
+    return post, post_se, weight, mean_c, np.sqrt(tau2_c), level
+
+
+def _commercial_fields(
+    frame: pd.DataFrame,
+    sku_code: np.ndarray,
+    n_skus: int,
+    first_row: np.ndarray,
+    products: pd.DataFrame | None,
+    cfg: FitConfig,
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    notes: list[str] = []
+    last_row = np.r_[first_row[1:] - 1, len(frame) - 1]
+    sku_ids = frame["sku"].astype(str).to_numpy()[first_row]
+    list_price = frame["list_price"].to_numpy(dtype=float)[last_row]
+    unit_cost = np.full(n_skus, np.nan)
+    if "unit_cost" in frame.columns:
+        unit_cost = pd.to_numeric(frame["unit_cost"], errors="coerce").to_numpy(float)[last_row]
+    if products is not None and "unit_cost" in products.columns:
+        costs = products.assign(sku=products["sku"].astype(str)).drop_duplicates("sku")
+        unit_cost = costs.set_index("sku")["unit_cost"].reindex(sku_ids).to_numpy(dtype=float)
+    no_cost = ~np.isfinite(unit_cost) | (unit_cost < 0)
+    if no_cost.any():
+        unit_cost = np.where(no_cost, cfg.cost_share * list_price, unit_cost)
+        notes.append(
+            f"unit_cost assumed = {cfg.cost_share:g} x list_price for {int(no_cost.sum())} "
+            "SKU(s) without a cost in the products table (fit.cost_share)"
+        )
+    week = frame["week"].to_numpy(dtype=np.int64)
+    last_week = int(week.max())
+    units = frame["units"].to_numpy(dtype=float)
+    recent = week > last_week - cfg.velocity_weeks
+    velocity = np.bincount(sku_code, weights=units * recent, minlength=n_skus) / cfg.velocity_weeks
+    stock = np.ceil(cfg.weeks_of_cover * velocity)
+    last_known = np.full(n_skus, np.nan)
+    if "on_hand" in frame.columns:
+        on_hand = pd.to_numeric(frame["on_hand"], errors="coerce").to_numpy(dtype=float)
+        rows = np.flatnonzero(np.isfinite(on_hand))
+        last_known[sku_code[rows]] = on_hand[rows]  # rows ascend by week: the last one wins
+    known = np.isfinite(last_known)
+    stock = np.where(known, np.maximum(last_known, 0.0), stock)
+    if (~known).any():
+        notes.append(
+            f"initial_stock assumed = {cfg.weeks_of_cover:g} weeks of cover x mean units of "
+            f"the last {cfg.velocity_weeks} weeks for {int((~known).sum())} SKU(s) without "
+            "stock levels (fit.weeks_of_cover, fit.velocity_weeks)"
+        )
+    first_week = week[first_row]
+    returns = frame["returns"].to_numpy(dtype=float) if "returns" in frame.columns else None
+    return_rate = np.zeros(n_skus)
+    if returns is not None and np.nansum(returns) > 0:
+        sold = np.bincount(sku_code, weights=units, minlength=n_skus)
+        ret = np.bincount(sku_code, weights=np.nan_to_num(returns), minlength=n_skus)
+        return_rate = np.clip(np.where(sold > 0, ret / np.maximum(sold, 1e-12), 0.0), 0.0, 0.9)
+    notes.append(
+        f"holding cost assumed = {cfg.holding_cost_share_per_week:g} x unit_cost per week, "
+        f"salvage = {cfg.salvage_share:g} x unit_cost (fit.holding_cost_share_per_week, "
+        "fit.salvage_share)"
+    )
+    fields_ = {
+        "list_price": list_price,
+        "unit_cost": unit_cost,
+        "initial_stock": stock,
+        "start_week": np.full(n_skus, season_index(last_week + 1), dtype=np.int64),
+        "age_weeks": (last_week + 1 - first_week).astype(np.int64),
+        "return_rate": return_rate,
+        "holding_cost_per_unit_week": cfg.holding_cost_share_per_week * unit_cost,
+        "salvage_value_per_unit": cfg.salvage_share * unit_cost,
+    }
+    return fields_, notes
+
+
+# ---------------------------------------------------------------------------- forecasts
+def predict_units(
+    catalog: Catalog,
+    panel: pd.DataFrame,
+    *,
+    coupons: bool = False,
+    promotions: bool = True,
+) -> np.ndarray:
+    """Expected weekly units for the rows of ``panel`` under the catalog's demand model,
+    at each row's own price (and promotions), through :func:`simulator.market.expected_demand`.
+
+    Coupons are left out by default: a panel's coupon depth is only seen in weeks with sales,
+    so using it would leak the outcome into the forecast. Rows whose SKU is not in the
+    catalog get NaN. Returns an array of shape ``(len(panel),)``.
+    """
+    index = pd.Series(np.arange(catalog.n_skus), index=pd.Index(catalog.sku))
+    pos = index.reindex(panel["sku"].astype(str).to_numpy()).to_numpy(dtype=float)
+    out = np.full(len(panel), np.nan)
+    ok = np.isfinite(pos)
+    if not ok.any():
+        return out
+    rows = catalog.take(pos[ok].astype(np.int64))
+    d = np.clip(panel["discount_depth"].to_numpy(dtype=float)[ok], 0.0, MAX_DISCOUNT)
+    c = np.zeros_like(d)
+    if coupons and "coupon_depth" in panel.columns:
+        c = np.clip(panel["coupon_depth"].to_numpy(dtype=float)[ok], 0.0, MAX_DISCOUNT - d)
+    extra: dict[str, np.ndarray] = {}
+    if promotions:
+        for col in ("display", "mailer"):
+            if col in panel.columns:
+                extra[col] = panel[col].to_numpy(dtype=float)[ok]
+    out[ok] = expected_demand(
+        rows,
+        panel["week"].to_numpy(dtype=np.int64)[ok],
+        d,
+        c,
+        **extra,  # type: ignore[arg-type]
+    )
+    return out
