@@ -94,7 +94,7 @@ def active_rules(rules: RulesConfig) -> tuple[str, ...]:
 
 
 def initial_decision_state(
-    catalog: Catalog, horizon_weeks: int, rules: RulesConfig
+    catalog: Catalog, horizon_weeks: int | np.ndarray, rules: RulesConfig
 ) -> DecisionState:
     """The decision state at the start of a plan: full horizon, the catalog's stock, no
     discount in force, no change yet, the whole coupon budget, the catalog's age.
@@ -103,7 +103,7 @@ def initial_decision_state(
     ----------
     catalog : Catalog
         The ``n_skus`` SKUs (``initial_stock`` and ``age_weeks`` are read).
-    horizon_weeks : int
+    horizon_weeks : int or array-like of int of shape (n_skus,)
         Weeks until exit, counting the first week (>= 1).
     rules : RulesConfig
         Read for the coupon budget (``NO_BUDGET`` when unlimited).
@@ -117,7 +117,7 @@ def initial_decision_state(
     budget = NO_BUDGET if rules.coupon_budget_weeks is None else rules.coupon_budget_weeks
     stock = np.array(catalog.initial_stock, dtype=float)
     return DecisionState(
-        weeks_left=np.full(n, int(horizon_weeks), dtype=np.int64),
+        weeks_left=np.broadcast_to(np.asarray(horizon_weeks, dtype=np.int64), (n,)).copy(),
         stock=stock,
         initial_stock=stock.copy(),
         depth_index=np.zeros(n, dtype=np.int64),
@@ -133,51 +133,82 @@ def hold_actions(rules: RulesConfig, state: DecisionState) -> np.ndarray:
     return rules.encode(depth, np.zeros_like(depth))
 
 
-def _grid_shape(rules: RulesConfig, n: int) -> tuple[int, int, int]:
-    return (n, rules.n_discounts, rules.n_coupons)
+Factor = tuple[str, np.ndarray]
+"""A piece of a rule's mask, *actions-major*: ``("depth", (n_d, n|1))``,
+``("coupon", (n_c, n|1))`` or ``("full", (n_actions, n|1))`` bool arrays. A rule's mask is
+the AND of its factors. Keeping the SKU axis last makes every operation a long contiguous
+loop over thousands of SKUs, and most rules only need one axis of the action grid."""
 
 
 def _base_masks(
     rules: RulesConfig, state: DecisionState, catalog: Catalog, names: tuple[str, ...]
-) -> dict[str, np.ndarray]:
-    """Per-rule allowed masks of shape ``(n, n_discounts, n_coupons)`` or broadcastable to
-    it, for every rule in ``names`` except the hard sell-through rule."""
-    n = int(np.shape(state.depth_index)[0])
+) -> dict[str, list[Factor]]:
+    """Per-rule factors for every rule in ``names`` except the hard sell-through rule."""
     depths = np.asarray(rules.discount_levels)
     coupons = np.asarray(rules.coupon_levels)
-    di = np.arange(rules.n_discounts)
-    ci = np.arange(rules.n_coupons)
-    cur = np.asarray(state.depth_index, dtype=np.int64)[:, None, None]
-    out: dict[str, np.ndarray] = {}
+    di = np.arange(rules.n_discounts)[:, None]
+    ci = np.arange(rules.n_coupons)[:, None]
+    cur = np.asarray(state.depth_index, dtype=np.int64)[None, :]
+    out: dict[str, list[Factor]] = {}
     if "max_discount" in names:
         assert rules.max_discount is not None
-        ok = depths <= rules.max_discount + _EPS
-        out["max_discount"] = np.broadcast_to(ok[None, :, None], _grid_shape(rules, n))
+        out["max_discount"] = [("depth", (depths <= rules.max_discount + _EPS)[:, None])]
     if "min_weeks_between_changes" in names:
         locked = np.asarray(state.weeks_since_change) < rules.min_weeks_between_changes
-        out["min_weeks_between_changes"] = ~locked[:, None, None] | (di[None, :, None] == cur)
+        out["min_weeks_between_changes"] = [("depth", ~locked[None, :] | (di == cur))]
     if "markdown_only" in names:
-        out["markdown_only"] = di[None, :, None] >= cur
+        out["markdown_only"] = [("depth", di >= cur)]
     if "margin_floor" in names:
         assert rules.margin_floor is not None
-        net = 1.0 - depths[:, None] - coupons[None, :]  # (n_d, n_c), share of list price
-        price = catalog.list_price[:, None, None] * net[None]
-        floor = (catalog.unit_cost * (1.0 + rules.margin_floor))[:, None, None]
-        ok = price >= floor - _EPS * catalog.list_price[:, None, None]
-        ok[:, 0, 0] = True
-        out["margin_floor"] = ok
+        net = (1.0 - depths[:, None] - coupons[None, :]).reshape(-1)  # share of list price
+        # least net share of list price each SKU may sell at
+        floor = catalog.unit_cost * (1.0 + rules.margin_floor) / catalog.list_price - _EPS
+        ok = net[:, None] >= floor[None, :]
+        ok[0, :] = True
+        out["margin_floor"] = [("full", ok)]
     if "no_touch_after_launch" in names:
-        young = np.asarray(state.age_weeks) < rules.no_touch_after_launch_weeks
-        first = (di[:, None] == 0) & (ci[None, :] == 0)
-        out["no_touch_after_launch"] = ~young[:, None, None] | first[None]
+        young = (np.asarray(state.age_weeks) < rules.no_touch_after_launch_weeks)[None, :]
+        out["no_touch_after_launch"] = [
+            ("depth", ~young | (di == 0)),
+            ("coupon", ~young | (ci == 0)),
+        ]
     if "no_touch_before_exit" in names:
-        frozen = np.asarray(state.weeks_left) <= rules.no_touch_before_exit_weeks
-        hold = (di[None, :, None] == cur) & (ci[None, None, :] == 0)
-        out["no_touch_before_exit"] = ~frozen[:, None, None] | hold
+        frozen = (np.asarray(state.weeks_left) <= rules.no_touch_before_exit_weeks)[None, :]
+        out["no_touch_before_exit"] = [
+            ("depth", ~frozen | (di == cur)),
+            ("coupon", ~frozen | (ci == 0)),
+        ]
     if "coupon_budget" in names:
-        spent = np.asarray(state.coupon_weeks_left) <= 0
-        out["coupon_budget"] = ~spent[:, None, None] | (ci[None, None, :] == 0)
+        spent = (np.asarray(state.coupon_weeks_left) <= 0)[None, :]
+        out["coupon_budget"] = [("coupon", ~spent | (ci == 0))]
     return out
+
+
+def _combine(rules: RulesConfig, n: int, factors: list[Factor]) -> np.ndarray:
+    """AND of the factors, as a fresh actions-major bool array of shape ``(n_actions, n)``."""
+    n_d, n_c = rules.n_discounts, rules.n_coupons
+    depth = np.ones((n_d, n), dtype=bool)
+    coupon = np.ones((n_c, n), dtype=bool)
+    full: list[np.ndarray] = []
+    for kind, f in factors:
+        if kind == "depth":
+            depth &= f
+        elif kind == "coupon":
+            coupon &= f
+        else:
+            full.append(f)
+    if n_c == 1:
+        allowed = depth & coupon
+    else:
+        # flat action a = depth * n_c + coupon
+        allowed = np.repeat(depth, n_c, axis=0) & np.tile(coupon, (n_d, 1))
+    for f in full:
+        allowed &= f
+    return allowed
+
+
+def _all_factors(masks: dict[str, list[Factor]]) -> list[Factor]:
+    return [f for factors in masks.values() for f in factors]
 
 
 def _below_target(rules: RulesConfig, state: DecisionState) -> np.ndarray:
@@ -189,15 +220,20 @@ def _below_target(rules: RulesConfig, state: DecisionState) -> np.ndarray:
     return (np.asarray(state.weeks_left) == 1) & short
 
 
-def _hard_mask(rules: RulesConfig, state: DecisionState, others: np.ndarray) -> np.ndarray:
-    """The hard sell-through rule's mask, given what the other rules allow ``(n, n_d, n_c)``."""
+def _hard_mask(rules: RulesConfig, state: DecisionState, others: np.ndarray) -> Factor:
+    """The hard sell-through rule's depth factor, given what the others allow ``(A, n)``."""
     in_force = _below_target(rules, state)
-    depth_ok: np.ndarray = np.any(others, axis=2)  # (n, n_d)
     n_d = rules.n_discounts
+    depth_ok: np.ndarray = np.any(others.reshape(n_d, rules.n_coupons, -1), axis=1)  # (n_d, n)
     # deepest allowed depth; -1 where nothing is allowed (the fallback handles it)
-    deepest = np.where(depth_ok.any(axis=1), n_d - 1 - np.argmax(depth_ok[:, ::-1], axis=1), -1)
-    di = np.arange(n_d)
-    return ~in_force[:, None, None] | (di[None, :, None] == deepest[:, None, None])
+    deepest = np.where(depth_ok.any(axis=0), n_d - 1 - np.argmax(depth_ok[::-1], axis=0), -1)
+    di = np.arange(n_d)[:, None]
+    return ("depth", ~in_force[None, :] | (di == deepest[None, :]))
+
+
+def _to_rows(allowed: np.ndarray) -> np.ndarray:
+    """Actions-major ``(A, n)`` -> the public SKU-major ``(n, A)`` layout (contiguous)."""
+    return np.ascontiguousarray(allowed.T)
 
 
 def rule_masks(rules: RulesConfig, state: DecisionState, catalog: Catalog) -> dict[str, np.ndarray]:
@@ -220,22 +256,11 @@ def rule_masks(rules: RulesConfig, state: DecisionState, catalog: Catalog) -> di
     n = int(np.shape(state.depth_index)[0])
     names = active_rules(rules)
     masks = _base_masks(rules, state, catalog, names)
-    out = {
-        k: np.broadcast_to(v, _grid_shape(rules, n)).reshape(n, rules.n_actions)
-        for k, v in masks.items()
-    }
+    out = {k: _to_rows(_combine(rules, n, v)) for k, v in masks.items()}
     if "sell_through_hard" in names:
-        others = _combine(rules, n, masks)
-        hard = np.broadcast_to(_hard_mask(rules, state, others), _grid_shape(rules, n))
-        out["sell_through_hard"] = hard.reshape(n, rules.n_actions)
+        hard = _hard_mask(rules, state, _combine(rules, n, _all_factors(masks)))
+        out["sell_through_hard"] = _to_rows(_combine(rules, n, [hard]))
     return out
-
-
-def _combine(rules: RulesConfig, n: int, masks: dict[str, np.ndarray]) -> np.ndarray:
-    allowed = np.ones(_grid_shape(rules, n), dtype=bool)
-    for m in masks.values():
-        allowed &= m
-    return allowed
 
 
 def action_mask(rules: RulesConfig, state: DecisionState, catalog: Catalog) -> np.ndarray:
@@ -259,15 +284,18 @@ def action_mask(rules: RulesConfig, state: DecisionState, catalog: Catalog) -> n
     names = active_rules(rules)
     if not names:
         return np.ones((n, rules.n_actions), dtype=bool)
-    allowed = _combine(rules, n, _base_masks(rules, state, catalog, names))
-    if "sell_through_hard" in names:
-        allowed = allowed & _hard_mask(rules, state, allowed)
-    flat = allowed.reshape(n, rules.n_actions)
-    empty = ~flat.any(axis=1)
-    if empty.any():
-        rows = np.flatnonzero(empty)
-        flat[rows, hold_actions(rules, state)[rows]] = True
-    return flat
+    allowed = _combine(rules, n, _all_factors(_base_masks(rules, state, catalog, names)))
+    if "sell_through_hard" in names and _below_target(rules, state).any():
+        allowed &= _combine(rules, n, [_hard_mask(rules, state, allowed)])
+    # the hold action is allowed in every reachable state; only rows where it is not can be
+    # empty, so the full any() runs on those few rows only
+    hold = hold_actions(rules, state)
+    cols = np.arange(n)
+    suspect = np.flatnonzero(~allowed[hold, cols])
+    if suspect.size:
+        empty = suspect[~allowed[:, suspect].any(axis=0)]
+        allowed[hold[empty], empty] = True
+    return _to_rows(allowed)
 
 
 def violations(
@@ -339,7 +367,7 @@ def advance(
     return DecisionState(
         weeks_left=np.asarray(state.weeks_left, dtype=np.int64) - 1,
         stock=np.asarray(state.stock, dtype=float) - np.asarray(units_sold, dtype=float),
-        initial_stock=state.initial_stock,
+        initial_stock=np.array(state.initial_stock, dtype=float),
         depth_index=di,
         weeks_since_change=np.where(changed, 1, np.minimum(wsc + 1, LONG_AGO)),
         coupon_weeks_left=np.where(limited & (ci > 0), np.maximum(budget - 1, 0), budget),
