@@ -64,7 +64,9 @@ def build_panel(dataset: Dataset, config: CleaningConfig | None = None) -> pd.Da
     products = dataset.products.sort_values("sku", kind="stable").reset_index(drop=True)
     sales = dataset.sales
     weeks = [int(t["week"].max()) for n, t in dataset.tables.items() if "week" in t and len(t)]
-    last_week = max(weeks) if weeks else 0
+    if not weeks:  # no sales at all: one row at each SKU's launch week
+        weeks = [int(products["launch_week"].max())] if len(products) else [0]
+    last_week = max(weeks)
     skus = products["sku"].astype("string")
     code_of = pd.Series(np.arange(len(skus)), index=pd.Index(skus))
     start = products["launch_week"].to_numpy(dtype=np.int64)

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.schema import CreateTable, DropTable
 
 from ingest.dataset import Dataset
 from ingest.errors import DataError
@@ -134,6 +135,12 @@ def table_definition(name: str, frame: pd.DataFrame, metadata: sa.MetaData) -> s
     return sa.Table(name, metadata, *columns)
 
 
+def ddl_statements(table: sa.Table) -> tuple[DropTable, CreateTable]:
+    """The DDL :func:`write_sql` issues for one table (``DROP TABLE IF EXISTS``, ``CREATE``);
+    SQL Server supports both since 2016."""
+    return DropTable(table, if_exists=True), CreateTable(table)
+
+
 def _records(frame: pd.DataFrame) -> Iterator[list[dict[str, object]]]:
     for start in range(0, len(frame), INSERT_CHUNK_ROWS):
         part = frame.iloc[start : start + INSERT_CHUNK_ROWS].astype(object)
@@ -155,8 +162,8 @@ def write_sql(dataset: Dataset, url: str) -> str:
     try:
         with engine.begin() as conn:
             for name, table in tables.items():
-                table.drop(conn, checkfirst=True)
-                table.create(conn)
+                for ddl in ddl_statements(table):
+                    conn.execute(ddl)
                 for chunk in _records(dataset.tables[name]):
                     if chunk:
                         conn.execute(table.insert(), chunk)
