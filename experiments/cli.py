@@ -20,6 +20,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "experiments.cli_run",
     "experiments.cli_data",
     "experiments.cli_ui",
+    "experiments.cli_demand",
+    "experiments.cli_simulate",
 )
 
 
