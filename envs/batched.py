@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,14 @@ from envs.config import DecisionState, RulesConfig
 from envs.core import WEEK_TERMS, play_week, reward_scale
 from envs.crn import N_DRAWS, QuantileSampler
 from envs.markdown import EnvConfig, RuleViolationError
-from envs.observation import OBS_HIGH, OBS_LOW, build_observation, season_cumsum
+from envs.observation import (
+    OBS_HIGH,
+    OBS_LOW,
+    STATIC_FIELDS,
+    assemble_observation,
+    season_cumsum,
+    sku_features,
+)
 from envs.rules import action_mask, hold_actions, initial_decision_state, violated_rules
 from ingest.errors import ConfigError, DeadstockError
 from simulator.demand import SEASON_PERIOD, Catalog
@@ -90,6 +98,9 @@ class SlotContext:
     horizon_weeks: int
     episode_start: np.ndarray | None = None
 
+
+_NO_INFO: MappingProxyType[str, Any] = MappingProxyType({})
+"""The info of a slot whose episode goes on: empty and read-only (shared by all such slots)."""
 
 ActFn = Callable[[np.ndarray, np.ndarray, SlotContext], np.ndarray]
 
@@ -155,6 +166,14 @@ class BatchedMarkdownEnv(VecEnv):
         self._actions: np.ndarray | None = None
         self._sampler = QuantileSampler()
         self._log: list[dict[str, np.ndarray]] = []
+        # per-SKU quantities of the source, gathered into slots at each episode start
+        self._src_season_cum = season_cumsum(self.source)
+        self._src_static = sku_features(self.source, self.rules)
+        self._src_scale = (
+            reward_scale(self.source)
+            if self.config.normalize_reward
+            else np.ones(self.source.n_skus)
+        )
 
     # ------------------------------------------------------------------ seeding and reset
     def seed(self, seed: int | None = None) -> Sequence[int | None]:
@@ -183,6 +202,7 @@ class BatchedMarkdownEnv(VecEnv):
         n = self.n_slots
         self._catalog = self.source.take(np.arange(n) % self.source.n_skus)
         self._season_cum = np.zeros((n, 2 * SEASON_PERIOD + 1))
+        self._static = np.zeros((n, len(STATIC_FIELDS)))
         self._decision = initial_decision_state(
             self._catalog, self.config.horizon_weeks, self.rules
         )
@@ -232,12 +252,16 @@ class BatchedMarkdownEnv(VecEnv):
             else:
                 horizons = np.full(k, cfg.horizon_weeks, dtype=np.int64)
         self._catalog.assign(slots, sub, np.arange(k))
-        self._season_cum[slots] = season_cumsum(sub)
+        self._season_cum[slots] = self._src_season_cum[index]
+        # drawn parameters change the descriptors (elasticity, coupon lift), not the scale
+        self._static[slots] = (
+            sku_features(sub, self.rules) if cfg.draw_parameters else self._src_static[index]
+        )
         _assign_rows(self._decision, slots, initial_decision_state(sub, horizons, self.rules))
         _assign_rows(self._market, slots, initial_state(sub))
         self._horizon[slots] = horizons
         self._sku_index[slots] = index
-        self._scale[slots] = reward_scale(sub) if cfg.normalize_reward else 1.0
+        self._scale[slots] = self._src_scale[index]
         self._last_sold[slots] = 0.0
         for acc in self._acc.values():
             acc[slots] = 0.0
@@ -292,20 +316,21 @@ class BatchedMarkdownEnv(VecEnv):
         self._episode_start[:] = False
 
         done = out.terminated
-        infos: list[dict[str, Any]] = [{} for _ in range(n)]
+        # one shared read-only empty info for the slots still running (building thousands
+        # of dicts a step costs as much as the market step); finished slots get their own
+        infos: list[dict[str, Any]] = [_NO_INFO] * n  # type: ignore[list-item]
         if done.any():
             slots = np.flatnonzero(done)
             terminal = self._observe(slots)
             if self.record_episodes:
                 self._record(slots)
-            for j, slot in enumerate(slots):
+            ep_r = self._acc["reward"][slots].tolist()
+            ep_l = self._ep_len[slots].tolist()
+            for j, slot in enumerate(slots.tolist()):
                 infos[slot] = {
                     "terminal_observation": terminal[j],
                     "TimeLimit.truncated": False,
-                    "episode": {
-                        "r": float(self._acc["reward"][slot]),
-                        "l": int(self._ep_len[slot]),
-                    },
+                    "episode": {"r": ep_r[j], "l": ep_l[j]},
                 }
             self._start_episodes(slots)
         self._mask = action_mask(self.rules, self._decision, self._catalog)
@@ -329,15 +354,17 @@ class BatchedMarkdownEnv(VecEnv):
         return np.where(violation, hold_actions(self.rules, self._decision), a)
 
     def _observe(self, slots: np.ndarray | None = None) -> np.ndarray:
+        """Observations of all slots, or of ``slots`` only."""
         if slots is None:
-            return build_observation(
-                self._catalog,
+            return assemble_observation(
+                self._catalog.base_demand,
+                self._season_cum,
+                self._static,
                 self._decision,
                 self._market,
                 self.rules,
                 horizon_weeks=self._horizon,
                 last_units_sold=self._last_sold,
-                season_cum=self._season_cum,
             )
         dec = DecisionState(
             **{f.name: getattr(self._decision, f.name)[slots] for f in fields(self._decision)}
@@ -345,14 +372,15 @@ class BatchedMarkdownEnv(VecEnv):
         mkt = MarketState(
             **{f.name: getattr(self._market, f.name)[slots] for f in fields(self._market)}
         )
-        return build_observation(
-            self._catalog.take(slots),
+        return assemble_observation(
+            self._catalog.base_demand[slots],
+            self._season_cum[slots],
+            self._static[slots],
             dec,
             mkt,
             self.rules,
             horizon_weeks=self._horizon[slots],
             last_units_sold=self._last_sold[slots],
-            season_cum=self._season_cum[slots],
         )
 
     def _record(self, slots: np.ndarray) -> None:

@@ -36,6 +36,8 @@ coupon_weeks_share      [0, 1]      coupon weeks left in the budget / weeks left
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from envs.config import DecisionState, RulesConfig
@@ -69,6 +71,7 @@ OBS_NAMES: tuple[str, ...] = tuple(f[0] for f in OBS_FIELDS)
 OBS_DIM = len(OBS_FIELDS)
 OBS_LOW = np.array([f[1] for f in OBS_FIELDS], dtype=np.float32)
 OBS_HIGH = np.array([f[2] for f in OBS_FIELDS], dtype=np.float32)
+_INDEX = {name: i for i, name in enumerate(OBS_NAMES)}
 
 
 def season_cumsum(catalog: Catalog) -> np.ndarray:
@@ -84,38 +87,59 @@ def season_cumsum(catalog: Catalog) -> np.ndarray:
 
 
 def season_window_mean(
-    catalog: Catalog,
-    week: np.ndarray,
-    n_weeks: np.ndarray,
-    season_cum: np.ndarray | None = None,
-) -> np.ndarray:
-    """Mean seasonal factor of each SKU over ``n_weeks`` weeks from calendar week ``week``.
+    season_cum: np.ndarray, week: np.ndarray, n_weeks: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seasonal factor of each SKU at calendar week ``week`` and its mean over the
+    ``n_weeks`` weeks from there.
 
     Parameters
     ----------
-    catalog : Catalog
+    season_cum : ndarray of shape (n, 105)
+        :func:`season_cumsum` of the SKUs.
     week : array-like of int of shape (n,)
         First calendar week of the window.
     n_weeks : array-like of int of shape (n,)
         Length of the window (windows of length 0 give the factor at ``week``).
-    season_cum : ndarray of shape (n, 105) or None
-        :func:`season_cumsum` of ``catalog``, if already computed.
 
     Returns
     -------
-    ndarray of float of shape (n,)
+    now, mean : ndarray of float of shape (n,)
     """
-    n = catalog.n_skus
-    rows = np.arange(n)
-    season = catalog.season
-    # cumulative sums over one period, so any window is full periods plus a wrapped remainder
-    cum = season_cumsum(catalog) if season_cum is None else season_cum
+    cum = season_cum
+    flat = cum.reshape(-1)
+    base = np.arange(cum.shape[0]) * cum.shape[1]
     start = np.asarray(week, dtype=np.int64) % SEASON_PERIOD
     length = np.maximum(np.asarray(n_weeks, dtype=np.int64), 0)
+    # a window is whole periods plus a remainder that may wrap (cum covers two periods)
     full, rest = np.divmod(length, SEASON_PERIOD)
-    total = full * cum[:, SEASON_PERIOD] + cum[rows, start + rest] - cum[rows, start]
-    now = season[rows, start]
-    return np.where(length > 0, total / np.maximum(length, 1), now)
+    at_start = flat[base + start]
+    now = flat[base + start + 1] - at_start
+    total = full * cum[:, SEASON_PERIOD] + flat[base + start + rest] - at_start
+    return now, np.where(length > 0, total / np.maximum(length, 1), now)
+
+
+STATIC_FIELDS: tuple[str, ...] = (
+    "elasticity",
+    "cost_ratio",
+    "salvage_ratio",
+    "risk_score",
+    "coupon_lift",
+)
+"""Fields that depend only on the SKU and the rules (see :func:`sku_features`)."""
+_STATIC_INDEX = np.array([OBS_NAMES.index(f) for f in STATIC_FIELDS])
+
+
+def sku_features(catalog: Catalog, rules: RulesConfig) -> np.ndarray:
+    """The SKU-descriptor fields that never change within an episode, shape
+    ``(n, len(STATIC_FIELDS))``; envs compute them once per SKU and pass them to
+    :func:`build_observation` (``sku_features=``)."""
+    out = np.empty((catalog.n_skus, len(STATIC_FIELDS)))
+    out[:, 0] = catalog.elasticity / 4.0
+    out[:, 1] = catalog.unit_cost / catalog.list_price
+    out[:, 2] = catalog.salvage_value_per_unit / catalog.list_price
+    out[:, 3] = np.nan_to_num(catalog.risk_score, nan=0.0)
+    out[:, 4] = catalog.coupon_coef * rules.coupon_levels[-1]
+    return out
 
 
 def build_observation(
@@ -127,6 +151,7 @@ def build_observation(
     horizon_weeks: np.ndarray | int,
     last_units_sold: np.ndarray | float = 0.0,
     season_cum: np.ndarray | None = None,
+    static_features: np.ndarray | None = None,
 ) -> np.ndarray:
     """Observation rows for ``n`` SKUs at a decision (see the module docstring's table).
 
@@ -146,45 +171,68 @@ def build_observation(
         Units sold in the week before (0 at the start of an episode).
     season_cum : ndarray of shape (n, 105) or None
         :func:`season_cumsum` of ``catalog`` if the caller keeps it (saves time).
+    static_features : ndarray of shape (n, len(STATIC_FIELDS)) or None
+        :func:`sku_features` of ``catalog`` if the caller keeps it (saves time).
 
     Returns
     -------
     ndarray of float32 of shape (n, OBS_DIM)
     """
-    n = catalog.n_skus
-    rows = np.arange(n)
-    weeks_left = np.asarray(decision.weeks_left, dtype=float)
-    horizon = np.broadcast_to(np.asarray(horizon_weeks, dtype=float), (n,))
-    stock = np.asarray(decision.stock, dtype=float)
-    initial = np.asarray(decision.initial_stock, dtype=float)
-    safe_initial = np.maximum(initial, 1.0)
-    list_price = catalog.list_price
-    week = np.asarray(market.week, dtype=np.int64) % SEASON_PERIOD
-    season_ahead = season_window_mean(catalog, week, decision.weeks_left, season_cum)
-    full_price_demand = catalog.base_demand * season_ahead * weeks_left
-    coupons_left = np.asarray(decision.coupon_weeks_left, dtype=float)
-
-    obs = np.empty((n, OBS_DIM), dtype=np.float64)
-    obs[:, 0] = weeks_left / np.maximum(horizon, 1.0)
-    obs[:, 1] = weeks_left / 26.0
-    obs[:, 2] = stock / safe_initial
-    obs[:, 3] = np.asarray(rules.discount_levels)[decision.depth_index]
-    obs[:, 4] = np.minimum(decision.weeks_since_change, WSC_CAP) / WSC_CAP
-    obs[:, 5] = np.asarray(last_units_sold, dtype=float) * horizon / safe_initial
-    obs[:, 6] = market.ref_price
-    obs[:, 7] = market.fatigue
-    obs[:, 8] = catalog.elasticity / 4.0
-    obs[:, 9] = full_price_demand / np.maximum(stock, 1.0)
-    obs[:, 10] = catalog.unit_cost / list_price
-    obs[:, 11] = catalog.salvage_value_per_unit / list_price
-    obs[:, 12] = np.nan_to_num(catalog.risk_score, nan=0.0)
-    obs[:, 13] = catalog.season[rows, week]
-    obs[:, 14] = season_ahead
-    obs[:, 15] = catalog.coupon_coef * rules.coupon_levels[-1]
-    obs[:, 16] = np.where(
-        rules.n_coupons > 1,
-        np.minimum(coupons_left, np.maximum(weeks_left, 1.0)) / np.maximum(weeks_left, 1.0),
-        1.0,
+    return assemble_observation(
+        catalog.base_demand,
+        season_cumsum(catalog) if season_cum is None else season_cum,
+        sku_features(catalog, rules) if static_features is None else static_features,
+        decision,
+        market,
+        rules,
+        horizon_weeks=horizon_weeks,
+        last_units_sold=last_units_sold,
     )
-    np.clip(obs, OBS_LOW, OBS_HIGH, out=obs)
-    return obs.astype(np.float32)
+
+
+def assemble_observation(
+    base_demand: np.ndarray,
+    season_cum: np.ndarray,
+    static: np.ndarray,
+    decision: DecisionState,
+    market: MarketState,
+    rules: RulesConfig,
+    *,
+    horizon_weeks: np.ndarray | int,
+    last_units_sold: np.ndarray | float = 0.0,
+) -> np.ndarray:
+    """:func:`build_observation` from the only SKU data it needs: ``base_demand`` ``(n,)``,
+    :func:`season_cumsum` ``(n, 105)`` and :func:`sku_features` ``(n, 5)`` (batched envs
+    keep these per slot)."""
+    n = base_demand.shape[0]
+    weeks_left = np.asarray(decision.weeks_left, dtype=float)
+    horizon = np.asarray(horizon_weeks, dtype=float)
+    stock = np.asarray(decision.stock, dtype=float)
+    safe_initial = np.maximum(np.asarray(decision.initial_stock, dtype=float), 1.0)
+    safe_left = np.maximum(weeks_left, 1.0)
+    season_now, season_ahead = season_window_mean(season_cum, market.week, decision.weeks_left)
+    if rules.n_coupons > 1:
+        coupon_share = np.minimum(decision.coupon_weeks_left, safe_left) / safe_left
+    else:
+        coupon_share = np.ones(n)
+    columns: dict[str, Any] = {
+        "weeks_left_frac": weeks_left / np.maximum(horizon, 1.0),
+        "weeks_left_26": weeks_left / 26.0,
+        "stock_ratio": stock / safe_initial,
+        "depth": np.asarray(rules.discount_levels)[decision.depth_index],
+        "weeks_since_change": np.minimum(decision.weeks_since_change, WSC_CAP) / WSC_CAP,
+        "last_sales_rate": np.asarray(last_units_sold, dtype=float) * horizon / safe_initial,
+        "ref_price": market.ref_price,
+        "fatigue": market.fatigue,
+        "demand_cover": base_demand * season_ahead * weeks_left / np.maximum(stock, 1.0),
+        "season_now": season_now,
+        "season_ahead": season_ahead,
+        "coupon_weeks_share": coupon_share,
+    }
+    # build field-major (each row contiguous over SKUs), then one transpose to (n, OBS_DIM)
+    obs = np.empty((OBS_DIM, n), dtype=np.float32)
+    obs[_STATIC_INDEX] = np.asarray(static, dtype=float).T
+    for name, value in columns.items():
+        obs[_INDEX[name]] = value
+    np.clip(obs, OBS_LOW[:, None], OBS_HIGH[:, None], out=obs)
+    return np.ascontiguousarray(obs.T)
