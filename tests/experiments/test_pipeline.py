@@ -1,0 +1,181 @@
+"""``deadstock run --quick`` end to end on a small synthetic world, and its failure modes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from experiments.cli import main
+from experiments.exports import SCHEDULE_COLUMNS
+from experiments.pipeline_config import PipelineConfig, load_config
+from ingest.errors import ConfigError
+
+TOML = """
+horizon_weeks = 6
+quick_max_skus = 12
+
+[selection]
+tiers = ["high", "medium"]
+
+[evaluation]
+quick_n_episodes = 40
+
+[policy]
+source = "train"
+quick_train_timesteps = 8192
+"""
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    from simulator.synthetic import SyntheticConfig, generate_world, write_world
+
+    folder = tmp_path_factory.mktemp("world")
+    write_world(generate_world(SyntheticConfig(n_skus=100, n_weeks=52, seed=3)), folder)
+    (folder / "run.toml").write_text(TOML)
+    return folder
+
+
+def _run(world: Path, out: Path, *extra: str) -> int:
+    return main(
+        [
+            "run",
+            "--data",
+            str(world),
+            "--out",
+            str(out),
+            "--quick",
+            "--config",
+            str(world / "run.toml"),
+            *extra,
+        ]  # fmt: skip
+    )
+
+
+@pytest.fixture(scope="module")
+def first_run(world, tmp_path_factory):
+    import mlflow
+
+    from experiments.pipeline import missing_stages
+
+    if missing_stages():
+        pytest.fail(f"pipeline stages missing: {missing_stages()}")
+    out = tmp_path_factory.mktemp("run")
+    before = {r.info.run_id for r in mlflow.search_runs(search_all_experiments=True,
+                                                         output_format="list")}  # fmt: skip
+    assert _run(world, out) == 0
+    return out, before
+
+
+@pytest.mark.slow
+def test_quick_run_exports_one_row_per_sku_and_week(first_run):
+    out, _ = first_run
+    sched = pd.read_csv(out / "schedules.csv", dtype={"sku": str})
+    summary = pd.read_csv(out / "sku_summary.csv", dtype={"sku": str})
+    assert list(sched.columns) == list(SCHEDULE_COLUMNS)
+    n = summary["sku"].nunique()
+    assert 1 <= n <= 12 and len(summary) == n
+    assert len(sched) == n * 6
+    assert not sched.duplicated(["sku", "week"]).any()
+    assert set(sched["sku"]) == set(summary["sku"])
+    assert sched["plan_key"].nunique() == 1
+    for col in ("risk", "tier", "top_drivers", "rec_sell_through", "rec_leftover_units",
+                "rec_margin_given_away", "rec_profit", "none_profit", "heur_profit",
+                "profit_vs_none", "profit_vs_heur"):  # fmt: skip
+        assert col in summary.columns, col
+    assert (summary["tier"].isin(["high", "medium"])).all()
+    alerts = pd.read_csv(out / "alerts.csv", dtype={"sku": str})
+    assert len(alerts) == n
+    md = list((out / "alerts").glob("*.md"))
+    assert len(md) == alerts["category"].nunique()
+    assert (out / "new_product_flags.csv").exists()
+    report = (out / "report" / "report.md").read_text()
+    assert "Stock assumption" in report and "profit vs doing nothing" in report
+
+
+@pytest.mark.slow
+def test_mlflow_parent_and_stage_runs(first_run):
+    import mlflow
+
+    _, before = first_run
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    new = [r for r in runs if r.info.run_id not in before]
+    parents = [r for r in new if r.data.tags.get("kind") == "pipeline"]
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.data.tags["stages"].count("=ok") == 7
+    assert "roi/profit" in parent.data.metrics and "data_fingerprint" in parent.data.tags
+    children = [r for r in new if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    stages = {r.data.tags.get("stage"): r for r in children if r.data.tags.get("stage")}
+    assert set(stages) == {"ingest", "risk", "select", "fit", "policy", "evaluate", "export"}
+    for name, run in stages.items():
+        assert f"{name}/seconds" in run.data.metrics
+    assert stages["select"].data.metrics["select/n_selected"] >= 1
+    artifacts = [a.path for a in mlflow.MlflowClient().list_artifacts(parent.info.run_id)]
+    assert "report" in artifacts
+
+
+@pytest.mark.slow
+def test_rerun_is_idempotent_and_deterministic(first_run, world):
+    out, _ = first_run
+    first = pd.read_csv(out / "schedules.csv", dtype={"sku": str})
+    assert _run(world, out) == 0
+    second = pd.read_csv(out / "schedules.csv", dtype={"sku": str})
+    pd.testing.assert_frame_equal(first, second)
+
+
+def test_bad_source_fails_early_without_exports(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["run", "--data", str(tmp_path / "nope"), "--out", str(out), "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert "nope" in err and "Traceback" not in err
+    assert not any(out.glob("*.csv")) and not (out / "report").exists()
+
+
+def test_unwritable_output_fails_early(tmp_path, world, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["run", "--data", str(world), "--out", str(blocker / "out"), "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot create output folder" in err and "Traceback" not in err
+
+
+def test_missing_stage_is_named(monkeypatch, tmp_path):
+    import experiments.pipeline as pl
+
+    monkeypatch.setattr(
+        pl, "STAGE_REQUIREMENTS", (("risk", "experiments.no_such_module", "train_and_score"),)
+    )
+    with pytest.raises(pl.StageUnavailable, match="risk: experiments.no_such_module"):
+        pl.run_pipeline(PipelineConfig(out_dir=str(tmp_path)))
+
+
+def test_config_file_and_errors(tmp_path, world):
+    cfg = load_config(world / "run.toml", quick=True, out_dir="x")
+    assert cfg.horizon_weeks == 6 and cfg.selection.tiers == ("high", "medium")
+    assert cfg.n_episodes == 40 and cfg.max_skus == 12 and cfg.train_timesteps == 8192
+    assert cfg.plan_key("fp") == load_config(world / "run.toml", quick=True).plan_key("fp")
+    assert cfg.plan_key("fp") != cfg.plan_key("other")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[stock]\nweeks_cover = 3\n")
+    with pytest.raises(ConfigError, match="weeks_cover"):
+        load_config(bad)
+    bad.write_text("[stock]\nweeks_of_cover = -1\n")
+    with pytest.raises(ConfigError, match="stock.weeks_of_cover = -1"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.toml")
+
+
+def test_ui_command_is_local_only():
+    from experiments.cli_ui import ui_command
+
+    cmd = ui_command(port=5123, backend_store_uri="sqlite:///x.db")
+    assert cmd[1:4] == ["-m", "mlflow", "ui"]
+    assert cmd[cmd.index("--host") + 1] == "127.0.0.1"
+    assert cmd[cmd.index("--port") + 1] == "5123"
+    assert cmd[cmd.index("--backend-store-uri") + 1] == "sqlite:///x.db"
+    with pytest.raises(ConfigError):
+        ui_command(port=0)
