@@ -87,7 +87,7 @@ def plot_elasticities(result: FitResult, path: Path, max_groups: int = 20) -> Pa
     order = est[group].value_counts().index[:max_groups]
     data = [est.loc[est[group] == g, "elasticity"].to_numpy() for g in order]
     fig, ax = plt.subplots(figsize=(8, 0.35 * len(order) + 1.5))
-    ax.boxplot(data, vert=False, showfliers=False)
+    ax.boxplot(data, orientation="horizontal", showfliers=False)
     ax.set_yticks(
         range(1, len(order) + 1), [f"{g} ({len(d)})" for g, d in zip(order, data, strict=True)]
     )
