@@ -41,8 +41,9 @@ from ingest.errors import ConfigError, DeadstockError
 from simulator.demand import Catalog
 from simulator.market import MarketState, expected_demand
 
-MAX_GRID_CELLS = 50_000_000
-"""Largest ``horizon x stock x rule states x actions`` the DP agrees to build."""
+MAX_GRID_CELLS = 40_000_000
+"""Largest ``(horizon + 1) x stock levels x rule states`` table, and largest one-week
+``stock levels x rule states x actions`` array, the DP agrees to build (about 320 MB each)."""
 
 _DEPTH_RULES = ("min_weeks_between_changes", "markdown_only", "no_touch_before_exit")
 
@@ -245,11 +246,11 @@ class _Model:
         self.n_units = int(round(float(catalog.initial_stock[0])))
         self.grid = rule_grid(rules, self.horizon, track_depth=track_depth)
         n_s, n_r, n_a = self.n_units + 1, self.grid.size, rules.n_actions
-        cells = self.horizon * n_s * n_r * n_a
+        cells = max((self.horizon + 1) * n_s * n_r, n_s * n_r * n_a)
         if cells > MAX_GRID_CELLS:
             raise ConfigError(
                 f"DP grid too large: {self.horizon} weeks x {n_s} stock levels x {n_r} rule "
-                f"states x {n_a} actions = {cells:,} cells > {MAX_GRID_CELLS:,}; lower the "
+                f"states x {n_a} actions needs {cells:,} cells > {MAX_GRID_CELLS:,}; lower the "
                 f"stock (units), the coupon budget or the number of ladder levels"
             )
         H = self.horizon

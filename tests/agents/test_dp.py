@@ -260,3 +260,38 @@ def test_value_tables_are_consistent():
     # more stock never hurts when salvage >= 0 and holding is small... check monotone at exit
     assert np.all(np.diff(sol.values[0][:, 0]) < 0)  # leftover writes off at a loss
     assert list(itertools.islice(sol.grid.components()[1], 3)) == [1, 2, 3]
+
+
+# ---------------------------------------------------------------------------- benchmark scripts
+
+
+def _load_script(name: str):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"_bench_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_scripts_run_and_write_their_sections(tmp_path):
+    page, csv = tmp_path / "dp.md", tmp_path / "dp_baselines.csv"
+    bench = _load_script("bench_dp")
+    assert bench.main(["--units", "40", "--weeks", "4", "--repeats", "1", "--page", str(page)]) == 0
+    table = _load_script("baselines_table")
+    args = ["--units", "30", "--elasticities", "-2", "--covers", "2", "--horizons", "4"]
+    assert table.main([*args, "--profiles", "none", "--page", str(page), "--csv", str(csv)]) == 0
+    text = page.read_text()
+    assert "## DP solve time" in text and "## Baselines as a percentage" in text
+    assert "`certainty_equiv`" in text
+    # rerunning one script replaces its own section and keeps the other
+    bench.main(["--units", "40", "--weeks", "4", "--repeats", "1", "--page", str(page)])
+    text = page.read_text()
+    assert text.count("## DP solve time") == 1 and "## Baselines as a percentage" in text
+    import pandas as pd
+
+    frame = pd.read_csv(csv)
+    assert (frame["value"] <= frame["dp_value"] + 1e-9).all()
