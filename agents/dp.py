@@ -334,6 +334,11 @@ class _Model:
         self._grid_catalog = broadcast_catalog(catalog, n_s * n_r)
         self._fft_len = sfft.next_fast_len(n_s + self.pmf.shape[2] - 1, real=True)
         self._pmf_hat = sfft.rfft(self.pmf, self._fft_len, axis=2)  # (H, n_a, n_freq)
+        # The distinct (action, next rule state) pairs whose continuation is needed.
+        pairs, inv = np.unique(np.arange(n_a)[None, :] * n_r + self.next_r, return_inverse=True)
+        self._pair_action, self._pair_rule = np.divmod(pairs, n_r)
+        self._pair_inv = inv.reshape(self.next_r.shape)
+        self._rule_unique, self._rule_pos = np.unique(self._pair_rule, return_inverse=True)
 
     # ---------------------------------------------------------------- per-week pieces
     def decision_state(self, weeks_left: int) -> DecisionState:
@@ -370,17 +375,15 @@ class _Model:
         ``v_next`` has shape (n_s, n_r); returns shape (n_s, n_r, n_a).
         """
         t = self.horizon - weeks_left
-        n_s, n_a = self.n_units + 1, self.rules.n_actions
-        pairs, inv = np.unique(
-            np.arange(n_a)[None, :] * self.grid.size + self.next_r, return_inverse=True
-        )
-        a_p, r_p = np.divmod(pairs, self.grid.size)
-        vals = v_next[:, r_p]  # (n_s, P)
-        n = self._fft_len
-        conv = sfft.irfft(self._pmf_hat[t, a_p].T * sfft.rfft(vals, n, axis=0), n, axis=0)[:n_s]
-        cont = conv + self.sf[t, a_p].T * vals[0][None, :]  # + P(D > s) V(0)
-        q = cont[:, inv.reshape(self.next_r.shape)]  # (n_s, n_r, n_a)
-        return q + self.reward[t].T[:, None, :]
+        n_s, n = self.n_units + 1, self._fft_len
+        a_p, r_p = self._pair_action, self._pair_rule
+        # One forward FFT per distinct next rule state, one inverse per (action, next state).
+        v_hat = sfft.rfft(v_next[:, self._rule_unique], n, axis=0)[:, self._rule_pos]
+        conv = sfft.irfft(self._pmf_hat[t, a_p].T * v_hat, n, axis=0)[:n_s]
+        cont = conv + self.sf[t, a_p].T * v_next[0, r_p][None, :]  # + P(D > s) V(0)
+        q = cont[:, self._pair_inv]  # (n_s, n_r, n_a)
+        q += self.reward[t].T[:, None, :]
+        return q
 
 
 # ---------------------------------------------------------------------------- results
