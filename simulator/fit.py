@@ -228,7 +228,7 @@ def _check_panel(panel: pd.DataFrame) -> pd.DataFrame:
         ("units", 0.0, np.inf),
         ("discount_depth", 0.0, MAX_DISCOUNT),
         ("list_price", 0.0, np.inf),
-        ("coupon_depth", 0.0, MAX_DISCOUNT),
+        ("coupon_depth", 0.0, np.inf),
         ("display", 0.0, 1.0),
         ("mailer", 0.0, 1.0),
     ):
@@ -342,6 +342,9 @@ def fit_catalog(
         term: frame[col].to_numpy(dtype=float) if col in frame.columns else np.zeros(len(frame))
         for term, col in _PROMO_COLUMNS.items()
     }
+    # a coupon can exceed the list price (a free-item coupon); its depth is capped like a
+    # discount's
+    promo["coupon"] = np.minimum(promo["coupon"], MAX_DISCOUNT)
 
     # -- which SKUs' prices varied enough to identify an elasticity
     selling = np.bincount(sku_code, weights=(y > 0).astype(float), minlength=n_skus)
