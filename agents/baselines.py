@@ -34,7 +34,7 @@ from dataclasses import fields
 
 import numpy as np
 
-from agents.dp import DPNotExactError, evaluate_exact, expected_units_sold, solve
+from agents.dp import DPNotExactError, DPSolution, evaluate_exact, expected_units_sold, solve
 from agents.policy import Policy, PolicyContext, nearest_allowed
 from envs.config import DecisionState, RulesConfig
 from envs.rules import exit_penalty
@@ -363,11 +363,27 @@ class DPPolicy(Policy):
 
     def __init__(self, max_cached: int = 64) -> None:
         self.max_cached = max_cached
-        self._cache: OrderedDict[tuple, object] = OrderedDict()
+        self._cache: OrderedDict[tuple, DPSolution] = OrderedDict()
 
-    def solution(self, catalog: Catalog, rules: RulesConfig, horizon_weeks: int):
+    @staticmethod
+    def _key(catalog: Catalog, rules: RulesConfig, horizon_weeks: int) -> tuple:
+        norm = catalog.replace(
+            start_week=catalog.start_week % SEASON_PERIOD,
+            initial_stock=np.rint(catalog.initial_stock),
+        )
+        return (rules, int(horizon_weeks), norm.to_frame().to_json())
+
+    @classmethod
+    def from_solution(cls, solution: DPSolution, max_cached: int = 64) -> DPPolicy:
+        """A DP policy that starts with ``solution`` cached (no second solve for its SKU)."""
+        policy = cls(max_cached)
+        key = cls._key(solution.catalog, solution.rules, solution.horizon_weeks)
+        policy._cache[key] = solution
+        return policy
+
+    def solution(self, catalog: Catalog, rules: RulesConfig, horizon_weeks: int) -> DPSolution:
         """The (cached) :class:`~agents.dp.DPSolution` of a one-SKU catalog."""
-        key = (rules, horizon_weeks, catalog.to_frame().to_json())
+        key = self._key(catalog, rules, horizon_weeks)
         if key in self._cache:
             self._cache.move_to_end(key)
         else:
@@ -384,7 +400,7 @@ class DPPolicy(Policy):
             one, H, _ = _problem(group)
             sol = self.solution(one, ctx.rules, H)
             idx = np.flatnonzero(inverse == g)
-            actions[idx] = sol.policy(_subset(ctx.decision, idx))  # type: ignore[attr-defined]
+            actions[idx] = sol.policy(_subset(ctx.decision, idx))
         return actions
 
 

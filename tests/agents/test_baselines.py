@@ -209,3 +209,12 @@ def test_nearest_allowed_and_random_policy():
     check_actions(picks[:3], m)
     with pytest.raises(ConfigError):
         LinearLadder(step=0.0)
+
+
+def test_dp_policy_from_solution_reuses_the_table():
+    cat, rules, H = sku(cover=2.0), RULES["markdown_min2"], 6
+    sol = solve(cat, rules, H)
+    policy = DPPolicy.from_solution(sol)
+    ctx, m = _context(cat, rules, H)
+    assert policy.act(np.zeros((1, 1)), m, ctx)[0] == sol.policy(ctx.decision)[0]
+    assert len(policy._cache) == 1 and next(iter(policy._cache.values())) is sol
