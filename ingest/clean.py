@@ -28,6 +28,7 @@ import pandas as pd
 from ingest.dataset import Dataset
 from ingest.errors import ConfigError
 from ingest.io import write_text_atomic
+from ingest.keys import isin
 
 CLEANED_NOTE = "cleaned by ingest.clean"
 
@@ -152,17 +153,17 @@ def clean(dataset: Dataset, config: CleaningConfig | None = None) -> tuple[Datas
     sales = dataset.sales
 
     # 1. unpriceable products
-    priced = set(observed_shelf_prices(sales)["sku"].unique().tolist())
-    unpriceable = products["list_price"].isna() & ~products["sku"].isin(priced)
+    priced = observed_shelf_prices(sales)["sku"].drop_duplicates()
+    unpriceable = products["list_price"].isna() & ~isin(products["sku"], priced)
     report.add("products", "dropped", int(unpriceable.sum()),
                "no list_price and no sale at a positive price to derive it from")  # fmt: skip
     products = products[~unpriceable].reset_index(drop=True)
-    keep = set(products["sku"].tolist())
+    keep = products["sku"]
     tables: dict[str, pd.DataFrame] = {}
     for name, frame in dataset.tables.items():
         if name == "products":
             continue
-        gone = ~frame["sku"].isin(keep)
+        gone = pd.Series(~isin(frame["sku"], keep), index=frame.index)
         extra = {}
         if name in ("sales", "baskets"):
             extra = {"units": float(frame.loc[gone, "units"].sum()),

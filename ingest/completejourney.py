@@ -42,9 +42,10 @@ import pyarrow.parquet as pq
 from ingest.cache import load_cached_dataset, save_cached_dataset
 from ingest.dataset import Dataset
 from ingest.errors import ConfigError, DataError
+from ingest.validate import DataValidationError, RawTable, check_tables
 
 #: Bump when the mapping changes, so cached datasets are rebuilt.
-LOADER_VERSION = "cj-1"
+LOADER_VERSION = "cj-2"
 SOURCE_NAME = "completejourney"
 
 
@@ -117,6 +118,7 @@ def _drop_record(table: str, reason: str, lines: pd.DataFrame) -> dict[str, obje
         "table": table,
         "action": "dropped",
         "rows": int(len(lines)),
+        "skus": int(lines["product_id"].nunique()),
         "units": float(lines["quantity"].sum()),
         "revenue": float(lines["sales_value"].sum()),
         "reason": reason,
@@ -208,8 +210,19 @@ def _promotions(keep_products: np.ndarray) -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
-def load_completejourney(config: CompleteJourneyConfig | None = None) -> Dataset:
-    """Load the Complete Journey data as a canonical :class:`Dataset` (cached by fingerprint)."""
+def load_completejourney(
+    config: CompleteJourneyConfig | None = None, check: bool = True
+) -> Dataset:
+    """Load the Complete Journey data as a canonical :class:`Dataset` (cached by fingerprint).
+
+    With ``check`` a freshly built dataset is validated against the schemas before it is
+    cached; a cached one was validated when it was written, so it is not checked again.
+
+    Raises
+    ------
+    DataValidationError
+        When the mapped tables break a schema rule (a mapping bug; reported, never a traceback).
+    """
     config = config or CompleteJourneyConfig()
     fp = fingerprint(config)
     if config.use_cache:
@@ -265,6 +278,12 @@ def load_completejourney(config: CompleteJourneyConfig | None = None) -> Dataset
         "returns are not recorded: returns = 0",
     ]
     dataset = Dataset(tables, SOURCE_NAME, fp, notes, report)
+    if check:
+        _stage("completejourney: validating the canonical tables")
+        raw = {n: RawTable(f, f"{SOURCE_NAME}:{n}") for n, f in tables.items()}
+        problems = check_tables(raw, SOURCE_NAME)
+        if problems:
+            raise DataValidationError(problems, SOURCE_NAME)
     if config.use_cache:
         save_cached_dataset(dataset, f"cj-{fp}")
     return dataset

@@ -21,7 +21,7 @@ from ingest.errors import DataError
 from ingest.files import read_folder, write_folder
 from ingest.schema import TABLES
 from ingest.sql import is_sql_url, mask_url, read_sql, write_sql
-from ingest.validate import RawTable, check_tables, validate
+from ingest.validate import validate
 
 _ABSENT_NOTES = {
     "stock": "no stock table in this source: on_hand is NaN",
@@ -50,8 +50,9 @@ def load(
     source : str or path
         ``"completejourney"``, a folder of table files, or a SQLAlchemy URL.
     check : bool
-        Validate the tables against :mod:`ingest.schema` (always done for folders and SQL,
-        which must be converted anyway; for Complete Journey it re-checks the mapping).
+        Validate the tables against :mod:`ingest.schema`. Folders and SQL tables are always
+        validated (they must be converted anyway); Complete Journey is validated when its
+        canonical tables are built, before they are cached.
     cj_config : CompleteJourneyConfig, optional
         Mapping options for the Complete Journey source.
 
@@ -68,14 +69,7 @@ def load(
     """
     text = str(source)
     if text.lower() == SOURCE_NAME:
-        dataset = load_completejourney(cj_config)
-        if check:
-            raw = {n: RawTable(f, f"{SOURCE_NAME}:{n}") for n, f in dataset.tables.items()}
-            problems = check_tables(raw, SOURCE_NAME)
-            if problems:  # a mapping bug, not user data: still reported, never a traceback
-                from ingest.validate import DataValidationError
-
-                raise DataValidationError(problems, SOURCE_NAME)
+        dataset = load_completejourney(cj_config, check=check)
         return dataset
     if is_sql_url(text):
         _stage(f"reading tables from {mask_url(text)}")

@@ -19,6 +19,7 @@ from ingest.cache import panel_path
 from ingest.clean import CleaningConfig, clean, is_clean
 from ingest.dataset import Dataset
 from ingest.io import write_frame_atomic
+from ingest.keys import positions
 
 #: Bump when the panel's columns or arithmetic change, so cached panels are rebuilt.
 PANEL_VERSION = "p1"
@@ -32,6 +33,11 @@ PANEL_COLUMNS: tuple[str, ...] = (
     "views", "clicks", "add_to_cart", "purchases", "n_buyers",
     "brand", "unit_cost", "launch_week",
 )  # fmt: skip
+
+
+def _take(column: pd.Series, index: np.ndarray) -> pd.Series:
+    """``column[index]`` as a string Series (an Arrow take, no Python objects)."""
+    return pd.Series(column.astype("string").array.take(index))
 
 
 def _carry(values: np.ndarray, block: np.ndarray, fallback: np.ndarray) -> np.ndarray:
@@ -68,7 +74,6 @@ def build_panel(dataset: Dataset, config: CleaningConfig | None = None) -> pd.Da
         weeks = [int(products["launch_week"].max())] if len(products) else [0]
     last_week = max(weeks)
     skus = products["sku"].astype("string")
-    code_of = pd.Series(np.arange(len(skus)), index=pd.Index(skus))
     start = products["launch_week"].to_numpy(dtype=np.int64)
     sold = sales[sales["units"] > 0].groupby("sku")["week"].min()
     first_sale = skus.map(sold).to_numpy(dtype=float, na_value=np.nan)
@@ -81,9 +86,9 @@ def build_panel(dataset: Dataset, config: CleaningConfig | None = None) -> pd.Da
 
     def place(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Panel positions of ``frame``'s rows (and a mask of rows inside the panel)."""
-        code = frame["sku"].astype("string").map(code_of).to_numpy(dtype=float, na_value=np.nan)
-        ok = np.isfinite(code)
-        c = np.where(ok, code, 0).astype(np.int64)
+        code = positions(frame["sku"], skus)
+        ok = code >= 0
+        c = np.where(ok, code, 0)
         w = frame["week"].to_numpy(dtype=np.int64)
         ok &= (w >= start[c]) & (w <= last_week)
         return (offsets[c] + w - start[c])[ok], ok
@@ -95,9 +100,9 @@ def build_panel(dataset: Dataset, config: CleaningConfig | None = None) -> pd.Da
             np.add.at(out, pos, frame[column].to_numpy(dtype=float)[ok])
         return out
 
-    cols: dict[str, object] = {"sku": skus.to_numpy()[block], "week": week}
+    cols: dict[str, object] = {"sku": _take(skus, block), "week": week}
     for c in ("category", "department"):
-        cols[c] = products[c].astype("string").to_numpy()[block]
+        cols[c] = _take(products[c], block)
     for c in ("units", "revenue", "discount_amount", "coupon_amount", "returns"):
         cols[c] = spread(sales, c, 0.0)
     list_price = products["list_price"].to_numpy(dtype=float)[block]
@@ -136,12 +141,10 @@ def build_panel(dataset: Dataset, config: CleaningConfig | None = None) -> pd.Da
         cols["n_buyers"] = spread(buyers.assign(one=1.0), "one", np.nan)
     else:
         cols["n_buyers"] = np.full(n, np.nan)
-    cols["brand"] = products["brand"].astype("string").to_numpy()[block]
+    cols["brand"] = _take(products["brand"], block)
     cols["unit_cost"] = products["unit_cost"].to_numpy(dtype=float)[block]
     cols["launch_week"] = products["launch_week"].to_numpy(dtype=np.int64)[block]
     panel = pd.DataFrame(cols)
-    for c in ("sku", "category", "department", "brand"):
-        panel[c] = panel[c].astype("string")
     panel["week"] = panel["week"].astype(np.int64)
     return panel[list(PANEL_COLUMNS)]
 

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ingest.errors import DataError
+from ingest.keys import isin
 from ingest.schema import REQUIRED_TABLES, TABLES, ColumnSpec, TableSpec
 
 #: Largest week index accepted (about 190 years of weeks): anything above is a unit error.
@@ -208,7 +209,7 @@ def check_table(spec: TableSpec, raw: RawTable) -> list[Problem]:
         if cspec.name in frame.columns:
             problems.extend(_check_column(cspec, frame[cspec.name], raw, spec.name))
     if all(k in frame.columns for k in spec.key):
-        keys = frame[list(spec.key)].astype("string")
+        keys = frame[list(spec.key)]
         dup = np.flatnonzero(keys.duplicated(keep=False).to_numpy())
         if dup.size:
             shown = dup[:MAX_SHOWN]
@@ -228,10 +229,6 @@ def check_table(spec: TableSpec, raw: RawTable) -> list[Problem]:
                 )
             )
     return problems
-
-
-def _sku_text(col: pd.Series) -> pd.Series:
-    return normalize_ids(col)
 
 
 def normalize_ids(col: pd.Series) -> pd.Series:
@@ -264,12 +261,12 @@ def check_tables(raw: Mapping[str, RawTable], source: str = "") -> list[Problem]
     products = raw.get("products")
     if products is None or per_table.get("products") or "sku" not in products.frame:
         return problems
-    known = set(_sku_text(products.frame["sku"]).dropna().tolist())
+    known = normalize_ids(products.frame["sku"]).dropna()
     for name, table in raw.items():
         if name == "products" or "sku" not in table.frame.columns or per_table[name]:
             continue
-        skus = _sku_text(table.frame["sku"])
-        unknown = np.flatnonzero(~skus.isin(known).to_numpy(dtype=bool))
+        skus = normalize_ids(table.frame["sku"])
+        unknown = np.flatnonzero(~isin(skus, known))
         if unknown.size:
             rows, vals, n = _shown(skus, unknown, table.row_offset)
             n_skus = skus.iloc[unknown].nunique()
