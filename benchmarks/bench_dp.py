@@ -8,6 +8,7 @@ with the markdown-only rule.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -91,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=15, help="timed solves per case")
     parser.add_argument("--page", type=Path, default=PAGE, help="markdown page to update")
     args = parser.parse_args(argv)
+    load_before = os.getloadavg()[0]
     rows = []
     for dist, alpha in (("Poisson", 0.0), ("neg. binomial (alpha 0.3)", 0.3)):
         cat = sku(args.units, args.weeks, alpha)
@@ -101,8 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"(cpu {cpu * 1e3:.1f} ms, {n} solves)",
                 file=sys.stderr,
             )
-            verdict = "" if goal is None else ("met" if best <= goal else "missed")
-            goal_s = "" if goal is None else f"<= {goal * 1e3:g} ms: {verdict}"
+            goal_s = ""
+            if goal is not None:
+                walls = "met" if best <= goal else "missed"
+                cpus = "met" if cpu <= goal else "missed"
+                goal_s = f"<= {goal * 1e3:g} ms: best wall {walls}, CPU {cpus}"
             rows.append(
                 f"| {dist} | {name} | {rules.n_actions} | {states:,} | {med * 1e3:.1f} | "
                 f"{best * 1e3:.1f} | {cpu * 1e3:.1f} | {n} | {goal_s} |"
@@ -114,8 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"One SKU, {args.units:,} units x {args.weeks} weeks x 8 depths (the default ladder "
             f"0, 10, ..., 70 %), timed over up to {args.repeats} solves after a warm-up (at "
             f"least 3; fewer once 10 s are spent). Wall times on a shared machine swing with "
-            f"other work; the CPU time of the process is the steadier figure. The goal column "
-            f"compares the best wall time. States = weeks x stock levels x the rule states "
+            f"other work (1-minute load average {load_before:.1f} before and "
+            f"{os.getloadavg()[0]:.1f} after these runs); the CPU time of the process is the steadier figure, and the goal column "
+            f"judges both. States = weeks x stock levels x the rule states "
             f"the active rules need.",
             "",
             "| demand | rules | actions | states | median wall ms | best wall ms | "
