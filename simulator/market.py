@@ -117,7 +117,8 @@ def expected_demand(
     n = catalog.n_skus
     d = _as_array(discount, n, "discount")
     c = _as_array(coupon, n, "coupon")
-    if np.any((d < 0) | (d > MAX_DISCOUNT)) or np.any((c < 0) | (d + c > MAX_DISCOUNT)):
+    # min/max reductions instead of elementwise masks: this runs every simulated week
+    if d.min() < 0 or c.min() < 0 or (d + c).max() > MAX_DISCOUNT or d.max() > MAX_DISCOUNT:
         raise DataError(
             f"discount must lie in [0, {MAX_DISCOUNT}] and discount + coupon "
             f"<= {MAX_DISCOUNT}; got discount in [{d.min()}, {d.max()}], "
@@ -143,8 +144,11 @@ def expected_demand(
 def draw_demand(lam: np.ndarray, dispersion: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Negative-binomial draws with mean ``lam`` (gamma-Poisson mixture); Poisson where
     ``dispersion == 0``."""
-    if np.any(dispersion > 0):
-        nb = dispersion > 0
+    nb = dispersion > 0
+    if nb.all():  # the common case: no masking needed (same draws as the general branch)
+        shape = 1.0 / dispersion
+        lam = lam * (rng.gamma(shape, 1.0, size=lam.shape) / shape)
+    elif nb.any():
         shape = np.where(nb, 1.0 / np.where(nb, dispersion, 1.0), 1.0)
         mix = rng.gamma(shape, 1.0, size=lam.shape) / shape
         lam = np.where(nb, lam * mix, lam)
@@ -210,9 +214,14 @@ def step(
     refunds = returned * list_price * (1.0 - d - c)
     cogs = sold * catalog.unit_cost
     exit_mask = np.broadcast_to(np.asarray(exit_now, dtype=bool), (n,))
-    holding = np.where(exit_mask, 0.0, stock_after * catalog.holding_cost_per_unit_week)
-    salvage = np.where(exit_mask, stock_after * catalog.salvage_value_per_unit, 0.0)
-    writeoff = np.where(exit_mask, stock_after * catalog.unit_cost, 0.0)
+    if exit_mask.any():
+        holding = np.where(exit_mask, 0.0, stock_after * catalog.holding_cost_per_unit_week)
+        salvage = np.where(exit_mask, stock_after * catalog.salvage_value_per_unit, 0.0)
+        writeoff = np.where(exit_mask, stock_after * catalog.unit_cost, 0.0)
+    else:  # most weeks: nobody exits
+        holding = stock_after * catalog.holding_cost_per_unit_week
+        salvage = np.zeros(n)
+        writeoff = np.zeros(n)
     profit = revenue - coupon_cost - refunds - cogs - holding + salvage - writeoff
 
     mem = catalog.ref_price_memory
