@@ -50,7 +50,8 @@ def _read_csv(path: Path, name: str) -> RawTable:
         return RawTable(pd.DataFrame(), loc, 2, [_file_problem(name, loc, "the file is empty")])
     text_cols = {c.name: "string" for c in spec.columns if c.dtype == "str"}
     try:
-        frame = pd.read_csv(path, dtype=text_cols, encoding="utf-8", low_memory=False)  # type: ignore[arg-type]
+        # utf-8-sig: spreadsheet exports often start with a byte-order mark
+        frame = pd.read_csv(path, dtype=text_cols, encoding="utf-8-sig", low_memory=False)  # type: ignore[arg-type]
     except UnicodeDecodeError as err:
         bad = err.object[err.start : err.start + 1]
         msg = f"not UTF-8: byte {bad!r} at byte offset {err.start} cannot be decoded"

@@ -118,10 +118,11 @@ def build_panel(dataset: Dataset, config: CleaningConfig | None = None) -> pd.Da
     cols["list_price"] = list_price
     cols["shelf_price"] = shelf
     cols["effective_price"] = eff
-    with np.errstate(divide="ignore", invalid="ignore"):
-        depth = np.clip(1.0 - eff / list_price, 0.0, MAX_DISCOUNT_DEPTH)
-        cols["discount_depth"] = np.nan_to_num(depth, nan=0.0)
-        cols["coupon_depth"] = np.where(observed, coup / (safe * list_price), 0.0)  # type: ignore[operator]
+    priced = list_price > 0  # a zero list price (free items) has no depth
+    lp = np.where(priced, list_price, 1.0)
+    depth = np.clip(1.0 - eff / lp, 0.0, MAX_DISCOUNT_DEPTH)
+    cols["discount_depth"] = np.where(priced, np.nan_to_num(depth, nan=0.0), 0.0)
+    cols["coupon_depth"] = np.where(observed & priced, coup / (safe * lp), 0.0)  # type: ignore[operator]
     cols["price_observed"] = observed
     promo = dataset.get("promotions")
     cols["display"] = spread(promo, "display", 0.0)

@@ -129,3 +129,9 @@ def test_mssql_statements_compile(tiny):
         select = str(sa.select(table).compile(dialect=dialect))
         assert select.startswith("SELECT") and f"FROM {name}" in select
     assert mssql.dialect().name == "mssql"
+
+
+def test_csv_with_byte_order_mark_reads_clean_header(tmp_path):
+    (tmp_path / "products.csv").write_text("sku,category,department\nA,C,D\n", encoding="utf-8-sig")
+    (tmp_path / "sales.csv").write_text("sku,week,units,revenue\nA,1,2,4.0\n")
+    assert load(tmp_path).products.columns[0] == "sku"

@@ -125,3 +125,12 @@ def test_panel_totals_equal_raw_totals_minus_dropped(dataset):
     assert set(panel["sku"]) == set(cleaned.products["sku"])
     assert (panel.groupby("sku")["week"].diff().dropna() == 1).all()
     assert panel["discount_depth"].between(0, 0.95).all()
+
+
+def test_zero_list_price_gives_zero_depths_not_infinities():
+    tables = tiny_tables(with_optional=False)
+    tables["products"] = tables["products"].assign(list_price=[0.0, 2.0, 5.0])
+    panel = build_panel(Dataset(tables, "t", "f"))
+    a1 = panel[panel["sku"] == "A1"]
+    assert (a1["discount_depth"] == 0).all() and (a1["coupon_depth"] == 0).all()
+    assert np.isfinite(panel[["discount_depth", "coupon_depth"]].to_numpy()).all()
