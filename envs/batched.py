@@ -105,9 +105,10 @@ _NO_INFO: MappingProxyType[str, Any] = MappingProxyType({})
 ActFn = Callable[[np.ndarray, np.ndarray, SlotContext], np.ndarray]
 
 
-def _assign_rows(dst: Any, slots: np.ndarray, src: Any) -> None:
+def _assign_rows(dst: Any, slots: np.ndarray, src: Any, index: np.ndarray) -> None:
+    """``dst``'s rows ``slots`` = ``src``'s rows ``index``, for every field of a state."""
     for f in fields(dst):
-        getattr(dst, f.name)[slots] = getattr(src, f.name)
+        getattr(dst, f.name)[slots] = getattr(src, f.name)[index]
 
 
 class BatchedMarkdownEnv(VecEnv):
@@ -169,6 +170,10 @@ class BatchedMarkdownEnv(VecEnv):
         # per-SKU quantities of the source, gathered into slots at each episode start
         self._src_season_cum = season_cumsum(self.source)
         self._src_static = sku_features(self.source, self.rules)
+        self._src_decision = initial_decision_state(
+            self.source, self.config.horizon_weeks, self.rules
+        )
+        self._src_market = initial_state(self.source)
         self._src_scale = (
             reward_scale(self.source)
             if self.config.normalize_reward
@@ -229,36 +234,40 @@ class BatchedMarkdownEnv(VecEnv):
         m = self.source.n_skus
         cfg = self.config
         self._episode[slots] += 1
+        drawn: Catalog | None = None  # parameters drawn from their uncertainty, if asked
         if self.fixed_skus:
             index = slots % m
-            sub = self.source.take(index)
             horizons = np.full(k, cfg.horizon_weeks, dtype=np.int64)
-            for j, slot in enumerate(slots):
-                key = (2, int(slot), int(self._episode[slot]))
+            if cfg.draw_parameters:
+                drawn = self.source.take(index)
+            for j, slot in enumerate(slots.tolist()):
+                key = (2, slot, int(self._episode[slot]))
                 gen = np.random.default_rng(np.random.SeedSequence(self._entropy, spawn_key=key))
                 self._uniforms[slot] = gen.random((cfg.horizon_weeks, N_DRAWS))
-                if cfg.draw_parameters:
-                    sub.assign(
-                        np.array([j]), self.source.take([index[j]]).sample(gen), np.zeros(1, int)
-                    )
+                if drawn is not None:
+                    one = self.source.take([index[j]]).sample(gen)
+                    drawn.assign(np.array([j]), one, np.zeros(1, dtype=np.int64))
         else:
             index = self._sku_rng.integers(m, size=k) if m > 1 else np.zeros(k, dtype=np.int64)
-            sub = self.source.take(index)
             if cfg.draw_parameters:
-                sub = sub.sample(self._sku_rng)
+                drawn = self.source.take(index).sample(self._sku_rng)
             if cfg.horizon_range is not None:
                 lo, hi = cfg.horizon_range
                 horizons = self._sku_rng.integers(lo, hi + 1, size=k)
             else:
                 horizons = np.full(k, cfg.horizon_weeks, dtype=np.int64)
-        self._catalog.assign(slots, sub, np.arange(k))
+        if drawn is None:
+            self._catalog.assign(slots, self.source, index)
+            self._static[slots] = self._src_static[index]
+        else:
+            # drawn parameters change the descriptors (elasticity, coupon lift), not the
+            # stock, the season or the reward scale
+            self._catalog.assign(slots, drawn, np.arange(k))
+            self._static[slots] = sku_features(drawn, self.rules)
         self._season_cum[slots] = self._src_season_cum[index]
-        # drawn parameters change the descriptors (elasticity, coupon lift), not the scale
-        self._static[slots] = (
-            sku_features(sub, self.rules) if cfg.draw_parameters else self._src_static[index]
-        )
-        _assign_rows(self._decision, slots, initial_decision_state(sub, horizons, self.rules))
-        _assign_rows(self._market, slots, initial_state(sub))
+        _assign_rows(self._decision, slots, self._src_decision, index)
+        self._decision.weeks_left[slots] = horizons
+        _assign_rows(self._market, slots, self._src_market, index)
         self._horizon[slots] = horizons
         self._sku_index[slots] = index
         self._scale[slots] = self._src_scale[index]
