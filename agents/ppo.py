@@ -24,14 +24,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from gymnasium import spaces
 from sb3_contrib import MaskablePPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import Logger
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from agents.policy import Policy, PolicyContext
 from envs.config import RulesConfig
+from envs.observation import OBS_DIM, OBS_NAMES
 from ingest.errors import ConfigError
 from ingest.io import atomic_path, write_text_atomic
 from simulator.demand import Catalog
@@ -86,6 +89,9 @@ class PPOConfig:
     horizon_range : tuple of int
         (shortest, longest) horizon in weeks drawn per slot at reset, so one policy serves
         every horizon.
+    fluid_hint : bool
+        Append the fluid (certainty-equivalent) depth computed from the observation
+        (:func:`hint_features`), so the network learns a correction to it.
     draw_parameters : bool
         Robust training: at each reset, draw the SKU's parameters from their fitted
         uncertainty (``Catalog.sample``) instead of using the point estimates.
@@ -117,6 +123,7 @@ class PPOConfig:
     net_arch: tuple[int, ...] = (128, 128)
     activation: str = "tanh"
     horizon_range: tuple[int, int] = (4, 26)
+    fluid_hint: bool = True
     draw_parameters: bool = False
     n_catalog_skus: int = 20_000
     device: str = "cpu"
@@ -219,19 +226,91 @@ def make_training_env(
     from envs.batched import BatchedMarkdownEnv
     from envs.markdown import EnvConfig
 
+    lo, hi = config.horizon_range
     env_config = EnvConfig(
-        horizon_weeks=config.horizon_range[1],
+        horizon_weeks=hi,
         rules=rules,
+        catalog=catalog,
         draw_parameters=config.draw_parameters,
+        horizon_range=(lo, hi) if lo < hi else None,
     )
     env_seed = _child_seeds(config.seed)[0] if seed is None else seed
-    return BatchedMarkdownEnv(
-        catalog,
-        config=env_config,
-        n_envs=config.n_envs,
-        horizon_range=tuple(config.horizon_range),
-        seed=env_seed,
-    )
+    env: VecEnv = BatchedMarkdownEnv(env_config, n_slots=config.n_envs, seed=env_seed)
+    return FluidHint(env) if config.fluid_hint else env
+
+
+# ---------------------------------------------------------------------------- fluid hint
+HINT_FIELDS: tuple[tuple[str, float, float, str], ...] = (
+    ("fluid_depth", 0.0, 1.0, "certainty-equivalent (fluid) depth from cover and elasticity"),
+    ("log_cover", -3.0, 2.0, "log of demand_cover"),
+)
+"""Features appended to the env's observation when ``PPOConfig.fluid_hint`` is on."""
+
+_I_ELASTICITY = OBS_NAMES.index("elasticity")
+_I_COVER = OBS_NAMES.index("demand_cover")
+_I_SALVAGE = OBS_NAMES.index("salvage_ratio")
+
+
+def hint_features(obs: np.ndarray) -> np.ndarray:
+    """The fluid (certainty-equivalent) depth and the log cover, computed from an observation.
+
+    With full-price demand over the weeks left ``cover * stock`` and demand scaling as
+    ``(1 - d) ** elasticity``, the fluid revenue ``(p - salvage) * D(p) + salvage * stock`` is
+    maximised at price ``p = max(p_runout, salvage * e / (e - 1))`` for ``e = |elasticity| >
+    1`` (``p_runout = cover ** (1 / e)`` sells the stock exactly) and at list price for
+    inelastic SKUs. Giving the policy this closed form (re-solved every week from the
+    observation alone, so serving needs nothing else) lets it learn a correction to the fluid
+    price instead of the price itself, which is what the DP's optimum is.
+
+    Parameters
+    ----------
+    obs : ndarray of shape (n, OBS_DIM)
+
+    Returns
+    -------
+    ndarray of float32 of shape (n, len(HINT_FIELDS))
+    """
+    o = np.asarray(obs, dtype=np.float64)
+    e = np.maximum(-4.0 * o[:, _I_ELASTICITY], 1e-6)
+    cover = np.maximum(o[:, _I_COVER], 1e-6)
+    salvage = o[:, _I_SALVAGE]
+    p_runout = np.minimum(cover, 1.0) ** (1.0 / e)
+    p_salvage = np.where(e > 1.0, salvage * e / np.maximum(e - 1.0, 1e-6), 1.0)
+    price = np.where(e > 1.0, np.maximum(p_runout, p_salvage), 1.0)
+    out = np.empty((o.shape[0], len(HINT_FIELDS)), dtype=np.float32)
+    out[:, 0] = np.clip(1.0 - price, 0.0, 1.0)
+    out[:, 1] = np.clip(np.log(cover), -3.0, 2.0)
+    return out
+
+
+def augment(obs: np.ndarray) -> np.ndarray:
+    """``obs`` with :func:`hint_features` appended, shape ``(n, OBS_DIM + len(HINT_FIELDS))``."""
+    o = np.asarray(obs, dtype=np.float32)
+    return np.concatenate([o, hint_features(o)], axis=1)
+
+
+class FluidHint(VecEnvWrapper):
+    """Append :func:`hint_features` to every observation of a VecEnv (masks pass through)."""
+
+    def __init__(self, venv: VecEnv) -> None:
+        low = np.concatenate([venv.observation_space.low, [f[1] for f in HINT_FIELDS]])  # type: ignore[attr-defined]
+        high = np.concatenate([venv.observation_space.high, [f[2] for f in HINT_FIELDS]])  # type: ignore[attr-defined]
+        space = spaces.Box(low.astype(np.float32), high.astype(np.float32), dtype=np.float32)
+        super().__init__(venv, observation_space=space)
+
+    def reset(self) -> np.ndarray:
+        return augment(np.asarray(self.venv.reset()))
+
+    def step_wait(self) -> VecEnvStepReturn:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        for info in infos:
+            if "terminal_observation" in info:
+                term = np.asarray(info["terminal_observation"])[None, :]
+                info["terminal_observation"] = augment(term)[0]
+        return augment(np.asarray(obs)), rewards, dones, infos
+
+    def action_masks(self) -> np.ndarray:
+        return self.venv.action_masks()  # type: ignore[attr-defined]
 
 
 def build_model(config: PPOConfig, env: VecEnv) -> MaskablePPO:
@@ -442,6 +521,8 @@ class PPOPolicy(Policy):
         context: PolicyContext | None = None,
     ) -> np.ndarray:
         obs = np.asarray(observations, dtype=np.float32)
+        if self.model.observation_space.shape[0] == OBS_DIM + len(HINT_FIELDS):  # type: ignore[index]
+            obs = augment(obs)
         actions, _ = self.model.predict(
             obs, deterministic=True, action_masks=np.asarray(masks, dtype=bool)
         )

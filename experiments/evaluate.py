@@ -201,12 +201,65 @@ def dp_policy_for(solution: DPSolution) -> Policy:
     return DPPolicy()
 
 
+@dataclass
+class Prepared:
+    """A scenario ready for scoring: its DP solution and the DP policy's CRN totals."""
+
+    index: int
+    scenario: Scenario
+    solution: DPSolution
+    seed: int
+    dp_totals: pd.DataFrame
+
+
+def prepare(config: EvalConfig, *, progress: bool = False) -> list[Prepared]:
+    """Solve the DP and play its policy on every selected scenario (done once, reused)."""
+    out = []
+    selected = config.selected()
+    for index, scenario in tqdm(selected, desc="solve DP", file=sys.stderr, disable=not progress):
+        solution = solve(scenario.catalog(), scenario.rules, scenario.horizon_weeks)
+        seed = config.scenario_seed(index)
+        dp_totals = play(dp_policy_for(solution), scenario, n_episodes=config.n_episodes, seed=seed)
+        out.append(Prepared(index, scenario, solution, seed, dp_totals))
+    return out
+
+
+def score_agent(
+    prepared: Sequence[Prepared],
+    factory: PolicyFactory,
+    *,
+    agent: str,
+    n_episodes: int,
+    confidence: float = 0.95,
+    seed: int | None = None,
+) -> list[dict[str, Any]]:
+    """Rows of one agent on prepared scenarios (see :func:`score`)."""
+    rows = []
+    for p in prepared:
+        totals = play(
+            factory(p.scenario, p.solution), p.scenario, n_episodes=n_episodes, seed=p.seed
+        )
+        rows.append(
+            score(
+                totals,
+                p.dp_totals,
+                p.solution,
+                p.scenario,
+                agent=agent,
+                confidence=confidence,
+                seed=seed,
+            )
+        )
+    return rows
+
+
 def evaluate_suite(
     config: EvalConfig,
     agents: Mapping[str, PolicyFactory],
     *,
     seeds: Mapping[str, int | None] | None = None,
     progress: bool = True,
+    prepared: Sequence[Prepared] | None = None,
 ) -> pd.DataFrame:
     """Evaluate every agent on every selected scenario.
 
@@ -218,7 +271,9 @@ def evaluate_suite(
     seeds : mapping of agent label -> training seed, optional
         Fills the ``seed`` column (``None`` for heuristics).
     progress : bool
-        Show a progress bar on stderr.
+        Show progress on stderr.
+    prepared : sequence of Prepared, optional
+        Reuse DP solutions and totals from :func:`prepare` (same config).
 
     Returns
     -------
@@ -226,38 +281,35 @@ def evaluate_suite(
         One row per (agent, scenario), columns :data:`ROW_COLUMNS`.
     """
     seeds = dict(seeds or {})
+    prep = list(prepared) if prepared is not None else prepare(config, progress=progress)
     rows: list[dict[str, Any]] = []
-    selected = config.selected()
-    bar = tqdm(selected, desc="evaluate", file=sys.stderr, disable=not progress)
-    for index, scenario in bar:
-        bar.set_postfix_str(scenario.name)
-        catalog = scenario.catalog()
-        solution = solve(catalog, scenario.rules, scenario.horizon_weeks)
-        seed = config.scenario_seed(index)
-
-        dp_totals = play(dp_policy_for(solution), scenario, n_episodes=config.n_episodes, seed=seed)
+    for p in prep:
         rows.append(
             score(
-                dp_totals, dp_totals, solution, scenario, agent="dp", confidence=config.confidence
+                p.dp_totals,
+                p.dp_totals,
+                p.solution,
+                p.scenario,
+                agent="dp",
+                confidence=config.confidence,
             )
         )
-        for label, factory in agents.items():
-            if label == "dp":
-                continue
-            policy = factory(scenario, solution)
-            totals = play(policy, scenario, n_episodes=config.n_episodes, seed=seed)
-            rows.append(
-                score(
-                    totals,
-                    dp_totals,
-                    solution,
-                    scenario,
-                    agent=label,
-                    confidence=config.confidence,
-                    seed=seeds.get(label),
-                )
+    labels = [a for a in agents if a != "dp"]
+    for label in tqdm(labels, desc="evaluate", file=sys.stderr, disable=not progress):
+        rows.extend(
+            score_agent(
+                prep,
+                agents[label],
+                agent=label,
+                n_episodes=config.n_episodes,
+                confidence=config.confidence,
+                seed=seeds.get(label),
             )
-    return pd.DataFrame(rows, columns=list(ROW_COLUMNS))
+        )
+    frame = pd.DataFrame(rows, columns=list(ROW_COLUMNS))
+    order = {p.scenario.name: i for i, p in enumerate(prep)}
+    frame["_o"] = frame["scenario"].map(order)
+    return frame.sort_values(["_o"], kind="stable").drop(columns="_o").reset_index(drop=True)
 
 
 def agent_family(label: str) -> str:
@@ -352,9 +404,11 @@ def json_rows(rows: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows for ``--json``: the issue's keys first, then the rest."""
     out: list[dict[str, Any]] = []
     for rec in rows.to_dict(orient="records"):
-        out.append(
-            {str(k): (None if isinstance(v, float) and v != v else v) for k, v in rec.items()}
-        )
+        row = {str(k): (None if isinstance(v, float) and v != v else v) for k, v in rec.items()}
+        seed = row.get("seed")
+        if seed is not None:
+            row["seed"] = int(seed)
+        out.append(row)
     return out
 
 
@@ -382,3 +436,44 @@ def baseline_factories() -> dict[str, PolicyFactory]:
         "cover": simple(b.WeeksOfCover, deepen_above=1.0),
         "myopic": simple(b.Myopic),
     }
+
+
+def log_rows(
+    rows: pd.DataFrame, config: EvalConfig, *, experiment: str, source: str | None = None
+) -> list[str]:
+    """Log one MLflow run per agent label of ``rows`` (tags ``agent``, ``seed``,
+    ``suite_version``, ``kind=evaluate``): per-scenario metrics and the leaderboard metrics
+    that ``deadstock compare`` reads. Returns the run ids."""
+    from experiments import tracking
+
+    ids = []
+    board = leaderboard(rows)
+    for rec in board.to_dict(orient="records"):
+        label = str(rec["agent"])
+        sub = rows[rows["agent"] == label]
+        seed_val = sub["seed"].iloc[0]
+        seed = None if seed_val is None or seed_val != seed_val else int(seed_val)
+        tags = {
+            "agent": agent_family(label),
+            "suite": config.suite,
+            "suite_version": SUITE_VERSION,
+            "kind": "evaluate",
+        }
+        if source and agent_family(label) == "ppo":
+            tags["model_source"] = source
+        name = tracking.run_name("eval", label.replace("/", "-"), seed)
+        with tracking.start_run(
+            name, tags=tags, config=config, seed=seed, experiment=experiment
+        ) as run:
+            metrics = {
+                "eval/median_pct_of_dp": rec["median_pct"],
+                "eval/worst_pct_of_dp": rec["worst_pct"],
+                "eval/mean_pct_of_dp": rec["mean_pct"],
+                "eval/violations": rec["violations"],
+            }
+            for r in sub.to_dict(orient="records"):
+                for key in ("pct_of_dp", "pct_of_dp_ci", "profit_mean", "sell_through"):
+                    metrics[f"eval/{r['scenario']}/{key}"] = r[key]
+            tracking.log_metrics(metrics)
+            ids.append(run.info.run_id)
+    return ids

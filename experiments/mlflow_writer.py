@@ -33,6 +33,8 @@ class MLflowOutputFormat(KVWriter):
     ----------
     step_offset : int, default 0
         Added to SB3's step (``num_timesteps``) so a resumed run continues its curves.
+    prefix : str, default ""
+        Put before every key (e.g. ``"none/"`` when one run trains a policy per profile).
     log_fn : callable, optional
         ``log_fn(metrics: dict[str, float], step: int)``; defaults to
         :func:`experiments.tracking.log_metrics`. Tests pass a recorder here.
@@ -46,9 +48,11 @@ class MLflowOutputFormat(KVWriter):
     def __init__(
         self,
         step_offset: int = 0,
+        prefix: str = "",
         log_fn: Callable[[Mapping[str, float], int], None] | None = None,
     ) -> None:
         self.step_offset = int(step_offset)
+        self.prefix = prefix
         self.log_fn = log_fn if log_fn is not None else _default_log
         self.n_calls = 0
 
@@ -68,9 +72,9 @@ class MLflowOutputFormat(KVWriter):
             if isinstance(value, bool):
                 value = float(value)
             if isinstance(value, int | float | np.integer | np.floating):
-                metrics[key] = float(value)
+                metrics[self.prefix + key] = float(value)
             elif isinstance(value, np.ndarray) and value.size == 1:
-                metrics[key] = float(value.reshape(()))
+                metrics[self.prefix + key] = float(value.reshape(()))
         if metrics:
             self.log_fn(metrics, int(step) + self.step_offset)
             self.n_calls += 1

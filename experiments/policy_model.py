@@ -396,3 +396,47 @@ def example_input(rules: RulesConfig, profile: str, n_rows: int = 3) -> pd.DataF
             "risk_score": [0.5] * n_rows,
         }
     )
+
+
+def load_policies(source: str | Path) -> dict[str, PPOPolicy]:
+    """PPO policies per profile from a training folder, a model zip or an MLflow model URI.
+
+    Parameters
+    ----------
+    source : str or path
+        A folder written by ``deadstock train`` (``<profile>/model.zip`` per profile), one
+        ``model.zip`` (profile taken from its folder name), or an MLflow URI
+        (``models:/deadstock-policy@champion``, ``runs:/<id>/policy``).
+
+    Raises
+    ------
+    ConfigError
+        When nothing loadable is found there.
+    """
+    from ingest.errors import ConfigError
+
+    text = str(source)
+    if "://" in text or text.startswith(("models:/", "runs:/")):
+        try:
+            loaded = mlflow.pyfunc.load_model(text)
+        except mlflow.exceptions.MlflowException as err:
+            raise ConfigError(f"--model {text!r}: cannot load the MLflow model: {err}") from None
+        inner = loaded.unwrap_python_model()
+        if not isinstance(inner, PolicyModel):
+            raise ConfigError(f"--model {text!r} is not a deadstock policy model")
+        return dict(inner.policies)
+    path = Path(text)
+    if path.is_file():
+        return {path.parent.name: PPOPolicy.load(path, name=f"ppo-{path.parent.name}")}
+    if path.is_dir():
+        found = {
+            sub.name: PPOPolicy.load(sub / "model.zip", name=f"ppo-{sub.name}")
+            for sub in sorted(path.iterdir())
+            if (sub / "model.zip").is_file()
+        }
+        if found:
+            return found
+    raise ConfigError(
+        f"--model {text!r}: expected a training folder with <profile>/model.zip, a model.zip "
+        f"or an MLflow model URI"
+    )

@@ -1,0 +1,424 @@
+"""``deadstock train``: train one masked-PPO policy per rule profile, evaluate, log to MLflow.
+
+One MLflow run per training seed (named ``ppo__<suite>__s<seed>__<time>``, tagged ``agent``,
+``seed``, ``suite_version``) holds:
+
+- SB3's training metrics, one batched ``log_metrics`` per dump, keys prefixed by profile
+  (``none/train/approx_kl``);
+- the learning curve: every ``curve_every`` steps, the policy's % of the DP optimum (mean
+  and worst over the profile's suite scenarios, ``curve_episodes`` CRN paths each) as
+  ``curve/<profile>/pct_of_dp_mean`` and ``..._min``;
+- the final evaluation on the suite (``eval_episodes`` paths per scenario) against the DP
+  and the fluid re-solve heuristic: ``eval/<scenario>/pct_of_dp`` etc., the leaderboard
+  (``eval/median_pct_of_dp``, ``eval/worst_pct_of_dp``, ``eval/mean_pct_of_dp``,
+  ``eval/violations``), the rows as ``eval_rows.csv``;
+- plots: learning curve with the DP line, policy maps and example schedules against the DP;
+- the policy as a pyfunc model, registered as ``deadstock-policy``; the ``champion`` alias
+  moves to it when its median % of DP is at least the current champion's.
+
+Checkpoints go to ``<out>/<profile>/`` (``model.zip`` + ``state.json``): rerunning the same
+command with the same ``--out`` resumes a stopped run.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
+
+from agents.ppo import PPOConfig, PPOPolicy, train_ppo
+from experiments import agent_plots, tracking
+from experiments.evaluate import (
+    EvalConfig,
+    Prepared,
+    baseline_factories,
+    evaluate_suite,
+    format_leaderboard,
+    leaderboard,
+    prepare,
+    score_agent,
+)
+from experiments.mlflow_writer import MLflowOutputFormat
+from experiments.policy_model import (
+    CHAMPION_ALIAS,
+    REGISTERED_NAME,
+    example_input,
+    log_policy_model,
+)
+from experiments.suite import RULE_PROFILES, SUITE_VERSION, get_suite, training_catalog
+from ingest.errors import ConfigError
+from ingest.io import write_frame_atomic
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A training run: PPO settings plus what to evaluate and log.
+
+    Parameters
+    ----------
+    ppo : PPOConfig
+        The PPO hyperparameters (the run's seed is ``ppo.seed``).
+    profiles : tuple of str
+        Rule profiles to train a policy for (keys of ``experiments.suite.RULE_PROFILES``).
+    suite : str
+        Suite used for the learning curve and the final evaluation.
+    curve_every : int
+        Steps between learning-curve evaluations (0 = none).
+    curve_episodes : int
+        CRN demand paths per scenario for the learning curve.
+    eval_episodes : int
+        Demand paths per scenario in the final evaluation (0 = skip it).
+    compare_with : tuple of str
+        Baselines evaluated beside PPO in the final evaluation (``evaluate`` names).
+    log_model : bool
+        Log the policy as an MLflow pyfunc model and register it.
+    experiment : str
+        MLflow experiment name.
+    """
+
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    profiles: tuple[str, ...] = tuple(RULE_PROFILES)
+    suite: str = "standard"
+    curve_every: int = 250_000
+    curve_episodes: int = 200
+    eval_episodes: int = 2000
+    compare_with: tuple[str, ...] = ("fluid",)
+    log_model: bool = True
+    experiment: str = tracking.DEFAULT_EXPERIMENT
+
+    def __post_init__(self) -> None:
+        unknown = [p for p in self.profiles if p not in RULE_PROFILES]
+        if unknown or not self.profiles:
+            raise ConfigError(
+                f"train.profiles = {list(self.profiles)}: expected a non-empty subset of "
+                f"{sorted(RULE_PROFILES)}"
+            )
+        get_suite(self.suite)
+        if self.curve_every < 0 or self.curve_episodes < 2:
+            raise ConfigError("train.curve_every must be >= 0 and curve_episodes >= 2")
+        if self.eval_episodes < 0 or 0 < self.eval_episodes < 2:
+            raise ConfigError("train.eval_episodes must be 0 (skip) or >= 2")
+        bad = [a for a in self.compare_with if a not in baseline_factories()]
+        if bad:
+            raise ConfigError(
+                f"train.compare_with: unknown baseline(s) {bad}; expected some of "
+                f"{sorted(baseline_factories())}"
+            )
+
+
+def load_config(path: str | Path | None, *, seed: int | None = None) -> TrainConfig:
+    """Read a TOML config (top-level keys of :class:`TrainConfig`, PPO keys under ``[ppo]``).
+
+    ``seed`` (the CLI's ``--seed``) overrides ``ppo.seed``.
+    """
+    values: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            values = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {str(p)!r} does not exist") from None
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"config file {str(p)!r} is not valid TOML: {err}") from None
+    ppo_values = values.pop("ppo", {})
+    if not isinstance(ppo_values, dict):
+        raise ConfigError(f"{path}: [ppo] must be a table")
+    ppo = PPOConfig.from_dict(ppo_values, source=f"{path} [ppo]")
+    if seed is not None:
+        ppo = replace(ppo, seed=int(seed))
+    known = set(TrainConfig.__dataclass_fields__) - {"ppo"}
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s) {sorted(unknown)}; expected {sorted(known)}")
+    for key in ("profiles", "compare_with"):
+        if key in values:
+            values[key] = tuple(values[key])
+    return TrainConfig(ppo=ppo, **values)
+
+
+class CurveCallback(BaseCallback):
+    """Every ``every`` steps, score the policy on prepared scenarios and log % of DP."""
+
+    def __init__(
+        self,
+        profile: str,
+        prepared: list[Prepared],
+        every: int,
+        n_episodes: int,
+        rows: list[dict[str, Any]],
+    ) -> None:
+        super().__init__()
+        self.profile = profile
+        self.prepared = prepared
+        self.every = every
+        self.n_episodes = n_episodes
+        self.rows = rows
+        self._next = 0
+        self._t0 = time.perf_counter()
+
+    def _on_training_start(self) -> None:
+        self._next = (self.num_timesteps // self.every + 1) * self.every
+        self._t0 = time.perf_counter()
+
+    def _measure(self) -> None:
+        policy = PPOPolicy(self.model)  # type: ignore[arg-type]
+        got = score_agent(
+            self.prepared,
+            lambda s, sol: policy,
+            agent="ppo",
+            n_episodes=self.n_episodes,
+        )
+        pct = np.array([r["pct_of_dp"] for r in got])
+        row: dict[str, Any] = {
+            "profile": self.profile,
+            "timesteps": int(self.num_timesteps),
+            "wall_seconds": time.perf_counter() - self._t0,
+            "pct_mean": float(pct.mean()),
+            "pct_min": float(pct.min()),
+        }
+        self.rows.append(row)
+        tracking.log_metrics(
+            {
+                f"curve/{self.profile}/pct_of_dp_mean": row["pct_mean"],
+                f"curve/{self.profile}/pct_of_dp_min": row["pct_min"],
+            },
+            step=int(self.num_timesteps),
+        )
+        print(
+            f"curve {self.profile}: {self.num_timesteps:,} steps, % of DP mean "
+            f"{row['pct_mean']:.2f} worst {row['pct_min']:.2f}",
+            file=sys.stderr,
+        )
+
+    def _on_step(self) -> bool:
+        if self.every and self.num_timesteps >= self._next:
+            self._measure()
+            self._next += self.every
+        return True
+
+    def _on_training_end(self) -> None:
+        if not self.rows or self.rows[-1]["timesteps"] != self.num_timesteps:
+            self._measure()
+
+
+@dataclass
+class TrainOutcome:
+    """What :func:`train` returns."""
+
+    run_id: str
+    out_dir: Path
+    rows: pd.DataFrame
+    curve: pd.DataFrame
+    train_seconds: dict[str, float]
+    model_version: str | None = None
+
+
+def train(config: TrainConfig, out_dir: str | Path) -> TrainOutcome:
+    """Train, evaluate and log one seed (see the module docstring).
+
+    Parameters
+    ----------
+    config : TrainConfig
+    out_dir : path
+        Checkpoints and the final models (``<profile>/model.zip``) go here; an existing
+        checkpoint is resumed.
+
+    Returns
+    -------
+    TrainOutcome
+    """
+    out = Path(out_dir)
+    seed = config.ppo.seed
+    suite = get_suite(config.suite)
+    name = tracking.run_name("ppo", config.suite, seed)
+    tags = {
+        "agent": "ppo",
+        "suite": config.suite,
+        "suite_version": SUITE_VERSION,
+        "profiles": ",".join(config.profiles),
+        "out_dir": str(out.resolve()),
+    }
+    curve_rows: list[dict[str, Any]] = []
+    train_seconds: dict[str, float] = {}
+    with tracking.start_run(
+        name, tags=tags, config=config, seed=seed, experiment=config.experiment
+    ) as run:
+        policies: dict[str, PPOPolicy] = {}
+        for profile in config.profiles:
+            print(f"train: profile {profile!r}, seed {seed}", file=sys.stderr)
+            names = tuple(s.name for s in suite if s.profile == profile)
+            callbacks: list[BaseCallback] = []
+            if config.curve_every and names:
+                curve_cfg = EvalConfig(
+                    suite=config.suite, n_episodes=config.curve_episodes, scenarios=names
+                )
+                callbacks.append(
+                    CurveCallback(
+                        profile,
+                        prepare(curve_cfg),
+                        config.curve_every,
+                        config.curve_episodes,
+                        curve_rows,
+                    )
+                )
+            logger = Logger(folder=None, output_formats=[MLflowOutputFormat(prefix=f"{profile}/")])
+            result = train_ppo(
+                config.ppo,
+                RULE_PROFILES[profile],
+                checkpoint_dir=out / profile,
+                logger=logger,
+                callbacks=callbacks,
+                catalog_fn=_catalog_fn(profile),
+            )
+            train_seconds[profile] = result.wall_seconds
+            policies[profile] = PPOPolicy(result.model, name="ppo")
+            tracking.log_metrics({f"time/{profile}/train_seconds": result.wall_seconds})
+        tracking.log_metrics({"time/train_seconds_total": sum(train_seconds.values())})
+        curve = pd.DataFrame(curve_rows)
+        figures = out / "figures"
+        if not curve.empty:
+            curve["seed"] = seed
+            write_frame_atomic(curve, out / "curve.csv")
+            mlflow.log_artifact(str(out / "curve.csv"))
+            mlflow.log_artifact(
+                str(agent_plots.learning_curve(curve, figures / "learning_curve.png")), "figures"
+            )
+        rows = pd.DataFrame()
+        if config.eval_episodes:
+            rows = evaluate_and_log(config, policies, out)
+        version = None
+        if config.log_model:
+            version = _log_model(config, out, rows)
+        return TrainOutcome(run.info.run_id, out, rows, curve, train_seconds, version)
+
+
+def _catalog_fn(profile: str):
+    def make(n: int, rng: np.random.Generator):
+        return training_catalog(n, rng, profile=profile)
+
+    return make
+
+
+def ppo_factory(policies: Mapping[str, PPOPolicy]):
+    """An evaluate-style factory picking the profile's PPO policy for each scenario."""
+
+    def factory(scenario, solution):
+        if scenario.profile not in policies:
+            raise ConfigError(
+                f"no PPO policy for profile {scenario.profile!r} (have {sorted(policies)}); "
+                f"train it or restrict the scenarios"
+            )
+        return policies[scenario.profile]
+
+    return factory
+
+
+def evaluate_and_log(
+    config: TrainConfig, policies: Mapping[str, PPOPolicy], out: Path
+) -> pd.DataFrame:
+    """Final evaluation of the trained policies (in the active run): metrics, rows, plots."""
+    names = tuple(s.name for s in get_suite(config.suite) if s.profile in policies)
+    ecfg = EvalConfig(suite=config.suite, n_episodes=config.eval_episodes, scenarios=names)
+    prep = prepare(ecfg, progress=True)
+    agents = {"ppo": ppo_factory(policies)}
+    base = baseline_factories()
+    agents.update({b: base[b] for b in config.compare_with})
+    rows = evaluate_suite(ecfg, agents, seeds={"ppo": config.ppo.seed}, prepared=prep)
+    write_frame_atomic(rows, out / "eval_rows.csv")
+    mlflow.log_artifact(str(out / "eval_rows.csv"))
+    ppo_rows = rows[rows["agent"] == "ppo"]
+    metrics: dict[str, float] = {}
+    for r in ppo_rows.to_dict(orient="records"):
+        for key in ("pct_of_dp", "pct_of_dp_ci", "profit_mean", "sell_through", "violations"):
+            metrics[f"eval/{r['scenario']}/{key}"] = float(r[key])
+    board = leaderboard(rows)
+    for r in board.to_dict(orient="records"):
+        prefix = "eval" if r["agent"] == "ppo" else f"eval_{r['agent']}"
+        metrics[f"{prefix}/median_pct_of_dp"] = float(r["median_pct"])
+        metrics[f"{prefix}/worst_pct_of_dp"] = float(r["worst_pct"])
+        metrics[f"{prefix}/mean_pct_of_dp"] = float(r["mean_pct"])
+        metrics[f"{prefix}/violations"] = float(r["violations"])
+    tracking.log_metrics(metrics)
+    print(format_leaderboard(board), file=sys.stderr)
+    figures = out / "figures"
+    mlflow.log_artifact(
+        str(agent_plots.leaderboard_bars(board, figures / "leaderboard.png")), "figures"
+    )
+    for p in prep:
+        first = next(q for q in prep if q.scenario.profile == p.scenario.profile)
+        if p is not first:
+            continue
+        policy = policies[p.scenario.profile]
+        mlflow.log_artifact(
+            str(
+                agent_plots.policy_map(
+                    policy, p.scenario, p.solution, figures / f"policy_map_{p.scenario.name}.png"
+                )
+            ),
+            "figures",
+        )
+        from experiments.evaluate import dp_policy_for
+
+        mlflow.log_artifact(
+            str(
+                agent_plots.schedules(
+                    {"ppo": policy, "dp": dp_policy_for(p.solution)},
+                    p.scenario,
+                    figures / f"schedule_{p.scenario.name}.png",
+                )
+            ),
+            "figures",
+        )
+    return rows
+
+
+def _log_model(config: TrainConfig, out: Path, rows: pd.DataFrame) -> str | None:
+    """Log and register the pyfunc model; move ``champion`` to it if it is at least as good."""
+    first = config.profiles[0]
+    example = example_input(RULE_PROFILES[first], first, 3)
+    info = log_policy_model(
+        {p: out / p / "model.zip" for p in config.profiles},
+        {p: RULE_PROFILES[p] for p in config.profiles},
+        example=example,
+        register=True,
+        alias=None,
+    )
+    version = info.registered_model_version
+    if version is None:
+        return None
+    client = mlflow.MlflowClient()
+    mine = float("nan")
+    if not rows.empty:
+        mine = float(rows.loc[rows["agent"] == "ppo", "pct_of_dp"].median())
+    try:
+        current = client.get_model_version_by_alias(REGISTERED_NAME, CHAMPION_ALIAS)
+        champ_run = client.get_run(current.run_id) if current.run_id else None
+        theirs = (
+            champ_run.data.metrics.get("eval/median_pct_of_dp", float("-inf"))
+            if champ_run
+            else float("-inf")
+        )
+    except mlflow.exceptions.MlflowException:
+        theirs = float("-inf")
+    promote = not (mine < theirs)  # NaN (no evaluation) never beats an evaluated champion
+    if mine != mine and theirs != float("-inf"):
+        promote = False
+    if promote:
+        client.set_registered_model_alias(REGISTERED_NAME, CHAMPION_ALIAS, str(version))
+        mlflow.set_tag("champion", "true")
+    print(
+        f"train: registered {REGISTERED_NAME} v{version}"
+        + (f" as @{CHAMPION_ALIAS}" if promote else ""),
+        file=sys.stderr,
+    )
+    return str(version)
