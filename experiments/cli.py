@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "experiments.cli_ui",
     "experiments.cli_demand",
     "experiments.cli_simulate",
+    "experiments.cli_agents",
 )
 
 
