@@ -92,10 +92,15 @@ def read_folder(folder: str | os.PathLike[str]) -> tuple[dict[str, RawTable], st
     raw: dict[str, RawTable] = {}
     for name, path in files.items():
         digest.update(path.name.encode())
-        with open(path, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
-        raw[name] = _read_csv(path, name) if path.suffix == ".csv" else _read_parquet(path, name)
+        try:
+            with open(path, "rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    digest.update(chunk)
+            raw[name] = (
+                _read_csv(path, name) if path.suffix == ".csv" else _read_parquet(path, name)
+            )
+        except OSError as err:
+            raise DataError(f"cannot read {str(path)!r}: {err.strerror or err}") from None
     return raw, digest.hexdigest()[:16]
 
 
