@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agents.baselines import (
     BestFixedDiscount,
@@ -218,3 +220,29 @@ def test_dp_policy_from_solution_reuses_the_table():
     ctx, m = _context(cat, rules, H)
     assert policy.act(np.zeros((1, 1)), m, ctx)[0] == sol.policy(ctx.decision)[0]
     assert len(policy._cache) == 1 and next(iter(policy._cache.values())) is sol
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    elasticity=st.floats(-4.0, -0.5),
+    base=st.floats(0.2, 8.0),
+    stock=st.integers(0, 25),
+    salvage=st.floats(0.0, 0.5),
+    dispersion=st.sampled_from([0.0, 0.5]),
+    horizon=st.integers(1, 6),
+    profile=st.sampled_from(sorted(RULES)),
+)
+def test_property_no_baseline_beats_the_dp(
+    elasticity, base, stock, salvage, dispersion, horizon, profile
+):
+    cat = Catalog.build(
+        n_skus=1, base_demand=base, initial_stock=stock, elasticity=elasticity,
+        salvage_value_per_unit=salvage, dispersion=dispersion, coupon_coef=2.0,
+        holding_cost_per_unit_week=0.01,
+    )  # fmt: skip
+    rules = RULES[profile]
+    optimum = solve(cat, rules, horizon).value
+    for policy in default_baselines(include_dp=False):
+        assert evaluate_exact(cat, rules, horizon, policy) <= optimum + 1e-9 * max(
+            1.0, abs(optimum)
+        ), policy.name
