@@ -132,6 +132,26 @@ class FitOut:
     notes: list[str]
 
 
+def fit_panel(panel: pd.DataFrame, selected: list[str], peers_per_category: int) -> pd.DataFrame:
+    """The panel rows the demand fit needs: the selected SKUs, plus up to
+    ``peers_per_category`` other SKUs of each of their categories (those with the most
+    selling weeks, the best identified), so elasticities are shrunk towards a category mean
+    without fitting the whole catalog."""
+    sku = panel["sku"].astype(str)
+    is_sel = sku.isin(set(selected))
+    cats = panel.loc[is_sel, "category"].unique()
+    others = panel[~is_sel & panel["category"].isin(cats)]
+    weeks = (
+        others.assign(selling=others["units"] > 0)
+        .groupby(["category", "sku"], observed=True)["selling"]
+        .sum()
+        .reset_index()
+        .sort_values(["category", "selling", "sku"], ascending=[True, False, True])
+    )
+    peers = weeks.groupby("category", observed=True).head(peers_per_category)["sku"].astype(str)
+    return panel[is_sel | sku.isin(set(peers))]
+
+
 def fit_stage(
     cfg: PipelineConfig,
     data: IngestOut,
@@ -146,8 +166,15 @@ def fit_stage(
 
     panel = data.panel
     selected = selection.skus
-    cats = panel.loc[panel["sku"].astype(str).isin(selected), "category"].unique()
-    sub = panel[panel["category"].isin(cats)]
+    sub = fit_panel(panel, selected, cfg.fit_peers_per_category)
+    notes: list[str] = []
+    for col in ("coupon_depth", "discount_depth"):
+        if col in sub.columns and (sub[col] > 0.95).any():
+            # Real data has coupons worth more than the list price (Complete Journey); the
+            # demand model's depths live in [0, 0.95].
+            n_big = int((sub[col] > 0.95).sum())
+            sub = sub.assign(**{col: sub[col].clip(upper=0.95)})
+            notes.append(f"{n_big} panel row(s) had {col} > 0.95; clipped to 0.95 for the fit")
     s = cfg.stock
     fit_cfg = FitConfig(
         weeks_of_cover=s.weeks_of_cover,
@@ -171,7 +198,7 @@ def fit_stage(
         assumption = "on-hand stock from the source's stock table (last known level)"
     else:
         assumption = s.describe()
-    notes = list(result.notes)
+    notes += list(result.notes)
     if dropped:
         notes.append(f"{dropped} at-risk SKU(s) sold nothing in the panel: no demand to fit")
     rec.metrics = {
