@@ -33,7 +33,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from agents.policy import Policy, PolicyContext
-from envs.config import RulesConfig
+from envs.config import DecisionState, RulesConfig
 from envs.observation import OBS_DIM, OBS_NAMES
 from ingest.errors import ConfigError
 from ingest.io import atomic_path, write_text_atomic
@@ -243,28 +243,36 @@ def make_training_env(
 HINT_FIELDS: tuple[tuple[str, float, float, str], ...] = (
     ("fluid_depth", 0.0, 1.0, "certainty-equivalent (fluid) depth from cover and elasticity"),
     ("log_cover", -3.0, 2.0, "log of demand_cover"),
+    ("holding_to_exit", 0.0, 1.0, "holding cost of a unit until exit / list price"),
+    ("dispersion", 0.0, 2.0, "negative-binomial overdispersion (0 = Poisson)"),
+    ("log_stock", 0.0, 1.5, "log10(1 + stock on hand) / 4 (noise matters more for few units)"),
 )
-"""Features appended to the env's observation when ``PPOConfig.fluid_hint`` is on."""
+"""Features appended to the env's observation when ``PPOConfig.fluid_hint`` is on. The first
+two are computed from the observation; the others from the SKU's parameters and state (the
+env's observation leaves them out), so a hinted policy needs a :class:`PolicyContext`."""
 
 _I_ELASTICITY = OBS_NAMES.index("elasticity")
 _I_COVER = OBS_NAMES.index("demand_cover")
 _I_SALVAGE = OBS_NAMES.index("salvage_ratio")
 
 
-def hint_features(obs: np.ndarray) -> np.ndarray:
-    """The fluid (certainty-equivalent) depth and the log cover, computed from an observation.
+def hint_features(obs: np.ndarray, catalog: Catalog, decision: DecisionState) -> np.ndarray:
+    """Features of :data:`HINT_FIELDS` for a batch of SKUs.
 
-    With full-price demand over the weeks left ``cover * stock`` and demand scaling as
-    ``(1 - d) ** elasticity``, the fluid revenue ``(p - salvage) * D(p) + salvage * stock`` is
-    maximised at price ``p = max(p_runout, salvage * e / (e - 1))`` for ``e = |elasticity| >
-    1`` (``p_runout = cover ** (1 / e)`` sells the stock exactly) and at list price for
-    inelastic SKUs. Giving the policy this closed form (re-solved every week from the
-    observation alone, so serving needs nothing else) lets it learn a correction to the fluid
-    price instead of the price itself, which is what the DP's optimum is.
+    The fluid depth: with full-price demand over the weeks left ``cover * stock`` and demand
+    scaling as ``(1 - d) ** elasticity``, the fluid revenue ``(p - salvage) * D(p) + salvage *
+    stock`` is maximised at price ``p = max(p_runout, salvage * e / (e - 1))`` for ``e =
+    |elasticity| > 1`` (``p_runout = cover ** (1 / e)`` sells the stock exactly), and at list
+    price for inelastic SKUs. Re-solved every week from the observation, it lets the network
+    learn a correction to the fluid price rather than the price itself.
 
     Parameters
     ----------
     obs : ndarray of shape (n, OBS_DIM)
+    catalog : Catalog
+        The ``n`` SKUs, row for row.
+    decision : DecisionState
+        Their decision state (weeks left, stock).
 
     Returns
     -------
@@ -277,20 +285,27 @@ def hint_features(obs: np.ndarray) -> np.ndarray:
     p_runout = np.minimum(cover, 1.0) ** (1.0 / e)
     p_salvage = np.where(e > 1.0, salvage * e / np.maximum(e - 1.0, 1e-6), 1.0)
     price = np.where(e > 1.0, np.maximum(p_runout, p_salvage), 1.0)
-    out = np.empty((o.shape[0], len(HINT_FIELDS)), dtype=np.float32)
-    out[:, 0] = np.clip(1.0 - price, 0.0, 1.0)
-    out[:, 1] = np.clip(np.log(cover), -3.0, 2.0)
-    return out
+    weeks_left = np.maximum(np.asarray(decision.weeks_left, dtype=float) - 1.0, 0.0)
+    out = np.empty((o.shape[0], len(HINT_FIELDS)), dtype=np.float64)
+    out[:, 0] = 1.0 - price
+    out[:, 1] = np.log(cover)
+    out[:, 2] = catalog.holding_cost_per_unit_week * weeks_left / catalog.list_price
+    out[:, 3] = catalog.dispersion
+    out[:, 4] = np.log10(1.0 + np.asarray(decision.stock, dtype=float)) / 4.0
+    low = np.array([f[1] for f in HINT_FIELDS])
+    high = np.array([f[2] for f in HINT_FIELDS])
+    return np.clip(out, low, high).astype(np.float32)
 
 
-def augment(obs: np.ndarray) -> np.ndarray:
+def augment(obs: np.ndarray, catalog: Catalog, decision: DecisionState) -> np.ndarray:
     """``obs`` with :func:`hint_features` appended, shape ``(n, OBS_DIM + len(HINT_FIELDS))``."""
     o = np.asarray(obs, dtype=np.float32)
-    return np.concatenate([o, hint_features(o)], axis=1)
+    return np.concatenate([o, hint_features(o, catalog, decision)], axis=1)
 
 
 class FluidHint(VecEnvWrapper):
-    """Append :func:`hint_features` to every observation of a VecEnv (masks pass through)."""
+    """Append :func:`hint_features` to every observation of a batched env (masks pass
+    through). The features come from the env's ``policy_context()``."""
 
     def __init__(self, venv: VecEnv) -> None:
         low = np.concatenate([venv.observation_space.low, [f[1] for f in HINT_FIELDS]])  # type: ignore[attr-defined]
@@ -298,16 +313,23 @@ class FluidHint(VecEnvWrapper):
         space = spaces.Box(low.astype(np.float32), high.astype(np.float32), dtype=np.float32)
         super().__init__(venv, observation_space=space)
 
+    def _augment(self, obs: Any) -> np.ndarray:
+        ctx = self.venv.policy_context()  # type: ignore[attr-defined]
+        return augment(np.asarray(obs), ctx.catalog, ctx.decision)
+
     def reset(self) -> np.ndarray:
-        return augment(np.asarray(self.venv.reset()))
+        return self._augment(self.venv.reset())
 
     def step_wait(self) -> VecEnvStepReturn:
         obs, rewards, dones, infos = self.venv.step_wait()
+        pad = np.zeros(len(HINT_FIELDS), dtype=np.float32)
         for info in infos:
             if "terminal_observation" in info:
-                term = np.asarray(info["terminal_observation"])[None, :]
-                info["terminal_observation"] = augment(term)[0]
-        return augment(np.asarray(obs)), rewards, dones, infos
+                # Only read by SB3 on truncation, which these envs never report (episodes end
+                # at the exit week); the hint of a finished SKU is not available here.
+                term = np.asarray(info["terminal_observation"], dtype=np.float32)
+                info["terminal_observation"] = np.concatenate([term, pad])
+        return self._augment(obs), rewards, dones, infos
 
     def action_masks(self) -> np.ndarray:
         return self.venv.action_masks()  # type: ignore[attr-defined]
@@ -502,6 +524,14 @@ class PPOPolicy(Policy):
     def __init__(self, model: MaskablePPO, name: str = "ppo") -> None:
         self.model = model
         self.name = name
+        # A model trained with the fluid hint reads the SKU's parameters from the context.
+        dim = int(model.observation_space.shape[0])  # type: ignore[index]
+        if dim not in (OBS_DIM, OBS_DIM + len(HINT_FIELDS)):
+            raise ConfigError(
+                f"PPO model expects {dim} observation features; this version builds "
+                f"{OBS_DIM} (+{len(HINT_FIELDS)} with the fluid hint): retrain it"
+            )
+        self.requires_context = dim != OBS_DIM
 
     @classmethod
     def load(cls, path: str | Path, name: str = "ppo", device: str = "cpu") -> PPOPolicy:
@@ -521,8 +551,9 @@ class PPOPolicy(Policy):
         context: PolicyContext | None = None,
     ) -> np.ndarray:
         obs = np.asarray(observations, dtype=np.float32)
-        if self.model.observation_space.shape[0] == OBS_DIM + len(HINT_FIELDS):  # type: ignore[index]
-            obs = augment(obs)
+        if self.requires_context:
+            ctx = self._need_context(context)
+            obs = augment(obs, ctx.catalog, ctx.decision)
         actions, _ = self.model.predict(
             obs, deterministic=True, action_masks=np.asarray(masks, dtype=bool)
         )

@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from agents.dp import DPSolution  # noqa: E402
-from agents.policy import Policy  # noqa: E402
+from agents.policy import Policy, PolicyContext  # noqa: E402
 from agents.rollout import rollout  # noqa: E402
 from envs.config import DecisionState  # noqa: E402
 from envs.observation import build_observation  # noqa: E402
@@ -110,7 +110,7 @@ def policy_map(
     """Discount depth chosen by ``policy`` and by the DP over weeks left x stock ratio.
 
     States have no discount in force yet (depth 0), so with markdown-only rules this is the
-    first markdown's depth. ``policy`` reads observations (``requires_context`` is False).
+    first markdown's depth.
     """
     weeks, ratios, state, market = _grid_states(scenario, n_stock)
     rules = scenario.rules
@@ -119,7 +119,8 @@ def policy_map(
         cat, state, market, rules, horizon_weeks=scenario.horizon_weeks, last_units_sold=0.0
     )
     masks = action_mask(rules, state, cat)
-    depth_pol = rules.depths(policy.act(obs, masks))[0].reshape(len(ratios), len(weeks))
+    ctx = PolicyContext(cat, state, market, rules, scenario.horizon_weeks)
+    depth_pol = rules.depths(policy.act(obs, masks, ctx))[0].reshape(len(ratios), len(weeks))
     depth_dp = rules.depths(solution.policy(state))[0].reshape(len(ratios), len(weeks))
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
     vmax = max(rules.discount_levels)

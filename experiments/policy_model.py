@@ -33,6 +33,7 @@ from mlflow.models import ModelSignature
 from mlflow.pyfunc import PythonModel, PythonModelContext
 from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
+from agents.policy import PolicyContext
 from agents.ppo import PPOPolicy
 from envs.config import DecisionState, RulesConfig
 from envs.observation import build_observation
@@ -228,7 +229,8 @@ class PolicyModel(PythonModel):
             catalog, decision, market, rules, horizon_weeks=horizon, last_units_sold=last_sold
         )
         masks = action_mask(rules, decision, catalog)
-        return self.policies[profile].act(obs, masks)
+        ctx = PolicyContext(catalog, decision, market, rules, horizon)
+        return self.policies[profile].act(obs, masks, ctx)
 
     def _act(self, profile: str, rows: pd.DataFrame) -> pd.DataFrame:
         rules = self.rules[profile]
