@@ -138,17 +138,24 @@ class PolicyConfig:
         PPO training budget in environment steps (SKU-weeks) when training.
     quick_train_timesteps : int
         The budget under ``--quick``.
+    recommend : {"best", "policy"}
+        ``"best"`` recommends the learned policy's plan unless a heuristic's plan has a
+        higher expected profit on the same simulated episodes (then that one, named in every
+        output); ``"policy"`` always recommends the learned policy's plan.
     """
 
     source: Literal["auto", "champion", "train"] = "auto"
     train_timesteps: int = 2_000_000
     quick_train_timesteps: int = 100_000
+    recommend: Literal["best", "policy"] = "best"
 
     def __post_init__(self) -> None:
         if self.source not in ("auto", "champion", "train"):
             raise ConfigError(
                 f"policy.source = {self.source!r}: expected 'auto', 'champion' or 'train'"
             )
+        if self.recommend not in ("best", "policy"):
+            raise ConfigError(f"policy.recommend = {self.recommend!r}: expected 'best' or 'policy'")
         if self.train_timesteps < 1 or self.quick_train_timesteps < 1:
             raise ConfigError("policy.train_timesteps and quick_train_timesteps must be >= 1")
 

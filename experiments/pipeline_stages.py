@@ -369,33 +369,34 @@ def evaluate_stage(
     )
     plans: dict[str, Schedule] = {}
     closed: dict[str, float] = {}
-    plans["recommended"], closed["recommended"] = plan_of(
-        policy.policy, catalog, cfg.rules, h, seed=plan_seed
-    )
+    learned = policy.policy.name
+    plans[learned], closed[learned] = plan_of(policy.policy, catalog, cfg.rules, h, seed=plan_seed)
     plans["no_markdown"] = Schedule.constant(catalog.sku, h, 0.0, "no_markdown")
     for heur in heuristic_policies(cfg):
         plans[heur.name], closed[heur.name] = plan_of(heur, catalog, cfg.rules, h, seed=plan_seed)
     outcomes = {k: simulate_schedule(catalog, s, **kw) for k, s in plans.items()}  # type: ignore[arg-type]
-    heur_names = [k for k in outcomes if k not in ("recommended", "no_markdown")]
+    heur_names = [k for k in outcomes if k not in (learned, "no_markdown")]
     if not heur_names:
         raise DataError("no heuristic baseline is available to compare with")
-    best = max(heur_names, key=lambda k: outcomes[k].portfolio("profit")[0])
-    ordered = {
-        "recommended": outcomes["recommended"],
-        "no_markdown": outcomes["no_markdown"],
-        "best_heuristic": outcomes[best],
-        **{k: outcomes[k] for k in heur_names if k != best},
-    }
-    rec.metrics = {f"{k}_profit": v.portfolio("profit")[0] for k, v in outcomes.items()}
+
+    def profit(k: str) -> float:
+        return outcomes[k].portfolio("profit")[0]
+
+    best = max(heur_names, key=profit)
+    chosen = learned
+    if cfg.policy.recommend == "best" and profit(best) > profit(learned):
+        chosen = best
+    ordered = {"recommended": outcomes[chosen], "no_markdown": outcomes["no_markdown"]}
+    ordered["best_heuristic"] = outcomes[best]
+    ordered.update({k: v for k, v in outcomes.items() if k not in (chosen, best, "no_markdown")})
+    rec.metrics = {f"{k}_profit": profit(k) for k in outcomes}
     rec.metrics.update({f"{k}_closed_loop_objective": v for k, v in closed.items()})
     rec.metrics["n_episodes"] = float(n_ep)
-    p_rec, p_best = (
-        outcomes["recommended"].portfolio("profit")[0],
-        outcomes[best].portfolio("profit")[0],
-    )
+    rec.metrics["recommended_is_learned"] = float(chosen == learned)
     rec.detail = (
-        f"{len(plans)} plans x {catalog.n_skus:,} SKUs x {n_ep} episodes; recommended "
-        f"{p_rec:,.0f} vs best heuristic {best} {p_best:,.0f}"
+        f"{len(plans)} plans x {catalog.n_skus:,} SKUs x {n_ep} episodes; {learned} "
+        f"{profit(learned):,.0f}, best heuristic {best} {profit(best):,.0f}, no markdown "
+        f"{profit('no_markdown'):,.0f}; recommended: {chosen}"
     )
     return EvalOut(ordered, best, closed)
 
@@ -435,6 +436,7 @@ def export_stage(
     )
     from experiments.pipeline import stages_frame
     from experiments.report import ReportInputs, write_report
+    from ingest.io import write_frame_atomic
 
     outcomes = evaluated.outcomes
     cat = fitted.catalog
@@ -451,6 +453,11 @@ def export_stage(
         "new_product_flags": flags,
     }
     written = write_tables(tables, cfg.out_dir, cfg.export)
+    # The at-risk SKUs' fitted parameters, so what-ifs can replay the plan later
+    # (deadstock simulate --catalog OUT/catalog.parquet --schedule OUT/schedules.csv --sku ...).
+    written["catalog"] = str(
+        write_frame_atomic(cat.to_frame(), Path(cfg.out_dir) / "catalog.parquet")
+    )
     alert_files = write_alerts(
         alerts,
         cfg.out_dir,

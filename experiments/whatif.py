@@ -519,3 +519,90 @@ def plot_what_if(
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
     return target
+
+
+# ---------------------------------------------------------------------------- files (CLI)
+def read_schedule(path: str | Path) -> Schedule:
+    """Read a schedule file (CSV or Parquet with ``sku, week, discount[, coupon]``, e.g. the
+    pipeline's ``schedules`` export; rows of other columns are ignored)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"schedule file {str(p)!r} not found")
+    try:
+        frame = (
+            pd.read_parquet(p)
+            if p.suffix.lower() == ".parquet"
+            else pd.read_csv(p, dtype={"sku": str})
+        )
+    except Exception as err:  # noqa: BLE001 - any reader failure is the file's fault
+        raise DataError(f"schedule file {str(p)!r} could not be read: {err}") from None
+    if "plan_key" in frame.columns and frame["plan_key"].nunique() > 1:
+        raise DataError(
+            f"schedule file {str(p)!r} holds {frame['plan_key'].nunique()} plans; keep one plan_key"
+        )
+    return Schedule.from_frame(frame, name=p.stem, source=f"schedule file {str(p)!r}")
+
+
+def read_rules(path: str | Path) -> RulesConfig:
+    """Read business rules from a TOML file: :class:`~envs.config.RulesConfig` fields at the
+    top level or under ``[rules]`` (so a pipeline config file works too)."""
+    import tomllib
+
+    from experiments.pipeline_config import _build
+
+    p = Path(path)
+    try:
+        values = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"rules file {str(p)!r} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"rules file {str(p)!r} is not valid TOML: {err}") from None
+    if isinstance(values.get("rules"), dict):
+        values = values["rules"]
+    return _build(RulesConfig, values, f"rules file {str(p)!r}")
+
+
+def what_if_from_files(
+    catalog: Catalog,
+    cfg: WhatIfConfig,
+    *,
+    schedule_path: str | Path | None,
+    rules_path: str | Path | None,
+    fallback: Schedule,
+    plot_path: str | Path | None,
+) -> tuple[pd.DataFrame, Path | None, str]:
+    """The what-if behind ``deadstock simulate --sku ...``: the given schedule file (or
+    ``fallback``), capped by the options and rules, simulated against doing nothing.
+
+    Returns the summary table, the plot's path (when asked) and a printable report.
+    """
+    schedule = read_schedule(schedule_path) if schedule_path else fallback
+    rules = read_rules(rules_path) if rules_path else None
+    out, _, table = what_if(catalog, schedule, cfg, rules=rules)
+    plot = plot_what_if(catalog, out, plot_path) if plot_path else None
+    d = np.asarray(out.schedule.discount)[0]
+    c = np.asarray(out.schedule.coupon)[0]
+    plan = ", ".join(
+        f"{dd:.0%}" + (f"+{cc:.0%}c" if cc > 0 else "") for dd, cc in zip(d, c, strict=True)
+    )
+    lines = [
+        f"what-if for SKU {cfg.sku}: {out.schedule.name} over {out.schedule.horizon} weeks "
+        f"(exit at week {out.schedule.horizon})"
+        + (f", max discount {cfg.max_discount:.0%}" if cfg.max_discount is not None else "")
+        + (f", rules from {rules_path}" if rules_path else ""),
+        f"weekly discount: {plan}",
+        f"{out.n_episodes} simulated episodes; {cfg.ci_level:.0%} CIs; differences are paired "
+        "against doing nothing (no discount, no coupon)",
+        "",
+        f"{'metric':<20}{'expected':>12}  {'CI':<24}{'vs doing nothing':>18}  CI",
+    ]
+    for r in table.to_dict("records"):
+        lines.append(
+            f"{r['metric']:<20}{r['mean']:>12,.2f}  [{r['ci_low']:,.2f}, {r['ci_high']:,.2f}]".ljust(
+                58
+            )
+            + f"{r['vs_no_markdown']:>+14,.2f}  [{r['vs_ci_low']:+,.2f}, {r['vs_ci_high']:+,.2f}]"
+        )
+    if plot is not None:
+        lines += ["", f"plot of stock, price and sales: {plot}"]
+    return table, plot, "\n".join(lines)

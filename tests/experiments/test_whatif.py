@@ -142,3 +142,33 @@ def test_what_if_table_and_plot(catalog, tmp_path):
     with pytest.raises(DataError, match="not in the catalog"):
         what_if(catalog, sched, WhatIfConfig(sku="nope"))
     assert isinstance(table, pd.DataFrame)
+
+
+def test_what_if_from_files(catalog, tmp_path):
+    from experiments.whatif import read_rules, what_if_from_files
+
+    sched = Schedule(
+        sku=catalog.sku[:2],
+        discount=np.tile([0.0, 0.2, 0.4, 0.6], (2, 1)),
+        coupon=np.zeros((2, 4)),
+    )
+    path = tmp_path / "plan.csv"
+    sched.to_frame().assign(plan_key="K").to_csv(path, index=False)
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[rules]\ndiscount_levels = [0.0, 0.25, 0.5]\nmarkdown_only = true\n")
+    assert read_rules(rules).discount_levels == (0.0, 0.25, 0.5)
+    table, plot, text = what_if_from_files(
+        catalog,
+        WhatIfConfig(sku="sku1", max_discount=0.5, n_episodes=50),
+        schedule_path=path,
+        rules_path=rules,
+        fallback=Schedule.constant(catalog.sku, 4, 0.0),
+        plot_path=tmp_path / "p.png",
+    )
+    # Depths snap down to the ladder (0.2 -> 0, 0.4 -> 0.25); 0.6 is capped at 0.5.
+    assert "weekly discount: 0%, 0%, 25%, 50%" in text
+    assert plot is not None and plot.exists()
+    assert set(table["metric"]) >= {"profit", "sell_through", "leftover_units"}
+    rules.write_text("[rules]\ndiscount_levels = [0.1]\n")
+    with pytest.raises(ConfigError, match="must start at 0.0"):
+        read_rules(rules)
