@@ -606,3 +606,48 @@ def what_if_from_files(
     if plot is not None:
         lines += ["", f"plot of stock, price and sales: {plot}"]
     return table, plot, "\n".join(lines)
+
+
+def what_if_command(
+    catalog_path: str | Path,
+    cfg: WhatIfConfig,
+    *,
+    schedule_path: str | Path | None = None,
+    rules_path: str | Path | None = None,
+    plot_path: str | Path | None = None,
+    policy: str = "fixed:0.3",
+    weeks: int = 12,
+) -> str:
+    """``deadstock simulate --sku SKU [--max-discount D] [--exit-week W] [--rules FILE]
+    [--schedule FILE]``: returns the printable report and saves the plot.
+
+    The schedule is, in order: ``schedule_path``; else the recommended schedule exported by
+    ``deadstock run`` beside the catalog (``schedules.csv`` or ``.parquet`` next to
+    ``catalog.parquet`` in the run's output folder); else ``policy`` (``fixed:D[:C]``) over
+    ``weeks`` weeks. The plot goes to ``plot_path`` (default ``whatif_<sku>.png``).
+    """
+    from experiments.demand_runs import parse_policy, read_catalog
+
+    catalog = read_catalog(catalog_path)
+    if schedule_path is None:
+        folder = Path(catalog_path).parent
+        found = [folder / f"schedules.{ext}" for ext in ("csv", "parquet")]
+        schedule_path = next((p for p in found if p.is_file()), None)
+    d, c = parse_policy(policy)
+    fallback = Schedule(
+        sku=np.asarray(catalog.sku, dtype=object),
+        discount=np.full((catalog.n_skus, weeks), d),
+        coupon=np.full((catalog.n_skus, weeks), c),
+        name=policy,
+    )
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in cfg.sku)
+    _, _, text = what_if_from_files(
+        catalog,
+        cfg,
+        schedule_path=schedule_path,
+        rules_path=rules_path,
+        fallback=fallback,
+        plot_path=plot_path or f"whatif_{safe}.png",
+    )
+    source = f"schedule: {schedule_path}" if schedule_path else f"schedule: {policy} (fixed)"
+    return f"{source}\n{text}"

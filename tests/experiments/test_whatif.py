@@ -172,3 +172,28 @@ def test_what_if_from_files(catalog, tmp_path):
     rules.write_text("[rules]\ndiscount_levels = [0.1]\n")
     with pytest.raises(ConfigError, match="must start at 0.0"):
         read_rules(rules)
+
+
+def test_what_if_command_uses_the_run_exports(catalog, tmp_path):
+    from experiments.whatif import what_if_command
+
+    catalog.to_frame().to_parquet(tmp_path / "catalog.parquet")
+    sched = Schedule(catalog.sku, np.tile([0.1, 0.3, 0.3], (12, 1)), np.zeros((12, 3)))
+    sched.to_frame().to_csv(tmp_path / "schedules.csv", index=False)
+    plot = tmp_path / "w.png"
+    text = what_if_command(
+        tmp_path / "catalog.parquet",
+        WhatIfConfig(sku="sku2", n_episodes=20),
+        plot_path=plot,
+    )
+    assert f"schedule: {tmp_path / 'schedules.csv'}" in text
+    assert "weekly discount: 10%, 30%, 30%" in text and plot.exists()
+    (tmp_path / "schedules.csv").unlink()
+    text = what_if_command(
+        tmp_path / "catalog.parquet",
+        WhatIfConfig(sku="sku2", n_episodes=20, exit_week=2),
+        plot_path=plot,
+        policy="fixed:0.2",
+        weeks=4,
+    )
+    assert "fixed:0.2 (fixed)" in text and "weekly discount: 20%, 20%\n" in text
