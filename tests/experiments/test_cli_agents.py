@@ -1,0 +1,106 @@
+"""deadstock train / evaluate / compare end to end on a tiny budget."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from experiments.cli import main
+from experiments.policy_model import CHAMPION_ALIAS, REGISTERED_NAME
+
+TINY_TOML = """
+profiles = ["none"]
+suite = "smoke"
+curve_every = 2048
+curve_episodes = 20
+eval_episodes = 40
+experiment = "tests-agents-cli"
+[ppo]
+total_timesteps = 4096
+n_envs = 64
+n_steps = 16
+batch_size = 256
+n_epochs = 1
+net_arch = [16]
+n_catalog_skus = 50
+checkpoint_every = 2048
+"""
+
+
+@pytest.mark.slow
+def test_train_evaluate_compare(tmp_path, capsys):
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(TINY_TOML)
+    out = tmp_path / "out"
+    assert main(["train", "--config", str(cfg), "--seed", "2", "--out", str(out)]) == 0
+    assert (out / "none" / "model.zip").is_file()
+    assert (out / "figures" / "learning_curve.png").is_file()
+    assert (out / "figures" / "policy_map_none-base.png").is_file()
+    printed = capsys.readouterr().out
+    assert "ppo" in printed and "fluid" in printed
+
+    rows_path = tmp_path / "rows.json"
+    code = main(
+        [
+            "evaluate",
+            "--agents",
+            "ppo,dp,fluid",
+            "--model",
+            str(out),
+            "--model",
+            f"models:/{REGISTERED_NAME}@{CHAMPION_ALIAS}",
+            "--suite",
+            "smoke",
+            "--episodes",
+            "30",
+            "--json",
+            str(rows_path),
+            "--experiment",
+            "tests-agents-cli",
+        ]
+    )
+    assert code == 0
+    rows = json.loads(rows_path.read_text())
+    keys = {
+        "agent",
+        "scenario",
+        "profit_mean",
+        "profit_ci",
+        "pct_of_dp",
+        "pct_of_dp_ci",
+        "sell_through",
+        "leftover_units",
+        "margin_given_away",
+        "violations",
+    }
+    assert keys <= set(rows[0])
+    # only the profile the model covers is evaluated; both PPO sources are the same policy
+    assert {r["scenario"] for r in rows} == {"none-base"}
+    ppo = [r for r in rows if r["agent"].startswith("ppo")]
+    assert len(ppo) == 2 and ppo[0]["profit_mean"] == ppo[1]["profit_mean"]
+    assert all(r["violations"] == 0 for r in rows)
+    capsys.readouterr()
+
+    plot = tmp_path / "cmp.png"
+    assert main(["compare", "--experiment", "tests-agents-cli", "--plot", str(plot)]) == 0
+    table = capsys.readouterr().out
+    assert "ppo" in table and "fluid" in table and "dp" in table
+    assert plot.is_file()
+
+    # resuming a finished run trains no further and keeps the step count
+    assert main(["train", "--config", str(cfg), "--seed", "2", "--out", str(out)]) == 0
+    state = json.loads((out / "none" / "state.json").read_text())
+    assert state["num_timesteps"] >= 4096
+
+
+def test_bad_config_is_a_clean_error(tmp_path, capsys):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[ppo]\nlearning_rate = -1\n")
+    assert main(["train", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "ppo.learning_rate" in err and "Traceback" not in err
+    assert main(["train", "--config", str(tmp_path / "missing.toml")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["evaluate", "--agents", "ppo"]) == 2
+    assert "--model" in capsys.readouterr().err
