@@ -59,6 +59,8 @@ class Problem:
         header as line 1; 1-based row numbers for Parquet and SQL).
     values : tuple of str
         The offending values, aligned with ``rows``.
+    n_rows : int
+        How many rows offend in all (``rows`` shows the first few).
     """
 
     table: str
