@@ -103,9 +103,12 @@ def demand_pmf(lam: np.ndarray, dispersion: float, n_units: int) -> tuple[np.nda
     pmf = np.exp(logpmf, out=logpmf)
     sf = np.empty((lam.shape[0], n_units + 1))
     # P(D > k) = sum_{j > k} p_j: a reversed cumulative sum keeps the far tail accurate.
-    sf[:, : n_k + 1] = np.cumsum(pmf[:, ::-1], axis=1)[:, ::-1] - pmf + tail[:, None]
+    head = sf[:, : n_k + 1]
+    np.cumsum(pmf[:, ::-1], axis=1, out=head[:, ::-1])
+    head -= pmf
+    head += tail[:, None]
     sf[:, n_k + 1 :] = tail[:, None]  # below 1e-30 for Poisson
-    return pmf, np.maximum(sf, 0.0)
+    return pmf, np.maximum(sf, 0.0, out=sf)
 
 
 def expected_units_sold(lam: np.ndarray, dispersion: np.ndarray, stock: np.ndarray) -> np.ndarray:
@@ -284,7 +287,7 @@ class _Model:
         m = min(self.pmf.shape[2], n_s - 1)
         sold = np.empty((H, n_a, n_s))
         sold[:, :, 0] = 0.0
-        sold[:, :, 1 : m + 1] = np.cumsum(self.sf[:, :, :m], axis=2)
+        np.cumsum(self.sf[:, :, :m], axis=2, out=sold[:, :, 1 : m + 1])
         if n_s > m + 1:
             extra = np.arange(1, n_s - m, dtype=float)
             sold[:, :, m + 1 :] = sold[:, :, m, None] + extra * self.sf[:, :, -1, None]
