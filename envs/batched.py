@@ -105,10 +105,23 @@ _NO_INFO: MappingProxyType[str, Any] = MappingProxyType({})
 ActFn = Callable[[np.ndarray, np.ndarray, SlotContext], np.ndarray]
 
 
+_DECISION_FIELDS = tuple(f.name for f in fields(DecisionState))
+_MARKET_FIELDS = tuple(f.name for f in fields(MarketState))
+
+
 def _assign_rows(dst: Any, slots: np.ndarray, src: Any, index: np.ndarray) -> None:
     """``dst``'s rows ``slots`` = ``src``'s rows ``index``, for every field of a state."""
-    for f in fields(dst):
-        getattr(dst, f.name)[slots] = getattr(src, f.name)[index]
+    names = _DECISION_FIELDS if isinstance(dst, DecisionState) else _MARKET_FIELDS
+    for name in names:
+        getattr(dst, name)[slots] = getattr(src, name)[index]
+
+
+def _decision_rows(state: DecisionState, rows: np.ndarray) -> DecisionState:
+    return DecisionState(**{name: getattr(state, name)[rows] for name in _DECISION_FIELDS})
+
+
+def _market_rows(state: MarketState, rows: np.ndarray) -> MarketState:
+    return MarketState(**{name: getattr(state, name)[rows] for name in _MARKET_FIELDS})
 
 
 class BatchedMarkdownEnv(VecEnv):
@@ -335,11 +348,11 @@ class BatchedMarkdownEnv(VecEnv):
                 self._record(slots)
             ep_r = self._acc["reward"][slots].tolist()
             ep_l = self._ep_len[slots].tolist()
-            for j, slot in enumerate(slots.tolist()):
+            for slot, last_obs, r, length in zip(slots.tolist(), terminal, ep_r, ep_l, strict=True):
                 infos[slot] = {
-                    "terminal_observation": terminal[j],
+                    "terminal_observation": last_obs,
                     "TimeLimit.truncated": False,
-                    "episode": {"r": ep_r[j], "l": ep_l[j]},
+                    "episode": {"r": r, "l": length},
                 }
             self._start_episodes(slots)
         self._mask = action_mask(self.rules, self._decision, self._catalog)
@@ -350,9 +363,7 @@ class BatchedMarkdownEnv(VecEnv):
         bad = np.flatnonzero(violation)
         if self.config.invalid_action == "raise":
             i = int(bad[0])
-            sub_dec = DecisionState(
-                **{f.name: getattr(self._decision, f.name)[[i]] for f in fields(self._decision)}
-            )
+            sub_dec = _decision_rows(self._decision, np.array([i]))
             broken = violated_rules(self.rules, sub_dec, a[[i]], self._catalog.take([i]))
             names = [k for k, v in broken.items() if v[0]] or ["(combined)"]
             raise RuleViolationError(
@@ -375,18 +386,12 @@ class BatchedMarkdownEnv(VecEnv):
                 horizon_weeks=self._horizon,
                 last_units_sold=self._last_sold,
             )
-        dec = DecisionState(
-            **{f.name: getattr(self._decision, f.name)[slots] for f in fields(self._decision)}
-        )
-        mkt = MarketState(
-            **{f.name: getattr(self._market, f.name)[slots] for f in fields(self._market)}
-        )
         return assemble_observation(
             self._catalog.base_demand[slots],
             self._season_cum[slots],
             self._static[slots],
-            dec,
-            mkt,
+            _decision_rows(self._decision, slots),
+            _market_rows(self._market, slots),
             self.rules,
             horizon_weeks=self._horizon[slots],
             last_units_sold=self._last_sold[slots],

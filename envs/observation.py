@@ -229,10 +229,12 @@ def assemble_observation(
         "season_ahead": season_ahead,
         "coupon_weeks_share": coupon_share,
     }
-    # build field-major (each row contiguous over SKUs), then one transpose to (n, OBS_DIM)
-    obs = np.empty((OBS_DIM, n), dtype=np.float32)
-    obs[_STATIC_INDEX] = np.asarray(static, dtype=float).T
+    # one clip per field, straight into its float32 column (no temporary, no transpose)
+    obs = np.empty((n, OBS_DIM), dtype=np.float32)
+    static = np.asarray(static, dtype=float)
+    for j, k in enumerate(_STATIC_INDEX.tolist()):
+        np.clip(static[:, j], OBS_LOW[k], OBS_HIGH[k], out=obs[:, k])
     for name, value in columns.items():
-        obs[_INDEX[name]] = value
-    np.clip(obs, OBS_LOW[:, None], OBS_HIGH[:, None], out=obs)
-    return np.ascontiguousarray(obs.T)
+        k = _INDEX[name]
+        np.clip(value, OBS_LOW[k], OBS_HIGH[k], out=obs[:, k])
+    return obs
