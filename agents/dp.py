@@ -336,7 +336,8 @@ class _Model:
         )
         self._grid_catalog = broadcast_catalog(catalog, n_s * n_r)
         self._fft_len = sfft.next_fast_len(n_s + self.pmf.shape[2] - 1, real=True)
-        self._pmf_hat = sfft.rfft(self.pmf, self._fft_len, axis=2)  # (H, n_a, n_freq)
+        # (H, n_a, n_freq); NumPy's pocketfft is about twice as fast as SciPy's on this batch
+        self._pmf_hat = np.fft.rfft(self.pmf, self._fft_len, axis=2)
         # The distinct (action, next rule state) pairs whose continuation is needed.
         pairs, inv = np.unique(np.arange(n_a)[None, :] * n_r + self.next_r, return_inverse=True)
         self._pair_action, self._pair_rule = np.divmod(pairs, n_r)
