@@ -210,7 +210,8 @@ def run_pipeline(cfg: PipelineConfig, *, echo: Callable[[str], None] = _say) -> 
         out = state["result"]
         tracking.log_metrics(out.roi)
         for path in out.artifact_dirs:
-            mlflow.log_artifacts(str(path), artifact_path=path.name)
+            if path.is_dir():
+                mlflow.log_artifacts(str(path), artifact_path=path.name)
         run_id = parent.info.run_id
     result = PipelineResult(
         config=cfg,

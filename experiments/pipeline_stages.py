@@ -325,13 +325,14 @@ def plan_of(
     d = np.quantile(res.schedule["discount"], 0.5, axis=0, method="lower")
     c = np.quantile(res.schedule["coupon"], 0.5, axis=0, method="lower")
     closed_loop = float(res.objective.sum(axis=1).mean())
-    fixed = FixedPlanPolicy(d, c, rules, policy.name)
-    snapped = rollout(fixed, catalog, rules, horizon, n_episodes=1, seed=seed)
+    if n_episodes > 1:
+        # A median plan need not obey the path-dependent rules; replay it through the masks.
+        # (One episode's path is already a plan the rules allowed.)
+        fixed = FixedPlanPolicy(d, c, rules, policy.name)
+        snapped = rollout(fixed, catalog, rules, horizon, n_episodes=1, seed=seed)
+        d, c = snapped.schedule["discount"][0], snapped.schedule["coupon"][0]
     sched = Schedule(
-        sku=np.asarray(catalog.sku, dtype=object),
-        discount=snapped.schedule["discount"][0],
-        coupon=snapped.schedule["coupon"][0],
-        name=policy.name,
+        sku=np.asarray(catalog.sku, dtype=object), discount=d, coupon=c, name=policy.name
     )
     return sched, closed_loop
 
