@@ -20,6 +20,7 @@ SKU's slope standard error includes the uncertainty of its group's shared terms)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -401,29 +402,29 @@ def fit_with_dispersion(
     n_groups: int,
     negative_binomial: bool = True,
     dispersion_rounds: int = 2,
-    **kwargs: object,
+    start: GLMResult | None = None,
+    **kwargs: Any,
 ) -> GLMResult:
     """Poisson fit, then (optionally) NB refits with the overdispersion re-estimated by
-    :func:`moment_dispersion` from the previous fit's residuals each round."""
+    :func:`moment_dispersion` from the previous fit's residuals each round.
+
+    With ``start`` (a previous fit of the same rows) the first fit is warm-started and
+    uses the previous overdispersion. Other keywords go to :func:`fit_sku_group_glm`.
+    """
     grp = np.asarray(group_of_sku)[np.asarray(sku)]
     k = np.asarray(z).reshape(len(y), -1).shape[1]
     fixed = kwargs.get("fixed_slope")
     free = np.ones(len(group_of_sku)) if fixed is None else 1.0 - np.asarray(fixed, float)
     n_params = np.bincount(group_of_sku, weights=1.0 + free, minlength=n_groups) + k
-    res = fit_sku_group_glm(y, x, z, sku, group_of_sku, n_groups=n_groups, **kwargs)  # type: ignore[arg-type]
+    alpha0 = start.alpha if start is not None and negative_binomial else None
+    res = fit_sku_group_glm(
+        y, x, z, sku, group_of_sku, n_groups=n_groups, alpha=alpha0, start=start, **kwargs
+    )
     if not negative_binomial:
         return res
     for _ in range(dispersion_rounds):
         alpha = moment_dispersion(res.y_filled, res.mu, grp, n_groups, n_params)
         res = fit_sku_group_glm(
-            y,
-            x,
-            z,
-            sku,
-            group_of_sku,
-            n_groups=n_groups,
-            alpha=alpha,
-            start=res,
-            **kwargs,  # type: ignore[arg-type]
+            y, x, z, sku, group_of_sku, n_groups=n_groups, alpha=alpha, start=res, **kwargs
         )
     return res
