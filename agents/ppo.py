@@ -106,11 +106,11 @@ class PPOConfig:
         Save a checkpoint every this many timesteps (0 = only at the end).
     """
 
-    total_timesteps: int = 3_000_000
-    n_envs: int = 512
+    total_timesteps: int = 5_000_000
+    n_envs: int = 1024
     n_steps: int = 16
-    batch_size: int = 1024
-    n_epochs: int = 6
+    batch_size: int = 2048
+    n_epochs: int = 2
     learning_rate: float = 1e-3
     lr_final_fraction: float = 0.05
     gamma: float = 1.0
@@ -128,7 +128,7 @@ class PPOConfig:
     n_catalog_skus: int = 20_000
     device: str = "cpu"
     seed: int = 0
-    checkpoint_every: int = 500_000
+    checkpoint_every: int = 1_000_000
 
     def __post_init__(self) -> None:
         def bad(name: str, expected: str) -> ConfigError:

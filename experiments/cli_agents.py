@@ -84,12 +84,12 @@ def _evaluate(args: argparse.Namespace) -> int:
         json_rows,
         leaderboard,
         log_rows,
+        ppo_factory,
         seed_summary,
         select_agents,
     )
     from experiments.policy_model import load_policies
     from experiments.suite import get_suite
-    from experiments.train import ppo_factory
 
     names = select_agents([a.strip() for a in args.agents.split(",") if a.strip()])
     agents: dict[str, PolicyFactory] = {}

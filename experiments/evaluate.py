@@ -312,6 +312,20 @@ def evaluate_suite(
     return frame.sort_values(["_o"], kind="stable").drop(columns="_o").reset_index(drop=True)
 
 
+def ppo_factory(policies: Mapping[str, Policy]) -> PolicyFactory:
+    """An evaluate-style factory picking the profile's PPO policy for each scenario."""
+
+    def factory(scenario: Scenario, solution: DPSolution) -> Policy:
+        if scenario.profile not in policies:
+            raise ConfigError(
+                f"no PPO policy for profile {scenario.profile!r} (have {sorted(policies)}); "
+                f"train it or restrict the scenarios"
+            )
+        return policies[scenario.profile]
+
+    return factory
+
+
 def agent_family(label: str) -> str:
     """``"ppo/s3"`` -> ``"ppo"``: the agent without its seed suffix."""
     return label.split("/", 1)[0]

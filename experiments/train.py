@@ -23,7 +23,6 @@ command with the same ``--out`` resumes a stopped run.
 from __future__ import annotations
 
 import sys
-import time
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -38,15 +37,15 @@ from stable_baselines3.common.logger import Logger
 
 from agents.ppo import PPOConfig, PPOPolicy, train_ppo
 from experiments import agent_plots, tracking
+from experiments.curves import CurveCallback
 from experiments.evaluate import (
     EvalConfig,
-    Prepared,
     baseline_factories,
     evaluate_suite,
     format_leaderboard,
     leaderboard,
+    ppo_factory,
     prepare,
-    score_agent,
 )
 from experiments.mlflow_writer import MLflowOutputFormat
 from experiments.policy_model import (
@@ -146,71 +145,6 @@ def load_config(path: str | Path | None, *, seed: int | None = None) -> TrainCon
     return TrainConfig(ppo=ppo, **values)
 
 
-class CurveCallback(BaseCallback):
-    """Every ``every`` steps, score the policy on prepared scenarios and log % of DP."""
-
-    def __init__(
-        self,
-        profile: str,
-        prepared: list[Prepared],
-        every: int,
-        n_episodes: int,
-        rows: list[dict[str, Any]],
-    ) -> None:
-        super().__init__()
-        self.profile = profile
-        self.prepared = prepared
-        self.every = every
-        self.n_episodes = n_episodes
-        self.rows = rows
-        self._next = 0
-        self._t0 = time.perf_counter()
-
-    def _on_training_start(self) -> None:
-        self._next = (self.num_timesteps // self.every + 1) * self.every
-        self._t0 = time.perf_counter()
-
-    def _measure(self) -> None:
-        policy = PPOPolicy(self.model)  # type: ignore[arg-type]
-        got = score_agent(
-            self.prepared,
-            lambda s, sol: policy,
-            agent="ppo",
-            n_episodes=self.n_episodes,
-        )
-        pct = np.array([r["pct_of_dp"] for r in got])
-        row: dict[str, Any] = {
-            "profile": self.profile,
-            "timesteps": int(self.num_timesteps),
-            "wall_seconds": time.perf_counter() - self._t0,
-            "pct_mean": float(pct.mean()),
-            "pct_min": float(pct.min()),
-        }
-        self.rows.append(row)
-        tracking.log_metrics(
-            {
-                f"curve/{self.profile}/pct_of_dp_mean": row["pct_mean"],
-                f"curve/{self.profile}/pct_of_dp_min": row["pct_min"],
-            },
-            step=int(self.num_timesteps),
-        )
-        print(
-            f"curve {self.profile}: {self.num_timesteps:,} steps, % of DP mean "
-            f"{row['pct_mean']:.2f} worst {row['pct_min']:.2f}",
-            file=sys.stderr,
-        )
-
-    def _on_step(self) -> bool:
-        if self.every and self.num_timesteps >= self._next:
-            self._measure()
-            self._next += self.every
-        return True
-
-    def _on_training_end(self) -> None:
-        if not self.rows or self.rows[-1]["timesteps"] != self.num_timesteps:
-            self._measure()
-
-
 @dataclass
 class TrainOutcome:
     """What :func:`train` returns."""
@@ -307,20 +241,6 @@ def _catalog_fn(profile: str):
         return training_catalog(n, rng, profile=profile)
 
     return make
-
-
-def ppo_factory(policies: Mapping[str, PPOPolicy]):
-    """An evaluate-style factory picking the profile's PPO policy for each scenario."""
-
-    def factory(scenario, solution):
-        if scenario.profile not in policies:
-            raise ConfigError(
-                f"no PPO policy for profile {scenario.profile!r} (have {sorted(policies)}); "
-                f"train it or restrict the scenarios"
-            )
-        return policies[scenario.profile]
-
-    return factory
 
 
 def evaluate_and_log(

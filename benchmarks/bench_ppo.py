@@ -1,0 +1,240 @@
+"""PPO training to the target: train every rule profile for several seeds, evaluate on the
+standard suite against the DP and the baselines, write ``docs/benchmarks/ppo.md``.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_ppo.py                      # 5 seeds, defaults
+    .venv/bin/python benchmarks/bench_ppo.py --jobs 16            # on a 16-core machine
+    .venv/bin/python benchmarks/bench_ppo.py --seeds 0 --steps 300000 --episodes 500  # quick
+
+Each (seed, profile) is one single-threaded training process (``torch.set_num_threads(1)``);
+``--jobs`` runs that many at once. Training time is measured per process, excluding the
+learning-curve evaluations; "2-core wall" is the CPU time of a seed's four profiles divided by
+two (two profiles train at a time on two cores). Outputs (models, curves, rows) go to
+``--out`` (default ``runs/bench_ppo``); ``benchmarks/agents_report.py`` turns them into the
+figures and tables of ``docs/agents.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import pandas as pd  # noqa: E402
+
+from agents.ppo import PPOConfig, PPOPolicy, train_ppo  # noqa: E402
+from experiments.curves import CurveCallback  # noqa: E402
+from experiments.evaluate import (  # noqa: E402
+    EvalConfig,
+    baseline_factories,
+    evaluate_suite,
+    leaderboard,
+    per_scenario_across_seeds,
+    ppo_factory,
+    prepare,
+    seed_summary,
+)
+from experiments.suite import RULE_PROFILES, SUITE_VERSION, get_suite, training_catalog  # noqa: E402
+from ingest.io import write_frame_atomic, write_text_atomic  # noqa: E402
+
+BASELINES = ("fluid", "myopic", "fixed", "cover", "ladder", "none")
+
+
+def _train_job(args: tuple[int, str, dict, str, int, int, str]) -> dict:
+    seed, profile, overrides, out, curve_every, curve_episodes, suite = args
+    import torch
+
+    torch.set_num_threads(1)
+    config = replace(PPOConfig(seed=seed), **overrides)
+    names = tuple(s.name for s in get_suite(suite) if s.profile == profile)
+    rows: list[dict] = []
+    callbacks: list[CurveCallback] = []
+    if curve_every:
+        prep = prepare(EvalConfig(suite=suite, n_episodes=curve_episodes, scenarios=names))
+        cb = CurveCallback(profile, prep, curve_every, curve_episodes, rows, log_to_mlflow=False)
+        callbacks.append(cb)
+    t0 = time.process_time()
+    result = train_ppo(
+        config,
+        RULE_PROFILES[profile],
+        checkpoint_dir=Path(out) / f"s{seed}" / profile,
+        callbacks=list(callbacks),
+        catalog_fn=lambda n, rng: training_catalog(n, rng, profile=profile),
+    )
+    cpu = time.process_time() - t0
+    eval_s = sum(c.eval_seconds for c in callbacks)
+    eval_cpu = sum(c.eval_cpu_seconds for c in callbacks)
+    for r in rows:
+        r["seed"] = seed
+    return {
+        "seed": seed,
+        "profile": profile,
+        "steps": result.num_timesteps,
+        "wall_seconds": result.wall_seconds - eval_s,
+        "cpu_seconds": cpu - eval_cpu,
+        "curve": rows,
+    }
+
+
+def _eval_job(args: tuple[str, int, int, list[int], str, int]) -> list[dict]:
+    scenario, n_episodes, seed, seeds, out, _ = args
+    import torch
+
+    torch.set_num_threads(1)
+    cfg = EvalConfig(n_episodes=n_episodes, seed=seed, scenarios=(scenario,))
+    profile = next(s.profile for s in get_suite() if s.name == scenario)
+    agents = {}
+    labels = {}
+    for s in seeds:
+        path = Path(out) / f"s{s}" / profile / "model.zip"
+        agents[f"ppo/s{s}"] = ppo_factory({profile: PPOPolicy.load(path)})
+        labels[f"ppo/s{s}"] = s
+    base = baseline_factories()
+    agents.update({b: base[b] for b in BASELINES})
+    rows = evaluate_suite(cfg, agents, seeds=labels, progress=False)
+    return rows.to_dict(orient="records")
+
+
+def _table(frame: pd.DataFrame, floats: int = 2) -> str:
+    cols = list(frame.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for rec in frame.to_dict(orient="records"):
+        cells = []
+        for c in cols:
+            v = rec[c]
+            if isinstance(v, float) and c in ("seed", "n_seeds", "n_scenarios", "violations"):
+                v = int(v)
+            cells.append(f"{v:.{floats}f}" if isinstance(v, float) else str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", default="0,1,2,3,4")
+    parser.add_argument("--profiles", default=",".join(RULE_PROFILES))
+    parser.add_argument("--steps", type=int, default=None, help="total_timesteps per profile")
+    parser.add_argument("--set", action="append", default=[], help="PPO override key=value")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--episodes", type=int, default=2000)
+    parser.add_argument("--curve-every", type=int, default=1_000_000)
+    parser.add_argument("--curve-episodes", type=int, default=200)
+    parser.add_argument("--out", default=str(ROOT / "runs" / "bench_ppo"))
+    parser.add_argument("--doc", default=str(ROOT / "docs" / "benchmarks" / "ppo.md"))
+    parser.add_argument("--note", default="", help="a line about the machine's load")
+    args = parser.parse_args(argv)
+
+    seeds = [int(s) for s in args.seeds.split(",")]
+    profiles = [p for p in args.profiles.split(",") if p]
+    overrides: dict = {}
+    if args.steps:
+        overrides["total_timesteps"] = args.steps
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overrides[key] = json.loads(value)
+    PPOConfig.from_dict({**PPOConfig().to_dict(), **overrides})  # validate early
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    t0 = time.perf_counter()
+    jobs = [
+        (s, p, overrides, str(out), args.curve_every, args.curve_episodes, "standard")
+        for s in seeds
+        for p in profiles
+    ]
+    print(f"bench_ppo: {len(jobs)} trainings on {args.jobs} processes", file=sys.stderr)
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        trained = list(pool.map(_train_job, jobs))
+    train_wall = time.perf_counter() - t0
+    timing = pd.DataFrame([{k: v for k, v in t.items() if k != "curve"} for t in trained])
+    curve = pd.DataFrame([r for t in trained for r in t["curve"]])
+    write_frame_atomic(timing, out / "timing.csv")
+    if not curve.empty:
+        write_frame_atomic(curve, out / "curves.csv")
+
+    t1 = time.perf_counter()
+    scenarios = [s.name for s in get_suite() if s.profile in profiles]
+    eval_jobs = [(name, args.episodes, 2026, seeds, str(out), 0) for name in scenarios]
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        parts = list(pool.map(_eval_job, eval_jobs))
+    eval_wall = time.perf_counter() - t1
+    rows = pd.DataFrame([r for part in parts for r in part])
+    write_frame_atomic(rows, out / "rows.csv")
+
+    board = leaderboard(rows)
+    ppo_rows = rows[rows["agent"].str.startswith("ppo/")].copy()
+    ppo_rows["seed"] = ppo_rows["seed"].astype(int)
+    summary = seed_summary(rows)
+    per = per_scenario_across_seeds(rows)
+    fluid = rows[rows["agent"] == "fluid"].set_index("scenario")["pct_of_dp"]
+    per["fluid"] = per["scenario"].map(fluid)
+    per_seed_ok = (
+        ppo_rows.groupby("seed")["pct_of_dp"]
+        .agg(median="median", worst="min", mean="mean")
+        .reset_index()
+    )
+    per_seed_ok["beats_fluid_on_avg"] = per_seed_ok["mean"] > float(fluid.mean())
+    per_seed_ok["violations"] = ppo_rows.groupby("seed")["violations"].sum().to_numpy()
+    cpu_by_seed = timing.groupby("seed")["cpu_seconds"].sum()
+    per_seed_ok["train_cpu_s"] = per_seed_ok["seed"].map(cpu_by_seed)
+    per_seed_ok["two_core_wall_s"] = per_seed_ok["train_cpu_s"] / 2
+
+    lines = [
+        "# PPO training to the target",
+        "",
+        f"Produced by `benchmarks/bench_ppo.py {' '.join(argv or sys.argv[1:])}` "
+        f"on {platform.node() or 'unknown host'} ({os.cpu_count()} CPUs, "
+        f"{args.jobs} processes), suite `{SUITE_VERSION}`, {args.episodes} CRN demand paths per "
+        f"scenario, seeds {seeds}, profiles {profiles}.",
+        "",
+        args.note,
+        "",
+        "PPO settings: defaults of `agents.ppo.PPOConfig`"
+        + (f" with {overrides}" if overrides else "")
+        + f" ({PPOConfig(**{**PPOConfig().to_dict(), **overrides}).total_timesteps:,} steps "
+        "per profile).",
+        "",
+        "## Targets",
+        "",
+        "Per seed: median and worst % of the DP optimum over the suite's scenarios, mean % "
+        f"against the fluid re-solve's mean ({float(fluid.mean()):.2f} %), rule violations, "
+        "training CPU seconds for the four profiles and the 2-core wall time (CPU / 2).",
+        "",
+        _table(per_seed_ok),
+        "",
+        "Across seeds (mean ± 95 % CI):",
+        "",
+        _table(summary),
+        "",
+        "## Leaderboard (every agent, every scenario)",
+        "",
+        _table(board),
+        "",
+        "## Per scenario: PPO mean over seeds (± CI across seeds), worst seed, fluid",
+        "",
+        _table(per.drop(columns=["agent"])),
+        "",
+        "## Training time per (seed, profile)",
+        "",
+        _table(timing),
+        "",
+        f"Total wall: training {train_wall:.0f} s, evaluation {eval_wall:.0f} s.",
+        "",
+    ]
+    write_text_atomic(args.doc, "\n".join(lines))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
