@@ -198,7 +198,7 @@ def dp_policy_for(solution: DPSolution) -> Policy:
     """The DP's optimal policy as a :class:`Policy` (``agents.baselines.DPPolicy``)."""
     from agents.baselines import DPPolicy
 
-    return DPPolicy()
+    return DPPolicy.from_solution(solution)
 
 
 @dataclass

@@ -57,6 +57,7 @@ from experiments.policy_model import (
 from experiments.suite import RULE_PROFILES, SUITE_VERSION, get_suite, training_catalog
 from ingest.errors import ConfigError
 from ingest.io import write_frame_atomic
+from simulator.demand import Catalog
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,9 @@ class TrainConfig:
         Demand paths per scenario in the final evaluation (0 = skip it).
     compare_with : tuple of str
         Baselines evaluated beside PPO in the final evaluation (``evaluate`` names).
+    catalog : str or None
+        A catalog file (Parquet or CSV, as ``Catalog.to_frame`` writes, e.g. a fitted one)
+        to draw training SKUs from, instead of the synthetic training catalog.
     log_model : bool
         Log the policy as an MLflow pyfunc model and register it.
     experiment : str
@@ -92,6 +96,7 @@ class TrainConfig:
     curve_episodes: int = 200
     eval_episodes: int = 2000
     compare_with: tuple[str, ...] = ("fluid",)
+    catalog: str | None = None
     log_model: bool = True
     experiment: str = tracking.DEFAULT_EXPERIMENT
 
@@ -184,6 +189,7 @@ def train(config: TrainConfig, out_dir: str | Path) -> TrainOutcome:
     }
     curve_rows: list[dict[str, Any]] = []
     train_seconds: dict[str, float] = {}
+    source = load_catalog(config.catalog) if config.catalog else None
     with tracking.start_run(
         name, tags=tags, config=config, seed=seed, experiment=config.experiment
     ) as run:
@@ -209,6 +215,7 @@ def train(config: TrainConfig, out_dir: str | Path) -> TrainOutcome:
             result = train_ppo(
                 config.ppo,
                 RULE_PROFILES[profile],
+                catalog=source,
                 checkpoint_dir=out / profile,
                 logger=logger,
                 callbacks=callbacks,
@@ -234,6 +241,20 @@ def train(config: TrainConfig, out_dir: str | Path) -> TrainOutcome:
         if config.log_model:
             version = _log_model(config, out, rows)
         return TrainOutcome(run.info.run_id, out, rows, curve, train_seconds, version)
+
+
+def load_catalog(path: str | Path) -> Catalog:
+    """A catalog from a Parquet or CSV file written by ``Catalog.to_frame``."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"train.catalog: file {str(p)!r} does not exist")
+    if p.suffix.lower() == ".parquet":
+        frame = pd.read_parquet(p)
+    elif p.suffix.lower() == ".csv":
+        frame = pd.read_csv(p)
+    else:
+        raise ConfigError(f"train.catalog {str(p)!r}: expected a .parquet or .csv file")
+    return Catalog.from_frame(frame, source=str(p))
 
 
 def _catalog_fn(profile: str):
