@@ -2,10 +2,10 @@
 
 One :class:`~envs.batched.BatchedMarkdownEnv` runs on one core. :class:`ParallelBatchedEnv`
 splits ``n_slots`` into ``n_workers`` contiguous blocks, each a ``BatchedMarkdownEnv`` in its
-own process, and steps them concurrently: the parent sends each worker its slice of the
-actions and gathers observations, rewards, dones, the finished slots' infos and the next
-action masks in one round trip. It is an SB3 ``VecEnv`` with ``action_masks()``, so
-``MaskablePPO`` trains on it as on the single-process env.
+own process, and steps them concurrently. Actions, observations, rewards, dones and the next
+action masks live in shared memory (each worker reads and writes its own rows); the pipes
+carry only the commands and the infos of finished slots. It is an SB3 ``VecEnv`` with
+``action_masks()``, so ``MaskablePPO`` trains on it as on the single-process env.
 
 Worker ``k`` is seeded with the ``k``-th child of ``SeedSequence(seed)``: the same seed and
 ``n_workers`` give the same episodes. The evaluation mode, ``policy_context()`` and the
@@ -19,6 +19,7 @@ from __future__ import annotations
 import multiprocessing as mp
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
+from multiprocessing.shared_memory import SharedMemory
 from typing import Any
 
 import numpy as np
@@ -28,14 +29,43 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices
 
 from envs.batched import _NO_INFO, BatchedMarkdownEnv
 from envs.markdown import EnvConfig
-from envs.observation import OBS_HIGH, OBS_LOW
+from envs.observation import OBS_DIM, OBS_HIGH, OBS_LOW
 from ingest.errors import ConfigError, DeadstockError
 
 
-def _worker(remote: Connection, config: EnvConfig, n_slots: int) -> None:
-    """Serve one block of slots: ``("seed", s)``, ``("reset", None)``, ``("step", actions)``,
-    ``("close", None)``; replies carry the next action masks so no extra round trip is needed."""
-    env = BatchedMarkdownEnv(config, n_slots)
+def _buffer_specs(n_slots: int, n_actions: int) -> dict[str, tuple[tuple[int, ...], type]]:
+    """Shape and dtype of each array shared between the parent and the workers."""
+    return {
+        "actions": ((n_slots,), np.int64),
+        "obs": ((n_slots, OBS_DIM), np.float32),
+        "rewards": ((n_slots,), np.float32),
+        "dones": ((n_slots,), np.bool_),
+        "masks": ((n_slots, n_actions), np.bool_),
+    }
+
+
+def _views(
+    memory: dict[str, SharedMemory], specs: dict[str, tuple[tuple[int, ...], type]]
+) -> dict[str, np.ndarray]:
+    return {
+        k: np.ndarray(shape, dtype=dt, buffer=memory[k].buf) for k, (shape, dt) in specs.items()
+    }
+
+
+def _worker(
+    remote: Connection,
+    config: EnvConfig,
+    names: dict[str, str],
+    n_slots_total: int,
+    lo: int,
+    hi: int,
+) -> None:
+    """Serve slots ``lo:hi``: ``"seed"``, ``"reset"``, ``"step"``, ``"close"`` commands; the
+    arrays go through shared memory, the reply carries the finished slots' infos."""
+    specs = _buffer_specs(n_slots_total, config.rules.n_actions)
+    memory = {k: SharedMemory(name=v) for k, v in names.items()}
+    arrays = _views(memory, specs)
+    env = BatchedMarkdownEnv(config, hi - lo)
     try:
         while True:
             command, data = remote.recv()
@@ -43,13 +73,18 @@ def _worker(remote: Connection, config: EnvConfig, n_slots: int) -> None:
                 env.seed(data)
                 remote.send(None)
             elif command == "reset":
-                remote.send((env.reset(), env.action_masks()))
+                arrays["obs"][lo:hi] = env.reset()
+                arrays["masks"][lo:hi] = env.action_masks()
+                remote.send(None)
             elif command == "step":
-                env.step_async(data)
+                env.step_async(arrays["actions"][lo:hi])
                 obs, rewards, dones, infos = env.step_wait()
+                arrays["obs"][lo:hi] = obs
+                arrays["rewards"][lo:hi] = rewards
+                arrays["dones"][lo:hi] = dones
+                arrays["masks"][lo:hi] = env.action_masks()
                 # only finished slots carry an info; the shared empty one does not pickle
-                done_infos = {i: infos[i] for i in np.flatnonzero(dones).tolist()}
-                remote.send((obs, rewards, dones, done_infos, env.action_masks()))
+                remote.send({i: infos[i] for i in np.flatnonzero(dones).tolist()})
             elif command == "close":
                 break
             else:  # pragma: no cover - a programming error in the parent
@@ -59,6 +94,9 @@ def _worker(remote: Connection, config: EnvConfig, n_slots: int) -> None:
     except (EOFError, KeyboardInterrupt):
         pass
     finally:
+        del arrays
+        for m in memory.values():
+            m.close()
         remote.close()
 
 
@@ -95,36 +133,41 @@ class ParallelBatchedEnv(VecEnv):
             )
         self.n_workers = int(n_workers)
         self.n_slots = int(n_slots)
+        self._closed = False
         self._bounds = np.linspace(0, self.n_slots, self.n_workers + 1).astype(int)
+        specs = _buffer_specs(self.n_slots, self.config.rules.n_actions)
+        self._memory = {
+            k: SharedMemory(create=True, size=max(int(np.prod(shape)) * np.dtype(dt).itemsize, 1))
+            for k, (shape, dt) in specs.items()
+        }
+        self._arrays = _views(self._memory, specs)
+        names = {k: m.name for k, m in self._memory.items()}
         ctx = mp.get_context(start_method)
         self._remotes: list[Connection] = []
         self._processes = []
         for k in range(self.n_workers):
             parent, child = ctx.Pipe()
-            size = int(self._bounds[k + 1] - self._bounds[k])
-            proc = ctx.Process(  # type: ignore[attr-defined]
-                target=_worker, args=(child, self.config, size), daemon=True
-            )
+            args = (child, self.config, names, self.n_slots, *self._bounds[k : k + 2].tolist())
+            proc = ctx.Process(target=_worker, args=args, daemon=True)  # type: ignore[attr-defined]
             proc.start()
             child.close()
             self._remotes.append(parent)
             self._processes.append(proc)
-        self._closed = False
         self._pending_seed = seed
-        self._masks: np.ndarray | None = None
+        self._started = False
         self.render_mode = None
-        rules = self.config.rules
         super().__init__(
             self.n_slots,
             spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32),
-            spaces.Discrete(rules.n_actions),
+            spaces.Discrete(self.config.rules.n_actions),
         )
 
-    def _recv(self, remote: Connection) -> Any:
-        reply = remote.recv()
-        if isinstance(reply, tuple) and len(reply) == 2 and isinstance(reply[0], str):
-            raise reply[1]
-        return reply
+    def _gather(self) -> list[Any]:
+        replies = [remote.recv() for remote in self._remotes]
+        for reply in replies:
+            if isinstance(reply, tuple) and len(reply) == 2 and reply[0] == "error":
+                raise reply[1]
+        return replies
 
     def seed(self, seed: int | None = None) -> Sequence[int | None]:
         if seed is None:
@@ -137,47 +180,44 @@ class ParallelBatchedEnv(VecEnv):
             children = np.random.SeedSequence(self._pending_seed).spawn(self.n_workers)
             for remote, child in zip(self._remotes, children, strict=True):
                 remote.send(("seed", int(child.generate_state(1, np.uint64)[0])))
-            for remote in self._remotes:
-                self._recv(remote)
+            self._gather()
             self._pending_seed = None
         for remote in self._remotes:
             remote.send(("reset", None))
-        replies = [self._recv(remote) for remote in self._remotes]
-        self._masks = np.concatenate([r[1] for r in replies])
+        self._gather()
+        self._started = True
         self.reset_infos = [{} for _ in range(self.n_slots)]
-        return np.concatenate([r[0] for r in replies])
+        return self._arrays["obs"].copy()
 
     def step_async(self, actions: np.ndarray) -> None:
         a = np.asarray(actions).reshape(-1)
         if a.shape != (self.n_slots,):
             raise DeadstockError(f"actions have shape {a.shape}; expected ({self.n_slots},)")
-        for k, remote in enumerate(self._remotes):
-            remote.send(("step", a[self._bounds[k] : self._bounds[k + 1]]))
+        self._arrays["actions"][:] = a
+        for remote in self._remotes:
+            remote.send(("step", None))
 
     def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
-        replies = [self._recv(remote) for remote in self._remotes]
+        replies = self._gather()
         infos: list[dict[str, Any]] = [_NO_INFO] * self.n_slots  # type: ignore[list-item]
-        for k, reply in enumerate(replies):
+        for k, done_infos in enumerate(replies):
             offset = int(self._bounds[k])
-            for i, info in reply[3].items():
+            for i, info in done_infos.items():
                 infos[offset + i] = info
-        self._masks = np.concatenate([r[4] for r in replies])
-        return (
-            np.concatenate([r[0] for r in replies]),
-            np.concatenate([r[1] for r in replies]),
-            np.concatenate([r[2] for r in replies]),
-            infos,
-        )
+        # copies: SB3 keeps the observations while the workers write the next ones
+        arrays = self._arrays
+        return arrays["obs"].copy(), arrays["rewards"].copy(), arrays["dones"].copy(), infos
 
     def action_masks(self) -> np.ndarray:
         """Allowed actions per slot, bool ``(n_slots, n_actions)`` (MaskablePPO's interface)."""
-        if self._masks is None:
+        if not self._started:
             raise DeadstockError("call reset() before action_masks()")
-        return self._masks.copy()
+        return self._arrays["masks"].copy()
 
     def close(self) -> None:
         if self._closed:
             return
+        self._closed = True
         for remote in self._remotes:
             try:
                 remote.send(("close", None))
@@ -187,7 +227,10 @@ class ParallelBatchedEnv(VecEnv):
             proc.join(timeout=5)
             if proc.is_alive():
                 proc.terminate()
-        self._closed = True
+        self._arrays = {}
+        for m in self._memory.values():
+            m.close()
+            m.unlink()
 
     def __del__(self) -> None:  # workers are daemons; close them early when we can
         try:
