@@ -1,0 +1,40 @@
+"""benchmarks/bench_ppo.py and benchmarks/agents_report.py run end to end (tiny budget)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_bench_and_report_scripts_run(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import agents_report
+        import bench_ppo
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    out = tmp_path / "bench"
+    doc = tmp_path / "ppo.md"
+    code = bench_ppo.main(
+        [
+            "--seeds", "0", "--profiles", "none", "--steps", "2048",
+            "--set", "n_envs=64", "--set", "batch_size=256", "--set", "net_arch=[16]",
+            "--episodes", "20", "--curve-every", "1024", "--curve-episodes", "10",
+            "--jobs", "1", "--out", str(out), "--doc", str(doc),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    text = doc.read_text()
+    assert "ppo/s0" in text and "fluid" in text and "| seed |" in text
+    agents_doc = tmp_path / "agents.md"
+    agents_doc.write_text("# Agents\n\nkept\n")
+    section = agents_report.render(out, agents_doc, tmp_path / "img")
+    assert "ppo/s0" in section
+    assert "kept" in agents_doc.read_text()
+    assert (tmp_path / "img" / "ppo_policy_map_none.png").is_file()
+    assert (tmp_path / "img" / "ppo_learning_curves.png").is_file()
