@@ -92,7 +92,7 @@ class TrainConfig:
     ppo: PPOConfig = field(default_factory=PPOConfig)
     profiles: tuple[str, ...] = tuple(RULE_PROFILES)
     suite: str = "standard"
-    curve_every: int = 250_000
+    curve_every: int = 500_000
     curve_episodes: int = 200
     eval_episodes: int = 2000
     compare_with: tuple[str, ...] = ("fluid",)
