@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from stable_baselines3.common.vec_env import VecEnv
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -30,7 +29,6 @@ from envs import RULES_V0  # noqa: E402
 from envs.batched import BatchedMarkdownEnv  # noqa: E402
 from envs.config import RulesConfig  # noqa: E402
 from envs.markdown import EnvConfig  # noqa: E402
-from envs.parallel import ParallelBatchedEnv  # noqa: E402
 from simulator import market  # noqa: E402
 from simulator.demand import Catalog  # noqa: E402
 
@@ -64,17 +62,12 @@ def source_catalog(n_skus: int = 500, seed: int = 0) -> Catalog:
 
 
 def time_env(
-    rules: RulesConfig, n_slots: int, steps: int, repeats: int, workers: int = 1
+    rules: RulesConfig, n_slots: int, steps: int, repeats: int
 ) -> tuple[float, float, float]:
     """SKU-weeks/s of ``action_masks() + step()`` over ``repeats`` runs: best and median by
-    the wall clock, and best by this process's CPU time (what an idle core would give; not
-    meaningful with worker processes)."""
+    the wall clock, and best by this process's CPU time (what an idle core would give)."""
     config = EnvConfig(rules=rules, catalog=source_catalog(), horizon_range=(4, 26))
-    env: VecEnv = (
-        BatchedMarkdownEnv(config, n_slots, seed=0)
-        if workers == 1
-        else ParallelBatchedEnv(config, n_slots, workers, seed=0)
-    )
+    env = BatchedMarkdownEnv(config, n_slots, seed=0)
     obs = env.reset()
     rng = np.random.default_rng(1)
     rates, cpu_rates = [], []
@@ -82,7 +75,7 @@ def time_env(
         elapsed = cpu = 0.0
         for _ in range(steps):
             t0, c0 = time.perf_counter(), time.process_time()
-            masks = env.action_masks()  # type: ignore[attr-defined]
+            masks = env.action_masks()
             elapsed += time.perf_counter() - t0
             cpu += time.process_time() - c0
             actions = np.argmax(np.where(masks, rng.random(masks.shape), -1.0), axis=1)
@@ -133,35 +126,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--slots", type=int, nargs="+", default=[1024, 4096])
     parser.add_argument("--steps", type=int, default=100, help="steps per timed run")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs (best and median)")
-    parser.add_argument(
-        "--workers",
-        type=int,
-        nargs="+",
-        default=[1, 2],
-        help="worker processes (1 = BatchedMarkdownEnv, more = ParallelBatchedEnv)",
-    )
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--label", default="", help="where it ran, for the page")
     args = parser.parse_args(argv)
 
     rows = [
-        "| rules | slots | processes | env SKU-weeks/s, wall (best) | wall (median) "
-        "| CPU time (best) | bare market.step, wall (best) | env / market | goal 2 M (wall) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| rules | slots | env SKU-weeks/s, wall (best) | wall (median) | CPU time (best) "
+        "| bare market.step, wall (best) | env / market | goal 2 M (wall) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     market_rate = {n: time_market(n, args.steps, args.repeats) for n in args.slots}
-    for workers in args.workers:
-        for name, rules in RULE_SETS.items():
-            for n in args.slots:
-                best, median, cpu = time_env(rules, n, args.steps, args.repeats, workers)
-                ok = "met" if best >= GOAL else "**not met**"
-                cpu_text = f"{cpu / 1e6:.2f} M" if workers == 1 else "-"
-                rows.append(
-                    f"| {name} | {n:,} | {workers} | {best / 1e6:.2f} M | "
-                    f"{median / 1e6:.2f} M | {cpu_text} | {market_rate[n] / 1e6:.2f} M | "
-                    f"{best / market_rate[n]:.0%} | {ok} |"
-                )
-                print(rows[-1], file=sys.stderr, flush=True)
+    for name, rules in RULE_SETS.items():
+        for n in args.slots:
+            best, median, cpu = time_env(rules, n, args.steps, args.repeats)
+            ok = "met" if best >= GOAL else "**not met**"
+            rows.append(
+                f"| {name} | {n:,} | {best / 1e6:.2f} M | {median / 1e6:.2f} M | "
+                f"{cpu / 1e6:.2f} M | {market_rate[n] / 1e6:.2f} M | "
+                f"{best / market_rate[n]:.0%} | {ok} |"
+            )
+            print(rows[-1], file=sys.stderr, flush=True)
     import os
 
     stack = {n: time_get_action_masks(n) for n in args.slots}
