@@ -84,9 +84,8 @@ class SlotContext:
     market : MarketState
         The market's state of each slot.
     rules : RulesConfig
-    horizon_weeks : int
-        The configured horizon (slots' own horizons are in ``decision.weeks_left`` at the
-        start and in :attr:`BatchedMarkdownEnv.slot_horizon_weeks`).
+    horizon_weeks : ndarray of int of shape (n,)
+        Each slot's horizon in its current episode (weeks from its start to its exit).
     episode_start : ndarray of bool of shape (n,)
         True for slots whose episode has just started.
     """
@@ -95,8 +94,16 @@ class SlotContext:
     decision: DecisionState
     market: MarketState
     rules: RulesConfig
-    horizon_weeks: int
+    horizon_weeks: int | np.ndarray
     episode_start: np.ndarray | None = None
+
+    @property
+    def n_slots(self) -> int:
+        return self.catalog.n_skus
+
+    def horizons(self) -> np.ndarray:
+        """Each slot's horizon in weeks, shape (n,)."""
+        return np.broadcast_to(np.asarray(self.horizon_weeks, dtype=np.int64), (self.n_slots,))
 
 
 _NO_INFO: MappingProxyType[str, Any] = MappingProxyType({})
@@ -432,7 +439,7 @@ class BatchedMarkdownEnv(VecEnv):
             decision=self._decision,
             market=self._market,
             rules=self.rules,
-            horizon_weeks=int(self.config.horizon_weeks),
+            horizon_weeks=self._horizon.copy(),
             episode_start=self._episode_start.copy(),
         )
 

@@ -172,3 +172,35 @@ def test_bad_arguments_are_config_errors(catalog: Catalog) -> None:
     env = BatchedMarkdownEnv(EnvConfig(catalog=catalog), 4)
     with pytest.raises(ConfigError, match="record_episodes"):
         env.evaluate(_random_masked(0))
+
+
+def test_slot_context_serves_the_agents_policies(catalog: Catalog) -> None:
+    """SlotContext mirrors agents.policy.PolicyContext (envs may not import agents), so the
+    heuristics act on it directly; a drift between the two fails here."""
+    import dataclasses as dc
+
+    from agents.baselines import CertaintyEquivalent, LinearLadder
+    from agents.policy import PolicyContext, check_actions
+    from envs.batched import SlotContext
+
+    assert [f.name for f in dc.fields(SlotContext)] == [f.name for f in dc.fields(PolicyContext)]
+    cfg = EnvConfig(catalog=catalog, rules=RULES_V0, horizon_range=(3, 7))
+    env = BatchedMarkdownEnv(cfg, 16, seed=0)
+    env.reset()
+    ctx = env.policy_context()
+    np.testing.assert_array_equal(ctx.horizons(), env.slot_horizon_weeks)
+    assert ctx.n_slots == 16
+    as_policy = PolicyContext(**vars(ctx))
+    np.testing.assert_array_equal(as_policy.horizons(), ctx.horizons())
+    for policy in (CertaintyEquivalent(), LinearLadder(step=0.1, every_weeks=2)):
+        evaluation = BatchedMarkdownEnv(
+            dataclasses.replace(cfg, horizon_range=None), fixed_skus=True, seed=1
+        )
+
+        def act(obs, masks, context, policy=policy):
+            actions = policy.act(obs, masks, context)
+            check_actions(actions, masks, policy=policy.name)
+            return actions
+
+        totals = evaluation.evaluate(act, episodes_per_slot=2)
+        assert len(totals) == 2 * catalog.n_skus and (totals["violations"] == 0).all()
