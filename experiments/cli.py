@@ -19,6 +19,7 @@ from ingest.errors import DeadstockError
 COMMAND_MODULES: tuple[str, ...] = (
     "experiments.cli_run",
     "experiments.cli_data",
+    "experiments.cli_risk",
     "experiments.cli_ui",
     "experiments.cli_demand",
     "experiments.cli_simulate",
