@@ -329,11 +329,14 @@ def violated_rules(
     """Per active rule, which SKUs' actions break it (bool arrays of shape ``(n,)``).
 
     Used to say *which* rule an action broke; :func:`violations` is the combined verdict
-    (it also counts the fallback of the module's precedence as allowed).
+    (it also counts the fallback of the module's precedence as allowed). An index outside
+    ``[0, n_actions)`` breaks every rule.
     """
     a = np.asarray(actions, dtype=np.int64)
+    valid = (a >= 0) & (a < rules.n_actions)
     rows = np.arange(a.shape[0])
-    return {k: ~m[rows, a] for k, m in rule_masks(rules, state, catalog).items()}
+    safe = np.where(valid, a, 0)
+    return {k: ~(valid & m[rows, safe]) for k, m in rule_masks(rules, state, catalog).items()}
 
 
 def advance(

@@ -318,6 +318,15 @@ def test_advance_moves_every_field() -> None:
     assert (moved.coupon_weeks_left == NO_BUDGET).all()
 
 
+def test_out_of_range_actions_break_every_rule() -> None:
+    cat = Catalog.build(n_skus=2)
+    rules = RulesConfig(markdown_only=True, max_discount=0.5)
+    state = _state(2)
+    bad = np.array([-1, rules.n_actions])
+    assert violations(rules, state, bad, cat).all()
+    assert all(v.all() for v in violated_rules(rules, state, bad, cat).values())
+
+
 def test_exit_penalty_only_in_penalty_mode() -> None:
     cat = Catalog.build(n_skus=3, list_price=[10.0, 10.0, 20.0])
     rules = RulesConfig(sell_through_target=0.8, sell_through_penalty_per_unit=0.5)
