@@ -35,7 +35,8 @@ STAGE_NAMES = ("ingest", "risk", "select", "fit", "policy", "evaluate", "export"
 # What each stage needs from the packages built by other helpers: (stage, module, attribute).
 STAGE_REQUIREMENTS: tuple[tuple[str, str, str], ...] = (
     ("ingest", "experiments.data_stage", "run_data_stage"),
-    ("risk", "experiments.risk_runs", "train_and_score"),
+    ("risk", "risk_model.backtest", "run_backtest"),
+    ("risk", "risk_model.scoring", "train_and_score"),
     ("fit", "simulator.fit", "fit_catalog"),
     ("policy", "agents.ppo", "train_ppo"),
     ("evaluate", "agents.rollout", "rollout"),

@@ -265,6 +265,10 @@ class PipelineConfig:
         MLflow experiment name.
     quick_max_skus : int
         SKU cap under ``--quick``.
+    risk_price_change_features : bool
+        Let the risk score use price-change features. Off by default: on data where the
+        retailer clears dying products, a recent markdown predicts the label, which would make
+        the score (and so the markdown plan) circular.
     fit_peers_per_category : int
         The demand fit also uses up to this many other SKUs of each selected SKU's category
         (the ones with the most selling weeks), so elasticities pool within the category
@@ -279,6 +283,7 @@ class PipelineConfig:
     experiment: str = "deadstock"
     quick_max_skus: int = 60
     fit_peers_per_category: int = 40
+    risk_price_change_features: bool = False
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     stock: StockConfig = field(default_factory=StockConfig)
     rules: RulesConfig = field(default_factory=lambda: DEFAULT_RULES)

@@ -72,20 +72,83 @@ def ingest_stage(cfg: PipelineConfig, rec: StageRecord) -> IngestOut:
 
 # ------------------------------------------------------------------------------ risk
 def risk_stage(cfg: PipelineConfig, data: IngestOut, seed: int, rec: StageRecord) -> pd.DataFrame:
-    """Backtest, train and score the risk model; returns one row per scored SKU with at least
-    ``sku``, ``risk`` (0..1) and ``tier``, plus the top drivers."""
-    from experiments.risk_runs import train_and_score
+    """Backtest, train and score the risk model; returns one row per scored SKU with
+    ``sku``, ``risk`` (0..1), ``tier`` and the top drivers (``driver_k``, ``..._contribution``).
 
-    scores, metrics = train_and_score(data.panel, seed=seed, quick=cfg.quick, nested=True)
-    for col in ("sku", "risk", "tier"):
-        if col not in scores.columns:
-            raise DataError(f"risk stage returned no {col!r} column; got {list(scores.columns)}")
-    scores = scores.assign(sku=scores["sku"].astype(str))
-    rec.metrics = dict(metrics)
-    rec.metrics["n_scored"] = float(len(scores))
+    The backtest trains one label horizon before the last observable test cutoff
+    (``test = last week - horizon``, ``train = test - horizon``) and is skipped, with a note,
+    when the data is too short or has no positive at the test cutoff. Price-change features
+    are off unless ``risk_price_change_features`` (the retailer's own clearance would make
+    the score circular for the markdown plan).
+    """
+    import mlflow
+
+    from risk_model.backtest import BacktestConfig, json_rows, run_backtest
+    from risk_model.features import FeatureConfig
+    from risk_model.labels import LabelConfig
+    from risk_model.models import MODEL_KINDS
+    from risk_model.scoring import RiskConfig, train_and_score
+
+    label = LabelConfig()
+    features = FeatureConfig(price_change_features=cfg.risk_price_change_features)
+    models = ("xgb",) if cfg.quick else tuple(MODEL_KINDS)
+    offsets = (0,) if cfg.quick else (0, 4, 8)
+    seed32 = int(seed % (2**31))
+    metrics: dict[str, float] = {}
+    h = label.horizon_weeks
+    test_cutoff = data.last_week - h
+    train_cutoff = test_cutoff - h
+    backtest_note = ""
+    if train_cutoff >= int(data.panel["week"].min()) + label.lookback_weeks:
+        bt_cfg = BacktestConfig(
+            label=label,
+            features=features,
+            train_cutoff=train_cutoff,
+            test_cutoff=test_cutoff,
+            train_offsets=offsets,
+            models=models,
+            n_bootstrap=50 if cfg.quick else 200,
+            seed=seed32,
+        )
+        try:
+            bt = run_backtest(data.dataset, data.panel, bt_cfg)
+        except DataError as err:
+            backtest_note = f"backtest skipped: {err}"
+        else:
+            for row in bt.rows:
+                for m in ("roc_auc", "pr_auc", "f1", "brier"):
+                    if isinstance(row.get(m), int | float):
+                        metrics[f"backtest_{row['model']}_{m}"] = float(row[m])
+            metrics["backtest_noise_floor"] = float(bt.noise_floor)
+            if mlflow.active_run() is not None:
+                mlflow.log_dict({"rows": json_rows(bt)}, "risk_backtest.json")
+            best = max(
+                (r for r in bt.rows if r["model"] in models), key=lambda r: r.get("pr_auc", 0)
+            )
+            backtest_note = (
+                f"backtest {train_cutoff}->{test_cutoff}: {best['model']} ROC-AUC "
+                f"{best['roc_auc']:.3f}, PR-AUC {best['pr_auc']:.3f}"
+            )
+    else:
+        backtest_note = f"backtest skipped: {data.last_week} weeks are too few for two horizons"
+    result = train_and_score(
+        data.dataset,
+        data.panel,
+        RiskConfig(
+            label=label, features=features, models=models, train_offsets=offsets, seed=seed32
+        ),
+    )
+    scores = result.scores.assign(sku=result.scores["sku"].astype(str))
+    champ = result.validation[result.champion]
+    metrics.update({f"val_{m}": float(champ[m]) for m in ("roc_auc", "pr_auc", "brier")})
+    metrics["n_scored"] = float(len(scores))
     for tier in ("high", "medium", "low"):
-        rec.metrics[f"n_{tier}"] = float((scores["tier"] == tier).sum())
-    rec.detail = f"{len(scores):,} SKUs scored, {int((scores['tier'] == 'high').sum()):,} high"
+        metrics[f"n_{tier}"] = float((scores["tier"] == tier).sum())
+    rec.metrics = metrics
+    rec.detail = (
+        f"{len(scores):,} SKUs scored by {result.champion} (validation PR-AUC "
+        f"{champ['pr_auc']:.3f}), {int((scores['tier'] == 'high').sum()):,} high; {backtest_note}"
+    )
     return scores
 
 

@@ -17,7 +17,7 @@ horizon_weeks = 6
 quick_max_skus = 12
 
 [selection]
-tiers = ["high", "medium"]
+threshold = 0.3
 
 [evaluation]
 quick_n_episodes = 40
@@ -33,7 +33,7 @@ def world(tmp_path_factory) -> Path:
     from simulator.synthetic import SyntheticConfig, generate_world, write_world
 
     folder = tmp_path_factory.mktemp("world")
-    write_world(generate_world(SyntheticConfig(n_skus=100, n_weeks=52, seed=3)), folder)
+    write_world(generate_world(SyntheticConfig(n_skus=400, n_weeks=52, seed=3)), folder)
     (folder / "run.toml").write_text(TOML)
     return folder
 
@@ -85,7 +85,7 @@ def test_quick_run_exports_one_row_per_sku_and_week(first_run):
                 "rec_margin_given_away", "rec_profit", "none_profit", "heur_profit",
                 "profit_vs_none", "profit_vs_heur"):  # fmt: skip
         assert col in summary.columns, col
-    assert (summary["tier"].isin(["high", "medium"])).all()
+    assert (summary["risk"] >= 0.3).all()
     alerts = pd.read_csv(out / "alerts.csv", dtype={"sku": str})
     assert len(alerts) == n
     md = list((out / "alerts").glob("*.md"))
@@ -154,7 +154,7 @@ def test_missing_stage_is_named(monkeypatch, tmp_path):
 
 def test_config_file_and_errors(tmp_path, world):
     cfg = load_config(world / "run.toml", quick=True, out_dir="x")
-    assert cfg.horizon_weeks == 6 and cfg.selection.tiers == ("high", "medium")
+    assert cfg.horizon_weeks == 6 and cfg.selection.threshold == 0.3
     assert cfg.n_episodes == 40 and cfg.max_skus == 12 and cfg.train_timesteps == 8192
     assert cfg.plan_key("fp") == load_config(world / "run.toml", quick=True).plan_key("fp")
     assert cfg.plan_key("fp") != cfg.plan_key("other")
