@@ -203,8 +203,17 @@ class FitConfig:
                     f"fit.{name} = {getattr(self, name)!r}; expected one of {allowed}"
                 )
         for name in ("n_harmonics", "min_group_skus", "min_selling_weeks", "max_iter"):
-            if int(getattr(self, name)) < (0 if name == "n_harmonics" else 1):
-                raise ConfigError(f"fit.{name} = {getattr(self, name)!r}; expected >= 1")
+            least = 0 if name == "n_harmonics" else 1
+            if int(getattr(self, name)) < least:
+                raise ConfigError(f"fit.{name} = {getattr(self, name)!r}; expected >= {least}")
+        if self.level_weeks is not None and self.level_weeks < 1:
+            raise ConfigError(f"fit.level_weeks = {self.level_weeks}; expected >= 1 or None")
+        if self.gone_after_weeks is not None and self.gone_after_weeks < 1:
+            raise ConfigError(
+                f"fit.gone_after_weeks = {self.gone_after_weeks}; expected >= 1 or None"
+            )
+        if self.level_pseudo_units < 0 or self.tau_prior_skus < 0:
+            raise ConfigError("fit.level_pseudo_units and fit.tau_prior_skus must be >= 0")
         if self.n_harmonics > SEASON_PERIOD // 2 - 1:
             raise ConfigError(f"fit.n_harmonics = {self.n_harmonics}; expected <= 25")
         for name in ("cost_share", "coupon_prior_share", "salvage_share"):
