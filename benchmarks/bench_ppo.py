@@ -132,6 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench_ppo"))
     parser.add_argument("--doc", default=str(ROOT / "docs" / "benchmarks" / "ppo.md"))
     parser.add_argument("--note", default="", help="a line about the machine's load")
+    parser.add_argument(
+        "--eval-only",
+        action="store_true",
+        help="skip training: evaluate the seeds whose every profile has a model in --out",
+    )
     args = parser.parse_args(argv)
 
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -152,15 +157,25 @@ def main(argv: list[str] | None = None) -> int:
         for s in seeds
         for p in profiles
     ]
-    print(f"bench_ppo: {len(jobs)} trainings on {args.jobs} processes", file=sys.stderr)
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        trained = list(pool.map(_train_job, jobs))
-    train_wall = time.perf_counter() - t0
-    timing = pd.DataFrame([{k: v for k, v in t.items() if k != "curve"} for t in trained])
-    curve = pd.DataFrame([r for t in trained for r in t["curve"]])
-    write_frame_atomic(timing, out / "timing.csv")
-    if not curve.empty:
-        write_frame_atomic(curve, out / "curves.csv")
+    if args.eval_only:
+        seeds = [
+            s for s in seeds if all((out / f"s{s}" / p / "model.zip").exists() for p in profiles)
+        ]
+        if not seeds:
+            raise SystemExit(f"--eval-only: no seed has a model for every profile in {out}")
+        print(f"bench_ppo: evaluating saved models of seeds {seeds}", file=sys.stderr)
+        timing = pd.read_csv(out / "timing.csv") if (out / "timing.csv").exists() else None
+        train_wall = float("nan")
+    else:
+        print(f"bench_ppo: {len(jobs)} trainings on {args.jobs} processes", file=sys.stderr)
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            trained = list(pool.map(_train_job, jobs))
+        train_wall = time.perf_counter() - t0
+        timing = pd.DataFrame([{k: v for k, v in t.items() if k != "curve"} for t in trained])
+        curve = pd.DataFrame([r for t in trained for r in t["curve"]])
+        write_frame_atomic(timing, out / "timing.csv")
+        if not curve.empty:
+            write_frame_atomic(curve, out / "curves.csv")
 
     t1 = time.perf_counter()
     scenarios = [s.name for s in get_suite() if s.profile in profiles]
@@ -185,9 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     per_seed_ok["beats_fluid_on_avg"] = per_seed_ok["mean"] > float(fluid.mean())
     per_seed_ok["violations"] = ppo_rows.groupby("seed")["violations"].sum().to_numpy()
-    cpu_by_seed = timing.groupby("seed")["cpu_seconds"].sum()
-    per_seed_ok["train_cpu_s"] = per_seed_ok["seed"].map(cpu_by_seed)
-    per_seed_ok["two_core_wall_s"] = per_seed_ok["train_cpu_s"] / 2
+    if timing is not None:
+        cpu_by_seed = timing.groupby("seed")["cpu_seconds"].sum()
+        per_seed_ok["train_cpu_s"] = per_seed_ok["seed"].map(cpu_by_seed)
+        per_seed_ok["two_core_wall_s"] = per_seed_ok["train_cpu_s"] / 2
 
     lines = [
         "# PPO training to the target",
@@ -226,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "## Training time per (seed, profile)",
         "",
-        _table(timing),
+        _table(timing) if timing is not None else "(not measured in this run: --eval-only)",
         "",
         f"Total wall: training {train_wall:.0f} s, evaluation {eval_wall:.0f} s.",
         "",
