@@ -102,7 +102,10 @@ def main() -> None:
     )
     p_fit = predict_units(fitted.catalog, planned)
     p_fit_nopromo = predict_units(fitted.catalog, planned, promotions=False)
-    p_fit_recorded = predict_units(fitted.catalog, test)
+    recorded = test.assign(
+        discount_depth=np.minimum(test["discount_depth"].to_numpy(), FitConfig().max_fit_depth)
+    )
+    p_fit_recorded = predict_units(fitted.catalog, recorded)
     p_pool = predict_units(pooled.catalog, planned, promotions=False)
     last13 = train[train["week"] > CUTOFF - 13]
     flat = last13.groupby("sku")["units"].mean()

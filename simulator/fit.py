@@ -187,7 +187,7 @@ class FitConfig:
     max_elasticity: float = 0.0
     gone_after_weeks: int | None = 6
     level_weeks: int | None = 8
-    level_pseudo_units: float = 1.0
+    level_pseudo_units: float = 0.3
     max_iter: int = 100
 
     def __post_init__(self) -> None:
