@@ -187,7 +187,7 @@ def run_pipeline(cfg: PipelineConfig, *, echo: Callable[[str], None] = _say) -> 
             plan_key = cfg.plan_key(data.fingerprint)
             mlflow.set_tag("plan_key", plan_key)
             scores = stage("risk", lambda r: st.risk_stage(cfg, data, seed_of["risk"], r))
-            selected = stage("select", lambda r: st.select_stage(cfg, scores, r))
+            selected = stage("select", lambda r: st.select_stage(cfg, scores, r, data.panel))
             fitted = stage(
                 "fit", lambda r: st.fit_stage(cfg, data, scores, selected, seed_of["fit"], r)
             )

@@ -161,15 +161,35 @@ class Selection:
     rule: str
 
 
-def select_stage(cfg: PipelineConfig, scores: pd.DataFrame, rec: StageRecord) -> Selection:
-    """The at-risk SKUs, riskiest first (by threshold when set, else by tier; capped)."""
+def established_skus(panel: pd.DataFrame) -> set[str]:
+    """SKUs the dead-stock label applies to at the last week: at least ``min_units`` units and
+    ``min_active_weeks`` selling weeks in the last ``lookback_weeks`` weeks (the risk label's
+    own definition). A SKU that has already stopped selling is dead stock already, not at
+    risk of becoming it, and has no recent velocity to plan from."""
+    from risk_model.labels import LabelConfig
+
+    lab = LabelConfig()
+    last = int(panel["week"].max())
+    recent = panel[panel["week"] > last - lab.lookback_weeks]
+    g = recent.assign(active=recent["units"] > 0).groupby("sku", observed=True)
+    units, active = g["units"].sum(), g["active"].sum()
+    ok = (units >= lab.min_units) & (active >= lab.min_active_weeks)
+    return set(units.index[ok.to_numpy()].astype(str))
+
+
+def select_stage(
+    cfg: PipelineConfig, scores: pd.DataFrame, rec: StageRecord, panel: pd.DataFrame
+) -> Selection:
+    """The at-risk SKUs, riskiest first: established SKUs (see :func:`established_skus`)
+    selected by threshold when set, else by tier; capped at ``max_skus``."""
     sel = cfg.selection
+    established = scores["sku"].astype(str).isin(established_skus(panel))
     if sel.threshold is not None:
-        mask = scores["risk"].astype(float) >= sel.threshold
-        rule = f"risk >= {sel.threshold:g}"
+        mask = established & (scores["risk"].astype(float) >= sel.threshold)
+        rule = f"established SKUs with risk >= {sel.threshold:g}"
     else:
-        mask = scores["tier"].astype(str).isin(sel.tiers)
-        rule = f"tier in {list(sel.tiers)}"
+        mask = established & scores["tier"].astype(str).isin(sel.tiers)
+        rule = f"established SKUs in tier {list(sel.tiers)}"
     chosen = scores[mask].sort_values(["risk", "sku"], ascending=[False, True])
     cap = cfg.max_skus
     if cap is not None and len(chosen) > cap:
@@ -180,7 +200,11 @@ def select_stage(cfg: PipelineConfig, scores: pd.DataFrame, rec: StageRecord) ->
             f"no SKU is at risk by the selection rule ({rule}); lower selection.threshold or "
             f"add tiers (the scores range {scores['risk'].min():.2f}..{scores['risk'].max():.2f})"
         )
-    rec.metrics = {"n_selected": float(len(chosen)), "mean_risk": float(chosen["risk"].mean())}
+    rec.metrics = {
+        "n_selected": float(len(chosen)),
+        "n_established": float(established.sum()),
+        "mean_risk": float(chosen["risk"].mean()),
+    }
     rec.detail = f"{len(chosen):,} at-risk SKUs ({rule})"
     return Selection(chosen["sku"].astype(str).tolist(), rule)
 
