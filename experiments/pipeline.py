@@ -158,7 +158,6 @@ def run_pipeline(cfg: PipelineConfig, *, echo: Callable[[str], None] = _say) -> 
         seed=cfg.seed,
         experiment=cfg.experiment,
     ) as parent:
-        state: dict[str, Any] = {}
 
         def stage(n: str, fn: Callable[[StageRecord], Any]) -> Any:
             r = rec[n]
@@ -172,6 +171,7 @@ def run_pipeline(cfg: PipelineConfig, *, echo: Callable[[str], None] = _say) -> 
                     r.status = "failed"
                     r.seconds = time.perf_counter() - t0
                     mlflow.set_tag("status", "failed")
+                    echo(f"[run {i}/{len(STAGE_NAMES)}] {n} failed after {r.seconds:.1f} s")
                     raise
                 r.status = "ok"
                 r.seconds = time.perf_counter() - t0
@@ -199,7 +199,7 @@ def run_pipeline(cfg: PipelineConfig, *, echo: Callable[[str], None] = _say) -> 
                 "evaluate",
                 lambda r: st.evaluate_stage(cfg, fitted.catalog, policy, seed_of["evaluate"], r),
             )
-            state["result"] = stage(
+            out = stage(
                 "export",
                 lambda r: st.export_stage(
                     cfg, plan_key, data, scores, selected, fitted, evaluated, records, r
@@ -208,7 +208,6 @@ def run_pipeline(cfg: PipelineConfig, *, echo: Callable[[str], None] = _say) -> 
         finally:
             tracking.log_metrics({f"stage_seconds/{r.name}": r.seconds for r in records})
             mlflow.set_tag("stages", ", ".join(f"{r.name}={r.status}" for r in records))
-        out = state["result"]
         tracking.log_metrics(out.roi)
         for path in out.artifact_dirs:
             if path.is_dir():
