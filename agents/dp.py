@@ -25,6 +25,7 @@ promotion fatigue) are refused with :class:`DPNotExactError`; the DP never appro
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -84,12 +85,17 @@ def demand_pmf(lam: np.ndarray, dispersion: float, n_units: int) -> tuple[np.nda
     if dispersion > 0:
         r = 1.0 / dispersion
         p = 1.0 / (1.0 + dispersion * lam)
+        # xlogy(k, 1 - p) as k * log(1 - p) with xlogy's own log (the same numbers, one log per
+        # row instead of one per cell: xlogy of the grid was ~2 ms); xlogy(0, .) = 0 even where
+        # lam = 0 makes the log -inf
+        k_log_q = k * special.xlogy(1.0, 1.0 - p)
+        k_log_q[:, 0] = 0.0
         logpmf = (
             special.gammaln(k + r)
             - special.gammaln(r)
             - special.gammaln(k + 1.0)
             + r * np.log(p)
-            + special.xlogy(k, 1.0 - p)
+            + k_log_q
         )
         tail = stats.nbinom.sf(n_k, r, p[:, 0])
     else:
@@ -334,7 +340,7 @@ class _Model:
             coupon_weeks_left=np.tile(bud, n_s),
             age_weeks=np.zeros(n_s * n_r, np.int64),
         )
-        self._grid_catalog = broadcast_catalog(catalog, n_s * n_r)
+        self.no_rules = not active_rules(rules)
         self._fft_len = sfft.next_fast_len(n_s + self.pmf.shape[2] - 1, real=True)
         # (H, n_a, n_freq); NumPy's pocketfft is about twice as fast as SciPy's on this batch
         self._pmf_hat = np.fft.rfft(self.pmf, self._fft_len, axis=2)
@@ -342,9 +348,16 @@ class _Model:
         pairs, inv = np.unique(np.arange(n_a)[None, :] * n_r + self.next_r, return_inverse=True)
         self._pair_action, self._pair_rule = np.divmod(pairs, n_r)
         self._pair_inv = inv.reshape(self.next_r.shape)
+        # Without rule state (one rule state, every action its own pair) no gather is needed.
+        self._pairs_are_actions = n_r == 1 and np.array_equal(self._pair_action, np.arange(n_a))
         self._rule_unique, self._rule_pos = np.unique(self._pair_rule, return_inverse=True)
 
     # ---------------------------------------------------------------- per-week pieces
+    @functools.cached_property
+    def _grid_catalog(self) -> Catalog:
+        """The SKU broadcast over the state grid (built on first use: masks, contexts)."""
+        return broadcast_catalog(self.catalog, (self.n_units + 1) * self.grid.size)
+
     def decision_state(self, weeks_left: int) -> DecisionState:
         """The grid's decision state at ``weeks_left`` (arrays of shape (n_s * n_r,))."""
         g = self._grid_state
@@ -376,18 +389,25 @@ class _Model:
     def q_values(self, weeks_left: int, v_next: np.ndarray) -> np.ndarray:
         """Expected reward plus continuation of every (stock, rule state, action).
 
-        ``v_next`` has shape (n_s, n_r); returns shape (n_s, n_r, n_a).
+        ``v_next`` has shape (n_s, n_r); returns shape (n_s, n_r, n_a) (a transposed view of
+        an action-major array: the FFTs run along contiguous rows).
         """
         t = self.horizon - weeks_left
         n_s, n = self.n_units + 1, self._fft_len
-        a_p, r_p = self._pair_action, self._pair_rule
         # One forward FFT per distinct next rule state, one inverse per (action, next state).
-        v_hat = sfft.rfft(v_next[:, self._rule_unique], n, axis=0)[:, self._rule_pos]
-        conv = sfft.irfft(self._pmf_hat[t, a_p].T * v_hat, n, axis=0)[:n_s]
-        cont = conv + self.sf[t, a_p].T * v_next[0, r_p][None, :]  # + P(D > s) V(0)
-        q = cont[:, self._pair_inv]  # (n_s, n_r, n_a)
-        q += self.reward[t].T[:, None, :]
-        return q
+        v_hat = sfft.rfft(v_next.T[self._rule_unique], n, axis=1)
+        if self._rule_unique.size > 1:
+            v_hat = v_hat[self._rule_pos]
+        pmf_hat = (
+            self._pmf_hat[t] if self._pairs_are_actions else self._pmf_hat[t, self._pair_action]
+        )
+        conv = sfft.irfft(pmf_hat * v_hat, n, axis=1)[:, :n_s]
+        sf = self.sf[t] if self._pairs_are_actions else self.sf[t, self._pair_action]
+        conv += sf * v_next[0, self._pair_rule][:, None]  # + P(D > s) V(0)
+        # (n_r, n_a, n_s): a view when each action has its own pair (no rule state moves)
+        q = conv[None] if self._pairs_are_actions else conv[self._pair_inv]
+        q += self.reward[t][None]
+        return q.transpose(2, 0, 1)
 
 
 # ---------------------------------------------------------------------------- results
@@ -454,21 +474,25 @@ def initial_decision_state(
     return _initial_decision_state(catalog, horizon_weeks, rules)
 
 
-def _backward(
-    model: _Model,
-    choose: Callable[[int, np.ndarray, np.ndarray], np.ndarray],
-) -> tuple[np.ndarray, np.ndarray]:
+Chooser = Callable[[int, np.ndarray], tuple[np.ndarray, np.ndarray]]
+"""``(weeks left, q of shape (n_s, n_r, n_a)) -> (actions, their q values)``, each (n_s, n_r)."""
+
+
+def _backward(model: _Model, choose: Chooser) -> tuple[np.ndarray, np.ndarray]:
     H, n_s, n_r = model.horizon, model.n_units + 1, model.grid.size
     values = np.empty((H + 1, n_s, n_r))
     actions = np.full((H + 1, n_s, n_r), -1, dtype=np.int16)
     values[0] = model.terminal[:, None]
     for w in range(1, H + 1):
-        q = model.q_values(w, values[w - 1])
-        mask = model.mask(w)
-        a = choose(w, q, mask)
+        a, v = choose(w, model.q_values(w, values[w - 1]))
         actions[w] = a
-        values[w] = np.take_along_axis(q, a[..., None].astype(np.int64), axis=2)[..., 0]
+        values[w] = v
     return values, actions
+
+
+def _chosen(q: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """``q[s, r, a[s, r]]``."""
+    return np.take_along_axis(q, a[..., None].astype(np.int64), axis=2)[..., 0]
 
 
 def _start_value(model: _Model, values: np.ndarray) -> float:
@@ -513,9 +537,12 @@ def solve(
     t0 = time.perf_counter()
     model = _Model(catalog, rules, horizon_weeks, display=display, mailer=mailer, track_depth=False)
 
-    def best(w: int, q: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def best(w: int, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # First maximum among allowed actions: ties go to the shallower, cheaper action.
-        return np.argmax(np.where(mask, q, -np.inf), axis=2)
+        # Without active rules every action is allowed, so the mask is skipped.
+        qm = q if model.no_rules else np.where(model.mask(w), q, -np.inf)
+        a = np.argmax(qm, axis=2)
+        return a, _chosen(qm, a)
 
     values, actions = _backward(model, best)
     return DPSolution(
@@ -571,7 +598,8 @@ def evaluate_exact(
     if isinstance(decision_fn, Policy):
         decision_fn.reset(model.context(model.horizon))
 
-    def fixed(w: int, q: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def fixed(w: int, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mask = model.mask(w)
         flat = mask.reshape(-1, mask.shape[-1])
         ctx = model.context(w)
         if isinstance(decision_fn, Policy):
@@ -580,7 +608,8 @@ def evaluate_exact(
             a = decision_fn(ctx, flat)
         a = np.asarray(a, dtype=np.int64)
         check_actions(a, flat, policy=str(name))
-        return a.reshape(mask.shape[:2])
+        a2 = a.reshape(mask.shape[:2])
+        return a2, _chosen(q, a2)
 
     values, _ = _backward(model, fixed)
     return _start_value(model, values)
