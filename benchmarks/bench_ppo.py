@@ -76,6 +76,12 @@ def _train_job(args: tuple[int, str, dict, str, int, int, str]) -> dict:
     eval_cpu = sum(c.eval_cpu_seconds for c in callbacks)
     for r in rows:
         r["seed"] = seed
+    # each job leaves its own record, so an interrupted benchmark keeps what finished
+    job = Path(out) / f"s{seed}" / profile
+    pd.DataFrame(rows).to_csv(job / "curve.csv", index=False)
+    timing = {"seed": seed, "profile": profile, "steps": result.num_timesteps}
+    timing.update(wall_seconds=result.wall_seconds - eval_s, cpu_seconds=cpu - eval_cpu)
+    (job / "timing.json").write_text(json.dumps(timing))
     return {
         "seed": seed,
         "profile": profile,
@@ -103,6 +109,45 @@ def _eval_job(args: tuple[str, int, int, list[int], str, int]) -> list[dict]:
     agents.update({b: base[b] for b in BASELINES})
     rows = evaluate_suite(cfg, agents, seeds=labels, progress=False)
     return rows.to_dict(orient="records")
+
+
+def _saved_timing(out: Path, seeds: list[int], profiles: list[str]) -> pd.DataFrame | None:
+    recs = [
+        json.loads((out / f"s{s}" / p / "timing.json").read_text())
+        for s in seeds
+        for p in profiles
+        if (out / f"s{s}" / p / "timing.json").exists()
+    ]
+    return pd.DataFrame(recs) if recs else None
+
+
+def curves_from_log(log: Path, seeds: list[int]) -> pd.DataFrame:
+    """Learning curves of an interrupted run, from its log's ``curve <profile>: <steps>
+    steps, % of DP mean <m> worst <w>`` lines. Jobs start in seed order, so the k-th line
+    for a (profile, steps) pair is the k-th seed's."""
+    import re
+
+    pattern = re.compile(r"curve (\w+): ([\d,]+) steps, % of DP mean ([\d.]+) worst ([\d.]+)")
+    seen: dict[tuple[str, int], int] = {}
+    rows = []
+    for line in log.read_text(encoding="utf-8").splitlines():
+        m = pattern.search(line)
+        if not m:
+            continue
+        profile, steps = m.group(1), int(m.group(2).replace(",", ""))
+        k = seen.get((profile, steps), 0)
+        seen[(profile, steps)] = k + 1
+        if k < len(seeds):
+            rows.append(
+                {
+                    "profile": profile,
+                    "timesteps": steps,
+                    "pct_mean": float(m.group(3)),
+                    "pct_min": float(m.group(4)),
+                    "seed": seeds[k],
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 def _table(frame: pd.DataFrame, floats: int = 2) -> str:
@@ -137,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="skip training: evaluate the seeds whose every profile has a model in --out",
     )
+    parser.add_argument(
+        "--recover-log",
+        help="with --eval-only: rebuild the learning curves of an interrupted run from its log",
+    )
     args = parser.parse_args(argv)
 
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -164,7 +213,10 @@ def main(argv: list[str] | None = None) -> int:
         if not seeds:
             raise SystemExit(f"--eval-only: no seed has a model for every profile in {out}")
         print(f"bench_ppo: evaluating saved models of seeds {seeds}", file=sys.stderr)
-        timing = pd.read_csv(out / "timing.csv") if (out / "timing.csv").exists() else None
+        timing = _saved_timing(out, seeds, profiles)
+        if args.recover_log:
+            curve = curves_from_log(Path(args.recover_log), seeds)
+            write_frame_atomic(curve, out / "curves.csv")
         train_wall = float("nan")
     else:
         print(f"bench_ppo: {len(jobs)} trainings on {args.jobs} processes", file=sys.stderr)
