@@ -58,7 +58,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if args.export_format or args.sql_url:
         fmt = args.export_format or ("sql" if args.sql_url else cfg.export.format)
-        cfg = replace(cfg, export=replace(cfg.export, format=fmt, sql_url=args.sql_url))
+        url = args.sql_url or cfg.export.sql_url
+        cfg = replace(cfg, export=replace(cfg.export, format=fmt, sql_url=url))
     if args.policy:
         cfg = replace(cfg, policy=replace(cfg.policy, source=args.policy))
     result = run_pipeline(cfg)
