@@ -38,16 +38,17 @@ from envs.core import WEEK_TERMS, play_week, reward_scale
 from envs.crn import N_DRAWS, QuantileSampler
 from envs.markdown import EnvConfig, RuleViolationError
 from envs.observation import (
+    OBS_DIM,
     OBS_HIGH,
     OBS_LOW,
-    STATIC_FIELDS,
     assemble_observation,
     season_cumsum,
     sku_features,
+    static_observation,
 )
 from envs.rules import action_mask, hold_actions, initial_decision_state, violated_rules
 from ingest.errors import ConfigError, DeadstockError
-from simulator.demand import SEASON_PERIOD, Catalog
+from simulator.demand import Catalog
 from simulator.market import MarketState, initial_state
 
 TOTAL_COLUMNS: tuple[str, ...] = (
@@ -190,6 +191,7 @@ class BatchedMarkdownEnv(VecEnv):
         # per-SKU quantities of the source, gathered into slots at each episode start
         self._src_season_cum = season_cumsum(self.source)
         self._src_static = sku_features(self.source, self.rules)
+        self._src_static_obs = static_observation(self._src_static)
         self._src_decision = initial_decision_state(
             self.source, self.config.horizon_weeks, self.rules
         )
@@ -226,8 +228,9 @@ class BatchedMarkdownEnv(VecEnv):
         self._log = []
         n = self.n_slots
         self._catalog = self.source.take(np.arange(n) % self.source.n_skus)
-        self._season_cum = np.zeros((n, 2 * SEASON_PERIOD + 1))
-        self._static = np.zeros((n, len(STATIC_FIELDS)))
+        # per slot: the clipped descriptor columns of its observation (seasons are read from
+        # the source's table through self._sku_index)
+        self._static_obs = np.zeros((n, OBS_DIM), dtype=np.float32)
         self._decision = initial_decision_state(
             self._catalog, self.config.horizon_weeks, self.rules
         )
@@ -278,13 +281,12 @@ class BatchedMarkdownEnv(VecEnv):
                 horizons = np.full(k, cfg.horizon_weeks, dtype=np.int64)
         if drawn is None:
             self._catalog.assign(slots, self.source, index)
-            self._static[slots] = self._src_static[index]
+            self._static_obs[slots] = self._src_static_obs[index]
         else:
             # drawn parameters change the descriptors (elasticity, coupon lift), not the
             # stock, the season or the reward scale
             self._catalog.assign(slots, drawn, np.arange(k))
-            self._static[slots] = sku_features(drawn, self.rules)
-        self._season_cum[slots] = self._src_season_cum[index]
+            self._static_obs[slots] = static_observation(sku_features(drawn, self.rules))
         _assign_rows(self._decision, slots, self._src_decision, index)
         self._decision.weeks_left[slots] = horizons
         _assign_rows(self._market, slots, self._src_market, index)
@@ -385,23 +387,27 @@ class BatchedMarkdownEnv(VecEnv):
         if slots is None:
             return assemble_observation(
                 self._catalog.base_demand,
-                self._season_cum,
-                self._static,
+                self._src_season_cum,
+                None,
                 self._decision,
                 self._market,
                 self.rules,
                 horizon_weeks=self._horizon,
                 last_units_sold=self._last_sold,
+                season_rows=self._sku_index,
+                static_obs=self._static_obs,
             )
         return assemble_observation(
             self._catalog.base_demand[slots],
-            self._season_cum[slots],
-            self._static[slots],
+            self._src_season_cum,
+            None,
             _decision_rows(self._decision, slots),
             _market_rows(self._market, slots),
             self.rules,
             horizon_weeks=self._horizon[slots],
             last_units_sold=self._last_sold[slots],
+            season_rows=self._sku_index[slots],
+            static_obs=self._static_obs[slots],
         )
 
     def _record(self, slots: np.ndarray) -> None:

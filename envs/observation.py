@@ -87,7 +87,10 @@ def season_cumsum(catalog: Catalog) -> np.ndarray:
 
 
 def season_window_mean(
-    season_cum: np.ndarray, week: np.ndarray, n_weeks: np.ndarray
+    season_cum: np.ndarray,
+    week: np.ndarray,
+    n_weeks: np.ndarray,
+    rows: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Seasonal factor of each SKU at calendar week ``week`` and its mean over the
     ``n_weeks`` weeks from there.
@@ -100,6 +103,10 @@ def season_window_mean(
         First calendar week of the window.
     n_weeks : array-like of int of shape (n,)
         Length of the window (windows of length 0 give the factor at ``week``).
+    rows : array-like of int of shape (n,) or None
+        Row of ``season_cum`` of each SKU (default: row ``i`` for SKU ``i``). Batched envs
+        pass each slot's source SKU, so they gather from the source's small table instead of
+        keeping (and copying at every episode start) one row per slot.
 
     Returns
     -------
@@ -107,14 +114,21 @@ def season_window_mean(
     """
     cum = season_cum
     flat = cum.reshape(-1)
-    base = np.arange(cum.shape[0]) * cum.shape[1]
     start = np.asarray(week, dtype=np.int64) % SEASON_PERIOD
+    if rows is None:
+        start += np.arange(start.shape[0]) * cum.shape[1]
+    else:
+        start += np.asarray(rows, dtype=np.int64) * cum.shape[1]
     length = np.maximum(np.asarray(n_weeks, dtype=np.int64), 0)
-    # a window is whole periods plus a remainder that may wrap (cum covers two periods)
-    full, rest = np.divmod(length, SEASON_PERIOD)
-    at_start = flat[base + start]
-    now = flat[base + start + 1] - at_start
-    total = full * cum[:, SEASON_PERIOD] + flat[base + start + rest] - at_start
+    at_start = flat.take(start)
+    now = flat.take(start + 1) - at_start
+    if length.max(initial=0) < SEASON_PERIOD:  # the usual case: no whole period to add
+        total = flat.take(start + length) - at_start
+    else:
+        # a window is whole periods plus a remainder that may wrap (cum covers two periods)
+        full, rest = np.divmod(length, SEASON_PERIOD)
+        period = flat.take(start - start % cum.shape[1] + SEASON_PERIOD)
+        total = full * period + flat.take(start + rest) - at_start
     return now, np.where(length > 0, total / np.maximum(length, 1), now)
 
 
@@ -140,6 +154,21 @@ def sku_features(catalog: Catalog, rules: RulesConfig) -> np.ndarray:
     out[:, 3] = np.nan_to_num(catalog.risk_score, nan=0.0)
     out[:, 4] = catalog.coupon_coef * rules.coupon_levels[-1]
     return out
+
+
+def static_observation(static: np.ndarray) -> np.ndarray:
+    """Observation rows with only the :data:`STATIC_FIELDS` columns filled (clipped, the other
+    columns 0), float32 ``(n, OBS_DIM)``, from :func:`sku_features` ``(n, 5)``.
+
+    These columns never change within an episode: batched envs keep one such row per slot,
+    set when the slot's episode starts, and pass them to :func:`assemble_observation`
+    (``static_obs=``) instead of clipping the descriptors again at every step.
+    """
+    static = np.asarray(static, dtype=float)
+    obs = np.zeros((static.shape[0], OBS_DIM), dtype=np.float32)
+    for j, k in enumerate(_STATIC_INDEX.tolist()):
+        np.clip(static[:, j], OBS_LOW[k], OBS_HIGH[k], out=obs[:, k])
+    return obs
 
 
 def build_observation(
@@ -193,24 +222,33 @@ def build_observation(
 def assemble_observation(
     base_demand: np.ndarray,
     season_cum: np.ndarray,
-    static: np.ndarray,
+    static: np.ndarray | None,
     decision: DecisionState,
     market: MarketState,
     rules: RulesConfig,
     *,
     horizon_weeks: np.ndarray | int,
     last_units_sold: np.ndarray | float = 0.0,
+    season_rows: np.ndarray | None = None,
+    static_obs: np.ndarray | None = None,
 ) -> np.ndarray:
     """:func:`build_observation` from the only SKU data it needs: ``base_demand`` ``(n,)``,
     :func:`season_cumsum` ``(n, 105)`` and :func:`sku_features` ``(n, 5)`` (batched envs
-    keep these per slot)."""
+    keep these per slot).
+
+    Batched envs may instead pass ``season_rows`` (the row of ``season_cum`` of each SKU, see
+    :func:`season_window_mean`) and ``static_obs``, the :func:`static_observation` rows of
+    the SKUs (then ``static`` is not read and may be None); the result is the same.
+    """
     n = base_demand.shape[0]
     weeks_left = np.asarray(decision.weeks_left, dtype=float)
     horizon = np.asarray(horizon_weeks, dtype=float)
     stock = np.asarray(decision.stock, dtype=float)
     safe_initial = np.maximum(np.asarray(decision.initial_stock, dtype=float), 1.0)
     safe_left = np.maximum(weeks_left, 1.0)
-    season_now, season_ahead = season_window_mean(season_cum, market.week, decision.weeks_left)
+    season_now, season_ahead = season_window_mean(
+        season_cum, market.week, decision.weeks_left, season_rows
+    )
     if rules.n_coupons > 1:
         coupon_share = np.minimum(decision.coupon_weeks_left, safe_left) / safe_left
     else:
@@ -230,10 +268,12 @@ def assemble_observation(
         "coupon_weeks_share": coupon_share,
     }
     # one clip per field, straight into its float32 column (no temporary, no transpose)
-    obs = np.empty((n, OBS_DIM), dtype=np.float32)
-    static = np.asarray(static, dtype=float)
-    for j, k in enumerate(_STATIC_INDEX.tolist()):
-        np.clip(static[:, j], OBS_LOW[k], OBS_HIGH[k], out=obs[:, k])
+    if static_obs is not None:
+        obs = np.array(static_obs, dtype=np.float32)  # a copy: the caller keeps its rows
+    else:
+        if static is None:
+            raise ValueError("assemble_observation needs static or static_obs")
+        obs = static_observation(static)
     for name, value in columns.items():
         k = _INDEX[name]
         np.clip(value, OBS_LOW[k], OBS_HIGH[k], out=obs[:, k])
