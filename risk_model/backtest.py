@@ -28,7 +28,13 @@ from ingest.dataset import Dataset
 from ingest.errors import ConfigError, DataError
 from risk_model.features import FeatureConfig, build_features
 from risk_model.labels import LabelConfig, make_labels, noise_floor
-from risk_model.models import MODEL_KINDS, RiskClassifier, best_f1_threshold
+from risk_model.models import (
+    MODEL_KINDS,
+    RiskClassifier,
+    best_f1_threshold,
+    ensemble_last,
+    reusable_members,
+)
 
 BASELINES: tuple[str, ...] = ("rule_wsls", "noise_floor")
 METRICS: tuple[str, ...] = (
@@ -310,7 +316,7 @@ def run_backtest(
         )
         preds[name] = pd.DataFrame({"y": y_te, "risk": p}, index=X_te.index)
 
-    for i, kind in enumerate(cfg.models):
+    for i, kind in enumerate(ensemble_last(cfg.models)):
         _stage(f"fitting {kind} on {len(y_tr)} rows ({int(y_tr.sum())} positive)")
         model = RiskClassifier(
             kind=kind,  # type: ignore[arg-type]
@@ -318,7 +324,7 @@ def run_backtest(
             cost_ratio=cfg.cost_ratio,
             random_state=cfg.seed,
             n_jobs=cfg.n_jobs,
-        ).fit(X_tr, y_tr, X_val=X_val, y_val=y_val)
+        ).fit(X_tr, y_tr, X_val=X_val, y_val=y_val, members=reusable_members(models))
         models[kind] = model
         add(kind, model.predict_proba(X_te)[:, 1], model.threshold_, seeds[i])
 

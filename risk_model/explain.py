@@ -9,6 +9,10 @@ ranking (calibration is monotone and does not change which SKU ranks above which
 - Random forest: the path decomposition of Saabas (each split's change of the leaf
   probability, credited to the split's feature, averaged over trees; probability units).
 
+- Ensemble (``"ens"``): each member's contributions are put on the probability scale
+  (scaled so that they add up to the member's probability minus its base value) and averaged,
+  so they add up to the ensemble's score minus its base value.
+
 A positive contribution raises the risk.
 """
 
@@ -16,30 +20,60 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 import xgboost as xgb
 
 from risk_model.models import RiskClassifier
 
 
+def _leaf_table(tree, d: int) -> np.ndarray:
+    """Per leaf of one tree: the summed changes of the positive-class probability along its
+    path, credited to each split's feature (Saabas), shape (node_count, d)."""
+    t = tree.tree_
+    value = t.value[:, 0, :]
+    prob = value[:, 1] / np.maximum(value.sum(axis=1), 1e-12)
+    table = np.zeros((t.node_count, d))
+    # Nodes are numbered in depth-first order: a parent always precedes its children.
+    for node in range(t.node_count):
+        for child in (t.children_left[node], t.children_right[node]):
+            if child >= 0:
+                table[child] = table[node]
+                table[child, t.feature[node]] += prob[child] - prob[node]
+    return table
+
+
 def _rf_contributions(forest, X: np.ndarray) -> np.ndarray:
     n, d = X.shape
     total = np.zeros((n, d))
-    for tree in forest.estimators_:
-        t = tree.tree_
-        value = t.value[:, 0, :]
-        prob = value[:, 1] / np.maximum(value.sum(axis=1), 1e-12)
-        parent = np.full(t.node_count, -1)
-        for side in (t.children_left, t.children_right):
-            has = side >= 0
-            parent[side[has]] = np.flatnonzero(has)
-        child = np.flatnonzero(parent >= 0)
-        delta = prob[child] - prob[parent[child]]
-        feat = t.feature[parent[child]]
-        m = sp.csr_matrix((delta, (child, feat)), shape=(t.node_count, d))
-        path = tree.decision_path(X)
-        total += np.asarray((path @ m).todense())
+    leaves = forest.apply(X.astype(np.float32))
+    for j, tree in enumerate(forest.estimators_):
+        total += _leaf_table(tree, d)[leaves[:, j]]
     return total / len(forest.estimators_)
+
+
+def _member_contributions(kind: str, est, values: np.ndarray) -> np.ndarray:
+    """Contributions of one base estimator in its own units (log-odds, or probability)."""
+    if kind == "xgb":
+        booster = est.get_booster()
+        return booster.predict(xgb.DMatrix(values), pred_contribs=True)[:, :-1]
+    if kind == "lr":
+        transform, scaler, lr = est[0], est[1], est[2]
+        z = scaler.transform(transform.transform(values))
+        return z * lr.coef_[0][None, :]
+    return _rf_contributions(est, values)
+
+
+def _to_probability(kind: str, est, values: np.ndarray, contrib: np.ndarray) -> np.ndarray:
+    """Rescale log-odds contributions so they add up to ``p - sigmoid(bias)``."""
+    if kind == "rf":
+        return contrib
+    total = contrib.sum(axis=1)
+    p = est.predict_proba(values)[:, 1]
+    logit = np.log(np.clip(p, 1e-12, 1) / np.clip(1 - p, 1e-12, 1))
+    bias = logit - total
+    p0 = 1 / (1 + np.exp(-bias))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(np.abs(total) > 1e-12, (p - p0) / total, p * (1 - p))
+    return contrib * scale[:, None]
 
 
 def contributions(model: RiskClassifier, X: pd.DataFrame) -> pd.DataFrame:
@@ -57,15 +91,16 @@ def contributions(model: RiskClassifier, X: pd.DataFrame) -> pd.DataFrame:
     cols = list(model.feature_names_in_)
     values = X[cols].to_numpy(dtype=float)
     est = model.estimator_
-    if model.kind == "xgb":
-        booster = est.get_booster()
-        contrib = booster.predict(xgb.DMatrix(values), pred_contribs=True)[:, :-1]
-    elif model.kind == "lr":
-        transform, scaler, lr = est[0], est[1], est[2]
-        z = scaler.transform(transform.transform(values))
-        contrib = z * lr.coef_[0][None, :]
+    if model.kind == "ens":
+        contrib = np.mean(
+            [
+                _to_probability(k, m, values, _member_contributions(k, m, values))
+                for k, m in est.members_.items()
+            ],
+            axis=0,
+        )
     else:
-        contrib = _rf_contributions(est, values)
+        contrib = _member_contributions(model.kind, est, values)
     return pd.DataFrame(contrib, index=X.index, columns=cols)
 
 

@@ -88,6 +88,8 @@ FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
         "buyers_active_share",
         "buyers_active_4",
         "top_buyer_share_13",
+        "cat_switch_share_4",
+        "ptype_switch_share_4",
     ),
     "product": (
         "private_brand",
@@ -110,6 +112,10 @@ FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
         "ptype_new_share_8",
         "ptype_gone_share_8",
         "ptype_vel_rank",
+        "line_quiet_rate_13",
+        "line_gone_share_8",
+        "line_new_share_8",
+        "line_vel_rank",
         "cat_share_13",
         "ptype_ratio_4_13",
         "ptype_ratio_13_prev13",
@@ -284,8 +290,36 @@ def _price_features(m: _Matrices, category: np.ndarray, change: bool) -> dict[st
     return f
 
 
+def _switching(
+    s_idx: np.ndarray,
+    h_idx: np.ndarray,
+    first: np.ndarray,
+    lines: pd.DataFrame,
+    groups: np.ndarray,
+    cutoff: int,
+    n: int,
+) -> np.ndarray:
+    """Share of a SKU's earlier buyers who still buy its group (category or product type)
+    in the last 4 weeks but not the SKU: buyers switching away, or the SKU off the shelf."""
+    g_codes = pd.factorize(pd.Series(groups).astype(object).fillna("<missing>"))[0]
+    recent = lines[lines["w"] > cutoff - 4]
+    n_h = int(max(lines["h"].max(), 0)) + 1
+    group_key = np.unique(g_codes[recent["s"].to_numpy()].astype(np.int64) * n_h + recent["h"])
+    sku_key = np.unique(recent["s"].to_numpy().astype(np.int64) * n_h + recent["h"])
+    older = first <= cutoff - 4
+    in_group = np.isin(g_codes[s_idx].astype(np.int64) * n_h + h_idx, group_key) & older
+    bought = np.isin(s_idx.astype(np.int64) * n_h + h_idx, sku_key)
+    active = np.bincount(s_idx, weights=in_group, minlength=n)
+    switched = np.bincount(s_idx, weights=in_group & ~bought, minlength=n)
+    return _safe_div(switched, active, 0.0)
+
+
 def _buyer_features(
-    baskets: pd.DataFrame, skus: np.ndarray, cutoff: int, vel_13: np.ndarray
+    baskets: pd.DataFrame,
+    skus: np.ndarray,
+    cutoff: int,
+    vel_13: np.ndarray,
+    groups: dict[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Buyer features from basket lines up to the cutoff (household ids as integer codes)."""
     past = baskets[baskets["week"] <= cutoff]
@@ -326,7 +360,7 @@ def _buyer_features(
     top = pd.Series(np.where(recent, per_pair["units"].to_numpy(), 0.0)).groupby(s_idx).max()
     top_units = np.zeros(n)
     top_units[top.index.to_numpy()] = top.to_numpy()
-    return {
+    out = {
         "buyers_13": buyers_13,
         "buyers_26": buyers_26,
         "repeat_rate_26": _safe_div(count(per_pair["weeks"].to_numpy() >= 2), buyers_26),
@@ -336,6 +370,10 @@ def _buyer_features(
         "buyers_active_4": count(active),
         "top_buyer_share_13": _safe_div(top_units, units_13),
     }
+    first = per_pair["first"].to_numpy()
+    for prefix, grp in (groups or {}).items():
+        out[f"{prefix}_switch_share_4"] = _switching(s_idx, h_idx, first, lines, grp, cutoff, n)
+    return out
 
 
 def _group_context(
@@ -496,7 +534,11 @@ def build_features(
     f = _sales_features(m)
     f.update(_price_features(m, category, cfg.price_change_features))
     if cfg.buyer_features and baskets is not None and len(baskets):
-        f.update(_buyer_features(baskets, m.skus, cutoff, f["vel_13"]))
+        groups = {"cat": category}
+        if products is not None and "product_type" in products:
+            types = products.set_index(products["sku"].astype(str))["product_type"]
+            groups["ptype"] = types.reindex(m.skus).to_numpy(dtype=object)
+        f.update(_buyer_features(baskets, m.skus, cutoff, f["vel_13"], groups))
     brand = pd.Series(0.0, index=m.skus)
     if products is not None and "brand" in products:
         b = products.set_index(products["sku"].astype(str))["brand"].reindex(m.skus)
@@ -504,11 +546,20 @@ def build_features(
     f["private_brand"] = brand.to_numpy(dtype=float)
     f.update(_group_context(m, category, "cat", full=True))
     f.update(_group_context(m, department, "dept", full=False))
+    attrs = products.set_index(products["sku"].astype(str)) if products is not None else None
     for col, prefix in (("manufacturer_id", "mfr"), ("product_type", "ptype")):
-        if products is not None and col in products and products[col].notna().any():
-            grp = products.set_index(products["sku"].astype(str))[col].reindex(m.skus)
+        if attrs is not None and col in attrs and attrs[col].notna().any():
+            grp = attrs[col].reindex(m.skus).to_numpy(dtype=object)
             full = prefix == "ptype"
-            f.update(_group_context(m, grp.to_numpy(dtype=object), prefix, full=full))
+            f.update(_group_context(m, grp, prefix, full=full))
+    if attrs is not None and {"manufacturer_id", "product_type"} <= set(attrs.columns):
+        # A product line (manufacturer x product type): new sizes or flavours replace old ones.
+        line = (
+            attrs["manufacturer_id"].astype("string") + "|" + attrs["product_type"].astype("string")
+        )
+        if line.notna().any():
+            grp = line.reindex(m.skus).to_numpy(dtype=object)
+            f.update(_group_context(m, grp, "line", full=False))
     if has_stock:
         f.update(_stock_features(m, f["vel_4"], f["vel_13"]))
     if has_inter:

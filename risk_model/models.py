@@ -35,8 +35,9 @@ from xgboost import XGBClassifier
 
 from ingest.errors import ConfigError, DataError
 
-MODEL_KINDS: tuple[str, ...] = ("lr", "rf", "xgb")
-ModelKind = Literal["lr", "rf", "xgb"]
+MODEL_KINDS: tuple[str, ...] = ("lr", "rf", "xgb", "ens")
+BASE_KINDS: tuple[str, ...] = ("lr", "rf", "xgb")
+ModelKind = Literal["lr", "rf", "xgb", "ens"]
 Calibration = Literal["auto", "isotonic", "sigmoid", "none"]
 
 
@@ -45,8 +46,49 @@ def signed_log1p(x: np.ndarray) -> np.ndarray:
     return np.sign(x) * np.log1p(np.abs(x))
 
 
+class SoftVote(ClassifierMixin, BaseEstimator):
+    """Mean of the members' probabilities (logistic regression, random forest, XGBoost).
+
+    Parameters
+    ----------
+    random_state : int
+    n_jobs : int
+    """
+
+    def __init__(self, random_state: int = 0, n_jobs: int = 1) -> None:
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def fit(self, X: np.ndarray, y: np.ndarray, members: dict | None = None) -> SoftVote:
+        """Fit every member, or adopt already fitted ``members`` (kind -> estimator) that
+        were fit on the same rows."""
+        self.members_ = {}
+        for kind in BASE_KINDS:
+            if members is not None and kind in members:
+                self.members_[kind] = members[kind]
+            else:
+                est = make_base_estimator(kind, self.random_state, self.n_jobs)
+                self.members_[kind] = est.fit(X, y)
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        p = np.mean([m.predict_proba(X)[:, 1] for m in self.members_.values()], axis=0)
+        return np.column_stack([1 - p, p])
+
+    @property
+    def feature_importances_(self) -> np.ndarray:
+        parts = []
+        for kind, m in self.members_.items():
+            imp = np.abs(m[-1].coef_[0]) if kind == "lr" else np.asarray(m.feature_importances_)
+            parts.append(imp / max(imp.sum(), 1e-12))
+        return np.mean(parts, axis=0)
+
+
 def make_base_estimator(kind: str, random_state: int = 0, n_jobs: int = 1) -> BaseEstimator:
-    """The uncalibrated estimator of one kind (``"lr"``, ``"rf"`` or ``"xgb"``)."""
+    """The uncalibrated estimator of one kind (``"lr"``, ``"rf"``, ``"xgb"`` or ``"ens"``)."""
+    if kind == "ens":
+        return SoftVote(random_state=random_state, n_jobs=n_jobs)
     if kind == "lr":
         return make_pipeline(
             FunctionTransformer(signed_log1p),
@@ -55,9 +97,10 @@ def make_base_estimator(kind: str, random_state: int = 0, n_jobs: int = 1) -> Ba
         )
     if kind == "rf":
         return RandomForestClassifier(
-            n_estimators=300,
+            n_estimators=200,
             min_samples_leaf=3,
             max_features="sqrt",
+            max_samples=0.5,
             n_jobs=n_jobs,
             random_state=random_state,
         )
@@ -172,8 +215,9 @@ class RiskClassifier(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    kind : {"lr", "rf", "xgb"}
-        Logistic regression (signed-log, scaled), random forest or XGBoost.
+    kind : {"lr", "rf", "xgb", "ens"}
+        Logistic regression (signed-log, scaled), random forest, XGBoost, or ``"ens"``: the
+        mean of the three's probabilities, calibrated as one score.
     calibration : {"auto", "isotonic", "sigmoid", "none"}
         ``"auto"`` picks the method with the lower cross-fitted Brier score on validation.
     threshold : {"f1", "cost"}
@@ -234,6 +278,7 @@ class RiskClassifier(ClassifierMixin, BaseEstimator):
         *,
         X_val: pd.DataFrame | None = None,
         y_val: np.ndarray | None = None,
+        members: dict | None = None,
     ) -> RiskClassifier:
         """Fit the estimator on (X, y); calibrate and pick thresholds on (X_val, y_val).
 
@@ -242,6 +287,9 @@ class RiskClassifier(ClassifierMixin, BaseEstimator):
         X : DataFrame of shape (n_samples, n_features)
         y : array-like of shape (n_samples,), 0/1
         X_val, y_val : validation rows; a stratified hold-out of (X, y) when omitted.
+        members : dict, optional
+            ``"ens"`` only: base estimators (kind -> fitted estimator) already fit on the
+            same (X, y), reused instead of refitting.
         """
         self._check_params()
         y = np.asarray(y, dtype=int)
@@ -265,7 +313,10 @@ class RiskClassifier(ClassifierMixin, BaseEstimator):
         self.n_features_in_ = len(self.feature_names_in_)
         self.classes_ = np.array([0, 1])
         est = clone(make_base_estimator(self.kind, self.random_state, self.n_jobs))
-        self.estimator_ = est.fit(X.to_numpy(dtype=float), y)
+        if self.kind == "ens":
+            self.estimator_ = est.fit(X.to_numpy(dtype=float), y, members=members)
+        else:
+            self.estimator_ = est.fit(X.to_numpy(dtype=float), y)
         s_val = self._raw(X_val)
 
         methods = ["isotonic", "sigmoid"] if self.calibration == "auto" else [self.calibration]
@@ -338,7 +389,19 @@ class RiskClassifier(ClassifierMixin, BaseEstimator):
         est = self.estimator_
         if self.kind == "lr":
             imp = np.abs(est[-1].coef_[0])
+        elif self.kind == "ens":
+            imp = est.feature_importances_
         else:
             imp = np.asarray(est.feature_importances_, dtype=float)
         total = imp.sum()
         return imp / total if total > 0 else imp
+
+
+def reusable_members(models: dict[str, RiskClassifier]) -> dict[str, BaseEstimator]:
+    """Fitted base estimators an ensemble fit on the same rows can reuse."""
+    return {k: m.estimator_ for k, m in models.items() if k in BASE_KINDS}
+
+
+def ensemble_last(kinds: tuple[str, ...]) -> tuple[str, ...]:
+    """Fit order: base models first, so the ensemble reuses them."""
+    return tuple(k for k in kinds if k != "ens") + tuple(k for k in kinds if k == "ens")

@@ -23,7 +23,7 @@ from risk_model.backtest import BacktestConfig, training_frames
 from risk_model.explain import top_drivers
 from risk_model.features import FeatureConfig, build_features
 from risk_model.labels import LabelConfig
-from risk_model.models import MODEL_KINDS, RiskClassifier
+from risk_model.models import MODEL_KINDS, RiskClassifier, ensemble_last, reusable_members
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,7 @@ def train_and_score(
     X_tr, y_tr, X_val, y_val, _, _ = training_frames(dataset, panel, bt)
     validation: dict[str, dict[str, Any]] = {}
     models: dict[str, RiskClassifier] = {}
-    for kind in cfg.models:
+    for kind in ensemble_last(cfg.models):
         print(f"[risk] fitting {kind} on {len(y_tr)} rows", file=sys.stderr, flush=True)
         model = RiskClassifier(
             kind=kind,  # type: ignore[arg-type]
@@ -172,7 +172,7 @@ def train_and_score(
             cost_ratio=cfg.cost_ratio,
             random_state=cfg.seed,
             n_jobs=cfg.n_jobs,
-        ).fit(X_tr, y_tr, X_val=X_val, y_val=y_val)
+        ).fit(X_tr, y_tr, X_val=X_val, y_val=y_val, members=reusable_members(models))
         raw = model._raw(X_val)
         validation[kind] = {
             "roc_auc": float(roc_auc_score(y_val, raw)),

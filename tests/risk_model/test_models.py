@@ -43,7 +43,7 @@ def test_threshold_helpers():
     assert recall_threshold(y, p, 2 / 3) == pytest.approx(0.8)
 
 
-@pytest.mark.parametrize("kind", ["lr", "rf", "xgb"])
+@pytest.mark.parametrize("kind", ["lr", "rf", "xgb", "ens"])
 def test_fit_follows_estimator_api_and_is_deterministic(data, kind):
     X, y = data
     model = RiskClassifier(kind=kind, random_state=3)
@@ -86,7 +86,7 @@ def test_single_class_training_is_a_clear_error(data):
 
 def test_contributions_add_up_to_the_score(data):
     X, y = data
-    for kind in ("xgb", "lr", "rf"):
+    for kind in ("xgb", "lr", "rf", "ens"):
         model = RiskClassifier(kind=kind, random_state=0).fit(X, y)
         c = contributions(model, X.iloc[:50])
         est = model.estimator_
@@ -99,10 +99,11 @@ def test_contributions_add_up_to_the_score(data):
         elif kind == "lr":
             logit = est.decision_function(X.iloc[:50].to_numpy())
             np.testing.assert_allclose(logit - c.sum(axis=1), est[-1].intercept_[0], atol=1e-8)
-        else:
+        else:  # random forest and the ensemble: probability units, constant base value
             prob = est.predict_proba(X.iloc[:50].to_numpy())[:, 1]
             bias = prob - c.sum(axis=1).to_numpy()
-            np.testing.assert_allclose(bias, bias[0], atol=1e-8)
+            # XGBoost computes in float32: the ensemble adds up to about 1e-6
+            np.testing.assert_allclose(bias, bias[0], atol=1e-8 if kind == "rf" else 1e-5)
         assert c["a"].abs().mean() > c["noise"].abs().mean()
 
 
