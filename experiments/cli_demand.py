@@ -43,8 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--coupons",
         choices=("auto", "prior"),
-        default="auto",
-        help="auto: fit the coupon lift where identifiable; prior: always the documented prior",
+        default="prior",
+        help="prior (default): the documented prior, flagged coupon_assumed; auto: fit where "
+        "identifiable (biased upwards when coupons are only seen in weeks that sold)",
     )
     p.add_argument("--n-harmonics", type=int, default=2, help="Fourier pairs of the season")
     p.add_argument("--no-track", action="store_true", help="do not log to MLflow")

@@ -125,8 +125,11 @@ class FitConfig:
         Discount depths above this (near-free sales, e.g. 95 % loyalty discounts in Complete
         Journey) enter the fit at this depth.
     coupons : {"auto", "prior"}
-        ``auto`` fits the coupon lift where a category has at least ``min_promo_weeks``
-        coupon weeks and a standard error below ``max_lift_se``; ``prior`` never fits it.
+        ``prior`` (default) always uses the documented prior; ``auto`` fits the coupon lift
+        where a category has at least ``min_promo_weeks`` coupon weeks and a standard error
+        below ``max_lift_se``. The default is the prior because a panel only sees a coupon
+        in weeks that sold (coupon depth = coupon amount / units), so a fitted coupon lift is
+        biased upwards by construction; ``auto`` is for data that records coupons offered.
     coupon_prior_share : float
         The coupon prior: a coupon of depth c acts like a discount of depth
         ``coupon_prior_share * c`` (coupon_coef = share * -elasticity).
@@ -175,7 +178,7 @@ class FitConfig:
     prior_elasticity_se: float = 1.0
     zero_week_price: Literal["regular", "carry"] = "regular"
     max_fit_depth: float = 0.8
-    coupons: Literal["auto", "prior"] = "auto"
+    coupons: Literal["auto", "prior"] = "prior"
     coupon_prior_share: float = 0.5
     min_promo_weeks: int = 20
     max_lift_se: float = 1.0
