@@ -36,8 +36,6 @@ coupon_weeks_share      [0, 1]      coupon weeks left in the budget / weeks left
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from envs.config import DecisionState, RulesConfig
@@ -141,6 +139,10 @@ STATIC_FIELDS: tuple[str, ...] = (
 )
 """Fields that depend only on the SKU and the rules (see :func:`sku_features`)."""
 _STATIC_INDEX = np.array([OBS_NAMES.index(f) for f in STATIC_FIELDS])
+_DYNAMIC_FIELDS: tuple[str, ...] = tuple(f for f in OBS_NAMES if f not in STATIC_FIELDS)
+_DYNAMIC_INDEX = np.array([OBS_NAMES.index(f) for f in _DYNAMIC_FIELDS])
+_DYNAMIC_LOW = OBS_LOW[_DYNAMIC_INDEX].astype(float)[:, None]
+_DYNAMIC_HIGH = OBS_HIGH[_DYNAMIC_INDEX].astype(float)[:, None]
 
 
 def sku_features(catalog: Catalog, rules: RulesConfig) -> np.ndarray:
@@ -253,28 +255,32 @@ def assemble_observation(
         coupon_share = np.minimum(decision.coupon_weeks_left, safe_left) / safe_left
     else:
         coupon_share = np.ones(n)
-    columns: dict[str, Any] = {
-        "weeks_left_frac": weeks_left / np.maximum(horizon, 1.0),
-        "weeks_left_26": weeks_left / 26.0,
-        "stock_ratio": stock / safe_initial,
-        "depth": np.asarray(rules.discount_levels)[decision.depth_index],
-        "weeks_since_change": np.minimum(decision.weeks_since_change, WSC_CAP) / WSC_CAP,
-        "last_sales_rate": np.asarray(last_units_sold, dtype=float) * horizon / safe_initial,
-        "ref_price": market.ref_price,
-        "fatigue": market.fatigue,
-        "demand_cover": base_demand * season_ahead * weeks_left / np.maximum(stock, 1.0),
-        "season_now": season_now,
-        "season_ahead": season_ahead,
-        "coupon_weeks_share": coupon_share,
-    }
-    # one clip per field, straight into its float32 column (no temporary, no transpose)
+    # the dynamic fields, computed field-major into one float64 buffer and clipped at once
+    buf = np.empty((len(_DYNAMIC_FIELDS), n))
+    row = dict(zip(_DYNAMIC_FIELDS, buf, strict=True))
+    np.divide(weeks_left, np.maximum(horizon, 1.0), out=row["weeks_left_frac"])
+    np.divide(weeks_left, 26.0, out=row["weeks_left_26"])
+    np.divide(stock, safe_initial, out=row["stock_ratio"])
+    np.take(np.asarray(rules.discount_levels), decision.depth_index, out=row["depth"])
+    np.divide(
+        np.minimum(decision.weeks_since_change, WSC_CAP), WSC_CAP, out=row["weeks_since_change"]
+    )
+    last = np.multiply(np.asarray(last_units_sold, dtype=float), horizon)
+    np.divide(last, safe_initial, out=row["last_sales_rate"])
+    row["ref_price"][:] = market.ref_price
+    row["fatigue"][:] = market.fatigue
+    cover = base_demand * season_ahead
+    cover *= weeks_left
+    np.divide(cover, np.maximum(stock, 1.0), out=row["demand_cover"])
+    row["season_now"][:] = season_now
+    row["season_ahead"][:] = season_ahead
+    row["coupon_weeks_share"][:] = coupon_share
+    np.clip(buf, _DYNAMIC_LOW, _DYNAMIC_HIGH, out=buf)
     if static_obs is not None:
         obs = np.array(static_obs, dtype=np.float32)  # a copy: the caller keeps its rows
     else:
         if static is None:
             raise ValueError("assemble_observation needs static or static_obs")
         obs = static_observation(static)
-    for name, value in columns.items():
-        k = _INDEX[name]
-        np.clip(value, OBS_LOW[k], OBS_HIGH[k], out=obs[:, k])
+    obs[:, _DYNAMIC_INDEX] = buf.T  # float64 -> float32, as a clip straight into obs would
     return obs
