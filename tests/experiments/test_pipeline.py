@@ -17,7 +17,7 @@ horizon_weeks = 6
 quick_max_skus = 12
 
 [selection]
-threshold = 0.3
+threshold = 0.15
 
 [evaluation]
 quick_n_episodes = 40
@@ -85,7 +85,7 @@ def test_quick_run_exports_one_row_per_sku_and_week(first_run):
                 "rec_margin_given_away", "rec_profit", "none_profit", "heur_profit",
                 "profit_vs_none", "profit_vs_heur"):  # fmt: skip
         assert col in summary.columns, col
-    assert (summary["risk"] >= 0.3).all()
+    assert (summary["risk"] >= 0.15).all()
     alerts = pd.read_csv(out / "alerts.csv", dtype={"sku": str})
     assert len(alerts) == n
     md = list((out / "alerts").glob("*.md"))
@@ -154,7 +154,7 @@ def test_missing_stage_is_named(monkeypatch, tmp_path):
 
 def test_config_file_and_errors(tmp_path, world):
     cfg = load_config(world / "run.toml", quick=True, out_dir="x")
-    assert cfg.horizon_weeks == 6 and cfg.selection.threshold == 0.3
+    assert cfg.horizon_weeks == 6 and cfg.selection.threshold == 0.15
     assert cfg.n_episodes == 40 and cfg.max_skus == 12 and cfg.train_timesteps == 8192
     assert cfg.plan_key("fp") == load_config(world / "run.toml", quick=True).plan_key("fp")
     assert cfg.plan_key("fp") != cfg.plan_key("other")
