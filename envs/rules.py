@@ -200,8 +200,8 @@ def _combine(rules: RulesConfig, n: int, factors: list[Factor]) -> np.ndarray:
     if n_c == 1:
         allowed = depth & coupon
     else:
-        # flat action a = depth * n_c + coupon
-        allowed = np.repeat(depth, n_c, axis=0) & np.tile(coupon, (n_d, 1))
+        # flat action a = depth * n_c + coupon: one broadcast AND over (n_d, n_c, n)
+        allowed = (depth[:, None, :] & coupon[None, :, :]).reshape(n_d * n_c, n)
     for f in full:
         allowed &= f
     return allowed
