@@ -49,7 +49,8 @@ def time_run(args: list[str], store: Path) -> tuple[float, int, str]:
         text=True,
     )
     seconds = time.perf_counter() - t0
-    tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
+    stages = [ln for ln in proc.stderr.splitlines() if ln.startswith("[run") or "error" in ln]
+    tail = "\n".join(stages + proc.stdout.strip().splitlines()[-14:])
     return seconds, proc.returncode, tail
 
 
