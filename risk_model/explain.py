@@ -3,7 +3,10 @@
 Contributions are additive terms of the *uncalibrated* model's score, so they explain the
 ranking (calibration is monotone and does not change which SKU ranks above which):
 
-- XGBoost: exact tree SHAP values from ``Booster.predict(pred_contribs=True)`` (log-odds).
+- XGBoost: the path decomposition of Saabas from ``Booster.predict(pred_contribs=True,
+  approx_contribs=True)`` (log-odds). Exact tree SHAP (``exact=True``) costs about 3 ms per
+  SKU with 400 trees -- an hour for a million SKUs -- against 0.15 ms for Saabas, and the
+  top drivers rarely differ.
 - Logistic regression: ``coef * standardized value`` per feature (log-odds), measured
   against the average training SKU.
 - Random forest: the path decomposition of Saabas (each split's change of the leaf
@@ -50,11 +53,12 @@ def _rf_contributions(forest, X: np.ndarray) -> np.ndarray:
     return total / len(forest.estimators_)
 
 
-def _member_contributions(kind: str, est, values: np.ndarray) -> np.ndarray:
+def _member_contributions(kind: str, est, values: np.ndarray, exact: bool = False) -> np.ndarray:
     """Contributions of one base estimator in its own units (log-odds, or probability)."""
     if kind == "xgb":
         booster = est.get_booster()
-        return booster.predict(xgb.DMatrix(values), pred_contribs=True)[:, :-1]
+        dm = xgb.DMatrix(values)
+        return booster.predict(dm, pred_contribs=True, approx_contribs=not exact)[:, :-1]
     if kind == "lr":
         transform, scaler, lr = est[0], est[1], est[2]
         z = scaler.transform(transform.transform(values))
@@ -76,13 +80,15 @@ def _to_probability(kind: str, est, values: np.ndarray, contrib: np.ndarray) -> 
     return contrib * scale[:, None]
 
 
-def contributions(model: RiskClassifier, X: pd.DataFrame) -> pd.DataFrame:
+def contributions(model: RiskClassifier, X: pd.DataFrame, *, exact: bool = False) -> pd.DataFrame:
     """Additive contribution of every feature to every SKU's score.
 
     Parameters
     ----------
     model : RiskClassifier (fitted)
     X : DataFrame of shape (n_samples, n_features)
+    exact : bool
+        XGBoost only: exact tree SHAP instead of the Saabas decomposition (slow).
 
     Returns
     -------
@@ -94,13 +100,13 @@ def contributions(model: RiskClassifier, X: pd.DataFrame) -> pd.DataFrame:
     if model.kind == "ens":
         contrib = np.mean(
             [
-                _to_probability(k, m, values, _member_contributions(k, m, values))
+                _to_probability(k, m, values, _member_contributions(k, m, values, exact))
                 for k, m in est.members_.items()
             ],
             axis=0,
         )
     else:
-        contrib = _member_contributions(model.kind, est, values)
+        contrib = _member_contributions(model.kind, est, values, exact)
     return pd.DataFrame(contrib, index=X.index, columns=cols)
 
 
