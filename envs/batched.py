@@ -113,6 +113,10 @@ _NO_INFO: MappingProxyType[str, Any] = MappingProxyType({})
 ActFn = Callable[[np.ndarray, np.ndarray, SlotContext], np.ndarray]
 
 
+START_TABLE_MAX_ROWS = 250_000
+"""Largest (source SKUs x horizons) table of episode-start observations the batched env
+precomputes (about 17 MB); beyond it, starting slots' observations are assembled each step."""
+
 _DECISION_FIELDS = tuple(f.name for f in fields(DecisionState))
 _MARKET_FIELDS = tuple(f.name for f in fields(MarketState))
 
@@ -201,6 +205,39 @@ class BatchedMarkdownEnv(VecEnv):
             if self.config.normalize_reward
             else np.ones(self.source.n_skus)
         )
+        self._start_table = self._start_observations()
+
+    def _start_observations(self) -> tuple[int, np.ndarray] | None:
+        """Observation of every (source SKU, horizon) at its episode start, as
+        ``(lowest horizon, float32 array (n_horizons, n_skus, OBS_DIM))``, or None when too big.
+
+        An episode starts from the source SKU's initial state with its horizon, so its first
+        observation depends on nothing else (unless parameters are drawn); finished slots read
+        it here instead of assembling it. Built with :func:`assemble_observation` on exactly
+        the states :meth:`_start_episodes` sets, so the rows are the same numbers.
+        """
+        cfg, m = self.config, self.source.n_skus
+        lo, hi = cfg.horizon_range if cfg.horizon_range is not None else (cfg.horizon_weeks,) * 2
+        n_h = hi - lo + 1
+        if cfg.draw_parameters or n_h * m > START_TABLE_MAX_ROWS:
+            return None
+        horizons = np.repeat(np.arange(lo, hi + 1, dtype=np.int64), m)
+        rows = np.tile(np.arange(m), n_h)
+        decision = _decision_rows(self._src_decision, rows)
+        decision.weeks_left = horizons.copy()
+        obs = assemble_observation(
+            self.source.base_demand[rows],
+            self._src_season_cum,
+            None,
+            decision,
+            _market_rows(self._src_market, rows),
+            self.rules,
+            horizon_weeks=horizons,
+            last_units_sold=np.zeros(rows.size),
+            season_rows=rows,
+            static_obs=self._src_static_obs[rows],
+        )
+        return lo, obs.reshape(n_h, m, OBS_DIM)
 
     # ------------------------------------------------------------------ seeding and reset
     def seed(self, seed: int | None = None) -> Sequence[int | None]:
@@ -350,9 +387,12 @@ class BatchedMarkdownEnv(VecEnv):
         # one shared read-only empty info for the slots still running (building thousands
         # of dicts a step costs as much as the market step); finished slots get their own
         infos: list[dict[str, Any]] = [_NO_INFO] * n  # type: ignore[list-item]
+        # every slot's observation before restarting the finished ones: their rows are the
+        # terminal observations, the other rows do not change when the finished slots restart
+        obs = self._observe()
         if done.any():
             slots = np.flatnonzero(done)
-            terminal = self._observe(slots)
+            terminal = obs[slots]
             if self.record_episodes:
                 self._record(slots)
             ep_r = self._acc["reward"][slots].tolist()
@@ -364,9 +404,14 @@ class BatchedMarkdownEnv(VecEnv):
                     "episode": {"r": r, "l": length},
                 }
             self._start_episodes(slots)
+            if self._start_table is not None:
+                lo, table = self._start_table
+                obs[slots] = table[self._horizon[slots] - lo, self._sku_index[slots]]
+            else:
+                obs[slots] = self._observe(slots)
         self._mask = action_mask(self.rules, self._decision, self._catalog)
         rewards = out.reward.astype(np.float32)
-        return self._observe(), rewards, done.copy(), infos
+        return obs, rewards, done.copy(), infos
 
     def _handle_violations(self, a: np.ndarray, violation: np.ndarray) -> np.ndarray:
         bad = np.flatnonzero(violation)
