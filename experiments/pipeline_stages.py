@@ -557,8 +557,10 @@ def export_stage(
         ci_level=cfg.evaluation.ci_level,
     )
     stage_tab = stages_frame(records)
+    # The risk distribution of the SKUs the label applies to (already-dead SKUs all score ~1).
+    est = scores[scores["sku"].astype(str).isin(established_skus(data.panel))]
     inputs = ReportInputs(
-        scores=scores,
+        scores=est,
         selected=list(np.asarray(cat.sku, dtype=str)),
         selection_rule=selection.rule,
         outcomes=outcomes,

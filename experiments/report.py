@@ -131,7 +131,7 @@ def plot_risk_distribution(inp: ReportInputs, target: Path) -> Path:
     ax.set_xlabel("dead-stock risk score")
     ax.set_ylabel("SKUs (log scale)")
     ax.set_title(
-        f"{n:,} SKUs scored; {k:,} selected = {p:.1%} "
+        f"{n:,} established SKUs scored; {k:,} selected = {p:.1%} "
         f"[{max(centre - half, 0):.1%}, {centre + half:.1%}] ({inp.ci_level:.0%} Wilson CI)",
         fontsize=9,
     )
@@ -254,7 +254,7 @@ def write_report(inp: ReportInputs, out_dir: str | Path) -> tuple[Path, dict[str
     lines = [
         f"# {inp.title}",
         "",
-        f"- SKUs scored: {len(inp.scores):,}; at-risk SKUs planned: {len(inp.selected):,} "
+        f"- Established SKUs scored: {len(inp.scores):,}; at-risk SKUs planned: {len(inp.selected):,} "
         f"({inp.selection_rule})",
         f"- Plan: {inp.horizon_weeks} weeks, exit (write-off of leftovers) at week "
         f"{inp.horizon_weeks}",
