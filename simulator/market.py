@@ -102,6 +102,14 @@ def _as_array(x: np.ndarray | float, n: int, name: str) -> np.ndarray:
     return arr
 
 
+def _times(coef: np.ndarray, x: np.ndarray | float, n: int, name: str) -> np.ndarray:
+    """``coef * x`` with ``x`` a scalar or one value per SKU (a scalar is not first
+    broadcast into an array: the same products, one allocation fewer)."""
+    if np.ndim(x) == 0:
+        return coef * float(x)
+    return coef * _as_array(x, n, name)
+
+
 def expected_demand(
     catalog: Catalog,
     week: np.ndarray,
@@ -118,7 +126,8 @@ def expected_demand(
     d = _as_array(discount, n, "discount")
     c = _as_array(coupon, n, "coupon")
     # min/max reductions instead of elementwise masks: this runs every simulated week
-    if d.min() < 0 or c.min() < 0 or (d + c).max() > MAX_DISCOUNT or d.max() > MAX_DISCOUNT:
+    # (d.max() > MAX_DISCOUNT needs no check of its own: with c >= 0, d + c >= d)
+    if d.min() < 0 or c.min() < 0 or (d + c).max() > MAX_DISCOUNT:
         raise DataError(
             f"discount must lie in [0, {MAX_DISCOUNT}] and discount + coupon "
             f"<= {MAX_DISCOUNT}; got discount in [{d.min()}, {d.max()}], "
@@ -128,8 +137,8 @@ def expected_demand(
     log_lift = (
         catalog.elasticity * np.log(price_ratio)
         + catalog.coupon_coef * c
-        + catalog.display_coef * _as_array(display, n, "display")
-        + catalog.mailer_coef * _as_array(mailer, n, "mailer")
+        + _times(catalog.display_coef, display, n, "display")
+        + _times(catalog.mailer_coef, mailer, n, "mailer")
     )
     gamma = catalog.ref_price_sensitivity
     if np.any(gamma):
@@ -203,15 +212,17 @@ def step(
     )
     demand = draw_demand(lam, catalog.dispersion, rng)
     sold = np.minimum(demand, state.stock)
+    list_price = catalog.list_price
     if np.any(catalog.return_rate > 0):
         returned = rng.binomial(sold.astype(np.int64), catalog.return_rate).astype(float)
-    else:
+        refunds = returned * list_price * (1.0 - d - c)
+    else:  # no returns: refunds are 0 (1 - d - c > 0), as the product above would give
         returned = np.zeros(n)
+        refunds = np.zeros(n)
     stock_after = state.stock - sold
-    list_price = catalog.list_price
-    revenue = sold * list_price * (1.0 - d)
-    coupon_cost = sold * list_price * c
-    refunds = returned * list_price * (1.0 - d - c)
+    sold_at_list = sold * list_price
+    revenue = sold_at_list * (1.0 - d)
+    coupon_cost = sold_at_list * c
     cogs = sold * catalog.unit_cost
     exit_mask = np.broadcast_to(np.asarray(exit_now, dtype=bool), (n,))
     if exit_mask.any():
