@@ -3,6 +3,11 @@
 Example::
 
     deadstock simulate --catalog catalog.parquet --policy fixed:0.3 --weeks 12 --n-runs 200
+
+What-if for one SKU of a ``deadstock run`` (its recommended schedule, capped)::
+
+    deadstock simulate --sku 1007604 --max-discount 0.4 --exit-week 8 [--rules FILE]
+        [--schedule FILE] [--catalog outputs/run/catalog.parquet] [--plot whatif.png]
 """
 
 from __future__ import annotations
@@ -16,7 +21,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "simulate",
         help="simulate a fixed discount on a catalog: sell-through, profit, leftover with CIs",
     )
-    p.add_argument("--catalog", required=True, help="catalog file from 'deadstock demand fit'")
+    p.add_argument(
+        "--catalog",
+        default=None,
+        help="catalog file from 'deadstock demand fit' (what-if default: "
+        "outputs/run/catalog.parquet, written by 'deadstock run')",
+    )
     p.add_argument(
         "--policy",
         default="fixed:0.3",
@@ -32,12 +42,61 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--sku", action="append", default=[], help="simulate only this SKU (repeatable)")
     p.add_argument("--out", default=None, help="write per-SKU results (.csv or .parquet)")
+    # What-if for one SKU (experiments.whatif): the recommended or a given schedule.
+    w = p.add_argument_group(
+        "what-if (one --sku)",
+        "simulate one SKU's recommended schedule (the run's schedules file beside the "
+        "catalog) or --schedule FILE, under caps, against doing nothing; saves a plot",
+    )
+    w.add_argument("--max-discount", type=float, default=None, help="cap every week's discount")
+    w.add_argument("--exit-week", type=int, default=None, help="exit (write-off) after this week")
+    w.add_argument("--rules", default=None, help="business rules TOML (RulesConfig fields)")
+    w.add_argument("--schedule", default=None, help="schedule file: sku, week, discount[, coupon]")
+    w.add_argument("--plot", default=None, help="plot PNG (default whatif_<sku>.png)")
     p.set_defaults(func=cmd_simulate)
+
+
+def _what_if_requested(args: argparse.Namespace) -> bool:
+    options = (args.max_discount, args.exit_week, args.rules, args.schedule, args.plot)
+    return any(v is not None for v in options) or (args.catalog is None and len(args.sku) == 1)
+
+
+def cmd_what_if(args: argparse.Namespace) -> int:
+    from experiments.whatif import WhatIfConfig, what_if_command
+    from ingest.errors import ConfigError
+
+    if len(args.sku) != 1:
+        raise ConfigError("the what-if options need exactly one --sku")
+    cfg = WhatIfConfig(
+        sku=args.sku[0],
+        max_discount=args.max_discount,
+        exit_week=args.exit_week,
+        n_episodes=args.n_runs,
+        seed=args.seed,
+        draw_parameters=args.uncertain,
+    )
+    text = what_if_command(
+        args.catalog or "outputs/run/catalog.parquet",
+        cfg,
+        schedule_path=args.schedule,
+        rules_path=args.rules,
+        plot_path=args.plot,
+        policy=args.policy,
+        weeks=args.weeks,
+    )
+    print(text)
+    return 0
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from experiments.demand_runs import SimulateConfig, run_simulation
+    from ingest.errors import ConfigError
     from ingest.io import write_frame_atomic
+
+    if _what_if_requested(args):
+        return cmd_what_if(args)
+    if args.catalog is None:
+        raise ConfigError("--catalog is required (a catalog file from 'deadstock demand fit')")
 
     config = SimulateConfig(
         catalog=args.catalog,

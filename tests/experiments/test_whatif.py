@@ -197,3 +197,19 @@ def test_what_if_command_uses_the_run_exports(catalog, tmp_path):
         weeks=4,
     )
     assert "fixed:0.2 (fixed)" in text and "weekly discount: 20%, 20%\n" in text
+
+
+def test_simulate_cli_what_if(catalog, tmp_path, capsys):
+    from experiments.cli import main
+
+    catalog.to_frame().to_parquet(tmp_path / "catalog.parquet")
+    sched = Schedule(catalog.sku, np.tile([0.1, 0.3, 0.5], (12, 1)), np.zeros((12, 3)))
+    sched.to_frame().to_csv(tmp_path / "schedules.csv", index=False)
+    plot = tmp_path / "cli.png"
+    args = ["simulate", "--catalog", str(tmp_path / "catalog.parquet"), "--sku", "sku4",
+            "--max-discount", "0.4", "--n-runs", "30", "--plot", str(plot)]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "weekly discount: 10%, 30%, 40%" in out and plot.exists()
+    assert main(args[:5] + ["--sku", "sku5", "--exit-week", "2"]) == 2
+    assert "exactly one --sku" in capsys.readouterr().err
