@@ -138,7 +138,7 @@ def _catalog(n: int, rng: np.random.Generator, cls):
 
 def bench_export(n_skus: int, plan_episodes: int, episodes: int, train_steps: int) -> str:
     from experiments.pipeline_config import DEFAULT_RULES
-    from experiments.pipeline_stages import export_schedules_bulk
+    from experiments.planning import export_schedules_bulk
     from simulator.demand import Catalog
 
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{tempfile.mkdtemp()}/mlflow.db")

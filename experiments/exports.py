@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from experiments.pipeline_config import ExportConfig, NewProductConfig
-from experiments.whatif import Outcome, mean_ci
+from experiments.plan_outcomes import Outcome, mean_ci
 from ingest.errors import ConfigError, DataError
 from ingest.io import write_frame_atomic
 from simulator.demand import Catalog

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from experiments.whatif import Outcome, mean_ci, paired_ci
+from experiments.plan_outcomes import Outcome, mean_ci, paired_ci
 from ingest.io import atomic_path, write_text_atomic
 
 ROI_ROWS: tuple[tuple[str, str, str, int], ...] = (

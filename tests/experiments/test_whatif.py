@@ -64,7 +64,7 @@ def test_same_seed_same_numbers_and_bookkeeping(catalog):
 
 
 def test_chunking_does_not_change_results(catalog, monkeypatch):
-    import experiments.whatif as wi
+    import experiments.plan_outcomes as wi
 
     sched = Schedule.constant(catalog.sku, 6, 0.2)
     whole = simulate_schedule(catalog, sched, n_episodes=40, seed=3)
