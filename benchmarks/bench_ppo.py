@@ -214,8 +214,19 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--eval-only: no seed has a model for every profile in {out}")
         print(f"bench_ppo: evaluating saved models of seeds {seeds}", file=sys.stderr)
         timing = _saved_timing(out, seeds, profiles)
+        curve_parts = [
+            pd.read_csv(out / f"s{s}" / p / "curve.csv").assign(seed=s)
+            for s in seeds
+            for p in profiles
+            if (out / f"s{s}" / p / "curve.csv").exists()
+            and (out / f"s{s}" / p / "curve.csv").stat().st_size > 1
+        ]
         if args.recover_log:
-            curve = curves_from_log(Path(args.recover_log), seeds)
+            curve_parts.insert(0, curves_from_log(Path(args.recover_log), seeds))
+        if curve_parts:
+            curve = pd.concat(curve_parts, ignore_index=True)
+            curve = curve.drop_duplicates(subset=["seed", "profile", "timesteps"], keep="last")
+            curve = curve.sort_values(["profile", "seed", "timesteps"], ignore_index=True)
             write_frame_atomic(curve, out / "curves.csv")
         train_wall = float("nan")
     else:
