@@ -206,12 +206,15 @@ def cmd_score(args: argparse.Namespace) -> int:
         feats = build_features(
             panel, cutoff, products=dataset.products, baskets=dataset.get("baskets")
         )
-        scores = model.predict(feats.reset_index())
+        from risk_model.scoring import add_established
+
+        scores = add_established(model.predict(feats.reset_index()), panel, cutoff)
     write_frame_atomic(scores, args.out)
-    counts = scores["tier"].value_counts().to_dict()
+    counts = scores.loc[scores["established"], "tier"].value_counts().to_dict()
     print(scores.head(args.top).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print(
-        f"wrote {len(scores)} SKUs to {args.out}: high {counts.get('high', 0)}, "
-        f"medium {counts.get('medium', 0)}, low {counts.get('low', 0)}"
+        f"wrote {len(scores)} SKUs to {args.out}; of the {int(scores['established'].sum())} "
+        f"established ones: high {counts.get('high', 0)}, medium {counts.get('medium', 0)}, "
+        f"low {counts.get('low', 0)} (the others' risk is an extrapolation)"
     )
     return 0

@@ -186,6 +186,23 @@ def make_labels(
     return out
 
 
+def established(panel: pd.DataFrame, cutoff: int, config: LabelConfig | None = None) -> pd.Series:
+    """Whether each SKU is *established* at ``cutoff`` (at least ``min_units`` units and
+    ``min_active_weeks`` active weeks in the lookback window), from data up to the cutoff.
+
+    Scores are most meaningful for these SKUs: the default label was learned on them.
+    Returns a boolean Series indexed by sku (every SKU in the panel up to the cutoff).
+    """
+    cfg = config or LabelConfig()
+    upto = panel[panel["week"] <= cutoff]
+    past = upto[upto["week"] > cutoff - cfg.lookback_weeks]
+    units = past.groupby("sku", sort=True)["units"].sum()
+    active = (past["units"] > 0).groupby(past["sku"], sort=True).sum()
+    ok = (units >= cfg.min_units) & (active >= cfg.min_active_weeks)
+    skus = pd.Index(upto["sku"].unique(), name="sku").sort_values()
+    return ok.reindex(skus, fill_value=False).astype(bool)
+
+
 def noise_floor(labels: pd.DataFrame) -> float:
     """Share of eligible SKUs that would show the label by chance at their recent rate."""
     if len(labels) == 0:

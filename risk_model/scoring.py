@@ -22,7 +22,7 @@ from ingest.errors import ConfigError, DataError
 from risk_model.backtest import BacktestConfig, training_frames
 from risk_model.explain import top_drivers
 from risk_model.features import FeatureConfig, build_features
-from risk_model.labels import LabelConfig
+from risk_model.labels import LabelConfig, established
 from risk_model.models import MODEL_KINDS, RiskClassifier, ensemble_last, reusable_members
 
 
@@ -88,7 +88,8 @@ class RiskResult:
     ----------
     scores : DataFrame
         One row per SKU: ``sku``, ``risk`` (0..1), ``tier`` (high/medium/low) and
-        ``driver_1 .. driver_k`` with ``_contribution`` and ``_value``; highest risk first.
+        ``established`` (the label's eligibility at the score cutoff) and ``driver_1 ..
+        driver_k`` with ``_contribution`` and ``_value``; highest risk first.
     model : RiskClassifier
         The champion.
     champion : str
@@ -123,6 +124,18 @@ def score_frame(model: RiskClassifier, features: pd.DataFrame, n_drivers: int = 
     return out.sort_values(["risk", "sku"], ascending=[False, True], kind="stable").reset_index(
         drop=True
     )
+
+
+def add_established(
+    scores: pd.DataFrame, panel: pd.DataFrame, cutoff: int, label: LabelConfig | None = None
+) -> pd.DataFrame:
+    """Add the ``established`` column (see :func:`risk_model.labels.established`) after
+    ``tier``: the SKUs the label speaks about; for the others the risk is an extrapolation."""
+    est = established(panel, cutoff, label)
+    out = scores.copy()
+    flag = out["sku"].astype(str).map(est.rename(index=str)).fillna(False).astype(bool)
+    out.insert(list(out.columns).index("tier") + 1, "established", flag.to_numpy())
+    return out
 
 
 def train_and_score(
@@ -192,7 +205,9 @@ def train_and_score(
         products=dataset.products,
         baskets=dataset.get("baskets"),
     )
-    scores = score_frame(model, feats, cfg.n_drivers)
+    scores = add_established(
+        score_frame(model, feats, cfg.n_drivers), panel, score_cutoff, cfg.label
+    )
     info = {
         "n_train": int(len(y_tr)),
         "n_train_pos": int(y_tr.sum()),

@@ -108,7 +108,8 @@ def test_cli_backtest_json_and_score(world, tmp_path, capsys):
     assert main(["risk", "score", "--data", str(tmp_path / "data"), "--out", str(scores)]) == 0
     frame = pd.read_csv(scores)
     assert len(frame) == WORLD.n_skus
-    assert {"sku", "risk", "tier", "driver_1", "driver_2", "driver_3"} <= set(frame.columns)
+    assert {"sku", "risk", "tier", "established", "driver_1", "driver_3"} <= set(frame.columns)
+    assert 0 < frame["established"].sum() < len(frame)
 
 
 def test_cli_errors_are_clear(tmp_path, capsys):

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from ingest.errors import ConfigError, DataError
-from risk_model.labels import LabelConfig, make_labels, noise_floor
+from risk_model.labels import LabelConfig, established, make_labels, noise_floor
 
 
 def _panel(series: dict[str, list[float]], on_hand: dict[str, list[float]] | None = None):
@@ -80,3 +80,17 @@ def test_cutoff_without_enough_future_is_refused():
 def test_bad_label_config_names_the_field(field, value):
     with pytest.raises(ConfigError, match=field):
         LabelConfig(**{field: value})
+
+
+def test_established_uses_only_the_past():
+    est = established(_panel(SERIES), 5, LabelConfig(**CFG))
+    assert est.to_dict() == {
+        "dies": True,
+        "drops": True,
+        "lives": True,
+        "never": False,
+        "thin": False,
+    }
+    changed = _panel(SERIES)
+    changed.loc[changed["week"] > 5, "units"] = 100.0
+    assert established(changed, 5, LabelConfig(**CFG)).equals(est)
