@@ -303,10 +303,13 @@ class RiskClassifier(ClassifierMixin, BaseEstimator):
             )
         y_val = np.asarray(y_val, dtype=int)
         for name, labels in (("training", y), ("validation", y_val)):
-            if labels.min(initial=1) == labels.max(initial=0) or len(labels) < 4:
+            # Calibration is cross-fitted on two stratified folds of the validation set, so
+            # each class needs at least two rows there.
+            n_pos = int(labels.sum())
+            if n_pos < 2 or len(labels) - n_pos < 2:
                 raise DataError(
-                    f"the {name} set has {int(labels.sum())} positive(s) out of {len(labels)} "
-                    "rows; a risk model needs both classes. Use an earlier cutoff, more SKUs "
+                    f"the {name} set has {n_pos} positive(s) out of {len(labels)} rows; a risk "
+                    "model needs at least 2 of each class. Use an earlier cutoff, more SKUs "
                     "or another label."
                 )
         self.feature_names_in_ = np.asarray(list(X.columns), dtype=object)

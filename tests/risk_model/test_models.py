@@ -78,8 +78,14 @@ def test_threshold_comes_from_validation_not_training(data):
 
 def test_single_class_training_is_a_clear_error(data):
     X, _ = data
-    with pytest.raises(DataError, match="both classes"):
+    with pytest.raises(DataError, match="2 of each class"):
         RiskClassifier(kind="lr").fit(X, np.zeros(len(X), dtype=int))
+    # One positive in validation cannot be cross-fitted for calibration: a clear error, not
+    # scikit-learn's ValueError from inside the calibrator.
+    y_val = np.zeros(200, dtype=int)
+    y_val[0] = 1
+    with pytest.raises(DataError, match="validation set has 1 positive"):
+        RiskClassifier(kind="lr").fit(X, data[1], X_val=X.iloc[:200], y_val=y_val)
     with pytest.raises(ConfigError, match="kind"):
         RiskClassifier(kind="svm").fit(X, np.r_[0, 1, 0, 1].repeat(len(X) // 4))  # type: ignore[arg-type]
 
