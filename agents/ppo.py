@@ -106,7 +106,7 @@ class PPOConfig:
         Save a checkpoint every this many timesteps (0 = only at the end).
     """
 
-    total_timesteps: int = 5_000_000
+    total_timesteps: int = 4_000_000
     n_envs: int = 1024
     n_steps: int = 16
     batch_size: int = 2048
