@@ -26,6 +26,7 @@ promotion fatigue) are refused with :class:`DPNotExactError`; the DP never appro
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -46,6 +47,41 @@ MAX_GRID_CELLS = 40_000_000
 """Largest ``(horizon + 1) x stock levels x rule states`` table, and largest one-week
 ``stock levels x rule states x actions`` array, the DP agrees to build (about 320 MB each)."""
 
+POOL_MAX_BYTES = 64 * 2**20
+"""Largest work array (bytes) kept for reuse between solves (see :func:`_lease`)."""
+
+
+class _Pool(threading.local):
+    """Free work arrays of this thread, one per name (the last one given back)."""
+
+    def __init__(self) -> None:
+        self.free: dict[str, np.ndarray] = {}
+
+
+_POOL = _Pool()
+
+
+def _lease(name: str, shape: tuple[int, ...], dtype: Any = float) -> np.ndarray:
+    """An uninitialised work array, the one an earlier solve gave back when it fits.
+
+    Each solve needs ~20 MB of large arrays (pmfs, their FFTs, the reward table). Fresh
+    ones are pages the C allocator has just handed back to the kernel, and touching them
+    again cost thousands of page faults per solve (a third of a 2,000-unit solve's time).
+    Reusing the previous solve's arrays (same name, shape and dtype) avoids that. A model
+    that is still alive holds its arrays, so nested solves get fresh ones.
+    """
+    arr = _POOL.free.pop(name, None)
+    if arr is not None and arr.shape == shape and arr.dtype == np.dtype(dtype):
+        return arr
+    return np.empty(shape, dtype)
+
+
+def _give_back(name: str, arr: np.ndarray) -> None:
+    """Keep ``arr`` for the next :func:`_lease` of ``name`` (if it is not too big)."""
+    if arr.nbytes <= POOL_MAX_BYTES:
+        _POOL.free[name] = arr
+
+
 _DEPTH_RULES = ("min_weeks_between_changes", "markdown_only", "no_touch_before_exit")
 
 
@@ -54,7 +90,9 @@ class DPNotExactError(DeadstockError):
 
 
 # ---------------------------------------------------------------------------- distributions
-def demand_pmf(lam: np.ndarray, dispersion: float, n_units: int) -> tuple[np.ndarray, np.ndarray]:
+def demand_pmf(
+    lam: np.ndarray, dispersion: float, n_units: int, *, work: dict[str, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Demand pmf and survival function of ``m`` (week, action) cells.
 
     Parameters
@@ -65,6 +103,9 @@ def demand_pmf(lam: np.ndarray, dispersion: float, n_units: int) -> tuple[np.nda
         Negative-binomial alpha (variance ``lam + alpha lam^2``); 0 = Poisson.
     n_units : int
         Largest count needed (the initial stock).
+    work : dict or None
+        When given, the large arrays are leased from the work pool (see :func:`_lease`) and
+        recorded here by name, for the caller to give back when it no longer needs them.
 
     Returns
     -------
@@ -82,21 +123,29 @@ def demand_pmf(lam: np.ndarray, dispersion: float, n_units: int) -> tuple[np.nda
     if dispersion == 0:
         n_k = min(n_units, int(np.ceil(top + 13.0 * np.sqrt(top) + 40.0)))
     k = np.arange(n_k + 1, dtype=float)[None, :]
+    m = lam.shape[0]
+
+    def big(name: str, width: int = n_k + 1) -> np.ndarray:
+        if work is None:
+            return np.empty((m, width))
+        work[name] = _lease(name, (m, width))
+        return work[name]
+
     if dispersion > 0:
         r = 1.0 / dispersion
         p = 1.0 / (1.0 + dispersion * lam)
         # xlogy(k, 1 - p) as k * log(1 - p) with xlogy's own log (the same numbers, one log per
         # row instead of one per cell: xlogy of the grid was ~2 ms); xlogy(0, .) = 0 even where
         # lam = 0 makes the log -inf
-        k_log_q = k * special.xlogy(1.0, 1.0 - p)
+        k_log_q = np.multiply(k, special.xlogy(1.0, 1.0 - p), out=big("k_log_q"))
         k_log_q[:, 0] = 0.0
-        logpmf = (
-            special.gammaln(k + r)
-            - special.gammaln(r)
-            - special.gammaln(k + 1.0)
-            + r * np.log(p)
-            + k_log_q
+        # evaluated left to right as the one expression was, without its temporaries
+        logpmf = np.add(
+            special.gammaln(k + r) - special.gammaln(r) - special.gammaln(k + 1.0),
+            r * np.log(p),
+            out=big("logpmf"),
         )
+        logpmf += k_log_q
         tail = stats.nbinom.sf(n_k, r, p[:, 0])
     else:
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -107,7 +156,7 @@ def demand_pmf(lam: np.ndarray, dispersion: float, n_units: int) -> tuple[np.nda
         logpmf[:, 0] = -lam[:, 0]  # 0 * log(0) = 0 when lam == 0
         tail = stats.poisson.sf(n_k, lam[:, 0])
     pmf = np.exp(logpmf, out=logpmf)
-    sf = np.empty((lam.shape[0], n_units + 1))
+    sf = big("sf", n_units + 1)
     # P(D > k) = sum_{j > k} p_j: a reversed cumulative sum keeps the far tail accurate.
     head = sf[:, : n_k + 1]
     np.cumsum(pmf[:, ::-1], axis=1, out=head[:, ::-1])
@@ -286,17 +335,21 @@ class _Model:
             mailer=np.repeat(promo[1], n_a),
         )
         self.lam = lam.reshape(H, n_a)
-        pmf, sf = demand_pmf(lam, float(catalog.dispersion[0]), self.n_units)
+        # large arrays leased from the work pool, given back by release()
+        self._work: dict[str, np.ndarray] = {}
+        pmf, sf = demand_pmf(lam, float(catalog.dispersion[0]), self.n_units, work=self._work)
         self.pmf = pmf.reshape(H, n_a, pmf.shape[1])
         self.sf = sf.reshape(H, n_a, n_s)
         # E[min(D, s)] = sum_{k < s} P(D > k); beyond the pmf's support P(D > k) is the tail.
         m = min(self.pmf.shape[2], n_s - 1)
-        sold = np.empty((H, n_a, n_s))
+        sold = self._work["sold"] = _lease("sold", (H, n_a, n_s))
         sold[:, :, 0] = 0.0
         np.cumsum(self.sf[:, :, :m], axis=2, out=sold[:, :, 1 : m + 1])
         if n_s > m + 1:
             extra = np.arange(1, n_s - m, dtype=float)
-            sold[:, :, m + 1 :] = sold[:, :, m, None] + extra * self.sf[:, :, -1, None]
+            # sold[m] + extra * P(D > K), written in place (addition commutes exactly)
+            beyond = np.multiply(extra, self.sf[:, :, -1, None], out=sold[:, :, m + 1 :])
+            beyond += sold[:, :, m, None]
         L, u = float(catalog.list_price[0]), float(catalog.unit_cost[0])
         r_ret = float(catalog.return_rate[0])
         margin = L * (1.0 - d - c) * (1.0 - r_ret) - u  # per unit sold, refunds in expectation
@@ -343,7 +396,12 @@ class _Model:
         self.no_rules = not active_rules(rules)
         self._fft_len = sfft.next_fast_len(n_s + self.pmf.shape[2] - 1, real=True)
         # (H, n_a, n_freq); NumPy's pocketfft is about twice as fast as SciPy's on this batch
-        self._pmf_hat = np.fft.rfft(self.pmf, self._fft_len, axis=2)
+        self._pmf_hat = self._work["pmf_hat"] = np.fft.rfft(
+            self.pmf,
+            self._fft_len,
+            axis=2,
+            out=_lease("pmf_hat", (H, n_a, self._fft_len // 2 + 1), complex),
+        )
         # The distinct (action, next rule state) pairs whose continuation is needed.
         pairs, inv = np.unique(np.arange(n_a)[None, :] * n_r + self.next_r, return_inverse=True)
         self._pair_action, self._pair_rule = np.divmod(pairs, n_r)
@@ -351,6 +409,12 @@ class _Model:
         # Without rule state (one rule state, every action its own pair) no gather is needed.
         self._pairs_are_actions = n_r == 1 and np.array_equal(self._pair_action, np.arange(n_a))
         self._rule_unique, self._rule_pos = np.unique(self._pair_rule, return_inverse=True)
+
+    def release(self) -> None:
+        """Give the large work arrays back to the pool; the model is unusable after this."""
+        for name, arr in self._work.items():
+            _give_back(name, arr)
+        self._work = {}
 
     # ---------------------------------------------------------------- per-week pieces
     @functools.cached_property
@@ -544,9 +608,13 @@ def solve(
         a = np.argmax(qm, axis=2)
         return a, _chosen(qm, a)
 
-    values, actions = _backward(model, best)
+    try:
+        values, actions = _backward(model, best)
+        value = _start_value(model, values)
+    finally:
+        model.release()
     return DPSolution(
-        value=_start_value(model, values),
+        value=value,
         values=values,
         actions=actions,
         grid=model.grid,
@@ -611,5 +679,8 @@ def evaluate_exact(
         a2 = a.reshape(mask.shape[:2])
         return a2, _chosen(q, a2)
 
-    values, _ = _backward(model, fixed)
-    return _start_value(model, values)
+    try:
+        values, _ = _backward(model, fixed)
+        return _start_value(model, values)
+    finally:
+        model.release()
