@@ -315,7 +315,12 @@ def _champion(rules: RulesConfig) -> tuple[Policy | None, str]:
     try:
         model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
     except Exception as err:  # noqa: BLE001 - a missing or broken registry entry
-        return None, f"no usable champion ({type(err).__name__})"
+        # The usual case on a new store is simply that nothing is registered yet; say so
+        # rather than print the exception's class name.
+        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
+        if "not found" in first.lower() or "RESOURCE_DOES_NOT_EXIST" in first:
+            return None, f"no champion registered as {uri} in this MLflow store"
+        return None, f"champion {uri} could not be loaded ({type(err).__name__}: {first})"
     for profile, prules in getattr(model, "rules", {}).items():
         if prules == rules and profile in model.policies:
             pol = model.policies[profile]
