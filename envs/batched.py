@@ -206,6 +206,15 @@ class BatchedMarkdownEnv(VecEnv):
             else np.ones(self.source.n_skus)
         )
         self._start_table = self._start_observations()
+        # catalog fields that differ between source SKUs: only these change when a slot
+        # restarts with a SKU of the source (the others hold the same value in every slot)
+        self._varying_fields = tuple(
+            f.name
+            for f in fields(Catalog)
+            if not np.array_equal(
+                getattr(self.source, f.name), getattr(self.source, f.name)[:1].repeat(m, axis=0)
+            )
+        )
 
     def _start_observations(self) -> tuple[int, np.ndarray] | None:
         """Observation of every (source SKU, horizon) at its episode start, as
@@ -277,13 +286,16 @@ class BatchedMarkdownEnv(VecEnv):
         self._last_sold = np.zeros(n)
         self._sku_index = np.zeros(n, dtype=np.int64)
         self._episode = np.full(n, -1, dtype=np.int64)
-        self._acc = {name: np.zeros(n) for name in (*WEEK_TERMS, "reward")}
+        # one row per term: restarting slots zero one column block instead of 16 arrays
+        self._acc_rows = np.zeros((len(WEEK_TERMS) + 1, n))
+        self._acc = dict(zip((*WEEK_TERMS, "reward"), self._acc_rows, strict=True))
         self._ep_len = np.zeros(n, dtype=np.int64)
         self._violations = np.zeros(n, dtype=np.int64)
         self._uniforms = np.zeros((n, self.config.horizon_weeks, N_DRAWS))
         self._episode_start = np.ones(n, dtype=bool)
         self._start_episodes(np.arange(n))
         self._started = True
+        self._row_start = np.arange(n) * self.rules.n_actions
         self._mask = action_mask(self.rules, self._decision, self._catalog)
         self.reset_infos = [{} for _ in range(n)]
         return self._observe()
@@ -317,7 +329,8 @@ class BatchedMarkdownEnv(VecEnv):
             else:
                 horizons = np.full(k, cfg.horizon_weeks, dtype=np.int64)
         if drawn is None:
-            self._catalog.assign(slots, self.source, index)
+            for name in self._varying_fields:
+                getattr(self._catalog, name)[slots] = getattr(self.source, name)[index]
             self._static_obs[slots] = self._src_static_obs[index]
         else:
             # drawn parameters change the descriptors (elasticity, coupon lift), not the
@@ -331,8 +344,7 @@ class BatchedMarkdownEnv(VecEnv):
         self._sku_index[slots] = index
         self._scale[slots] = self._src_scale[index]
         self._last_sold[slots] = 0.0
-        for acc in self._acc.values():
-            acc[slots] = 0.0
+        self._acc_rows[:, slots] = 0.0
         self._ep_len[slots] = 0
         self._violations[slots] = 0
         self._episode_start[slots] = True
@@ -347,20 +359,20 @@ class BatchedMarkdownEnv(VecEnv):
         a = self._actions.reshape(-1).astype(np.int64)
         self._actions = None
         n = self.n_slots
-        if a.shape != (n,) or np.any((a < 0) | (a >= self.rules.n_actions)):
+        if a.shape != (n,) or a.min() < 0 or a.max() >= self.rules.n_actions:
             raise RuleViolationError(
                 f"actions must be {n} integers in [0, {self.rules.n_actions}); got shape "
                 f"{a.shape}, range [{a.min(initial=0)}, {a.max(initial=0)}]"
             )
-        rows = np.arange(n)
-        violation = ~self._mask[rows, a]
+        # mask[i, a[i]] through the flat mask (cheaper than a 2-D fancy index)
+        violation = ~self._mask.reshape(-1).take(self._row_start + a)
         if violation.any():
             a = self._handle_violations(a, violation)
         if self.fixed_skus:
             week_index = np.minimum(
                 self._horizon - self._decision.weeks_left, self._uniforms.shape[1] - 1
             )
-            self._sampler.uniforms = self._uniforms[rows, week_index]
+            self._sampler.uniforms = self._uniforms[np.arange(n), week_index]
             rng = self._sampler.as_generator()
         else:
             rng = self._market_rng
@@ -397,7 +409,9 @@ class BatchedMarkdownEnv(VecEnv):
                 self._record(slots)
             ep_r = self._acc["reward"][slots].tolist()
             ep_l = self._ep_len[slots].tolist()
-            for slot, last_obs, r, length in zip(slots.tolist(), terminal, ep_r, ep_l, strict=True):
+            for slot, last_obs, r, length in zip(
+                slots.tolist(), list(terminal), ep_r, ep_l, strict=True
+            ):
                 infos[slot] = {
                     "terminal_observation": last_obs,
                     "TimeLimit.truncated": False,

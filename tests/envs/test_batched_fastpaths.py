@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -61,3 +63,31 @@ def test_observations_equal_build_observation_of_the_slots(catalog: Catalog) -> 
         masks = env.action_masks()
         env.step_async(np.argmax(np.where(masks, rng.random(masks.shape), -1.0), axis=1))
         obs, _, _, _ = env.step_wait()
+
+
+@pytest.mark.parametrize("draw", [False, True])
+def test_restarted_slots_hold_their_skus_parameters(catalog: Catalog, draw: bool) -> None:
+    """Restarts copy only the catalog fields that differ between source SKUs; every slot's
+    row must still equal its SKU's row in every field (the drawn parameters aside)."""
+    cfg = EnvConfig(catalog=catalog, rules=RULES_V0, horizon_range=(2, 5), draw_parameters=draw)
+    env = BatchedMarkdownEnv(cfg, catalog.n_skus * 3, seed=5)
+    assert 0 < len(env._varying_fields) < len(dataclasses.fields(Catalog))
+    _run(env, 12)
+    assert env._episode.min() >= 1  # every slot restarted at least once
+    expected = env.source.take(env._sku_index)
+    drawn = {"elasticity", "coupon_coef", "display_coef", "mailer_coef", "base_demand"}
+    for f in dataclasses.fields(Catalog):
+        if draw and f.name in drawn:
+            continue
+        np.testing.assert_array_equal(getattr(env._catalog, f.name), getattr(expected, f.name))
+
+
+def test_market_season_lookup_matches_the_catalogs() -> None:
+    from simulator.market import _season_at
+
+    rng = np.random.default_rng(0)
+    cat = Catalog.build(n_skus=7, season=rng.uniform(0.5, 1.5, (7, 52)))
+    week = np.array([0, 51, 52, 103, 260, 5, 77])
+    np.testing.assert_array_equal(_season_at(cat, week), cat.season_at(week))
+    cat.season = np.asfortranarray(cat.season)  # not C-contiguous: the catalog's own lookup
+    np.testing.assert_array_equal(_season_at(cat, week), cat.season_at(week))
