@@ -84,7 +84,8 @@ def time_solve(
     the minor page faults per timed solve (freshly mapped memory touched; NaN if unknown).
     """
     sol = solve(cat, rules, weeks)
-    wall, cpu = [], []
+    wall: list[float] = []
+    cpu: list[float] = []
     faults0 = minor_faults()
     start = time.perf_counter()
     while len(wall) < repeats and (len(wall) < 3 or time.perf_counter() - start < budget_s):
