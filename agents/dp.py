@@ -137,7 +137,8 @@ def demand_pmf(
         # xlogy(k, 1 - p) as k * log(1 - p) with xlogy's own log (the same numbers, one log per
         # row instead of one per cell: xlogy of the grid was ~2 ms); xlogy(0, .) = 0 even where
         # lam = 0 makes the log -inf
-        k_log_q = np.multiply(k, special.xlogy(1.0, 1.0 - p), out=big("k_log_q"))
+        with np.errstate(invalid="ignore"):  # 0 * -inf in column 0, overwritten next
+            k_log_q = np.multiply(k, special.xlogy(1.0, 1.0 - p), out=big("k_log_q"))
         k_log_q[:, 0] = 0.0
         # evaluated left to right as the one expression was, without its temporaries
         logpmf = np.add(
