@@ -138,6 +138,56 @@ def moment_dispersion(
     return np.clip(alpha, 0.0, 50.0)
 
 
+def _sku_block_inverse(
+    sku: np.ndarray,
+    w: np.ndarray,
+    x: np.ndarray,
+    frozen: np.ndarray,
+    n_skus: int,
+    ridge_slope: float,
+) -> np.ndarray:
+    """Inverse of every SKU's 2x2 information block (intercept, slope), shape (S, 2, 2);
+    the slope is decoupled (unit diagonal, no cross term) where ``frozen``."""
+    d_aa = _group_sum(sku, w, n_skus) + 1e-10
+    d_ab = np.where(frozen, 0.0, _group_sum(sku, w * x, n_skus))
+    d_bb = np.where(frozen, 1.0, _group_sum(sku, w * x * x, n_skus) + ridge_slope)
+    det = d_aa * d_bb - d_ab**2
+    inv = np.empty((n_skus, 2, 2))
+    inv[:, 0, 0] = d_bb / det
+    inv[:, 1, 1] = d_aa / det
+    inv[:, 0, 1] = inv[:, 1, 0] = -d_ab / det
+    return inv
+
+
+def _season_blocks(
+    sku: np.ndarray,
+    grp: np.ndarray,
+    w: np.ndarray,
+    x: np.ndarray,
+    z: np.ndarray,
+    frozen: np.ndarray,
+    n_skus: int,
+    n_groups: int,
+    ridge_theta: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Information between the SKU blocks and their group's K season terms, shape (S, 2, K),
+    and of the season terms themselves with the ridge, shape (G, K, K)."""
+    k = z.shape[1]
+    wz = w[:, None] * z
+    c = np.empty((n_skus, 2, k))
+    for j in range(k):
+        c[:, 0, j] = _group_sum(sku, wz[:, j], n_skus)
+        c[:, 1, j] = np.where(frozen, 0.0, _group_sum(sku, wz[:, j] * x, n_skus))
+    info = np.zeros((n_groups, k, k))
+    for j in range(k):
+        for m in range(j, k):
+            v = _group_sum(grp, wz[:, j] * z[:, m], n_groups)
+            info[:, j, m] = v
+            info[:, m, j] = v
+    info += ridge_theta * np.eye(k)
+    return c, info
+
+
 def fit_sku_group_glm(
     y: np.ndarray,
     x: np.ndarray,
@@ -257,34 +307,15 @@ def fit_sku_group_glm(
         held = fixed | ((b <= lo) & (g_b < 0)) | ((b >= hi) & (g_b > 0))
         g_a = _group_sum(sku, e, n_skus)
         g_b = np.where(held, 0.0, g_b)
-        d_aa = _group_sum(sku, w, n_skus) + 1e-10
-        d_ab = np.where(held, 0.0, _group_sum(sku, w * x, n_skus))
-        d_bb = np.where(held, 1.0, _group_sum(sku, w * x * x, n_skus) + ridge_slope)
-        det = d_aa * d_bb - d_ab**2
-        inv = np.empty((n_skus, 2, 2))
-        inv[:, 0, 0] = d_bb / det
-        inv[:, 1, 1] = d_aa / det
-        inv[:, 0, 1] = inv[:, 1, 0] = -d_ab / det
+        inv = _sku_block_inverse(sku, w, x, held, n_skus, ridge_slope)
         g_s = np.stack([g_a, g_b], axis=1)
         if k:
-            wz = w[:, None] * z
-            c = np.empty((n_skus, 2, k))
-            for j in range(k):
-                c[:, 0, j] = _group_sum(sku, wz[:, j], n_skus)
-                c[:, 1, j] = np.where(held, 0.0, _group_sum(sku, wz[:, j] * x, n_skus))
-            e_mat = np.zeros((n_groups, k, k))
-            for j in range(k):
-                for m in range(j, k):
-                    v = _group_sum(grp, wz[:, j] * z[:, m], n_groups)
-                    e_mat[:, j, m] = v
-                    e_mat[:, m, j] = v
-            e_mat += ridge_theta * np.eye(k)
+            c, schur = _season_blocks(sku, grp, w, x, z, held, n_skus, n_groups, ridge_theta)
             g_th = (
                 np.stack([_group_sum(grp, e * z[:, j], n_groups) for j in range(k)], axis=1)
                 - ridge_theta * theta
             )
             inv_c = inv @ c  # (S, 2, K)
-            schur = e_mat.copy()
             rhs = g_th.copy()
             per_sku = np.einsum("sik,sil->skl", c, inv_c)
             per_rhs = np.einsum("sik,si->sk", inv_c, g_s)
@@ -343,29 +374,11 @@ def fit_sku_group_glm(
     # information at the optimum -> covariances
     mu = np.exp(np.minimum(eta, _MAX_ETA))
     w = mu / (1.0 + alpha_rows * mu)
-    d_aa = _group_sum(sku, w, n_skus) + 1e-10
-    d_ab = np.where(fixed, 0.0, _group_sum(sku, w * x, n_skus))
-    d_bb = np.where(fixed, 1.0, _group_sum(sku, w * x * x, n_skus) + ridge_slope)
-    det = d_aa * d_bb - d_ab**2
-    inv = np.empty((n_skus, 2, 2))
-    inv[:, 0, 0] = d_bb / det
-    inv[:, 1, 1] = d_aa / det
-    inv[:, 0, 1] = inv[:, 1, 0] = -d_ab / det
+    inv = _sku_block_inverse(sku, w, x, fixed, n_skus, ridge_slope)
     cov = inv.copy()
     theta_se = np.zeros((n_groups, k))
     if k:
-        wz = w[:, None] * z
-        c = np.empty((n_skus, 2, k))
-        for j in range(k):
-            c[:, 0, j] = _group_sum(sku, wz[:, j], n_skus)
-            c[:, 1, j] = np.where(fixed, 0.0, _group_sum(sku, wz[:, j] * x, n_skus))
-        schur = np.zeros((n_groups, k, k))
-        for j in range(k):
-            for m in range(j, k):
-                v = _group_sum(grp, wz[:, j] * z[:, m], n_groups)
-                schur[:, j, m] = v
-                schur[:, m, j] = v
-        schur += ridge_theta * np.eye(k)
+        c, schur = _season_blocks(sku, grp, w, x, z, fixed, n_skus, n_groups, ridge_theta)
         inv_c = inv @ c
         per_sku = np.einsum("sik,sil->skl", c, inv_c)
         for j in range(k):
