@@ -32,6 +32,7 @@ from risk_model.models import (
     MODEL_KINDS,
     RiskClassifier,
     best_f1_threshold,
+    check_model_choice,
     ensemble_last,
     reusable_members,
 )
@@ -95,12 +96,7 @@ class BacktestConfig:
     n_jobs: int = 1
 
     def __post_init__(self) -> None:
-        bad = [m for m in self.models if m not in MODEL_KINDS]
-        if bad or not self.models:
-            raise ConfigError(
-                f"BacktestConfig.models = {self.models!r}; expected a non-empty subset of "
-                f"{MODEL_KINDS}"
-            )
+        check_model_choice("BacktestConfig", self.models, self.threshold)
         if self.train_cutoff + self.label.horizon_weeks > self.test_cutoff:
             raise ConfigError(
                 f"BacktestConfig: train_cutoff {self.train_cutoff} + horizon "
@@ -116,8 +112,6 @@ class BacktestConfig:
             raise ConfigError(f"BacktestConfig.val_share = {self.val_share!r}; expected (0, 1)")
         if self.n_bootstrap < 0:
             raise ConfigError(f"BacktestConfig.n_bootstrap = {self.n_bootstrap!r}; expected >= 0")
-        if self.threshold not in ("f1", "cost"):
-            raise ConfigError(f"BacktestConfig.threshold = {self.threshold!r}; expected f1 or cost")
 
 
 @dataclass

@@ -121,6 +121,18 @@ def make_base_estimator(kind: str, random_state: int = 0, n_jobs: int = 1) -> Ba
     raise ConfigError(f"model kind {kind!r} is unknown; expected one of {MODEL_KINDS}")
 
 
+def check_model_choice(owner: str, models: tuple[str, ...], threshold: str) -> None:
+    """Validate a config's ``models`` and ``threshold`` fields; ``owner`` names the config
+    class in the message."""
+    bad = [m for m in models if m not in MODEL_KINDS]
+    if bad or not models:
+        raise ConfigError(
+            f"{owner}.models = {models!r}; expected a non-empty subset of {MODEL_KINDS}"
+        )
+    if threshold not in ("f1", "cost"):
+        raise ConfigError(f"{owner}.threshold = {threshold!r}; expected f1 or cost")
+
+
 class _Sigmoid:
     """Platt scaling on the logit of the raw score."""
 

@@ -23,7 +23,13 @@ from risk_model.backtest import BacktestConfig, training_frames
 from risk_model.explain import top_drivers
 from risk_model.features import FeatureConfig, build_features
 from risk_model.labels import LabelConfig, established
-from risk_model.models import MODEL_KINDS, RiskClassifier, ensemble_last, reusable_members
+from risk_model.models import (
+    MODEL_KINDS,
+    RiskClassifier,
+    check_model_choice,
+    ensemble_last,
+    reusable_members,
+)
 
 
 @dataclass(frozen=True)
@@ -69,15 +75,9 @@ class RiskConfig:
     n_jobs: int = 1
 
     def __post_init__(self) -> None:
-        bad = [m for m in self.models if m not in MODEL_KINDS]
-        if bad or not self.models:
-            raise ConfigError(
-                f"RiskConfig.models = {self.models!r}; expected a non-empty subset of {MODEL_KINDS}"
-            )
+        check_model_choice("RiskConfig", self.models, self.threshold)
         if not 1 <= self.n_drivers <= 10:
             raise ConfigError(f"RiskConfig.n_drivers = {self.n_drivers!r}; expected 1..10")
-        if self.threshold not in ("f1", "cost"):
-            raise ConfigError(f"RiskConfig.threshold = {self.threshold!r}; expected f1 or cost")
 
 
 @dataclass
