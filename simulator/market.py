@@ -161,6 +161,41 @@ def expected_demand(
     return lam
 
 
+def expected_demand_grid(
+    catalog: Catalog,
+    week: np.ndarray,
+    discounts: np.ndarray,
+    coupons: np.ndarray,
+    *,
+    ref_price: np.ndarray | float = 1.0,
+    fatigue: np.ndarray | float = 0.0,
+) -> np.ndarray:
+    """:func:`expected_demand` of every SKU under each of ``k`` (discount, coupon) pairs at
+    once (no display or mailer), shape ``(n_skus, k)``: column ``j`` equals
+    ``expected_demand(catalog, week, discounts[j], coupons[j], ...)``."""
+    n = catalog.n_skus
+    d = np.asarray(discounts, dtype=float).reshape(-1)
+    c = np.asarray(coupons, dtype=float).reshape(-1)
+    if d.shape != c.shape:
+        raise DataError(f"discounts {d.shape} and coupons {c.shape} must have the same shape")
+    if d.min() < 0 or c.min() < 0 or (d + c).max() > MAX_DISCOUNT:
+        raise DataError(
+            f"discount must lie in [0, {MAX_DISCOUNT}] and discount + coupon "
+            f"<= {MAX_DISCOUNT}; got discount in [{d.min()}, {d.max()}], "
+            f"coupon in [{c.min()}, {c.max()}]"
+        )
+    log_ratio = np.log(1.0 - d)[None, :]
+    log_lift = catalog.elasticity[:, None] * log_ratio + catalog.coupon_coef[:, None] * c[None, :]
+    gamma = catalog.ref_price_sensitivity
+    if np.any(gamma):
+        log_ref = np.log(_as_array(ref_price, n, "ref_price"))
+        log_lift = log_lift - gamma[:, None] * (log_ratio - log_ref[:, None])
+    lam = (catalog.base_demand * _season_at(catalog, week))[:, None] * np.exp(log_lift)
+    if np.any(catalog.fatigue_rate):
+        lam = lam * (1.0 - _as_array(fatigue, n, "fatigue"))[:, None]
+    return lam
+
+
 def draw_demand(lam: np.ndarray, dispersion: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Negative-binomial draws with mean ``lam`` (gamma-Poisson mixture); Poisson where
     ``dispersion == 0``."""

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from ingest.errors import DataError
 from simulator.demand import Catalog
-from simulator.market import expected_demand, initial_state, step
+from simulator.market import expected_demand, expected_demand_grid, initial_state, step
 
 N = 16
 
@@ -96,6 +96,31 @@ def test_deeper_discount_never_lowers_expected_demand(cat, d1, d2, week, ref):
     a = expected_demand(cat, weeks, lo, ref_price=ref)
     b = expected_demand(cat, weeks, hi, ref_price=ref)
     assert np.all(b >= a * (1 - 1e-12))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    cat=catalogs(),
+    grid=actions,
+    week=st.integers(0, 200),
+    ref=st.floats(0.3, 1.0),
+    fatigue=st.floats(0.0, 0.9),
+)
+def test_demand_grid_equals_expected_demand_column_by_column(cat, grid, week, ref, fatigue):
+    weeks = np.full(N, week)
+    d = np.array([g[0] for g in grid])
+    c = np.array([g[1] for g in grid])
+    table = expected_demand_grid(cat, weeks, d, c, ref_price=ref, fatigue=fatigue)
+    assert table.shape == (N, len(grid))
+    for j, (dj, cj) in enumerate(grid):
+        one = expected_demand(cat, weeks, dj, cj, ref_price=ref, fatigue=fatigue)
+        np.testing.assert_allclose(table[:, j], one, rtol=1e-12, atol=1e-12)
+
+
+def test_demand_grid_rejects_discounts_out_of_range():
+    cat = Catalog.build(n_skus=2)
+    with pytest.raises(DataError, match="discount must lie in"):
+        expected_demand_grid(cat, np.zeros(2, int), [0.0, 0.9], [0.0, 0.1])
 
 
 @settings(max_examples=20, deadline=None)
