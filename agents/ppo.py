@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from sb3_contrib import MaskablePPO
+from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import Logger
@@ -92,6 +94,13 @@ class PPOConfig:
     fluid_hint : bool
         Append the fluid (certainty-equivalent) depth computed from the observation
         (:func:`hint_features`), so the network learns a correction to it.
+    fluid_values : bool
+        With ``fluid_hint``, also append the certainty-equivalent re-solve: the fluid
+        action's depth and coupon and every action's fluid regret (:func:`value_features`).
+    fluid_prior : float
+        With ``fluid_values``, start the logits at ``fluid_prior * fluid regret``
+        (:class:`FluidPriorPolicy`, a residual policy over the fluid re-solve; the scale is
+        learned). ``0`` = a plain MLP policy.
     draw_parameters : bool
         Robust training: at each reset, draw the SKU's parameters from their fitted
         uncertainty (``Catalog.sample``) instead of using the point estimates.
@@ -124,6 +133,8 @@ class PPOConfig:
     activation: str = "tanh"
     horizon_range: tuple[int, int] = (4, 26)
     fluid_hint: bool = True
+    fluid_values: bool = True
+    fluid_prior: float = 8.0
     draw_parameters: bool = False
     n_catalog_skus: int = 20_000
     device: str = "cpu"
@@ -164,6 +175,8 @@ class PPOConfig:
             raise bad("horizon_range", "(shortest, longest) with 1 <= shortest <= longest <= 52")
         if self.n_catalog_skus < 1:
             raise bad("n_catalog_skus", ">= 1")
+        if self.fluid_prior < 0:
+            raise bad("fluid_prior", ">= 0 (0 = off)")
         if self.checkpoint_every < 0:
             raise bad("checkpoint_every", ">= 0")
         if not (self.device == "cpu" or self.device.startswith("cuda") or self.device == "auto"):
@@ -187,6 +200,11 @@ class PPOConfig:
             return cls(**v)
         except TypeError as err:
             raise ConfigError(f"{source}: {err}") from None
+
+    @property
+    def uses_prior(self) -> bool:
+        """True when the policy is a :class:`FluidPriorPolicy`."""
+        return self.fluid_hint and self.fluid_values and self.fluid_prior > 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values (for MLflow params and checkpoints)."""
@@ -236,7 +254,7 @@ def make_training_env(
     )
     env_seed = _child_seeds(config.seed)[0] if seed is None else seed
     env: VecEnv = BatchedMarkdownEnv(env_config, n_slots=config.n_envs, seed=env_seed)
-    return FluidHint(env) if config.fluid_hint else env
+    return FluidHint(env, values=config.fluid_values) if config.fluid_hint else env
 
 
 # ---------------------------------------------------------------------------- fluid hint
@@ -297,32 +315,196 @@ def hint_features(obs: np.ndarray, catalog: Catalog, decision: DecisionState) ->
     return np.clip(out, low, high).astype(np.float32)
 
 
-def augment(obs: np.ndarray, catalog: Catalog, decision: DecisionState) -> np.ndarray:
-    """``obs`` with :func:`hint_features` appended, shape ``(n, OBS_DIM + len(HINT_FIELDS))``."""
+# ---------------------------------------------------------------------------- fluid action values
+_I_SEASON_NOW = OBS_NAMES.index("season_now")
+_I_SEASON_AHEAD = OBS_NAMES.index("season_ahead")
+VALUE_SCALE = 4.0
+"""Fluid regrets are multiplied by this before clipping to [-1, 0] (a regret of 0.25 list
+prices per unit of stock or more reads as -1)."""
+
+
+def _held(stock: np.ndarray, lam: np.ndarray, weeks: np.ndarray) -> np.ndarray:
+    """``sum_{k=1}^{weeks} max(stock - lam * k, 0)``: unit-weeks held at the end of each of
+    ``weeks`` weeks of fluid demand ``lam`` (closed form, elementwise, ``weeks >= 0``)."""
+    m = np.minimum(weeks, np.floor(stock / np.maximum(lam, 1e-12)))
+    m = np.maximum(m, 0.0)
+    return m * stock - lam * m * (m + 1.0) / 2.0
+
+
+def fluid_action_values(
+    obs: np.ndarray,
+    context: PolicyContext,
+    masks: np.ndarray | None = None,
+    *,
+    split: bool = True,
+) -> np.ndarray:
+    """Fluid (certainty-equivalent) profit of holding each action until exit, per unit of
+    stock and list price, shape ``(n, n_actions)``; ``-inf`` where ``masks`` forbids.
+
+    Demand is its expectation at the current week, scaled to the mean seasonal factor of the
+    weeks left (``season_ahead / season_now`` of the observation), so the sums over the weeks
+    left are closed-form: with weekly demand ``lam``, stock ``S`` and ``W`` weeks left the
+    fluid sells ``min(lam W, S)`` units and holds ``sum_{k<W} max(S - lam k, 0)`` unit-weeks.
+    A coupon runs only while the coupon budget lasts (``B`` weeks), then the same shelf
+    discount continues without it. Each action is also valued as the first of two prices:
+    it runs until the week from which the next deeper shelf discount sells the stock out
+    exactly at exit (the fluid LP's mix of two adjacent prices of a discrete ladder); the
+    better of the two plans counts. Leftover units are salvaged, written off and charged the
+    sell-through penalty, as in :class:`agents.baselines.CertaintyEquivalent` (which sums
+    week by week and ignores the coupon budget).
+    """
+    from simulator.market import expected_demand_grid
+
+    cat, rules, dec = context.catalog, context.rules, context.decision
+    o = np.asarray(obs, dtype=np.float64)
+    n_act = rules.n_actions
+    actions = np.arange(n_act)
+    d_all, c_all = rules.depths(actions)
+    ratio = o[:, _I_SEASON_AHEAD] / np.maximum(o[:, _I_SEASON_NOW], 1e-6)
+    week = np.asarray(context.market.week)
+    ref = np.asarray(context.market.ref_price)
+    fat = np.asarray(context.market.fatigue)
+    lam = expected_demand_grid(cat, week, d_all, c_all, ref_price=ref, fatigue=fat)
+    lam *= ratio[:, None]
+    net = cat.list_price[:, None] * (1.0 - d_all - c_all)[None, :]
+    margin = net * (1.0 - cat.return_rate[:, None]) - cat.unit_cost[:, None]
+    stock = np.maximum(np.asarray(dec.stock, dtype=float), 0.0)[:, None]
+    w = np.maximum(np.asarray(dec.weeks_left, dtype=float), 1.0)[:, None]
+    init = np.asarray(dec.initial_stock, dtype=float)[:, None]
+
+    def plan(lam1: np.ndarray, m1: np.ndarray, lam2: np.ndarray, m2: np.ndarray, b: np.ndarray):
+        """Fluid profit of (lam1, m1) for b weeks, then (lam2, m2) to exit."""
+        sold1 = np.minimum(lam1 * b, stock)
+        rest = stock - sold1
+        sold2 = np.minimum(lam2 * (w - b), rest)
+        # unit-weeks held after each week but the exit week (weeks 1..W-1)
+        held = _held(stock, lam1, np.minimum(b, w - 1.0)) + _held(rest, lam2, w - 1.0 - b)
+        left = rest - sold2
+        out = (
+            m1 * sold1
+            + m2 * sold2
+            - cat.holding_cost_per_unit_week[:, None] * held
+            + (cat.salvage_value_per_unit - cat.unit_cost)[:, None] * left
+        )
+        if rules.sell_through_target is not None and rules.sell_through_mode == "penalty":
+            short = np.maximum(rules.sell_through_target * init - (init - left), 0.0)
+            out -= short * rules.sell_through_penalty_per_unit * cat.list_price[:, None]
+        return out
+
+    # hold: the action for B weeks (B = W, or the coupon weeks left for a coupon action),
+    # then the same shelf discount without the coupon to exit
+    budget = np.asarray(dec.coupon_weeks_left, dtype=float)[:, None]
+    b = np.where(c_all[None, :] > 0, np.minimum(budget, w), w)
+    depth_index = rules.decode(actions)[0]
+    after = rules.encode(depth_index, np.zeros_like(depth_index))
+    value = plan(lam, margin, lam[:, after], margin[:, after], b)
+    # split: the action until the week that, followed by the next deeper shelf discount,
+    # sells the stock out exactly at exit (the fluid LP's mix of two adjacent prices)
+    deeper = np.minimum(depth_index + 1, rules.n_discounts - 1)
+    if rules.max_discount is not None:
+        cap = np.asarray(rules.discount_levels)[deeper] <= rules.max_discount + 1e-9
+        deeper = np.where(cap, deeper, depth_index)
+    nxt = rules.encode(deeper, np.zeros_like(deeper))
+    lam_n = lam[:, nxt]
+    gap = lam_n - lam
+    k = (lam_n * w - stock) / np.where(gap > 0, gap, 1.0)
+    ok = (gap > 0) & (k > 0) & (k < b)
+    if split and ok.any():
+        split = plan(lam, margin, lam_n, margin[:, nxt], np.where(ok, k, b))
+        value = np.where(ok, np.maximum(value, split), value)
+    value /= np.maximum(stock, 1.0) * cat.list_price[:, None]
+    if masks is not None:
+        value = np.where(np.asarray(masks, dtype=bool), value, -np.inf)
+    return value
+
+
+def value_features(
+    obs: np.ndarray, context: PolicyContext, masks: np.ndarray | None = None
+) -> np.ndarray:
+    """The certainty-equivalent re-solve as features, shape ``(n, 3 + n_actions)``:
+
+    - the fluid action's discount and coupon depth;
+    - its value to go in reward units (fluid profit per unit of *initial* stock value,
+      clipped to [-1, 2]), a baseline for the critic;
+    - each action's fluid regret, ``VALUE_SCALE * (value - best allowed value)`` per unit of
+      stock on hand, clipped to [-1, 0] (forbidden actions read -1), the prior of
+      :class:`FluidPriorPolicy`.
+
+    The network then learns a correction to the fluid re-solve instead of the price map.
+    """
+    value = fluid_action_values(obs, context, masks)
+    rows = np.arange(value.shape[0])
+    best = np.argmax(value, axis=1)
+    d, c = context.rules.depths(best)
+    top = value[rows, best]
+    dec = context.decision
+    share = np.asarray(dec.stock, float) / np.maximum(np.asarray(dec.initial_stock, float), 1.0)
+    to_go = np.clip(np.where(np.isfinite(top), top, 0.0) * share, -1.0, 2.0)
+    regret = np.clip(VALUE_SCALE * (value - top[:, None]), -1.0, 0.0)
+    regret = np.where(np.isfinite(regret), regret, -1.0)
+    return np.concatenate([d[:, None], c[:, None], to_go[:, None], regret], axis=1).astype(
+        np.float32
+    )
+
+
+def augment(
+    obs: np.ndarray,
+    context: PolicyContext,
+    masks: np.ndarray | None = None,
+    *,
+    values: bool = True,
+) -> np.ndarray:
+    """``obs`` with the hint appended: :func:`hint_features`, then (``values=True``) the
+    fluid action's depth and coupon and every action's fluid regret (:func:`value_features`).
+    """
     o = np.asarray(obs, dtype=np.float32)
-    return np.concatenate([o, hint_features(o, catalog, decision)], axis=1)
+    parts = [o, hint_features(o, context.catalog, context.decision)]
+    if values:
+        parts.append(value_features(o, context, masks))
+    return np.concatenate(parts, axis=1)
+
+
+N_VALUE_HEAD = 3
+"""Features :func:`value_features` puts before the regrets (depth, coupon, value to go)."""
+PRIOR_START = OBS_DIM + len(HINT_FIELDS) + N_VALUE_HEAD
+"""Index of the first fluid regret in a hinted observation (after the env's fields, the
+:data:`HINT_FIELDS` and the fluid action's depth, coupon and value to go)."""
+
+
+def hint_dim(rules: RulesConfig, values: bool = True) -> int:
+    """Number of features :func:`augment` appends for ``rules``' action grid."""
+    return len(HINT_FIELDS) + (N_VALUE_HEAD + rules.n_actions if values else 0)
 
 
 class FluidHint(VecEnvWrapper):
     """Append :func:`hint_features` to every observation of a batched env (masks pass
     through). The features come from the env's ``policy_context()``."""
 
-    def __init__(self, venv: VecEnv) -> None:
-        low = np.concatenate([venv.observation_space.low, [f[1] for f in HINT_FIELDS]])  # type: ignore[attr-defined]
-        high = np.concatenate([venv.observation_space.high, [f[2] for f in HINT_FIELDS]])  # type: ignore[attr-defined]
+    def __init__(self, venv: VecEnv, values: bool = True) -> None:
+        self.values = values
+        rules: RulesConfig = venv.rules  # type: ignore[attr-defined]
+        extra_low = [f[1] for f in HINT_FIELDS]
+        extra_high = [f[2] for f in HINT_FIELDS]
+        if values:
+            extra_low += [0.0, 0.0, -1.0] + [-1.0] * rules.n_actions
+            extra_high += [1.0, 1.0, 2.0] + [0.0] * rules.n_actions
+        low = np.concatenate([venv.observation_space.low, extra_low])  # type: ignore[attr-defined]
+        high = np.concatenate([venv.observation_space.high, extra_high])  # type: ignore[attr-defined]
+        self._pad = np.zeros(len(extra_low), dtype=np.float32)
         space = spaces.Box(low.astype(np.float32), high.astype(np.float32), dtype=np.float32)
         super().__init__(venv, observation_space=space)
 
     def _augment(self, obs: Any) -> np.ndarray:
         ctx = self.venv.policy_context()  # type: ignore[attr-defined]
-        return augment(np.asarray(obs), ctx.catalog, ctx.decision)
+        masks = self.venv.action_masks() if self.values else None  # type: ignore[attr-defined]
+        return augment(np.asarray(obs), ctx, masks, values=self.values)
 
     def reset(self) -> np.ndarray:
         return self._augment(self.venv.reset())
 
     def step_wait(self) -> VecEnvStepReturn:
         obs, rewards, dones, infos = self.venv.step_wait()
-        pad = np.zeros(len(HINT_FIELDS), dtype=np.float32)
+        pad = self._pad
         for info in infos:
             if "terminal_observation" in info:
                 # Only read by SB3 on truncation, which these envs never report (episodes end
@@ -335,13 +517,102 @@ class FluidHint(VecEnvWrapper):
         return self.venv.action_masks()  # type: ignore[attr-defined]
 
 
+# ---------------------------------------------------------------------------- fluid prior
+class _PriorExtractor(torch.nn.Module):
+    """SB3's ``MlpExtractor`` whose actor output also carries the fluid regrets (a slice of the
+    observation) through to the action head."""
+
+    def __init__(self, base: torch.nn.Module, start: int, n_actions: int) -> None:
+        super().__init__()
+        self.base = base
+        self.start = start
+        self.n_actions = n_actions
+        self.latent_dim_pi = int(base.latent_dim_pi) + n_actions  # type: ignore[arg-type]
+        self.latent_dim_vf = int(base.latent_dim_vf)  # type: ignore[arg-type]
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.forward_actor(features), self.forward_critic(features)
+
+    def forward_actor(self, features: torch.Tensor) -> torch.Tensor:
+        prior = features[..., self.start : self.start + self.n_actions]
+        return torch.cat([self.base.forward_actor(features), prior], dim=-1)  # type: ignore[operator]
+
+    def forward_critic(self, features: torch.Tensor) -> torch.Tensor:
+        return self.base.forward_critic(features)  # type: ignore[operator,no-any-return]
+
+
+class _PriorHead(torch.nn.Module):
+    """Action logits = a linear layer of the hidden state + ``scale * fluid regret``; the
+    scale is learned (kept positive through its log)."""
+
+    def __init__(self, hidden: int, n_actions: int, scale: float) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.linear = torch.nn.Linear(hidden, n_actions)
+        self.log_scale = torch.nn.Parameter(torch.tensor(float(np.log(scale))))
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        head = self.linear(latent[..., : self.hidden])
+        return head + self.log_scale.exp() * latent[..., self.hidden :]
+
+
+class FluidPriorPolicy(MaskableActorCriticPolicy):
+    """Masked actor-critic whose logits start at the certainty-equivalent re-solve.
+
+    Residual policy learning (Silver et al., 2018; Johannink et al., 2019) over a known
+    controller: the action head adds ``scale * regret`` (each action's fluid regret from
+    :func:`value_features`, a slice of the observation starting at ``prior_start``) to the
+    network's logits. With the network's output layer initialised near zero, the first policy
+    is a soft version of the fluid re-solve, and PPO learns the correction the stochastic,
+    rule-bound problem needs instead of the whole price map.
+    """
+
+    def __init__(self, *args: Any, prior_start: int, prior_scale: float = 8.0, **kwargs: Any):
+        self.prior_start = int(prior_start)
+        self.prior_scale = float(prior_scale)
+        super().__init__(*args, **kwargs)
+
+    def _build_mlp_extractor(self) -> None:
+        super()._build_mlp_extractor()
+        n_actions = int(self.action_space.n)  # type: ignore[attr-defined]
+        self.mlp_extractor = _PriorExtractor(  # type: ignore[assignment]
+            self.mlp_extractor, self.prior_start, n_actions
+        )
+
+    def _build(self, lr_schedule: Any) -> None:
+        super()._build(lr_schedule)
+        base: Any = self.mlp_extractor.base  # type: ignore[attr-defined]
+        n_actions = int(self.action_space.n)  # type: ignore[attr-defined]
+        self.action_net = _PriorHead(int(base.latent_dim_pi), n_actions, self.prior_scale)
+        if self.ortho_init:
+            self.action_net.linear.apply(partial(self.init_weights, gain=0.01))
+        self.optimizer = self.optimizer_class(
+            self.parameters(),
+            lr=lr_schedule(1),  # type: ignore[call-arg]
+            **self.optimizer_kwargs,
+        )
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(prior_start=self.prior_start, prior_scale=self.prior_scale)
+        return data
+
+
 def build_model(config: PPOConfig, env: VecEnv) -> MaskablePPO:
     """A fresh ``MaskablePPO`` with the config's hyperparameters."""
     torch.set_num_threads(1)
     activation = torch.nn.Tanh if config.activation == "tanh" else torch.nn.ReLU
     arch = list(config.net_arch)
+    policy_kwargs: dict[str, Any] = {
+        "net_arch": {"pi": arch, "vf": arch},
+        "activation_fn": activation,
+    }
+    policy: str | type = "MlpPolicy"
+    if config.uses_prior:
+        policy = FluidPriorPolicy
+        policy_kwargs.update(prior_start=PRIOR_START, prior_scale=config.fluid_prior)
     return MaskablePPO(
-        "MlpPolicy",
+        policy,
         env,
         learning_rate=_LinearSchedule(config.learning_rate, config.lr_final_fraction),
         n_steps=config.n_steps,
@@ -354,10 +625,7 @@ def build_model(config: PPOConfig, env: VecEnv) -> MaskablePPO:
         vf_coef=config.vf_coef,
         max_grad_norm=config.max_grad_norm,
         target_kl=config.target_kl,
-        policy_kwargs={
-            "net_arch": {"pi": arch, "vf": arch},
-            "activation_fn": activation,
-        },
+        policy_kwargs=policy_kwargs,
         seed=_child_seeds(config.seed)[2],
         device=config.device,
         verbose=0,
@@ -526,10 +794,11 @@ class PPOPolicy(Policy):
         self.name = name
         # A model trained with the fluid hint reads the SKU's parameters from the context.
         dim = int(model.observation_space.shape[0])  # type: ignore[index]
-        if dim not in (OBS_DIM, OBS_DIM + len(HINT_FIELDS)):
+        self.n_features = dim
+        if dim < OBS_DIM + (len(HINT_FIELDS) if dim > OBS_DIM else 0):
             raise ConfigError(
                 f"PPO model expects {dim} observation features; this version builds "
-                f"{OBS_DIM} (+{len(HINT_FIELDS)} with the fluid hint): retrain it"
+                f"{OBS_DIM} (+ the fluid hint): retrain it"
             )
         self.requires_context = dim != OBS_DIM
 
@@ -553,7 +822,15 @@ class PPOPolicy(Policy):
         obs = np.asarray(observations, dtype=np.float32)
         if self.requires_context:
             ctx = self._need_context(context)
-            obs = augment(obs, ctx.catalog, ctx.decision)
+            values = self.n_features == OBS_DIM + hint_dim(ctx.rules, values=True)
+            if not values and self.n_features != OBS_DIM + hint_dim(ctx.rules, values=False):
+                raise ConfigError(
+                    f"PPO model expects {self.n_features} observation features; with "
+                    f"{ctx.rules.n_actions} actions this version builds {OBS_DIM} + "
+                    f"{hint_dim(ctx.rules)} (fluid values) or + "
+                    f"{hint_dim(ctx.rules, values=False)}: was it trained for other rules?"
+                )
+            obs = augment(obs, ctx, masks, values=values)
         actions, _ = self.model.predict(
             obs, deterministic=True, action_masks=np.asarray(masks, dtype=bool)
         )
