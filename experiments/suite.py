@@ -253,6 +253,12 @@ def scenarios_by_profile(scenarios: tuple[Scenario, ...]) -> dict[str, list[Scen
     return out
 
 
+SALVAGE_SHARE = 0.5
+"""Share of training SKUs with a salvage value."""
+HOLDING_SHARE = 0.7
+"""Share of training SKUs that pay a holding cost (the main job charges one on every SKU)."""
+
+
 def training_catalog(
     n_skus: int,
     rng: np.random.Generator,
@@ -265,8 +271,9 @@ def training_catalog(
     Elasticity ~ U(-4, -0.8); cover ~ U(0.2, 1.4) over a reference horizon drawn uniformly
     from ``horizon_range`` (the env draws each episode's horizon independently, so the cover
     a policy sees spreads around the drawn one, wider at the extremes); cost
-    ratio ~ U(0.15, 0.7); stock log-uniform on 10-5,000; salvage ratio 0 or U(0, 0.3);
-    holding ratio 0 or U(0, 0.006); half the SKUs Poisson, half negative binomial with
+    ratio ~ U(0.15, 0.7); stock log-uniform on 10-5,000; salvage ratio U(0, 0.3) for
+    :data:`SALVAGE_SHARE` of the SKUs, else 0; holding ratio U(0, 0.006) for
+    :data:`HOLDING_SHARE`, else 0; half the SKUs Poisson, half negative binomial with
     dispersion ~ U(0.1, 0.6). Coupon lift :data:`COUPON_COEF` where the profile has coupons.
 
     Parameters
@@ -301,7 +308,11 @@ def training_catalog(
         elasticity=rng.uniform(-4.0, -0.8, n),
         coupon_coef=COUPON_COEF if coupons else 0.0,
         dispersion=np.where(nb, rng.uniform(0.1, 0.6, n), 0.0),
-        salvage_value_per_unit=np.where(rng.random(n) < 0.3, rng.uniform(0.0, 0.3, n), 0.0),
-        holding_cost_per_unit_week=np.where(rng.random(n) < 0.3, rng.uniform(0.0, 0.006, n), 0.0),
+        salvage_value_per_unit=np.where(
+            rng.random(n) < SALVAGE_SHARE, rng.uniform(0.0, 0.3, n), 0.0
+        ),
+        holding_cost_per_unit_week=np.where(
+            rng.random(n) < HOLDING_SHARE, rng.uniform(0.0, 0.006, n), 0.0
+        ),
         initial_stock=stock,
     )
