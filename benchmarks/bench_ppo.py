@@ -45,6 +45,7 @@ from experiments.evaluate import (  # noqa: E402
     seed_summary,
 )
 from experiments.suite import RULE_PROFILES, SUITE_VERSION, get_suite, training_catalog  # noqa: E402
+from experiments.train import PROFILE_TIMESTEPS  # noqa: E402
 from ingest.io import write_frame_atomic, write_text_atomic  # noqa: E402
 
 BASELINES = ("fluid", "myopic", "fixed", "cover", "ladder", "none")
@@ -55,7 +56,7 @@ def _train_job(args: tuple[int, str, dict, str, int, int, str]) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    config = replace(PPOConfig(seed=seed), **overrides)
+    config = replace(PPOConfig(seed=seed), **overrides.get(profile, overrides["*"]))
     names = tuple(s.name for s in get_suite(suite) if s.profile == profile)
     rows: list[dict] = []
     callbacks: list[CurveCallback] = []
@@ -168,7 +169,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--profiles", default=",".join(RULE_PROFILES))
-    parser.add_argument("--steps", type=int, default=None, help="total_timesteps per profile")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="total_timesteps for every profile (default: experiments.train.PROFILE_TIMESTEPS)",
+    )
+    parser.add_argument(
+        "--profile-steps",
+        default="",
+        help="steps of some profiles, e.g. markdown=8000000,all=10000000 (on top of the default)",
+    )
     parser.add_argument("--set", action="append", default=[], help="PPO override key=value")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--episodes", type=int, default=2000)
@@ -197,12 +208,20 @@ def main(argv: list[str] | None = None) -> int:
         key, _, value = item.partition("=")
         overrides[key] = json.loads(value)
     PPOConfig.from_dict({**PPOConfig().to_dict(), **overrides})  # validate early
+    steps = {} if args.steps else dict(PROFILE_TIMESTEPS)
+    for item in filter(None, args.profile_steps.split(",")):
+        key, _, value = item.partition("=")
+        if key not in RULE_PROFILES:
+            raise SystemExit(f"--profile-steps: {key!r} is not a profile of {list(RULE_PROFILES)}")
+        steps[key] = int(value)
+    per_profile = {"*": overrides}
+    per_profile.update({p: {**overrides, "total_timesteps": n} for p, n in steps.items()})
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
     t0 = time.perf_counter()
     jobs = [
-        (s, p, overrides, str(out), args.curve_every, args.curve_episodes, "standard")
+        (s, p, per_profile, str(out), args.curve_every, args.curve_episodes, "standard")
         for s in seeds
         for p in profiles
     ]
@@ -280,8 +299,12 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "PPO settings: defaults of `agents.ppo.PPOConfig`"
         + (f" with {overrides}" if overrides else "")
-        + f" ({PPOConfig(**{**PPOConfig().to_dict(), **overrides}).total_timesteps:,} steps "
-        "per profile).",
+        + "; steps per profile: "
+        + ", ".join(
+            f"{p} {PPOConfig(**{**PPOConfig().to_dict(), **per_profile.get(p, overrides)}).total_timesteps:,}"
+            for p in profiles
+        )
+        + ".",
         "",
         "## Targets",
         "",
@@ -307,7 +330,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         _table(timing) if timing is not None else "(not measured in this run: --eval-only)",
         "",
-        f"Total wall: training {train_wall:.0f} s, evaluation {eval_wall:.0f} s.",
+        f"Total wall: training {train_wall:.0f} s ({train_wall / len(seeds):.0f} s per seed "
+        f"on {args.jobs} processes), evaluation {eval_wall:.0f} s.",
         "",
     ]
     write_text_atomic(args.doc, "\n".join(lines))

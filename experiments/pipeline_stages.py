@@ -308,6 +308,7 @@ def _champion(rules: RulesConfig) -> tuple[Policy | None, str]:
     """The registered champion's policy for ``rules``, or (None, why not)."""
     import mlflow
 
+    from agents.ppo import hint_dim
     from envs.observation import OBS_DIM
     from experiments.policy_model import CHAMPION_ALIAS, REGISTERED_NAME
 
@@ -325,8 +326,9 @@ def _champion(rules: RulesConfig) -> tuple[Policy | None, str]:
         if prules == rules and profile in model.policies:
             pol = model.policies[profile]
             shape = getattr(pol.model.observation_space, "shape", None)
-            if shape != (OBS_DIM,):
-                return None, f"champion's observation size {shape} != ({OBS_DIM},)"
+            sizes = sorted({OBS_DIM + hint_dim(rules, v) for v in (False, True)} | {OBS_DIM})
+            if shape is None or shape[0] not in sizes:
+                return None, f"champion's observation size {shape} is not one of {sizes}"
             pol.name = "ppo"
             return pol, f"champion {uri} (profile {profile!r})"
     return None, "champion was trained for other rules"

@@ -59,6 +59,20 @@ from ingest.errors import ConfigError
 from ingest.io import write_frame_atomic
 from simulator.demand import Catalog
 
+PROFILE_TIMESTEPS: dict[str, int] = {
+    "none": 4_000_000,
+    "coupons": 3_000_000,
+    "markdown": 10_000_000,
+    "all": 10_000_000,
+}
+"""Default training steps per rule profile (see ``docs/agents.md``, "PPO: configuration")."""
+
+
+def ppo_for_profile(config: TrainConfig, profile: str) -> PPOConfig:
+    """``config.ppo`` with the profile's step budget from ``config.timesteps``."""
+    steps = config.timesteps.get(profile)
+    return config.ppo if steps is None else replace(config.ppo, total_timesteps=int(steps))
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -87,6 +101,10 @@ class TrainConfig:
         Log the policy as an MLflow pyfunc model and register it.
     experiment : str
         MLflow experiment name.
+    timesteps : dict of str to int
+        Training steps per profile, overriding ``ppo.total_timesteps`` for the profiles it
+        names (default :data:`PROFILE_TIMESTEPS`: the rule profiles need more experience than
+        the free ones). ``{}`` = ``ppo.total_timesteps`` for every profile.
     """
 
     ppo: PPOConfig = field(default_factory=PPOConfig)
@@ -99,8 +117,19 @@ class TrainConfig:
     catalog: str | None = None
     log_model: bool = True
     experiment: str = tracking.DEFAULT_EXPERIMENT
+    timesteps: dict[str, int] = field(default_factory=lambda: dict(PROFILE_TIMESTEPS))
 
     def __post_init__(self) -> None:
+        bad_steps = {
+            k: v
+            for k, v in self.timesteps.items()
+            if k not in RULE_PROFILES or not isinstance(v, int) or v < 1
+        }
+        if bad_steps:
+            raise ConfigError(
+                f"train.timesteps = {bad_steps}: expected profile names of "
+                f"{sorted(RULE_PROFILES)} mapped to integers >= 1"
+            )
         unknown = [p for p in self.profiles if p not in RULE_PROFILES]
         if unknown or not self.profiles:
             raise ConfigError(
@@ -123,7 +152,10 @@ class TrainConfig:
 def load_config(path: str | Path | None, *, seed: int | None = None) -> TrainConfig:
     """Read a TOML config (top-level keys of :class:`TrainConfig`, PPO keys under ``[ppo]``).
 
-    ``seed`` (the CLI's ``--seed``) overrides ``ppo.seed``.
+    ``seed`` (the CLI's ``--seed``) overrides ``ppo.seed``. A ``[timesteps]`` table
+    (``markdown = 8000000``) sets steps per profile on top of :data:`PROFILE_TIMESTEPS`; a
+    file that sets ``ppo.total_timesteps`` and no ``[timesteps]`` trains every profile for
+    that many steps.
     """
     values: dict[str, Any] = {}
     if path is not None:
@@ -147,6 +179,13 @@ def load_config(path: str | Path | None, *, seed: int | None = None) -> TrainCon
     for key in ("profiles", "compare_with"):
         if key in values:
             values[key] = tuple(values[key])
+    if "timesteps" in values:
+        steps = values["timesteps"]
+        if not isinstance(steps, dict):
+            raise ConfigError(f"{path}: [timesteps] must be a table of profile = steps")
+        values["timesteps"] = {**PROFILE_TIMESTEPS, **steps}
+    elif "total_timesteps" in ppo_values:
+        values["timesteps"] = {}  # the file's one budget holds for every profile
     return TrainConfig(ppo=ppo, **values)
 
 
@@ -213,7 +252,7 @@ def train(config: TrainConfig, out_dir: str | Path) -> TrainOutcome:
                 )
             logger = Logger(folder=None, output_formats=[MLflowOutputFormat(prefix=f"{profile}/")])
             result = train_ppo(
-                config.ppo,
+                ppo_for_profile(config, profile),
                 RULE_PROFILES[profile],
                 catalog=source,
                 checkpoint_dir=out / profile,

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from experiments.suite import training_catalog
-from experiments.train import TrainConfig, load_catalog, load_config
+from experiments.train import (
+    PROFILE_TIMESTEPS,
+    TrainConfig,
+    load_catalog,
+    load_config,
+    ppo_for_profile,
+)
 from ingest.errors import ConfigError
 
 
@@ -21,6 +27,21 @@ def test_toml_config_with_seed_override(tmp_path):
     assert load_config(None).ppo.seed == 0
 
 
+def test_steps_per_profile(tmp_path):
+    default = load_config(None)
+    assert default.timesteps == PROFILE_TIMESTEPS
+    assert ppo_for_profile(default, "all").total_timesteps == PROFILE_TIMESTEPS["all"]
+    path = tmp_path / "c.toml"
+    path.write_text("[timesteps]\nall = 123\n")
+    cfg = load_config(path)
+    assert ppo_for_profile(cfg, "all").total_timesteps == 123
+    assert ppo_for_profile(cfg, "none").total_timesteps == PROFILE_TIMESTEPS["none"]
+    # one budget in [ppo] and no [timesteps]: that budget for every profile
+    path.write_text("[ppo]\ntotal_timesteps = 4096\n")
+    cfg = load_config(path)
+    assert {ppo_for_profile(cfg, p).total_timesteps for p in PROFILE_TIMESTEPS} == {4096}
+
+
 @pytest.mark.parametrize(
     ("text", "match"),
     [
@@ -29,6 +50,9 @@ def test_toml_config_with_seed_override(tmp_path):
         ("[ppo]\nn_epoch = 2", "unknown ppo setting"),
         ("compare_with = ['oracle']", "unknown baseline"),
         ("profiles = [", "not valid TOML"),
+        ("[timesteps]\nmarkdwn = 10", "train.timesteps"),
+        ("[timesteps]\nall = -1", "train.timesteps"),
+        ("timesteps = 5", "must be a table"),
     ],
 )
 def test_bad_config_files(tmp_path, text, match):
