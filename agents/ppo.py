@@ -121,7 +121,7 @@ class PPOConfig:
     batch_size: int = 2048
     n_epochs: int = 2
     learning_rate: float = 1e-3
-    lr_final_fraction: float = 0.05
+    lr_final_fraction: float = 0.0
     gamma: float = 1.0
     gae_lambda: float = 0.95
     clip_range: float = 0.2
