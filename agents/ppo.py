@@ -353,6 +353,8 @@ def fluid_action_values(
     sell-through penalty, as in :class:`agents.baselines.CertaintyEquivalent` (which sums
     week by week and ignores the coupon budget).
     """
+    from agents.baselines import _unit_margin
+    from envs.rules import exit_penalty
     from simulator.market import expected_demand_grid
 
     cat, rules, dec = context.catalog, context.rules, context.decision
@@ -366,8 +368,7 @@ def fluid_action_values(
     fat = np.asarray(context.market.fatigue)
     lam = expected_demand_grid(cat, week, d_all, c_all, ref_price=ref, fatigue=fat)
     lam *= ratio[:, None]
-    net = cat.list_price[:, None] * (1.0 - d_all - c_all)[None, :]
-    margin = net * (1.0 - cat.return_rate[:, None]) - cat.unit_cost[:, None]
+    margin = _unit_margin(context)
     stock = np.maximum(np.asarray(dec.stock, dtype=float), 0.0)[:, None]
     w = np.maximum(np.asarray(dec.weeks_left, dtype=float), 1.0)[:, None]
     init = np.asarray(dec.initial_stock, dtype=float)[:, None]
@@ -386,10 +387,8 @@ def fluid_action_values(
             - cat.holding_cost_per_unit_week[:, None] * held
             + (cat.salvage_value_per_unit - cat.unit_cost)[:, None] * left
         )
-        if rules.sell_through_target is not None and rules.sell_through_mode == "penalty":
-            short = np.maximum(rules.sell_through_target * init - (init - left), 0.0)
-            out -= short * rules.sell_through_penalty_per_unit * cat.list_price[:, None]
-        return out
+        # (actions, slots) so the catalog's per-slot arrays broadcast on the last axis
+        return out - exit_penalty(rules, cat, left.T, init[:, 0]).T
 
     # hold: the action for B weeks (B = W, or the coupon weeks left for a coupon action),
     # then the same shelf discount without the coupon to exit

@@ -110,6 +110,18 @@ def _times(coef: np.ndarray, x: np.ndarray | float, n: int, name: str) -> np.nda
     return coef * _as_array(x, n, name)
 
 
+def _check_depths(d: np.ndarray, c: np.ndarray) -> None:
+    """Refuse discounts and coupons outside ``[0, MAX_DISCOUNT]`` (together)."""
+    # min/max reductions instead of elementwise masks: this runs every simulated week
+    # (d.max() > MAX_DISCOUNT needs no check of its own: with c >= 0, d + c >= d)
+    if d.min() < 0 or c.min() < 0 or (d + c).max() > MAX_DISCOUNT:
+        raise DataError(
+            f"discount must lie in [0, {MAX_DISCOUNT}] and discount + coupon "
+            f"<= {MAX_DISCOUNT}; got discount in [{d.min()}, {d.max()}], "
+            f"coupon in [{c.min()}, {c.max()}]"
+        )
+
+
 def _season_at(catalog: Catalog, week: np.ndarray) -> np.ndarray:
     """:meth:`Catalog.season_at`, as one ``take`` from the flat season table (the same
     values; a 2-D fancy index costs twice as much, and this runs every simulated week)."""
@@ -136,14 +148,7 @@ def expected_demand(
     n = catalog.n_skus
     d = _as_array(discount, n, "discount")
     c = _as_array(coupon, n, "coupon")
-    # min/max reductions instead of elementwise masks: this runs every simulated week
-    # (d.max() > MAX_DISCOUNT needs no check of its own: with c >= 0, d + c >= d)
-    if d.min() < 0 or c.min() < 0 or (d + c).max() > MAX_DISCOUNT:
-        raise DataError(
-            f"discount must lie in [0, {MAX_DISCOUNT}] and discount + coupon "
-            f"<= {MAX_DISCOUNT}; got discount in [{d.min()}, {d.max()}], "
-            f"coupon in [{c.min()}, {c.max()}]"
-        )
+    _check_depths(d, c)
     price_ratio = 1.0 - d
     log_lift = (
         catalog.elasticity * np.log(price_ratio)
@@ -178,12 +183,7 @@ def expected_demand_grid(
     c = np.asarray(coupons, dtype=float).reshape(-1)
     if d.shape != c.shape:
         raise DataError(f"discounts {d.shape} and coupons {c.shape} must have the same shape")
-    if d.min() < 0 or c.min() < 0 or (d + c).max() > MAX_DISCOUNT:
-        raise DataError(
-            f"discount must lie in [0, {MAX_DISCOUNT}] and discount + coupon "
-            f"<= {MAX_DISCOUNT}; got discount in [{d.min()}, {d.max()}], "
-            f"coupon in [{c.min()}, {c.max()}]"
-        )
+    _check_depths(d, c)
     log_ratio = np.log(1.0 - d)[None, :]
     log_lift = catalog.elasticity[:, None] * log_ratio + catalog.coupon_coef[:, None] * c[None, :]
     gamma = catalog.ref_price_sensitivity
