@@ -48,6 +48,8 @@ def test_config_validation_names_the_field():
         replace(TINY, batch_size=10_000)
     with pytest.raises(ConfigError, match="ppo.gamma"):
         replace(TINY, gamma=0.0)
+    with pytest.raises(ConfigError, match="ppo.fluid_prior"):
+        replace(TINY, fluid_prior=-1.0)
     with pytest.raises(ConfigError, match="ppo.device"):
         replace(TINY, device="tpu")
     with pytest.raises(ConfigError, match="unknown ppo setting"):
