@@ -80,7 +80,7 @@ def demand_table(ctx: PolicyContext, n_weeks: int) -> np.ndarray:
     return out
 
 
-def _unit_margin(ctx: PolicyContext) -> np.ndarray:
+def unit_margin(ctx: PolicyContext) -> np.ndarray:
     """Expected profit per unit sold of every slot and action, ``(n, n_actions)``: net price
     after coupon and expected refunds, minus unit cost."""
     cat, rules = ctx.catalog, ctx.rules
@@ -239,7 +239,7 @@ class Myopic(Policy):
             (cat.salvage_value_per_unit - cat.unit_cost)[:, None],
             -cat.holding_cost_per_unit_week[:, None],
         )
-        gain = sold * (_unit_margin(ctx) - keep)
+        gain = sold * (unit_margin(ctx) - keep)
         return _argmax_allowed(gain, masks)
 
 
@@ -285,7 +285,7 @@ class CertaintyEquivalent(Policy):
             left.ravel(),
             np.repeat(np.asarray(dec.initial_stock, float), rules.n_actions),
         ).reshape(left.shape)
-        value = _unit_margin(ctx) * sold - holding + keep - pen
+        value = unit_margin(ctx) * sold - holding + keep - pen
         return _argmax_allowed(value, masks)
 
 

@@ -353,7 +353,7 @@ def fluid_action_values(
     sell-through penalty, as in :class:`agents.baselines.CertaintyEquivalent` (which sums
     week by week and ignores the coupon budget).
     """
-    from agents.baselines import _unit_margin
+    from agents.baselines import unit_margin
     from envs.rules import exit_penalty
     from simulator.market import expected_demand_grid
 
@@ -368,7 +368,7 @@ def fluid_action_values(
     fat = np.asarray(context.market.fatigue)
     lam = expected_demand_grid(cat, week, d_all, c_all, ref_price=ref, fatigue=fat)
     lam *= ratio[:, None]
-    margin = _unit_margin(context)
+    margin = unit_margin(context)
     stock = np.maximum(np.asarray(dec.stock, dtype=float), 0.0)[:, None]
     w = np.maximum(np.asarray(dec.weeks_left, dtype=float), 1.0)[:, None]
     init = np.asarray(dec.initial_stock, dtype=float)[:, None]

@@ -40,7 +40,7 @@ def wmape(y: np.ndarray, p: np.ndarray) -> float:
 
 
 def load_cj() -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    from experiments.data_stage import DataStageConfig, run_data_stage
+    from app.data import DataStageConfig, run_data_stage
 
     data = run_data_stage(DataStageConfig(source="completejourney", out_dir=None))
     return data.panel, data.dataset.products

@@ -1,5 +1,5 @@
 """Complete Journey load + cleaning + weekly panel, cold (empty cache) and cached, with peak
-memory, through the data stage the main job calls (:func:`experiments.data_stage.run_data_stage`).
+memory, through the data stage the main job calls (:func:`app.data.run_data_stage`).
 
 Run: ``.venv/bin/python benchmarks/bench_ingest.py [--repeats N]``; writes
 ``docs/benchmarks/ingest.md``. Each measurement runs in a fresh child process so its peak
@@ -30,7 +30,7 @@ COMMAND = ".venv/bin/python benchmarks/bench_ingest.py"
 def child(cache: str) -> None:
     """Time the data stage once and print JSON (runs in its own process)."""
     os.environ["DEADSTOCK_CACHE_DIR"] = cache
-    from experiments.data_stage import DataStageConfig, run_data_stage
+    from app.data import DataStageConfig, run_data_stage
 
     start = time.perf_counter()
     result = run_data_stage(DataStageConfig(source="completejourney", out_dir=None))

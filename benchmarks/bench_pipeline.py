@@ -102,7 +102,7 @@ def bench_runs(skip_full: bool) -> str:
 
 def _policy(train_steps: int, rules):
     from agents.ppo import PPOConfig, PPOPolicy, train_ppo
-    from experiments import pipeline_stages as st
+    from app import stages as st
     from experiments.tracking import setup
     from simulator.demand import Catalog
 
@@ -137,8 +137,8 @@ def _catalog(n: int, rng: np.random.Generator, cls):
 
 
 def bench_export(n_skus: int, plan_episodes: int, episodes: int, train_steps: int) -> str:
-    from experiments.pipeline_config import DEFAULT_RULES
-    from experiments.planning import export_schedules_bulk
+    from app.config import DEFAULT_RULES
+    from planning.from_policy import export_schedules_bulk
     from simulator.demand import Catalog
 
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{tempfile.mkdtemp()}/mlflow.db")

@@ -1,2 +1,2 @@
-"""Configs, runners (train, evaluate, compare, sweep, the end-to-end pipeline), MLflow
-tracking, the ``deadstock`` CLI, reports and plots."""
+"""What researchers use: the evaluation suite, training runs, evaluation with common random
+numbers, comparison across runs, and MLflow tracking."""

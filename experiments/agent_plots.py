@@ -8,22 +8,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from agents.dp import DPSolution  # noqa: E402
-from agents.policy import Policy, PolicyContext  # noqa: E402
-from agents.rollout import rollout  # noqa: E402
-from envs.config import DecisionState  # noqa: E402
-from envs.observation import build_observation  # noqa: E402
-from envs.rules import LONG_AGO, action_mask, initial_decision_state  # noqa: E402
-from experiments.suite import Scenario  # noqa: E402
-from ingest.io import atomic_path  # noqa: E402
-from simulator.market import MarketState  # noqa: E402
+from agents.dp import DPSolution
+from agents.policy import Policy, PolicyContext
+from agents.rollout import rollout
+from envs.config import DecisionState
+from envs.observation import build_observation
+from envs.rules import LONG_AGO, action_mask, initial_decision_state
+from experiments.suite import Scenario
+from ingest.io import atomic_path
+from simulator.market import MarketState
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:

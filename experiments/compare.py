@@ -13,19 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
+import mlflow
+import numpy as np
+import pandas as pd
+from scipy import stats
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import mlflow  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from scipy import stats  # noqa: E402
-
-from experiments import tracking  # noqa: E402
-from experiments.suite import SUITE_VERSION  # noqa: E402
-from ingest.errors import ConfigError  # noqa: E402
-from ingest.io import atomic_path  # noqa: E402
+from experiments import tracking
+from experiments.suite import SUITE_VERSION
+from ingest.errors import ConfigError
+from ingest.io import atomic_path
 
 METRICS = ("median_pct_of_dp", "worst_pct_of_dp", "mean_pct_of_dp", "violations")
 

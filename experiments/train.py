@@ -57,7 +57,7 @@ from experiments.policy_model import (
 from experiments.suite import RULE_PROFILES, SUITE_VERSION, get_suite, training_catalog
 from ingest.errors import ConfigError
 from ingest.io import write_frame_atomic
-from simulator.demand import Catalog
+from simulator.demand import read_catalog
 
 PROFILE_TIMESTEPS: dict[str, int] = {
     "none": 4_000_000,
@@ -228,7 +228,7 @@ def train(config: TrainConfig, out_dir: str | Path) -> TrainOutcome:
     }
     curve_rows: list[dict[str, Any]] = []
     train_seconds: dict[str, float] = {}
-    source = load_catalog(config.catalog) if config.catalog else None
+    source = read_catalog(config.catalog) if config.catalog else None
     with tracking.start_run(
         name, tags=tags, config=config, seed=seed, experiment=config.experiment
     ) as run:
@@ -280,20 +280,6 @@ def train(config: TrainConfig, out_dir: str | Path) -> TrainOutcome:
         if config.log_model:
             version = _log_model(config, out, rows)
         return TrainOutcome(run.info.run_id, out, rows, curve, train_seconds, version)
-
-
-def load_catalog(path: str | Path) -> Catalog:
-    """A catalog from a Parquet or CSV file written by ``Catalog.to_frame``."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"train.catalog: file {str(p)!r} does not exist")
-    if p.suffix.lower() == ".parquet":
-        frame = pd.read_parquet(p)
-    elif p.suffix.lower() == ".csv":
-        frame = pd.read_csv(p)
-    else:
-        raise ConfigError(f"train.catalog {str(p)!r}: expected a .parquet or .csv file")
-    return Catalog.from_frame(frame, source=str(p))
 
 
 def _catalog_fn(profile: str):

@@ -18,6 +18,7 @@ catalog of a million SKUs is a handful of arrays, not a million objects.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -332,3 +333,21 @@ class Catalog:
     def season_at(self, week: np.ndarray) -> np.ndarray:
         """Seasonal factor of each SKU at calendar week ``week`` (array of shape (n_skus,))."""
         return self.season[np.arange(self.n_skus), np.asarray(week) % SEASON_PERIOD]
+
+
+def read_catalog(path: str | Path) -> Catalog:
+    """Read a catalog file with clear errors for a missing, unreadable or invalid file."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"catalog {str(p)!r} not found; write one with 'deadstock demand fit'")
+    if p.suffix.lower() not in (".parquet", ".csv"):
+        raise DataError(f"catalog {str(p)!r}: expected a .parquet or .csv file")
+    try:
+        frame = pd.read_parquet(p) if p.suffix.lower() == ".parquet" else pd.read_csv(p)
+    except Exception as err:  # noqa: BLE001 - any reader failure is the file's fault
+        raise DataError(
+            f"catalog {str(p)!r} could not be read as {p.suffix or 'a table'}: {err}"
+        ) from None
+    if frame.empty:
+        raise DataError(f"catalog {str(p)!r} has no rows")
+    return Catalog.from_frame(frame, source=f"catalog {str(p)!r}")

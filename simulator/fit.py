@@ -47,15 +47,15 @@ from ingest.errors import ConfigError, DataError
 from simulator.demand import SEASON_PERIOD, Catalog
 from simulator.fit_panel import (
     PANEL_REQUIRED,
-    _check_panel,
-    _commercial_fields,
-    _fourier,
-    _usual_depth,
+    check_panel,
+    commercial_fields,
+    fourier_basis,
     predict_units,
     season_index,
     season_profile,
     stockout_weeks,
     usual_depth,
+    usual_depth_by_code,
 )
 from simulator.glm import GLMResult, fit_with_dispersion
 from simulator.market import MAX_DISCOUNT
@@ -303,7 +303,7 @@ def fit_catalog(
         A required column is missing, a value is out of range, or no SKU sold anything.
     """
     cfg = config or FitConfig()
-    frame = _check_panel(panel)
+    frame = check_panel(panel)
     notes: list[str] = []
 
     units_all = frame["units"].to_numpy(dtype=float)
@@ -337,7 +337,9 @@ def fit_catalog(
     else:
         observed = y > 0
     if cfg.zero_week_price == "regular":
-        depth = np.where(observed, depth, _usual_depth(depth, observed, sku_code, n_skus)[sku_code])
+        depth = np.where(
+            observed, depth, usual_depth_by_code(depth, observed, sku_code, n_skus)[sku_code]
+        )
     # near-free sales (depth above max_fit_depth) are not a price response one can plan with;
     # they count at max_fit_depth so a handful of them cannot dominate the slope
     x = np.log1p(-np.minimum(depth, cfg.max_fit_depth))
@@ -378,7 +380,7 @@ def fit_catalog(
             f"identified for the rest, so the season is assumed flat (fit.min_season_weeks)"
         )
         n_harmonics = 0
-    z_cols = [_fourier(season_index(week), n_harmonics)]
+    z_cols = [fourier_basis(season_index(week), n_harmonics)]
     promo_terms = [t for t in PROMO_TERMS if np.any(promo[t] > 0)]
     z_cols += [promo[t][:, None] for t in promo_terms]
     z = np.concatenate(z_cols, axis=1)
@@ -472,7 +474,7 @@ def fit_catalog(
         theta_se = np.repeat(theta_se, n_cats, axis=0)
     season_c = season_profile(theta[:, :n_season], n_harmonics)
     # base demand is at season factor 1: fold the profile's normalisation into the level
-    basis = _fourier(np.arange(SEASON_PERIOD), n_harmonics)
+    basis = fourier_basis(np.arange(SEASON_PERIOD), n_harmonics)
     log_norm = np.log(np.exp(basis @ theta[:, :n_season].T).mean(axis=0))
     base_demand = np.exp(log_base + log_norm[cat_code])
 
@@ -508,7 +510,7 @@ def fit_catalog(
         cat_table[f"{term}_se"] = np.where(fitted, se_c, np.nan)
         cat_table[f"{term}_fitted"] = fitted
 
-    commercial, commercial_notes = _commercial_fields(
+    commercial, commercial_notes = commercial_fields(
         frame, sku_code, n_skus, first_row, products, cfg
     )
     notes += commercial_notes

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 PANEL_REQUIRED = ("sku", "week", "category", "units", "discount_depth", "list_price")
 
 
-def _check_panel(panel: pd.DataFrame) -> pd.DataFrame:
+def check_panel(panel: pd.DataFrame) -> pd.DataFrame:
     if not isinstance(panel, pd.DataFrame):
         raise DataError(f"panel: expected a pandas DataFrame, got {type(panel).__name__}")
     missing = [c for c in PANEL_REQUIRED if c not in panel.columns]
@@ -64,7 +64,7 @@ def season_index(week: np.ndarray | int) -> np.ndarray:
     return (np.asarray(week, dtype=np.int64) - 1) % SEASON_PERIOD
 
 
-def _fourier(index: np.ndarray, n_harmonics: int) -> np.ndarray:
+def fourier_basis(index: np.ndarray, n_harmonics: int) -> np.ndarray:
     """Fourier columns of season indices 0..51, shape ``(n, 2 * n_harmonics)``."""
     phase = 2.0 * np.pi * np.asarray(index, dtype=float) / SEASON_PERIOD
     cols = []
@@ -76,13 +76,13 @@ def _fourier(index: np.ndarray, n_harmonics: int) -> np.ndarray:
 def season_profile(theta_season: np.ndarray, n_harmonics: int) -> np.ndarray:
     """Seasonal factors for calendar weeks 0..51 from Fourier coefficients of shape
     ``(n, 2 * n_harmonics)``, normalised to mean 1 per row; shape ``(n, 52)``."""
-    basis = _fourier(np.arange(SEASON_PERIOD), n_harmonics)  # (52, 2H)
+    basis = fourier_basis(np.arange(SEASON_PERIOD), n_harmonics)  # (52, 2H)
     log_s = np.asarray(theta_season, dtype=float) @ basis.T
     s = np.exp(log_s - log_s.max(axis=1, keepdims=True))
     return s / s.mean(axis=1, keepdims=True)
 
 
-def _usual_depth(
+def usual_depth_by_code(
     depth: np.ndarray, observed: np.ndarray, sku_code: np.ndarray, n_skus: int
 ) -> np.ndarray:
     """Each SKU's most frequent observed discount depth (rounded to 0.01; the smallest
@@ -109,7 +109,7 @@ def usual_depth(panel: pd.DataFrame) -> pd.Series:
         observed = panel["price_observed"].to_numpy(dtype=bool)
     else:
         observed = panel["units"].to_numpy(dtype=float) > 0
-    values = _usual_depth(depth, observed, sku_code, len(sku_ids))
+    values = usual_depth_by_code(depth, observed, sku_code, len(sku_ids))
     return pd.Series(values, index=pd.Index(np.asarray(sku_ids), name="sku"))
 
 
@@ -136,7 +136,7 @@ def stockout_weeks(panel: pd.DataFrame) -> np.ndarray:
     return np.asarray(out, dtype=bool)
 
 
-def _commercial_fields(
+def commercial_fields(
     frame: pd.DataFrame,
     sku_code: np.ndarray,
     n_skus: int,

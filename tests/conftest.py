@@ -6,6 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
@@ -32,3 +33,22 @@ def _no_leaked_mlflow_run():
         if mlflow.active_run() is not None:
             mlflow.end_run()
             pytest.fail("test leaked an active MLflow run")
+
+
+@pytest.fixture(scope="module")
+def plan_catalog():
+    """Twelve SKUs with known demand (``sku0`` .. ``sku11``) for plan and what-if tests."""
+    from simulator.demand import Catalog
+
+    n = 12
+    return Catalog.build(
+        n_skus=n,
+        base_demand=np.linspace(1.0, 6.0, n),
+        elasticity=-2.5,
+        elasticity_se=0.2,
+        list_price=2.0,
+        unit_cost=1.0,
+        initial_stock=40.0,
+        dispersion=0.3,
+        holding_cost_per_unit_week=0.01,
+    )

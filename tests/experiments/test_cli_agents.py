@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from experiments.cli import main
+from app.cli.main import main
 from experiments.policy_model import CHAMPION_ALIAS, REGISTERED_NAME
 
 TINY_TOML = """

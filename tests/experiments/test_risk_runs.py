@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.cli import main
+from app.cli.main import main
 from experiments.risk_runs import (
     CHAMPION_URI,
     REGISTERED_NAME,

@@ -9,11 +9,11 @@ from experiments.suite import training_catalog
 from experiments.train import (
     PROFILE_TIMESTEPS,
     TrainConfig,
-    load_catalog,
     load_config,
     ppo_for_profile,
 )
-from ingest.errors import ConfigError
+from ingest.errors import ConfigError, DataError
+from simulator.demand import read_catalog
 
 
 def test_toml_config_with_seed_override(tmp_path):
@@ -66,11 +66,11 @@ def test_training_catalog_file_round_trip(tmp_path):
     cat = training_catalog(20, np.random.default_rng(0), profile="none")
     path = tmp_path / "cat.parquet"
     cat.to_frame().to_parquet(path)
-    back = load_catalog(path)
+    back = read_catalog(path)
     np.testing.assert_allclose(back.elasticity, cat.elasticity)
-    with pytest.raises(ConfigError, match="does not exist"):
-        load_catalog(tmp_path / "missing.parquet")
+    with pytest.raises(DataError, match="not found"):
+        read_catalog(tmp_path / "missing.parquet")
     (tmp_path / "x.json").write_text("{}")
-    with pytest.raises(ConfigError, match="expected a .parquet or .csv"):
-        load_catalog(tmp_path / "x.json")
+    with pytest.raises(DataError, match="expected a .parquet or .csv"):
+        read_catalog(tmp_path / "x.json")
     assert TrainConfig(catalog=str(path)).catalog == str(path)

@@ -2,7 +2,7 @@
 documented exit code, every expected fragment, and never a traceback.
 
 All cases run in ONE child process (a fresh interpreter per case would cost ~1-2 s of imports
-each); the child calls ``experiments.cli.main`` once per case and lets any uncaught exception
+each); the child calls ``app.cli.main`` once per case and lets any uncaught exception
 print its traceback, which the test then finds. ``test_cli_data.py`` runs the console entry
 point itself in separate processes for the done-when case.
 """
@@ -22,7 +22,7 @@ MARK = "=====CASE "
 
 DRIVER = f"""
 import contextlib, io, sys, traceback
-from experiments.cli import main
+from app.cli.main import main
 for case in sys.argv[1:]:
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):

@@ -10,15 +10,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from experiments.cli import main
-from experiments.data_stage import DataStageConfig, run_data_stage
+from app.cli.main import main
+from app.data import DataStageConfig, run_data_stage
 from ingest.errors import ConfigError
 from ingest.panel import PANEL_COLUMNS
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "experiments.cli", *args],
+        [sys.executable, "-m", "app.cli", *args],
         capture_output=True,
         text=True,
         timeout=300,

@@ -154,7 +154,7 @@ def test_catalog_round_trip_through_parquet(tmp_path):
 
 
 def test_bad_catalog_files_give_clear_errors(tmp_path):
-    from experiments.demand_runs import read_catalog
+    from simulator.demand import read_catalog
 
     with pytest.raises(DataError, match="not found"):
         read_catalog(tmp_path / "missing.parquet")

@@ -1,4 +1,4 @@
-"""From a closed-loop policy to a fixed weekly plan, and bulk plan exports.
+"""From a closed-loop policy to a fixed weekly plan.
 
 The policy (PPO or a heuristic) is closed-loop: it reacts to the stock it sees. A price system
 executes a fixed weekly plan, so the exported schedule is the policy's *typical* plan: it is
@@ -6,20 +6,16 @@ played for :data:`PLAN_EPISODES` simulated episodes and each week takes the lowe
 depths it chose (a median of non-decreasing paths is non-decreasing, and lies on the ladder).
 That plan is replayed once through :func:`agents.rollout.rollout` as a fixed-plan policy that
 snaps each week to the nearest allowed action, so the exported plan obeys every rule. Its
-expected outcomes are then simulated open-loop (:func:`experiments.plan_outcomes.simulate_schedule`).
+expected outcomes are then simulated open-loop (:func:`planning.outcomes.simulate_schedule`).
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
 
 import numpy as np
 
 from agents.policy import Policy, PolicyContext, nearest_allowed
 from envs.config import RulesConfig
-from experiments.plan_outcomes import Schedule, simulate_schedule
-from ingest.errors import DataError
+from planning.schedule import Schedule
 from simulator.demand import Catalog
 
 PLAN_EPISODES = 64
@@ -78,69 +74,3 @@ def plan_of(
         sku=np.asarray(catalog.sku, dtype=object), discount=d, coupon=c, name=policy.name
     )
     return sched, closed_loop
-
-
-def export_schedules_bulk(
-    policy: Policy,
-    catalog: Catalog,
-    rules: RulesConfig,
-    horizon: int,
-    target: str | Path,
-    *,
-    plan_key: str,
-    plan_episodes: int = 4,
-    n_episodes: int = 8,
-    seed: int = 0,
-    chunk_skus: int = 50_000,
-    progress: bool = True,
-) -> int:
-    """Plan and simulate the schedules of a large catalog chunk by chunk and write the
-    ``schedules`` table to ``target`` (``.parquet`` or ``.csv``, atomically).
-
-    Memory stays bounded by ``chunk_skus``; returns the number of rows written. Each chunk
-    gets its own child seeds from ``seed``: same arguments, same numbers.
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from experiments.exports import schedules_table
-    from ingest.io import atomic_path
-
-    target = Path(target)
-    suffix = target.suffix.lower()
-    if suffix not in (".parquet", ".csv"):
-        raise DataError(f"bulk export target {str(target)!r}: expected .parquet or .csv")
-    n = catalog.n_skus
-    starts = list(range(0, n, chunk_skus))
-    seeds = np.random.SeedSequence(seed).generate_state(2 * len(starts)).tolist()
-    rows = 0
-    with atomic_path(target) as tmp:
-        writer = None
-        try:
-            for k, s0 in enumerate(starts):
-                part = catalog.take(np.arange(s0, min(n, s0 + chunk_skus)))
-                sched, _ = plan_of(
-                    policy, part, rules, horizon, seed=int(seeds[2 * k]), n_episodes=plan_episodes
-                )
-                out = simulate_schedule(
-                    part, sched, n_episodes=n_episodes, seed=int(seeds[2 * k + 1])
-                )
-                frame = schedules_table(out, plan_key)
-                rows += len(frame)
-                if suffix == ".parquet":
-                    table = pa.Table.from_pandas(frame, preserve_index=False)
-                    if writer is None:
-                        writer = pq.ParquetWriter(str(tmp), table.schema)
-                    writer.write_table(table)
-                else:
-                    frame.to_csv(tmp, mode="a", header=k == 0, index=False)
-                if progress:
-                    print(
-                        f"[export] {min(n, s0 + chunk_skus):,}/{n:,} SKUs planned and simulated",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-        finally:
-            if writer is not None:
-                writer.close()
-    return rows

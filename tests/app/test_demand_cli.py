@@ -6,7 +6,7 @@ import mlflow
 import pandas as pd
 import pytest
 
-from experiments.cli import main
+from app.cli.main import main
 from simulator.synthetic import SyntheticConfig, generate_world, write_world
 
 

@@ -17,13 +17,13 @@ from ingest.errors import DeadstockError
 
 # Command-group modules, in the order their commands appear in ``deadstock --help``.
 COMMAND_MODULES: tuple[str, ...] = (
-    "experiments.cli_run",
-    "experiments.cli_data",
-    "experiments.cli_risk",
-    "experiments.cli_ui",
-    "experiments.cli_demand",
-    "experiments.cli_simulate",
-    "experiments.cli_agents",
+    "app.cli.run",
+    "app.cli.data",
+    "app.cli.risk",
+    "app.cli.ui",
+    "app.cli.demand",
+    "app.cli.simulate",
+    "app.cli.agents",
 )
 
 

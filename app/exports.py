@@ -11,7 +11,7 @@ Tables (every row carries ``plan_key``; see :meth:`PipelineConfig.plan_key`):
     nothing and for the best heuristic; and the paired differences.
 ``alerts``
     One row per at-risk SKU with the readable recommendation sent to its category manager
-    (the per-category reports themselves are Markdown files, see :mod:`experiments.alerts`).
+    (the per-category reports themselves are Markdown files, see :mod:`app.alerts`).
 ``new_product_flags``
     Products launched recently whose risk score is high: stock them in small lots.
 
@@ -22,6 +22,7 @@ re-run replaces its rows instead of adding to them.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,11 +30,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from experiments.pipeline_config import ExportConfig, NewProductConfig
-from experiments.plan_outcomes import Outcome, mean_ci
+from agents.policy import Policy
+from app.config import ExportConfig, NewProductConfig
+from envs.config import RulesConfig
 from ingest.errors import ConfigError, DataError
 from ingest.io import write_frame_atomic
+from planning.from_policy import plan_of
+from planning.outcomes import Outcome, mean_ci, simulate_schedule
 from simulator.demand import Catalog
+
+logger = logging.getLogger(__name__)
 
 SCHEDULE_COLUMNS = (
     "plan_key",
@@ -298,3 +304,64 @@ def read_table(name: str, out_dir: str | Path, cfg: ExportConfig) -> pd.DataFram
         finally:
             engine.dispose()
     raise ConfigError(f"export.format = {cfg.format!r}")
+
+
+def export_schedules_bulk(
+    policy: Policy,
+    catalog: Catalog,
+    rules: RulesConfig,
+    horizon: int,
+    target: str | Path,
+    *,
+    plan_key: str,
+    plan_episodes: int = 4,
+    n_episodes: int = 8,
+    seed: int = 0,
+    chunk_skus: int = 50_000,
+    progress: bool = True,
+) -> int:
+    """Plan and simulate the schedules of a large catalog chunk by chunk and write the
+    ``schedules`` table to ``target`` (``.parquet`` or ``.csv``, atomically).
+
+    Memory stays bounded by ``chunk_skus``; returns the number of rows written. Each chunk
+    gets its own child seeds from ``seed``: same arguments, same numbers.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ingest.io import atomic_path
+
+    target = Path(target)
+    suffix = target.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise DataError(f"bulk export target {str(target)!r}: expected .parquet or .csv")
+    n = catalog.n_skus
+    starts = list(range(0, n, chunk_skus))
+    seeds = np.random.SeedSequence(seed).generate_state(2 * len(starts)).tolist()
+    rows = 0
+    with atomic_path(target) as tmp:
+        writer = None
+        try:
+            for k, s0 in enumerate(starts):
+                part = catalog.take(np.arange(s0, min(n, s0 + chunk_skus)))
+                sched, _ = plan_of(
+                    policy, part, rules, horizon, seed=int(seeds[2 * k]), n_episodes=plan_episodes
+                )
+                out = simulate_schedule(
+                    part, sched, n_episodes=n_episodes, seed=int(seeds[2 * k + 1])
+                )
+                frame = schedules_table(out, plan_key)
+                rows += len(frame)
+                if suffix == ".parquet":
+                    table = pa.Table.from_pandas(frame, preserve_index=False)
+                    if writer is None:
+                        writer = pq.ParquetWriter(str(tmp), table.schema)
+                    writer.write_table(table)
+                else:
+                    frame.to_csv(tmp, mode="a", header=k == 0, index=False)
+                if progress:
+                    logger.info("%s/%s SKUs planned and simulated", min(n, s0 + chunk_skus), n)
+        finally:
+            if writer is not None:
+                writer.close()
+    return rows

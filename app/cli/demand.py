@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from experiments.cli_data import SOURCE_HELP
+from app.cli.data import SOURCE_HELP
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from experiments.demand_runs import DemandFitConfig, run_demand_fit
+    from app.demand import DemandFitConfig, run_demand_fit
     from simulator.fit import FitConfig
 
     config = DemandFitConfig(

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.alerts import alerts_table, describe_schedule, write_alerts
-from experiments.exports import (
+from app.alerts import alerts_table, describe_schedule, write_alerts
+from app.config import ExportConfig, NewProductConfig
+from app.exports import (
     SCHEDULE_COLUMNS,
     check_export_target,
     drivers_text,
@@ -17,10 +18,10 @@ from experiments.exports import (
     sku_summary_table,
     write_tables,
 )
-from experiments.pipeline_config import ExportConfig, NewProductConfig
-from experiments.report import ReportInputs, roi_summary, write_report
-from experiments.whatif import Schedule, simulate_schedule
+from app.report import ReportInputs, roi_summary, write_report
 from ingest.errors import ConfigError, DataError
+from planning.outcomes import simulate_schedule
+from planning.schedule import Schedule
 from simulator.demand import Catalog
 
 N, H = 6, 5

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from experiments.plan_outcomes import Outcome, mean_ci, paired_ci
 from ingest.io import atomic_path, write_text_atomic
+from planning.outcomes import Outcome, mean_ci, paired_ci
 
 ROI_ROWS: tuple[tuple[str, str, str, int], ...] = (
     # (label, total, unit, sign): value = sign * (recommended - no markdown)

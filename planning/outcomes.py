@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from scipy import stats
 
 from ingest.errors import ConfigError, DataError
+from planning.schedule import Schedule
 from simulator.demand import Catalog
 from simulator.market import initial_state, step
 
@@ -38,106 +38,6 @@ TOTALS = (
     "sell_through",
     "dead_stock_value",
 )
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """A weekly plan for ``n_skus`` SKUs over ``horizon`` weeks.
-
-    Parameters
-    ----------
-    sku : ndarray of str, shape (n_skus,)
-    discount : ndarray of float, shape (n_skus, horizon)
-        Discount depth per week as a share of list price.
-    coupon : ndarray of float, shape (n_skus, horizon)
-        Coupon depth per week as a share of list price.
-    name : str
-        Which policy produced it (``"ppo"``, ``"no_markdown"``, ...).
-    """
-
-    sku: np.ndarray
-    discount: np.ndarray
-    coupon: np.ndarray
-    name: str = "schedule"
-
-    def __post_init__(self) -> None:
-        d, c = np.asarray(self.discount), np.asarray(self.coupon)
-        if d.ndim != 2 or d.shape != c.shape or d.shape[0] != len(self.sku):
-            raise DataError(
-                f"schedule {self.name!r}: discount {d.shape} and coupon {c.shape} must both be "
-                f"(n_skus={len(self.sku)}, horizon)"
-            )
-        if np.any(~np.isfinite(d)) or np.any(d < 0) or np.any(c < 0) or np.any(d + c >= 0.95):
-            raise DataError(
-                f"schedule {self.name!r}: depths must be finite, >= 0, with discount + coupon "
-                f"< 0.95; got discount in [{d.min()}, {d.max()}], coupon in [{c.min()}, {c.max()}]"
-            )
-
-    @property
-    def horizon(self) -> int:
-        return int(np.asarray(self.discount).shape[1])
-
-    @classmethod
-    def constant(
-        cls, sku: np.ndarray, horizon: int, discount: float = 0.0, name: str = ""
-    ) -> Schedule:
-        n = len(sku)
-        return cls(
-            sku=np.asarray(sku, dtype=object),
-            discount=np.full((n, horizon), float(discount)),
-            coupon=np.zeros((n, horizon)),
-            name=name or f"fixed:{discount:g}",
-        )
-
-    def to_frame(self) -> pd.DataFrame:
-        """Long format: one row per (sku, week) with ``week`` 1..horizon."""
-        n, h = np.asarray(self.discount).shape
-        return pd.DataFrame(
-            {
-                "sku": np.repeat(np.asarray(self.sku, dtype=object), h),
-                "week": np.tile(np.arange(1, h + 1), n),
-                "discount": np.asarray(self.discount, dtype=float).ravel(),
-                "coupon": np.asarray(self.coupon, dtype=float).ravel(),
-            }
-        )
-
-    @classmethod
-    def from_frame(
-        cls, frame: pd.DataFrame, *, name: str = "schedule", source: str = "schedule"
-    ) -> Schedule:
-        """Inverse of :meth:`to_frame` (``coupon`` optional); weeks must be 1..H for every SKU."""
-        for col in ("sku", "week", "discount"):
-            if col not in frame.columns:
-                raise DataError(
-                    f"{source}: column {col!r} is missing; expected sku, week, discount"
-                )
-        f = frame.copy()
-        if "coupon" not in f.columns:
-            f["coupon"] = 0.0
-        f["sku"] = f["sku"].astype(str)
-        try:
-            f["week"] = pd.to_numeric(f["week"]).astype(int)
-            f["discount"] = pd.to_numeric(f["discount"]).astype(float)
-            f["coupon"] = pd.to_numeric(f["coupon"]).astype(float)
-        except (ValueError, TypeError) as err:
-            raise DataError(
-                f"{source}: week, discount and coupon must be numbers ({err})"
-            ) from None
-        f = f.sort_values(["sku", "week"])
-        skus = f["sku"].unique()
-        h = int(f["week"].max())
-        counts = f.groupby("sku")["week"].nunique()
-        if (counts != h).any() or int(f["week"].min()) != 1 or len(f) != len(skus) * h:
-            bad = counts[counts != h].index[:3].tolist()
-            raise DataError(
-                f"{source}: every SKU needs weeks 1..{h} exactly once; check SKU(s) {bad}"
-            )
-        return cls(
-            sku=np.asarray(skus, dtype=object),
-            discount=f["discount"].to_numpy().reshape(len(skus), h),
-            coupon=f["coupon"].to_numpy().reshape(len(skus), h),
-            name=name,
-        )
 
 
 @dataclass

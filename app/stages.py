@@ -1,32 +1,31 @@
-"""The stage functions of the main job (see :mod:`experiments.pipeline` for the order).
+"""The stage functions of the main job (see :mod:`app.pipeline` for the order).
 
 Each stage is a typed function of the pipeline config and the previous stages' values; it
-fills a :class:`~experiments.pipeline.StageRecord` (metrics, one-line detail) and returns its
+fills a :class:`~app.stage_record.StageRecord` (metrics, one-line detail) and returns its
 value. The market arithmetic, the rules, the policies and the risk model all live in their
 own packages; these functions only call them.
 
-How a policy becomes an exported schedule: see :mod:`experiments.planning`.
+How a policy becomes an exported schedule: see :mod:`planning.from_policy`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from agents.policy import Policy
+from app.config import PipelineConfig
+from app.stage_record import StageRecord
 from envs.config import RulesConfig
-from experiments.pipeline_config import PipelineConfig
-from experiments.plan_outcomes import Outcome, Schedule, simulate_schedule
-from experiments.planning import plan_of
 from ingest.errors import DataError
+from planning.from_policy import plan_of
+from planning.outcomes import Outcome, simulate_schedule
+from planning.schedule import Schedule
 from simulator.demand import Catalog
-
-if TYPE_CHECKING:
-    from experiments.pipeline import StageRecord
 
 
 # ------------------------------------------------------------------------------ ingest
@@ -43,7 +42,7 @@ class IngestOut:
 
 def ingest_stage(cfg: PipelineConfig, rec: StageRecord) -> IngestOut:
     """Load, validate and clean ``cfg.data`` and build its weekly panel."""
-    from experiments.data_stage import DataStageConfig, run_data_stage
+    from app.data import DataStageConfig, run_data_stage
 
     out = run_data_stage(DataStageConfig(source=cfg.data, out_dir=str(Path(cfg.out_dir) / "data")))
     dataset, panel = out.dataset, out.panel
@@ -460,15 +459,15 @@ def export_stage(
 ) -> ExportOut:
     """Build every table, then write them (all computed before the first write), the
     per-category alerts and the report."""
-    from experiments.alerts import alerts_table, write_alerts
-    from experiments.exports import (
+    from app.alerts import alerts_table, write_alerts
+    from app.exports import (
         new_product_flags_table,
         schedules_table,
         sku_summary_table,
         write_tables,
     )
-    from experiments.pipeline import stages_frame
-    from experiments.report import ReportInputs, write_report
+    from app.report import ReportInputs, write_report
+    from app.stage_record import stages_frame
     from ingest.io import write_frame_atomic
 
     outcomes = evaluated.outcomes

@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--sku", action="append", default=[], help="simulate only this SKU (repeatable)")
     p.add_argument("--out", default=None, help="write per-SKU results (.csv or .parquet)")
-    # What-if for one SKU (experiments.whatif): the recommended or a given schedule.
+    # What-if for one SKU (planning.whatif): the recommended or a given schedule.
     w = p.add_argument_group(
         "what-if (one --sku)",
         "simulate one SKU's recommended schedule (the run's schedules file beside the "
@@ -62,8 +62,9 @@ def _what_if_requested(args: argparse.Namespace) -> bool:
 
 
 def cmd_what_if(args: argparse.Namespace) -> int:
-    from experiments.whatif import WhatIfConfig, what_if_command
+    from app.whatif import what_if_command
     from ingest.errors import ConfigError
+    from planning.whatif import WhatIfConfig
 
     if len(args.sku) != 1:
         raise ConfigError("the what-if options need exactly one --sku")
@@ -89,7 +90,7 @@ def cmd_what_if(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from experiments.demand_runs import SimulateConfig, run_simulation
+    from app.demand import SimulateConfig, run_simulation
     from ingest.errors import ConfigError
     from ingest.io import write_frame_atomic
 

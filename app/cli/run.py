@@ -1,5 +1,5 @@
 """``deadstock run``: the main job, end to end (a thin shell over
-:func:`experiments.pipeline.run_pipeline`).
+:func:`app.pipeline.run_pipeline`).
 
 ``deadstock run [--data SOURCE] [--config FILE] [--out DIR] [--quick]`` loads the data,
 scores the risk, picks the at-risk SKUs, fits their demand, gets a policy, simulates it
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from experiments.pipeline_config import load_config
+from app.config import load_config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from experiments.pipeline import run_pipeline
+    from app.pipeline import run_pipeline
 
     cfg = load_config(
         args.config,

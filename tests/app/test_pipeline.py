@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from experiments.cli import main
-from experiments.exports import SCHEDULE_COLUMNS
-from experiments.pipeline_config import PipelineConfig, load_config
+from app.cli.main import main
+from app.config import load_config
+from app.exports import SCHEDULE_COLUMNS
 from ingest.errors import ConfigError
 
 TOML = """
@@ -58,10 +58,6 @@ def _run(world: Path, out: Path, *extra: str) -> int:
 def first_run(world, tmp_path_factory):
     import mlflow
 
-    from experiments.pipeline import missing_stages
-
-    if missing_stages():
-        pytest.fail(f"pipeline stages missing: {missing_stages()}")
     out = tmp_path_factory.mktemp("run")
     before = {r.info.run_id for r in mlflow.search_runs(search_all_experiments=True,
                                                          output_format="list")}  # fmt: skip
@@ -142,16 +138,6 @@ def test_unwritable_output_fails_early(tmp_path, world, capsys):
     assert "cannot create output folder" in err and "Traceback" not in err
 
 
-def test_missing_stage_is_named(monkeypatch, tmp_path):
-    import experiments.pipeline as pl
-
-    monkeypatch.setattr(
-        pl, "STAGE_REQUIREMENTS", (("risk", "experiments.no_such_module", "train_and_score"),)
-    )
-    with pytest.raises(pl.StageUnavailable, match="risk: experiments.no_such_module"):
-        pl.run_pipeline(PipelineConfig(out_dir=str(tmp_path)))
-
-
 def test_config_file_and_errors(tmp_path, world):
     cfg = load_config(world / "run.toml", quick=True, out_dir="x")
     assert cfg.horizon_weeks == 6 and cfg.selection.threshold == 0.15
@@ -170,7 +156,7 @@ def test_config_file_and_errors(tmp_path, world):
 
 
 def test_ui_command_is_local_only():
-    from experiments.cli_ui import ui_command
+    from app.cli.ui import ui_command
 
     cmd = ui_command(port=5123, backend_store_uri="sqlite:///x.db")
     assert cmd[1:4] == ["-m", "mlflow", "ui"]

@@ -11,18 +11,17 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from experiments import tracking  # noqa: E402
-from ingest.errors import ConfigError, DataError  # noqa: E402
-from ingest.io import atomic_path, write_frame_atomic  # noqa: E402
-from simulator.demand import Catalog  # noqa: E402
-from simulator.fit import FitConfig, FitResult, fit_catalog, predict_units  # noqa: E402
+from experiments import tracking
+from ingest.errors import ConfigError, DataError
+from ingest.io import atomic_path, write_frame_atomic
+from planning.outcomes import mean_ci, simulate_schedule
+from planning.schedule import Schedule, parse_policy
+from simulator.demand import read_catalog
+from simulator.fit import FitConfig, FitResult, fit_catalog, predict_units
 
 
 @dataclass(frozen=True)
@@ -136,7 +135,7 @@ def run_demand_fit(config: DemandFitConfig) -> DemandFitOutcome:
     -------
     DemandFitOutcome
     """
-    from experiments.data_stage import DataStageConfig, run_data_stage
+    from app.data import DataStageConfig, run_data_stage
 
     data = run_data_stage(DataStageConfig(source=config.source, out_dir=None))
     panel = data.panel
@@ -218,40 +217,6 @@ class SimulateConfig:
         parse_policy(self.policy)
 
 
-def parse_policy(text: str) -> tuple[float, float]:
-    """``fixed:D`` or ``fixed:D:C`` -> (discount, coupon); a clear error otherwise."""
-    parts = str(text).split(":")
-    try:
-        if parts[0] != "fixed" or len(parts) not in (2, 3):
-            raise ValueError
-        d = float(parts[1])
-        c = float(parts[2]) if len(parts) == 3 else 0.0
-    except ValueError:
-        raise ConfigError(
-            f"--policy {text!r}: expected 'fixed:D' or 'fixed:D:C' with depths as shares of "
-            "list price, e.g. fixed:0.3"
-        ) from None
-    if not (0 <= d and 0 <= c and d + c < 0.95):
-        raise ConfigError(f"--policy {text!r}: depths must be >= 0 with discount + coupon < 0.95")
-    return d, c
-
-
-def read_catalog(path: str | Path) -> Catalog:
-    """Read a catalog file with clear errors for a missing, unreadable or invalid file."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"catalog {str(p)!r} not found; write one with 'deadstock demand fit'")
-    try:
-        frame = pd.read_parquet(p) if p.suffix.lower() == ".parquet" else pd.read_csv(p)
-    except Exception as err:  # noqa: BLE001 - any reader failure is the file's fault
-        raise DataError(
-            f"catalog {str(p)!r} could not be read as {p.suffix or 'a table'}: {err}"
-        ) from None
-    if frame.empty:
-        raise DataError(f"catalog {str(p)!r} has no rows")
-    return Catalog.from_frame(frame, source=f"catalog {str(p)!r}")
-
-
 @dataclass
 class SimulationSummary:
     """Outcome of :func:`run_simulation`: per-SKU and portfolio means with CIs."""
@@ -281,8 +246,6 @@ class SimulationSummary:
 
 def run_simulation(config: SimulateConfig) -> SimulationSummary:
     """Simulate ``config.policy`` on the catalog through :func:`simulator.market.step`."""
-    from experiments.whatif import Schedule, simulate_schedule
-
     catalog = read_catalog(config.catalog)
     if config.skus:
         index = pd.Series(np.arange(catalog.n_skus), index=pd.Index(catalog.sku.astype(str)))
@@ -319,8 +282,6 @@ def run_simulation(config: SimulateConfig) -> SimulationSummary:
     # portfolio sell-through: total sold over total stock, per episode
     stock = float(np.sum(catalog.initial_stock))
     per_episode = outcome.totals["units_sold"].sum(axis=0) / max(stock, 1e-12)
-    from experiments.whatif import mean_ci
-
     lo, hi = mean_ci(per_episode, config.ci_level)
     portfolio["sell_through"] = (float(per_episode.mean()), float(lo), float(hi))
     return SimulationSummary(per_sku, portfolio, config)

@@ -11,73 +11,25 @@ MLflow parent run with a nested run per stage:
 6. ``evaluate``: simulate the policy's schedules and the baselines' on those SKUs;
 7. ``export``: write the schedules, SKU summary, alerts, new-product flags and the report.
 
-The stages live in other packages and are built in parallel; a stage whose code is missing is
-reported by name before any work starts (:class:`StageUnavailable`), never replaced by a fake.
+The stage functions live in :mod:`app.stages`; what each did is a
+:class:`~app.stage_record.StageRecord`.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from experiments.pipeline_config import PipelineConfig
-from ingest.errors import DeadstockError
+from app.config import PipelineConfig
+from app.stage_record import StageRecord, stages_frame
 
 STAGE_NAMES = ("ingest", "risk", "select", "fit", "policy", "evaluate", "export")
-
-# What each stage needs from the packages built by other helpers: (stage, module, attribute).
-STAGE_REQUIREMENTS: tuple[tuple[str, str, str], ...] = (
-    ("ingest", "experiments.data_stage", "run_data_stage"),
-    ("risk", "risk_model.backtest", "run_backtest"),
-    ("risk", "risk_model.scoring", "train_and_score"),
-    ("fit", "simulator.fit", "fit_catalog"),
-    ("policy", "agents.ppo", "train_ppo"),
-    ("evaluate", "agents.rollout", "rollout"),
-    ("evaluate", "agents.baselines", "default_baselines"),
-)
-
-
-class StageUnavailable(DeadstockError):
-    """A stage's code has not landed (or cannot be imported); the message names it."""
-
-
-def missing_stages() -> list[tuple[str, str]]:
-    """``[(stage, reason)]`` for every stage whose code cannot be imported."""
-    out = []
-    for stage, module, attr in STAGE_REQUIREMENTS:
-        try:
-            mod = importlib.import_module(module)
-        except ImportError as err:
-            out.append((stage, f"{module} cannot be imported ({err})"))
-            continue
-        if not hasattr(mod, attr):
-            out.append((stage, f"{module}.{attr} does not exist yet"))
-    return out
-
-
-def _need(module: str, attr: str, stage: str) -> Any:
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as err:
-        raise StageUnavailable(f"stage {stage!r} is unavailable: {module}.{attr} ({err})") from None
-
-
-@dataclass
-class StageRecord:
-    """What one stage did: its status, wall time, headline metrics and a one-line detail."""
-
-    name: str
-    status: str = "pending"
-    seconds: float = 0.0
-    metrics: dict[str, float] = field(default_factory=dict)
-    detail: str = ""
 
 
 @dataclass
@@ -99,17 +51,6 @@ class PipelineResult:
         return stages_frame(self.stages)
 
 
-def stages_frame(stages: list[StageRecord]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "stage": [s.name for s in stages],
-            "status": [s.status for s in stages],
-            "seconds": [round(s.seconds, 1) for s in stages],
-            "detail": [s.detail for s in stages],
-        }
-    )
-
-
 def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
@@ -125,23 +66,15 @@ def run_pipeline(cfg: PipelineConfig, *, echo: Callable[[str], None] = _say) -> 
 
     Raises
     ------
-    StageUnavailable
-        Before any work, when a stage's code is missing.
     DataError, ConfigError
         For a bad source, an unwritable output folder or a bad config; nothing is exported.
     """
     import mlflow
 
-    from experiments import pipeline_stages as st
+    from app import stages as st
+    from app.exports import check_export_target
     from experiments import tracking
-    from experiments.exports import check_export_target
 
-    missing = missing_stages()
-    if missing:
-        lines = "\n".join(f"  - {stage}: {why}" for stage, why in missing)
-        raise StageUnavailable(
-            f"the pipeline cannot run; these stages are not available yet:\n{lines}"
-        )
     check_export_target(cfg.out_dir, cfg.export)
     seeds = np.random.SeedSequence(cfg.seed).generate_state(len(STAGE_NAMES)).tolist()
     seed_of = dict(zip(STAGE_NAMES, (int(s) for s in seeds), strict=True))

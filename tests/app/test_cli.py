@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from experiments.cli import build_parser, main
+from app.cli.main import build_parser, main
 
 
 def test_help_lists_every_registered_group(capsys):
@@ -20,7 +20,7 @@ def test_help_lists_every_registered_group(capsys):
 
 def test_console_script_help_runs():
     proc = subprocess.run(
-        [sys.executable, "-m", "experiments.cli", "--help"], capture_output=True, text=True
+        [sys.executable, "-m", "app.cli", "--help"], capture_output=True, text=True
     )
     assert proc.returncode == 0
     assert "deadstock" in proc.stdout

@@ -343,7 +343,7 @@ _SECTIONS: dict[str, type] = {
 }
 
 
-def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+def build_section(cls: type, values: dict[str, Any], where: str) -> Any:
     known = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(known))
     if unknown:
@@ -362,10 +362,10 @@ def config_from_dict(values: dict[str, Any], *, where: str = "config") -> Pipeli
         if key in _SECTIONS:
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: [{key}] must be a table of values")
-            top[key] = _build(_SECTIONS[key], value, f"{where} [{key}]")
+            top[key] = build_section(_SECTIONS[key], value, f"{where} [{key}]")
         else:
             top[key] = value
-    return _build(PipelineConfig, top, where)
+    return build_section(PipelineConfig, top, where)
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> PipelineConfig:

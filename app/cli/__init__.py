@@ -1,0 +1,1 @@
+"""The ``deadstock`` command line: one module per command group over the app's functions."""

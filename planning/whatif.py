@@ -1,0 +1,162 @@
+"""What-ifs for one SKU: a pricing team's question ("clear by week 8 with at most 30 % off?").
+
+:func:`what_if` simulates one SKU's schedule, capped by the question
+(:func:`constrain_schedule`), against doing nothing, through :mod:`planning.outcomes`, so
+every week goes through :func:`simulator.market.step`. The command that reads the files and
+draws the plot is :mod:`app.whatif`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from envs.config import RulesConfig
+from ingest.errors import ConfigError, DataError
+from planning.outcomes import Outcome, paired_ci, simulate_schedule
+from planning.schedule import Schedule
+from simulator.demand import Catalog
+
+
+@dataclass(frozen=True)
+class WhatIfConfig:
+    """A what-if question for one SKU.
+
+    Parameters
+    ----------
+    sku : str
+        The SKU to simulate.
+    max_discount : float or None
+        Cap every week's discount at this depth (coupons are capped so discount + coupon
+        stays under the cap too).
+    exit_week : int or None
+        Stop the plan after this many weeks (the exit week, when leftovers are written off).
+    n_episodes : int
+        Simulated episodes.
+    seed : int
+        Seed of the demand draws.
+    ci_level : float
+        Level of the CIs.
+    draw_parameters : bool
+        Draw every episode's parameters from the fitted uncertainty.
+    """
+
+    sku: str
+    max_discount: float | None = None
+    exit_week: int | None = None
+    n_episodes: int = 2000
+    seed: int = 0
+    ci_level: float = 0.95
+    draw_parameters: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_discount is not None and not 0.0 <= self.max_discount < 0.95:
+            raise ConfigError(f"--max-discount {self.max_discount}: expected [0, 0.95)")
+        if self.exit_week is not None and self.exit_week < 1:
+            raise ConfigError(f"--exit-week {self.exit_week}: expected >= 1")
+        if self.n_episodes < 2:
+            raise ConfigError(f"n_episodes = {self.n_episodes}: expected >= 2")
+
+
+def constrain_schedule(
+    schedule: Schedule, cfg: WhatIfConfig, rules: RulesConfig | None = None
+) -> Schedule:
+    """Apply a what-if's caps to a schedule: the exit week cuts it short; the max discount
+    (from ``cfg`` or ``rules.max_discount``, the tighter) caps every week's depths, snapped
+    down to the rules' discount ladder when rules are given."""
+    d = np.asarray(schedule.discount, dtype=float).copy()
+    c = np.asarray(schedule.coupon, dtype=float).copy()
+    if cfg.exit_week is not None:
+        if cfg.exit_week > d.shape[1]:
+            raise ConfigError(
+                f"--exit-week {cfg.exit_week} is past the schedule's {d.shape[1]} weeks; "
+                f"give a week in 1..{d.shape[1]} or a longer --schedule"
+            )
+        d, c = d[:, : cfg.exit_week], c[:, : cfg.exit_week]
+    caps = [x for x in (cfg.max_discount, rules.max_discount if rules else None) if x is not None]
+    if caps:
+        cap = min(caps)
+        d = np.minimum(d, cap)
+        c = np.minimum(c, np.maximum(cap - d, 0.0))
+    if rules is not None:
+        ladder = np.asarray(rules.discount_levels)
+        d = ladder[np.searchsorted(ladder, d + 1e-9, side="right") - 1]
+        cl = np.asarray(rules.coupon_levels)
+        c = cl[np.searchsorted(cl, c + 1e-9, side="right") - 1]
+    return Schedule(sku=schedule.sku, discount=d, coupon=c, name=schedule.name)
+
+
+def what_if(
+    catalog: Catalog,
+    schedule: Schedule,
+    cfg: WhatIfConfig,
+    *,
+    rules: RulesConfig | None = None,
+    baseline: bool = True,
+) -> tuple[Outcome, Outcome | None, pd.DataFrame]:
+    """Simulate one SKU's schedule under the what-if's caps, and doing nothing beside it.
+
+    Returns the schedule's outcome, the no-markdown outcome (``None`` when ``baseline`` is
+    false) and a summary table (metric, mean, CI low, CI high, and the paired difference
+    against doing nothing).
+    """
+    idx = np.flatnonzero(np.asarray(catalog.sku, dtype=str) == str(cfg.sku))
+    if idx.size == 0:
+        raise DataError(
+            f"SKU {cfg.sku!r} is not in the catalog ({catalog.n_skus} SKUs, e.g. "
+            f"{[str(s) for s in catalog.sku[:3]]})"
+        )
+    srow = np.flatnonzero(np.asarray(schedule.sku, dtype=str) == str(cfg.sku))
+    if srow.size == 0:
+        raise DataError(f"SKU {cfg.sku!r} has no schedule")
+    one = catalog.take(idx[:1])
+    sched = constrain_schedule(
+        Schedule(
+            sku=one.sku,
+            discount=np.asarray(schedule.discount)[srow[:1]],
+            coupon=np.asarray(schedule.coupon)[srow[:1]],
+            name=schedule.name,
+        ),
+        cfg,
+        rules,
+    )
+    kw = dict(
+        n_episodes=cfg.n_episodes,
+        seed=cfg.seed,
+        ci_level=cfg.ci_level,
+        draw_parameters=cfg.draw_parameters,
+        keep_paths=True,
+    )
+    out = simulate_schedule(one, sched, **kw)  # type: ignore[arg-type]
+    base = None
+    if baseline:
+        base = simulate_schedule(
+            one,
+            Schedule.constant(one.sku, sched.horizon, 0.0, "no_markdown"),
+            **kw,  # type: ignore[arg-type]
+        )
+    rows = []
+    for name in (
+        "profit",
+        "units_sold",
+        "sell_through",
+        "leftover_units",
+        "revenue",
+        "margin_given_away",
+        "holding_cost",
+        "dead_stock_value",
+    ):
+        lo, hi = out.sku_ci(name)
+        row = {
+            "metric": name,
+            "mean": float(out.sku_mean(name)[0]),
+            "ci_low": float(lo[0]),
+            "ci_high": float(hi[0]),
+        }
+        if base is not None:
+            dm, dlo, dhi = paired_ci(out, base, name)
+            row.update({"vs_no_markdown": dm, "vs_ci_low": dlo, "vs_ci_high": dhi})
+        rows.append(row)
+    return out, base, pd.DataFrame(rows)
