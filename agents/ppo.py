@@ -182,25 +182,6 @@ class PPOConfig:
         if not (self.device == "cpu" or self.device.startswith("cuda") or self.device == "auto"):
             raise bad("device", "'cpu', 'cuda', 'cuda:N' or 'auto'")
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any], *, source: str = "config") -> PPOConfig:
-        """Build from plain values (a TOML table), naming unknown keys."""
-        known = set(cls.__dataclass_fields__)
-        unknown = set(values) - known
-        if unknown:
-            raise ConfigError(
-                f"{source}: unknown ppo setting(s) {sorted(unknown)}; expected some of "
-                f"{sorted(known)}"
-            )
-        v = dict(values)
-        for name in ("net_arch", "horizon_range"):
-            if name in v:
-                v[name] = tuple(int(x) for x in v[name])
-        try:
-            return cls(**v)
-        except TypeError as err:
-            raise ConfigError(f"{source}: {err}") from None
-
     @property
     def uses_prior(self) -> bool:
         """True when the policy is a :class:`FluidPriorPolicy`."""

@@ -1,392 +1,365 @@
-"""Configuration of the main job (``deadstock run``): one frozen dataclass per concern, loaded
-from a TOML file and validated with messages that name the field to change.
+"""The one config loader: a TOML file and command-line overrides -> the typed config of any
+command.
 
-A TOML file holds plain values in sections named after the nested configs::
+Every command's settings are one frozen dataclass, nested by concern (``PipelineConfig`` holds
+the fit's ``FitConfig``, the risk model's settings, the rules and the PPO settings; a
+``TrainConfig`` holds a ``PPOConfig``). :func:`load_config` builds any of them the same way:
 
-    data = "completejourney"
-    out_dir = "outputs/run"
-    seed = 0
+1. the dataclass defaults;
+2. the class's quick preset (``QUICK_PRESET``, dotted keys) when ``quick`` is asked for;
+3. the TOML file: top-level keys are fields, a table ``[fit]`` (or ``[fit.stock]``) fills the
+   nested config of that name;
+4. the overrides (the command-line flags), dotted keys, ``None`` meaning "not given".
 
-    [selection]
-    tiers = ["high"]
-    max_skus = 500
+Each later layer wins over the earlier ones. Values are checked against the field's type with
+pydantic (strict: ``6.5`` is not an integer, ``"twelve"`` not a number), then the dataclass's
+own ``__post_init__`` checks ranges and combinations. Unknown keys are refused with the
+nearest valid name. Every error is a :class:`~ingest.errors.ConfigError` naming the file, the
+key path, the bad value and what is expected::
 
-    [stock]
-    weeks_of_cover = 8.0
+    plan.toml [fit] velocity_weeks = 6.5: expected an integer
+    plan.toml [fit] velocity_wekes: unknown key; did you mean 'velocity_weeks'?
 
-    [rules]
-    discount_levels = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
-    markdown_only = true
-
-Unknown keys are errors (a typo must not be silently ignored).
+Why dataclasses and not pydantic models: the domain packages (``simulator``, ``risk_model``,
+``envs``, ``agents``) must not depend on the app or on a validation library, and their configs
+are also built in code and in tests; pydantic validates the same classes here (and in the API)
+through ``TypeAdapter``. See ``docs/config.md``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
+import difflib
 import json
 import tomllib
-from dataclasses import dataclass, field, replace
+import types
+import typing
+from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, Union, cast
 
-from envs.config import RulesConfig
+from pydantic import TypeAdapter, ValidationError
+
 from ingest.errors import ConfigError
 
-TIERS = ("high", "medium", "low")
+T = TypeVar("T")
 
-#: The pipeline's default business rules: a discount ladder and no price increase after a
-#: markdown (the evaluation suite's ``markdown`` profile, so a champion trained on the suite
-#: fits).
-DEFAULT_RULES = RulesConfig(discount_levels=(0.0, 0.1, 0.2, 0.3, 0.5, 0.7), markdown_only=True)
-
-
-@dataclass(frozen=True)
-class SelectionConfig:
-    """Which SKUs get a markdown plan.
-
-    Parameters
-    ----------
-    tiers : tuple of str
-        Risk tiers selected (any of ``"high"``, ``"medium"``, ``"low"``). Ignored when
-        ``threshold`` is set.
-    threshold : float or None
-        Select SKUs whose risk score is at least this (0..1) instead of by tier.
-    max_skus : int or None
-        Keep at most this many SKUs, the riskiest first (1,000 keeps a full Complete Journey
-        run within its 15-minute budget on 2 cores). ``None`` keeps all.
-    """
-
-    tiers: tuple[str, ...] = ("high",)
-    threshold: float | None = None
-    max_skus: int | None = 1000
-
-    def __post_init__(self) -> None:
-        bad = [t for t in self.tiers if t not in TIERS]
-        if bad or not self.tiers:
-            raise ConfigError(f"selection.tiers = {list(self.tiers)!r}: expected some of {TIERS}")
-        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
-            raise ConfigError(f"selection.threshold = {self.threshold}: expected a value in [0, 1]")
-        if self.max_skus is not None and self.max_skus < 1:
-            raise ConfigError(f"selection.max_skus = {self.max_skus}: expected >= 1 or none")
+#: The name of the layer the command-line flags make, in error messages.
+COMMAND_LINE = "command line"
+#: The name of the quick preset's layer.
+QUICK = "quick preset"
+#: Longest value shown in an error message.
+_MAX_SHOWN = 60
 
 
-@dataclass(frozen=True)
-class StockConfig:
-    """Stock on hand and its costs when the plan starts.
-
-    Parameters
-    ----------
-    weeks_of_cover : float
-        Used when the source has no stock table (Complete Journey): on-hand stock =
-        ``weeks_of_cover`` x the SKU's recent velocity (mean weekly units over the last
-        ``velocity_weeks`` weeks), rounded up. It is an assumption, printed and reported.
-    velocity_weeks : int
-        Window of the recent velocity, in weeks, ending at the last week of the data.
-    min_stock_units : float
-        Floor of the assumed stock, so a slow SKU still has something to plan for.
-    holding_cost_rate_per_week : float
-        Holding cost per unit and week as a share of unit cost (0.005 = 26 % a year), used
-        when the fitted catalog carries none.
-    salvage_rate : float
-        Salvage value of a unit left at the exit week, as a share of unit cost.
-    """
-
-    weeks_of_cover: float = 8.0
-    velocity_weeks: int = 13
-    min_stock_units: float = 2.0
-    holding_cost_rate_per_week: float = 0.005
-    salvage_rate: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not self.weeks_of_cover > 0:
-            raise ConfigError(f"stock.weeks_of_cover = {self.weeks_of_cover}: expected > 0")
-        if self.velocity_weeks < 1:
-            raise ConfigError(f"stock.velocity_weeks = {self.velocity_weeks}: expected >= 1")
-        if self.min_stock_units < 0:
-            raise ConfigError(f"stock.min_stock_units = {self.min_stock_units}: expected >= 0")
-        if not 0.0 <= self.holding_cost_rate_per_week < 1.0:
-            raise ConfigError(
-                f"stock.holding_cost_rate_per_week = {self.holding_cost_rate_per_week}: "
-                "expected a share of unit cost in [0, 1)"
-            )
-        if not 0.0 <= self.salvage_rate <= 1.0:
-            raise ConfigError(f"stock.salvage_rate = {self.salvage_rate}: expected [0, 1]")
-
-    def describe(self) -> str:
-        """One sentence stating the stock assumption, for the console and the report."""
-        return (
-            f"on-hand stock = {self.weeks_of_cover:g} weeks of cover x mean weekly units over "
-            f"the last {self.velocity_weeks} weeks (at least {self.min_stock_units:g} units), "
-            f"holding cost {self.holding_cost_rate_per_week:.3%} of unit cost per week, "
-            f"salvage {self.salvage_rate:.0%} of unit cost"
-        )
-
-
-@dataclass(frozen=True)
-class PolicyConfig:
-    """Where the recommended policy comes from.
-
-    Parameters
-    ----------
-    source : {"auto", "champion", "train"}
-        ``"auto"`` loads the registered ``deadstock-policy@champion`` when it fits the
-        catalog (same observation size and rules) and trains otherwise; ``"champion"``
-        requires it; ``"train"`` always trains.
-    train_timesteps : int
-        PPO training budget in environment steps (SKU-weeks) when training.
-    quick_train_timesteps : int
-        The budget under ``--quick``.
-    recommend : {"best", "policy"}
-        ``"best"`` recommends the learned policy's plan unless a heuristic's plan has a
-        higher expected profit on the same simulated episodes (then that one, named in every
-        output); ``"policy"`` always recommends the learned policy's plan.
-    """
-
-    source: Literal["auto", "champion", "train"] = "auto"
-    train_timesteps: int = 2_000_000
-    quick_train_timesteps: int = 100_000
-    recommend: Literal["best", "policy"] = "best"
-
-    def __post_init__(self) -> None:
-        if self.source not in ("auto", "champion", "train"):
-            raise ConfigError(
-                f"policy.source = {self.source!r}: expected 'auto', 'champion' or 'train'"
-            )
-        if self.recommend not in ("best", "policy"):
-            raise ConfigError(f"policy.recommend = {self.recommend!r}: expected 'best' or 'policy'")
-        if self.train_timesteps < 1 or self.quick_train_timesteps < 1:
-            raise ConfigError("policy.train_timesteps and quick_train_timesteps must be >= 1")
-
-
-@dataclass(frozen=True)
-class EvaluationConfig:
-    """How schedules are simulated to get expected outcomes and their CIs.
-
-    Parameters
-    ----------
-    n_episodes : int
-        Simulated episodes per SKU and schedule (common random numbers across schedules).
-    quick_n_episodes : int
-        Episodes under ``--quick``.
-    ci_level : float
-        Confidence level of every interval (normal approximation of the mean).
-    draw_parameters : bool
-        Draw each episode's demand parameters from their fitted uncertainty, so the CIs
-        include the fit's uncertainty and not only the demand noise.
-    """
-
-    n_episodes: int = 500
-    quick_n_episodes: int = 100
-    ci_level: float = 0.95
-    draw_parameters: bool = True
-
-    def __post_init__(self) -> None:
-        if self.n_episodes < 2 or self.quick_n_episodes < 2:
-            raise ConfigError("evaluation.n_episodes and quick_n_episodes must be >= 2")
-        if not 0.5 <= self.ci_level < 1.0:
-            raise ConfigError(f"evaluation.ci_level = {self.ci_level}: expected [0.5, 1)")
-
-
-@dataclass(frozen=True)
-class ExportConfig:
-    """Where the tables go.
-
-    Parameters
-    ----------
-    format : {"csv", "parquet", "sql"}
-        Files in the output folder, or tables in a SQL database.
-    sql_url : str or None
-        SQLAlchemy URL when ``format = "sql"`` (``sqlite:///plans.db``,
-        ``postgresql+psycopg2://...``, ``mssql+pymssql://...``).
-    table_prefix : str
-        Prefix of the SQL table names (``deadstock_schedules`` ...).
-    """
-
-    format: Literal["csv", "parquet", "sql"] = "csv"
-    sql_url: str | None = None
-    table_prefix: str = "deadstock_"
-
-    def __post_init__(self) -> None:
-        if self.format not in ("csv", "parquet", "sql"):
-            raise ConfigError(
-                f"export.format = {self.format!r}: expected 'csv', 'parquet' or 'sql'"
-            )
-        if self.format == "sql" and not self.sql_url:
-            raise ConfigError("export.format = 'sql' needs export.sql_url (a SQLAlchemy URL)")
-        if not self.table_prefix.replace("_", "").isalnum() and self.table_prefix:
-            raise ConfigError(
-                f"export.table_prefix = {self.table_prefix!r}: use letters, digits and _"
-            )
-
-
-@dataclass(frozen=True)
-class NewProductConfig:
-    """The rule that flags new products for small-lot stocking.
-
-    A product is flagged when it launched at most ``max_age_weeks`` weeks before the last
-    week of the data and its risk score is at least ``min_risk``.
-    """
-
-    max_age_weeks: int = 13
-    min_risk: float = 0.5
-
-    def __post_init__(self) -> None:
-        if self.max_age_weeks < 0:
-            raise ConfigError(f"new_products.max_age_weeks = {self.max_age_weeks}: expected >= 0")
-        if not 0.0 <= self.min_risk <= 1.0:
-            raise ConfigError(f"new_products.min_risk = {self.min_risk}: expected [0, 1]")
-
-    def describe(self) -> str:
-        return (
-            f"launched in the last {self.max_age_weeks} weeks of the data and risk score "
-            f">= {self.min_risk:g}"
-        )
-
-
-@dataclass(frozen=True)
-class PipelineConfig:
-    """The main job's configuration.
-
-    Parameters
-    ----------
-    data : str
-        Data source: ``"completejourney"``, a folder of CSV/Parquet tables, or a SQLAlchemy URL.
-    out_dir : str
-        Output folder for the exports, alerts and the report.
-    seed : int
-        The run's seed; every stage's seed is spawned from it.
-    quick : bool
-        A smaller run with the same stages (fewer SKUs, episodes and training steps).
-    horizon_weeks : int
-        Plan length: the exit week is the plan's last week.
-    experiment : str
-        MLflow experiment name.
-    quick_max_skus : int
-        SKU cap under ``--quick``.
-    risk_price_change_features : bool
-        Let the risk score use price-change features. Off by default: on data where the
-        retailer clears dying products, a recent markdown predicts the label, which would make
-        the score (and so the markdown plan) circular.
-    fit_peers_per_category : int
-        The demand fit also uses up to this many other SKUs of each selected SKU's category
-        (the ones with the most selling weeks), so elasticities pool within the category
-        without fitting the whole catalog.
-    """
-
-    data: str = "completejourney"
-    out_dir: str = "outputs/run"
-    seed: int = 0
-    quick: bool = False
-    horizon_weeks: int = 12
-    experiment: str = "deadstock"
-    quick_max_skus: int = 60
-    fit_peers_per_category: int = 40
-    risk_price_change_features: bool = False
-    selection: SelectionConfig = field(default_factory=SelectionConfig)
-    stock: StockConfig = field(default_factory=StockConfig)
-    rules: RulesConfig = field(default_factory=lambda: DEFAULT_RULES)
-    policy: PolicyConfig = field(default_factory=PolicyConfig)
-    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
-    export: ExportConfig = field(default_factory=ExportConfig)
-    new_products: NewProductConfig = field(default_factory=NewProductConfig)
-
-    def __post_init__(self) -> None:
-        if not self.data:
-            raise ConfigError("data is empty: give 'completejourney', a folder or a SQL URL")
-        if not self.out_dir:
-            raise ConfigError("out_dir is empty: give an output folder")
-        if self.seed < 0:
-            raise ConfigError(f"seed = {self.seed}: expected >= 0")
-        if not 2 <= self.horizon_weeks <= 52:
-            raise ConfigError(f"horizon_weeks = {self.horizon_weeks}: expected 2..52")
-        if self.fit_peers_per_category < 0:
-            raise ConfigError(
-                f"fit_peers_per_category = {self.fit_peers_per_category}: expected >= 0"
-            )
-        if self.quick_max_skus < 1:
-            raise ConfigError(f"quick_max_skus = {self.quick_max_skus}: expected >= 1")
-
-    # ---------------------------------------------------------------- derived values
-    @property
-    def n_episodes(self) -> int:
-        return self.evaluation.quick_n_episodes if self.quick else self.evaluation.n_episodes
-
-    @property
-    def train_timesteps(self) -> int:
-        return self.policy.quick_train_timesteps if self.quick else self.policy.train_timesteps
-
-    @property
-    def max_skus(self) -> int | None:
-        cap = self.selection.max_skus
-        if self.quick:
-            return self.quick_max_skus if cap is None else min(cap, self.quick_max_skus)
-        return cap
-
-    def plan_key(self, data_fingerprint: str) -> str:
-        """Key of this plan in the exports: the same data and the same settings give the
-        same key, so a re-run replaces its rows instead of adding to them."""
-        settings = {k: v for k, v in to_dict(self).items() if k not in ("out_dir", "export")}
-        blob = json.dumps([data_fingerprint, settings], sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-_SECTIONS: dict[str, type] = {
-    "selection": SelectionConfig,
-    "stock": StockConfig,
-    "rules": RulesConfig,
-    "policy": PolicyConfig,
-    "evaluation": EvaluationConfig,
-    "export": ExportConfig,
-    "new_products": NewProductConfig,
-}
-
-
-def build_section(cls: type, values: dict[str, Any], where: str) -> Any:
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; expected some of {sorted(known)}")
-    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+# ------------------------------------------------------------------------------ reading
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The values of a TOML file, or a :class:`ConfigError` saying why there are none."""
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"config file {str(p)!r} is a folder; expected a TOML file")
     try:
-        return cls(**kwargs)
-    except TypeError as err:
-        raise ConfigError(f"{where}: {err}") from None
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(p)!r} does not exist") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {str(p)!r} is not UTF-8 text; expected TOML") from None
+    except OSError as err:
+        raise ConfigError(f"config file {str(p)!r} cannot be read: {err.strerror}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"config file {str(p)!r} is not valid TOML: {err}") from None
 
 
-def config_from_dict(values: dict[str, Any], *, where: str = "config") -> PipelineConfig:
-    """Build a :class:`PipelineConfig` from plain values (as read from TOML)."""
-    top: dict[str, Any] = {}
-    for key, value in values.items():
-        if key in _SECTIONS:
-            if not isinstance(value, dict):
-                raise ConfigError(f"{where}: [{key}] must be a table of values")
-            top[key] = build_section(_SECTIONS[key], value, f"{where} [{key}]")
-        else:
-            top[key] = value
-    return build_section(PipelineConfig, top, where)
+def load_config(
+    cls: type[T],
+    path: str | Path | None = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    quick: bool = False,
+    section: str | None = None,
+) -> T:
+    """Build the config ``cls`` from its defaults, its quick preset, a TOML file and overrides.
 
+    Parameters
+    ----------
+    cls : dataclass type
+        The command's config (``PipelineConfig``, ``TrainConfig``, ``RulesConfig`` ...).
+    path : path, optional
+        TOML file. ``None``: defaults, preset and overrides only.
+    overrides : mapping, optional
+        Dotted keys (``"evaluation.n_episodes"``) to values, applied last; ``None`` values
+        are skipped (a flag that was not given).
+    quick : bool
+        Apply ``cls.QUICK_PRESET`` (dotted keys) above the defaults and below the file.
+    section : str, optional
+        Read only this table of the file when it has one (``"rules"``: a rules file, or a
+        pipeline file's ``[rules]``); otherwise the whole file.
 
-def load_config(path: str | Path | None = None, **overrides: Any) -> PipelineConfig:
-    """Read a TOML config (or the defaults when ``path`` is None) and apply ``overrides``
-    (top-level fields; ``None`` values are ignored)."""
-    values: dict[str, Any] = {}
+    Raises
+    ------
+    ConfigError
+        A missing, unreadable or invalid file; an unknown key; a value of the wrong type or
+        out of range. The message names the file and key path.
+    """
+    file_values: dict[str, Any] | None = None
+    prefix: tuple[str, ...] = ()
     if path is not None:
-        p = Path(path)
-        try:
-            values = tomllib.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file {str(p)!r} does not exist") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-            raise ConfigError(f"config file {str(p)!r} is not valid TOML: {err}") from None
-    cfg = config_from_dict(values, where=str(path) if path else "config")
-    changes = {k: v for k, v in overrides.items() if v is not None}
-    return replace(cfg, **changes) if changes else cfg
+        file_values = read_toml(path)
+        if section is not None and isinstance(file_values.get(section), dict):
+            file_values, prefix = file_values[section], (section,)
+        expand = getattr(cls, "expand_file_values", None)
+        if expand is not None:
+            file_values = expand(file_values)
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    # A file or flag may ask for the quick mode too; the preset still sits below the file.
+    quick = quick or given.get("quick") is True or (file_values or {}).get("quick") is True
+    layers: list[tuple[str, dict[str, Any]]] = []
+    if quick:
+        preset = getattr(cls, "QUICK_PRESET", None)
+        if preset is None:
+            raise ConfigError(f"{cls.__name__} has no quick preset")
+        mode = {"quick": True} if "quick" in {f.name for f in dataclasses.fields(cls)} else {}  # type: ignore[arg-type]
+        layers.append((QUICK, _nest({**preset, **mode})))
+    if file_values is not None:
+        layers.append((str(path), file_values))
+    if given:
+        layers.append((COMMAND_LINE, _nest(given)))
+    refused: Mapping[str, str] = getattr(cls, "REFUSED_KEYS", {})
+    for source, values in layers:
+        for dotted, why in refused.items():
+            if _has(values, dotted):
+                *parents, key = dotted.split(".")
+                raise ConfigError(f"{_where(source, (*prefix, *parents), [key])}: {why}")
+    return _build(cls, layers, prefix)
+
+
+# ------------------------------------------------------------------------------ building
+def _build(
+    cls: type[T],
+    layers: list[tuple[str, dict[str, Any]]],
+    path: tuple[str, ...],
+    base: Any = None,
+) -> T:
+    """One dataclass from the layers' values at ``path`` (later layers win), on top of
+    ``base`` (the parent's default for this field, which may differ from the class's
+    defaults: the run's rules are not ``RulesConfig()``) or of the class defaults."""
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    names = list(fields)
+    for source, values in layers:
+        for key in values:
+            if key not in fields:
+                raise ConfigError(_unknown(source, path, key, names, cls))
+    hints = _hints(cast(Any, cls))
+    kwargs: dict[str, Any] = {}
+    for name in names:
+        given = [(source, values[name]) for source, values in layers if name in values]
+        if not given:
+            continue
+        tp = hints.get(name, Any)
+        sub = _dataclass_in(tp)
+        if sub is not None:
+            for source, value in given:
+                if not isinstance(value, Mapping):
+                    raise ConfigError(
+                        f"{_where(source, path, [name])} = {_shown(value)}: expected a table "
+                        f"[{'.'.join((*path, name))}] of {sub.__name__} settings"
+                    )
+            inner = getattr(base, name) if base is not None else _default(fields[name])
+            inner = inner if dataclasses.is_dataclass(inner) else None
+            kind = type(inner) if inner is not None else sub
+            parts = [(s, dict(v)) for s, v in given]
+            kwargs[name] = _build(kind, parts, (*path, name), inner)
+        else:
+            source, value = given[-1]
+            kwargs[name] = _check_type(tp, value, source, (*path, name))
+    if base is None:
+        missing = [n for n in names if n not in kwargs and _required(fields[n])]
+        if missing:
+            label = " + ".join(dict.fromkeys(s for s, _ in layers)) or "config"
+            where = _where(label, path, [missing[0]])
+            expected = describe_type(hints.get(missing[0], Any))
+            raise ConfigError(f"{where} is missing: expected {expected}")
+    try:
+        return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
+    except ConfigError as err:
+        sources = list(dict.fromkeys(s for s, v in layers if v)) or ["defaults"]
+        section = f" [{'.'.join(path)}]" if path else ""
+        raise ConfigError(f"{' + '.join(sources)}{section}: {err}") from None
+    except TypeError as err:  # a required field without a value
+        raise ConfigError(f"{cls.__name__}: {err}") from None
+
+
+def _required(f: dataclasses.Field[Any]) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+def _default(f: dataclasses.Field[Any]) -> Any:
+    """A field's default value (``None`` when it has none)."""
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
+def _check_type(tp: Any, value: Any, source: str, path: tuple[str, ...]) -> Any:
+    """``value`` validated (strictly) as ``tp``; TOML arrays become tuples."""
+    try:
+        return _adapter(tp).validate_python(_tuples(value), strict=True)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = "".join(f"[{p}]" for p in first["loc"] if isinstance(p, int))
+        where = _where(source, path[:-1], [path[-1]]) + loc
+        raise ConfigError(f"{where} = {_shown(value)}: expected {describe_type(tp)}") from None
+
+
+@cache
+def _adapter(tp: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(tp)
+
+
+def _tuples(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _tuples(v) for k, v in value.items()}
+    return value
+
+
+@cache
+def _hints(cls: Any) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(cls)
+    except (NameError, TypeError):  # an annotation that cannot be resolved: check nothing
+        return {}
+
+
+def _dataclass_in(tp: Any) -> type | None:
+    """The dataclass ``tp`` is (or is optional of), else None."""
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return tp
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        subs = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(subs) == 1:
+            return _dataclass_in(subs[0])
+    return None
+
+
+# ------------------------------------------------------------------------------ messages
+def describe_type(tp: Any) -> str:
+    """What a value of type ``tp`` looks like in TOML, for error messages and the docs."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is bool:
+        return "true or false"
+    if tp is int:
+        return "an integer"
+    if tp is float:
+        return "a number"
+    if tp is str:
+        return "a string"
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (Union, types.UnionType):
+        subs = [a for a in args if a is not type(None)]
+        text = " or ".join(describe_type(a) for a in subs)
+        return text + (" (or leave it out)" if len(subs) < len(args) else "")
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {_plural(describe_type(args[0]))}"
+        return f"a list of {len(args)}: " + ", ".join(describe_type(a) for a in args)
+    if origin in (dict, Mapping):
+        return f"a table of {_plural(describe_type(args[1]))}" if args else "a table"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _plural(text: str) -> str:
+    for article in ("an ", "a "):
+        if text.startswith(article):
+            return text[len(article) :] + "s"
+    return text
+
+
+def _where(source: str, path: tuple[str, ...] | list[str], keys: list[str]) -> str:
+    """``plan.toml [fit.stock] velocity_weeks`` for a file, ``command line: fit.stock...``
+    for the other layers."""
+    if source in (COMMAND_LINE, QUICK):
+        return f"{source}: {'.'.join((*path, *keys))}"
+    section = f" [{'.'.join(path)}]" if path else ""
+    return f"{source}{section} {'.'.join(keys)}"
+
+
+def _unknown(source: str, path: tuple[str, ...], key: str, names: list[str], cls: type) -> str:
+    where = f"{_where(source, path, [key])}: unknown key"
+    inside = _nested_home(cls, key)
+    if inside:
+        return f"{where}; did you mean [{'.'.join((*path, *inside))}] {key}?"
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+    if close:
+        return f"{where}; did you mean {close[0]!r}?"
+    return f"{where}; expected one of {', '.join(names)}"
+
+
+def _nested_home(cls: type, key: str) -> tuple[str, ...]:
+    """The path of the nested section that has a field ``key`` (a key in the wrong table)."""
+    hints = _hints(cls)
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        sub = _dataclass_in(hints.get(f.name, Any))
+        if sub is None:
+            continue
+        if key in {g.name for g in dataclasses.fields(sub)}:
+            return (f.name,)
+        deeper = _nested_home(sub, key)
+        if deeper:
+            return (f.name, *deeper)
+    return ()
+
+
+def _shown(value: Any) -> str:
+    """A value as TOML writes it (``true``, ``"text"``, ``[1, 2]``), shortened."""
+    try:
+        text = json.dumps(value, default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
+
+
+# ------------------------------------------------------------------------------ helpers
+def _nest(dotted: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"a.b": 1}`` -> ``{"a": {"b": 1}}``."""
+    out: dict[str, Any] = {}
+    for key, value in dotted.items():
+        *parents, leaf = key.split(".")
+        node = out
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out
+
+
+def _has(values: Mapping[str, Any], dotted: str) -> bool:
+    node: Any = values
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def field_default(cls: type, dotted: str) -> Any:
+    """The default of a (nested) field, for help texts: ``field_default(PipelineConfig,
+    "evaluation.n_episodes")``."""
+    value: Any = None
+    for part in dotted.split("."):
+        value = _default({f.name: f for f in dataclasses.fields(cls)}[part])
+        cls = type(value)
+    return value
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
-    """Plain nested dict of a config (tuples as lists), for JSON and the report."""
+    """Plain nested dict of a config (tuples as lists), for JSON, MLflow and the report."""
     out: dict[str, Any] = {}
     for f in dataclasses.fields(cfg):
         v = getattr(cfg, f.name)

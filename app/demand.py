@@ -30,12 +30,13 @@ class DemandFitConfig:
 
     Parameters
     ----------
-    source : str
+    data : str
         ``"completejourney"``, a folder of table files, or a SQLAlchemy URL.
     out : str
         Catalog file (``.parquet`` or ``.csv``), one row per SKU (``Catalog.to_frame``).
     fit : FitConfig
-        How the model is fitted.
+        How the model is fitted, and the stock assumption (``fit.stock``, the same default
+        as ``deadstock run``'s).
     max_skus : int or None
         Keep only the best-selling ``max_skus`` SKUs (for quick runs); ``None`` keeps all.
     track : bool
@@ -44,7 +45,7 @@ class DemandFitConfig:
         Folder for the plots (default: beside ``out``).
     """
 
-    source: str = "completejourney"
+    data: str = "completejourney"
     out: str = "catalog.parquet"
     fit: FitConfig = field(default_factory=FitConfig)
     max_skus: int | None = None
@@ -53,9 +54,9 @@ class DemandFitConfig:
 
     def __post_init__(self) -> None:
         if Path(self.out).suffix.lower() not in (".parquet", ".csv"):
-            raise ConfigError(f"--out {self.out!r}: expected a .parquet or .csv file")
+            raise ConfigError(f"out = {self.out!r}: expected a .parquet or .csv file")
         if self.max_skus is not None and self.max_skus < 1:
-            raise ConfigError(f"--max-skus {self.max_skus}: expected >= 1")
+            raise ConfigError(f"max_skus = {self.max_skus}: expected >= 1")
 
 
 @dataclass
@@ -137,7 +138,7 @@ def run_demand_fit(config: DemandFitConfig) -> DemandFitOutcome:
     """
     from app.data import DataStageConfig, run_data_stage
 
-    data = run_data_stage(DataStageConfig(source=config.source, out_dir=None))
+    data = run_data_stage(DataStageConfig(source=config.data, out_dir=None))
     panel = data.panel
     if config.max_skus is not None:
         panel = top_skus(panel, config.max_skus)
@@ -152,7 +153,7 @@ def run_demand_fit(config: DemandFitConfig) -> DemandFitOutcome:
     ]
     run_id = None
     if config.track:
-        name = tracking.run_name("demand-fit", Path(str(config.source)).name or "source")
+        name = tracking.run_name("demand-fit", Path(str(config.data)).name or "source")
         with tracking.start_run(
             name,
             tags={"stage": "demand_fit", "source": data.dataset.source},
@@ -183,13 +184,13 @@ class SimulateConfig:
     policy : str
         ``fixed:D`` (discount depth ``D`` every week, e.g. ``fixed:0.3``), optionally
         ``fixed:D:C`` with a coupon depth ``C``.
-    weeks : int
+    horizon_weeks : int
         Horizon; the last week is the exit week (leftover stock salvaged and written off).
-    n_runs : int
+    n_episodes : int
         Simulated episodes per SKU.
     seed : int
-        Seed of the demand draws (and of the parameter draws with ``uncertain``).
-    uncertain : bool
+        Seed of the demand draws (and of the parameter draws with ``draw_parameters``).
+    draw_parameters : bool
         Draw every episode's parameters from the catalog's fitted uncertainty
         (``Catalog.sample``) instead of using the point estimates.
     skus : tuple of str
@@ -200,20 +201,22 @@ class SimulateConfig:
 
     catalog: str
     policy: str = "fixed:0.3"
-    weeks: int = 12
-    n_runs: int = 200
+    horizon_weeks: int = 12
+    n_episodes: int = 200
     seed: int = 0
-    uncertain: bool = False
+    draw_parameters: bool = False
     skus: tuple[str, ...] = ()
     ci_level: float = 0.95
 
     def __post_init__(self) -> None:
-        if self.weeks < 1:
-            raise ConfigError(f"--weeks {self.weeks}: expected >= 1")
-        if self.n_runs < 2:
-            raise ConfigError(f"--n-runs {self.n_runs}: expected >= 2 (a CI needs two runs)")
+        if self.horizon_weeks < 1:
+            raise ConfigError(f"horizon_weeks = {self.horizon_weeks}: expected >= 1")
+        if self.n_episodes < 2:
+            raise ConfigError(
+                f"n_episodes = {self.n_episodes}: expected >= 2 (a CI needs two episodes)"
+            )
         if not 0.5 <= self.ci_level < 1:
-            raise ConfigError(f"ci_level {self.ci_level}: expected in [0.5, 1)")
+            raise ConfigError(f"ci_level = {self.ci_level}: expected in [0.5, 1)")
         parse_policy(self.policy)
 
 
@@ -228,8 +231,8 @@ class SimulationSummary:
     def to_text(self) -> str:
         c = self.config
         head = (
-            f"policy {c.policy}, {c.weeks} weeks, {c.n_runs} runs, seed {c.seed}"
-            + (", parameters drawn from their uncertainty" if c.uncertain else "")
+            f"policy {c.policy}, {c.horizon_weeks} weeks, {c.n_episodes} episodes, seed {c.seed}"
+            + (", parameters drawn from their uncertainty" if c.draw_parameters else "")
             + f"; {len(self.per_sku)} SKU(s); {int(c.ci_level * 100)}% CIs"
         )
         lines = [head]
@@ -260,17 +263,17 @@ def run_simulation(config: SimulateConfig) -> SimulationSummary:
     n = catalog.n_skus
     schedule = Schedule(
         sku=np.asarray(catalog.sku, dtype=object),
-        discount=np.full((n, config.weeks), d),
-        coupon=np.full((n, config.weeks), c),
+        discount=np.full((n, config.horizon_weeks), d),
+        coupon=np.full((n, config.horizon_weeks), c),
         name=config.policy,
     )
     outcome = simulate_schedule(
         catalog,
         schedule,
-        n_episodes=config.n_runs,
+        n_episodes=config.n_episodes,
         seed=config.seed,
         ci_level=config.ci_level,
-        draw_parameters=config.uncertain,
+        draw_parameters=config.draw_parameters,
     )
     per_sku = pd.DataFrame({"sku": catalog.sku.astype(str)})
     for key in ("sell_through", "profit", "leftover_units", "units_sold"):

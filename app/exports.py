@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from agents.policy import Policy
-from app.config import ExportConfig, NewProductConfig
+from app.pipeline_config import ExportConfig, NewProductConfig
 from envs.config import RulesConfig
 from ingest.errors import ConfigError, DataError
 from ingest.io import write_frame_atomic

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from app.config import PipelineConfig
+from app.pipeline_config import PipelineConfig
 from app.stage_record import StageRecord, stages_frame
 
 STAGE_NAMES = ("ingest", "risk", "select", "fit", "policy", "evaluate", "export")

@@ -10,7 +10,7 @@ How a policy becomes an exported schedule: see :mod:`planning.from_policy`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +18,14 @@ import numpy as np
 import pandas as pd
 
 from agents.policy import Policy
-from app.config import PipelineConfig
+from app.pipeline_config import PipelineConfig
 from app.stage_record import StageRecord
 from envs.config import RulesConfig
 from ingest.errors import DataError
 from planning.from_policy import plan_of
 from planning.outcomes import Outcome, simulate_schedule
 from planning.schedule import Schedule
+from risk_model.labels import LabelConfig
 from simulator.demand import Catalog
 
 
@@ -64,42 +65,34 @@ def risk_stage(cfg: PipelineConfig, data: IngestOut, seed: int, rec: StageRecord
     """Backtest, train and score the risk model; returns one row per scored SKU with
     ``sku``, ``risk`` (0..1), ``tier`` and the top drivers (``driver_k``, ``..._contribution``).
 
-    The backtest trains one label horizon before the last observable test cutoff
-    (``test = last week - horizon``, ``train = test - horizon``) and is skipped, with a note,
-    when the data is too short or has no positive at the test cutoff. Price-change features
-    are off unless ``risk_price_change_features`` (the retailer's own clearance would make
-    the score circular for the markdown plan).
+    Every setting is ``cfg.risk`` (:class:`~app.pipeline_config.RiskStageConfig`). The
+    backtest trains one label horizon before the last observable test cutoff
+    (``test = last week - horizon``, ``train = test - horizon``, unless
+    ``risk.backtest_*_cutoff`` are set) and is skipped, with a note, when the data is too
+    short or has no positive at the test cutoff.
     """
     import mlflow
 
     from risk_model.backtest import BacktestConfig, json_rows, run_backtest
-    from risk_model.features import FeatureConfig
-    from risk_model.labels import LabelConfig
-    from risk_model.models import MODEL_KINDS
-    from risk_model.scoring import RiskConfig, train_and_score
+    from risk_model.scoring import train_and_score
 
-    label = LabelConfig()
-    features = FeatureConfig(price_change_features=cfg.risk_price_change_features)
-    # Quick: logistic regression only; its drivers are exact linear terms (TreeSHAP over
-    # every SKU dominates a quick run on Complete Journey).
-    models = ("lr",) if cfg.quick else tuple(MODEL_KINDS)
-    offsets = (0,) if cfg.quick else (0, 4, 8)
-    seed32 = int(seed % (2**31))
+    risk = replace(cfg.risk, seed=int(seed % (2**31)))
+    label, models = risk.label, risk.models
     metrics: dict[str, float] = {}
     h = label.horizon_weeks
-    test_cutoff = data.last_week - h
-    train_cutoff = test_cutoff - h
+    test_cutoff = risk.backtest_test_cutoff
+    test_cutoff = data.last_week - h if test_cutoff is None else test_cutoff
+    train_cutoff = risk.backtest_train_cutoff
+    train_cutoff = test_cutoff - h if train_cutoff is None else train_cutoff
     backtest_note = ""
-    if train_cutoff >= int(data.panel["week"].min()) + label.lookback_weeks:
+    if not risk.backtest:
+        backtest_note = "backtest off (risk.backtest = false)"
+    elif train_cutoff >= int(data.panel["week"].min()) + label.lookback_weeks:
         bt_cfg = BacktestConfig(
-            label=label,
-            features=features,
+            **risk.setup(),
             train_cutoff=train_cutoff,
             test_cutoff=test_cutoff,
-            train_offsets=offsets,
-            models=models,
-            n_bootstrap=20 if cfg.quick else 200,
-            seed=seed32,
+            n_bootstrap=risk.n_bootstrap,
         )
         try:
             bt = run_backtest(data.dataset, data.panel, bt_cfg)
@@ -122,13 +115,7 @@ def risk_stage(cfg: PipelineConfig, data: IngestOut, seed: int, rec: StageRecord
             )
     else:
         backtest_note = f"backtest skipped: {data.last_week} weeks are too few for two horizons"
-    result = train_and_score(
-        data.dataset,
-        data.panel,
-        RiskConfig(
-            label=label, features=features, models=models, train_offsets=offsets, seed=seed32
-        ),
-    )
+    result = train_and_score(data.dataset, data.panel, risk)
     scores = result.scores.assign(sku=result.scores["sku"].astype(str))
     champ = result.validation[result.champion]
     metrics.update({f"val_{m}": float(champ[m]) for m in ("roc_auc", "pr_auc", "brier")})
@@ -152,14 +139,13 @@ class Selection:
     rule: str
 
 
-def established_skus(panel: pd.DataFrame) -> set[str]:
+def established_skus(panel: pd.DataFrame, label: LabelConfig | None = None) -> set[str]:
     """SKUs the dead-stock label applies to at the last week: at least ``min_units`` units and
     ``min_active_weeks`` selling weeks in the last ``lookback_weeks`` weeks (the risk label's
-    own definition). A SKU that has already stopped selling is dead stock already, not at
-    risk of becoming it, and has no recent velocity to plan from."""
-    from risk_model.labels import LabelConfig
-
-    lab = LabelConfig()
+    own definition, ``label``, the run's ``risk.label``). A SKU that has already stopped
+    selling is dead stock already, not at risk of becoming it, and has no recent velocity to
+    plan from."""
+    lab = label or LabelConfig()
     last = int(panel["week"].max())
     recent = panel[panel["week"] > last - lab.lookback_weeks]
     g = recent.assign(active=recent["units"] > 0).groupby("sku", observed=True)
@@ -174,7 +160,7 @@ def select_stage(
     """The at-risk SKUs, riskiest first: established SKUs (see :func:`established_skus`)
     selected by threshold when set, else by tier; capped at ``max_skus``."""
     sel = cfg.selection
-    established = scores["sku"].astype(str).isin(established_skus(panel))
+    established = scores["sku"].astype(str).isin(established_skus(panel, cfg.risk.label))
     if sel.threshold is not None:
         mask = established & (scores["risk"].astype(float) >= sel.threshold)
         rule = f"established SKUs with risk >= {sel.threshold:g}"
@@ -182,7 +168,7 @@ def select_stage(
         mask = established & scores["tier"].astype(str).isin(sel.tiers)
         rule = f"established SKUs in tier {list(sel.tiers)}"
     chosen = scores[mask].sort_values(["risk", "sku"], ascending=[False, True])
-    cap = cfg.max_skus
+    cap = sel.max_skus
     if cap is not None and len(chosen) > cap:
         chosen = chosen.head(cap)
         rule += f", the {cap} riskiest"
@@ -239,12 +225,13 @@ def fit_stage(
     rec: StageRecord,
 ) -> FitOut:
     """Fit the demand of the selected SKUs' categories (so elasticities pool within the
-    category) and keep the selected SKUs, with the stock the plan starts from."""
-    from simulator.fit import FitConfig, fit_catalog
+    category) with ``cfg.fit`` and keep the selected SKUs, with the stock the plan starts
+    from (the source's stock table, else the assumption ``cfg.fit.stock``)."""
+    from simulator.fit import fit_catalog
 
     panel = data.panel
     selected = selection.skus
-    sub = fit_panel(panel, selected, cfg.fit_peers_per_category)
+    sub = fit_panel(panel, selected, cfg.fit.peers_per_category)
     notes: list[str] = []
     for col in ("coupon_depth", "discount_depth"):
         if col in sub.columns and (sub[col] > 0.95).any():
@@ -253,14 +240,7 @@ def fit_stage(
             n_big = int((sub[col] > 0.95).sum())
             sub = sub.assign(**{col: sub[col].clip(upper=0.95)})
             notes.append(f"{n_big} panel row(s) had {col} > 0.95; clipped to 0.95 for the fit")
-    s = cfg.stock
-    fit_cfg = FitConfig(
-        weeks_of_cover=s.weeks_of_cover,
-        velocity_weeks=s.velocity_weeks,
-        holding_cost_share_per_week=s.holding_cost_rate_per_week,
-        salvage_share=s.salvage_rate,
-    )
-    result = fit_catalog(sub, fit_cfg, products=data.dataset.products)
+    result = fit_catalog(sub, cfg.fit, products=data.dataset.products)
     cat = result.catalog
     pos = pd.Series(np.arange(cat.n_skus), index=pd.Index(np.asarray(cat.sku, dtype=str)))
     have = [k for k in selected if k in pos.index]
@@ -269,13 +249,11 @@ def fit_stage(
         raise DataError("none of the at-risk SKUs could be fitted (none sold in the panel)")
     cat = cat.take(pos.loc[have].to_numpy())
     risk = scores.set_index("sku")["risk"].reindex(have).to_numpy(dtype=float)
-    has_stock = "on_hand" in panel.columns and panel["on_hand"].notna().any()
-    stock = np.maximum(cat.initial_stock, s.min_stock_units if not has_stock else 0.0)
-    cat = cat.replace(risk_score=risk, initial_stock=np.ceil(stock))
-    if has_stock:
+    cat = cat.replace(risk_score=risk)
+    if "on_hand" in panel.columns and panel["on_hand"].notna().any():
         assumption = "on-hand stock from the source's stock table (last known level)"
     else:
-        assumption = s.describe()
+        assumption = cfg.fit.stock.describe()
     notes += list(result.notes)
     if dropped:
         notes.append(f"{dropped} at-risk SKU(s) sold nothing in the panel: no demand to fit")
@@ -336,7 +314,7 @@ def _champion(rules: RulesConfig) -> tuple[Policy | None, str]:
 def policy_stage(cfg: PipelineConfig, catalog: Catalog, seed: int, rec: StageRecord) -> PolicyOut:
     """Load the registered champion when it fits the rules and observation, else train PPO on
     the at-risk catalog (``policy.source`` decides)."""
-    from agents.ppo import PPOConfig, PPOPolicy, train_ppo
+    from agents.ppo import PPOPolicy, train_ppo
 
     why = "policy.source = 'train'"
     if cfg.policy.source in ("auto", "champion"):
@@ -348,12 +326,7 @@ def policy_stage(cfg: PipelineConfig, catalog: Catalog, seed: int, rec: StageRec
         if cfg.policy.source == "champion":
             raise DataError(f"policy.source = 'champion' but {why}; train one with deadstock train")
     h = cfg.horizon_weeks
-    ppo_cfg = PPOConfig(
-        total_timesteps=cfg.train_timesteps,
-        seed=seed % (2**31),
-        horizon_range=(h, h),
-        checkpoint_every=0,
-    )
+    ppo_cfg = replace(cfg.ppo, seed=seed % (2**31), horizon_range=(h, h))
     result = train_ppo(ppo_cfg, cfg.rules, catalog)
     path = Path(cfg.out_dir) / "policy" / "ppo_policy.zip"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -392,7 +365,7 @@ def evaluate_stage(
     h = cfg.horizon_weeks
     seeds = np.random.SeedSequence(seed).generate_state(2).tolist()
     plan_seed, sim_seed = int(seeds[0]), int(seeds[1])
-    n_ep = cfg.n_episodes
+    n_ep = cfg.evaluation.n_episodes
     kw = dict(
         n_episodes=n_ep,
         seed=sim_seed,
@@ -495,12 +468,12 @@ def export_stage(
         cfg.out_dir,
         stock_assumption=fitted.stock_assumption,
         horizon_weeks=cfg.horizon_weeks,
-        n_episodes=cfg.n_episodes,
+        n_episodes=cfg.evaluation.n_episodes,
         ci_level=cfg.evaluation.ci_level,
     )
     stage_tab = stages_frame(records)
     # The risk distribution of the SKUs the label applies to (already-dead SKUs all score ~1).
-    est = scores[scores["sku"].astype(str).isin(established_skus(data.panel))]
+    est = scores[scores["sku"].astype(str).isin(established_skus(data.panel, cfg.risk.label))]
     inputs = ReportInputs(
         scores=est,
         selected=list(np.asarray(cat.sku, dtype=str)),
@@ -508,7 +481,7 @@ def export_stage(
         outcomes=outcomes,
         catalog_frame=cat.to_frame(),
         stock_assumption=fitted.stock_assumption,
-        n_episodes=cfg.n_episodes,
+        n_episodes=cfg.evaluation.n_episodes,
         ci_level=cfg.evaluation.ci_level,
         horizon_weeks=cfg.horizon_weeks,
         stages=stage_tab[stage_tab["status"] != "pending"],

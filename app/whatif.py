@@ -70,21 +70,11 @@ def plot_what_if(
 
 def read_rules(path: str | Path) -> RulesConfig:
     """Read business rules from a TOML file: :class:`~envs.config.RulesConfig` fields at the
-    top level or under ``[rules]`` (so a pipeline config file works too)."""
-    import tomllib
+    top level or under ``[rules]`` (so a pipeline config file works too), through the one
+    loader (:func:`app.config.load_config`)."""
+    from app.config import load_config
 
-    from app.config import build_section
-
-    p = Path(path)
-    try:
-        values = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"rules file {str(p)!r} does not exist") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"rules file {str(p)!r} is not valid TOML: {err}") from None
-    if isinstance(values.get("rules"), dict):
-        values = values["rules"]
-    return build_section(RulesConfig, values, f"rules file {str(p)!r}")
+    return load_config(RulesConfig, path, section="rules")
 
 
 def what_if_from_files(

@@ -137,7 +137,7 @@ def _catalog(n: int, rng: np.random.Generator, cls):
 
 
 def bench_export(n_skus: int, plan_episodes: int, episodes: int, train_steps: int) -> str:
-    from app.config import DEFAULT_RULES
+    from app.pipeline_config import DEFAULT_RULES
     from planning.from_policy import export_schedules_bulk
     from simulator.demand import Catalog
 

@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 import pandas as pd  # noqa: E402
 
 from agents.ppo import PPOConfig, PPOPolicy, train_ppo  # noqa: E402
+from app.config import load_config  # noqa: E402
 from experiments.curves import CurveCallback  # noqa: E402
 from experiments.evaluate import (  # noqa: E402
     EvalConfig,
@@ -207,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.set:
         key, _, value = item.partition("=")
         overrides[key] = json.loads(value)
-    PPOConfig.from_dict({**PPOConfig().to_dict(), **overrides})  # validate early
+    load_config(PPOConfig, overrides=overrides)  # validate early, naming a bad key
     steps = {} if args.steps else dict(PROFILE_TIMESTEPS)
     for item in filter(None, args.profile_steps.split(",")):
         key, _, value = item.partition("=")

@@ -23,7 +23,6 @@ command with the same ``--out`` resumes a stopped run.
 from __future__ import annotations
 
 import sys
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -148,45 +147,19 @@ class TrainConfig:
                 f"{sorted(baseline_factories())}"
             )
 
-
-def load_config(path: str | Path | None, *, seed: int | None = None) -> TrainConfig:
-    """Read a TOML config (top-level keys of :class:`TrainConfig`, PPO keys under ``[ppo]``).
-
-    ``seed`` (the CLI's ``--seed``) overrides ``ppo.seed``. A ``[timesteps]`` table
-    (``markdown = 8000000``) sets steps per profile on top of :data:`PROFILE_TIMESTEPS`; a
-    file that sets ``ppo.total_timesteps`` and no ``[timesteps]`` trains every profile for
-    that many steps.
-    """
-    values: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        try:
-            values = tomllib.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file {str(p)!r} does not exist") from None
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError(f"config file {str(p)!r} is not valid TOML: {err}") from None
-    ppo_values = values.pop("ppo", {})
-    if not isinstance(ppo_values, dict):
-        raise ConfigError(f"{path}: [ppo] must be a table")
-    ppo = PPOConfig.from_dict(ppo_values, source=f"{path} [ppo]")
-    if seed is not None:
-        ppo = replace(ppo, seed=int(seed))
-    known = set(TrainConfig.__dataclass_fields__) - {"ppo"}
-    unknown = set(values) - known
-    if unknown:
-        raise ConfigError(f"{path}: unknown setting(s) {sorted(unknown)}; expected {sorted(known)}")
-    for key in ("profiles", "compare_with"):
-        if key in values:
-            values[key] = tuple(values[key])
-    if "timesteps" in values:
-        steps = values["timesteps"]
-        if not isinstance(steps, dict):
-            raise ConfigError(f"{path}: [timesteps] must be a table of profile = steps")
-        values["timesteps"] = {**PROFILE_TIMESTEPS, **steps}
-    elif "total_timesteps" in ppo_values:
-        values["timesteps"] = {}  # the file's one budget holds for every profile
-    return TrainConfig(ppo=ppo, **values)
+    @staticmethod
+    def expand_file_values(values: dict[str, Any]) -> dict[str, Any]:
+        """The train file's shorthands, applied by the config loader to the file's values:
+        a ``[timesteps]`` table adds to (or changes) :data:`PROFILE_TIMESTEPS`; a file that
+        sets ``[ppo] total_timesteps`` and no ``[timesteps]`` trains every profile for that
+        many steps."""
+        out = dict(values)
+        steps, ppo = out.get("timesteps"), out.get("ppo")
+        if isinstance(steps, dict):
+            out["timesteps"] = {**PROFILE_TIMESTEPS, **steps}
+        elif "timesteps" not in out and isinstance(ppo, dict) and "total_timesteps" in ppo:
+            out["timesteps"] = {}  # the file's one budget holds for every profile
+        return out
 
 
 @dataclass

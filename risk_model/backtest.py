@@ -15,7 +15,7 @@ Brier score, base rate, n and n_pos, with bootstrap 95 % CIs over test SKUs.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +50,9 @@ METRICS: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
-class BacktestConfig:
-    """A backtest fold and what to run on it.
+class RiskModelSetup:
+    """What a risk model is trained on and how: the settings a backtest and the risk stage
+    share (:class:`BacktestConfig` and :class:`~risk_model.scoring.RiskConfig` extend it).
 
     Parameters
     ----------
@@ -59,23 +60,17 @@ class BacktestConfig:
         The label definition.
     features : FeatureConfig
         The feature switches (for example ``price_change_features=False``).
-    train_cutoff : int
-        Latest training cutoff week.
-    test_cutoff : int
-        Test cutoff week; needs ``train_cutoff + horizon_weeks <= test_cutoff``.
+    models : tuple of str
+        Candidate model kinds among ``"lr"``, ``"rf"``, ``"xgb"``.
     train_offsets : tuple of int
         Training rows are stacked from cutoffs ``train_cutoff - offset`` (0 = only the
         training cutoff). Cutoffs with too little history are skipped.
-    models : tuple of str
-        Model kinds among ``"lr"``, ``"rf"``, ``"xgb"``.
     val_share : float
-        Share of training SKUs held out for calibration and the threshold.
+        Share of training SKUs held out for calibration, the threshold and the champion.
     threshold : {"f1", "cost"}
-        How the decision threshold is chosen on validation.
+        How the decision threshold (the ``high`` tier) is chosen on validation.
     cost_ratio : float
         Cost of a missed dead SKU relative to a needless markdown (``threshold="cost"``).
-    n_bootstrap : int
-        Bootstrap resamples of the test SKUs for the 95 % CIs.
     seed : int
         Seed of the split, the models and the bootstrap.
     n_jobs : int
@@ -84,19 +79,49 @@ class BacktestConfig:
 
     label: LabelConfig = field(default_factory=LabelConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
-    train_cutoff: int = 26
-    test_cutoff: int = 39
-    train_offsets: tuple[int, ...] = (0, 4, 8)
     models: tuple[str, ...] = MODEL_KINDS
+    train_offsets: tuple[int, ...] = (0, 4, 8)
     val_share: float = 0.25
     threshold: str = "f1"
     cost_ratio: float = 5.0
-    n_bootstrap: int = 200
     seed: int = 0
     n_jobs: int = 1
 
     def __post_init__(self) -> None:
-        check_model_choice("BacktestConfig", self.models, self.threshold)
+        owner = type(self).__name__
+        check_model_choice(owner, self.models, self.threshold)
+        if not self.train_offsets or min(self.train_offsets) < 0:
+            raise ConfigError(
+                f"{owner}.train_offsets = {self.train_offsets!r}; expected offsets >= 0"
+            )
+        if not 0 < self.val_share < 1:
+            raise ConfigError(f"{owner}.val_share = {self.val_share!r}; expected (0, 1)")
+
+    def setup(self) -> dict[str, Any]:
+        """The shared settings as keyword arguments (to build one config from another)."""
+        return {f.name: getattr(self, f.name) for f in fields(RiskModelSetup)}
+
+
+@dataclass(frozen=True)
+class BacktestConfig(RiskModelSetup):
+    """A backtest fold and what to run on it: the shared :class:`RiskModelSetup` plus
+
+    Parameters
+    ----------
+    train_cutoff : int
+        Latest training cutoff week.
+    test_cutoff : int
+        Test cutoff week; needs ``train_cutoff + horizon_weeks <= test_cutoff``.
+    n_bootstrap : int
+        Bootstrap resamples of the test SKUs for the 95 % CIs.
+    """
+
+    train_cutoff: int = 26
+    test_cutoff: int = 39
+    n_bootstrap: int = 200
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         if self.train_cutoff + self.label.horizon_weeks > self.test_cutoff:
             raise ConfigError(
                 f"BacktestConfig: train_cutoff {self.train_cutoff} + horizon "
@@ -104,12 +129,6 @@ class BacktestConfig:
                 "training labels would overlap the test period. Move train_cutoff to "
                 f"<= {self.test_cutoff - self.label.horizon_weeks}."
             )
-        if not self.train_offsets or min(self.train_offsets) < 0:
-            raise ConfigError(
-                f"BacktestConfig.train_offsets = {self.train_offsets!r}; expected offsets >= 0"
-            )
-        if not 0 < self.val_share < 1:
-            raise ConfigError(f"BacktestConfig.val_share = {self.val_share!r}; expected (0, 1)")
         if self.n_bootstrap < 0:
             raise ConfigError(f"BacktestConfig.n_bootstrap = {self.n_bootstrap!r}; expected >= 0")
 

@@ -19,63 +19,36 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from ingest.dataset import Dataset
 from ingest.errors import ConfigError, DataError
-from risk_model.backtest import BacktestConfig, training_frames
+from risk_model.backtest import BacktestConfig, RiskModelSetup, training_frames
 from risk_model.explain import top_drivers
-from risk_model.features import FeatureConfig, build_features
+from risk_model.features import build_features
 from risk_model.labels import LabelConfig, established
 from risk_model.models import (
-    MODEL_KINDS,
     RiskClassifier,
-    check_model_choice,
     ensemble_last,
     reusable_members,
 )
 
 
 @dataclass(frozen=True)
-class RiskConfig:
-    """Settings of the risk stage.
+class RiskConfig(RiskModelSetup):
+    """Settings of the risk stage: the shared :class:`~risk_model.backtest.RiskModelSetup`
+    (label, features, models, offsets, validation share, threshold rule, seed) plus
 
     Parameters
     ----------
-    label : LabelConfig
-        The label the models learn.
-    features : FeatureConfig
-        Feature switches (``price_change_features=False`` for the policy stage).
-    models : tuple of str
-        Candidate model kinds; the champion is the best on validation PR-AUC.
     score_cutoff : int or None
-        Week whose data the scores use; ``None`` = the last week of the data.
-    train_offsets : tuple of int
-        Training cutoffs are ``score_cutoff - horizon - offset``.
-    val_share : float
-        Share of SKUs held out for calibration, thresholds and the champion choice.
-    threshold : {"f1", "cost"}
-        Decision threshold (the ``high`` tier) rule on validation.
-    cost_ratio : float
-        Cost of a missed dead SKU relative to a needless markdown (``threshold="cost"``).
+        Week whose data the scores use; ``None`` = the last week of the data. Training
+        cutoffs are ``score_cutoff - horizon - offset``.
     n_drivers : int
         Top drivers reported per SKU.
-    seed : int
-        Seed of the split and the models.
-    n_jobs : int
-        Threads for the random forest and XGBoost.
     """
 
-    label: LabelConfig = field(default_factory=LabelConfig)
-    features: FeatureConfig = field(default_factory=FeatureConfig)
-    models: tuple[str, ...] = MODEL_KINDS
     score_cutoff: int | None = None
-    train_offsets: tuple[int, ...] = (0, 4, 8)
-    val_share: float = 0.25
-    threshold: str = "f1"
-    cost_ratio: float = 5.0
     n_drivers: int = 3
-    seed: int = 0
-    n_jobs: int = 1
 
     def __post_init__(self) -> None:
-        check_model_choice("RiskConfig", self.models, self.threshold)
+        super().__post_init__()
         if not 1 <= self.n_drivers <= 10:
             raise ConfigError(f"RiskConfig.n_drivers = {self.n_drivers!r}; expected 1..10")
 
@@ -160,19 +133,7 @@ def train_and_score(
     if score_cutoff > last:
         raise DataError(f"score cutoff week {score_cutoff} is after the data's last week {last}")
     train_cutoff = score_cutoff - cfg.label.horizon_weeks
-    bt = BacktestConfig(
-        label=cfg.label,
-        features=cfg.features,
-        train_cutoff=train_cutoff,
-        test_cutoff=score_cutoff,
-        train_offsets=cfg.train_offsets,
-        models=cfg.models,
-        val_share=cfg.val_share,
-        threshold=cfg.threshold,
-        cost_ratio=cfg.cost_ratio,
-        seed=cfg.seed,
-        n_jobs=cfg.n_jobs,
-    )
+    bt = BacktestConfig(**cfg.setup(), train_cutoff=train_cutoff, test_cutoff=score_cutoff)
     print(f"[risk] training at cutoff {train_cutoff}, scoring at {score_cutoff}", file=sys.stderr)
     X_tr, y_tr, X_val, y_val, _, _ = training_frames(dataset, panel, bt)
     validation: dict[str, dict[str, Any]] = {}

@@ -60,6 +60,7 @@ from simulator.fit_panel import (
 from simulator.glm import GLMResult, fit_with_dispersion
 from simulator.market import MAX_DISCOUNT
 from simulator.shrinkage import group_effects, pooled_tau2, shrink
+from simulator.stock import StockAssumptions
 
 __all__ = [
     "PANEL_REQUIRED",
@@ -139,14 +140,9 @@ class FitConfig:
         A lift coefficient with a larger standard error is reported as not identified.
     cost_share : float
         Unit cost as a share of list price, used where the products table has no unit cost.
-    weeks_of_cover : float
-        Initial stock = weeks_of_cover x recent weekly velocity where the panel has no stock.
-    velocity_weeks : int
-        Weeks (the panel's last ones) over which recent velocity is averaged.
-    holding_cost_share_per_week : float
-        Holding cost per unit and week as a share of unit cost (0.005 ~ 26 % a year).
-    salvage_share : float
-        Salvage value per leftover unit as a share of unit cost.
+    stock : StockAssumptions
+        Starting stock (weeks of cover x recent velocity) where the panel has no stock levels,
+        holding cost and salvage value (:class:`simulator.stock.StockAssumptions`).
     max_elasticity : float
         Fitted elasticities above this are capped (the catalog needs elasticity <= 0).
     gone_after_weeks : int or None
@@ -183,10 +179,7 @@ class FitConfig:
     min_promo_weeks: int = 20
     max_lift_se: float = 1.0
     cost_share: float = 0.7
-    weeks_of_cover: float = 8.0
-    velocity_weeks: int = 8
-    holding_cost_share_per_week: float = 0.005
-    salvage_share: float = 0.1
+    stock: StockAssumptions = field(default_factory=StockAssumptions)
     max_elasticity: float = 0.0
     gone_after_weeks: int | None = 6
     level_weeks: int | None = 8
@@ -219,26 +212,23 @@ class FitConfig:
             raise ConfigError("fit.level_pseudo_units and fit.tau_prior_skus must be >= 0")
         if self.n_harmonics > SEASON_PERIOD // 2 - 1:
             raise ConfigError(f"fit.n_harmonics = {self.n_harmonics}; expected <= 25")
-        for name in ("cost_share", "coupon_prior_share", "salvage_share"):
+        for name in ("cost_share", "coupon_prior_share"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ConfigError(f"fit.{name} = {v!r}; expected a share in [0, 1]")
         if not 0.0 < self.max_fit_depth <= MAX_DISCOUNT:
             raise ConfigError(f"fit.max_fit_depth = {self.max_fit_depth}; expected in (0, 0.95]")
-        for name in ("weeks_of_cover", "prior_elasticity_se", "max_lift_se"):
+        for name in ("prior_elasticity_se", "max_lift_se"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"fit.{name} = {getattr(self, name)!r}; expected > 0")
-        if self.velocity_weeks < 1 or self.min_price_change_weeks < 1:
-            raise ConfigError("fit.velocity_weeks and fit.min_price_change_weeks must be >= 1")
+        if self.min_price_change_weeks < 1:
+            raise ConfigError(
+                f"fit.min_price_change_weeks = {self.min_price_change_weeks!r}; expected >= 1"
+            )
         if self.prior_elasticity > 0 or self.max_elasticity > 0:
             raise ConfigError(
                 f"fit.prior_elasticity = {self.prior_elasticity}, fit.max_elasticity = "
                 f"{self.max_elasticity}; both must be <= 0 (a discount never lowers demand)"
-            )
-        if not 0 <= self.holding_cost_share_per_week < 1:
-            raise ConfigError(
-                f"fit.holding_cost_share_per_week = {self.holding_cost_share_per_week}; "
-                "expected in [0, 1)"
             )
 
 

@@ -164,9 +164,10 @@ def commercial_fields(
     week = frame["week"].to_numpy(dtype=np.int64)
     last_week = int(week.max())
     units = frame["units"].to_numpy(dtype=float)
-    recent = week > last_week - cfg.velocity_weeks
-    velocity = np.bincount(sku_code, weights=units * recent, minlength=n_skus) / cfg.velocity_weeks
-    stock = np.ceil(cfg.weeks_of_cover * velocity)
+    assumed = cfg.stock
+    recent = week > last_week - assumed.velocity_weeks
+    velocity = np.bincount(sku_code, weights=units * recent, minlength=n_skus)
+    stock = assumed.assumed_stock(velocity / assumed.velocity_weeks)
     last_known = np.full(n_skus, np.nan)
     if "on_hand" in frame.columns:
         on_hand = pd.to_numeric(frame["on_hand"], errors="coerce").to_numpy(dtype=float)
@@ -176,9 +177,10 @@ def commercial_fields(
     stock = np.where(known, np.maximum(last_known, 0.0), stock)
     if (~known).any():
         notes.append(
-            f"initial_stock assumed = {cfg.weeks_of_cover:g} weeks of cover x mean units of "
-            f"the last {cfg.velocity_weeks} weeks for {int((~known).sum())} SKU(s) without "
-            "stock levels (fit.weeks_of_cover, fit.velocity_weeks)"
+            f"initial_stock assumed = {assumed.weeks_of_cover:g} weeks of cover x mean units "
+            f"of the last {assumed.velocity_weeks} weeks, at least "
+            f"{assumed.min_stock_units:g}, for {int((~known).sum())} SKU(s) without stock "
+            "levels (fit.stock.weeks_of_cover, velocity_weeks, min_stock_units)"
         )
     first_week = week[first_row]
     returns = frame["returns"].to_numpy(dtype=float) if "returns" in frame.columns else None
@@ -188,9 +190,9 @@ def commercial_fields(
         ret = np.bincount(sku_code, weights=np.nan_to_num(returns), minlength=n_skus)
         return_rate = np.clip(np.where(sold > 0, ret / np.maximum(sold, 1e-12), 0.0), 0.0, 0.9)
     notes.append(
-        f"holding cost assumed = {cfg.holding_cost_share_per_week:g} x unit_cost per week, "
-        f"salvage = {cfg.salvage_share:g} x unit_cost (fit.holding_cost_share_per_week, "
-        "fit.salvage_share)"
+        f"holding cost assumed = {assumed.holding_cost_share_per_week:g} x unit_cost per week, "
+        f"salvage = {assumed.salvage_share:g} x unit_cost (fit.stock.holding_cost_share_per_week, "
+        "fit.stock.salvage_share)"
     )
     fields_ = {
         "list_price": list_price,
@@ -199,8 +201,8 @@ def commercial_fields(
         "start_week": np.full(n_skus, season_index(last_week + 1), dtype=np.int64),
         "age_weeks": (last_week + 1 - first_week).astype(np.int64),
         "return_rate": return_rate,
-        "holding_cost_per_unit_week": cfg.holding_cost_share_per_week * unit_cost,
-        "salvage_value_per_unit": cfg.salvage_share * unit_cost,
+        "holding_cost_per_unit_week": assumed.holding_cost_share_per_week * unit_cost,
+        "salvage_value_per_unit": assumed.salvage_share * unit_cost,
     }
     return fields_, notes
 

@@ -5,17 +5,31 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+import logging
 from pathlib import Path
 from typing import Any
 
+from app.cli.common import (
+    CONFIG_HELP,
+    NO_TRACK_HELP,
+    SEED_HELP,
+    add_command,
+    build,
+    comma_list,
+    config_arg,
+)
 from ingest.errors import ConfigError
 from ingest.io import write_text_atomic
+
+log = logging.getLogger(__name__)
+TRAIN = "experiments.train:TrainConfig"
+EVAL = "experiments.evaluate:EvalConfig"
 
 
 def register(subparsers: Any) -> None:
     """Add the ``train``, ``evaluate`` and ``compare`` commands."""
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "train",
         help="train the masked-PPO policy (one per rule profile), evaluate it, log to MLflow",
         description=(
@@ -24,15 +38,24 @@ def register(subparsers: Any) -> None:
             "(registered as deadstock-policy) to MLflow. Rerun with the same --out to resume."
         ),
     )
-    p.add_argument("--config", help="TOML file: TrainConfig keys, PPO keys under [ppo]")
-    p.add_argument("--seed", type=int, help="training seed (overrides [ppo] seed)")
-    p.add_argument("--out", default="runs/ppo", help="checkpoints and models (default runs/ppo)")
-    p.set_defaults(func=_train)
+    p.add_argument(
+        "--config", help=f"{CONFIG_HELP}: TrainConfig keys, PPO keys under [ppo], [timesteps]"
+    )
+    config_arg(p, "--seed", config=TRAIN, key="ppo.seed", type=int, help="training seed")
+    p.add_argument("--out", default="runs/ppo", help="checkpoints and models")
+    p.set_defaults(func=_train, uses_torch=True)
 
-    e = subparsers.add_parser(
+    e = add_command(
+        subparsers,
         "evaluate",
         help="evaluate agents on the suite with common random numbers; print the leaderboard",
+        description=(
+            "Evaluate agents on the scenario suite, every agent on the same demand paths "
+            "(common random numbers), against the exact DP optimum; print the leaderboard "
+            "(median and worst % of the DP) and log it to MLflow."
+        ),
     )
+    e.add_argument("--config", help=f"{CONFIG_HELP}: EvalConfig keys")
     e.add_argument(
         "--agents",
         default="ppo,dp,fluid,fixed,none",
@@ -44,29 +67,35 @@ def register(subparsers: Any) -> None:
         default=[],
         help="PPO source: a train --out folder, a model.zip or models:/... (repeat per seed)",
     )
-    e.add_argument("--suite", default="standard", help="suite name (standard or smoke)")
-    e.add_argument("--episodes", type=int, default=2000, help="demand paths per scenario")
-    e.add_argument("--seed", type=int, default=2026, help="seed of the demand paths")
-    e.add_argument("--json", dest="json_out", help="write the per-scenario rows as JSON here")
-    e.add_argument("--no-log", action="store_true", help="do not log the results to MLflow")
-    e.add_argument("--experiment", default="deadstock", help="MLflow experiment")
-    e.set_defaults(func=_evaluate)
-
-    c = subparsers.add_parser("compare", help="leaderboard across MLflow runs (mean ± CI)")
-    c.add_argument("--experiment", default="deadstock", help="MLflow experiment")
-    c.add_argument("--agents", default="", help="comma-separated agents to keep (default all)")
-    c.add_argument(
-        "--suite-version", default=None, help="only runs of this suite version (default current)"
+    config_arg(e, "--suite", config=EVAL, key="suite", help="suite name (standard or smoke)")
+    config_arg(
+        e, "--episodes", config=EVAL, key="n_episodes", type=int, help="demand paths per scenario"
     )
+    config_arg(e, "--seed", config=EVAL, key="seed", type=int, help=f"{SEED_HELP} of the paths")
+    e.add_argument("--out", help="write the per-scenario rows as JSON here")
+    e.add_argument("--no-track", action="store_true", help=NO_TRACK_HELP)
+    e.add_argument("--experiment", default="deadstock", help="MLflow experiment")
+    e.set_defaults(func=_evaluate, uses_torch=True)
+
+    c = add_command(
+        subparsers,
+        "compare",
+        help="leaderboard across MLflow runs (mean ± CI)",
+        description="Read the evaluation metrics of finished MLflow runs and print one "
+        "leaderboard across them (mean and CI over seeds), optionally as a bar chart.",
+    )
+    c.add_argument("--experiment", default="deadstock", help="MLflow experiment")
+    c.add_argument("--agents", default="", help="comma-separated agents to keep (all when empty)")
+    c.add_argument("--suite-version", help="only runs of this suite version (default: current)")
     c.add_argument("--plot", help="save a bar chart of the leaderboard to this PNG")
     c.set_defaults(func=_compare)
 
 
 def _train(args: argparse.Namespace) -> int:
     from experiments.evaluate import format_leaderboard, leaderboard
-    from experiments.train import load_config, train
+    from experiments.train import TrainConfig, train
 
-    config = load_config(args.config, seed=args.seed)
+    config = build(TrainConfig, args, {"ppo.seed": args.seed})
     outcome = train(config, Path(args.out))
     if not outcome.rows.empty:
         print(format_leaderboard(leaderboard(outcome.rows)))
@@ -91,7 +120,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from experiments.policy_model import load_policies
     from experiments.suite import get_suite
 
-    names = select_agents([a.strip() for a in args.agents.split(",") if a.strip()])
+    names = select_agents(list(comma_list(args.agents) or ()))
+    base_config = build(EvalConfig, args, {"suite": args.suite})
     agents: dict[str, PolicyFactory] = {}
     seeds: dict[str, int | None] = {}
     base = baseline_factories()
@@ -108,21 +138,27 @@ def _evaluate(args: argparse.Namespace) -> int:
                 seeds[label] = i
                 have = set(policies)
                 covered = have if covered is None else covered & have
-            suite = get_suite(args.suite)
+            suite = get_suite(base_config.suite)
             scenarios = tuple(s.name for s in suite if s.profile in (covered or set()))
             if not scenarios:
-                raise ConfigError(f"--model holds no policy for any profile of {args.suite!r}")
+                raise ConfigError(
+                    f"--model holds no policy for any profile of {base_config.suite!r}"
+                )
             if len(scenarios) < len(suite):
-                print(
-                    f"evaluate: PPO covers profiles {sorted(covered or ())}; "
-                    f"{len(suite) - len(scenarios)} scenario(s) of other profiles skipped",
-                    file=sys.stderr,
+                log.warning(
+                    "evaluate: PPO covers profiles %s; %d scenario(s) of other profiles skipped",
+                    sorted(covered or ()),
+                    len(suite) - len(scenarios),
                 )
         elif name != "dp":
             agents[name] = base[name]
-    config = EvalConfig(
-        suite=args.suite, n_episodes=args.episodes, seed=args.seed, scenarios=scenarios
-    )
+    flags = {
+        "suite": args.suite,
+        "n_episodes": args.episodes,
+        "seed": args.seed,
+        "scenarios": scenarios or None,
+    }
+    config = build(EvalConfig, args, flags)
     rows = evaluate_suite(config, agents, seeds=seeds)
     if "dp" not in names:
         rows = rows[rows["agent"] != "dp"].reset_index(drop=True)
@@ -135,10 +171,10 @@ def _evaluate(args: argparse.Namespace) -> int:
                 f"{r['agent']} over {r['n_seeds']} seeds: median {r['median_pct']:.2f} "
                 f"± {r['median_pct_ci']:.2f}, worst {r['worst_pct']:.2f} ± {r['worst_pct_ci']:.2f}"
             )
-    if args.json_out:
-        write_text_atomic(args.json_out, json.dumps(json_rows(rows), indent=1))
-        print(f"rows written to {args.json_out}", file=sys.stderr)
-    if not args.no_log:
+    if args.out:
+        write_text_atomic(args.out, json.dumps(json_rows(rows), indent=1))
+        log.info("rows written to %s", args.out)
+    if not args.no_track:
         log_rows(rows, config, experiment=args.experiment, source=",".join(args.model) or None)
     return 0
 
@@ -147,7 +183,7 @@ def _compare(args: argparse.Namespace) -> int:
     from experiments.compare import CompareConfig, across_runs, format_table, plot, search
     from experiments.suite import SUITE_VERSION
 
-    agents = tuple(a.strip() for a in args.agents.split(",") if a.strip())
+    agents = comma_list(args.agents) or ()
     config = CompareConfig(
         experiment=args.experiment,
         suite_version=args.suite_version or SUITE_VERSION,
@@ -156,5 +192,5 @@ def _compare(args: argparse.Namespace) -> int:
     board = across_runs(search(config))
     print(format_table(board))
     if args.plot:
-        print(f"plot written to {plot(board, args.plot)}", file=sys.stderr)
+        log.info("plot written to %s", plot(board, args.plot))
     return 0

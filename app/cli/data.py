@@ -3,11 +3,11 @@
 Commands
 --------
 - ``data synth --n-skus N --weeks W --seed S --out DIR``: a synthetic world with known truth.
-- ``data validate SOURCE``: exit 0 and a summary when the data is usable, 2 and every
+- ``data validate --data SOURCE``: exit 0 and a summary when the data is usable, 2 and every
   problem when it is not.
-- ``data describe SOURCE``: tables, row counts, SKUs, weeks, missing-value shares.
-- ``data convert SOURCE TARGET``: write a source to a folder or a SQL database.
-- ``data clean SOURCE --out DIR``: cleaned tables, the cleaning report and the weekly panel.
+- ``data describe --data SOURCE``: tables, row counts, SKUs, weeks, missing-value shares.
+- ``data convert --data SOURCE --out TARGET``: write a source to a folder or a SQL database.
+- ``data clean --data SOURCE --out DIR``: cleaned tables, the cleaning report and the panel.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import json
 import sys
 from pathlib import Path
 
+from app.cli.common import DATA_HELP, SEED_HELP, add_command, add_group
 from ingest.clean import clean
 from ingest.describe import format_summary, summarize
 from ingest.errors import ConfigError
@@ -25,48 +26,55 @@ from ingest.loader import load, save
 from ingest.panel import build_panel
 from ingest.validate import DataValidationError
 
-SOURCE_HELP = "'completejourney', a folder of <table>.csv/.parquet files, or a SQLAlchemy URL"
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``data`` command group."""
-    data = subparsers.add_parser("data", help="make, validate, describe and convert datasets")
-    sub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
-    data.set_defaults(func=lambda _args: _print_help(data))
+    _, sub = add_group(
+        subparsers, "data", help="make, validate, describe, convert and clean datasets"
+    )
 
-    p = sub.add_parser("synth", help="write a synthetic world (canonical tables + truth)")
-    p.add_argument("--n-skus", type=int, default=200, help="number of SKUs (default 200)")
-    p.add_argument("--weeks", type=int, default=52, help="number of weeks (default 52)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p = add_command(
+        sub,
+        "synth",
+        help="write a synthetic world (canonical tables + truth)",
+        description="Write a synthetic world: the canonical tables (products, sales, stock) "
+        "and its true demand parameters, to test the pipeline on known truth.",
+    )
+    p.add_argument("--n-skus", type=int, default=200, help="number of SKUs")
+    p.add_argument("--weeks", type=int, default=52, help="number of weeks of history")
+    p.add_argument("--seed", type=int, default=0, help=SEED_HELP)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--format", choices=("csv", "parquet"), default="csv", help="file format")
     p.add_argument("--baskets", action="store_true", help="also write household baskets")
     p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser("validate", help="check a source; exit 0 if usable, 2 with the problems")
-    p.add_argument("source", help=SOURCE_HELP)
+    p = add_command(
+        sub,
+        "validate",
+        help="check a source; exit 0 if usable, 2 with every problem",
+        description="Load and check a source against the canonical schema: exit 0 and a "
+        "summary when it is usable, exit 2 and every problem (file, column, rows) when not.",
+    )
+    p.add_argument("--data", required=True, help=DATA_HELP)
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("describe", help="tables, row counts, SKUs, weeks, missing shares")
-    p.add_argument("source", help=SOURCE_HELP)
+    p = add_command(sub, "describe", help="tables, row counts, SKUs, weeks, missing shares")
+    p.add_argument("--data", required=True, help=DATA_HELP)
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_describe)
 
-    p = sub.add_parser("convert", help="write a source to a folder or a SQL database")
-    p.add_argument("source", help=SOURCE_HELP)
-    p.add_argument("target", help="output folder or SQLAlchemy URL (tables are replaced)")
+    p = add_command(sub, "convert", help="write a source to a folder or a SQL database")
+    p.add_argument("--data", required=True, help=DATA_HELP)
+    p.add_argument(
+        "--out", required=True, help="output folder or SQLAlchemy URL (tables are replaced)"
+    )
     p.add_argument("--format", choices=("csv", "parquet"), default="parquet", help="folder format")
     p.set_defaults(func=cmd_convert)
 
-    p = sub.add_parser("clean", help="write cleaned tables, the cleaning report and the panel")
-    p.add_argument("source", help=SOURCE_HELP)
+    p = add_command(sub, "clean", help="write cleaned tables, the cleaning report and the panel")
+    p.add_argument("--data", required=True, help=DATA_HELP)
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=cmd_clean)
-
-
-def _print_help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 0
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -89,7 +97,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     try:
-        dataset = load(args.source)
+        dataset = load(args.data)
     except DataValidationError as err:
         print(f"INVALID: {len(err.problems)} problem(s) in {err.source}", file=sys.stderr)
         for problem in err.problems:
@@ -101,7 +109,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    dataset = load(args.source)
+    dataset = load(args.data)
     if args.json:
         print(json.dumps(summarize(dataset), indent=2))
     else:
@@ -110,14 +118,14 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    dataset = load(args.source)
-    shown = save(dataset, args.target, fmt=args.format)
+    dataset = load(args.data)
+    shown = save(dataset, args.out, fmt=args.format)
     print(f"wrote {len(dataset.tables)} tables to {shown}")
     return 0
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    dataset = load(args.source)
+    dataset = load(args.data)
     cleaned, report = clean(dataset)
     out = Path(args.out)
     save(cleaned, out / "tables", fmt="parquet")

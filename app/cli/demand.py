@@ -3,72 +3,108 @@
 Example::
 
     deadstock demand fit --data completejourney --out catalog.parquet
+
+The settings are :class:`app.demand.DemandFitConfig` (the fit's in ``[fit]``, its stock
+assumption in ``[fit.stock]``, the same defaults as ``deadstock run``'s); ``--config`` reads
+them from a TOML file and the flags override it.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from app.cli.data import SOURCE_HELP
+from app.cli.common import (
+    CONFIG_HELP,
+    DATA_HELP,
+    NO_TRACK_HELP,
+    add_command,
+    add_group,
+    build,
+    config_arg,
+)
+
+FIT = "app.demand:DemandFitConfig"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``demand`` command group."""
-    demand = subparsers.add_parser("demand", help="fit the demand model into a SKU catalog")
-    sub = demand.add_subparsers(dest="demand_command", metavar="DEMAND_COMMAND")
-    demand.set_defaults(func=lambda _args: demand.print_help() or 0)
+    _, sub = add_group(subparsers, "demand", help="fit the demand model into a SKU catalog")
 
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "fit",
         help="fit elasticities, lifts, seasonality and noise per SKU; write the catalog",
         description=(
             "Fit a negative-binomial GLM of weekly units on price, coupons, display, mailer, "
             "category seasonality and SKU effects; shrink elasticities towards the category "
             "(empirical Bayes); write one row per SKU. Terms the data cannot identify are "
-            "documented priors flagged *_assumed."
+            "documented priors flagged *_assumed. Stock, holding cost and salvage follow the "
+            "stock assumption ([fit.stock]) where the source has no stock table."
         ),
     )
-    p.add_argument("--data", default="completejourney", help=SOURCE_HELP)
-    p.add_argument("--out", required=True, help="catalog file (.parquet or .csv)")
-    p.add_argument("--max-skus", type=int, default=None, help="fit only the N best sellers")
-    p.add_argument(
-        "--distribution", choices=("negbin", "poisson"), default="negbin", help="count model"
+    config_arg(p, "--data", config=FIT, key="data", help=DATA_HELP)
+    config_arg(p, "--out", config=FIT, key="out", help="catalog file (.parquet or .csv)")
+    p.add_argument("--config", help=CONFIG_HELP)
+    config_arg(
+        p,
+        "--max-skus",
+        config=FIT,
+        key="max_skus",
+        type=int,
+        none="all",
+        help="fit only the N best sellers",
     )
-    p.add_argument(
+    config_arg(
+        p,
+        "--distribution",
+        config=FIT,
+        key="fit.distribution",
+        choices=("negbin", "poisson"),
+        help="count model",
+    )
+    config_arg(
+        p,
         "--pooling",
+        config=FIT,
+        key="fit.pooling",
         choices=("eb", "none", "global"),
-        default="eb",
-        help="eb: shrink to the category (default); none: raw per SKU; global: one elasticity",
+        help="eb: shrink to the category; none: raw per SKU; global: one elasticity",
     )
-    p.add_argument(
+    config_arg(
+        p,
         "--coupons",
+        config=FIT,
+        key="fit.coupons",
         choices=("auto", "prior"),
-        default="prior",
-        help="prior (default): the documented prior, flagged coupon_assumed; auto: fit where "
+        help="prior: the documented prior, flagged coupon_assumed; auto: fit where "
         "identifiable (biased upwards when coupons are only seen in weeks that sold)",
     )
-    p.add_argument("--n-harmonics", type=int, default=2, help="Fourier pairs of the season")
-    p.add_argument("--no-track", action="store_true", help="do not log to MLflow")
+    config_arg(
+        p,
+        "--n-harmonics",
+        config=FIT,
+        key="fit.n_harmonics",
+        type=int,
+        help="Fourier pairs of the season",
+    )
+    p.add_argument("--no-track", action="store_true", help=NO_TRACK_HELP)
     p.set_defaults(func=cmd_fit)
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
     from app.demand import DemandFitConfig, run_demand_fit
-    from simulator.fit import FitConfig
 
-    config = DemandFitConfig(
-        source=args.data,
-        out=args.out,
-        fit=FitConfig(
-            distribution=args.distribution,
-            pooling=args.pooling,
-            coupons=args.coupons,
-            n_harmonics=args.n_harmonics,
-        ),
-        max_skus=args.max_skus,
-        track=not args.no_track,
-    )
-    outcome = run_demand_fit(config)
+    flags = {
+        "data": args.data,
+        "out": args.out,
+        "max_skus": args.max_skus,
+        "fit.distribution": args.distribution,
+        "fit.pooling": args.pooling,
+        "fit.coupons": args.coupons,
+        "fit.n_harmonics": args.n_harmonics,
+        "track": False if args.no_track else None,
+    }
+    outcome = run_demand_fit(build(DemandFitConfig, args, flags))
     d = outcome.result.diagnostics
     print(
         f"catalog: {outcome.out} ({int(d['fit/n_skus']):,} SKUs, "

@@ -2,103 +2,140 @@
 
 Commands
 --------
-- ``risk backtest --data SOURCE [--label ...] [--json OUT]``: a time-split backtest of every
-  model and the baselines, printed as a table; ``--json`` writes rows with the keys
+- ``risk backtest --data SOURCE [--label ...] [--out rows.json]``: a time-split backtest of
+  every model and the baselines, printed as a table; ``--out`` writes rows with the keys
   ``model, label, train_cutoff, test_cutoff, roc_auc, roc_auc_ci, pr_auc, pr_auc_ci, f1,
   precision, recall, accuracy, brier, base_rate, n, n_pos``.
 - ``risk train --data SOURCE``: train at the latest labelled cutoff, register the champion as
   ``deadstock-risk@champion``.
 - ``risk score --data SOURCE --out FILE``: one row per SKU (sku, risk, tier, top drivers)
   from the registered champion (or a model trained on the spot when none is registered).
+
+The flags are overrides of :class:`~risk_model.backtest.BacktestConfig` and
+:class:`~risk_model.scoring.RiskConfig`, built by the config loader.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
+import logging
+from typing import Any
 
-from ingest.errors import ConfigError
+from app.cli.common import (
+    DATA_HELP,
+    NO_TRACK_HELP,
+    SEED_HELP,
+    add_command,
+    add_group,
+    build,
+    comma_list,
+    config_arg,
+)
 from ingest.io import write_frame_atomic, write_text_atomic
-from risk_model.backtest import BacktestConfig, format_table, json_rows
-from risk_model.features import FeatureConfig
-from risk_model.labels import LABEL_KINDS, LabelConfig
-from risk_model.models import MODEL_KINDS
+from risk_model.labels import LABEL_KINDS
 
-SOURCE_HELP = "'completejourney', a folder of <table>.csv/.parquet files, or a SQLAlchemy URL"
+log = logging.getLogger(__name__)
+BACKTEST = "risk_model.backtest:BacktestConfig"
+RISK = "risk_model.scoring:RiskConfig"
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help=SOURCE_HELP)
-    p.add_argument(
-        "--label", choices=LABEL_KINDS, default="default", help="label definition (default)"
+def _common(p: argparse.ArgumentParser, config: str) -> None:
+    p.add_argument("--data", required=True, help=DATA_HELP)
+    config_arg(p, "--label", config=config, key="label.kind", choices=LABEL_KINDS, help="label")
+    config_arg(
+        p,
+        "--horizon",
+        config=config,
+        key="label.horizon_weeks",
+        type=int,
+        help="weeks the label's outcome is read over",
     )
-    p.add_argument("--horizon", type=int, default=13, help="weeks the outcome is read over")
-    p.add_argument(
-        "--models",
-        default=",".join(MODEL_KINDS),
-        help=f"comma-separated model kinds among {', '.join(MODEL_KINDS)}",
-    )
+    config_arg(p, "--models", config=config, key="models", help="comma-separated model kinds")
     p.add_argument(
         "--no-price-change-features",
         action="store_true",
         help="drop recent price-change features (no circularity with the retailer's markdowns)",
     )
-    p.add_argument("--threshold", choices=("f1", "cost"), default="f1", help="threshold rule")
-    p.add_argument(
+    config_arg(
+        p, "--threshold", config=config, key="threshold", choices=("f1", "cost"), help="rule"
+    )
+    config_arg(
+        p,
         "--cost-ratio",
+        config=config,
+        key="cost_ratio",
         type=float,
-        default=5.0,
         help="cost of a missed dead SKU vs a needless markdown",
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--n-jobs", type=int, default=1, help="threads for random forest / XGBoost")
+    config_arg(p, "--seed", config=config, key="seed", type=int, help=SEED_HELP)
+    config_arg(
+        p, "--n-jobs", config=config, key="n_jobs", type=int, help="threads for RF / XGBoost"
+    )
+
+
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "label.kind": args.label,
+        "label.horizon_weeks": args.horizon,
+        "models": comma_list(args.models),
+        "features.price_change_features": False if args.no_price_change_features else None,
+        "threshold": args.threshold,
+        "cost_ratio": args.cost_ratio,
+        "seed": args.seed,
+        "n_jobs": args.n_jobs,
+    }
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``risk`` command group."""
-    risk = subparsers.add_parser("risk", help="dead-stock risk scores: backtest, train, score")
-    sub = risk.add_subparsers(dest="risk_command", metavar="RISK_COMMAND")
-    risk.set_defaults(func=lambda _args: (risk.print_help(), 0)[1])
+    _, sub = add_group(subparsers, "risk", help="dead-stock risk scores: backtest, train, score")
 
-    p = sub.add_parser("backtest", help="time-split backtest of every model with baselines")
-    _common(p)
-    p.add_argument("--train-cutoff", type=int, default=26, help="training cutoff week")
-    p.add_argument("--test-cutoff", type=int, default=39, help="test cutoff week")
-    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for CIs")
-    p.add_argument("--json", dest="json_out", help="write the rows as JSON to this file")
+    p = add_command(
+        sub,
+        "backtest",
+        help="time-split backtest of every model with baselines",
+        description="Train at --train-cutoff, test at --test-cutoff (labels never overlap), "
+        "and report ROC-AUC, PR-AUC, F1, Brier and more with bootstrap CIs, for every model "
+        "and two baselines (weeks since the last sale; the noise floor).",
+    )
+    _common(p, BACKTEST)
+    config_arg(p, "--train-cutoff", config=BACKTEST, key="train_cutoff", type=int, help="week")
+    config_arg(p, "--test-cutoff", config=BACKTEST, key="test_cutoff", type=int, help="week")
+    config_arg(
+        p, "--bootstrap", config=BACKTEST, key="n_bootstrap", type=int, help="resamples for CIs"
+    )
+    p.add_argument("--out", help="write the rows as JSON to this file")
     p.add_argument("--plots", help="also write ROC/PR/calibration/importance PNGs here")
-    p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+    p.add_argument("--no-track", action="store_true", help=NO_TRACK_HELP)
     p.set_defaults(func=cmd_backtest)
 
-    p = sub.add_parser("train", help="train, pick the champion, register deadstock-risk")
-    _common(p)
+    p = add_command(
+        sub,
+        "train",
+        help="train, pick the champion, register deadstock-risk",
+        description="Train every model at the latest labelled cutoff, pick the champion on "
+        "validation PR-AUC, log it to MLflow and register it as deadstock-risk@champion.",
+    )
+    _common(p, RISK)
     p.add_argument("--out", help="also write the scores to this .csv/.parquet file")
     p.add_argument("--no-register", action="store_true", help="log but do not register")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("score", help="score every SKU at the last week of the data")
-    p.add_argument("--data", required=True, help=SOURCE_HELP)
+    p = add_command(
+        sub,
+        "score",
+        help="score every SKU at the last week of the data",
+        description="Score every SKU at the last week of the data with the registered "
+        "champion (or a model trained on the spot when none is registered).",
+    )
+    p.add_argument("--data", required=True, help=DATA_HELP)
     p.add_argument("--out", required=True, help="output .csv or .parquet file")
     p.add_argument(
-        "--model-uri",
-        default=None,
-        help="MLflow model to use (default models:/deadstock-risk@champion)",
+        "--model", help="MLflow model URI (default: the registered models:/deadstock-risk@champion)"
     )
-    p.add_argument("--top", type=int, default=10, help="rows to print (default 10)")
+    p.add_argument("--top", type=int, default=10, help="rows to print")
     p.set_defaults(func=cmd_score)
-
-
-def _label(args: argparse.Namespace) -> LabelConfig:
-    return LabelConfig(kind=args.label, horizon_weeks=args.horizon)
-
-
-def _models(args: argparse.Namespace) -> tuple[str, ...]:
-    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
-    bad = [m for m in models if m not in MODEL_KINDS]
-    if bad or not models:
-        raise ConfigError(f"--models {args.models!r}: expected some of {', '.join(MODEL_KINDS)}")
-    return models
 
 
 def _load(source: str):
@@ -110,20 +147,17 @@ def _load(source: str):
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    cfg = BacktestConfig(
-        label=_label(args),
-        features=FeatureConfig(price_change_features=not args.no_price_change_features),
-        train_cutoff=args.train_cutoff,
-        test_cutoff=args.test_cutoff,
-        models=_models(args),
-        threshold=args.threshold,
-        cost_ratio=args.cost_ratio,
-        n_bootstrap=args.bootstrap,
-        seed=args.seed,
-        n_jobs=args.n_jobs,
-    )
+    from risk_model.backtest import BacktestConfig, format_table, json_rows
+
+    flags = {
+        **_flags(args),
+        "train_cutoff": args.train_cutoff,
+        "test_cutoff": args.test_cutoff,
+        "n_bootstrap": args.bootstrap,
+    }
+    cfg = build(BacktestConfig, args, flags)
     dataset, panel = _load(args.data)
-    if args.no_mlflow:
+    if args.no_track:
         from risk_model.backtest import plot_backtest, run_backtest
 
         result = run_backtest(dataset, panel, cfg)
@@ -133,34 +167,21 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         from experiments.risk_runs import backtest_run
 
         result, run_id = backtest_run(dataset, panel, cfg, out_dir=args.plots)
-        print(f"[risk] logged MLflow run {run_id}", file=sys.stderr)
+        log.info("[risk] logged MLflow run %s", run_id)
     rows = json_rows(result)
     print(format_table(rows))
     print(f"noise floor (share dead by chance at the recent rate): {result.noise_floor:.4f}")
-    if args.json_out:
-        write_text_atomic(args.json_out, json.dumps(rows, indent=2) + "\n")
-        print(f"wrote {args.json_out}", file=sys.stderr)
+    if args.out:
+        write_text_atomic(args.out, json.dumps(rows, indent=2) + "\n")
+        log.info("wrote %s", args.out)
     return 0
-
-
-def _risk_config(args: argparse.Namespace):
-    from risk_model.scoring import RiskConfig
-
-    return RiskConfig(
-        label=_label(args),
-        features=FeatureConfig(price_change_features=not args.no_price_change_features),
-        models=_models(args),
-        threshold=args.threshold,
-        cost_ratio=args.cost_ratio,
-        seed=args.seed,
-        n_jobs=args.n_jobs,
-    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from experiments.risk_runs import train_run
+    from risk_model.scoring import RiskConfig
 
-    cfg = _risk_config(args)
+    cfg = build(RiskConfig, args, _flags(args))
     dataset, panel = _load(args.data)
     result, run_id, version = train_run(dataset, panel, cfg, register=not args.no_register)
     for kind, v in result.validation.items():
@@ -185,20 +206,19 @@ def cmd_score(args: argparse.Namespace) -> int:
     from risk_model.features import build_features
 
     dataset, panel = _load(args.data)
-    uri = args.model_uri or CHAMPION_URI
+    uri = args.model or CHAMPION_URI
     try:
         model = load_champion(uri)
     except DataError:
-        if args.model_uri:
+        if args.model:
             raise
         model = None
     if model is None:
         from risk_model.scoring import RiskConfig, train_and_score
 
-        print(
+        log.warning(
             "[risk] no registered champion: training one on this data (not registered; "
-            "run `deadstock risk train` to register)",
-            file=sys.stderr,
+            "run `deadstock risk train` to register)"
         )
         scores = train_and_score(dataset, panel, RiskConfig()).scores
     else:

@@ -1,7 +1,7 @@
 """``deadstock run``: the main job, end to end (a thin shell over
 :func:`app.pipeline.run_pipeline`).
 
-``deadstock run [--data SOURCE] [--config FILE] [--out DIR] [--quick]`` loads the data,
+``deadstock run [--data SOURCE] [--config plan.toml] [--out DIR] [--quick]`` loads the data,
 scores the risk, picks the at-risk SKUs, fits their demand, gets a policy, simulates it
 against the baselines and writes the schedules, SKU summary, alerts, new-product flags and the
 report. It prints where they went and where the MLflow runs are.
@@ -10,58 +10,71 @@ report. It prints where they went and where the MLflow runs are.
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 
-from app.config import load_config
+from app.cli.common import CONFIG_HELP, DATA_HELP, SEED_HELP, add_command, build, config_arg
+
+RUN = "app.pipeline_config:PipelineConfig"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``run`` command."""
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "run",
         help="run the main job: risk, demand fit, policy, schedules, alerts, report",
         description=(
             "Run the main job end to end under one MLflow parent run (a nested run per "
-            "stage). Defaults: Complete Journey and a local MLflow store (./mlflow.db)."
+            "stage). Every setting is in the config (--config plan.toml, see docs/config.md); "
+            "the flags below override it. Defaults: Complete Journey and a local MLflow store "
+            "(./mlflow.db)."
         ),
     )
-    p.add_argument("--data", default=None, help="data source (default: completejourney)")
-    p.add_argument("--config", default=None, help="TOML config file (see docs/pipeline.md)")
-    p.add_argument("--out", default=None, help="output folder (default: outputs/run)")
-    p.add_argument("--quick", action="store_true", help="a smaller run with the same stages")
-    p.add_argument("--seed", type=int, default=None, help="the run's seed (default 0)")
+    config_arg(p, "--data", config=RUN, key="data", help=DATA_HELP)
+    p.add_argument("--config", help=CONFIG_HELP)
+    config_arg(p, "--out", config=RUN, key="out_dir", help="output folder")
     p.add_argument(
-        "--export-format",
-        choices=("csv", "parquet", "sql"),
-        default=None,
-        help="how the tables are written (default csv)",
+        "--quick",
+        action="store_true",
+        help="a smaller run with the same stages: the quick preset (fewer SKUs, episodes, "
+        "training steps, risk models) under the file's values",
     )
-    p.add_argument("--sql-url", default=None, help="SQLAlchemy URL for --export-format sql")
-    p.add_argument(
-        "--policy",
+    config_arg(p, "--seed", config=RUN, key="seed", type=int, help=f"{SEED_HELP} of the run")
+    config_arg(p, "--experiment", config=RUN, key="experiment", help="MLflow experiment")
+    config_arg(
+        p,
+        "--export-format",
+        config=RUN,
+        key="export.format",
+        choices=("csv", "parquet", "sql"),
+        help="how the tables are written",
+    )
+    p.add_argument("--sql-url", help="SQLAlchemy URL of the export (implies --export-format sql)")
+    config_arg(
+        p,
+        "--policy-source",
+        config=RUN,
+        key="policy.source",
         choices=("auto", "champion", "train"),
-        default=None,
         help="load the registered champion when it fits (auto), require it, or train",
     )
-    p.set_defaults(func=cmd_run)
+    p.set_defaults(func=cmd_run, uses_torch=True)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from app.pipeline import run_pipeline
+    from app.pipeline_config import PipelineConfig
 
-    cfg = load_config(
-        args.config,
-        data=args.data,
-        out_dir=args.out,
-        seed=args.seed,
-        quick=True if args.quick else None,
-    )
-    if args.export_format or args.sql_url:
-        fmt = args.export_format or ("sql" if args.sql_url else cfg.export.format)
-        url = args.sql_url or cfg.export.sql_url
-        cfg = replace(cfg, export=replace(cfg.export, format=fmt, sql_url=url))
-    if args.policy:
-        cfg = replace(cfg, policy=replace(cfg.policy, source=args.policy))
+    fmt = args.export_format or ("sql" if args.sql_url else None)
+    flags = {
+        "data": args.data,
+        "out_dir": args.out,
+        "seed": args.seed,
+        "experiment": args.experiment,
+        "export.format": fmt,
+        "export.sql_url": args.sql_url,
+        "policy.source": args.policy_source,
+    }
+    cfg = build(PipelineConfig, args, flags, quick=args.quick)
     result = run_pipeline(cfg)
     print()
     print(result.stage_table().to_string(index=False))

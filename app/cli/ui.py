@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from app.cli.common import add_command
 from ingest.errors import ConfigError
 
 
@@ -41,10 +42,14 @@ def ui_command(
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``ui`` command."""
-    p = subparsers.add_parser(
-        "ui", help="open the MLflow UI on the local store (127.0.0.1)", description=__doc__
+    p = add_command(
+        subparsers,
+        "ui",
+        help="open the MLflow UI on the local store (127.0.0.1)",
+        description="Serve the MLflow UI for the store 'deadstock run' writes to "
+        "(MLFLOW_TRACKING_URI or ./mlflow.db), on 127.0.0.1 only.",
     )
-    p.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default 5000)")
+    p.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1")
     p.add_argument("--print-only", action="store_true", help="print the command, do not run it")
     p.set_defaults(func=cmd_ui)
 

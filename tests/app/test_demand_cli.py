@@ -34,13 +34,14 @@ def test_fit_then_simulate(world_dir, tmp_path, monkeypatch, capsys):
     arts = {a.path for a in mlflow.MlflowClient().list_artifacts(run_id, "plots")}
     assert "plots/elasticities_by_group.png" in arts
 
-    args = ["simulate", "--catalog", str(out), "--policy", "fixed:0.3", "--weeks", "6"]
-    assert main([*args, "--n-runs", "30", "--seed", "4"]) == 0
+    args = ["simulate", "--catalog", str(out), "--policy", "fixed:0.3", "--horizon-weeks", "6"]
+    assert main([*args, "--episodes", "30", "--seed", "4"]) == 0
     first = capsys.readouterr().out
     assert "sell-through" in first and "profit" in first
-    assert main([*args, "--n-runs", "30", "--seed", "4"]) == 0
+    assert main([*args, "--episodes", "30", "--seed", "4"]) == 0
     assert capsys.readouterr().out == first  # same seed, same numbers
-    assert main([*args, "--n-runs", "30", "--uncertain", "--sku", str(frame["sku"][0])]) == 0
+    sku = str(frame["sku"][0])
+    assert main([*args, "--episodes", "30", "--draw-parameters", "--sku", sku]) == 0
     assert "1 SKU(s)" in capsys.readouterr().out
 
 

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 
 from app.alerts import alerts_table, describe_schedule, write_alerts
-from app.config import ExportConfig, NewProductConfig
 from app.exports import (
     SCHEDULE_COLUMNS,
     check_export_target,
@@ -18,6 +17,7 @@ from app.exports import (
     sku_summary_table,
     write_tables,
 )
+from app.pipeline_config import ExportConfig, NewProductConfig
 from app.report import ReportInputs, roi_summary, write_report
 from ingest.errors import ConfigError, DataError
 from planning.outcomes import simulate_schedule

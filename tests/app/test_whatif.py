@@ -75,7 +75,7 @@ def test_simulate_cli_what_if(catalog, tmp_path, capsys):
     sched.to_frame().to_csv(tmp_path / "schedules.csv", index=False)
     plot = tmp_path / "cli.png"
     args = ["simulate", "--catalog", str(tmp_path / "catalog.parquet"), "--sku", "sku4",
-            "--max-discount", "0.4", "--n-runs", "30", "--plot", str(plot)]  # fmt: skip
+            "--max-discount", "0.4", "--episodes", "30", "--plot", str(plot)]  # fmt: skip
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "weekly discount: 10%, 30%, 40%" in out and plot.exists()

@@ -54,7 +54,7 @@ def test_train_evaluate_compare(tmp_path, capsys):
             "smoke",
             "--episodes",
             "30",
-            "--json",
+            "--out",
             str(rows_path),
             "--experiment",
             "tests-agents-cli",

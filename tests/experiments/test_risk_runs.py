@@ -95,8 +95,8 @@ def test_cli_backtest_json_and_score(world, tmp_path, capsys):
             "lr",
             "--bootstrap",
             "10",
-            "--no-mlflow",
-            "--json",
+            "--no-track",
+            "--out",
             str(out),
         ]
     )

@@ -27,7 +27,7 @@ for case in sys.argv[1:]:
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         try:
-            code = main(["data", "validate", str({str(BAD)!r}) + "/" + case])
+            code = main(["data", "validate", "--data", str({str(BAD)!r}) + "/" + case])
         except BaseException:
             traceback.print_exc()
             code = -1

@@ -34,7 +34,7 @@ def world(tmp_path_factory) -> Path:
 
 
 def test_done_when_synth_validates_and_missing_units_fails(world, tmp_path):
-    ok = cli("data", "validate", str(world))
+    ok = cli("data", "validate", "--data", str(world))
     assert ok.returncode == 0, ok.stderr
     assert "OK:" in ok.stdout and "sales" in ok.stdout
     broken = tmp_path / "broken"
@@ -43,7 +43,7 @@ def test_done_when_synth_validates_and_missing_units_fails(world, tmp_path):
         (broken / f.name).write_bytes(f.read_bytes())
     sales = pd.read_csv(broken / "sales.csv")
     sales.drop(columns="units").to_csv(broken / "sales.csv", index=False)
-    bad = cli("data", "validate", str(broken))
+    bad = cli("data", "validate", "--data", str(broken))
     assert bad.returncode == 2
     assert "'units'" in bad.stderr and str(broken / "sales.csv") in bad.stderr
     assert "Traceback" not in bad.stdout + bad.stderr
@@ -57,10 +57,10 @@ def test_synth_is_deterministic(world, tmp_path):
 
 
 def test_describe_text_and_json(world, capsys):
-    assert main(["data", "describe", str(world)]) == 0
+    assert main(["data", "describe", "--data", str(world)]) == 0
     text = capsys.readouterr().out
     assert "products" in text and "12 SKUs" in text and "weeks 1-16" in text
-    assert main(["data", "describe", str(world), "--json"]) == 0
+    assert main(["data", "describe", "--data", str(world), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["tables"]["products"]["rows"] == 12
     assert set(info["tables"]["sales"]["missing_share"]) >= {"units", "revenue"}
@@ -68,13 +68,13 @@ def test_describe_text_and_json(world, capsys):
 
 def test_convert_to_sqlite_and_back(world, tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'w.db'}"
-    assert main(["data", "convert", str(world), url]) == 0
-    assert main(["data", "validate", url]) == 0
+    assert main(["data", "convert", "--data", str(world), "--out", url]) == 0
+    assert main(["data", "validate", "--data", url]) == 0
     assert "OK:" in capsys.readouterr().out
 
 
 def test_clean_writes_tables_report_and_panel(world, tmp_path):
-    assert main(["data", "clean", str(world), "--out", str(tmp_path / "c")]) == 0
+    assert main(["data", "clean", "--data", str(world), "--out", str(tmp_path / "c")]) == 0
     report = json.loads((tmp_path / "c" / "cleaning_report.json").read_text())
     assert report["rows_in"]["sales"] == report["rows_out"]["sales"]
     panel = pd.read_parquet(tmp_path / "c" / "panel.parquet")
@@ -83,7 +83,7 @@ def test_clean_writes_tables_report_and_panel(world, tmp_path):
 
 
 def test_user_errors_exit_2_without_traceback(tmp_path, capsys):
-    assert main(["data", "validate", str(tmp_path / "missing")]) == 2
+    assert main(["data", "validate", "--data", str(tmp_path / "missing")]) == 2
     assert "not found" in capsys.readouterr().err
     assert main(["data", "synth", "--n-skus", "0", "--out", str(tmp_path)]) == 2
 

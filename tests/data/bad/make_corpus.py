@@ -147,7 +147,7 @@ def main() -> None:
         "# Bad-input corpus",
         "",
         "One folder per case: a small source (products + sales) with one defect. "
-        "`deadstock data validate <folder>` must exit with the code below and print every "
+        "`deadstock data validate --data <folder>` must exit with the code below and print every "
         "fragment, never a traceback (`tests/ingest/test_bad_corpus.py` checks it). "
         "Regenerate with `.venv/bin/python tests/data/bad/make_corpus.py`.",
         "",
