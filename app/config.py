@@ -17,8 +17,15 @@ own ``__post_init__`` checks ranges and combinations. Unknown keys are refused w
 nearest valid name. Every error is a :class:`~ingest.errors.ConfigError` naming the file, the
 key path, the bad value and what is expected::
 
-    plan.toml [fit] velocity_weeks = 6.5: expected an integer
-    plan.toml [fit] velocity_wekes: unknown key; did you mean 'velocity_weeks'?
+    plan.toml [fit.stock] velocity_weeks = 6.5: expected an integer
+    plan.toml [fit.stock] velocity_wekes: unknown key; did you mean 'velocity_weeks'?
+
+A table that sets some keys keeps the other keys of its parent's default (the run's rules are
+``DEFAULT_RULES``, not ``RulesConfig()``). A config class may declare, as class attributes,
+``QUICK_PRESET`` (dotted keys to values), ``REFUSED_KEYS`` (dotted keys to the reason they
+cannot be set: the run sets them itself, or they moved) and ``expand_file_values(values)``
+(a static method rewriting a file's shorthands before the checks, as ``TrainConfig`` does
+for ``[timesteps]``).
 
 Why dataclasses and not pydantic models: the domain packages (``simulator``, ``risk_model``,
 ``envs``, ``agents``) must not depend on the app or on a validation library, and their configs

@@ -42,7 +42,9 @@ RISK = "risk_model.scoring:RiskConfig"
 
 def _common(p: argparse.ArgumentParser, config: str) -> None:
     p.add_argument("--data", required=True, help=DATA_HELP)
-    config_arg(p, "--label", config=config, key="label.kind", choices=LABEL_KINDS, help="label")
+    config_arg(
+        p, "--label", config=config, key="label.kind", choices=LABEL_KINDS, help="label definition"
+    )
     config_arg(
         p,
         "--horizon",
@@ -58,7 +60,12 @@ def _common(p: argparse.ArgumentParser, config: str) -> None:
         help="drop recent price-change features (no circularity with the retailer's markdowns)",
     )
     config_arg(
-        p, "--threshold", config=config, key="threshold", choices=("f1", "cost"), help="rule"
+        p,
+        "--threshold",
+        config=config,
+        key="threshold",
+        choices=("f1", "cost"),
+        help="threshold rule",
     )
     config_arg(
         p,
@@ -100,8 +107,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "and two baselines (weeks since the last sale; the noise floor).",
     )
     _common(p, BACKTEST)
-    config_arg(p, "--train-cutoff", config=BACKTEST, key="train_cutoff", type=int, help="week")
-    config_arg(p, "--test-cutoff", config=BACKTEST, key="test_cutoff", type=int, help="week")
+    config_arg(
+        p,
+        "--train-cutoff",
+        config=BACKTEST,
+        key="train_cutoff",
+        type=int,
+        help="training cutoff week",
+    )
+    config_arg(
+        p, "--test-cutoff", config=BACKTEST, key="test_cutoff", type=int, help="test cutoff week"
+    )
     config_arg(
         p, "--bootstrap", config=BACKTEST, key="n_bootstrap", type=int, help="resamples for CIs"
     )
