@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -25,6 +26,8 @@ from ingest.io import write_frame_atomic
 from ingest.loader import load, save
 from ingest.panel import build_panel
 from ingest.validate import DataValidationError
+
+log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -87,7 +90,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     config = SyntheticConfig(
         n_skus=args.n_skus, n_weeks=args.weeks, seed=args.seed, with_baskets=args.baskets
     )
-    print(f"[data] generating {args.n_skus} SKUs x {args.weeks} weeks", file=sys.stderr)
+    log.info("[data] generating %d SKUs x %d weeks", args.n_skus, args.weeks)
     world = generate_world(config)
     paths = write_world(world, args.out, fmt=args.format)
     for path in paths:
