@@ -1,6 +1,6 @@
 """Heuristic baselines and the DP policy, all behind :class:`~agents.policy.Policy`.
 
-Every baseline reads the structured :class:`~agents.policy.PolicyContext` (they need a
+Every baseline reads the structured :class:`~envs.context.PolicyContext` (they need a
 context; play them with :func:`agents.rollout.rollout` or ``env.policy_context()``) and
 only ever picks actions its mask allows: a wished-for depth is snapped to the nearest
 allowed action by :func:`~agents.policy.nearest_allowed`, or the choice is made among the
@@ -35,24 +35,15 @@ from dataclasses import fields
 import numpy as np
 
 from agents.dp import DPNotExactError, DPSolution, evaluate_exact, expected_units_sold, solve
-from agents.policy import Policy, PolicyContext, nearest_allowed
+from agents.policy import Policy, nearest_allowed
 from envs.config import DecisionState, RulesConfig
+from envs.context import PolicyContext
 from envs.rules import exit_penalty
 from ingest.errors import ConfigError
 from simulator.demand import SEASON_PERIOD, Catalog
 from simulator.market import expected_demand
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def _is_single_sku(ctx: PolicyContext) -> bool:
-    """True when every slot holds the same SKU in the same calendar week (a DP state grid)."""
-    cat = ctx.catalog
-    same_row = all(
-        getattr(cat, f.name).strides[0] == 0 for f in fields(cat) if getattr(cat, f.name).ndim
-    )
-    week = np.asarray(ctx.market.week)
-    return same_row and bool(np.all(week == week[0]))
 
 
 def demand_table(ctx: PolicyContext, n_weeks: int) -> np.ndarray:
@@ -62,7 +53,7 @@ def demand_table(ctx: PolicyContext, n_weeks: int) -> np.ndarray:
     are held at their current values (a certainty-equivalent view of memory).
     """
     rules = ctx.rules
-    single = _is_single_sku(ctx)
+    single = ctx.is_one_sku()
     cat = ctx.catalog.take([0]) if single else ctx.catalog
     rows = slice(0, 1) if single else slice(None)
     week = np.asarray(ctx.market.week)[rows]
@@ -315,7 +306,7 @@ def _slot_groups(ctx: PolicyContext) -> tuple[list[tuple[Catalog, int, int, int]
     horizon = ctx.horizons()
     start = (np.asarray(ctx.market.week) - (horizon - np.asarray(dec.weeks_left))) % SEASON_PERIOD
     init = np.asarray(dec.initial_stock, float)
-    if _is_single_sku(ctx) and np.all(horizon == horizon[0]):
+    if ctx.is_one_sku() and np.all(horizon == horizon[0]):
         if not np.all(init == init[0]) or not np.all(start == start[0]):
             raise ConfigError("slots of one SKU disagree on the plan's start or stock")
         group = (ctx.catalog.take([0]), int(horizon[0]), int(start[0]), int(round(init[0])))

@@ -37,6 +37,7 @@ import scipy.fft as sfft
 from scipy import special, stats
 
 from envs.config import NO_BUDGET, DecisionState, RulesConfig
+from envs.context import PolicyContext
 from envs.rules import LONG_AGO, action_mask, active_rules, advance, exit_penalty
 from envs.rules import initial_decision_state as _initial_decision_state
 from ingest.errors import ConfigError, DeadstockError
@@ -438,9 +439,7 @@ class _Model:
         return m.reshape(self.n_units + 1, self.grid.size, self.rules.n_actions)
 
     def context(self, weeks_left: int) -> Any:
-        """A :class:`agents.policy.PolicyContext` over the grid at ``weeks_left``."""
-        from agents.policy import PolicyContext
-
+        """A :class:`~envs.context.PolicyContext` over the grid at ``weeks_left``."""
         g = self.decision_state(weeks_left)
         n = g.stock.shape[0]
         market = MarketState(

@@ -34,8 +34,9 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
-from agents.policy import Policy, PolicyContext
+from agents.policy import Policy
 from envs.config import DecisionState, RulesConfig
+from envs.context import PolicyContext
 from envs.observation import OBS_DIM, OBS_NAMES
 from ingest.errors import ConfigError
 from ingest.io import atomic_path, write_text_atomic

@@ -17,7 +17,6 @@ import pytest
 
 from agents.baselines import CertaintyEquivalent
 from agents.dp import evaluate_exact
-from agents.policy import PolicyContext
 from agents.ppo import (
     PPOPolicy,
     augment,
@@ -26,6 +25,7 @@ from agents.ppo import (
     value_features,
 )
 from envs.config import DecisionState, RulesConfig
+from envs.context import PolicyContext
 from simulator.demand import Catalog
 from simulator.market import MarketState
 

@@ -105,7 +105,6 @@ def test_closed_form_fluid_values_pick_the_certainty_equivalent_action(profile):
     """The closed-form fluid values (flat season) agree with the week-by-week
     certainty-equivalent baseline on random SKUs and states mid-episode."""
     from agents.baselines import CertaintyEquivalent
-    from agents.policy import PolicyContext
     from experiments.suite import RULE_PROFILES, training_catalog
 
     rules = RULE_PROFILES[profile]
@@ -117,7 +116,7 @@ def test_closed_form_fluid_values_pick_the_certainty_equivalent_action(profile):
         masks = env.action_masks()
         obs, *_ = env.step(np.array([rng.choice(np.flatnonzero(m)) for m in masks]))
     masks = env.action_masks()
-    ctx = PolicyContext(**vars(env.policy_context()))
+    ctx = env.policy_context()
     values = fluid_action_values(obs, ctx, masks, split=False)
     ours = np.argmax(values, axis=1)
     theirs = CertaintyEquivalent().act(obs, masks, ctx)
@@ -141,8 +140,8 @@ def test_closed_form_fluid_values_pick_the_certainty_equivalent_action(profile):
 def test_fluid_values_run_a_coupon_only_while_the_budget_lasts():
     """Hand-computed: a coupon action sells at the coupon's lift and net price for the B
     budget weeks, then at the shelf discount alone; stock is ample, so no holding limit."""
-    from agents.policy import PolicyContext
     from envs.config import RulesConfig
+    from envs.context import PolicyContext
     from simulator.market import initial_state
 
     rules = RulesConfig(coupon_levels=(0.0, 0.1), coupon_budget_weeks=4)
@@ -180,8 +179,8 @@ def test_fluid_values_run_a_coupon_only_while_the_budget_lasts():
 def test_fluid_values_split_between_two_rungs_to_sell_out_at_exit():
     """Hand-computed: 0 % off leaves stock, 10 % off would sell out early; the two-price plan
     runs 0 % until the week from which 10 % sells the rest exactly at exit."""
-    from agents.policy import PolicyContext
     from envs.config import RulesConfig
+    from envs.context import PolicyContext
     from simulator.market import initial_state
 
     rules = RulesConfig(discount_levels=(0.0, 0.1, 0.2), markdown_only=True)
