@@ -5,7 +5,8 @@ context; play them with :func:`agents.rollout.rollout` or ``env.policy_context()
 only ever picks actions its mask allows: a wished-for depth is snapped to the nearest
 allowed action by :func:`~agents.policy.nearest_allowed`, or the choice is made among the
 allowed actions directly. Expected demand always comes from
-:func:`simulator.market.expected_demand`; nothing here repeats the market's arithmetic.
+:func:`agents.fluid.demand_table` (:func:`simulator.market.expected_demand` for every action
+and week ahead); nothing here repeats the market's arithmetic.
 
 =====================  ===============================================================
 name                   rule
@@ -35,49 +36,14 @@ from dataclasses import fields
 import numpy as np
 
 from agents.dp import DPNotExactError, DPSolution, evaluate_exact, expected_units_sold, solve
+from agents.fluid import demand_table, unit_margin, week_by_week_values
 from agents.policy import Policy, nearest_allowed
 from envs.config import DecisionState, RulesConfig
 from envs.context import PolicyContext
-from envs.rules import exit_penalty
 from ingest.errors import ConfigError
 from simulator.demand import SEASON_PERIOD, Catalog
-from simulator.market import expected_demand
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def demand_table(ctx: PolicyContext, n_weeks: int) -> np.ndarray:
-    """Expected demand of every slot, action and week ahead, shape ``(n, n_actions, n_weeks)``.
-
-    Week ``j`` is ``j`` weeks after the week being decided; the reference price and fatigue
-    are held at their current values (a certainty-equivalent view of memory).
-    """
-    rules = ctx.rules
-    single = ctx.is_one_sku()
-    cat = ctx.catalog.take([0]) if single else ctx.catalog
-    rows = slice(0, 1) if single else slice(None)
-    week = np.asarray(ctx.market.week)[rows]
-    ref = np.asarray(ctx.market.ref_price)[rows]
-    fat = np.asarray(ctx.market.fatigue)[rows]
-    d_all, c_all = rules.depths(np.arange(rules.n_actions))
-    out = np.empty((cat.n_skus, rules.n_actions, n_weeks))
-    for a in range(rules.n_actions):
-        for j in range(n_weeks):
-            out[:, a, j] = expected_demand(
-                cat, week + j, d_all[a], c_all[a], ref_price=ref, fatigue=fat
-            )
-    if single:
-        return np.broadcast_to(out, (ctx.n_slots, *out.shape[1:]))
-    return out
-
-
-def unit_margin(ctx: PolicyContext) -> np.ndarray:
-    """Expected profit per unit sold of every slot and action, ``(n, n_actions)``: net price
-    after coupon and expected refunds, minus unit cost."""
-    cat, rules = ctx.catalog, ctx.rules
-    d, c = rules.depths(np.arange(rules.n_actions))
-    net = cat.list_price[:, None] * (1.0 - d - c)[None, :]
-    return net * (1.0 - cat.return_rate[:, None]) - cat.unit_cost[:, None]
 
 
 def _deepen(rules: RulesConfig, masks: np.ndarray, depth: np.ndarray, step: int) -> np.ndarray:
@@ -242,12 +208,13 @@ def _argmax_allowed(score: np.ndarray, masks: np.ndarray) -> np.ndarray:
 class CertaintyEquivalent(Policy):
     """Gallego-van Ryzin certainty-equivalent price, re-solved every week.
 
-    For each allowed action, demand is replaced by its expectation (the fluid model) and the
-    action is held until exit: sales accumulate week by week up to the stock, unsold units
-    pay holding and, at exit, are salvaged and charged the sell-through penalty. The action
-    with the highest fluid profit is taken; next week the problem is solved again from the
-    realised stock. Under a stock constraint this picks the run-out price (expected demand
-    about equal to stock) unless a shallower price earns more.
+    For each allowed action, demand is replaced by its expectation (the fluid model of
+    :mod:`agents.fluid`) and the action is held until exit: sales accumulate week by week up
+    to the stock, unsold units pay holding and, at exit, are salvaged and charged the
+    sell-through penalty (:func:`agents.fluid.week_by_week_values`). The action with the
+    highest fluid profit is taken; next week the problem is solved again from the realised
+    stock. Under a stock constraint this picks the run-out price (expected demand about
+    equal to stock) unless a shallower price earns more.
     """
 
     name = "certainty_equiv"
@@ -255,43 +222,7 @@ class CertaintyEquivalent(Policy):
 
     def act(self, observations, masks, context=None):
         ctx = self._need_context(context)
-        cat, rules, dec = ctx.catalog, ctx.rules, ctx.decision
-        wl = np.asarray(dec.weeks_left, np.int64)
-        n_w = int(max(wl.max(initial=1), 1))
-        lam = demand_table(ctx, n_w)
-        ahead = np.arange(n_w)[None, None, :] < wl[:, None, None]
-        cum = np.cumsum(np.where(ahead, lam, 0.0), axis=2)
-        stock = np.asarray(dec.stock, float)[:, None]
-        total = cum[:, :, -1]
-        sold = np.minimum(total, stock)
-        left_by_week = stock[:, :, None] - np.minimum(cum, stock[:, :, None])
-        # Holding on the stock left after every week but the exit week.
-        not_exit = np.arange(n_w)[None, None, :] < (wl[:, None, None] - 1)
-        holding = (left_by_week * not_exit).sum(axis=2) * cat.holding_cost_per_unit_week[:, None]
-        left = stock - sold
-        keep = (cat.salvage_value_per_unit - cat.unit_cost)[:, None] * left
-        pen = exit_penalty(
-            rules,
-            _repeat_catalog(cat, rules.n_actions),
-            left.ravel(),
-            np.repeat(np.asarray(dec.initial_stock, float), rules.n_actions),
-        ).reshape(left.shape)
-        value = unit_margin(ctx) * sold - holding + keep - pen
-        return _argmax_allowed(value, masks)
-
-
-def _repeat_catalog(cat: Catalog, k: int) -> Catalog:
-    """Each row of ``cat`` repeated ``k`` times (only ``list_price`` is read downstream)."""
-    return Catalog(
-        **{
-            f.name: np.repeat(getattr(cat, f.name), k, axis=0)
-            if f.name == "list_price"
-            else np.broadcast_to(
-                getattr(cat, f.name)[:1], (cat.n_skus * k, *getattr(cat, f.name).shape[1:])
-            )
-            for f in fields(cat)
-        }
-    )
+        return _argmax_allowed(week_by_week_values(ctx), masks)
 
 
 # ---------------------------------------------------------------------------- per-SKU caches

@@ -307,7 +307,7 @@ def _champion(rules: RulesConfig) -> tuple[Policy | None, str]:
     """The registered champion's policy for ``rules``, or (None, why not)."""
     import mlflow
 
-    from agents.ppo import hint_dim
+    from agents.fluid import hint_dim
     from envs.observation import OBS_DIM
     from experiments.policy_model import CHAMPION_ALIAS, REGISTERED_NAME
 

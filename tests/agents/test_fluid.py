@@ -17,13 +17,14 @@ import pytest
 
 from agents.baselines import CertaintyEquivalent
 from agents.dp import evaluate_exact
-from agents.ppo import (
-    PPOPolicy,
+from agents.fluid import (
     augment,
-    fluid_action_values,
+    closed_form_values,
     hint_features,
     value_features,
+    week_by_week_values,
 )
+from agents.ppo import PPOPolicy
 from envs.config import DecisionState, RulesConfig
 from envs.context import PolicyContext
 from simulator.demand import Catalog
@@ -69,9 +70,9 @@ def test_ppo_features_equal_the_frozen_ones(frozen, profile):
     p = f"{profile}/"
     eq = np.testing.assert_array_equal
     eq(hint_features(obs, ctx.catalog, ctx.decision), frozen[p + "hint"])
-    eq(fluid_action_values(obs, ctx, masks), frozen[p + "values_split"])
-    eq(fluid_action_values(obs, ctx, masks, split=False), frozen[p + "values_hold"])
-    eq(fluid_action_values(obs, ctx), frozen[p + "values_unmasked"])
+    eq(closed_form_values(obs, ctx, masks), frozen[p + "values_split"])
+    eq(closed_form_values(obs, ctx, masks, split=False), frozen[p + "values_hold"])
+    eq(closed_form_values(obs, ctx), frozen[p + "values_unmasked"])
     eq(value_features(obs, ctx, masks), frozen[p + "value_features"])
     eq(augment(obs, ctx, masks), frozen[p + "augment"])
     eq(augment(obs, ctx, masks, values=False), frozen[p + "augment_hint_only"])
@@ -83,6 +84,7 @@ def test_ppo_features_equal_the_frozen_ones(frozen, profile):
 @pytest.mark.parametrize("profile", PROFILES)
 def test_certainty_equivalent_acts_as_frozen(frozen, profile):
     obs, masks, ctx = _case(frozen, profile)
+    np.testing.assert_array_equal(week_by_week_values(ctx), frozen[f"{profile}/ce_values"])
     actions = CertaintyEquivalent().act(obs, masks, ctx)
     np.testing.assert_array_equal(actions, frozen[f"{profile}/ce_actions"])
 

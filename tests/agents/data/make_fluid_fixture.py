@@ -1,7 +1,10 @@
 """Write ``fluid_frozen.npz`` and ``ppo_prior_tiny.zip``: the fluid model's outputs frozen.
 
-Run once, on the code whose numbers are to be kept (it was run on main at 04b03dd, before
-the fluid model moved into ``agents/fluid.py``)::
+Run once, on the code whose numbers are to be kept. The files in this folder were written
+at 04b03dd, before the fluid model moved into ``agents/fluid.py`` (by this script as it was
+then, with the names of that commit: ``agents.ppo.fluid_action_values`` for
+``closed_form_values``, and the body of ``CertaintyEquivalent.act`` for
+``week_by_week_values``)::
 
     .venv/bin/python tests/agents/data/make_fluid_fixture.py
 
@@ -44,33 +47,6 @@ DP_SKUS = 4
 DP_HORIZON = 8
 
 
-def _ce_values(ctx):  # a frozen copy of CertaintyEquivalent.act's value, before the move
-    from agents.baselines import _repeat_catalog, demand_table, unit_margin
-    from envs.rules import exit_penalty
-
-    cat, rules, dec = ctx.catalog, ctx.rules, ctx.decision
-    wl = np.asarray(dec.weeks_left, np.int64)
-    n_w = int(max(wl.max(initial=1), 1))
-    lam = demand_table(ctx, n_w)
-    ahead = np.arange(n_w)[None, None, :] < wl[:, None, None]
-    cum = np.cumsum(np.where(ahead, lam, 0.0), axis=2)
-    stock = np.asarray(dec.stock, float)[:, None]
-    total = cum[:, :, -1]
-    sold = np.minimum(total, stock)
-    left_by_week = stock[:, :, None] - np.minimum(cum, stock[:, :, None])
-    not_exit = np.arange(n_w)[None, None, :] < (wl[:, None, None] - 1)
-    holding = (left_by_week * not_exit).sum(axis=2) * cat.holding_cost_per_unit_week[:, None]
-    left = stock - sold
-    keep = (cat.salvage_value_per_unit - cat.unit_cost)[:, None] * left
-    pen = exit_penalty(
-        rules,
-        _repeat_catalog(cat, rules.n_actions),
-        left.ravel(),
-        np.repeat(np.asarray(dec.initial_stock, float), rules.n_actions),
-    ).reshape(left.shape)
-    return unit_margin(ctx) * sold - holding + keep - pen
-
-
 def _store(out: dict[str, np.ndarray], prefix: str, state) -> None:
     for f in fields(state):
         value = np.array(getattr(state, f.name))
@@ -80,17 +56,14 @@ def _store(out: dict[str, np.ndarray], prefix: str, state) -> None:
 def main() -> None:
     from agents.baselines import CertaintyEquivalent
     from agents.dp import evaluate_exact
-    from agents.policy import PolicyContext
-    from agents.ppo import (
-        PPOConfig,
-        PPOPolicy,
+    from agents.fluid import (
         augment,
-        fluid_action_values,
+        closed_form_values,
         hint_features,
-        make_training_env,
-        train_ppo,
         value_features,
+        week_by_week_values,
     )
+    from agents.ppo import PPOConfig, PPOPolicy, make_training_env, train_ppo
     from experiments.suite import RULE_PROFILES, training_catalog
 
     tiny = PPOConfig(
@@ -123,7 +96,7 @@ def main() -> None:
             masks = env.action_masks()
             obs, *_ = env.step(np.array([rng.choice(np.flatnonzero(m)) for m in masks]))
         masks = env.action_masks()
-        ctx = PolicyContext(**vars(env.policy_context()))
+        ctx = env.policy_context()
         p = f"{profile}/"
         out[p + "obs"] = np.asarray(obs, np.float32)
         out[p + "masks"] = np.asarray(masks, bool)
@@ -136,13 +109,13 @@ def main() -> None:
         ):
             _store(out, f"{p}{part}/", state)
         out[p + "hint"] = hint_features(obs, ctx.catalog, ctx.decision)
-        out[p + "values_split"] = fluid_action_values(obs, ctx, masks)
-        out[p + "values_hold"] = fluid_action_values(obs, ctx, masks, split=False)
-        out[p + "values_unmasked"] = fluid_action_values(obs, ctx)
+        out[p + "values_split"] = closed_form_values(obs, ctx, masks)
+        out[p + "values_hold"] = closed_form_values(obs, ctx, masks, split=False)
+        out[p + "values_unmasked"] = closed_form_values(obs, ctx)
         out[p + "value_features"] = value_features(obs, ctx, masks)
         out[p + "augment"] = augment(obs, ctx, masks)
         out[p + "augment_hint_only"] = augment(obs, ctx, masks, values=False)
-        out[p + "ce_values"] = _ce_values(ctx)
+        out[p + "ce_values"] = week_by_week_values(ctx)
         out[p + "ce_actions"] = CertaintyEquivalent().act(obs, masks, ctx)
         if profile == MODEL_PROFILE:
             out[p + "ppo_actions"] = policy.act(obs, masks, ctx)
