@@ -38,8 +38,14 @@ from scipy import special, stats
 
 from envs.config import NO_BUDGET, DecisionState, RulesConfig
 from envs.context import PolicyContext
-from envs.rules import LONG_AGO, action_mask, active_rules, advance, exit_penalty
-from envs.rules import initial_decision_state as _initial_decision_state
+from envs.rules import (
+    LONG_AGO,
+    action_mask,
+    active_rules,
+    advance,
+    exit_penalty,
+    initial_decision_state,
+)
 from ingest.errors import ConfigError, DeadstockError
 from simulator.demand import Catalog
 from simulator.market import MarketState, expected_demand
@@ -531,13 +537,6 @@ class DPSolution:
         return self.values[w, s, r]
 
 
-def initial_decision_state(
-    catalog: Catalog, rules: RulesConfig, horizon_weeks: int
-) -> DecisionState:
-    """The plan's first decision state (delegates to :func:`envs.rules.initial_decision_state`)."""
-    return _initial_decision_state(catalog, horizon_weeks, rules)
-
-
 Chooser = Callable[[int, np.ndarray], tuple[np.ndarray, np.ndarray]]
 """``(weeks left, q of shape (n_s, n_r, n_a)) -> (actions, their q values)``, each (n_s, n_r)."""
 
@@ -560,7 +559,7 @@ def _chosen(q: np.ndarray, a: np.ndarray) -> np.ndarray:
 
 
 def _start_value(model: _Model, values: np.ndarray) -> float:
-    s0 = initial_decision_state(model.catalog, model.rules, model.horizon)
+    s0 = initial_decision_state(model.catalog, model.horizon, model.rules)
     r0 = model.grid.index(s0.depth_index, s0.weeks_since_change, s0.coupon_weeks_left)
     return float(values[model.horizon, model.n_units, int(r0[0])])
 
