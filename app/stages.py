@@ -22,6 +22,7 @@ from app.config import PipelineConfig
 from app.stage_record import StageRecord
 from envs.config import RulesConfig
 from ingest.errors import DataError
+from ingest.panel import MAX_DISCOUNT_DEPTH
 from planning.from_policy import plan_of
 from planning.outcomes import Outcome, simulate_schedule
 from planning.schedule import Schedule
@@ -247,12 +248,15 @@ def fit_stage(
     sub = fit_panel(panel, selected, cfg.fit_peers_per_category)
     notes: list[str] = []
     for col in ("coupon_depth", "discount_depth"):
-        if col in sub.columns and (sub[col] > 0.95).any():
+        if col in sub.columns and (sub[col] > MAX_DISCOUNT_DEPTH).any():
             # Real data has coupons worth more than the list price (Complete Journey); the
-            # demand model's depths live in [0, 0.95].
-            n_big = int((sub[col] > 0.95).sum())
-            sub = sub.assign(**{col: sub[col].clip(upper=0.95)})
-            notes.append(f"{n_big} panel row(s) had {col} > 0.95; clipped to 0.95 for the fit")
+            # demand model's depths live in [0, MAX_DISCOUNT_DEPTH].
+            n_big = int((sub[col] > MAX_DISCOUNT_DEPTH).sum())
+            sub = sub.assign(**{col: sub[col].clip(upper=MAX_DISCOUNT_DEPTH)})
+            notes.append(
+                f"{n_big} panel row(s) had {col} > {MAX_DISCOUNT_DEPTH}; clipped to "
+                f"{MAX_DISCOUNT_DEPTH} for the fit"
+            )
     s = cfg.stock
     fit_cfg = FitConfig(
         weeks_of_cover=s.weeks_of_cover,

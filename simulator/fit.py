@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from ingest.errors import ConfigError, DataError
+from ingest.panel import MAX_DISCOUNT_DEPTH
 from simulator.demand import SEASON_PERIOD, Catalog
 from simulator.fit_panel import (
     PANEL_REQUIRED,
@@ -58,7 +59,6 @@ from simulator.fit_panel import (
     usual_depth_by_code,
 )
 from simulator.glm import GLMResult, fit_with_dispersion
-from simulator.market import MAX_DISCOUNT
 from simulator.shrinkage import group_effects, pooled_tau2, shrink
 
 __all__ = [
@@ -223,8 +223,10 @@ class FitConfig:
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ConfigError(f"fit.{name} = {v!r}; expected a share in [0, 1]")
-        if not 0.0 < self.max_fit_depth <= MAX_DISCOUNT:
-            raise ConfigError(f"fit.max_fit_depth = {self.max_fit_depth}; expected in (0, 0.95]")
+        if not 0.0 < self.max_fit_depth <= MAX_DISCOUNT_DEPTH:
+            raise ConfigError(
+                f"fit.max_fit_depth = {self.max_fit_depth}; expected in (0, {MAX_DISCOUNT_DEPTH}]"
+            )
         for name in ("weeks_of_cover", "prior_elasticity_se", "max_lift_se"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"fit.{name} = {getattr(self, name)!r}; expected > 0")
@@ -349,7 +351,7 @@ def fit_catalog(
     }
     # a coupon can exceed the list price (a free-item coupon); its depth is capped like a
     # discount's
-    promo["coupon"] = np.minimum(promo["coupon"], MAX_DISCOUNT)
+    promo["coupon"] = np.minimum(promo["coupon"], MAX_DISCOUNT_DEPTH)
 
     # -- which SKUs' prices varied enough to identify an elasticity
     selling = np.bincount(sku_code, weights=(y > 0).astype(float), minlength=n_skus)

@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 
 from ingest.errors import DataError
+from ingest.panel import MAX_DISCOUNT_DEPTH
 from simulator.demand import SEASON_PERIOD, Catalog
-from simulator.market import MAX_DISCOUNT, expected_demand
+from simulator.market import expected_demand
 
 if TYPE_CHECKING:
     from simulator.fit import FitConfig
@@ -36,7 +37,7 @@ def check_panel(panel: pd.DataFrame) -> pd.DataFrame:
     frame = panel.sort_values(["sku", "week"], kind="stable").reset_index(drop=True)
     for col, lo, hi in (
         ("units", 0.0, np.inf),
-        ("discount_depth", 0.0, MAX_DISCOUNT),
+        ("discount_depth", 0.0, MAX_DISCOUNT_DEPTH),
         ("list_price", 0.0, np.inf),
         ("coupon_depth", 0.0, np.inf),
         ("display", 0.0, 1.0),
@@ -227,10 +228,10 @@ def predict_units(
     if not ok.any():
         return out
     rows = catalog.take(pos[ok].astype(np.int64))
-    d = np.clip(panel["discount_depth"].to_numpy(dtype=float)[ok], 0.0, MAX_DISCOUNT)
+    d = np.clip(panel["discount_depth"].to_numpy(dtype=float)[ok], 0.0, MAX_DISCOUNT_DEPTH)
     c = np.zeros_like(d)
     if coupons and "coupon_depth" in panel.columns:
-        c = np.clip(panel["coupon_depth"].to_numpy(dtype=float)[ok], 0.0, MAX_DISCOUNT - d)
+        c = np.clip(panel["coupon_depth"].to_numpy(dtype=float)[ok], 0.0, MAX_DISCOUNT_DEPTH - d)
     extra: dict[str, np.ndarray] = {}
     if promotions:
         for col in ("display", "mailer"):

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ingest.errors import DataError
+from ingest.panel import MAX_DISCOUNT_DEPTH
 from simulator.demand import Catalog
 
-MAX_DISCOUNT = 0.95
 MAX_FATIGUE = 0.95
 
 
@@ -111,13 +111,13 @@ def _times(coef: np.ndarray, x: np.ndarray | float, n: int, name: str) -> np.nda
 
 
 def _check_depths(d: np.ndarray, c: np.ndarray) -> None:
-    """Refuse discounts and coupons outside ``[0, MAX_DISCOUNT]`` (together)."""
+    """Refuse discounts and coupons outside ``[0, MAX_DISCOUNT_DEPTH]`` (together)."""
     # min/max reductions instead of elementwise masks: this runs every simulated week
-    # (d.max() > MAX_DISCOUNT needs no check of its own: with c >= 0, d + c >= d)
-    if d.min() < 0 or c.min() < 0 or (d + c).max() > MAX_DISCOUNT:
+    # (d.max() > MAX_DISCOUNT_DEPTH needs no check of its own: with c >= 0, d + c >= d)
+    if d.min() < 0 or c.min() < 0 or (d + c).max() > MAX_DISCOUNT_DEPTH:
         raise DataError(
-            f"discount must lie in [0, {MAX_DISCOUNT}] and discount + coupon "
-            f"<= {MAX_DISCOUNT}; got discount in [{d.min()}, {d.max()}], "
+            f"discount must lie in [0, {MAX_DISCOUNT_DEPTH}] and discount + coupon "
+            f"<= {MAX_DISCOUNT_DEPTH}; got discount in [{d.min()}, {d.max()}], "
             f"coupon in [{c.min()}, {c.max()}]"
         )
 
