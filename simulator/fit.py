@@ -87,9 +87,9 @@ class FitConfig:
     min_season_weeks : int
         The seasonal profile is fitted only when the panel covers at least this many
         distinct calendar weeks; with less than a year of history the Fourier terms would be
-        extrapolated into weeks never seen (on Complete Journey, fitting weeks 1-40, that
-        raised the holdout WMAPE from 0.48 to 0.51 with 2 harmonics and 0.77 with 1), so the
-        season is then flat (an assumption, stated in the notes).
+        extrapolated into weeks never seen (which worsens the holdout error on Complete
+        Journey: ``docs/simulator.md``, "Holdout"), so the season is then flat (an
+        assumption, stated in the notes).
     pooling : {"eb", "none", "global"}
         ``eb``: per-SKU elasticities shrunk towards the category (empirical Bayes);
         ``none``: the raw per-SKU estimates; ``global``: one elasticity for every SKU (the
@@ -117,8 +117,8 @@ class FitConfig:
         ``regular``: the SKU's usual price (its most frequent observed discount depth):
         discounts are temporary, and a discounted week is the one least likely to sell
         nothing. ``carry``: the panel's carried-forward price, which labels the quiet weeks
-        after a promotion as discounted and pulls elasticities towards zero (by about 0.25 on
-        the synthetic world).
+        after a promotion as discounted and pulls elasticities towards zero (measured in
+        ``docs/simulator.md``, "How the fit works").
     max_fit_depth : float
         Discount depths above this (near-free sales, e.g. 95 % loyalty discounts in Complete
         Journey) enter the fit at this depth.

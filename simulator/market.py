@@ -124,7 +124,7 @@ def _check_depths(d: np.ndarray, c: np.ndarray) -> None:
 
 def _season_at(catalog: Catalog, week: np.ndarray) -> np.ndarray:
     """:meth:`Catalog.season_at`, as one ``take`` from the flat season table (the same
-    values; a 2-D fancy index costs twice as much, and this runs every simulated week)."""
+    values; a 2-D fancy index costs more, and this runs every simulated week)."""
     season = catalog.season
     if not season.flags.c_contiguous:
         return catalog.season_at(week)
