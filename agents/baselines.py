@@ -31,6 +31,7 @@ name                   rule
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import fields
 
 import numpy as np
@@ -38,7 +39,7 @@ import numpy as np
 from agents.dp import DPNotExactError, DPSolution, evaluate_exact, expected_units_sold, solve
 from agents.fluid import demand_table, unit_margin, week_by_week_values
 from agents.policy import Policy, nearest_allowed
-from envs.config import DecisionState, RulesConfig
+from envs.config import RulesConfig
 from envs.context import PolicyContext
 from ingest.errors import ConfigError
 from simulator.demand import SEASON_PERIOD, Catalog
@@ -257,15 +258,14 @@ def _slot_groups(ctx: PolicyContext) -> tuple[list[tuple[Catalog, int, int, int]
     return groups, inverse.ravel()
 
 
-def _problem(group: tuple[Catalog, int, int, int]) -> tuple[Catalog, int, tuple]:
-    cat, H, start, stock = group
-    one = cat.replace(initial_stock=float(stock), start_week=start)
-    key = (H, start, stock, one.to_frame().to_json())
-    return one, H, key
-
-
-def _subset(state: DecisionState, idx: np.ndarray) -> DecisionState:
-    return DecisionState(**{f.name: np.asarray(getattr(state, f.name))[idx] for f in fields(state)})
+def _problems(ctx: PolicyContext) -> Iterator[tuple[Catalog, int, tuple, np.ndarray]]:
+    """Each distinct problem the slots pose, once: its one-SKU catalog (stock and start week
+    set), its horizon, a cache key, and the slots that pose it."""
+    groups, inverse = _slot_groups(ctx)
+    for g, (cat, H, start, stock) in enumerate(groups):
+        one = cat.replace(initial_stock=float(stock), start_week=start)
+        key = (H, start, stock, one.to_frame().to_json())
+        yield one, H, key, np.flatnonzero(inverse == g)
 
 
 class DPPolicy(Policy):
@@ -316,13 +316,9 @@ class DPPolicy(Policy):
 
     def act(self, observations, masks, context=None):
         ctx = self._need_context(context)
-        groups, inverse = _slot_groups(ctx)
         actions = np.empty(ctx.n_slots, np.int64)
-        for g, group in enumerate(groups):
-            one, H, _ = _problem(group)
-            sol = self.solution(one, ctx.rules, H)
-            idx = np.flatnonzero(inverse == g)
-            actions[idx] = sol.policy(_subset(ctx.decision, idx))
+        for one, H, _, slots in _problems(ctx):
+            actions[slots] = self.solution(one, ctx.rules, H).policy(ctx.decision.take(slots))
         return actions
 
 
@@ -371,14 +367,12 @@ class BestFixedDiscount(Policy):
 
     def act(self, observations, masks, context=None):
         ctx = self._need_context(context)
-        groups, inverse = _slot_groups(ctx)
         wish = np.empty(ctx.n_slots, np.int64)
-        for g, group in enumerate(groups):
-            one, H, key = _problem(group)
+        for one, H, key, slots in _problems(ctx):
             key = (ctx.rules, *key)
             if key not in self._best:
                 self._best[key] = int(np.argmax(self.search(one, ctx.rules, H)))
-            wish[inverse == g] = self._best[key]
+            wish[slots] = self._best[key]
         return nearest_allowed(ctx.rules, masks, wish, 0)
 
 

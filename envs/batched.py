@@ -90,14 +90,6 @@ def _assign_rows(dst: Any, slots: np.ndarray, src: Any, index: np.ndarray) -> No
         getattr(dst, name)[slots] = getattr(src, name)[index]
 
 
-def _decision_rows(state: DecisionState, rows: np.ndarray) -> DecisionState:
-    return DecisionState(**{name: getattr(state, name)[rows] for name in _DECISION_FIELDS})
-
-
-def _market_rows(state: MarketState, rows: np.ndarray) -> MarketState:
-    return MarketState(**{name: getattr(state, name)[rows] for name in _MARKET_FIELDS})
-
-
 class BatchedMarkdownEnv(VecEnv):
     """N markdown episodes stepped together through one market step (an SB3 ``VecEnv``).
 
@@ -194,14 +186,14 @@ class BatchedMarkdownEnv(VecEnv):
             return None
         horizons = np.repeat(np.arange(lo, hi + 1, dtype=np.int64), m)
         rows = np.tile(np.arange(m), n_h)
-        decision = _decision_rows(self._src_decision, rows)
+        decision = self._src_decision.take(rows)
         decision.weeks_left = horizons.copy()
         obs = assemble_observation(
             self.source.base_demand[rows],
             self._src_season_cum,
             None,
             decision,
-            _market_rows(self._src_market, rows),
+            self._src_market.take(rows),
             self.rules,
             horizon_weeks=horizons,
             last_units_sold=np.zeros(rows.size),
@@ -393,7 +385,7 @@ class BatchedMarkdownEnv(VecEnv):
         bad = np.flatnonzero(violation)
         if self.config.invalid_action == "raise":
             i = int(bad[0])
-            sub_dec = _decision_rows(self._decision, np.array([i]))
+            sub_dec = self._decision.take(np.array([i]))
             broken = violated_rules(self.rules, sub_dec, a[[i]], self._catalog.take([i]))
             names = [k for k, v in broken.items() if v[0]] or ["(combined)"]
             raise RuleViolationError(
@@ -422,8 +414,8 @@ class BatchedMarkdownEnv(VecEnv):
             self._catalog.base_demand[slots],
             self._src_season_cum,
             None,
-            _decision_rows(self._decision, slots),
-            _market_rows(self._market, slots),
+            self._decision.take(slots),
+            self._market.take(slots),
             self.rules,
             horizon_weeks=self._horizon[slots],
             last_units_sold=self._last_sold[slots],

@@ -8,7 +8,7 @@ into ``discount_levels x coupon_levels``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal
 
 import numpy as np
@@ -159,3 +159,9 @@ class DecisionState:
     weeks_since_change: np.ndarray
     coupon_weeks_left: np.ndarray
     age_weeks: np.ndarray
+
+    def take(self, rows: np.ndarray) -> DecisionState:
+        """The states of ``rows`` (an index array or mask), as new arrays."""
+        return DecisionState(
+            **{f.name: np.asarray(getattr(self, f.name))[rows] for f in fields(self)}
+        )

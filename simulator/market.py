@@ -23,7 +23,7 @@ what they earn from the stock and its leftover, as the design's margin accountin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -58,6 +58,12 @@ class MarketState:
     def copy(self) -> MarketState:
         return MarketState(
             self.stock.copy(), self.week.copy(), self.ref_price.copy(), self.fatigue.copy()
+        )
+
+    def take(self, rows: np.ndarray) -> MarketState:
+        """The states of ``rows`` (an index array or mask), as new arrays."""
+        return MarketState(
+            **{f.name: np.asarray(getattr(self, f.name))[rows] for f in fields(self)}
         )
 
 

@@ -42,6 +42,19 @@ class GroupEffects:
     n: np.ndarray
 
 
+def _precision_sums(
+    estimate: np.ndarray, se: np.ndarray, group: np.ndarray, n_groups: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(estimates, precisions w, group codes, n, sum w, sum w^2)``, the sums per group."""
+    est = np.asarray(estimate, dtype=float)
+    w = 1.0 / np.maximum(np.asarray(se, dtype=float), 1e-6) ** 2
+    grp = np.asarray(group, dtype=np.int64)
+    n = np.bincount(grp, minlength=n_groups)
+    sw = np.bincount(grp, weights=w, minlength=n_groups)
+    sw2 = np.bincount(grp, weights=w * w, minlength=n_groups)
+    return est, w, grp, n, sw, sw2
+
+
 def group_effects(
     estimate: np.ndarray, se: np.ndarray, group: np.ndarray, n_groups: int
 ) -> GroupEffects:
@@ -59,12 +72,7 @@ def group_effects(
     -------
     GroupEffects
     """
-    est = np.asarray(estimate, dtype=float)
-    w = 1.0 / np.maximum(np.asarray(se, dtype=float), 1e-6) ** 2
-    grp = np.asarray(group, dtype=np.int64)
-    n = np.bincount(grp, minlength=n_groups)
-    sw = np.bincount(grp, weights=w, minlength=n_groups)
-    sw2 = np.bincount(grp, weights=w * w, minlength=n_groups)
+    est, w, grp, n, sw, sw2 = _precision_sums(estimate, se, group, n_groups)
     with np.errstate(invalid="ignore", divide="ignore"):
         m_fixed = np.bincount(grp, weights=w * est, minlength=n_groups) / sw
         q = np.bincount(grp, weights=w * (est - m_fixed[grp]) ** 2, minlength=n_groups)
@@ -84,12 +92,7 @@ def pooled_tau2(estimate: np.ndarray, se: np.ndarray, group: np.ndarray, n_group
     over the pooled within-group spread: ``(Q - (N - G)) / c`` with
     ``Q = sum_i w_i (b_i - m_g)^2`` and ``c = sum_g (sum w - sum w^2 / sum w)``. Far more stable
     than a per-group estimate when groups hold a few dozen SKUs."""
-    est = np.asarray(estimate, dtype=float)
-    w = 1.0 / np.maximum(np.asarray(se, dtype=float), 1e-6) ** 2
-    grp = np.asarray(group, dtype=np.int64)
-    n = np.bincount(grp, minlength=n_groups)
-    sw = np.bincount(grp, weights=w, minlength=n_groups)
-    sw2 = np.bincount(grp, weights=w * w, minlength=n_groups)
+    est, w, grp, n, sw, sw2 = _precision_sums(estimate, se, group, n_groups)
     used = n > 0
     m = np.zeros(n_groups)
     m[used] = np.bincount(grp, weights=w * est, minlength=n_groups)[used] / sw[used]
