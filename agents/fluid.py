@@ -116,12 +116,20 @@ def week_by_week_values(ctx: PolicyContext) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- the hint
+LOG_STOCK_SCALE = 4.0
+"""The hint's ``log_stock`` is ``log10(1 + stock) / LOG_STOCK_SCALE`` (10,000 units read 1)."""
+
 HINT_FIELDS: tuple[tuple[str, float, float, str], ...] = (
     ("fluid_depth", 0.0, 1.0, "certainty-equivalent (fluid) depth from cover and elasticity"),
     ("log_cover", -3.0, 2.0, "log of demand_cover"),
     ("holding_to_exit", 0.0, 1.0, "holding cost of a unit until exit / list price"),
     ("dispersion", 0.0, 2.0, "negative-binomial overdispersion (0 = Poisson)"),
-    ("log_stock", 0.0, 1.5, "log10(1 + stock on hand) / 4 (noise matters more for few units)"),
+    (
+        "log_stock",
+        0.0,
+        1.5,
+        f"log10(1 + stock on hand) / {LOG_STOCK_SCALE:g} (noise matters more for few units)",
+    ),
 )
 """Features :func:`hint_features` appends to the env's observation (``PPOConfig.fluid_hint``).
 The first two are computed from the observation; the others from the SKU's parameters and
@@ -170,7 +178,7 @@ def hint_features(obs: np.ndarray, catalog: Catalog, decision: DecisionState) ->
     out[:, 1] = np.log(cover)
     out[:, 2] = catalog.holding_cost_per_unit_week * weeks_left / catalog.list_price
     out[:, 3] = catalog.dispersion
-    out[:, 4] = np.log10(1.0 + np.asarray(decision.stock, dtype=float)) / 4.0
+    out[:, 4] = np.log10(1.0 + np.asarray(decision.stock, dtype=float)) / LOG_STOCK_SCALE
     low = np.array([f[1] for f in HINT_FIELDS])
     high = np.array([f[2] for f in HINT_FIELDS])
     return np.clip(out, low, high).astype(np.float32)
