@@ -3,6 +3,8 @@ identified, the coupon's cap, and where each category's elasticity prior comes f
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -42,7 +44,8 @@ def test_small_categories_borrow_their_departments_prior():
     raw = np.r_[rng.normal(-2.0, 0.3, 12), -1.0, -1.1, np.full(3, np.nan)]
     raw_se = np.r_[np.full(14, 0.2), np.full(3, np.nan)]
     identified = np.r_[np.ones(14, bool), np.zeros(3, bool)]
-    pooled = pool_elasticities(
+    pool = partial(
+        pool_elasticities,
         raw,
         raw_se,
         identified,
@@ -55,6 +58,7 @@ def test_small_categories_borrow_their_departments_prior():
         tau_prior_skus=30.0,
         min_group_skus=5,
     )
+    pooled = pool()
     assert list(pooled.level) == ["category", "department", "global"]
     # the small category is pulled to its department (mostly category 0), not to its own -1
     assert pooled.mean[1] < -1.7 and pooled.post[12] < -1.1
@@ -62,19 +66,6 @@ def test_small_categories_borrow_their_departments_prior():
     np.testing.assert_array_equal(pooled.post[14:], np.full(3, pooled.mean[2]))
     np.testing.assert_array_equal(pooled.weight[14:], np.ones(3))
     assert np.all(pooled.post_se[14:] >= pooled.tau[2])
-    raw_kept = pool_elasticities(
-        raw,
-        raw_se,
-        identified,
-        cat_code,
-        dep_code,
-        3,
-        2,
-        prior_mean=-1.0,
-        prior_se=1.0,
-        tau_prior_skus=30.0,
-        min_group_skus=5,
-        shrink_raw=False,
-    )
+    raw_kept = pool(shrink_raw=False)
     np.testing.assert_array_equal(raw_kept.post[:14], raw[:14])
     np.testing.assert_array_equal(raw_kept.weight[:14], np.zeros(14))
