@@ -1,11 +1,12 @@
 """Heuristic baselines and the DP policy, all behind :class:`~agents.policy.Policy`.
 
-Every baseline reads the structured :class:`~agents.policy.PolicyContext` (they need a
+Every baseline reads the structured :class:`~envs.context.PolicyContext` (they need a
 context; play them with :func:`agents.rollout.rollout` or ``env.policy_context()``) and
 only ever picks actions its mask allows: a wished-for depth is snapped to the nearest
 allowed action by :func:`~agents.policy.nearest_allowed`, or the choice is made among the
 allowed actions directly. Expected demand always comes from
-:func:`simulator.market.expected_demand`; nothing here repeats the market's arithmetic.
+:func:`agents.fluid.demand_table` (:func:`simulator.market.expected_demand` for every action
+and week ahead); nothing here repeats the market's arithmetic.
 
 =====================  ===============================================================
 name                   rule
@@ -30,63 +31,20 @@ name                   rule
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import fields
 
 import numpy as np
 
 from agents.dp import DPNotExactError, DPSolution, evaluate_exact, expected_units_sold, solve
-from agents.policy import Policy, PolicyContext, nearest_allowed
-from envs.config import DecisionState, RulesConfig
-from envs.rules import exit_penalty
+from agents.fluid import demand_table, unit_margin, week_by_week_values
+from agents.policy import Policy, nearest_allowed
+from envs.config import RulesConfig
+from envs.context import PolicyContext
 from ingest.errors import ConfigError
 from simulator.demand import SEASON_PERIOD, Catalog
-from simulator.market import expected_demand
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def _is_single_sku(ctx: PolicyContext) -> bool:
-    """True when every slot holds the same SKU in the same calendar week (a DP state grid)."""
-    cat = ctx.catalog
-    same_row = all(
-        getattr(cat, f.name).strides[0] == 0 for f in fields(cat) if getattr(cat, f.name).ndim
-    )
-    week = np.asarray(ctx.market.week)
-    return same_row and bool(np.all(week == week[0]))
-
-
-def demand_table(ctx: PolicyContext, n_weeks: int) -> np.ndarray:
-    """Expected demand of every slot, action and week ahead, shape ``(n, n_actions, n_weeks)``.
-
-    Week ``j`` is ``j`` weeks after the week being decided; the reference price and fatigue
-    are held at their current values (a certainty-equivalent view of memory).
-    """
-    rules = ctx.rules
-    single = _is_single_sku(ctx)
-    cat = ctx.catalog.take([0]) if single else ctx.catalog
-    rows = slice(0, 1) if single else slice(None)
-    week = np.asarray(ctx.market.week)[rows]
-    ref = np.asarray(ctx.market.ref_price)[rows]
-    fat = np.asarray(ctx.market.fatigue)[rows]
-    d_all, c_all = rules.depths(np.arange(rules.n_actions))
-    out = np.empty((cat.n_skus, rules.n_actions, n_weeks))
-    for a in range(rules.n_actions):
-        for j in range(n_weeks):
-            out[:, a, j] = expected_demand(
-                cat, week + j, d_all[a], c_all[a], ref_price=ref, fatigue=fat
-            )
-    if single:
-        return np.broadcast_to(out, (ctx.n_slots, *out.shape[1:]))
-    return out
-
-
-def unit_margin(ctx: PolicyContext) -> np.ndarray:
-    """Expected profit per unit sold of every slot and action, ``(n, n_actions)``: net price
-    after coupon and expected refunds, minus unit cost."""
-    cat, rules = ctx.catalog, ctx.rules
-    d, c = rules.depths(np.arange(rules.n_actions))
-    net = cat.list_price[:, None] * (1.0 - d - c)[None, :]
-    return net * (1.0 - cat.return_rate[:, None]) - cat.unit_cost[:, None]
 
 
 def _deepen(rules: RulesConfig, masks: np.ndarray, depth: np.ndarray, step: int) -> np.ndarray:
@@ -251,12 +209,13 @@ def _argmax_allowed(score: np.ndarray, masks: np.ndarray) -> np.ndarray:
 class CertaintyEquivalent(Policy):
     """Gallego-van Ryzin certainty-equivalent price, re-solved every week.
 
-    For each allowed action, demand is replaced by its expectation (the fluid model) and the
-    action is held until exit: sales accumulate week by week up to the stock, unsold units
-    pay holding and, at exit, are salvaged and charged the sell-through penalty. The action
-    with the highest fluid profit is taken; next week the problem is solved again from the
-    realised stock. Under a stock constraint this picks the run-out price (expected demand
-    about equal to stock) unless a shallower price earns more.
+    For each allowed action, demand is replaced by its expectation (the fluid model of
+    :mod:`agents.fluid`) and the action is held until exit: sales accumulate week by week up
+    to the stock, unsold units pay holding and, at exit, are salvaged and charged the
+    sell-through penalty (:func:`agents.fluid.week_by_week_values`). The action with the
+    highest fluid profit is taken; next week the problem is solved again from the realised
+    stock. Under a stock constraint this picks the run-out price (expected demand about
+    equal to stock) unless a shallower price earns more.
     """
 
     name = "certainty_equiv"
@@ -264,43 +223,7 @@ class CertaintyEquivalent(Policy):
 
     def act(self, observations, masks, context=None):
         ctx = self._need_context(context)
-        cat, rules, dec = ctx.catalog, ctx.rules, ctx.decision
-        wl = np.asarray(dec.weeks_left, np.int64)
-        n_w = int(max(wl.max(initial=1), 1))
-        lam = demand_table(ctx, n_w)
-        ahead = np.arange(n_w)[None, None, :] < wl[:, None, None]
-        cum = np.cumsum(np.where(ahead, lam, 0.0), axis=2)
-        stock = np.asarray(dec.stock, float)[:, None]
-        total = cum[:, :, -1]
-        sold = np.minimum(total, stock)
-        left_by_week = stock[:, :, None] - np.minimum(cum, stock[:, :, None])
-        # Holding on the stock left after every week but the exit week.
-        not_exit = np.arange(n_w)[None, None, :] < (wl[:, None, None] - 1)
-        holding = (left_by_week * not_exit).sum(axis=2) * cat.holding_cost_per_unit_week[:, None]
-        left = stock - sold
-        keep = (cat.salvage_value_per_unit - cat.unit_cost)[:, None] * left
-        pen = exit_penalty(
-            rules,
-            _repeat_catalog(cat, rules.n_actions),
-            left.ravel(),
-            np.repeat(np.asarray(dec.initial_stock, float), rules.n_actions),
-        ).reshape(left.shape)
-        value = unit_margin(ctx) * sold - holding + keep - pen
-        return _argmax_allowed(value, masks)
-
-
-def _repeat_catalog(cat: Catalog, k: int) -> Catalog:
-    """Each row of ``cat`` repeated ``k`` times (only ``list_price`` is read downstream)."""
-    return Catalog(
-        **{
-            f.name: np.repeat(getattr(cat, f.name), k, axis=0)
-            if f.name == "list_price"
-            else np.broadcast_to(
-                getattr(cat, f.name)[:1], (cat.n_skus * k, *getattr(cat, f.name).shape[1:])
-            )
-            for f in fields(cat)
-        }
-    )
+        return _argmax_allowed(week_by_week_values(ctx), masks)
 
 
 # ---------------------------------------------------------------------------- per-SKU caches
@@ -315,7 +238,7 @@ def _slot_groups(ctx: PolicyContext) -> tuple[list[tuple[Catalog, int, int, int]
     horizon = ctx.horizons()
     start = (np.asarray(ctx.market.week) - (horizon - np.asarray(dec.weeks_left))) % SEASON_PERIOD
     init = np.asarray(dec.initial_stock, float)
-    if _is_single_sku(ctx) and np.all(horizon == horizon[0]):
+    if ctx.is_one_sku() and np.all(horizon == horizon[0]):
         if not np.all(init == init[0]) or not np.all(start == start[0]):
             raise ConfigError("slots of one SKU disagree on the plan's start or stock")
         group = (ctx.catalog.take([0]), int(horizon[0]), int(start[0]), int(round(init[0])))
@@ -335,15 +258,14 @@ def _slot_groups(ctx: PolicyContext) -> tuple[list[tuple[Catalog, int, int, int]
     return groups, inverse.ravel()
 
 
-def _problem(group: tuple[Catalog, int, int, int]) -> tuple[Catalog, int, tuple]:
-    cat, H, start, stock = group
-    one = cat.replace(initial_stock=float(stock), start_week=start)
-    key = (H, start, stock, one.to_frame().to_json())
-    return one, H, key
-
-
-def _subset(state: DecisionState, idx: np.ndarray) -> DecisionState:
-    return DecisionState(**{f.name: np.asarray(getattr(state, f.name))[idx] for f in fields(state)})
+def _problems(ctx: PolicyContext) -> Iterator[tuple[Catalog, int, tuple, np.ndarray]]:
+    """Each distinct problem the slots pose, once: its one-SKU catalog (stock and start week
+    set), its horizon, a cache key, and the slots that pose it."""
+    groups, inverse = _slot_groups(ctx)
+    for g, (cat, H, start, stock) in enumerate(groups):
+        one = cat.replace(initial_stock=float(stock), start_week=start)
+        key = (H, start, stock, one.to_frame().to_json())
+        yield one, H, key, np.flatnonzero(inverse == g)
 
 
 class DPPolicy(Policy):
@@ -394,13 +316,9 @@ class DPPolicy(Policy):
 
     def act(self, observations, masks, context=None):
         ctx = self._need_context(context)
-        groups, inverse = _slot_groups(ctx)
         actions = np.empty(ctx.n_slots, np.int64)
-        for g, group in enumerate(groups):
-            one, H, _ = _problem(group)
-            sol = self.solution(one, ctx.rules, H)
-            idx = np.flatnonzero(inverse == g)
-            actions[idx] = sol.policy(_subset(ctx.decision, idx))
+        for one, H, _, slots in _problems(ctx):
+            actions[slots] = self.solution(one, ctx.rules, H).policy(ctx.decision.take(slots))
         return actions
 
 
@@ -449,14 +367,12 @@ class BestFixedDiscount(Policy):
 
     def act(self, observations, masks, context=None):
         ctx = self._need_context(context)
-        groups, inverse = _slot_groups(ctx)
         wish = np.empty(ctx.n_slots, np.int64)
-        for g, group in enumerate(groups):
-            one, H, key = _problem(group)
+        for one, H, key, slots in _problems(ctx):
             key = (ctx.rules, *key)
             if key not in self._best:
                 self._best[key] = int(np.argmax(self.search(one, ctx.rules, H)))
-            wish[inverse == g] = self._best[key]
+            wish[slots] = self._best[key]
         return nearest_allowed(ctx.rules, masks, wish, 0)
 
 

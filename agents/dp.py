@@ -37,8 +37,15 @@ import scipy.fft as sfft
 from scipy import special, stats
 
 from envs.config import NO_BUDGET, DecisionState, RulesConfig
-from envs.rules import LONG_AGO, action_mask, active_rules, advance, exit_penalty
-from envs.rules import initial_decision_state as _initial_decision_state
+from envs.context import PolicyContext
+from envs.rules import (
+    LONG_AGO,
+    action_mask,
+    active_rules,
+    advance,
+    exit_penalty,
+    initial_decision_state,
+)
 from ingest.errors import ConfigError, DeadstockError
 from simulator.demand import Catalog
 from simulator.market import MarketState, expected_demand
@@ -64,9 +71,10 @@ _POOL = _Pool()
 def _lease(name: str, shape: tuple[int, ...], dtype: Any = float) -> np.ndarray:
     """An uninitialised work array, the one an earlier solve gave back when it fits.
 
-    Each solve needs ~20 MB of large arrays (pmfs, their FFTs, the reward table). Fresh
+    Each solve needs several large arrays (pmfs, their FFTs, the reward table). Fresh
     ones are pages the C allocator has just handed back to the kernel, and touching them
-    again cost thousands of page faults per solve (a third of a 2,000-unit solve's time).
+    again costs page faults, a large share of a solve's time (``docs/benchmarks/dp.md``,
+    written by ``benchmarks/bench_dp.py``, counts them per solve).
     Reusing the previous solve's arrays (same name, shape and dtype) avoids that. A model
     that is still alive holds its arrays, so nested solves get fresh ones.
     """
@@ -135,8 +143,7 @@ def demand_pmf(
         r = 1.0 / dispersion
         p = 1.0 / (1.0 + dispersion * lam)
         # xlogy(k, 1 - p) as k * log(1 - p) with xlogy's own log (the same numbers, one log per
-        # row instead of one per cell: xlogy of the grid was ~2 ms); xlogy(0, .) = 0 even where
-        # lam = 0 makes the log -inf
+        # row instead of one per cell); xlogy(0, .) = 0 even where lam = 0 makes the log -inf
         with np.errstate(invalid="ignore"):  # 0 * -inf in column 0, overwritten next
             k_log_q = np.multiply(k, special.xlogy(1.0, 1.0 - p), out=big("k_log_q"))
         k_log_q[:, 0] = 0.0
@@ -396,7 +403,7 @@ class _Model:
         )
         self.no_rules = not active_rules(rules)
         self._fft_len = sfft.next_fast_len(n_s + self.pmf.shape[2] - 1, real=True)
-        # (H, n_a, n_freq); NumPy's pocketfft is about twice as fast as SciPy's on this batch
+        # (H, n_a, n_freq); NumPy's pocketfft, faster than SciPy's on this batch
         self._pmf_hat = self._work["pmf_hat"] = np.fft.rfft(
             self.pmf,
             self._fft_len,
@@ -438,9 +445,7 @@ class _Model:
         return m.reshape(self.n_units + 1, self.grid.size, self.rules.n_actions)
 
     def context(self, weeks_left: int) -> Any:
-        """A :class:`agents.policy.PolicyContext` over the grid at ``weeks_left``."""
-        from agents.policy import PolicyContext
-
+        """A :class:`~envs.context.PolicyContext` over the grid at ``weeks_left``."""
         g = self.decision_state(weeks_left)
         n = g.stock.shape[0]
         market = MarketState(
@@ -532,13 +537,6 @@ class DPSolution:
         return self.values[w, s, r]
 
 
-def initial_decision_state(
-    catalog: Catalog, rules: RulesConfig, horizon_weeks: int
-) -> DecisionState:
-    """The plan's first decision state (delegates to :func:`envs.rules.initial_decision_state`)."""
-    return _initial_decision_state(catalog, horizon_weeks, rules)
-
-
 Chooser = Callable[[int, np.ndarray], tuple[np.ndarray, np.ndarray]]
 """``(weeks left, q of shape (n_s, n_r, n_a)) -> (actions, their q values)``, each (n_s, n_r)."""
 
@@ -561,7 +559,7 @@ def _chosen(q: np.ndarray, a: np.ndarray) -> np.ndarray:
 
 
 def _start_value(model: _Model, values: np.ndarray) -> float:
-    s0 = initial_decision_state(model.catalog, model.rules, model.horizon)
+    s0 = initial_decision_state(model.catalog, model.horizon, model.rules)
     r0 = model.grid.index(s0.depth_index, s0.weeks_since_change, s0.coupon_weeks_left)
     return float(values[model.horizon, model.n_units, int(r0[0])])
 

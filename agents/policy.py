@@ -3,8 +3,8 @@
 A :class:`Policy` maps a batch of observations and action masks to flat action indices
 (``a = depth_index * n_coupons + coupon_index``, see :class:`envs.config.RulesConfig`).
 Learned policies read the observations; heuristics and the DP read the structured
-:class:`PolicyContext` that the batched env exposes (``policy_context()``): the slot catalog,
-the rules' decision state and the market state. Every policy must pick only allowed actions;
+:class:`~envs.context.PolicyContext` that the batched env exposes (``policy_context()``):
+the slot catalog, the rules' decision state and the market state. Every policy must pick only allowed actions;
 :func:`check_actions` verifies that, and :func:`nearest_allowed` snaps a wished-for depth to
 the allowed ladder.
 """
@@ -12,51 +12,12 @@ the allowed ladder.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 
 import numpy as np
 
-from envs.config import DecisionState, RulesConfig
+from envs.config import RulesConfig
+from envs.context import PolicyContext
 from ingest.errors import ConfigError, DeadstockError
-from simulator.demand import Catalog
-from simulator.market import MarketState
-
-
-@dataclass
-class PolicyContext:
-    """What a structured (non-learned) policy may know about the SKU slots it acts for.
-
-    Attributes
-    ----------
-    catalog : Catalog
-        Parameters of the SKUs currently in the slots (one row per slot, ``n_skus == n``).
-    decision : DecisionState
-        The rules' state per slot (weeks left, stock, current depth, ...).
-    market : MarketState
-        The market's state per slot (stock, calendar week, reference price, fatigue).
-    rules : RulesConfig
-        The business rules in force (the action grid and the switches).
-    horizon_weeks : int or ndarray of int of shape (n,)
-        Planned weeks from the start of each slot's episode to its exit week.
-    episode_start : ndarray of bool of shape (n,) or None
-        True for slots whose episode just started (a new SKU was drawn); ``None`` when
-        unknown. Policies that cache per SKU may use it; they must not rely on it.
-    """
-
-    catalog: Catalog
-    decision: DecisionState
-    market: MarketState
-    rules: RulesConfig
-    horizon_weeks: int | np.ndarray
-    episode_start: np.ndarray | None = None
-
-    @property
-    def n_slots(self) -> int:
-        return self.catalog.n_skus
-
-    def horizons(self) -> np.ndarray:
-        """Each slot's horizon in weeks, shape (n,)."""
-        return np.broadcast_to(np.asarray(self.horizon_weeks, dtype=np.int64), (self.n_slots,))
 
 
 class PolicyError(DeadstockError):

@@ -34,9 +34,11 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
-from agents.policy import Policy, PolicyContext
-from envs.config import DecisionState, RulesConfig
-from envs.observation import OBS_DIM, OBS_NAMES
+from agents.fluid import HINT_FIELDS, PRIOR_START, augment, hint_bounds, hint_dim
+from agents.policy import Policy
+from envs.config import RulesConfig
+from envs.context import PolicyContext
+from envs.observation import OBS_DIM
 from ingest.errors import ConfigError
 from ingest.io import atomic_path, write_text_atomic
 from simulator.demand import Catalog
@@ -93,10 +95,11 @@ class PPOConfig:
         every horizon.
     fluid_hint : bool
         Append the fluid (certainty-equivalent) depth computed from the observation
-        (:func:`hint_features`), so the network learns a correction to it.
+        (:func:`agents.fluid.hint_features`), so the network learns a correction to it.
     fluid_values : bool
         With ``fluid_hint``, also append the certainty-equivalent re-solve: the fluid
-        action's depth and coupon and every action's fluid regret (:func:`value_features`).
+        action's depth and coupon and every action's fluid regret
+        (:func:`agents.fluid.value_features`).
     fluid_prior : float
         With ``fluid_values``, start the logits at ``fluid_prior * fluid regret``
         (:class:`FluidPriorPolicy`, a residual policy over the fluid re-solve; the scale is
@@ -239,235 +242,14 @@ def make_training_env(
 
 
 # ---------------------------------------------------------------------------- fluid hint
-HINT_FIELDS: tuple[tuple[str, float, float, str], ...] = (
-    ("fluid_depth", 0.0, 1.0, "certainty-equivalent (fluid) depth from cover and elasticity"),
-    ("log_cover", -3.0, 2.0, "log of demand_cover"),
-    ("holding_to_exit", 0.0, 1.0, "holding cost of a unit until exit / list price"),
-    ("dispersion", 0.0, 2.0, "negative-binomial overdispersion (0 = Poisson)"),
-    ("log_stock", 0.0, 1.5, "log10(1 + stock on hand) / 4 (noise matters more for few units)"),
-)
-"""Features appended to the env's observation when ``PPOConfig.fluid_hint`` is on. The first
-two are computed from the observation; the others from the SKU's parameters and state (the
-env's observation leaves them out), so a hinted policy needs a :class:`PolicyContext`."""
-
-_I_ELASTICITY = OBS_NAMES.index("elasticity")
-_I_COVER = OBS_NAMES.index("demand_cover")
-_I_SALVAGE = OBS_NAMES.index("salvage_ratio")
-
-
-def hint_features(obs: np.ndarray, catalog: Catalog, decision: DecisionState) -> np.ndarray:
-    """Features of :data:`HINT_FIELDS` for a batch of SKUs.
-
-    The fluid depth: with full-price demand over the weeks left ``cover * stock`` and demand
-    scaling as ``(1 - d) ** elasticity``, the fluid revenue ``(p - salvage) * D(p) + salvage *
-    stock`` is maximised at price ``p = max(p_runout, salvage * e / (e - 1))`` for ``e =
-    |elasticity| > 1`` (``p_runout = cover ** (1 / e)`` sells the stock exactly), and at list
-    price for inelastic SKUs. Re-solved every week from the observation, it lets the network
-    learn a correction to the fluid price rather than the price itself.
-
-    Parameters
-    ----------
-    obs : ndarray of shape (n, OBS_DIM)
-    catalog : Catalog
-        The ``n`` SKUs, row for row.
-    decision : DecisionState
-        Their decision state (weeks left, stock).
-
-    Returns
-    -------
-    ndarray of float32 of shape (n, len(HINT_FIELDS))
-    """
-    o = np.asarray(obs, dtype=np.float64)
-    e = np.maximum(-4.0 * o[:, _I_ELASTICITY], 1e-6)
-    cover = np.maximum(o[:, _I_COVER], 1e-6)
-    salvage = o[:, _I_SALVAGE]
-    p_runout = np.minimum(cover, 1.0) ** (1.0 / e)
-    p_salvage = np.where(e > 1.0, salvage * e / np.maximum(e - 1.0, 1e-6), 1.0)
-    price = np.where(e > 1.0, np.maximum(p_runout, p_salvage), 1.0)
-    weeks_left = np.maximum(np.asarray(decision.weeks_left, dtype=float) - 1.0, 0.0)
-    out = np.empty((o.shape[0], len(HINT_FIELDS)), dtype=np.float64)
-    out[:, 0] = 1.0 - price
-    out[:, 1] = np.log(cover)
-    out[:, 2] = catalog.holding_cost_per_unit_week * weeks_left / catalog.list_price
-    out[:, 3] = catalog.dispersion
-    out[:, 4] = np.log10(1.0 + np.asarray(decision.stock, dtype=float)) / 4.0
-    low = np.array([f[1] for f in HINT_FIELDS])
-    high = np.array([f[2] for f in HINT_FIELDS])
-    return np.clip(out, low, high).astype(np.float32)
-
-
-# ---------------------------------------------------------------------------- fluid action values
-_I_SEASON_NOW = OBS_NAMES.index("season_now")
-_I_SEASON_AHEAD = OBS_NAMES.index("season_ahead")
-VALUE_SCALE = 4.0
-"""Fluid regrets are multiplied by this before clipping to [-1, 0] (a regret of 0.25 list
-prices per unit of stock or more reads as -1)."""
-
-
-def _held(stock: np.ndarray, lam: np.ndarray, weeks: np.ndarray) -> np.ndarray:
-    """``sum_{k=1}^{weeks} max(stock - lam * k, 0)``: unit-weeks held at the end of each of
-    ``weeks`` weeks of fluid demand ``lam`` (closed form, elementwise, ``weeks >= 0``)."""
-    m = np.minimum(weeks, np.floor(stock / np.maximum(lam, 1e-12)))
-    m = np.maximum(m, 0.0)
-    return m * stock - lam * m * (m + 1.0) / 2.0
-
-
-def fluid_action_values(
-    obs: np.ndarray,
-    context: PolicyContext,
-    masks: np.ndarray | None = None,
-    *,
-    split: bool = True,
-) -> np.ndarray:
-    """Fluid (certainty-equivalent) profit of holding each action until exit, per unit of
-    stock and list price, shape ``(n, n_actions)``; ``-inf`` where ``masks`` forbids.
-
-    Demand is its expectation at the current week, scaled to the mean seasonal factor of the
-    weeks left (``season_ahead / season_now`` of the observation), so the sums over the weeks
-    left are closed-form: with weekly demand ``lam``, stock ``S`` and ``W`` weeks left the
-    fluid sells ``min(lam W, S)`` units and holds ``sum_{k<W} max(S - lam k, 0)`` unit-weeks.
-    A coupon runs only while the coupon budget lasts (``B`` weeks), then the same shelf
-    discount continues without it. Each action is also valued as the first of two prices:
-    it runs until the week from which the next deeper shelf discount sells the stock out
-    exactly at exit (the fluid LP's mix of two adjacent prices of a discrete ladder); the
-    better of the two plans counts. Leftover units are salvaged, written off and charged the
-    sell-through penalty, as in :class:`agents.baselines.CertaintyEquivalent` (which sums
-    week by week and ignores the coupon budget).
-    """
-    from agents.baselines import unit_margin
-    from envs.rules import exit_penalty
-    from simulator.market import expected_demand_grid
-
-    cat, rules, dec = context.catalog, context.rules, context.decision
-    o = np.asarray(obs, dtype=np.float64)
-    n_act = rules.n_actions
-    actions = np.arange(n_act)
-    d_all, c_all = rules.depths(actions)
-    ratio = o[:, _I_SEASON_AHEAD] / np.maximum(o[:, _I_SEASON_NOW], 1e-6)
-    week = np.asarray(context.market.week)
-    ref = np.asarray(context.market.ref_price)
-    fat = np.asarray(context.market.fatigue)
-    lam = expected_demand_grid(cat, week, d_all, c_all, ref_price=ref, fatigue=fat)
-    lam *= ratio[:, None]
-    margin = unit_margin(context)
-    stock = np.maximum(np.asarray(dec.stock, dtype=float), 0.0)[:, None]
-    w = np.maximum(np.asarray(dec.weeks_left, dtype=float), 1.0)[:, None]
-    init = np.asarray(dec.initial_stock, dtype=float)[:, None]
-
-    def plan(lam1: np.ndarray, m1: np.ndarray, lam2: np.ndarray, m2: np.ndarray, b: np.ndarray):
-        """Fluid profit of (lam1, m1) for b weeks, then (lam2, m2) to exit."""
-        sold1 = np.minimum(lam1 * b, stock)
-        rest = stock - sold1
-        sold2 = np.minimum(lam2 * (w - b), rest)
-        # unit-weeks held after each week but the exit week (weeks 1..W-1)
-        held = _held(stock, lam1, np.minimum(b, w - 1.0)) + _held(rest, lam2, w - 1.0 - b)
-        left = rest - sold2
-        out = (
-            m1 * sold1
-            + m2 * sold2
-            - cat.holding_cost_per_unit_week[:, None] * held
-            + (cat.salvage_value_per_unit - cat.unit_cost)[:, None] * left
-        )
-        # (actions, slots) so the catalog's per-slot arrays broadcast on the last axis
-        return out - exit_penalty(rules, cat, left.T, init[:, 0]).T
-
-    # hold: the action for B weeks (B = W, or the coupon weeks left for a coupon action),
-    # then the same shelf discount without the coupon to exit
-    budget = np.asarray(dec.coupon_weeks_left, dtype=float)[:, None]
-    b = np.where(c_all[None, :] > 0, np.minimum(budget, w), w)
-    depth_index = rules.decode(actions)[0]
-    after = rules.encode(depth_index, np.zeros_like(depth_index))
-    value = plan(lam, margin, lam[:, after], margin[:, after], b)
-    # split: the action until the week that, followed by the next deeper shelf discount,
-    # sells the stock out exactly at exit (the fluid LP's mix of two adjacent prices)
-    deeper = np.minimum(depth_index + 1, rules.n_discounts - 1)
-    if rules.max_discount is not None:
-        cap = np.asarray(rules.discount_levels)[deeper] <= rules.max_discount + 1e-9
-        deeper = np.where(cap, deeper, depth_index)
-    nxt = rules.encode(deeper, np.zeros_like(deeper))
-    lam_n = lam[:, nxt]
-    gap = lam_n - lam
-    k = (lam_n * w - stock) / np.where(gap > 0, gap, 1.0)
-    ok = (gap > 0) & (k > 0) & (k < b)
-    if split and ok.any():
-        split = plan(lam, margin, lam_n, margin[:, nxt], np.where(ok, k, b))
-        value = np.where(ok, np.maximum(value, split), value)
-    value /= np.maximum(stock, 1.0) * cat.list_price[:, None]
-    if masks is not None:
-        value = np.where(np.asarray(masks, dtype=bool), value, -np.inf)
-    return value
-
-
-def value_features(
-    obs: np.ndarray, context: PolicyContext, masks: np.ndarray | None = None
-) -> np.ndarray:
-    """The certainty-equivalent re-solve as features, shape ``(n, 3 + n_actions)``:
-
-    - the fluid action's discount and coupon depth;
-    - its value to go in reward units (fluid profit per unit of *initial* stock value,
-      clipped to [-1, 2]), a baseline for the critic;
-    - each action's fluid regret, ``VALUE_SCALE * (value - best allowed value)`` per unit of
-      stock on hand, clipped to [-1, 0] (forbidden actions read -1), the prior of
-      :class:`FluidPriorPolicy`.
-
-    The network then learns a correction to the fluid re-solve instead of the price map.
-    """
-    value = fluid_action_values(obs, context, masks)
-    rows = np.arange(value.shape[0])
-    best = np.argmax(value, axis=1)
-    d, c = context.rules.depths(best)
-    top = value[rows, best]
-    dec = context.decision
-    share = np.asarray(dec.stock, float) / np.maximum(np.asarray(dec.initial_stock, float), 1.0)
-    to_go = np.clip(np.where(np.isfinite(top), top, 0.0) * share, -1.0, 2.0)
-    regret = np.clip(VALUE_SCALE * (value - top[:, None]), -1.0, 0.0)
-    regret = np.where(np.isfinite(regret), regret, -1.0)
-    return np.concatenate([d[:, None], c[:, None], to_go[:, None], regret], axis=1).astype(
-        np.float32
-    )
-
-
-def augment(
-    obs: np.ndarray,
-    context: PolicyContext,
-    masks: np.ndarray | None = None,
-    *,
-    values: bool = True,
-) -> np.ndarray:
-    """``obs`` with the hint appended: :func:`hint_features`, then (``values=True``) the
-    fluid action's depth and coupon and every action's fluid regret (:func:`value_features`).
-    """
-    o = np.asarray(obs, dtype=np.float32)
-    parts = [o, hint_features(o, context.catalog, context.decision)]
-    if values:
-        parts.append(value_features(o, context, masks))
-    return np.concatenate(parts, axis=1)
-
-
-N_VALUE_HEAD = 3
-"""Features :func:`value_features` puts before the regrets (depth, coupon, value to go)."""
-PRIOR_START = OBS_DIM + len(HINT_FIELDS) + N_VALUE_HEAD
-"""Index of the first fluid regret in a hinted observation (after the env's fields, the
-:data:`HINT_FIELDS` and the fluid action's depth, coupon and value to go)."""
-
-
-def hint_dim(rules: RulesConfig, values: bool = True) -> int:
-    """Number of features :func:`augment` appends for ``rules``' action grid."""
-    return len(HINT_FIELDS) + (N_VALUE_HEAD + rules.n_actions if values else 0)
-
-
 class FluidHint(VecEnvWrapper):
-    """Append :func:`hint_features` to every observation of a batched env (masks pass
-    through). The features come from the env's ``policy_context()``."""
+    """Append the fluid model's features (:func:`agents.fluid.augment`) to every observation
+    of a batched env (masks pass through). They come from the env's ``policy_context()``."""
 
     def __init__(self, venv: VecEnv, values: bool = True) -> None:
         self.values = values
         rules: RulesConfig = venv.rules  # type: ignore[attr-defined]
-        extra_low = [f[1] for f in HINT_FIELDS]
-        extra_high = [f[2] for f in HINT_FIELDS]
-        if values:
-            extra_low += [0.0, 0.0, -1.0] + [-1.0] * rules.n_actions
-            extra_high += [1.0, 1.0, 2.0] + [0.0] * rules.n_actions
+        extra_low, extra_high = hint_bounds(rules, values)
         low = np.concatenate([venv.observation_space.low, extra_low])  # type: ignore[attr-defined]
         high = np.concatenate([venv.observation_space.high, extra_high])  # type: ignore[attr-defined]
         self._pad = np.zeros(len(extra_low), dtype=np.float32)
@@ -541,10 +323,10 @@ class FluidPriorPolicy(MaskableActorCriticPolicy):
 
     Residual policy learning (Silver et al., 2018; Johannink et al., 2019) over a known
     controller: the action head adds ``scale * regret`` (each action's fluid regret from
-    :func:`value_features`, a slice of the observation starting at ``prior_start``) to the
-    network's logits. With the network's output layer initialised near zero, the first policy
-    is a soft version of the fluid re-solve, and PPO learns the correction the stochastic,
-    rule-bound problem needs instead of the whole price map.
+    :func:`agents.fluid.value_features`, a slice of the observation starting at
+    ``prior_start``) to the network's logits. With the network's output layer initialised
+    near zero, the first policy is a soft version of the fluid re-solve, and PPO learns the
+    correction the stochastic, rule-bound problem needs instead of the whole price map.
     """
 
     def __init__(self, *args: Any, prior_start: int, prior_scale: float = 8.0, **kwargs: Any):

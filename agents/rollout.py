@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from agents.policy import Policy, PolicyContext, check_actions
+from agents.policy import Policy, check_actions
 from envs.config import RulesConfig
+from envs.context import PolicyContext
 from envs.core import play_week
 from envs.observation import build_observation, season_cumsum
 from envs.rules import action_mask, initial_decision_state

@@ -21,7 +21,8 @@ from ingest.io import atomic_path, write_frame_atomic
 from planning.outcomes import mean_ci, simulate_schedule
 from planning.schedule import Schedule, parse_policy
 from simulator.demand import read_catalog
-from simulator.fit import FitConfig, FitResult, fit_catalog, predict_units
+from simulator.fit import FitConfig, FitResult, fit_catalog
+from simulator.forecast import predict_units
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from app.pipeline_config import PipelineConfig
 from app.stage_record import StageRecord
 from envs.config import RulesConfig
 from ingest.errors import DataError
+from ingest.panel import MAX_DISCOUNT_DEPTH
 from planning.from_policy import plan_of
 from planning.outcomes import Outcome, simulate_schedule
 from planning.schedule import Schedule
@@ -234,12 +235,15 @@ def fit_stage(
     sub = fit_panel(panel, selected, cfg.fit.peers_per_category)
     notes: list[str] = []
     for col in ("coupon_depth", "discount_depth"):
-        if col in sub.columns and (sub[col] > 0.95).any():
+        if col in sub.columns and (sub[col] > MAX_DISCOUNT_DEPTH).any():
             # Real data has coupons worth more than the list price (Complete Journey); the
-            # demand model's depths live in [0, 0.95].
-            n_big = int((sub[col] > 0.95).sum())
-            sub = sub.assign(**{col: sub[col].clip(upper=0.95)})
-            notes.append(f"{n_big} panel row(s) had {col} > 0.95; clipped to 0.95 for the fit")
+            # demand model's depths live in [0, MAX_DISCOUNT_DEPTH].
+            n_big = int((sub[col] > MAX_DISCOUNT_DEPTH).sum())
+            sub = sub.assign(**{col: sub[col].clip(upper=MAX_DISCOUNT_DEPTH)})
+            notes.append(
+                f"{n_big} panel row(s) had {col} > {MAX_DISCOUNT_DEPTH}; clipped to "
+                f"{MAX_DISCOUNT_DEPTH} for the fit"
+            )
     result = fit_catalog(sub, cfg.fit, products=data.dataset.products)
     cat = result.catalog
     pos = pd.Series(np.arange(cat.n_skus), index=pd.Index(np.asarray(cat.sku, dtype=str)))
@@ -285,7 +289,7 @@ def _champion(rules: RulesConfig) -> tuple[Policy | None, str]:
     """The registered champion's policy for ``rules``, or (None, why not)."""
     import mlflow
 
-    from agents.ppo import hint_dim
+    from agents.fluid import hint_dim
     from envs.observation import OBS_DIM
     from experiments.policy_model import CHAMPION_ALIAS, REGISTERED_NAME
 

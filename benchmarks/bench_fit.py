@@ -25,7 +25,9 @@ import pandas as pd  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from simulator.fit import FitConfig, fit_catalog, predict_units, usual_depth  # noqa: E402
+from simulator.fit import FitConfig, fit_catalog  # noqa: E402
+from simulator.forecast import predict_units  # noqa: E402
+from simulator.panel_prep import usual_depth  # noqa: E402
 
 NPZ_COLUMNS = (
     "week", "units", "discount_depth", "coupon_depth", "display", "mailer", "list_price",

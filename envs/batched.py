@@ -23,7 +23,7 @@ Two modes:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from types import MappingProxyType
 from typing import Any
 
@@ -34,6 +34,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices
 
 from envs.config import DecisionState, RulesConfig
+from envs.context import PolicyContext
 from envs.core import WEEK_TERMS, play_week, reward_scale
 from envs.crn import N_DRAWS, QuantileSampler
 from envs.markdown import EnvConfig, RuleViolationError
@@ -68,49 +69,10 @@ TOTAL_COLUMNS: tuple[str, ...] = (
 """Columns of :meth:`BatchedMarkdownEnv.episode_totals` (terms summed over the episode)."""
 
 
-@dataclass
-class SlotContext:
-    """The slots' structured state, for policies that read more than observations.
-
-    Same fields as :class:`agents.policy.PolicyContext` (``PolicyContext(**vars(ctx))``);
-    it lives here because ``envs`` may not import ``agents``. Arrays are the env's own: read,
-    do not modify.
-
-    Attributes
-    ----------
-    catalog : Catalog
-        Parameters of the SKU in each slot (row ``i`` = slot ``i``).
-    decision : DecisionState
-        The rules' state of each slot.
-    market : MarketState
-        The market's state of each slot.
-    rules : RulesConfig
-    horizon_weeks : ndarray of int of shape (n,)
-        Each slot's horizon in its current episode (weeks from its start to its exit).
-    episode_start : ndarray of bool of shape (n,)
-        True for slots whose episode has just started.
-    """
-
-    catalog: Catalog
-    decision: DecisionState
-    market: MarketState
-    rules: RulesConfig
-    horizon_weeks: int | np.ndarray
-    episode_start: np.ndarray | None = None
-
-    @property
-    def n_slots(self) -> int:
-        return self.catalog.n_skus
-
-    def horizons(self) -> np.ndarray:
-        """Each slot's horizon in weeks, shape (n,)."""
-        return np.broadcast_to(np.asarray(self.horizon_weeks, dtype=np.int64), (self.n_slots,))
-
-
 _NO_INFO: MappingProxyType[str, Any] = MappingProxyType({})
 """The info of a slot whose episode goes on: empty and read-only (shared by all such slots)."""
 
-ActFn = Callable[[np.ndarray, np.ndarray, SlotContext], np.ndarray]
+ActFn = Callable[[np.ndarray, np.ndarray, PolicyContext], np.ndarray]
 
 
 START_TABLE_MAX_ROWS = 250_000
@@ -126,14 +88,6 @@ def _assign_rows(dst: Any, slots: np.ndarray, src: Any, index: np.ndarray) -> No
     names = _DECISION_FIELDS if isinstance(dst, DecisionState) else _MARKET_FIELDS
     for name in names:
         getattr(dst, name)[slots] = getattr(src, name)[index]
-
-
-def _decision_rows(state: DecisionState, rows: np.ndarray) -> DecisionState:
-    return DecisionState(**{name: getattr(state, name)[rows] for name in _DECISION_FIELDS})
-
-
-def _market_rows(state: MarketState, rows: np.ndarray) -> MarketState:
-    return MarketState(**{name: getattr(state, name)[rows] for name in _MARKET_FIELDS})
 
 
 class BatchedMarkdownEnv(VecEnv):
@@ -232,14 +186,14 @@ class BatchedMarkdownEnv(VecEnv):
             return None
         horizons = np.repeat(np.arange(lo, hi + 1, dtype=np.int64), m)
         rows = np.tile(np.arange(m), n_h)
-        decision = _decision_rows(self._src_decision, rows)
+        decision = self._src_decision.take(rows)
         decision.weeks_left = horizons.copy()
         obs = assemble_observation(
             self.source.base_demand[rows],
             self._src_season_cum,
             None,
             decision,
-            _market_rows(self._src_market, rows),
+            self._src_market.take(rows),
             self.rules,
             horizon_weeks=horizons,
             last_units_sold=np.zeros(rows.size),
@@ -431,7 +385,7 @@ class BatchedMarkdownEnv(VecEnv):
         bad = np.flatnonzero(violation)
         if self.config.invalid_action == "raise":
             i = int(bad[0])
-            sub_dec = _decision_rows(self._decision, np.array([i]))
+            sub_dec = self._decision.take(np.array([i]))
             broken = violated_rules(self.rules, sub_dec, a[[i]], self._catalog.take([i]))
             names = [k for k, v in broken.items() if v[0]] or ["(combined)"]
             raise RuleViolationError(
@@ -460,8 +414,8 @@ class BatchedMarkdownEnv(VecEnv):
             self._catalog.base_demand[slots],
             self._src_season_cum,
             None,
-            _decision_rows(self._decision, slots),
-            _market_rows(self._market, slots),
+            self._decision.take(slots),
+            self._market.take(slots),
             self.rules,
             horizon_weeks=self._horizon[slots],
             last_units_sold=self._last_sold[slots],
@@ -495,11 +449,11 @@ class BatchedMarkdownEnv(VecEnv):
             raise DeadstockError("call reset() before action_masks()")
         return self._mask.copy()
 
-    def policy_context(self) -> SlotContext:
+    def policy_context(self) -> PolicyContext:
         """The slots' catalog, rule state and market state (for heuristics and the DP)."""
         if not self._started:
             raise DeadstockError("call reset() before policy_context()")
-        return SlotContext(
+        return PolicyContext(
             catalog=self._catalog,
             decision=self._decision,
             market=self._market,
@@ -526,8 +480,9 @@ class BatchedMarkdownEnv(VecEnv):
         ``episodes_per_slot`` episodes; return their totals sorted by slot and episode.
 
         ``act(observations, masks, context) -> actions`` (a :class:`agents.policy.Policy`'s
-        ``act`` works, its context being a :class:`SlotContext`). With the same seed (set it
-        with :meth:`seed` before each call) every policy sees the same demand luck.
+        ``act`` works: its context is a :class:`~envs.context.PolicyContext`). With the same
+        seed (set it with :meth:`seed` before each call) every policy sees the same demand
+        luck.
         """
         if episodes_per_slot < 1:
             raise ConfigError(f"episodes_per_slot = {episodes_per_slot}: expected >= 1")

@@ -8,12 +8,13 @@ into ``discount_levels x coupon_levels``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal
 
 import numpy as np
 
 from ingest.errors import ConfigError
+from ingest.panel import MAX_DISCOUNT_DEPTH
 
 NO_BUDGET = 10**6  # coupon weeks left when no coupon budget is set
 
@@ -76,12 +77,18 @@ class RulesConfig:
                 raise ConfigError(f"rules.{name} = {levels!r}: must start at 0.0 (no discount)")
             if any(b <= a for a, b in zip(levels, levels[1:], strict=False)):
                 raise ConfigError(f"rules.{name} = {levels!r}: must be strictly ascending")
-            if levels[-1] >= 0.95:
-                raise ConfigError(f"rules.{name} = {levels!r}: depths must be below 0.95")
-        if self.discount_levels[-1] + self.coupon_levels[-1] >= 0.95:
-            raise ConfigError("rules: deepest discount + deepest coupon must be below 0.95")
-        if self.max_discount is not None and not 0.0 <= self.max_discount < 0.95:
-            raise ConfigError(f"rules.max_discount = {self.max_discount}: expected [0, 0.95)")
+            if levels[-1] >= MAX_DISCOUNT_DEPTH:
+                raise ConfigError(
+                    f"rules.{name} = {levels!r}: depths must be below {MAX_DISCOUNT_DEPTH}"
+                )
+        if self.discount_levels[-1] + self.coupon_levels[-1] >= MAX_DISCOUNT_DEPTH:
+            raise ConfigError(
+                f"rules: deepest discount + deepest coupon must be below {MAX_DISCOUNT_DEPTH}"
+            )
+        if self.max_discount is not None and not 0.0 <= self.max_discount < MAX_DISCOUNT_DEPTH:
+            raise ConfigError(
+                f"rules.max_discount = {self.max_discount}: expected [0, {MAX_DISCOUNT_DEPTH})"
+            )
         if self.min_weeks_between_changes < 0:
             raise ConfigError("rules.min_weeks_between_changes must be >= 0")
         if self.sell_through_target is not None and not 0 < self.sell_through_target <= 1:
@@ -152,3 +159,9 @@ class DecisionState:
     weeks_since_change: np.ndarray
     coupon_weeks_left: np.ndarray
     age_weeks: np.ndarray
+
+    def take(self, rows: np.ndarray) -> DecisionState:
+        """The states of ``rows`` (an index array or mask), as new arrays."""
+        return DecisionState(
+            **{f.name: np.asarray(getattr(self, f.name))[rows] for f in fields(self)}
+        )

@@ -44,18 +44,23 @@ from simulator.market import MarketState
 
 WSC_CAP = 13
 """``weeks_since_change`` is capped at this many weeks in the observation."""
+WEEKS_SCALE = 26.0
+"""``weeks_left_26`` = weeks left / this (half a year reads 1, for mixed horizons)."""
+ELASTICITY_SCALE = 4.0
+"""``elasticity`` = price elasticity / this (an elasticity of -2 reads -0.5); a reader of the
+observation multiplies by it to get the elasticity back."""
 
 # (name, low, high, meaning)
 OBS_FIELDS: tuple[tuple[str, float, float, str], ...] = (
     ("weeks_left_frac", 0.0, 1.0, "weeks left / the episode's horizon"),
-    ("weeks_left_26", 0.0, 4.0, "weeks left / 26"),
+    ("weeks_left_26", 0.0, 4.0, f"weeks left / {WEEKS_SCALE:g}"),
     ("stock_ratio", 0.0, 1.0, "stock on hand / stock at the start of the plan"),
     ("depth", 0.0, 1.0, "discount in force, share of list price"),
     ("weeks_since_change", 0.0, 1.0, f"min(weeks since the last change, {WSC_CAP}) / {WSC_CAP}"),
     ("last_sales_rate", 0.0, 10.0, "last week's units sold / (initial stock / horizon)"),
     ("ref_price", 0.0, 2.0, "reference price / list price"),
     ("fatigue", 0.0, 1.0, "promotion fatigue"),
-    ("elasticity", -3.0, 0.0, "price elasticity / 4"),
+    ("elasticity", -3.0, 0.0, f"price elasticity / {ELASTICITY_SCALE:g}"),
     ("demand_cover", 0.0, 5.0, "full-price expected demand over the weeks left / stock"),
     ("cost_ratio", 0.0, 2.0, "unit cost / list price"),
     ("salvage_ratio", 0.0, 2.0, "salvage value / list price"),
@@ -150,7 +155,7 @@ def sku_features(catalog: Catalog, rules: RulesConfig) -> np.ndarray:
     ``(n, len(STATIC_FIELDS))``; envs compute them once per SKU and pass them to
     :func:`build_observation` (``sku_features=``)."""
     out = np.empty((catalog.n_skus, len(STATIC_FIELDS)))
-    out[:, 0] = catalog.elasticity / 4.0
+    out[:, 0] = catalog.elasticity / ELASTICITY_SCALE
     out[:, 1] = catalog.unit_cost / catalog.list_price
     out[:, 2] = catalog.salvage_value_per_unit / catalog.list_price
     out[:, 3] = np.nan_to_num(catalog.risk_score, nan=0.0)
@@ -259,7 +264,7 @@ def assemble_observation(
     buf = np.empty((len(_DYNAMIC_FIELDS), n))
     row = dict(zip(_DYNAMIC_FIELDS, buf, strict=True))
     np.divide(weeks_left, np.maximum(horizon, 1.0), out=row["weeks_left_frac"])
-    np.divide(weeks_left, 26.0, out=row["weeks_left_26"])
+    np.divide(weeks_left, WEEKS_SCALE, out=row["weeks_left_26"])
     np.divide(stock, safe_initial, out=row["stock_ratio"])
     np.take(np.asarray(rules.discount_levels), decision.depth_index, out=row["depth"])
     np.divide(

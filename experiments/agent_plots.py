@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 
 from agents.dp import DPSolution
-from agents.policy import Policy, PolicyContext
+from agents.policy import Policy
 from agents.rollout import rollout
 from envs.config import DecisionState
+from envs.context import PolicyContext
 from envs.observation import build_observation
 from envs.rules import LONG_AGO, action_mask, initial_decision_state
 from experiments.suite import Scenario

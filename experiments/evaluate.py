@@ -36,7 +36,7 @@ from scipy import stats
 from tqdm import tqdm
 
 from agents.dp import DPSolution, solve
-from agents.policy import Policy, PolicyContext
+from agents.policy import Policy
 from envs.batched import BatchedMarkdownEnv
 from envs.markdown import EnvConfig
 from experiments.suite import SUITE_VERSION, Scenario, get_suite
@@ -147,7 +147,7 @@ def play(policy: Policy, scenario: Scenario, *, n_episodes: int, seed: int) -> p
     policy.reset(None)
 
     def act(obs: np.ndarray, masks: np.ndarray, ctx: Any) -> np.ndarray:
-        return policy.act(obs, masks, PolicyContext(**vars(ctx)))
+        return policy.act(obs, masks, ctx)
 
     totals = env.evaluate(act, episodes_per_slot=1)
     env.close()

@@ -33,9 +33,9 @@ from mlflow.models import ModelSignature
 from mlflow.pyfunc import PythonModel, PythonModelContext
 from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
-from agents.policy import PolicyContext
 from agents.ppo import PPOPolicy
 from envs.config import DecisionState, RulesConfig
+from envs.context import PolicyContext
 from envs.observation import build_observation
 from envs.rules import LONG_AGO, action_mask, advance
 from ingest.errors import DataError

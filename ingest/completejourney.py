@@ -60,7 +60,7 @@ class CompleteJourneyConfig:
     drop_categories : tuple of str
         Product categories whose lines are dropped in any department (kiosk-gas items).
     include_promotions : bool
-        Build the ``promotions`` table (the slowest step, about 2-4 s).
+        Build the ``promotions`` table (the slowest step).
     include_baskets : bool
         Keep transaction lines as the ``baskets`` table.
     use_cache : bool

@@ -24,6 +24,10 @@ from ingest.keys import positions
 #: Bump when the panel's columns or arithmetic change, so cached panels are rebuilt.
 PANEL_VERSION = "p1"
 MAX_DISCOUNT_DEPTH = 0.95
+"""Deepest discount (discount + coupon together) as a share of list price, everywhere: the
+panel clips observed depths to it, the market refuses deeper actions, the rules' ladders and
+the schedules stay below it. Demand scales as ``(1 - depth) ** elasticity``, which explodes
+as the depth reaches 1."""
 
 PANEL_COLUMNS: tuple[str, ...] = (
     "sku", "week", "category", "department",

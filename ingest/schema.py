@@ -89,6 +89,11 @@ class TableSpec:
 MAX_UNITS_PER_WEEK = 1e7
 MAX_PRICE = 1e6
 
+_SKU_REF = ColumnSpec("sku", "str", "-", "SKU id; must exist in products.")
+"""The ``sku`` column of every table but ``products``: a reference to a product."""
+_WEEK = ColumnSpec("week", "int", "week", "Week index.", min_value=0)
+"""The ``week`` column of the weekly tables."""
+
 PRODUCTS = TableSpec(
     name="products",
     description="One row per SKU: what it is, what it costs and when it launched.",
@@ -154,7 +159,7 @@ SALES = TableSpec(
     description="Units sold per SKU and week, with what was paid and what was given away.",
     key=("sku", "week"),
     columns=(
-        ColumnSpec("sku", "str", "-", "SKU id; must exist in products."),
+        _SKU_REF,
         ColumnSpec("week", "int", "week", "Week index (1-based).", min_value=0),
         ColumnSpec(
             "units",
@@ -219,8 +224,8 @@ STOCK = TableSpec(
     key=("sku", "week"),
     required=False,
     columns=(
-        ColumnSpec("sku", "str", "-", "SKU id; must exist in products."),
-        ColumnSpec("week", "int", "week", "Week index.", min_value=0),
+        _SKU_REF,
+        _WEEK,
         ColumnSpec(
             "on_hand",
             "float",
@@ -239,8 +244,8 @@ INTERACTIONS = TableSpec(
     key=("sku", "week"),
     required=False,
     columns=(
-        ColumnSpec("sku", "str", "-", "SKU id; must exist in products."),
-        ColumnSpec("week", "int", "week", "Week index.", min_value=0),
+        _SKU_REF,
+        _WEEK,
         ColumnSpec("views", "float", "events", "Product impressions.", min_value=0.0),
         ColumnSpec("clicks", "float", "events", "Clicks on the product.", min_value=0.0),
         ColumnSpec("add_to_cart", "float", "events", "Add-to-cart events.", min_value=0.0),
@@ -266,8 +271,8 @@ PROMOTIONS = TableSpec(
     key=("sku", "week"),
     required=False,
     columns=(
-        ColumnSpec("sku", "str", "-", "SKU id; must exist in products."),
-        ColumnSpec("week", "int", "week", "Week index.", min_value=0),
+        _SKU_REF,
+        _WEEK,
         ColumnSpec(
             "display",
             "float",
@@ -297,8 +302,8 @@ BASKETS = TableSpec(
     columns=(
         ColumnSpec("household_id", "str", "-", "Household (loyalty card) id."),
         ColumnSpec("basket_id", "str", "-", "Basket (receipt) id."),
-        ColumnSpec("sku", "str", "-", "SKU id; must exist in products."),
-        ColumnSpec("week", "int", "week", "Week index.", min_value=0),
+        _SKU_REF,
+        _WEEK,
         ColumnSpec("units", "float", "units", "Units in this line.", min_value=0.0),
         ColumnSpec("revenue", "float", "currency", "Amount paid for this line.", min_value=0.0),
     ),

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.policy import Policy, PolicyContext, nearest_allowed
+from agents.policy import Policy, nearest_allowed
 from envs.config import RulesConfig
+from envs.context import PolicyContext
 from planning.schedule import Schedule
 from simulator.demand import Catalog
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ingest.errors import ConfigError, DataError
-from simulator.market import MAX_DISCOUNT
+from ingest.panel import MAX_DISCOUNT_DEPTH
 
 
 @dataclass(frozen=True)
@@ -48,11 +48,11 @@ class Schedule:
             np.any(~np.isfinite(d))
             or np.any(d < 0)
             or np.any(c < 0)
-            or np.any(d + c >= MAX_DISCOUNT)
+            or np.any(d + c >= MAX_DISCOUNT_DEPTH)
         ):
             raise DataError(
                 f"schedule {self.name!r}: depths must be finite, >= 0, with discount + coupon "
-                f"< {MAX_DISCOUNT}; got discount in [{d.min()}, {d.max()}], coupon in [{c.min()}, {c.max()}]"
+                f"< {MAX_DISCOUNT_DEPTH}; got discount in [{d.min()}, {d.max()}], coupon in [{c.min()}, {c.max()}]"
             )
 
     @property
@@ -135,9 +135,9 @@ def parse_policy(text: str) -> tuple[float, float]:
             f"--policy {text!r}: expected 'fixed:D' or 'fixed:D:C' with depths as shares of "
             "list price, e.g. fixed:0.3"
         ) from None
-    if not (0 <= d and 0 <= c and d + c < MAX_DISCOUNT):
+    if not (0 <= d and 0 <= c and d + c < MAX_DISCOUNT_DEPTH):
         raise ConfigError(
-            f"--policy {text!r}: depths must be >= 0 with discount + coupon < {MAX_DISCOUNT}"
+            f"--policy {text!r}: depths must be >= 0 with discount + coupon < {MAX_DISCOUNT_DEPTH}"
         )
     return d, c
 

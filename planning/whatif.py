@@ -15,6 +15,7 @@ import pandas as pd
 
 from envs.config import RulesConfig
 from ingest.errors import ConfigError, DataError
+from ingest.panel import MAX_DISCOUNT_DEPTH
 from planning.outcomes import Outcome, paired_ci, simulate_schedule
 from planning.schedule import Schedule
 from simulator.demand import Catalog
@@ -52,8 +53,10 @@ class WhatIfConfig:
     draw_parameters: bool = True
 
     def __post_init__(self) -> None:
-        if self.max_discount is not None and not 0.0 <= self.max_discount < 0.95:
-            raise ConfigError(f"--max-discount {self.max_discount}: expected [0, 0.95)")
+        if self.max_discount is not None and not 0.0 <= self.max_discount < MAX_DISCOUNT_DEPTH:
+            raise ConfigError(
+                f"--max-discount {self.max_discount}: expected [0, {MAX_DISCOUNT_DEPTH})"
+            )
         if self.exit_week is not None and self.exit_week < 1:
             raise ConfigError(f"--exit-week {self.exit_week}: expected >= 1")
         if self.n_episodes < 2:

@@ -4,9 +4,8 @@ Contributions are additive terms of the *uncalibrated* model's score, so they ex
 ranking (calibration is monotone and does not change which SKU ranks above which):
 
 - XGBoost: the path decomposition of Saabas from ``Booster.predict(pred_contribs=True,
-  approx_contribs=True)`` (log-odds). Exact tree SHAP (``exact=True``) costs about 3 ms per
-  SKU with 400 trees -- an hour for a million SKUs -- against 0.15 ms for Saabas, and the
-  top drivers rarely differ.
+  approx_contribs=True)`` (log-odds). Exact tree SHAP (``exact=True``) costs far more per
+  SKU (``docs/risk_model.md``, "Explanations"), and the top drivers rarely differ.
 - Logistic regression: ``coef * standardized value`` per feature (log-odds), measured
   against the average training SKU.
 - Random forest: the path decomposition of Saabas (each split's change of the leaf

@@ -8,8 +8,8 @@ The model (see :mod:`simulator.demand` for how the simulator reads it back)::
     units_it ~ NegBin(mean, variance mean + alpha_c mean^2)
 
 fitted for every SKU and category at once by :func:`simulator.glm.fit_sku_group_glm` (joint
-Newton, no loop over SKUs). Zero-sales weeks are observations at the prevailing price (the
-panel carries the price forward). The overdispersion ``alpha_c`` is a method-of-moments
+Newton, no loop over SKUs). Zero-sales weeks are observations at the price the SKU is taken
+to have had (``FitConfig.zero_week_price``). The overdispersion ``alpha_c`` is a method-of-moments
 estimate per category on Pearson residuals.
 
 Each SKU's elasticity is then shrunk towards its category by empirical Bayes
@@ -32,49 +32,47 @@ The commercial fields come from the panel (list price, stock on hand, start week
 where the source has no such facts, from the assumptions in :class:`FitConfig` (unit cost as a
 share of list price, stock as weeks of cover times recent velocity, holding cost, salvage),
 each recorded in ``FitResult.notes``.
+
+This module holds the configuration and the estimation (:func:`fit_catalog`); each other
+step of the fit is a module of its own:
+
+=============================  ===========================================================
+:mod:`simulator.panel_prep`    checks, prices of weeks without sales, stock-outs, SKUs that
+                               stopped selling
+:mod:`simulator.seasonality`   the Fourier season and its profile
+:mod:`simulator.lifts`         promotion columns, when a lift is identified, its prior
+:mod:`simulator.shrinkage`     empirical-Bayes pooling of the elasticities
+:mod:`simulator.commercial`    cost, stock, holding, salvage, returns
+:mod:`simulator.forecast`      expected units of a panel's rows under a fitted catalog
+=============================  ===========================================================
 """
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from ingest.errors import ConfigError, DataError
+from ingest.errors import ConfigError
+from ingest.panel import MAX_DISCOUNT_DEPTH
+from simulator.commercial import commercial_fields
 from simulator.demand import SEASON_PERIOD, Catalog
-from simulator.fit_panel import (
-    PANEL_REQUIRED,
-    check_panel,
-    commercial_fields,
-    fourier_basis,
-    predict_units,
-    season_index,
-    season_profile,
-    stockout_weeks,
-    usual_depth,
-    usual_depth_by_code,
-)
+from simulator.forecast import predict_units
 from simulator.glm import GLMResult, fit_with_dispersion
-from simulator.market import MAX_DISCOUNT
-from simulator.shrinkage import group_effects, pooled_tau2, shrink
+from simulator.lifts import PROMO_TERMS, lift_identified, promotion_columns, promotion_lifts
+from simulator.panel_prep import (
+    FitPanel,
+    fit_depths,
+    prepare_panel,
+    stockout_weeks,
+    stopped_selling,
+)
+from simulator.seasonality import fourier_basis, log_mean_factor, season_index, season_profile
+from simulator.shrinkage import pool_elasticities
 from simulator.stock import StockAssumptions
-
-__all__ = [
-    "PANEL_REQUIRED",
-    "FitConfig",
-    "FitResult",
-    "fit_catalog",
-    "predict_units",
-    "season_index",
-    "season_profile",
-    "stockout_weeks",
-    "usual_depth",
-]
-PROMO_TERMS = ("coupon", "display", "mailer")
-_PROMO_COLUMNS = {"coupon": "coupon_depth", "display": "display", "mailer": "mailer"}
 
 
 @dataclass(frozen=True)
@@ -90,9 +88,9 @@ class FitConfig:
     min_season_weeks : int
         The seasonal profile is fitted only when the panel covers at least this many
         distinct calendar weeks; with less than a year of history the Fourier terms would be
-        extrapolated into weeks never seen (on Complete Journey, fitting weeks 1-40, that
-        raised the holdout WMAPE from 0.48 to 0.51 with 2 harmonics and 0.77 with 1), so the
-        season is then flat (an assumption, stated in the notes).
+        extrapolated into weeks never seen (which worsens the holdout error on Complete
+        Journey: ``docs/simulator.md``, "Holdout"), so the season is then flat (an
+        assumption, stated in the notes).
     pooling : {"eb", "none", "global"}
         ``eb``: per-SKU elasticities shrunk towards the category (empirical Bayes);
         ``none``: the raw per-SKU estimates; ``global``: one elasticity for every SKU (the
@@ -120,8 +118,8 @@ class FitConfig:
         ``regular``: the SKU's usual price (its most frequent observed discount depth):
         discounts are temporary, and a discounted week is the one least likely to sell
         nothing. ``carry``: the panel's carried-forward price, which labels the quiet weeks
-        after a promotion as discounted and pulls elasticities towards zero (by about 0.25 on
-        the synthetic world).
+        after a promotion as discounted and pulls elasticities towards zero (measured in
+        ``docs/simulator.md``, "How the fit works").
     max_fit_depth : float
         Discount depths above this (near-free sales, e.g. 95 % loyalty discounts in Complete
         Journey) enter the fit at this depth.
@@ -216,8 +214,10 @@ class FitConfig:
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ConfigError(f"fit.{name} = {v!r}; expected a share in [0, 1]")
-        if not 0.0 < self.max_fit_depth <= MAX_DISCOUNT:
-            raise ConfigError(f"fit.max_fit_depth = {self.max_fit_depth}; expected in (0, 0.95]")
+        if not 0.0 < self.max_fit_depth <= MAX_DISCOUNT_DEPTH:
+            raise ConfigError(
+                f"fit.max_fit_depth = {self.max_fit_depth}; expected in (0, {MAX_DISCOUNT_DEPTH}]"
+            )
         for name in ("prior_elasticity_se", "max_lift_se"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"fit.{name} = {getattr(self, name)!r}; expected > 0")
@@ -293,53 +293,16 @@ def fit_catalog(
         A required column is missing, a value is out of range, or no SKU sold anything.
     """
     cfg = config or FitConfig()
-    frame = check_panel(panel)
-    notes: list[str] = []
-
-    units_all = frame["units"].to_numpy(dtype=float)
-    total_by_sku = frame.groupby("sku", sort=True)["units"].sum()
-    sold_skus = total_by_sku.index[total_by_sku.to_numpy() > 0]
-    n_skipped = int(len(total_by_sku) - len(sold_skus))
-    if n_skipped:
-        notes.append(f"{n_skipped} SKU(s) sold nothing in the panel: no demand to fit, left out")
-        frame = frame[frame["sku"].isin(sold_skus)].reset_index(drop=True)
-        units_all = frame["units"].to_numpy(dtype=float)
-    if frame.empty:
-        raise DataError("panel: no SKU sold anything; there is no demand to fit")
-
-    sku_code, sku_ids = pd.factorize(frame["sku"], sort=True)
-    n_skus = len(sku_ids)
-    first_row = np.r_[0, np.flatnonzero(np.diff(sku_code)) + 1]
-    category_of_sku = frame["category"].astype(str).to_numpy()[first_row]
-    if "department" in frame.columns:
-        department_of_sku = frame["department"].astype(str).to_numpy()[first_row]
-    else:
-        department_of_sku = np.full(n_skus, "all", dtype=object)
-    cat_code, cat_ids = pd.factorize(pd.Series(category_of_sku), sort=True)
-    dep_code, dep_ids = pd.factorize(pd.Series(department_of_sku), sort=True)
-    n_cats = len(cat_ids)
-
+    data, notes = prepare_panel(panel)
+    frame, sku_code, n_skus = data.frame, data.sku_code, data.n_skus
+    cat_code, n_cats = data.cat_code, len(data.cat_ids)
     week = frame["week"].to_numpy(dtype=np.int64)
-    y = units_all
-    depth = frame["discount_depth"].to_numpy(dtype=float)
-    if "price_observed" in frame.columns:
-        observed = frame["price_observed"].to_numpy(dtype=bool)
-    else:
-        observed = y > 0
-    if cfg.zero_week_price == "regular":
-        depth = np.where(
-            observed, depth, usual_depth_by_code(depth, observed, sku_code, n_skus)[sku_code]
-        )
+    y = frame["units"].to_numpy(dtype=float)
+    depth = fit_depths(data, cfg.zero_week_price)
     # near-free sales (depth above max_fit_depth) are not a price response one can plan with;
     # they count at max_fit_depth so a handful of them cannot dominate the slope
     x = np.log1p(-np.minimum(depth, cfg.max_fit_depth))
-    promo = {
-        term: frame[col].to_numpy(dtype=float) if col in frame.columns else np.zeros(len(frame))
-        for term, col in _PROMO_COLUMNS.items()
-    }
-    # a coupon can exceed the list price (a free-item coupon); its depth is capped like a
-    # discount's
-    promo["coupon"] = np.minimum(promo["coupon"], MAX_DISCOUNT)
+    promo = promotion_columns(frame)
 
     # -- which SKUs' prices varied enough to identify an elasticity
     selling = np.bincount(sku_code, weights=(y > 0).astype(float), minlength=n_skus)
@@ -351,15 +314,7 @@ def fit_catalog(
     )
     identified = (selling >= cfg.min_selling_weeks) & (changed >= cfg.min_price_change_weeks)
     censored = stockout_weeks(frame)
-    # weeks after a SKU's last sale, when that run reaches the panel's end and is long: the SKU
-    # has stopped selling, which says nothing about its response to price (and clearance
-    # markdowns there would read as a positive elasticity). The risk model handles those.
-    last_sale = np.zeros(n_skus, dtype=np.int64)
-    np.maximum.at(last_sale, sku_code, np.where(y > 0, week, 0))
-    last_week_sku = np.zeros(n_skus, dtype=np.int64)
-    np.maximum.at(last_week_sku, sku_code, week)
-    gone = (last_week_sku - last_sale) >= (cfg.gone_after_weeks or np.iinfo(np.int64).max)
-    use = ~(gone[sku_code] & (week > last_sale[sku_code]))
+    use = ~stopped_selling(data, cfg.gone_after_weeks)
 
     # -- shared (category-level) design: season + the promotions present in the data
     n_harmonics = cfg.n_harmonics
@@ -402,6 +357,8 @@ def fit_catalog(
             start=start,
         )
 
+    fit_coupons = cfg.coupons == "auto"
+    rows_cat = cat_code[sku_code]
     _stage(f"fitting {n_skus:,} SKUs in {n_groups:,} group(s) over {int(use.sum()):,} weeks")
     glm = run_glm(z_fit)
     if cfg.pooling != "global" and promo_terms:
@@ -409,15 +366,19 @@ def fit_catalog(
         # catalog; refit with that column switched off there, so the SKU levels are
         # estimated consistently with the lift the simulator will use (otherwise a wild,
         # unidentified lift hides in the intercepts).
-        rows_cat = cat_code[sku_code]
         z_fit = z_fit.copy()
         n_off = 0
         for k, term in enumerate(promo_terms):
             j = n_season + k
             seen = np.bincount(rows_cat, weights=(promo[term] > 0), minlength=n_cats)
-            ok = (seen >= cfg.min_promo_weeks) & (glm.theta_se[:, j] <= cfg.max_lift_se)
-            if term == "coupon":
-                ok &= cfg.coupons == "auto"
+            ok = lift_identified(
+                term,
+                seen,
+                glm.theta_se[:, j],
+                min_promo_weeks=cfg.min_promo_weeks,
+                max_lift_se=cfg.max_lift_se,
+                fit_coupons=fit_coupons,
+            )
             off = ~ok & (seen > 0)
             z_fit[off[rows_cat], j] = 0.0
             n_off += int(off.sum())
@@ -440,9 +401,22 @@ def fit_catalog(
         level = np.full(n_cats, "global", dtype=object)
         identified = np.ones(n_skus, bool)
     else:
-        post, post_se, weight, pooled_mean, pooled_tau, level = _shrink_elasticities(
-            raw, raw_se, identified, cat_code, dep_code, n_cats, len(dep_ids), cfg
+        pooled = pool_elasticities(
+            raw,
+            raw_se,
+            identified,
+            cat_code,
+            data.dep_code,
+            n_cats,
+            len(data.dep_ids),
+            prior_mean=cfg.prior_elasticity,
+            prior_se=cfg.prior_elasticity_se,
+            tau_prior_skus=cfg.tau_prior_skus,
+            min_group_skus=cfg.min_group_skus,
+            shrink_raw=cfg.pooling != "none",
         )
+        post, post_se, weight = pooled.post, pooled.post_se, pooled.weight
+        pooled_mean, pooled_tau, level = pooled.mean, pooled.tau, pooled.level
         raw[~identified] = np.nan
         raw_se[~identified] = np.nan
     n_capped = int(np.sum(post > cfg.max_elasticity))
@@ -464,51 +438,29 @@ def fit_catalog(
         theta_se = np.repeat(theta_se, n_cats, axis=0)
     season_c = season_profile(theta[:, :n_season], n_harmonics)
     # base demand is at season factor 1: fold the profile's normalisation into the level
-    basis = fourier_basis(np.arange(SEASON_PERIOD), n_harmonics)
-    log_norm = np.log(np.exp(basis @ theta[:, :n_season].T).mean(axis=0))
-    base_demand = np.exp(log_base + log_norm[cat_code])
+    base_demand = np.exp(log_base + log_mean_factor(theta[:, :n_season], n_harmonics)[cat_code])
 
-    # -- promotion lifts, per category, fitted or assumed
-    cat_rows = cat_code[sku_code]
-    lifts: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    cat_table: dict[str, Any] = {}
-    for term in PROMO_TERMS:
-        weeks_with = np.bincount(
-            cat_rows, weights=(promo[term] > 0).astype(float), minlength=n_cats
-        )
-        if term in promo_terms:
-            j = n_season + promo_terms.index(term)
-            coef_c, se_c = theta[:, j], theta_se[:, j]
-        else:
-            coef_c, se_c = np.zeros(n_cats), np.full(n_cats, np.inf)
-        fitted = (weeks_with >= cfg.min_promo_weeks) & (se_c <= cfg.max_lift_se)
-        if term == "coupon":
-            fitted &= cfg.coupons == "auto"
-            prior = cfg.coupon_prior_share * -elasticity
-            prior_se = np.abs(prior)
-        else:
-            prior = np.zeros(n_skus)
-            prior_se = np.zeros(n_skus)
-        f_sku = fitted[cat_code]
-        coef = np.where(f_sku, coef_c[cat_code], prior)
-        if term == "coupon":
-            coef = np.maximum(coef, 0.0)
-        se = np.where(f_sku, se_c[cat_code], prior_se)
-        lifts[term] = (coef, se, ~f_sku)
-        cat_table[f"{term}_weeks"] = weeks_with
-        cat_table[f"{term}_coef"] = np.where(fitted, coef_c, np.nan)
-        cat_table[f"{term}_se"] = np.where(fitted, se_c, np.nan)
-        cat_table[f"{term}_fitted"] = fitted
-
-    commercial, commercial_notes = commercial_fields(
-        frame, sku_code, n_skus, first_row, products, cfg
+    lifts, cat_table = promotion_lifts(
+        theta,
+        theta_se,
+        promo,
+        promo_terms,
+        n_season,
+        rows_cat,
+        cat_code,
+        elasticity,
+        min_promo_weeks=cfg.min_promo_weeks,
+        max_lift_se=cfg.max_lift_se,
+        fit_coupons=fit_coupons,
+        coupon_prior_share=cfg.coupon_prior_share,
     )
+    commercial, commercial_notes = commercial_fields(data, products, cfg)
     notes += commercial_notes
     dispersion = glm.alpha[group_of_sku] if cfg.distribution == "negbin" else np.zeros(n_skus)
     catalog = Catalog.build(
         n_skus=n_skus,
-        sku=np.asarray(sku_ids, dtype=object).astype(str),
-        category=category_of_sku,
+        sku=np.asarray(data.sku_ids, dtype=object).astype(str),
+        category=data.category_of_sku,
         base_demand=base_demand,
         base_demand_se=np.sqrt(np.maximum(glm.cov[:, 0, 0], 0.0)),
         season=season_c[cat_code],
@@ -527,32 +479,16 @@ def fit_catalog(
         dispersion=dispersion,
         **commercial,
     )
-    # Recent level: the fit's level averages the whole history, but a plan starts from now.
-    # Rescale base demand by (recent units + c) / (recent expected units + c) under the
-    # fitted model, at the prices the fit used; c is a pseudo-count that keeps a SKU with
-    # little recent data near its fitted level.
     level_ratio = np.ones(n_skus)
     if cfg.level_weeks:
-        recent = week > int(week.max()) - cfg.level_weeks
-        rows = frame.loc[
-            recent,
-            ["sku", "week", "display", "mailer"]
-            if {"display", "mailer"} <= set(frame.columns)
-            else ["sku", "week"],
-        ]
-        rows = rows.assign(discount_depth=np.minimum(depth[recent], cfg.max_fit_depth))
-        expected = predict_units(catalog, rows)
-        c0 = cfg.level_pseudo_units
-        got = np.bincount(sku_code[recent], weights=y[recent], minlength=n_skus)
-        exp_ = np.bincount(sku_code[recent], weights=expected, minlength=n_skus)
-        level_ratio = (got + c0) / (exp_ + c0)
+        level_ratio = _recent_level(catalog, data, depth, cfg)
         catalog.base_demand = base_demand * level_ratio
 
     estimates = pd.DataFrame(
         {
             "sku": catalog.sku,
-            "category": category_of_sku,
-            "department": department_of_sku,
+            "category": data.category_of_sku,
+            "department": data.department_of_sku,
             "n_weeks": np.bincount(sku_code, minlength=n_skus),
             "n_selling_weeks": selling.astype(int),
             "n_price_change_weeks": changed.astype(int),
@@ -569,7 +505,7 @@ def fit_catalog(
     )
     categories = pd.DataFrame(
         {
-            "category": np.asarray(cat_ids, dtype=object).astype(str),
+            "category": np.asarray(data.cat_ids, dtype=object).astype(str),
             "n_skus": np.bincount(cat_code, minlength=n_cats),
             "n_identified": np.bincount(cat_code, weights=identified, minlength=n_cats).astype(int),
             "elasticity_mean": pooled_mean,
@@ -583,7 +519,7 @@ def fit_catalog(
     diagnostics = {
         "fit/n_rows": float(len(frame)),
         "fit/n_skus": float(n_skus),
-        "fit/n_skus_skipped": float(n_skipped),
+        "fit/n_skus_skipped": float(data.n_skipped),
         "fit/share_weeks_stocked_out": float(np.mean(censored)),
         "fit/n_categories": float(n_cats),
         "fit/n_elasticity_identified": float(identified.sum()),
@@ -610,6 +546,33 @@ def fit_catalog(
     return FitResult(catalog, estimates, categories, diagnostics, notes)
 
 
+def _recent_level(
+    catalog: Catalog, data: FitPanel, depth: np.ndarray, cfg: FitConfig
+) -> np.ndarray:
+    """Each SKU's recent level: (units + c) / (expected units + c) over the panel's last
+    ``cfg.level_weeks`` weeks, under the fitted model at the prices the fit used.
+
+    The fit's level averages the whole history, but a plan starts from now; ``c``
+    (``cfg.level_pseudo_units``) keeps a SKU with little recent data near its fitted level.
+    """
+    frame, sku_code, n_skus = data.frame, data.sku_code, data.n_skus
+    week = frame["week"].to_numpy(dtype=np.int64)
+    y = frame["units"].to_numpy(dtype=float)
+    recent = week > int(week.max()) - int(cfg.level_weeks or 0)
+    rows = frame.loc[
+        recent,
+        ["sku", "week", "display", "mailer"]
+        if {"display", "mailer"} <= set(frame.columns)
+        else ["sku", "week"],
+    ]
+    rows = rows.assign(discount_depth=np.minimum(depth[recent], cfg.max_fit_depth))
+    expected = predict_units(catalog, rows)
+    c0 = cfg.level_pseudo_units
+    got = np.bincount(sku_code[recent], weights=y[recent], minlength=n_skus)
+    exp_ = np.bincount(sku_code[recent], weights=expected, minlength=n_skus)
+    return (got + c0) / (exp_ + c0)
+
+
 def _deviance_explained(y: np.ndarray, mu: np.ndarray, sku: np.ndarray, n_skus: int) -> float:
     """Poisson deviance explained against each SKU's own constant mean (so it measures what
     price, season and promotions add beyond the SKU effects)."""
@@ -623,67 +586,3 @@ def _deviance_explained(y: np.ndarray, mu: np.ndarray, sku: np.ndarray, n_skus: 
     mean = np.bincount(sku, weights=y, minlength=n_skus) / np.bincount(sku, minlength=n_skus)
     d0 = dev(mean[sku])
     return 1.0 - dev(mu) / d0 if d0 > 0 else float("nan")
-
-
-def _shrink_elasticities(
-    raw: np.ndarray,
-    raw_se: np.ndarray,
-    identified: np.ndarray,
-    cat_code: np.ndarray,
-    dep_code: np.ndarray,
-    n_cats: int,
-    n_deps: int,
-    cfg: FitConfig,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per-SKU posterior elasticities; unidentified SKUs get their group's prior."""
-    n_skus = raw.shape[0]
-    idx = np.flatnonzero(identified)
-    # each category borrows the first level with enough identified SKUs
-    mean_c = np.full(n_cats, cfg.prior_elasticity)
-    mean_se_c = np.zeros(n_cats)
-    tau2_c = np.full(n_cats, cfg.prior_elasticity_se**2)
-    level = np.full(n_cats, "prior", dtype=object)
-    if idx.size:
-        dep_of_cat = np.zeros(n_cats, dtype=np.int64)
-        dep_of_cat[cat_code] = dep_code
-        glob = group_effects(raw[idx], raw_se[idx], np.zeros(idx.size, np.int64), 1)
-        dep = group_effects(raw[idx], raw_se[idx], dep_code[idx], n_deps)
-        cat = group_effects(raw[idx], raw_se[idx], cat_code[idx], n_cats)
-        t2_pool = pooled_tau2(raw[idx], raw_se[idx], cat_code[idx], n_cats)
-        k0 = cfg.tau_prior_skus
-        cat.tau2 = (cat.n * cat.tau2 + k0 * t2_pool) / (cat.n + k0)
-        dep.tau2 = (dep.n * dep.tau2 + k0 * t2_pool) / (dep.n + k0)
-        candidates = [
-            (
-                "global",
-                glob.mean[np.zeros(n_cats, np.int64)],
-                glob.mean_se[0],
-                glob.tau2[0],
-                glob.n[0],
-            ),
-            (
-                "department",
-                dep.mean[dep_of_cat],
-                dep.mean_se[dep_of_cat],
-                dep.tau2[dep_of_cat],
-                dep.n[dep_of_cat],
-            ),
-            ("category", cat.mean, cat.mean_se, cat.tau2, cat.n),
-        ]
-        for name, m, mse, t2, n in candidates:
-            use = np.broadcast_to(n, (n_cats,)) >= (cfg.min_group_skus if name != "global" else 1)
-            mean_c = np.where(use, m, mean_c)
-            mean_se_c = np.where(use, mse, mean_se_c)
-            tau2_c = np.where(use, t2, tau2_c)
-            level = np.where(use, name, level)
-    if cfg.pooling == "none":
-        post, post_se, weight = raw.copy(), raw_se.copy(), np.zeros(n_skus)
-    else:
-        post, post_se, weight = shrink(
-            raw, raw_se, mean_c[cat_code], mean_se_c[cat_code], tau2_c[cat_code]
-        )
-    prior_sd = np.sqrt(tau2_c + mean_se_c**2)
-    post = np.where(identified, post, mean_c[cat_code])
-    post_se = np.where(identified, post_se, prior_sd[cat_code])
-    weight = np.where(identified, weight, 1.0)
-    return post, post_se, weight, mean_c, np.sqrt(tau2_c), level

@@ -23,14 +23,14 @@ what they earn from the stock and its leftover, as the design's margin accountin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 from ingest.errors import DataError
+from ingest.panel import MAX_DISCOUNT_DEPTH
 from simulator.demand import Catalog
 
-MAX_DISCOUNT = 0.95
 MAX_FATIGUE = 0.95
 
 
@@ -58,6 +58,12 @@ class MarketState:
     def copy(self) -> MarketState:
         return MarketState(
             self.stock.copy(), self.week.copy(), self.ref_price.copy(), self.fatigue.copy()
+        )
+
+    def take(self, rows: np.ndarray) -> MarketState:
+        """The states of ``rows`` (an index array or mask), as new arrays."""
+        return MarketState(
+            **{f.name: np.asarray(getattr(self, f.name))[rows] for f in fields(self)}
         )
 
 
@@ -111,20 +117,20 @@ def _times(coef: np.ndarray, x: np.ndarray | float, n: int, name: str) -> np.nda
 
 
 def _check_depths(d: np.ndarray, c: np.ndarray) -> None:
-    """Refuse discounts and coupons outside ``[0, MAX_DISCOUNT]`` (together)."""
+    """Refuse discounts and coupons outside ``[0, MAX_DISCOUNT_DEPTH]`` (together)."""
     # min/max reductions instead of elementwise masks: this runs every simulated week
-    # (d.max() > MAX_DISCOUNT needs no check of its own: with c >= 0, d + c >= d)
-    if d.min() < 0 or c.min() < 0 or (d + c).max() > MAX_DISCOUNT:
+    # (d.max() > MAX_DISCOUNT_DEPTH needs no check of its own: with c >= 0, d + c >= d)
+    if d.min() < 0 or c.min() < 0 or (d + c).max() > MAX_DISCOUNT_DEPTH:
         raise DataError(
-            f"discount must lie in [0, {MAX_DISCOUNT}] and discount + coupon "
-            f"<= {MAX_DISCOUNT}; got discount in [{d.min()}, {d.max()}], "
+            f"discount must lie in [0, {MAX_DISCOUNT_DEPTH}] and discount + coupon "
+            f"<= {MAX_DISCOUNT_DEPTH}; got discount in [{d.min()}, {d.max()}], "
             f"coupon in [{c.min()}, {c.max()}]"
         )
 
 
 def _season_at(catalog: Catalog, week: np.ndarray) -> np.ndarray:
     """:meth:`Catalog.season_at`, as one ``take`` from the flat season table (the same
-    values; a 2-D fancy index costs twice as much, and this runs every simulated week)."""
+    values; a 2-D fancy index costs more, and this runs every simulated week)."""
     season = catalog.season
     if not season.flags.c_contiguous:
         return catalog.season_at(week)

@@ -38,6 +38,7 @@ import pandas as pd
 
 from ingest.errors import ConfigError
 from ingest.io import write_frame_atomic
+from ingest.panel import MAX_DISCOUNT_DEPTH
 from simulator.demand import SEASON_PERIOD, Catalog
 from simulator.market import expected_demand, initial_state, step
 
@@ -366,7 +367,7 @@ def _prices(
         rng.choice(np.asarray(cfg.coupon_levels), (n, T)),
         0.0,
     )
-    coupon = np.minimum(coupon, 0.95 - disc)
+    coupon = np.minimum(coupon, MAX_DISCOUNT_DEPTH - disc)
     display = np.where(
         rng.random((n, T)) < cfg.display_prob, np.round(rng.uniform(0.1, 1.0, (n, T)), 2), 0.0
     )

@@ -1,6 +1,6 @@
 """The import contract's part that import-linter does not check: no module takes another
-module's private names (``from simulator.fit_panel import _check_panel``). The layers and the
-absence of circles are checked by ``lint-imports`` (``[tool.importlinter]`` in
+module's private names (``from simulator.panel_prep import _price_observed``). The layers and
+the absence of circles are checked by ``lint-imports`` (``[tool.importlinter]`` in
 ``pyproject.toml``), which ``make test`` runs before pytest."""
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ from agents.baselines import (
 from agents.dp import DPNotExactError, evaluate_exact, solve
 from agents.policy import (
     Policy,
-    PolicyContext,
     PolicyError,
     RandomMaskedPolicy,
     check_actions,
@@ -30,6 +29,7 @@ from agents.policy import (
 )
 from agents.rollout import rollout
 from envs.config import RulesConfig
+from envs.context import PolicyContext
 from envs.rules import action_mask, initial_decision_state
 from ingest.errors import ConfigError
 from simulator.demand import Catalog

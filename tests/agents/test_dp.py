@@ -15,12 +15,11 @@ from agents.dp import (
     demand_pmf,
     evaluate_exact,
     expected_units_sold,
-    initial_decision_state,
     solve,
 )
 from agents.rollout import rollout
 from envs.config import RulesConfig
-from envs.rules import action_mask
+from envs.rules import action_mask, initial_decision_state
 from ingest.errors import ConfigError
 from simulator.demand import Catalog
 
@@ -190,7 +189,7 @@ def test_dp_table_only_holds_allowed_actions(name):
     j, wsc, budget = sol.grid.components()
     n_s, n_r = sol.values.shape[1], sol.grid.size
     for w in range(1, H + 1):
-        state = initial_decision_state(cat, rules, H)
+        state = initial_decision_state(cat, H, rules)
         grid = type(state)(
             weeks_left=np.full(n_s * n_r, w),
             stock=np.repeat(np.arange(n_s, dtype=float), n_r),
@@ -245,7 +244,7 @@ def test_bad_inputs_are_clear_config_errors():
     with pytest.raises(ConfigError, match="too large"):
         solve(sku(initial_stock=10**7), RulesConfig(), 52)
     sol = solve(sku(), RulesConfig(), 4)
-    state = initial_decision_state(sku(), RulesConfig(), 4)
+    state = initial_decision_state(sku(), 4, RulesConfig())
     state.stock = state.stock + 0.5
     with pytest.raises(ConfigError, match="off the DP grid"):
         sol.policy(state)
@@ -253,7 +252,7 @@ def test_bad_inputs_are_clear_config_errors():
 
 def test_value_tables_are_consistent():
     sol = solve(sku(), RULE_SETS["markdown_min3"], 5)
-    start = initial_decision_state(sku(), RULE_SETS["markdown_min3"], 5)
+    start = initial_decision_state(sku(), 5, RULE_SETS["markdown_min3"])
     assert sol.value_at(start)[0] == pytest.approx(sol.value)
     assert sol.values.shape == (6, 51, sol.grid.size)
     assert np.all(sol.actions[0] == -1)

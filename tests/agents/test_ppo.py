@@ -8,20 +8,22 @@ import numpy as np
 import pytest
 
 from agents.baselines import NoMarkdown
-from agents.ppo import (
+from agents.fluid import (
     HINT_FIELDS,
     PRIOR_START,
+    closed_form_values,
+    hint_dim,
+    hint_features,
+    value_features,
+)
+from agents.ppo import (
     FluidPriorPolicy,
     PPOConfig,
     PPOPolicy,
     build_model,
-    fluid_action_values,
-    hint_dim,
-    hint_features,
     load_checkpoint_state,
     make_training_env,
     train_ppo,
-    value_features,
 )
 from envs.observation import OBS_DIM, OBS_NAMES
 from envs.rules import initial_decision_state
@@ -101,7 +103,6 @@ def test_closed_form_fluid_values_pick_the_certainty_equivalent_action(profile):
     """The closed-form fluid values (flat season) agree with the week-by-week
     certainty-equivalent baseline on random SKUs and states mid-episode."""
     from agents.baselines import CertaintyEquivalent
-    from agents.policy import PolicyContext
     from experiments.suite import RULE_PROFILES, training_catalog
 
     rules = RULE_PROFILES[profile]
@@ -113,8 +114,8 @@ def test_closed_form_fluid_values_pick_the_certainty_equivalent_action(profile):
         masks = env.action_masks()
         obs, *_ = env.step(np.array([rng.choice(np.flatnonzero(m)) for m in masks]))
     masks = env.action_masks()
-    ctx = PolicyContext(**vars(env.policy_context()))
-    values = fluid_action_values(obs, ctx, masks, split=False)
+    ctx = env.policy_context()
+    values = closed_form_values(obs, ctx, masks, split=False)
     ours = np.argmax(values, axis=1)
     theirs = CertaintyEquivalent().act(obs, masks, ctx)
     best = values[np.arange(len(ours)), ours]
@@ -123,7 +124,7 @@ def test_closed_form_fluid_values_pick_the_certainty_equivalent_action(profile):
     np.testing.assert_allclose(at_theirs, best, rtol=1e-9, atol=1e-9)
     assert np.all(np.isneginf(values[~masks]))
     # a two-price plan is one more option: never worse than holding, sometimes better
-    with_split = fluid_action_values(obs, ctx, masks)
+    with_split = closed_form_values(obs, ctx, masks)
     assert np.all(with_split[masks] >= values[masks] - 1e-12)
     if profile != "coupons":  # (with coupons the two-price plan rarely beats the grid)
         assert np.any(with_split[masks] > values[masks] + 1e-6)
@@ -137,8 +138,8 @@ def test_closed_form_fluid_values_pick_the_certainty_equivalent_action(profile):
 def test_fluid_values_run_a_coupon_only_while_the_budget_lasts():
     """Hand-computed: a coupon action sells at the coupon's lift and net price for the B
     budget weeks, then at the shelf discount alone; stock is ample, so no holding limit."""
-    from agents.policy import PolicyContext
     from envs.config import RulesConfig
+    from envs.context import PolicyContext
     from simulator.market import initial_state
 
     rules = RulesConfig(coupon_levels=(0.0, 0.1), coupon_budget_weeks=4)
@@ -156,7 +157,7 @@ def test_fluid_values_run_a_coupon_only_while_the_budget_lasts():
     obs = np.zeros((1, OBS_DIM), np.float32)
     obs[:, OBS_NAMES.index("season_now")] = 1.0
     obs[:, OBS_NAMES.index("season_ahead")] = 1.0
-    v = fluid_action_values(obs, ctx, split=False)[0] * 1000.0  # back to currency
+    v = closed_form_values(obs, ctx, split=False)[0] * 1000.0  # back to currency
     a = int(rules.encode(2, 1))  # 20 % off + 10 % coupon
     lam1, lam2 = 10.0 * 0.8**-2 * np.exp(0.3), 10.0 * 0.8**-2
     sold1, sold2 = 4 * lam1, 6 * lam2
@@ -176,8 +177,8 @@ def test_fluid_values_run_a_coupon_only_while_the_budget_lasts():
 def test_fluid_values_split_between_two_rungs_to_sell_out_at_exit():
     """Hand-computed: 0 % off leaves stock, 10 % off would sell out early; the two-price plan
     runs 0 % until the week from which 10 % sells the rest exactly at exit."""
-    from agents.policy import PolicyContext
     from envs.config import RulesConfig
+    from envs.context import PolicyContext
     from simulator.market import initial_state
 
     rules = RulesConfig(discount_levels=(0.0, 0.1, 0.2), markdown_only=True)
@@ -191,8 +192,8 @@ def test_fluid_values_split_between_two_rungs_to_sell_out_at_exit():
     obs = np.zeros((1, OBS_DIM), np.float32)
     obs[:, OBS_NAMES.index("season_now")] = 1.0
     obs[:, OBS_NAMES.index("season_ahead")] = 1.0
-    v = fluid_action_values(obs, ctx)[0] * stock
-    hold = fluid_action_values(obs, ctx, split=False)[0] * stock
+    v = closed_form_values(obs, ctx)[0] * stock
+    hold = closed_form_values(obs, ctx, split=False)[0] * stock
     k = (lam1 * 10 - stock) / (lam1 - lam0)  # weeks at 0 % off
     expected = 0.7 * lam0 * k + 0.6 * (stock - lam0 * k)  # sells out, nothing left
     assert v[0] == pytest.approx(expected, rel=1e-9)

@@ -174,24 +174,38 @@ def test_bad_arguments_are_config_errors(catalog: Catalog) -> None:
         env.evaluate(_random_masked(0))
 
 
-def test_slot_context_serves_the_agents_policies(catalog: Catalog) -> None:
-    """SlotContext mirrors agents.policy.PolicyContext (envs may not import agents), so the
-    heuristics act on it directly; a drift between the two fails here."""
-    import dataclasses as dc
+def test_one_context_class_for_the_env_and_the_policies(catalog: Catalog) -> None:
+    """The env hands out the class the policies are typed against (envs.context), the
+    rollout and the DP's grid build the same one, and no second copy exists."""
+    import typing
 
+    import envs.batched
     from agents.baselines import CertaintyEquivalent, LinearLadder
-    from agents.policy import PolicyContext, check_actions
-    from envs.batched import SlotContext
+    from agents.dp import evaluate_exact
+    from agents.policy import Policy, check_actions
+    from agents.rollout import rollout
+    from envs.context import PolicyContext
 
-    assert [f.name for f in dc.fields(SlotContext)] == [f.name for f in dc.fields(PolicyContext)]
+    assert typing.get_type_hints(Policy.act)["context"] == PolicyContext | None
+    assert not hasattr(envs.batched, "SlotContext")
+    seen: list[type] = []
+
+    class Spy(Policy):
+        def act(self, observations, masks, context=None):
+            seen.append(type(context))
+            return np.argmax(masks, axis=1)
+
+    rollout(Spy(), catalog.take([0]), RULES_V0, 3, n_episodes=2, seed=0)
+    n_rollout = len(seen)
+    evaluate_exact(Catalog.build(n_skus=1, initial_stock=20.0), RULES_V0, 3, Spy())
+    assert 0 < n_rollout < len(seen) and set(seen) == {PolicyContext}
     cfg = EnvConfig(catalog=catalog, rules=RULES_V0, horizon_range=(3, 7))
     env = BatchedMarkdownEnv(cfg, 16, seed=0)
     env.reset()
     ctx = env.policy_context()
+    assert type(ctx) is PolicyContext
     np.testing.assert_array_equal(ctx.horizons(), env.slot_horizon_weeks)
     assert ctx.n_slots == 16
-    as_policy = PolicyContext(**vars(ctx))
-    np.testing.assert_array_equal(as_policy.horizons(), ctx.horizons())
     for policy in (CertaintyEquivalent(), LinearLadder(step=0.1, every_weeks=2)):
         evaluation = BatchedMarkdownEnv(
             dataclasses.replace(cfg, horizon_range=None), fixed_skus=True, seed=1

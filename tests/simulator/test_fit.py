@@ -12,9 +12,11 @@ from ingest.dataset import Dataset
 from ingest.errors import ConfigError, DataError
 from ingest.panel import build_panel
 from simulator.demand import Catalog
-from simulator.fit import FitConfig, fit_catalog, predict_units, stockout_weeks
+from simulator.fit import FitConfig, fit_catalog
+from simulator.forecast import predict_units
 from simulator.glm import censored_mean, fit_sku_group_glm
 from simulator.market import initial_state, step
+from simulator.panel_prep import stockout_weeks
 from simulator.synthetic import SyntheticConfig, generate_world
 
 # An informative world: two years, ~15 units a week, discount episodes in ~30 % of weeks,
