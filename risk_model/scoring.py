@@ -9,7 +9,7 @@ the champion choice (best validation PR-AUC of the raw, never-fitted-on-validati
 
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from ingest.dataset import Dataset
 from ingest.errors import ConfigError, DataError
+from ingest.progress import progress
 from risk_model.backtest import BacktestConfig, training_frames
 from risk_model.explain import top_drivers
 from risk_model.features import FeatureConfig, build_features
@@ -30,6 +31,8 @@ from risk_model.models import (
     ensemble_last,
     reusable_members,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -173,12 +176,12 @@ def train_and_score(
         seed=cfg.seed,
         n_jobs=cfg.n_jobs,
     )
-    print(f"[risk] training at cutoff {train_cutoff}, scoring at {score_cutoff}", file=sys.stderr)
+    log.info("training at cutoff %s, scoring at %s", train_cutoff, score_cutoff)
     X_tr, y_tr, X_val, y_val, _, _ = training_frames(dataset, panel, bt)
     validation: dict[str, dict[str, Any]] = {}
     models: dict[str, RiskClassifier] = {}
-    for kind in ensemble_last(cfg.models):
-        print(f"[risk] fitting {kind} on {len(y_tr)} rows", file=sys.stderr, flush=True)
+    for kind in progress(ensemble_last(cfg.models), desc="risk: fitting models", unit="model"):
+        log.info("fitting %s on %d rows", kind, len(y_tr))
         model = RiskClassifier(
             kind=kind,  # type: ignore[arg-type]
             threshold=cfg.threshold,  # type: ignore[arg-type]

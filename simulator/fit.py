@@ -36,7 +36,7 @@ each recorded in ``FitResult.notes``.
 
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -60,6 +60,8 @@ from simulator.fit_panel import (
 from simulator.glm import GLMResult, fit_with_dispersion
 from simulator.market import MAX_DISCOUNT
 from simulator.shrinkage import group_effects, pooled_tau2, shrink
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "PANEL_REQUIRED",
@@ -269,10 +271,6 @@ class FitResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _stage(text: str) -> None:
-    print(f"[fit] {text}", file=sys.stderr, flush=True)
-
-
 # ---------------------------------------------------------------------------- the fit
 def fit_catalog(
     panel: pd.DataFrame,
@@ -412,7 +410,12 @@ def fit_catalog(
             start=start,
         )
 
-    _stage(f"fitting {n_skus:,} SKUs in {n_groups:,} group(s) over {int(use.sum()):,} weeks")
+    log.info(
+        "fitting %s SKUs in %s group(s) over %s SKU-weeks",
+        f"{n_skus:,}",
+        f"{n_groups:,}",
+        f"{int(use.sum()):,}",
+    )
     glm = run_glm(z_fit)
     if cfg.pooling != "global" and promo_terms:
         # A lift the data cannot identify in a category is replaced by its prior in the
@@ -432,7 +435,7 @@ def fit_catalog(
             z_fit[off[rows_cat], j] = 0.0
             n_off += int(off.sum())
         if n_off:
-            _stage(f"refitting with {n_off} unidentified category lift(s) set to their prior")
+            log.info("refitting with %d unidentified category lift(s) set to their prior", n_off)
             glm = run_glm(z_fit, start=glm)
     y_u, x_u, sku_u = y[use], x[use], sku_code[use]
     if not glm.converged:
