@@ -201,6 +201,9 @@ def train_and_score(
         models[kind] = model
     champion = max(validation, key=lambda k: validation[k]["pr_auc"])
     model = models[champion]
+    log.info(
+        "scoring at cutoff %s with the champion %s (and its top drivers)", score_cutoff, champion
+    )
     feats = build_features(
         panel,
         score_cutoff,
