@@ -747,13 +747,18 @@ class ProgressCallback(BaseCallback):
         self.progress: Progress | None = None
 
     def _on_training_start(self) -> None:
+        # Training stops after the first whole rollout that reaches the budget, so the count
+        # ends at the next multiple of n_steps x n_envs past the start.
+        start = int(self.num_timesteps)
+        rollout = int(getattr(self.model, "n_steps", 1)) * int(getattr(self.model, "n_envs", 1))
+        total = start + -(-max(self.total_timesteps - start, 0) // rollout) * rollout
         self.progress = Progress(
-            self.total_timesteps,
+            total,
             desc="ppo",
             unit="step",
             logger=log,
             log_every=self.log_every,
-            start=int(self.num_timesteps),
+            start=start,
         )
 
     def _on_step(self) -> bool:

@@ -279,13 +279,16 @@ def test_training_logs_progress_and_leaves_no_temp_folder(tmp_path, monkeypatch,
     scenario = get_suite()[0]
     monkeypatch.setattr(ppo_module, "PROGRESS_LOG_SECONDS", 0.0)
     before = _sb3_folders()
-    cfg = replace(TINY, checkpoint_every=0)
+    cfg = replace(TINY, checkpoint_every=0, total_timesteps=4000)
     with caplog.at_level(logging.INFO, logger="agents.ppo"):
         result = train_ppo(cfg, scenario.rules, scenario.catalog())
     assert _sb3_folders() == before  # SB3's default logger would create SB3-<time> there
     lines = [r.getMessage() for r in caplog.records if r.name == "agents.ppo"]
     assert len(lines) >= 2 and all("steps/s" in line for line in lines)
-    assert lines[-1].startswith(f"ppo: {result.num_timesteps:,}/{cfg.total_timesteps:,} steps")
+    # the count ends at whole rollouts (n_steps x n_envs = 1,024 here), shown as done
+    assert result.num_timesteps == 4096
+    assert lines[-1].startswith(f"ppo: {result.num_timesteps:,}/{result.num_timesteps:,} steps")
+    assert "(100%)" in lines[-1] and "done in" in lines[-1]
     # the saved model reloads; a corrupt, truncated or foreign zip is a clear error
     good = tmp_path / "model.zip"
     result.model.save(str(good))
