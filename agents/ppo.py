@@ -9,14 +9,20 @@ masks: the policy can never pick a forbidden action, during training or after.
 ``docs/agents.md``, "PPO: configuration"); :func:`train_ppo` trains (resuming from a
 checkpoint when one exists); :class:`PPOPolicy` wraps a trained model behind the shared
 :class:`~agents.policy.Policy` interface.
+
+Training logs its progress (steps, steps/s, time left) every :data:`PROGRESS_LOG_SECONDS`
+through :mod:`logging` and draws a bar through :mod:`ingest.progress`. Nothing here sets
+torch's thread count: at this network size one thread trains about 4x faster than many, so
+entry points (the CLI, the benchmarks, the tests) call ``torch.set_num_threads(1)``.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import sys
+import logging
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -41,9 +47,14 @@ from envs.context import PolicyContext
 from envs.observation import OBS_DIM
 from ingest.errors import ConfigError
 from ingest.io import atomic_path, write_text_atomic
+from ingest.progress import Progress
 from simulator.demand import Catalog
 
+log = logging.getLogger(__name__)
+
 CHECKPOINT_MODEL = "model.zip"
+#: The entry of an SB3 model zip that holds the class parameters (every saved model has it).
+SB3_DATA_ENTRY = "data"
 CHECKPOINT_STATE = "state.json"
 
 
@@ -362,7 +373,6 @@ class FluidPriorPolicy(MaskableActorCriticPolicy):
 
 def build_model(config: PPOConfig, env: VecEnv) -> MaskablePPO:
     """A fresh ``MaskablePPO`` with the config's hyperparameters."""
-    torch.set_num_threads(1)
     activation = torch.nn.Tanh if config.activation == "tanh" else torch.nn.ReLU
     arch = list(config.net_arch)
     policy_kwargs: dict[str, Any] = {
@@ -395,6 +405,44 @@ def build_model(config: PPOConfig, env: VecEnv) -> MaskablePPO:
 
 
 # ---------------------------------------------------------------------------- checkpoints
+def load_model(path: str | Path, *, env: VecEnv | None = None, device: str = "cpu") -> MaskablePPO:
+    """Load a ``MaskablePPO`` model zip, with a clear error for a missing or unusable file.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file: it does not exist, is not a zip (corrupt or truncated), or is a zip
+        that does not hold a model this version can read.
+    """
+    p = Path(path)
+    expected = "a model.zip written by deadstock train or the run's policy stage"
+    if not p.is_file():
+        raise ConfigError(f"PPO model {str(p)!r} does not exist; expected {expected}")
+    try:
+        with zipfile.ZipFile(p) as archive:
+            names = set(archive.namelist())
+            broken = archive.testzip()  # reads every entry and checks its CRC
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        raise ConfigError(
+            f"PPO model {str(p)!r} is not a zip file (corrupt or truncated?); expected {expected}"
+        ) from None
+    if broken is not None or SB3_DATA_ENTRY not in names:
+        why = f"entry {broken!r} is damaged" if broken else f"no {SB3_DATA_ENTRY!r} entry"
+        raise ConfigError(
+            f"PPO model {str(p)!r} is not a complete model zip ({why}: truncated, or not a "
+            f"model?); expected {expected}"
+        )
+    try:
+        return MaskablePPO.load(str(p), env=env, device=device)
+    except Exception as err:  # noqa: BLE001 - any failure to read a user's file is its fault
+        lines = str(err).strip().splitlines()
+        why = lines[0] if lines else type(err).__name__
+        raise ConfigError(
+            f"PPO model {str(p)!r} cannot be loaded ({type(err).__name__}: {why}); "
+            f"expected {expected}"
+        ) from None
+
+
 def save_checkpoint(model: BaseAlgorithm, folder: Path, config: PPOConfig) -> Path:
     """Write ``model.zip`` and ``state.json`` (step count, config) atomically into ``folder``."""
     folder = Path(folder)
@@ -419,32 +467,72 @@ def load_checkpoint_state(folder: Path) -> dict[str, Any] | None:
 
 
 class CheckpointCallback(BaseCallback):
-    """Save a checkpoint every ``every`` timesteps (and report progress on stderr)."""
+    """Save a checkpoint every ``every`` timesteps."""
 
-    def __init__(self, folder: Path | None, config: PPOConfig, every: int) -> None:
+    def __init__(self, folder: Path, config: PPOConfig, every: int) -> None:
         super().__init__()
         self.folder = folder
         self.config = config
         self.every = every
         self._next = 0
-        self._t0 = time.perf_counter()
 
     def _on_training_start(self) -> None:
         self._next = (self.num_timesteps // self.every + 1) * self.every if self.every else 0
-        self._t0 = time.perf_counter()
 
     def _on_step(self) -> bool:
         if self.every and self.num_timesteps >= self._next:
-            if self.folder is not None:
-                save_checkpoint(self.model, self.folder, self.config)
-            elapsed = time.perf_counter() - self._t0
-            print(
-                f"ppo: {self.num_timesteps:,}/{self.config.total_timesteps:,} steps "
-                f"({elapsed:.0f} s)",
-                file=sys.stderr,
-            )
+            save_checkpoint(self.model, self.folder, self.config)
             self._next += self.every
         return True
+
+
+#: Seconds between two progress lines of a training run.
+PROGRESS_LOG_SECONDS = 30.0
+
+
+class ProgressCallback(BaseCallback):
+    """Report training progress: a bar (when :mod:`ingest.progress` shows bars) and, every
+    ``log_every`` seconds, a log line with the steps done, steps/s and the time left.
+
+    Parameters
+    ----------
+    total_timesteps : int
+        The step count training stops at.
+    log_every : float, optional
+        Seconds between two log lines (a run shorter than this logs none); default
+        :data:`PROGRESS_LOG_SECONDS`.
+    """
+
+    def __init__(self, total_timesteps: int, log_every: float | None = None) -> None:
+        super().__init__()
+        self.total_timesteps = int(total_timesteps)
+        self.log_every = PROGRESS_LOG_SECONDS if log_every is None else float(log_every)
+        self.progress: Progress | None = None
+
+    def _on_training_start(self) -> None:
+        # Training stops after the first whole rollout that reaches the budget, so the count
+        # ends at the next multiple of n_steps x n_envs past the start.
+        start = int(self.num_timesteps)
+        rollout = int(getattr(self.model, "n_steps", 1)) * int(getattr(self.model, "n_envs", 1))
+        total = start + -(-max(self.total_timesteps - start, 0) // rollout) * rollout
+        self.progress = Progress(
+            total,
+            desc="ppo",
+            unit="step",
+            logger=log,
+            log_every=self.log_every,
+            start=start,
+        )
+
+    def _on_step(self) -> bool:
+        if self.progress is not None:
+            self.progress.set_count(int(self.num_timesteps))
+        return True
+
+    def _on_training_end(self) -> None:
+        if self.progress is not None:
+            self.progress.close()
+            self.progress = None
 
 
 @dataclass
@@ -490,7 +578,6 @@ def train_ppo(
     -------
     TrainResult
     """
-    torch.set_num_threads(1)
     if catalog is None:
         if catalog_fn is None:
             raise ConfigError("train_ppo needs a catalog or a catalog_fn to draw SKUs from")
@@ -504,19 +591,19 @@ def train_ppo(
         # A new env stream for the resumed part, so it does not replay the first SKUs.
         env_seed = int(np.random.SeedSequence([config.seed, resumed_from]).generate_state(1)[0])
         env = make_training_env(config, rules, catalog, seed=env_seed)
-        model = MaskablePPO.load(
-            str(Path(checkpoint_dir) / CHECKPOINT_MODEL), env=env, device=config.device
-        )
-        print(f"ppo: resuming from {resumed_from:,} steps", file=sys.stderr)
+        model = load_model(Path(checkpoint_dir) / CHECKPOINT_MODEL, env=env, device=config.device)
+        log.info("resuming from %s steps", f"{resumed_from:,}")
     else:
         env = make_training_env(config, rules, catalog)
         model = build_model(config, env)
-    if logger is not None:
-        model.set_logger(logger)
+    # Without a logger of its own, SB3 configures one that creates an empty SB3-<time> folder
+    # in the temp directory on every run; a logger with no outputs writes nothing.
+    model.set_logger(logger if logger is not None else Logger(folder=None, output_formats=[]))
     remaining = config.total_timesteps - resumed_from
     t0 = time.perf_counter()
-    every = config.checkpoint_every or config.total_timesteps
-    cbs: list[BaseCallback] = [CheckpointCallback(checkpoint_dir, config, every)]
+    cbs: list[BaseCallback] = [ProgressCallback(config.total_timesteps)]
+    if checkpoint_dir is not None and config.checkpoint_every:
+        cbs.append(CheckpointCallback(checkpoint_dir, config, config.checkpoint_every))
     cbs.extend(callbacks or [])
     if remaining > 0:
         model.learn(
@@ -566,14 +653,17 @@ class PPOPolicy(Policy):
 
     @classmethod
     def load(cls, path: str | Path, name: str = "ppo", device: str = "cpu") -> PPOPolicy:
-        """Load a policy from a saved model zip or a checkpoint folder."""
-        torch.set_num_threads(1)
+        """Load a policy from a saved model zip or a checkpoint folder.
+
+        Raises
+        ------
+        ConfigError
+            When the file does not exist or is not a readable SB3 model zip.
+        """
         p = Path(path)
         if p.is_dir():
             p = p / CHECKPOINT_MODEL
-        if not p.exists():
-            raise ConfigError(f"PPO model {str(p)!r} does not exist")
-        return cls(MaskablePPO.load(str(p), device=device), name=name)
+        return cls(load_model(p, device=device), name=name)
 
     def act(
         self,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +16,8 @@ from ingest.errors import ConfigError
 from ingest.io import write_text_atomic
 from ingest.loader import load
 from ingest.panel import load_panel
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ def run_data_stage(config: DataStageConfig) -> DataStageResult:
     """
     cj = CompleteJourneyConfig(use_cache=config.use_cache)
     dataset = load(config.source, cj_config=cj)
-    _stage("cleaning")
+    log.info("cleaning %s", dataset.source)
     cleaned, report = clean(dataset, config.cleaning)
     panel = load_panel(cleaned, config.cleaning, use_cache=config.use_cache)
     if config.quick:
@@ -107,7 +109,3 @@ def run_data_stage(config: DataStageConfig) -> DataStageResult:
         paths.extend(report.write(config.out_dir))
         paths.append(write_text_atomic(Path(config.out_dir) / "data_summary.txt", summary + "\n"))
     return DataStageResult(cleaned, panel, report, summary, paths)
-
-
-def _stage(text: str) -> None:
-    print(f"[data] {text}", file=sys.stderr, flush=True)

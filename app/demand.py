@@ -7,22 +7,24 @@ simulate a fixed policy on a catalog with confidence intervals.
 
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from experiments import tracking
 from ingest.errors import ConfigError, DataError
-from ingest.io import atomic_path, write_frame_atomic
+from ingest.io import write_figure_atomic, write_frame_atomic
 from planning.outcomes import mean_ci, simulate_schedule
 from planning.schedule import Schedule, parse_policy
 from simulator.demand import read_catalog
 from simulator.fit import FitConfig, FitResult, fit_catalog
 from simulator.forecast import predict_units
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -70,10 +72,6 @@ class DemandFitOutcome:
     run_id: str | None
 
 
-def _stage(text: str) -> None:
-    print(f"[demand] {text}", file=sys.stderr, flush=True)
-
-
 def top_skus(panel: pd.DataFrame, n: int) -> pd.DataFrame:
     """The panel rows of the ``n`` SKUs with the most units."""
     units = panel.groupby("sku", sort=False)["units"].sum()
@@ -87,7 +85,8 @@ def plot_elasticities(result: FitResult, path: Path, max_groups: int = 20) -> Pa
     group = "department" if est["department"].nunique() > 1 else "category"
     order = est[group].value_counts().index[:max_groups]
     data = [est.loc[est[group] == g, "elasticity"].to_numpy() for g in order]
-    fig, ax = plt.subplots(figsize=(8, 0.35 * len(order) + 1.5))
+    fig = Figure(figsize=(8, 0.35 * len(order) + 1.5))
+    ax = fig.subplots()
     ax.boxplot(data, orientation="horizontal", showfliers=False)
     ax.set_yticks(
         range(1, len(order) + 1), [f"{g} ({len(d)})" for g, d in zip(order, data, strict=True)]
@@ -96,10 +95,7 @@ def plot_elasticities(result: FitResult, path: Path, max_groups: int = 20) -> Pa
     ax.set_xlabel("elasticity (log-log in 1 - discount), shrunk")
     ax.set_title(f"Fitted elasticities by {group} (n SKUs)")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return path
+    return write_figure_atomic(fig, path)
 
 
 def plot_predicted_vs_actual(
@@ -110,7 +106,8 @@ def plot_predicted_vs_actual(
     ok = np.isfinite(pred)
     y, p = panel["units"].to_numpy(dtype=float)[ok], pred[ok]
     sku = panel["sku"].astype(str).to_numpy()[ok]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+    fig = Figure(figsize=(10, 4.5))
+    axes = fig.subplots(1, 2)
     rng = np.random.default_rng(0)  # only picks which points to draw
     idx = rng.choice(len(y), size=min(max_points, len(y)), replace=False)
     axes[0].scatter(p[idx] + 0.1, y[idx] + 0.1, s=2, alpha=0.2)
@@ -124,10 +121,7 @@ def plot_predicted_vs_actual(
     axes[1].set(xscale="log", yscale="log", xlabel="predicted total", ylabel="actual total")
     axes[1].set_title("per SKU, whole panel")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return path
+    return write_figure_atomic(fig, path)
 
 
 def run_demand_fit(config: DemandFitConfig) -> DemandFitOutcome:
@@ -143,10 +137,10 @@ def run_demand_fit(config: DemandFitConfig) -> DemandFitOutcome:
     panel = data.panel
     if config.max_skus is not None:
         panel = top_skus(panel, config.max_skus)
-    _stage(f"fitting {panel['sku'].nunique():,} SKUs over {len(panel):,} SKU-weeks")
+    log.info("fitting %s SKUs over %s SKU-weeks", f"{panel['sku'].nunique():,}", f"{len(panel):,}")
     result = fit_catalog(panel, config.fit, products=data.dataset.products)
     out = write_frame_atomic(result.catalog.to_frame(), config.out)
-    _stage(f"wrote {result.catalog.n_skus:,} SKUs to {out}")
+    log.info("wrote %s SKUs to %s", f"{result.catalog.n_skus:,}", out)
     plots_dir = Path(config.plots_dir) if config.plots_dir else out.parent / f"{out.stem}_plots"
     plots = [
         plot_elasticities(result, plots_dir / "elasticities_by_group.png"),

@@ -199,9 +199,14 @@ def table_target(out_dir: str | Path, name: str, cfg: ExportConfig) -> str:
 def check_export_target(out_dir: str | Path, cfg: ExportConfig) -> None:
     """Fail early (before any work) when the exports cannot be written.
 
-    Checks that the output folder can be created and written, and for SQL that the database
-    accepts a connection.
+    Checks the SQL URL first (it parses, its driver is installed: nothing is created for a bad
+    one), then that the output folder can be created and written, and for SQL that the
+    database accepts a connection.
     """
+    if cfg.format == "sql":
+        from ingest.sql import parse_sql_url
+
+        parse_sql_url(str(cfg.sql_url))
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -222,17 +227,23 @@ def check_export_target(out_dir: str | Path, cfg: ExportConfig) -> None:
 
 
 def _engine(cfg: ExportConfig):
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ingest.sql import make_engine, mask_url
 
     assert cfg.sql_url
-    masked = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", cfg.sql_url)
+    engine = make_engine(cfg.sql_url)
     try:
-        engine = create_engine(cfg.sql_url)
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-    except (ArgumentError, SQLAlchemyError, ImportError) as err:
-        raise DataError(f"export database {masked!r} cannot be opened: {err}") from None
+    except SQLAlchemyError as err:
+        engine.dispose()
+        first = str(getattr(err, "orig", None) or err).strip().splitlines()
+        raise DataError(
+            f"export database {mask_url(cfg.sql_url)!r} cannot be opened: "
+            f"{first[0] if first else type(err).__name__}"
+        ) from None
     return engine
 
 

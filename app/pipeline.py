@@ -17,7 +17,7 @@ The stage functions live in :mod:`app.stages`; what each did is a
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +28,8 @@ import pandas as pd
 
 from app.pipeline_config import PipelineConfig
 from app.stage_record import StageRecord, stages_frame
+
+log = logging.getLogger(__name__)
 
 STAGE_NAMES = ("ingest", "risk", "select", "fit", "policy", "evaluate", "export")
 
@@ -51,18 +53,12 @@ class PipelineResult:
         return stages_frame(self.stages)
 
 
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-def run_pipeline(cfg: PipelineConfig, *, echo: Callable[[str], None] = _say) -> PipelineResult:
+def run_pipeline(cfg: PipelineConfig) -> PipelineResult:
     """Run every stage in order under one MLflow parent run (see the module docstring).
 
     Parameters
     ----------
     cfg : PipelineConfig
-    echo : callable
-        Where progress lines go (stderr by default).
 
     Raises
     ------
@@ -74,7 +70,9 @@ def run_pipeline(cfg: PipelineConfig, *, echo: Callable[[str], None] = _say) -> 
     from app import stages as st
     from app.exports import check_export_target
     from experiments import tracking
+    from ingest.loader import check_source
 
+    check_source(cfg.data)
     check_export_target(cfg.out_dir, cfg.export)
     seeds = np.random.SeedSequence(cfg.seed).generate_state(len(STAGE_NAMES)).tolist()
     seed_of = dict(zip(STAGE_NAMES, (int(s) for s in seeds), strict=True))
@@ -82,7 +80,7 @@ def run_pipeline(cfg: PipelineConfig, *, echo: Callable[[str], None] = _say) -> 
     rec = {r.name: r for r in records}
     mode = "quick" if cfg.quick else "full"
     name = tracking.run_name("pipeline", f"{_label(cfg.data)}-{mode}", cfg.seed)
-    echo(f"[run] {name}: {len(STAGE_NAMES)} stages, output in {cfg.out_dir}")
+    log.info("[run] %s: %d stages, output in %s", name, len(STAGE_NAMES), cfg.out_dir)
 
     with tracking.start_run(
         name,
@@ -95,7 +93,7 @@ def run_pipeline(cfg: PipelineConfig, *, echo: Callable[[str], None] = _say) -> 
         def stage(n: str, fn: Callable[[StageRecord], Any]) -> Any:
             r = rec[n]
             i = STAGE_NAMES.index(n) + 1
-            echo(f"[run {i}/{len(STAGE_NAMES)}] {n} ...")
+            log.info("[run %d/%d] %s ...", i, len(STAGE_NAMES), n)
             t0 = time.perf_counter()
             with tracking.start_run(f"{name}__{n}", nested=True, tags={"stage": n}):
                 try:
@@ -104,14 +102,18 @@ def run_pipeline(cfg: PipelineConfig, *, echo: Callable[[str], None] = _say) -> 
                     r.status = "failed"
                     r.seconds = time.perf_counter() - t0
                     mlflow.set_tag("status", "failed")
-                    echo(f"[run {i}/{len(STAGE_NAMES)}] {n} failed after {r.seconds:.1f} s")
+                    log.error(
+                        "[run %d/%d] %s failed after %.1f s", i, len(STAGE_NAMES), n, r.seconds
+                    )
                     raise
                 r.status = "ok"
                 r.seconds = time.perf_counter() - t0
                 tracking.log_metrics({f"{n}/{k}": v for k, v in r.metrics.items()})
                 tracking.log_metrics({f"{n}/seconds": r.seconds})
                 mlflow.set_tag("detail", r.detail[:500])
-            echo(f"[run {i}/{len(STAGE_NAMES)}] {n} done in {r.seconds:.1f} s: {r.detail}")
+            log.info(
+                "[run %d/%d] %s done in %.1f s: %s", i, len(STAGE_NAMES), n, r.seconds, r.detail
+            )
             return out
 
         try:
@@ -124,7 +126,7 @@ def run_pipeline(cfg: PipelineConfig, *, echo: Callable[[str], None] = _say) -> 
             fitted = stage(
                 "fit", lambda r: st.fit_stage(cfg, data, scores, selected, seed_of["fit"], r)
             )
-            echo(f"[run] stock assumption: {fitted.stock_assumption}")
+            log.info("[run] stock assumption: %s", fitted.stock_assumption)
             policy = stage(
                 "policy", lambda r: st.policy_stage(cfg, fitted.catalog, seed_of["policy"], r)
             )
@@ -158,9 +160,12 @@ def run_pipeline(cfg: PipelineConfig, *, echo: Callable[[str], None] = _say) -> 
         roi=out.roi,
         stock_assumption=fitted.stock_assumption,
     )
-    echo(
-        f"[run] done: schedules -> {out.exports['schedules']}; report -> {out.report_path}; "
-        f"MLflow run {run_id} in {tracking.tracking_uri()}"
+    log.info(
+        "[run] done: schedules -> %s; report -> %s; MLflow run %s in %s",
+        out.exports["schedules"],
+        out.report_path,
+        run_id,
+        tracking.tracking_uri(),
     )
     return result
 

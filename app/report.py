@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from scipy import stats
 
-from ingest.io import atomic_path, write_text_atomic
+from ingest.io import write_figure_atomic, write_text_atomic
 from planning.outcomes import Outcome, mean_ci, paired_ci
 
 ROI_ROWS: tuple[tuple[str, str, str, int], ...] = (
@@ -94,28 +95,13 @@ class ReportInputs:
     top_n: int = 6
 
 
-def _savefig(fig, target: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return target
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+def _savefig(fig: Figure, target: Path) -> Path:
+    return write_figure_atomic(fig, target)
 
 
 def plot_risk_distribution(inp: ReportInputs, target: Path) -> Path:
     """Histogram of risk scores, the selected SKUs highlighted; the share selected with a
     Wilson CI in the title."""
-    plt = _plt()
     risk = inp.scores["risk"].astype(float).to_numpy()
     sel = inp.scores["sku"].astype(str).isin(set(map(str, inp.selected))).to_numpy()
     n, k = len(risk), int(sel.sum())
@@ -123,8 +109,9 @@ def plot_risk_distribution(inp: ReportInputs, target: Path) -> Path:
     p = k / n if n else 0.0
     centre = (p + z * z / (2 * n)) / (1 + z * z / n) if n else 0.0
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n) if n else 0.0
-    fig, ax = plt.subplots(figsize=(7, 4))
-    bins = np.linspace(0, 1, 41)
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
+    bins = np.linspace(0, 1, 41).tolist()
     ax.hist(risk[~sel], bins=bins, alpha=0.7, label="not selected")
     ax.hist(risk[sel], bins=bins, alpha=0.8, label="selected (at risk)")
     ax.set_yscale("log")
@@ -143,7 +130,6 @@ def plot_risk_distribution(inp: ReportInputs, target: Path) -> Path:
 def plot_top_schedules(inp: ReportInputs, target: Path) -> Path:
     """Discount and expected stock left per week for the riskiest SKUs (stock with the CI of
     the mean across episodes)."""
-    plt = _plt()
     rec = inp.outcomes["recommended"]
     sku = np.asarray(rec.schedule.sku, dtype=str)
     risk = inp.scores.assign(sku=inp.scores["sku"].astype(str)).set_index("sku")["risk"]
@@ -151,7 +137,8 @@ def plot_top_schedules(inp: ReportInputs, target: Path) -> Path:
     h = rec.schedule.horizon
     weeks = np.arange(1, h + 1)
     z = stats.norm.ppf(0.5 + inp.ci_level / 2)
-    fig, (ax0, ax1) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    fig = Figure(figsize=(7, 6))
+    ax0, ax1 = fig.subplots(2, 1, sharex=True)
     for i in order:
         label = f"{sku[i]} (risk {risk.get(sku[i], np.nan):.2f})"
         ax0.step(weeks, np.asarray(rec.schedule.discount)[i] * 100, where="mid", label=label)
@@ -171,8 +158,8 @@ def plot_top_schedules(inp: ReportInputs, target: Path) -> Path:
 
 def plot_policy_comparison(table: pd.DataFrame, target: Path, ci_level: float) -> Path:
     """Portfolio profit and sell-through per policy, with CIs."""
-    plt = _plt()
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9, 4))
+    fig = Figure(figsize=(9, 4))
+    ax0, ax1 = fig.subplots(1, 2)
     x = np.arange(len(table))
     names = table["policy"].tolist()
     for ax, col, label in (
@@ -192,9 +179,9 @@ def plot_policy_comparison(table: pd.DataFrame, target: Path, ci_level: float) -
 
 def plot_roi(roi: pd.DataFrame, target: Path, ci_level: float) -> Path:
     """The ROI items against doing nothing, as bars with paired CIs (currency items)."""
-    plt = _plt()
     money = roi[roi["unit"] == "currency"].reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
     y = np.arange(len(money))
     m = money["mean"].to_numpy(float)
     err = np.vstack([m - money["ci_low"], money["ci_high"] - m])

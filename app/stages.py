@@ -23,6 +23,7 @@ from app.stage_record import StageRecord
 from envs.config import RulesConfig
 from ingest.errors import DataError
 from ingest.panel import MAX_DISCOUNT_DEPTH
+from ingest.progress import progress
 from planning.from_policy import plan_of
 from planning.outcomes import Outcome, simulate_schedule
 from planning.schedule import Schedule
@@ -381,9 +382,12 @@ def evaluate_stage(
     learned = policy.policy.name
     plans[learned], closed[learned] = plan_of(policy.policy, catalog, cfg.rules, h, seed=plan_seed)
     plans["no_markdown"] = Schedule.constant(catalog.sku, h, 0.0, "no_markdown")
-    for heur in heuristic_policies(cfg):
+    for heur in progress(heuristic_policies(cfg), desc="evaluate: planning", unit="policy"):
         plans[heur.name], closed[heur.name] = plan_of(heur, catalog, cfg.rules, h, seed=plan_seed)
-    outcomes = {k: simulate_schedule(catalog, s, **kw) for k, s in plans.items()}  # type: ignore[arg-type]
+    outcomes = {
+        k: simulate_schedule(catalog, s, **kw)  # type: ignore[arg-type]
+        for k, s in progress(plans.items(), desc="evaluate: simulating", unit="plan")
+    }
     heur_names = [k for k in outcomes if k not in (learned, "no_markdown")]
     if not heur_names:
         raise DataError("no heuristic baseline is available to compare with")

@@ -14,7 +14,7 @@ import pandas as pd
 
 from envs.config import RulesConfig
 from ingest.errors import ConfigError
-from ingest.io import atomic_path
+from ingest.io import write_figure_atomic
 from planning.outcomes import Outcome
 from planning.schedule import Schedule, parse_policy, read_schedule
 from planning.whatif import WhatIfConfig, what_if
@@ -25,10 +25,7 @@ def plot_what_if(
     catalog: Catalog, outcome: Outcome, target: str | Path, *, title: str = ""
 ) -> Path:
     """Save a PNG of one SKU's stock, price and sales over the weeks (mean and 90 % band)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     if outcome.paths is None:
         raise ConfigError("plot_what_if needs an outcome simulated with keep_paths=True")
@@ -38,7 +35,8 @@ def plot_what_if(
     weeks = np.arange(1, h + 1)
     price = catalog.list_price[i] * (1 - np.asarray(outcome.schedule.discount)[0])
     net = price - catalog.list_price[i] * np.asarray(outcome.schedule.coupon)[0]
-    fig, axes = plt.subplots(3, 1, figsize=(7, 7), sharex=True)
+    fig = Figure(figsize=(7, 7))
+    axes = fig.subplots(3, 1, sharex=True)
     stock = outcome.paths["stock_left"]
     units = outcome.paths["units"]
     for ax, data, label in ((axes[0], stock, "stock left (units)"), (axes[2], units, "units sold")):
@@ -61,11 +59,7 @@ def plot_what_if(
         fontsize=10,
     )
     fig.tight_layout()
-    target = Path(target)
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return target
+    return write_figure_atomic(fig, target)
 
 
 def read_rules(path: str | Path) -> RulesConfig:

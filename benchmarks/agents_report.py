@@ -164,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--doc", default=str(ROOT / "docs" / "agents.md"))
     parser.add_argument("--img", default=str(ROOT / "docs" / "img"))
     args, rest = parser.parse_known_args(argv)
+    import torch
+
+    # Evaluates the saved PPO models here: one thread is fastest at this network size.
+    torch.set_num_threads(1)
     if args.rerun:
         import bench_ppo
 

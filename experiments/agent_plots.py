@@ -1,16 +1,17 @@
 """Figures of the agents: learning curves against the DP, policy maps, schedules vs the DP.
 
-All figures use matplotlib's Agg backend and are written atomically; the runners log them
-to MLflow and ``benchmarks/agents_report.py`` copies them into ``docs/img/``.
+Figures are built with matplotlib's object API (no pyplot, no backend to select) and written
+atomically; the runners log them to MLflow and ``benchmarks/agents_report.py`` copies them
+into ``docs/img/``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from agents.dp import DPSolution
 from agents.policy import Policy
@@ -20,16 +21,12 @@ from envs.context import PolicyContext
 from envs.observation import build_observation
 from envs.rules import LONG_AGO, action_mask, initial_decision_state
 from experiments.suite import Scenario
-from ingest.io import atomic_path
+from ingest.io import write_figure_atomic
 from simulator.market import MarketState
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+def _save(fig: Figure, path: Path) -> Path:
+    return write_figure_atomic(fig, path, bbox_inches="tight")
 
 
 def learning_curve(curve: pd.DataFrame, path: Path, *, baselines: dict[str, float] | None = None):
@@ -45,7 +42,8 @@ def learning_curve(curve: pd.DataFrame, path: Path, *, baselines: dict[str, floa
         Horizontal reference lines (e.g. the fluid re-solve heuristic's mean).
     """
     profiles = list(dict.fromkeys(curve["profile"]))
-    fig, axes = plt.subplots(1, len(profiles), figsize=(4 * len(profiles), 3.4), squeeze=False)
+    fig = Figure(figsize=(4 * len(profiles), 3.4))
+    axes = fig.subplots(1, len(profiles), squeeze=False)
     for ax, profile in zip(axes[0], profiles, strict=True):
         sub = curve[curve["profile"] == profile]
         groups = sub.groupby("seed") if "seed" in sub.columns else [(None, sub)]
@@ -120,7 +118,8 @@ def policy_map(
     ctx = PolicyContext(cat, state, market, rules, scenario.horizon_weeks)
     depth_pol = rules.depths(policy.act(obs, masks, ctx))[0].reshape(len(ratios), len(weeks))
     depth_dp = rules.depths(solution.policy(state))[0].reshape(len(ratios), len(weeks))
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
+    fig = Figure(figsize=(9, 3.6))
+    axes = fig.subplots(1, 2, sharey=True)
     vmax = max(rules.discount_levels)
     for ax, depth, title in zip(
         axes, (depth_pol, depth_dp), (policy.name, "DP optimum"), strict=True
@@ -145,7 +144,8 @@ def schedules(
     policies: dict[str, Policy], scenario: Scenario, path: Path, *, seed: int = 7
 ) -> Path:
     """One demand path per policy (same seed): discount depth and stock left by week."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig = Figure(figsize=(9, 3.4))
+    ax1, ax2 = fig.subplots(1, 2)
     for i, (label, policy) in enumerate(policies.items()):
         res = rollout(
             policy,
@@ -173,7 +173,8 @@ def schedules(
 
 def leaderboard_bars(board: pd.DataFrame, path: Path) -> Path:
     """Median and worst % of DP per agent (from :func:`experiments.evaluate.leaderboard`)."""
-    fig, ax = plt.subplots(figsize=(7, 3.4))
+    fig = Figure(figsize=(7, 3.4))
+    ax = fig.subplots()
     x = np.arange(len(board))
     ax.bar(x - 0.2, board["median_pct"], width=0.4, label="median scenario")
     ax.bar(x + 0.2, board["worst_pct"], width=0.4, label="worst scenario")

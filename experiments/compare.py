@@ -13,16 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from scipy import stats
 
 from experiments import tracking
 from experiments.suite import SUITE_VERSION
 from ingest.errors import ConfigError
-from ingest.io import atomic_path
+from ingest.io import write_figure_atomic
 
 METRICS = ("median_pct_of_dp", "worst_pct_of_dp", "mean_pct_of_dp", "violations")
 
@@ -136,7 +136,8 @@ def plot(board: pd.DataFrame, path: str | Path) -> Path:
     """Bars of the median and worst % of DP per agent with CI whiskers across runs."""
     if board.empty:
         raise ConfigError("nothing to plot: no finished runs with evaluation metrics")
-    fig, ax = plt.subplots(figsize=(7, 3.4))
+    fig = Figure(figsize=(7, 3.4))
+    ax = fig.subplots()
     x = np.arange(len(board))
     for off, m, label in ((-0.2, "median_pct_of_dp", "median"), (0.2, "worst_pct_of_dp", "worst")):
         err = board[f"{m}_ci"].fillna(0).to_numpy()
@@ -147,8 +148,4 @@ def plot(board: pd.DataFrame, path: str | Path) -> Path:
     ax.set_ylabel("% of DP optimum")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return write_figure_atomic(fig, path, bbox_inches="tight")

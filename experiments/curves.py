@@ -5,7 +5,7 @@ Kept apart from :mod:`experiments.train` so that benchmarks can use it without M
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from typing import Any
 
@@ -14,6 +14,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from agents.ppo import PPOPolicy
 from experiments.evaluate import Prepared, score_agent
+
+log = logging.getLogger(__name__)
 
 
 class CurveCallback(BaseCallback):
@@ -79,10 +81,12 @@ class CurveCallback(BaseCallback):
             )
         self.eval_seconds += time.perf_counter() - t0
         self.eval_cpu_seconds += time.process_time() - c0
-        print(
-            f"curve {self.profile}: {self.num_timesteps:,} steps, % of DP mean "
-            f"{row['pct_mean']:.2f} worst {row['pct_min']:.2f}",
-            file=sys.stderr,
+        log.info(
+            "curve %s: %s steps, %% of DP mean %.2f worst %.2f",
+            self.profile,
+            f"{self.num_timesteps:,}",
+            row["pct_mean"],
+            row["pct_min"],
         )
 
     def _on_step(self) -> bool:

@@ -25,15 +25,13 @@ CDF from uniforms fixed by (seed, slot, week), so every agent faces the same dem
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
-from tqdm import tqdm
 
 from agents.dp import DPSolution, solve
 from agents.policy import Policy
@@ -41,6 +39,7 @@ from envs.batched import BatchedMarkdownEnv
 from envs.markdown import EnvConfig
 from experiments.suite import SUITE_VERSION, Scenario, get_suite
 from ingest.errors import ConfigError
+from ingest.progress import progress as show_progress
 
 #: Columns of the per-scenario rows, in order (the JSON keys of ``deadstock evaluate``).
 ROW_COLUMNS: tuple[str, ...] = (
@@ -215,8 +214,10 @@ class Prepared:
 def prepare(config: EvalConfig, *, progress: bool = False) -> list[Prepared]:
     """Solve the DP and play its policy on every selected scenario (done once, reused)."""
     out = []
-    selected = config.selected()
-    for index, scenario in tqdm(selected, desc="solve DP", file=sys.stderr, disable=not progress):
+    selected: Iterable[tuple[int, Scenario]] = config.selected()
+    if progress:
+        selected = show_progress(selected, desc="evaluate: solving the DP", unit="scenario")
+    for index, scenario in selected:
         solution = solve(scenario.catalog(), scenario.rules, scenario.horizon_weeks)
         seed = config.scenario_seed(index)
         dp_totals = play(dp_policy_for(solution), scenario, n_episodes=config.n_episodes, seed=seed)
@@ -271,7 +272,7 @@ def evaluate_suite(
     seeds : mapping of agent label -> training seed, optional
         Fills the ``seed`` column (``None`` for heuristics).
     progress : bool
-        Show progress on stderr.
+        Show progress bars (on stderr, when :mod:`ingest.progress` enables them).
     prepared : sequence of Prepared, optional
         Reuse DP solutions and totals from :func:`prepare` (same config).
 
@@ -295,7 +296,9 @@ def evaluate_suite(
             )
         )
     labels = [a for a in agents if a != "dp"]
-    for label in tqdm(labels, desc="evaluate", file=sys.stderr, disable=not progress):
+    for label in (
+        show_progress(labels, desc="evaluate: agents", unit="agent") if progress else labels
+    ):
         rows.extend(
             score_agent(
                 prep,

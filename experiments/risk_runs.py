@@ -223,19 +223,17 @@ def train_run(
 
 
 def _importance_plot(result: RiskResult, path: Path) -> Path:
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ingest.io import write_figure_atomic
 
     imp = pd.Series(result.model.feature_importances_, index=result.model.feature_names_in_)
     imp = imp.sort_values().tail(20)
-    fig, ax = plt.subplots(figsize=(6, 6))
+    fig = Figure(figsize=(6, 6))
+    ax = fig.subplots()
     ax.barh(imp.index, imp.to_numpy())
     ax.set(xlabel="importance (normalised)", title=f"Feature importance: {result.champion}")
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return write_figure_atomic(fig, path, bbox_inches="tight")
 
 
 def load_champion(model_uri: str = CHAMPION_URI) -> Any:

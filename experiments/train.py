@@ -22,7 +22,7 @@ command with the same ``--out`` resumes a stopped run.
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -57,6 +57,8 @@ from experiments.suite import RULE_PROFILES, SUITE_VERSION, get_suite, training_
 from ingest.errors import ConfigError
 from ingest.io import write_frame_atomic
 from simulator.demand import read_catalog
+
+log = logging.getLogger(__name__)
 
 PROFILE_TIMESTEPS: dict[str, int] = {
     "none": 4_000_000,
@@ -207,7 +209,7 @@ def train(config: TrainConfig, out_dir: str | Path) -> TrainOutcome:
     ) as run:
         policies: dict[str, PPOPolicy] = {}
         for profile in config.profiles:
-            print(f"train: profile {profile!r}, seed {seed}", file=sys.stderr)
+            log.info("training profile %r, seed %s", profile, seed)
             names = tuple(s.name for s in suite if s.profile == profile)
             callbacks: list[BaseCallback] = []
             if config.curve_every and names:
@@ -288,7 +290,7 @@ def evaluate_and_log(
         metrics[f"{prefix}/mean_pct_of_dp"] = float(r["mean_pct"])
         metrics[f"{prefix}/violations"] = float(r["violations"])
     tracking.log_metrics(metrics)
-    print(format_leaderboard(board), file=sys.stderr)
+    log.debug("leaderboard:\n%s", format_leaderboard(board))
     figures = out / "figures"
     mlflow.log_artifact(
         str(agent_plots.leaderboard_bars(board, figures / "leaderboard.png")), "figures"
@@ -355,9 +357,7 @@ def _log_model(config: TrainConfig, out: Path, rows: pd.DataFrame) -> str | None
     if promote:
         client.set_registered_model_alias(REGISTERED_NAME, CHAMPION_ALIAS, str(version))
         mlflow.set_tag("champion", "true")
-    print(
-        f"train: registered {REGISTERED_NAME} v{version}"
-        + (f" as @{CHAMPION_ALIAS}" if promote else ""),
-        file=sys.stderr,
+    log.info(
+        "registered %s v%s%s", REGISTERED_NAME, version, f" as @{CHAMPION_ALIAS}" if promote else ""
     )
     return str(version)

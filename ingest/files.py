@@ -17,7 +17,13 @@ from ingest.dataset import Dataset
 from ingest.errors import DataError
 from ingest.io import write_frame_atomic
 from ingest.schema import TABLES
-from ingest.validate import Problem, RawTable
+from ingest.validate import (
+    COMMA_SEPARATED,
+    Problem,
+    RawTable,
+    other_separator,
+    separator_message,
+)
 
 SUFFIXES = (".csv", ".parquet")
 
@@ -59,10 +65,22 @@ def _read_csv(path: Path, name: str) -> RawTable:
     except pd.errors.EmptyDataError:
         return RawTable(pd.DataFrame(), loc, 2, [_file_problem(name, loc, "the file is empty")])
     except (pd.errors.ParserError, ValueError) as err:
+        header = _first_line(path)
+        sep = other_separator(header)
+        if sep is not None:
+            msg = "cannot be parsed as CSV: " + separator_message(header, sep)
+            return RawTable(
+                pd.DataFrame(), loc, 2, [_file_problem(name, loc, msg, COMMA_SEPARATED)]
+            )
         msg = f"cannot be parsed as CSV: {str(err).strip()}"
         return RawTable(pd.DataFrame(), loc, 2, [_file_problem(name, loc, msg, "well-formed CSV")])
     frame.columns = [str(c).strip() for c in frame.columns]
     return RawTable(frame, loc, 2)
+
+
+def _first_line(path: Path) -> str:
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        return fh.readline().strip()
 
 
 def _read_parquet(path: Path, name: str) -> RawTable:

@@ -10,10 +10,14 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from ingest.errors import DataError
+
+#: Resolution of every saved figure (dots per inch).
+FIGURE_DPI = 110
 
 
 @contextlib.contextmanager
@@ -62,4 +66,25 @@ def write_frame_atomic(frame: pd.DataFrame, target: str | os.PathLike[str]) -> P
             frame.to_parquet(tmp, index=False)
         else:
             frame.to_csv(tmp, index=False)
+    return target
+
+
+def write_figure_atomic(fig: Any, target: str | os.PathLike[str], **savefig_kwargs: Any) -> Path:
+    """Save a matplotlib figure to ``target`` atomically (format from the suffix, PNG when
+    there is none).
+
+    Figures are built with :class:`matplotlib.figure.Figure` directly, never through pyplot, so
+    saving one needs no backend and touches no global state.
+    """
+    target = Path(target)
+    fmt = target.suffix.lstrip(".").lower() or "png"
+    supported = fig.canvas.get_supported_filetypes()
+    if fmt not in supported:
+        raise DataError(
+            f"figure {str(target)!r}: unsupported suffix {target.suffix!r}; expected one of "
+            f"{', '.join('.' + s for s in sorted(supported))}"
+        )
+    options = {"dpi": FIGURE_DPI, **savefig_kwargs}
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, format=fmt, **options)
     return target

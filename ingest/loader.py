@@ -11,8 +11,8 @@
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 from pathlib import Path
 
 from ingest.completejourney import SOURCE_NAME, CompleteJourneyConfig, load_completejourney
@@ -20,8 +20,10 @@ from ingest.dataset import Dataset
 from ingest.errors import DataError
 from ingest.files import read_folder, write_folder
 from ingest.schema import TABLES
-from ingest.sql import is_sql_url, mask_url, read_sql, write_sql
-from ingest.validate import validate
+from ingest.sql import is_sql_url, mask_url, parse_sql_url, read_sql, write_sql
+from ingest.validate import plausibility_warnings, validate
+
+log = logging.getLogger(__name__)
 
 _ABSENT_NOTES = {
     "stock": "no stock table in this source: on_hand is NaN",
@@ -35,6 +37,41 @@ def describe_source(source: str | os.PathLike[str]) -> str:
     """A printable name for ``source`` (the URL with its password masked)."""
     text = str(source)
     return mask_url(text) if is_sql_url(text) else text
+
+
+def _not_found(text: str) -> DataError:
+    return DataError(
+        f"source {text!r} not found: expected 'completejourney', an existing folder of "
+        "<table>.csv/.parquet files, or a SQLAlchemy URL such as sqlite:///data.db"
+    )
+
+
+def check_source(source: str | os.PathLike[str]) -> None:
+    """Fail fast, before any work, on a source that cannot be read: a folder that does not
+    exist, a malformed SQL URL, a missing driver or a missing SQLite file. Reads nothing.
+
+    Raises
+    ------
+    DataError
+        With the same message :func:`load` would give.
+    """
+    text = str(source)
+    if text.lower() == SOURCE_NAME:
+        return
+    if is_sql_url(text):
+        parse_sql_url(text, must_exist=True)
+    elif not Path(text).exists():
+        raise _not_found(text)
+
+
+def check_target(target: str | os.PathLike[str]) -> None:
+    """Fail fast on a :func:`save` target that cannot be written to: a malformed SQL URL, a
+    missing driver, or a SQLite file in a folder that does not exist. Writes nothing."""
+    text = str(target)
+    if is_sql_url(text):
+        parse_sql_url(text)
+    elif Path(text).exists() and not Path(text).is_dir():
+        raise DataError(f"target {text!r} is a file; expected a folder or a SQLAlchemy URL")
 
 
 def load(
@@ -72,19 +109,19 @@ def load(
         dataset = load_completejourney(cj_config, check=check)
         return dataset
     if is_sql_url(text):
-        _stage(f"reading tables from {mask_url(text)}")
+        log.info("reading tables from %s", mask_url(text))
         raw, fp = read_sql(text)
     elif Path(text).exists():
-        _stage(f"reading table files from {text}")
+        log.info("reading table files from %s", text)
         raw, fp = read_folder(text)
     else:
-        raise DataError(
-            f"source {text!r} not found: expected 'completejourney', an existing folder of "
-            "<table>.csv/.parquet files, or a SQLAlchemy URL such as sqlite:///data.db"
-        )
+        raise _not_found(text)
     shown = describe_source(text)
     tables = validate(raw, shown)
     notes = [note for name, note in _ABSENT_NOTES.items() if name not in tables]
+    for warning in plausibility_warnings(raw, tables):
+        log.warning("%s", warning)
+        notes.append(f"warning: {warning}")
     return Dataset(tables=tables, source=shown, fingerprint=fp, notes=notes)
 
 
@@ -95,6 +132,7 @@ def save(dataset: Dataset, target: str | os.PathLike[str], fmt: str = "csv") -> 
     the printable target.
     """
     text = str(target)
+    check_target(text)
     unknown = sorted(set(dataset.tables) - set(TABLES))
     if unknown:
         raise DataError(f"cannot save tables {unknown}: not canonical tables {sorted(TABLES)}")
@@ -102,7 +140,3 @@ def save(dataset: Dataset, target: str | os.PathLike[str], fmt: str = "csv") -> 
         return write_sql(dataset, text)
     write_folder(dataset, text, fmt)
     return text
-
-
-def _stage(text: str) -> None:
-    print(f"[data] {text}", file=sys.stderr, flush=True)

@@ -10,7 +10,7 @@ any table lands at ``block_start[sku] + week - first_week[sku]`` without a join.
 
 from __future__ import annotations
 
-import sys
+import logging
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,8 @@ from ingest.clean import CleaningConfig, clean, is_clean
 from ingest.dataset import Dataset
 from ingest.io import write_frame_atomic
 from ingest.keys import positions
+
+log = logging.getLogger(__name__)
 
 #: Bump when the panel's columns or arithmetic change, so cached panels are rebuilt.
 PANEL_VERSION = "p1"
@@ -167,11 +169,11 @@ def load_panel(
     if use_cache and path.is_file():
         try:
             panel = pd.read_parquet(path)
-            print(f"[data] panel from cache ({path.name})", file=sys.stderr, flush=True)
+            log.info("weekly panel from cache (%s)", path.name)
             return panel
         except (OSError, ValueError):
             pass  # unreadable cache entry: rebuild it
-    print("[data] building the weekly panel", file=sys.stderr, flush=True)
+    log.info("building the weekly panel")
     panel = build_panel(dataset, config)
     if use_cache:
         write_frame_atomic(panel, path)

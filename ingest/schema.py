@@ -42,7 +42,10 @@ class ColumnSpec:
     nullable : bool
         Whether missing values are allowed (they may be imputed by cleaning).
     min_value, max_value : float or None
-        Inclusive bounds for numeric columns.
+        Bounds for numeric columns, inclusive (``min_value`` exclusive when
+        ``min_inclusive`` is false).
+    min_inclusive : bool
+        Whether ``min_value`` itself is allowed (a price of 0 is not).
     default : object
         Value used when an optional column is absent.
     """
@@ -56,6 +59,7 @@ class ColumnSpec:
     min_value: float | None = None
     max_value: float | None = None
     default: object = None
+    min_inclusive: bool = True
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,8 @@ PRODUCTS = TableSpec(
             nullable=True,
             min_value=0.0,
             max_value=MAX_PRICE,
+            # Discounts are shares of the list price: a price of 0 leaves nothing to plan.
+            min_inclusive=False,
         ),
         ColumnSpec(
             "unit_cost",

@@ -13,10 +13,14 @@ Rules (also in ``docs/data.md``)
   as the likely rename;
 - numeric columns hold numbers; ``int`` columns (weeks) hold whole numbers;
 - missing values only in nullable columns; values within the column's bounds (no negative
-  units or prices, nothing absurdly large, weeks in ``0..MAX_WEEK``);
+  units or prices, no list price of 0, nothing absurdly large, weeks in ``0..MAX_WEEK``);
 - keys are unique; every SKU in another table exists in ``products``.
 - weeks may come in any order and may have gaps (a SKU's missing weeks are zero-sales weeks);
   only a non-integer, negative or absurd week index is an error.
+
+:func:`plausibility_warnings` flags values that are valid but implausible (a unit cost far
+above the list price, a discount far above the row's revenue); the loader logs them and keeps
+them in ``Dataset.notes``.
 """
 
 from __future__ import annotations
@@ -166,14 +170,39 @@ def _check_column(spec: ColumnSpec, col: pd.Series, raw: RawTable, table: str) -
         if spec.name in ("week", "launch_week"):
             hi = MAX_WEEK
         if lo is not None:
+            bound = f"values >= {lo:g}" if spec.min_inclusive else f"values > {lo:g}"
             below = np.flatnonzero(finite < lo)
             if below.size:
-                problem(f"values below {lo:g}", f"values >= {lo:g}", below)
+                problem(f"values below {lo:g}", bound, below)
+            at = np.flatnonzero(finite == lo)
+            if not spec.min_inclusive and at.size:
+                problem(f"values of {lo:g}", bound, at)
         if hi is not None:
             above = np.flatnonzero(np.isfinite(finite) & (finite > hi))
             if above.size:
                 problem(f"absurdly large values (above {hi:g})", f"values <= {hi:g}", above)
     return out
+
+
+#: Separators a spreadsheet may have written instead of ``,`` (locales with a decimal comma
+#: write ``;``).
+OTHER_SEPARATORS: tuple[str, ...] = (";", "\t", "|")
+COMMA_SEPARATED = "comma-separated values (save the file with ',' as the separator)"
+
+
+def other_separator(header: str) -> str | None:
+    """The separator a CSV header line uses instead of ``,`` (``None`` when it has a comma or
+    none of :data:`OTHER_SEPARATORS`)."""
+    if "," in header:
+        return None
+    counts = {sep: header.count(sep) for sep in OTHER_SEPARATORS}
+    best = max(counts, key=lambda s: counts[s])
+    return best if counts[best] else None
+
+
+def separator_message(header: str, separator: str) -> str:
+    """What to tell about a file whose header is ``separator``-separated."""
+    return f"the file looks {separator!r}-separated (header {header[:60]!r})"
 
 
 def check_table(spec: TableSpec, raw: RawTable) -> list[Problem]:
@@ -188,11 +217,26 @@ def check_table(spec: TableSpec, raw: RawTable) -> list[Problem]:
         ]
     present = [str(c) for c in frame.columns]
     unknown = [c for c in present if c not in spec.column_names]
-    for name in spec.required_columns:
-        if name in present:
-            continue
-        close = difflib.get_close_matches(name, unknown, n=1, cutoff=0.6)
-        hint = f" (found {close[0]!r}: renamed?)" if close else ""
+    missing = [name for name in spec.required_columns if name not in present]
+    separator = other_separator(present[0]) if missing and len(present) == 1 else None
+    if separator is not None:
+        return [
+            Problem(
+                spec.name,
+                raw.location,
+                None,
+                f"required columns {missing} are missing: "
+                + separator_message(present[0], separator),
+                COMMA_SEPARATED,
+            )
+        ]
+    lower = {c.lower(): c for c in unknown}
+    for name in missing:
+        if name in lower:
+            hint = f" (found {lower[name]!r}: column names are lower-case)"
+        else:
+            close = difflib.get_close_matches(name, unknown, n=1, cutoff=0.6)
+            hint = f" (found {close[0]!r}: renamed?)" if close else ""
         problems.append(
             Problem(
                 spec.name,
@@ -233,13 +277,28 @@ def check_table(spec: TableSpec, raw: RawTable) -> list[Problem]:
     return problems
 
 
-def normalize_ids(col: pd.Series) -> pd.Series:
-    """Id column as strings; whole floats (``1001.0``, as CSV readers make them) lose ``.0``."""
+#: Key columns holding ids: a whole number written as a float (``1001.0``) is the id ``1001``.
+ID_COLUMNS: tuple[str, ...] = ("sku", "household_id", "basket_id")
+_WHOLE_FLOAT = r"^([+-]?\d+)\.0+$"
+
+
+def normalize_text(col: pd.Series) -> pd.Series:
+    """A text column as strings; a float column of whole numbers loses ``.0``."""
     if pd.api.types.is_float_dtype(col):
         whole = col.dropna()
         if (whole == np.round(whole)).all():
             return col.astype("Int64").astype("string")
     return col.astype("string").str.strip()
+
+
+def normalize_ids(col: pd.Series) -> pd.Series:
+    """Id column as strings, the same from every file format: whole numbers written as
+    floats lose ``.0`` whether they were read as numbers (Parquet) or as text (``"1001.0"``
+    in a CSV exported from a spreadsheet)."""
+    text = normalize_text(col)
+    if text.str.contains(".", regex=False).any():
+        text = text.str.replace(_WHOLE_FLOAT, r"\1", regex=True)
+    return text
 
 
 def check_tables(raw: Mapping[str, RawTable], source: str = "") -> list[Problem]:
@@ -305,7 +364,7 @@ def coerce_table(spec: TableSpec, frame: pd.DataFrame) -> pd.DataFrame:
             continue
         col = frame[c.name]
         if c.dtype == "str":
-            out[c.name] = normalize_ids(col)
+            out[c.name] = normalize_ids(col) if c.name in ID_COLUMNS else normalize_text(col)
             if c.nullable:
                 out[c.name] = out[c.name].replace("", pd.NA)
         elif c.dtype == "int":
@@ -331,3 +390,67 @@ def validate(raw: Mapping[str, RawTable], source: str = "") -> dict[str, pd.Data
     if problems:
         raise DataValidationError(problems, source)
     return {name: coerce_table(TABLES[name], t.frame) for name, t in raw.items()}
+
+
+#: A unit cost above this multiple of the list price is flagged: every sale would lose more
+#: than the price, more likely a unit or column mix-up than a fact.
+MAX_COST_TO_PRICE = 2.0
+
+
+def _max_discount_to_revenue() -> float:
+    # A sales row's implied discount depth is (discount + coupon) / (revenue + discount +
+    # coupon); deeper than the panel's cap means discount + coupon > cap / (1 - cap) x revenue.
+    from ingest.panel import MAX_DISCOUNT_DEPTH
+
+    return MAX_DISCOUNT_DEPTH / (1.0 - MAX_DISCOUNT_DEPTH)
+
+
+def plausibility_warnings(
+    raw: Mapping[str, RawTable], tables: Mapping[str, pd.DataFrame]
+) -> list[Problem]:
+    """Values that are valid but implausible, to warn about (never an error).
+
+    - ``products``: ``unit_cost`` above :data:`MAX_COST_TO_PRICE` x ``list_price``;
+    - ``sales``: rows with units sold whose ``discount_amount + coupon_amount`` is more than
+      19x the ``revenue`` (an implied discount deeper than the panel's 95 % cap, which the
+      panel then clips).
+
+    ``tables`` are :func:`validate`'s output for ``raw`` (same row order).
+    """
+    out: list[Problem] = []
+
+    def warn(name: str, column: str, mask: np.ndarray, message: str, expected: str) -> None:
+        positions = np.flatnonzero(mask)
+        if positions.size:
+            rows, vals, n = _shown(tables[name][column], positions, raw[name].row_offset)
+            out.append(Problem(name, raw[name].location, column, message, expected, rows, vals, n))
+
+    products = tables.get("products")
+    if products is not None and len(products):
+        cost = products["unit_cost"].to_numpy(dtype=float)
+        price = products["list_price"].to_numpy(dtype=float)
+        with np.errstate(invalid="ignore"):
+            high = cost > MAX_COST_TO_PRICE * price
+        warn(
+            "products",
+            "unit_cost",
+            high,
+            f"{int(high.sum())} SKU(s) with unit_cost above {MAX_COST_TO_PRICE:g}x list_price",
+            "a unit cost below the list price (same currency, per unit)",
+        )
+    sales = tables.get("sales")
+    if sales is not None and len(sales):
+        ratio = _max_discount_to_revenue()
+        given = (sales["discount_amount"] + sales["coupon_amount"]).to_numpy(dtype=float)
+        revenue = sales["revenue"].to_numpy(dtype=float)
+        sold = sales["units"].to_numpy(dtype=float) > 0
+        deep = sold & (given > ratio * revenue)
+        warn(
+            "sales",
+            "discount_amount",
+            deep,
+            f"{int(deep.sum())} row(s) with discount_amount + coupon_amount above {ratio:g}x "
+            "the revenue (a discount deeper than 95 %; the panel caps the depth at 95 %)",
+            "discounts and coupons in the same currency as revenue, as amounts per row",
+        )
+    return out

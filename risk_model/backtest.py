@@ -14,7 +14,7 @@ Brier score, base rate, n and n_pos, with bootstrap 95 % CIs over test SKUs.
 
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from ingest.dataset import Dataset
 from ingest.errors import ConfigError, DataError
+from ingest.progress import progress
 from risk_model.features import FeatureConfig, build_features
 from risk_model.labels import LabelConfig, make_labels, noise_floor
 from risk_model.models import (
@@ -36,6 +37,8 @@ from risk_model.models import (
     ensemble_last,
     reusable_members,
 )
+
+log = logging.getLogger(__name__)
 
 BASELINES: tuple[str, ...] = ("rule_wsls", "noise_floor")
 METRICS: tuple[str, ...] = (
@@ -163,10 +166,6 @@ class BacktestResult:
     info: dict[str, Any]
 
 
-def _stage(text: str) -> None:
-    print(f"[risk] {text}", file=sys.stderr, flush=True)
-
-
 def labelled_features(
     dataset: Dataset, panel: pd.DataFrame, cutoff: int, config: BacktestConfig
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -266,7 +265,7 @@ def training_frames(
             f"starts at week {first_week}, train_cutoff is {config.train_cutoff}"
         )
     xs, ls = [], []
-    for c in cutoffs:
+    for c in progress(cutoffs, desc="risk: features at training cutoffs", unit="cutoff"):
         x, lab = labelled_features(dataset, panel, c, config)
         xs.append(x)
         ls.append(lab)
@@ -298,9 +297,11 @@ def run_backtest(
 
     cfg = config or BacktestConfig()
     t0 = time.perf_counter()
-    _stage(f"features and labels ({cfg.label.kind}) at training cutoffs up to {cfg.train_cutoff}")
+    log.info(
+        "features and labels (%s) at training cutoffs up to %s", cfg.label.kind, cfg.train_cutoff
+    )
     X_tr, y_tr, X_val, y_val, val_labels, _ = training_frames(dataset, panel, cfg)
-    _stage(f"features and labels at test cutoff {cfg.test_cutoff}")
+    log.info("features and labels at test cutoff %s", cfg.test_cutoff)
     X_te, test_labels = labelled_features(dataset, panel, cfg.test_cutoff, cfg)
     y_te = test_labels["label"].to_numpy()
     if y_te.sum() == 0:
@@ -329,8 +330,9 @@ def run_backtest(
         )
         preds[name] = pd.DataFrame({"y": y_te, "risk": p}, index=X_te.index)
 
-    for i, kind in enumerate(ensemble_last(cfg.models)):
-        _stage(f"fitting {kind} on {len(y_tr)} rows ({int(y_tr.sum())} positive)")
+    kinds = ensemble_last(cfg.models)
+    for i, kind in enumerate(progress(kinds, desc="risk backtest: models", unit="model")):
+        log.info("fitting %s on %d rows (%d positive)", kind, len(y_tr), int(y_tr.sum()))
         model = RiskClassifier(
             kind=kind,  # type: ignore[arg-type]
             threshold=cfg.threshold,  # type: ignore[arg-type]
@@ -363,7 +365,7 @@ def run_backtest(
         "seconds_total": time.perf_counter() - t0,
         "calibration": {k: m.calibration_ for k, m in models.items()},
     }
-    _stage(f"done in {info['seconds_total']:.1f} s")
+    log.info("backtest done in %.1f s", info["seconds_total"])
     return BacktestResult(
         config=cfg,
         rows=rows,
@@ -422,28 +424,22 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def plot_backtest(result: BacktestResult, out_dir: str | Path) -> list[Path]:
     """ROC, PR, calibration and feature-importance plots (PNG) into ``out_dir``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     from sklearn.calibration import calibration_curve
     from sklearn.metrics import precision_recall_curve, roc_curve
 
-    from ingest.io import atomic_path
+    from ingest.io import write_figure_atomic
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     label = f"{result.config.label.name}, test cutoff {result.config.test_cutoff}"
 
-    def save(fig: Any, name: str) -> None:
-        target = out / name
-        with atomic_path(target) as tmp:
-            fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        paths.append(target)
+    def save(fig: Figure, name: str) -> None:
+        paths.append(write_figure_atomic(fig, out / name, bbox_inches="tight"))
 
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig = Figure(figsize=(5, 5))
+    ax = fig.subplots()
     for name, df in result.predictions.items():
         fpr, tpr, _ = roc_curve(df["y"], df["risk"])
         row = next(r for r in result.rows if r["model"] == name)
@@ -453,7 +449,8 @@ def plot_backtest(result: BacktestResult, out_dir: str | Path) -> list[Path]:
     ax.legend(fontsize=8)
     save(fig, "roc.png")
 
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig = Figure(figsize=(5, 5))
+    ax = fig.subplots()
     for name, df in result.predictions.items():
         prec, rec, _ = precision_recall_curve(df["y"], df["risk"])
         row = next(r for r in result.rows if r["model"] == name)
@@ -464,7 +461,8 @@ def plot_backtest(result: BacktestResult, out_dir: str | Path) -> list[Path]:
     ax.legend(fontsize=8)
     save(fig, "pr.png")
 
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig = Figure(figsize=(5, 5))
+    ax = fig.subplots()
     for name in result.models:
         df = result.predictions[name]
         frac, mean = calibration_curve(df["y"], df["risk"], n_bins=10, strategy="quantile")
@@ -480,7 +478,8 @@ def plot_backtest(result: BacktestResult, out_dir: str | Path) -> list[Path]:
     model = result.models[best]
     imp = pd.Series(model.feature_importances_, index=model.feature_names_in_).sort_values()
     imp = imp.tail(20)
-    fig, ax = plt.subplots(figsize=(6, 6))
+    fig = Figure(figsize=(6, 6))
+    ax = fig.subplots()
     ax.barh(imp.index, imp.to_numpy())
     ax.set(xlabel="importance (normalised)", title=f"Feature importance: {best}")
     save(fig, "importance.png")

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
+from ingest.progress import progress
 from risk_model.models import RiskClassifier
 
 
@@ -47,7 +48,8 @@ def _rf_contributions(forest, X: np.ndarray) -> np.ndarray:
     n, d = X.shape
     total = np.zeros((n, d))
     leaves = forest.apply(X.astype(np.float32))
-    for j, tree in enumerate(forest.estimators_):
+    trees = progress(forest.estimators_, desc="risk drivers: forest", unit="tree")
+    for j, tree in enumerate(trees):
         total += _leaf_table(tree, d)[leaves[:, j]]
     return total / len(forest.estimators_)
 

@@ -9,7 +9,7 @@ the champion choice (best validation PR-AUC of the raw, never-fitted-on-validati
 
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from ingest.dataset import Dataset
 from ingest.errors import ConfigError, DataError
+from ingest.progress import progress
 from risk_model.backtest import BacktestConfig, RiskModelSetup, training_frames
 from risk_model.explain import top_drivers
 from risk_model.features import build_features
@@ -28,6 +29,8 @@ from risk_model.models import (
     ensemble_last,
     reusable_members,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -134,12 +137,12 @@ def train_and_score(
         raise DataError(f"score cutoff week {score_cutoff} is after the data's last week {last}")
     train_cutoff = score_cutoff - cfg.label.horizon_weeks
     bt = BacktestConfig(**cfg.setup(), train_cutoff=train_cutoff, test_cutoff=score_cutoff)
-    print(f"[risk] training at cutoff {train_cutoff}, scoring at {score_cutoff}", file=sys.stderr)
+    log.info("training at cutoff %s, scoring at %s", train_cutoff, score_cutoff)
     X_tr, y_tr, X_val, y_val, _, _ = training_frames(dataset, panel, bt)
     validation: dict[str, dict[str, Any]] = {}
     models: dict[str, RiskClassifier] = {}
-    for kind in ensemble_last(cfg.models):
-        print(f"[risk] fitting {kind} on {len(y_tr)} rows", file=sys.stderr, flush=True)
+    for kind in progress(ensemble_last(cfg.models), desc="risk: fitting models", unit="model"):
+        log.info("fitting %s on %d rows", kind, len(y_tr))
         model = RiskClassifier(
             kind=kind,  # type: ignore[arg-type]
             threshold=cfg.threshold,  # type: ignore[arg-type]
@@ -159,6 +162,9 @@ def train_and_score(
         models[kind] = model
     champion = max(validation, key=lambda k: validation[k]["pr_auc"])
     model = models[champion]
+    log.info(
+        "scoring at cutoff %s with the champion %s (and its top drivers)", score_cutoff, champion
+    )
     feats = build_features(
         panel,
         score_cutoff,

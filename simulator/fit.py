@@ -49,7 +49,7 @@ step of the fit is a module of its own:
 
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -73,6 +73,8 @@ from simulator.panel_prep import (
 from simulator.seasonality import fourier_basis, log_mean_factor, season_index, season_profile
 from simulator.shrinkage import pool_elasticities
 from simulator.stock import StockAssumptions
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -259,10 +261,6 @@ class FitResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _stage(text: str) -> None:
-    print(f"[fit] {text}", file=sys.stderr, flush=True)
-
-
 # ---------------------------------------------------------------------------- the fit
 def fit_catalog(
     panel: pd.DataFrame,
@@ -359,7 +357,12 @@ def fit_catalog(
 
     fit_coupons = cfg.coupons == "auto"
     rows_cat = cat_code[sku_code]
-    _stage(f"fitting {n_skus:,} SKUs in {n_groups:,} group(s) over {int(use.sum()):,} weeks")
+    log.info(
+        "fitting %s SKUs in %s group(s) over %s SKU-weeks",
+        f"{n_skus:,}",
+        f"{n_groups:,}",
+        f"{int(use.sum()):,}",
+    )
     glm = run_glm(z_fit)
     if cfg.pooling != "global" and promo_terms:
         # A lift the data cannot identify in a category is replaced by its prior in the
@@ -383,7 +386,7 @@ def fit_catalog(
             z_fit[off[rows_cat], j] = 0.0
             n_off += int(off.sum())
         if n_off:
-            _stage(f"refitting with {n_off} unidentified category lift(s) set to their prior")
+            log.info("refitting with %d unidentified category lift(s) set to their prior", n_off)
             glm = run_glm(z_fit, start=glm)
     y_u, x_u, sku_u = y[use], x[use], sku_code[use]
     if not glm.converged:

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from ingest.progress import Progress
+
 _MAX_ETA = 40.0
 
 
@@ -430,14 +432,17 @@ def fit_with_dispersion(
     free = np.ones(len(group_of_sku)) if fixed is None else 1.0 - np.asarray(fixed, float)
     n_params = np.bincount(group_of_sku, weights=1.0 + free, minlength=n_groups) + k
     alpha0 = start.alpha if start is not None and negative_binomial else None
-    res = fit_sku_group_glm(
-        y, x, z, sku, group_of_sku, n_groups=n_groups, alpha=alpha0, start=start, **kwargs
-    )
-    if not negative_binomial:
-        return res
-    for _ in range(dispersion_rounds):
-        alpha = moment_dispersion(res.y_filled, res.mu, grp, n_groups, n_params)
+    n_fits = 1 + (dispersion_rounds if negative_binomial else 0)
+    # Each fit is a full Newton solve over every SKU-week (seconds to minutes on real data).
+    with Progress(n_fits, desc="demand fit: GLM", unit="fit") as bar:
         res = fit_sku_group_glm(
-            y, x, z, sku, group_of_sku, n_groups=n_groups, alpha=alpha, start=res, **kwargs
+            y, x, z, sku, group_of_sku, n_groups=n_groups, alpha=alpha0, start=start, **kwargs
         )
+        bar.update()
+        for _ in range(n_fits - 1):
+            alpha = moment_dispersion(res.y_filled, res.mu, grp, n_groups, n_params)
+            res = fit_sku_group_glm(
+                y, x, z, sku, group_of_sku, n_groups=n_groups, alpha=alpha, start=res, **kwargs
+            )
+            bar.update()
     return res

@@ -23,7 +23,7 @@ from ingest.clean import clean
 from ingest.describe import format_summary, summarize
 from ingest.errors import ConfigError
 from ingest.io import write_frame_atomic
-from ingest.loader import load, save
+from ingest.loader import check_target, load, save
 from ingest.panel import build_panel
 from ingest.validate import DataValidationError
 
@@ -121,6 +121,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
+    check_target(args.out)  # before the (possibly long) load
     dataset = load(args.data)
     shown = save(dataset, args.out, fmt=args.format)
     print(f"wrote {len(dataset.tables)} tables to {shown}")

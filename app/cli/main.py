@@ -130,7 +130,8 @@ def version() -> str:
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever ``sys.stderr`` is at the time of the record (a test's capture, or
-    a stream replaced after the handler was made)."""
+    a stream replaced after the handler was made), through ``tqdm.write`` so a log line
+    printed while a progress bar is showing does not break the bar."""
 
     @property  # type: ignore[override]
     def stream(self):  # noqa: ANN201
@@ -139,6 +140,14 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     @stream.setter
     def stream(self, _value: object) -> None:
         pass
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
 
 
 class _Formatter(logging.Formatter):

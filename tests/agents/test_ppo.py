@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import tempfile
+import zipfile
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import agents.ppo as ppo_module
 from agents.baselines import NoMarkdown
 from agents.fluid import (
     HINT_FIELDS,
@@ -261,3 +266,45 @@ def test_checkpoint_resume_continues_the_step_count(tmp_path):
     assert policy.requires_context
     totals = play(policy, scenario, n_episodes=20, seed=1)
     assert totals["violations"].sum() == 0
+
+
+def _sb3_folders() -> set[str]:
+    return {p.name for p in Path(tempfile.gettempdir()).glob("SB3-*")}
+
+
+def test_training_logs_progress_and_leaves_no_temp_folder(tmp_path, monkeypatch, caplog):
+    scenario = get_suite()[0]
+    monkeypatch.setattr(ppo_module, "PROGRESS_LOG_SECONDS", 0.0)
+    before = _sb3_folders()
+    cfg = replace(TINY, checkpoint_every=0, total_timesteps=4000)
+    with caplog.at_level(logging.INFO, logger="agents.ppo"):
+        result = train_ppo(cfg, scenario.rules, scenario.catalog())
+    assert _sb3_folders() == before  # SB3's default logger would create SB3-<time> there
+    lines = [r.getMessage() for r in caplog.records if r.name == "agents.ppo"]
+    assert len(lines) >= 2 and all("steps/s" in line for line in lines)
+    # the count ends at whole rollouts (n_steps x n_envs = 1,024 here), shown as done
+    assert result.num_timesteps == 4096
+    assert lines[-1].startswith(f"ppo: {result.num_timesteps:,}/{result.num_timesteps:,} steps")
+    assert "(100%)" in lines[-1] and "done in" in lines[-1]
+    # the saved model reloads; a corrupt, truncated or foreign zip is a clear error
+    good = tmp_path / "model.zip"
+    result.model.save(str(good))
+    assert PPOPolicy.load(good).n_features == result.model.observation_space.shape[0]
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "garbage.zip").write_bytes(b"PK\x03\x04 not really a zip")
+    (bad / "truncated.zip").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with zipfile.ZipFile(bad / "foreign.zip", "w") as archive:
+        archive.writestr("hello.txt", "not a model")
+    for name, why in (
+        ("garbage.zip", "is not a zip file (corrupt or truncated?)"),
+        # half a model zip may still end in the directory of a zip nested in it
+        ("truncated.zip", "truncated"),
+        ("foreign.zip", "is not a complete model zip (no 'data' entry"),
+        ("missing.zip", "does not exist"),
+    ):
+        with pytest.raises(ConfigError) as info:
+            PPOPolicy.load(bad / name)
+        message = str(info.value)
+        assert message.startswith(f"PPO model {str(bad / name)!r} ") and why in message
+        assert "expected a model.zip" in message

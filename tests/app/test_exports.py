@@ -130,8 +130,12 @@ def test_bad_targets_fail_early(tmp_path):
     blocker.write_text("x")
     with pytest.raises(DataError, match="cannot create output folder"):
         check_export_target(blocker / "out", ExportConfig())
-    with pytest.raises(DataError, match="cannot be opened"):
+    with pytest.raises(DataError, match="unknown database driver 'nosuchdb'"):
         check_export_target(tmp_path, ExportConfig(format="sql", sql_url="nosuchdb://x"))
+    refused = "postgresql+psycopg2://u:secret@127.0.0.1:1/db"
+    with pytest.raises(DataError, match="cannot be opened") as info:
+        check_export_target(tmp_path, ExportConfig(format="sql", sql_url=refused))
+    assert "secret" not in str(info.value)
     with pytest.raises(ConfigError, match="sql_url"):
         ExportConfig(format="sql")
 

@@ -54,6 +54,76 @@ def test_numeric_ids_become_strings_without_decimal_suffix(tmp_path):
     assert "no stock table in this source: on_hand is NaN" in d.notes
 
 
+def test_whole_float_ids_in_csv_match_integer_ids(tmp_path):
+    """``1001.0`` in a CSV (a spreadsheet export) is the SKU ``1001``, as in Parquet."""
+    (tmp_path / "products.csv").write_text("sku,category,department\n1001,C,D\n1002.0,C,D\n")
+    (tmp_path / "sales.csv").write_text(
+        "sku,week,units,revenue\n1001.0,1,2,4.0\n1002,1,1,2.0\n1001.5,1,1,2.0\n"
+    )
+    with pytest.raises(DataValidationError) as info:
+        load(tmp_path)  # 1001.5 is not a whole number: it stays an unknown SKU
+    assert len(info.value.problems) == 1 and "'1001.5'" in str(info.value)
+    sales = tmp_path / "sales.csv"
+    sales.write_text(sales.read_text().replace("1001.5,1,1,2.0\n", ""))
+    d = load(tmp_path)
+    assert d.products["sku"].tolist() == ["1001", "1002"]
+    assert d.sales["sku"].tolist() == ["1001", "1002"]
+
+
+def test_upper_case_header_gets_a_hint(tmp_path):
+    (tmp_path / "products.csv").write_text("SKU,Category,department\nA,C,D\n")
+    (tmp_path / "sales.csv").write_text("sku,week,units,revenue\nA,1,2,4.0\n")
+    with pytest.raises(DataValidationError) as info:
+        load(tmp_path)
+    text = str(info.value)
+    assert "required column 'sku' is missing (found 'SKU': column names are lower-case)" in text
+    assert "(found 'Category': column names are lower-case)" in text
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_other_separator_gets_one_clear_problem(tmp_path, sep):
+    (tmp_path / "products.csv").write_text("sku,category,department\nA,C,D\n")
+    rows = ["sku,week,units,revenue", "A,1,2,4.5"]
+    (tmp_path / "sales.csv").write_text("\n".join(r.replace(",", sep) for r in rows) + "\n")
+    with pytest.raises(DataValidationError) as info:
+        load(tmp_path)
+    assert len(info.value.problems) == 1
+    assert f"the file looks {sep!r}-separated" in str(info.value)
+    # with decimal commas the rows split on ',' and pandas cannot parse the file at all
+    (tmp_path / "sales.csv").write_text("sku;week;units;revenue\nA;1;2;4,5\nA;2;1;1,25\n")
+    with pytest.raises(DataValidationError, match="the file looks ';'-separated"):
+        load(tmp_path)
+
+
+def test_zero_list_price_is_refused(tmp_path):
+    (tmp_path / "products.csv").write_text(
+        "sku,category,department,list_price\nA,C,D,0\nB,C,D,2.5\n"
+    )
+    (tmp_path / "sales.csv").write_text("sku,week,units,revenue\nA,1,2,4.0\n")
+    with pytest.raises(DataValidationError) as info:
+        load(tmp_path)
+    assert [p.column for p in info.value.problems] == ["list_price"]
+    assert "values of 0; rows 2: 0.0; expected values > 0" in str(info.value)
+
+
+def test_implausible_costs_and_discounts_are_warned_about(tmp_path, caplog):
+    (tmp_path / "products.csv").write_text(
+        "sku,category,department,list_price,unit_cost\nA,C,D,2.0,4.5\nB,C,D,2.0,3.9\n"
+    )
+    (tmp_path / "sales.csv").write_text(
+        "sku,week,units,revenue,discount_amount\nA,1,2,1.0,19.5\nA,2,2,1.0,18.5\nB,1,0,0,5\n"
+    )
+    with caplog.at_level("WARNING", logger="ingest.loader"):
+        d = load(tmp_path)
+    warnings = [n for n in d.notes if n.startswith("warning:")]
+    assert len(warnings) == 2 and len(caplog.records) == 2
+    # A's cost is above 2x its price, B's (3.9 < 4.0) is not
+    cost = "column 'unit_cost': 1 SKU(s) with unit_cost above 2x list_price; rows 2: 4.5"
+    assert cost in warnings[0]
+    # 19.5 > 19 x 1.0 is flagged; 18.5 is not, nor a row with no units sold
+    assert "column 'discount_amount': 1 row(s)" in warnings[1] and "rows 2: 19.5" in warnings[1]
+
+
 def test_all_problems_reported_together(tmp_path):
     (tmp_path / "products.csv").write_text("sku,category,department,list_price\nA,C,D,-1\n")
     (tmp_path / "sales.csv").write_text("sku,week,units,revenue\nA,1,-2,x\nZ,1.5,1,1\n")
