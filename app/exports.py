@@ -36,7 +36,8 @@ from envs.config import RulesConfig
 from ingest.errors import ConfigError, DataError
 from ingest.io import write_frame_atomic
 from planning.from_policy import plan_of
-from planning.outcomes import Outcome, mean_ci, simulate_schedule
+from planning.outcomes import Outcome, mean_ci, simulate_schedule, simulation_seed
+from planning.schedule import rounded_depths
 from simulator.demand import Catalog
 
 logger = logging.getLogger(__name__)
@@ -324,7 +325,10 @@ def export_schedules_bulk(
     ``schedules`` table to ``target`` (``.parquet`` or ``.csv``, atomically).
 
     Memory stays bounded by ``chunk_skus``; returns the number of rows written. Each chunk
-    gets its own child seeds from ``seed``: same arguments, same numbers.
+    is planned with its own child seed from ``seed``; the simulation uses
+    :func:`planning.outcomes.simulation_seed` of ``seed`` for every chunk (a SKU's simulated
+    numbers are keyed by its id, so chunking does not change them): same arguments, same
+    numbers.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -338,6 +342,7 @@ def export_schedules_bulk(
     n = catalog.n_skus
     starts = list(range(0, n, chunk_skus))
     seeds = np.random.SeedSequence(seed).generate_state(2 * len(starts)).tolist()
+    sim_seed = simulation_seed(seed)
     rows = 0
     with atomic_path(target) as tmp:
         writer = None
@@ -348,7 +353,7 @@ def export_schedules_bulk(
                     policy, part, rules, horizon, seed=int(seeds[2 * k]), n_episodes=plan_episodes
                 )
                 out = simulate_schedule(
-                    part, sched, n_episodes=n_episodes, seed=int(seeds[2 * k + 1])
+                    part, rounded_depths(sched), n_episodes=n_episodes, seed=sim_seed
                 )
                 frame = schedules_table(out, plan_key)
                 rows += len(frame)

@@ -22,9 +22,10 @@ from app.config import PipelineConfig
 from app.stage_record import StageRecord
 from envs.config import RulesConfig
 from ingest.errors import DataError
+from planning.diagnostics import no_demand_at_any_price, without_markdown
 from planning.from_policy import plan_of
-from planning.outcomes import Outcome, simulate_schedule
-from planning.schedule import Schedule
+from planning.outcomes import Outcome, simulate_schedules, simulation_seed
+from planning.schedule import Schedule, rounded_depths
 from simulator.demand import Catalog
 
 
@@ -375,6 +376,8 @@ class EvalOut:
     outcomes: dict[str, Outcome]
     best_heuristic: str
     closed_loop: dict[str, float]
+    no_demand: np.ndarray
+    """SKUs (catalog order) with no demand at any allowed price: no markdown for them."""
 
 
 def heuristic_policies(cfg: PipelineConfig) -> list[Policy]:
@@ -388,17 +391,17 @@ def heuristic_policies(cfg: PipelineConfig) -> list[Policy]:
 def evaluate_stage(
     cfg: PipelineConfig, catalog: Catalog, policy: PolicyOut, seed: int, rec: StageRecord
 ) -> EvalOut:
-    """Plan every policy, then simulate every plan with common random numbers."""
+    """Plan every policy, then simulate every plan on common random numbers per SKU.
+
+    The simulation seed is :func:`planning.outcomes.simulation_seed` of the run's seed, as in
+    the what-if, so ``deadstock simulate --sku`` reproduces a SKU's row of ``sku_summary``.
+    SKUs with no demand at any allowed price (:func:`planning.diagnostics.no_demand_at_any_price`)
+    get no markdown in every plan: no discount changes their outcome.
+    """
     h = cfg.horizon_weeks
-    seeds = np.random.SeedSequence(seed).generate_state(2).tolist()
-    plan_seed, sim_seed = int(seeds[0]), int(seeds[1])
+    plan_seed = int(np.random.SeedSequence(seed).generate_state(1)[0])
     n_ep = cfg.n_episodes
-    kw = dict(
-        n_episodes=n_ep,
-        seed=sim_seed,
-        ci_level=cfg.evaluation.ci_level,
-        draw_parameters=cfg.evaluation.draw_parameters,
-    )
+    no_demand = no_demand_at_any_price(catalog, cfg.rules, h)
     plans: dict[str, Schedule] = {}
     closed: dict[str, float] = {}
     learned = policy.policy.name
@@ -406,7 +409,15 @@ def evaluate_stage(
     plans["no_markdown"] = Schedule.constant(catalog.sku, h, 0.0, "no_markdown")
     for heur in heuristic_policies(cfg):
         plans[heur.name], closed[heur.name] = plan_of(heur, catalog, cfg.rules, h, seed=plan_seed)
-    outcomes = {k: simulate_schedule(catalog, s, **kw) for k, s in plans.items()}  # type: ignore[arg-type]
+    plans = {k: rounded_depths(without_markdown(s, no_demand)) for k, s in plans.items()}
+    outcomes = simulate_schedules(
+        catalog,
+        plans,
+        n_episodes=n_ep,
+        seed=simulation_seed(cfg.seed),
+        ci_level=cfg.evaluation.ci_level,
+        draw_parameters=cfg.evaluation.draw_parameters,
+    )
     heur_names = [k for k in outcomes if k not in (learned, "no_markdown")]
     if not heur_names:
         raise DataError("no heuristic baseline is available to compare with")
@@ -425,12 +436,18 @@ def evaluate_stage(
     rec.metrics.update({f"{k}_closed_loop_objective": v for k, v in closed.items()})
     rec.metrics["n_episodes"] = float(n_ep)
     rec.metrics["recommended_is_learned"] = float(chosen == learned)
+    rec.metrics["n_no_demand"] = float(no_demand.sum())
     rec.detail = (
         f"{len(plans)} plans x {catalog.n_skus:,} SKUs x {n_ep} episodes; {learned} "
         f"{profit(learned):,.0f}, best heuristic {best} {profit(best):,.0f}, no markdown "
         f"{profit('no_markdown'):,.0f}; recommended: {chosen}"
+        + (
+            f"; {int(no_demand.sum())} SKU(s) with no demand at any price"
+            if no_demand.any()
+            else ""
+        )
     )
-    return EvalOut(ordered, best, closed)
+    return EvalOut(ordered, best, closed, no_demand)
 
 
 # ------------------------------------------------------------------------------ export

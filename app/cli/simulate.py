@@ -29,16 +29,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--policy",
-        default="fixed:0.3",
-        help="fixed:D (discount depth D every week) or fixed:D:C (plus coupon depth C)",
+        default=None,
+        help="fixed:D (discount depth D every week) or fixed:D:C (plus coupon depth C); "
+        "default fixed:0.3, or for a what-if the run's schedule beside the catalog",
     )
     p.add_argument("--weeks", type=int, default=12, help="horizon; the last week is the exit")
-    p.add_argument("--n-runs", type=int, default=200, help="simulated episodes per SKU")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument(
+        "--n-runs",
+        type=int,
+        default=None,
+        help="simulated episodes per SKU (default 500, or for a what-if the run's)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=None, help="the run's seed (default 0, or the run's)"
+    )
     p.add_argument(
         "--uncertain",
-        action="store_true",
-        help="draw each episode's parameters from their fitted uncertainty",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="draw each episode's parameters from their fitted uncertainty (default: yes, "
+        "as in the run; --no-uncertain uses the point estimates)",
     )
     p.add_argument("--sku", action="append", default=[], help="simulate only this SKU (repeatable)")
     p.add_argument("--out", default=None, help="write per-SKU results (.csv or .parquet)")
@@ -99,14 +109,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.catalog is None:
         raise ConfigError("--catalog is required (a catalog file from 'deadstock demand fit')")
 
+    given = {"policy": args.policy, "n_runs": args.n_runs, "seed": args.seed,
+             "uncertain": args.uncertain}  # fmt: skip
     config = SimulateConfig(
         catalog=args.catalog,
-        policy=args.policy,
         weeks=args.weeks,
-        n_runs=args.n_runs,
-        seed=args.seed,
-        uncertain=args.uncertain,
         skus=tuple(args.sku),
+        **{k: v for k, v in given.items() if v is not None},
     )
     summary = run_simulation(config)
     print(summary.to_text())

@@ -64,7 +64,7 @@ def test_what_if_command_uses_the_run_exports(catalog, tmp_path):
         policy="fixed:0.2",
         weeks=4,
     )
-    assert "fixed:0.2 (fixed)" in text and "weekly discount: 20%, 20%\n" in text
+    assert "fixed:0.2 (fixed policy over 4 weeks)" in text and "weekly discount: 20%, 20%\n" in text
 
 
 def test_simulate_cli_what_if(catalog, tmp_path, capsys):
