@@ -46,22 +46,24 @@ def poisson_quantile(u: np.ndarray, lam: np.ndarray) -> np.ndarray:
     """
     u = np.asarray(u, dtype=float)
     lam = np.asarray(lam, dtype=float)
-    z = special.ndtri(u)
-    guess = lam + np.sqrt(lam) * z + (z * z - 1.0) / 6.0
-    k = np.where(
-        lam < _POISSON_SEARCH_FROM_ZERO,
-        0.0,
-        np.maximum(np.floor(guess) - _POISSON_GUESS_MARGIN, 0.0),
-    )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_pmf = np.where(lam > 0, -lam + k * np.log(lam) - special.gammaln(k + 1.0), 0.0)
-    pmf = np.exp(log_pmf)
+    k = np.zeros(lam.shape)
+    pmf = np.exp(-lam)
     cdf = pmf.copy()
-    started = k > 0
-    cdf[started] = special.pdtr(k[started], lam[started])
-    over = started & (u <= cdf)
-    if over.any():
-        k[over] = stats.poisson.ppf(u[over], lam[over])
+    big = np.flatnonzero(lam >= _POISSON_SEARCH_FROM_ZERO)
+    if big.size:
+        lb, ub = lam[big], u[big]
+        z = special.ndtri(ub)
+        kb = np.maximum(
+            np.floor(lb + np.sqrt(lb) * z + (z * z - 1.0) / 6.0) - _POISSON_GUESS_MARGIN, 0.0
+        )
+        cb = special.pdtr(kb, lb)
+        over = (kb > 0) & (ub <= cb)
+        if over.any():
+            kb[over] = stats.poisson.ppf(ub[over], lb[over])
+            cb[over] = 1.0  # found: no search
+        k[big] = kb
+        pmf[big] = np.exp(-lb + kb * np.log(lb) - special.gammaln(kb + 1.0))
+        cdf[big] = cb
     idx = np.flatnonzero(u > cdf)
     kk, pp, cc, ll, uu = k[idx], pmf[idx], cdf[idx], lam[idx], u[idx]
     while idx.size:
@@ -69,12 +71,15 @@ def poisson_quantile(u: np.ndarray, lam: np.ndarray) -> np.ndarray:
         pp *= ll / kk
         cc += pp
         done = uu <= cc
-        k[idx[done]] = kk[done]
         stuck = ~done & (pp == 0.0)  # the masses underflowed before reaching u
         if stuck.any():
-            k[idx[stuck]] = stats.poisson.ppf(uu[stuck], ll[stuck])
+            kk[stuck] = stats.poisson.ppf(uu[stuck], ll[stuck])
             done |= stuck
-        if done.any():
+        n_done = np.count_nonzero(done)
+        if n_done:
+            k[idx[done]] = kk[done]
+            if n_done == idx.size:
+                break
             keep = ~done
             idx, kk, pp, cc, ll, uu = idx[keep], kk[keep], pp[keep], cc[keep], ll[keep], uu[keep]
     return k

@@ -203,7 +203,13 @@ class KeyedSampler(QuantileSampler):
     def start_week(self, week: int) -> None:
         """Fix the uniforms of plan week ``week`` (0-based)."""
         self._week = int(week)
-        self.uniforms = uniforms(self.keys, self._week * WEEK_COUNTERS, N_DRAWS)
+
+    def _u(self, column: int, size: tuple[int, ...]) -> np.ndarray:
+        # Each column computed when the market asks for it (returns are often off).
+        n = self.keys.size
+        if size != (n,):
+            raise ValueError(f"keyed uniforms come {n} at a time; the market asked for {size}")
+        return uniforms(self.keys, self._week * WEEK_COUNTERS + column, 1)[:, 0]
 
     def gamma(self, shape: np.ndarray, scale: float = 1.0, size: tuple[int, ...] | None = None):
         n = self.keys.size
