@@ -97,8 +97,18 @@ def plan():
             "sku": [f"A{i}" for i in range(N)] + ["NEW1", "NEW2", "OLD", "NEW3"],
             "category": ["SOUP"] * 3 + ["BREAD & ROLLS"] * 2 + ["TEA"] + ["X"] * 4,
             "department": "GROCERY",
-            "description": ["CHICKEN SOUP 10 OZ", None, "TOMATO SOUP", "RYE BREAD", "BAGELS",
-                            "GREEN TEA", "NEW A", "NEW B", "OLD C", "NEW D"],  # fmt: skip
+            "description": [
+                "CHICKEN SOUP 10 OZ",
+                None,
+                "TOMATO SOUP",
+                "RYE BREAD",
+                "BAGELS",
+                "GREEN TEA",
+                "NEW A",
+                "NEW B",
+                "OLD C",
+                "NEW D",
+            ],  # fmt: skip
             "unit_cost": 1.0,
             "launch_week": [40, 40, 40, 40, 40, 40, 45, 50, 2, 48],
         }
