@@ -22,9 +22,9 @@ from app.config import PipelineConfig
 from app.stage_record import StageRecord
 from envs.config import RulesConfig
 from ingest.errors import DataError
-from planning.diagnostics import no_demand_at_any_price, without_markdown
+from planning.diagnostics import deepest_allowed_schedule, sells_nothing, without_markdown
 from planning.from_policy import plan_of
-from planning.outcomes import Outcome, simulate_schedules, simulation_seed
+from planning.outcomes import Outcome, simulate_schedule, simulate_schedules, simulation_seed
 from planning.schedule import Schedule, rounded_depths
 from simulator.demand import Catalog
 
@@ -456,13 +456,24 @@ def evaluate_stage(
 
     The simulation seed is :func:`planning.outcomes.simulation_seed` of the run's seed, as in
     the what-if, so ``deadstock simulate --sku`` reproduces a SKU's row of ``sku_summary``.
-    SKUs with no demand at any allowed price (:func:`planning.diagnostics.no_demand_at_any_price`)
-    get no markdown in every plan: no discount changes their outcome.
+    SKUs that sell nothing in any episode even at the deepest allowed price
+    (:func:`planning.diagnostics.sells_nothing` of
+    :func:`~planning.diagnostics.deepest_allowed_schedule`) get no markdown in every plan: no
+    discount changes their outcome.
     """
     h = cfg.horizon_weeks
     plan_seed = int(np.random.SeedSequence(seed).generate_state(1)[0])
     n_ep = cfg.n_episodes
-    no_demand = no_demand_at_any_price(catalog, cfg.rules, h)
+    sim = dict(
+        n_episodes=n_ep,
+        seed=simulation_seed(cfg.seed),
+        ci_level=cfg.evaluation.ci_level,
+        draw_parameters=cfg.evaluation.draw_parameters,
+    )
+    # SKUs that sell nothing even at the deepest allowed price, on the plans' own random
+    # numbers: no markdown changes their outcome, so no plan gives them one.
+    probe = deepest_allowed_schedule(catalog, cfg.rules, h)
+    no_demand = sells_nothing(simulate_schedule(catalog, probe, **sim))  # type: ignore[arg-type]
     plans: dict[str, Schedule] = {}
     closed: dict[str, float] = {}
     learned = policy.policy.name
@@ -471,14 +482,7 @@ def evaluate_stage(
     for heur in heuristic_policies(cfg):
         plans[heur.name], closed[heur.name] = plan_of(heur, catalog, cfg.rules, h, seed=plan_seed)
     plans = {k: rounded_depths(without_markdown(s, no_demand)) for k, s in plans.items()}
-    outcomes = simulate_schedules(
-        catalog,
-        plans,
-        n_episodes=n_ep,
-        seed=simulation_seed(cfg.seed),
-        ci_level=cfg.evaluation.ci_level,
-        draw_parameters=cfg.evaluation.draw_parameters,
-    )
+    outcomes = simulate_schedules(catalog, plans, **sim)  # type: ignore[arg-type]
     heur_names = [k for k in outcomes if k not in (learned, "no_markdown")]
     if not heur_names:
         raise DataError("no heuristic baseline is available to compare with")

@@ -1,8 +1,12 @@
 """Checks of a plan that a pricing team asks before trusting it.
 
-- :func:`no_demand_at_any_price`: SKUs that would sell (almost) nothing even at the deepest
-  discount the rules allow. No markdown changes their outcome, so none is recommended; such a
-  SKU needs another channel (a liquidator, a return to the supplier, a donation).
+- No demand at any price: a SKU that sells nothing in any simulated episode even at the
+  deepest discount and coupon the rules allow it (:func:`deepest_allowed_schedule`,
+  :func:`sells_nothing`). No markdown changes its outcome, so none is recommended; such a SKU
+  needs another channel (a liquidator, a return to the supplier, a donation). The check is
+  made on the simulation itself rather than on expected demand at the point estimates, because
+  a fit can leave a SKU with a few hundredths of a unit a week and a standard error so wide
+  that almost every simulated market sells nothing.
 - :func:`net_price_check`: weeks where the net price ``list * (1 - d - c)`` falls below the
   unit cost (the rules' ``margin_floor`` forbids them when it is set).
 """
@@ -14,42 +18,46 @@ from dataclasses import dataclass
 import numpy as np
 
 from envs.config import RulesConfig
+from planning.outcomes import Outcome
 from planning.schedule import Schedule
 from simulator.demand import Catalog
-from simulator.market import expected_demand_grid
-
-NO_DEMAND_UNITS = 0.01
-"""Expected units over the whole plan, at the deepest allowed discount and coupon, below which
-a SKU counts as having no demand at any price (less than one unit in a hundred plans)."""
 
 NO_DEMAND_NOTE = "no demand at any price: consider another channel"
 """What the outputs say instead of a markdown for such a SKU."""
 
+_EPS = 1e-9
 
-def deepest_depths(rules: RulesConfig) -> tuple[float, float]:
-    """The deepest discount and coupon the rules' ladders and ``max_discount`` allow."""
+
+def deepest_allowed_schedule(catalog: Catalog, rules: RulesConfig, horizon: int) -> Schedule:
+    """Every SKU at the deepest discount the rules allow it (the ladder under
+    ``max_discount``, and above the ``margin_floor`` where set), plus the deepest coupon still
+    allowed on top, every week: the probe of :func:`sells_nothing`."""
     levels = np.asarray(rules.discount_levels, dtype=float)
     if rules.max_discount is not None:
-        levels = levels[levels <= rules.max_discount + 1e-12]
-    return float(levels.max()), float(max(rules.coupon_levels))
+        levels = levels[levels <= rules.max_discount + _EPS]
+    coupons = np.asarray(rules.coupon_levels, dtype=float)
+    n = catalog.n_skus
+    if rules.margin_floor is None:
+        d = np.full(n, levels.max())
+        c = np.full(n, coupons.max())
+    else:
+        # least net share of the list price each SKU may sell at (envs.rules' margin floor)
+        floor = catalog.unit_cost * (1.0 + rules.margin_floor) / catalog.list_price - _EPS
+        ok_d = (1.0 - levels[None, :]) >= floor[:, None]
+        d = np.where(ok_d, levels[None, :], 0.0).max(axis=1)
+        ok_c = (1.0 - d[:, None] - coupons[None, :]) >= floor[:, None]
+        c = np.where(ok_c, coupons[None, :], 0.0).max(axis=1)
+    return Schedule(
+        sku=catalog.sku,
+        discount=np.repeat(d[:, None], horizon, axis=1),
+        coupon=np.repeat(c[:, None], horizon, axis=1),
+        name="deepest_allowed",
+    )
 
 
-def expected_units_at_deepest(catalog: Catalog, rules: RulesConfig, horizon: int) -> np.ndarray:
-    """Expected units demanded over ``horizon`` weeks from the catalog's start week at the
-    deepest allowed discount and coupon (no memory, no fatigue), shape ``(n_skus,)``."""
-    d, c = deepest_depths(rules)
-    total = np.zeros(catalog.n_skus)
-    for t in range(horizon):
-        week = np.asarray(catalog.start_week) + t
-        total += expected_demand_grid(catalog, week, np.array([d]), np.array([c]))[:, 0]
-    return total
-
-
-def no_demand_at_any_price(catalog: Catalog, rules: RulesConfig, horizon: int) -> np.ndarray:
-    """SKUs whose expected units over the plan stay below :data:`NO_DEMAND_UNITS` even at the
-    deepest allowed discount and coupon (a deeper cut never lowers demand), shape
-    ``(n_skus,)`` of bool."""
-    return expected_units_at_deepest(catalog, rules, horizon) < NO_DEMAND_UNITS
+def sells_nothing(outcome: Outcome) -> np.ndarray:
+    """SKUs whose schedule sold no unit in any simulated episode, shape ``(n_skus,)``."""
+    return np.asarray(~(outcome.totals["units_sold"] > 0).any(axis=1))
 
 
 def without_markdown(schedule: Schedule, skus: np.ndarray) -> Schedule:

@@ -38,8 +38,13 @@ from app.report import (
 )
 from envs.config import RulesConfig
 from ingest.errors import ConfigError, DataError
-from planning.diagnostics import NO_DEMAND_NOTE, no_demand_at_any_price, without_markdown
-from planning.outcomes import SimulationSettings, simulate_schedules
+from planning.diagnostics import (
+    NO_DEMAND_NOTE,
+    deepest_allowed_schedule,
+    sells_nothing,
+    without_markdown,
+)
+from planning.outcomes import SimulationSettings, simulate_schedule, simulate_schedules
 from planning.schedule import Schedule
 from simulator.demand import Catalog
 
@@ -67,14 +72,17 @@ def plan():
     )
     disc = np.tile([0.0, 0.1, 0.3, 0.3, 0.5], (N, 1))
     disc[5] = 0.0
-    no_demand = no_demand_at_any_price(cat, RULES, H)
+    settings = SimulationSettings(seed=5, n_episodes=80)
+    probe = simulate_schedule(
+        cat, deepest_allowed_schedule(cat, RULES, H), n_episodes=80, seed=settings.simulation_seed
+    )
+    no_demand = sells_nothing(probe)
     rec = without_markdown(Schedule(cat.sku, disc, np.zeros((N, H)), name="ppo"), no_demand)
     plans = {
         "recommended": rec,
         "no_markdown": Schedule.constant(cat.sku, H, 0.0, "no_markdown"),
         "best_heuristic": Schedule.constant(cat.sku, H, 0.3, "fixed_30"),
     }
-    settings = SimulationSettings(seed=5, n_episodes=80)
     outcomes = simulate_schedules(
         cat, plans, n_episodes=80, seed=settings.simulation_seed, draw_parameters=True
     )
