@@ -245,13 +245,17 @@ def stock_value_estimate(
     has it, else ``weeks_of_cover`` x mean weekly units over the last ``velocity_weeks``
     weeks (the run's stock assumption); times the products table's ``unit_cost``."""
     want = set(map(str, skus))
-    sku = panel["sku"].astype(str)
-    part = panel[sku.isin(want)].assign(sku=sku[sku.isin(want)])
     last = int(panel["week"].max())
+    has_stock = "on_hand" in panel.columns and panel["on_hand"].notna().any()
+    # only the recent weeks matter unless there is a stock table (a full panel is millions
+    # of rows; its SKU ids are converted to text only for the rows kept)
+    part = panel if has_stock else panel[panel["week"] > last - velocity_weeks]
+    sku = part["sku"].astype(str)
+    part = part[sku.isin(want).to_numpy()].assign(sku=sku[sku.isin(want).to_numpy()])
     recent = part[part["week"] > last - velocity_weeks]
     velocity = recent.groupby("sku")["units"].sum() / velocity_weeks
     stock = weeks_of_cover * velocity
-    if "on_hand" in part.columns and part["on_hand"].notna().any():
+    if has_stock:
         known = part.dropna(subset=["on_hand"]).sort_values("week").groupby("sku")["on_hand"]
         stock = known.last().combine_first(stock)
     cost = products.assign(sku=products["sku"].astype(str)).drop_duplicates("sku")
@@ -296,8 +300,10 @@ def new_product_flags_table(
     tier = sc["tier"].astype(str)
     if "established" in sc.columns:
         tier = tier.where(sc["established"].astype(bool), NOT_ESTABLISHED)
-    sc = sc.assign(top_drivers=drivers_text(sc), tier=tier)[["sku", "risk", "tier", "top_drivers"]]
-    merged = sc.merge(prod, on="sku", how="inner")
+    keep_cols = ["sku", "risk", "tier"] + [
+        c for c in sc.columns if c.startswith("driver_") or c == "top_drivers"
+    ]
+    merged = sc.assign(tier=tier)[keep_cols].merge(prod, on="sku", how="inner")
     launch = pd.to_numeric(merged["launch_week"], errors="coerce")
     merged["age_weeks"] = last_week - launch
     keep = (
@@ -318,7 +324,8 @@ def new_product_flags_table(
     out["stock_value"] = out["sku"].map(value).fillna(0.0).to_numpy()
     out["priority"] = out["risk"].astype(float) * out["stock_value"]
     out = out.sort_values(["priority", "risk", "sku"], ascending=[False, False, True])
-    out = out.head(rule.max_flags)
+    out = out.head(rule.max_flags).copy()
+    out["top_drivers"] = drivers_text(out).to_numpy()
     out["launch_week"] = out["launch_week"].astype(int)
     out["age_weeks"] = out["age_weeks"].astype(int)
     labels = ctx.label_columns(out["sku"])
