@@ -134,12 +134,21 @@ def risk_stage(cfg: PipelineConfig, data: IngestOut, seed: int, rec: StageRecord
     champ = result.validation[result.champion]
     metrics.update({f"val_{m}": float(champ[m]) for m in ("roc_auc", "pr_auc", "brier")})
     metrics["n_scored"] = float(len(scores))
+    # Tiers mean something only where the label applies (established SKUs): count them there,
+    # as the selection and the report do.
+    est = (
+        scores["established"].astype(bool)
+        if "established" in scores.columns
+        else pd.Series(True, index=scores.index)
+    )
+    metrics["n_established"] = float(est.sum())
     for tier in ("high", "medium", "low"):
-        metrics[f"n_{tier}"] = float((scores["tier"] == tier).sum())
+        metrics[f"n_{tier}"] = float(((scores["tier"] == tier) & est).sum())
     rec.metrics = metrics
     rec.detail = (
         f"{len(scores):,} SKUs scored by {result.champion} (validation PR-AUC "
-        f"{champ['pr_auc']:.3f}), {int((scores['tier'] == 'high').sum()):,} high; {backtest_note}"
+        f"{champ['pr_auc']:.3f}); {int(est.sum()):,} established, {int(metrics['n_high']):,} "
+        f"of them high; {backtest_note}"
     )
     return scores
 
