@@ -320,7 +320,7 @@ def plot_roi(roi: pd.DataFrame, target: Path, ci_level: float, currency: str = "
     plt = _plt()
     lines = roi[roi["part"] == "line"].reset_index(drop=True)
     total = roi[roi["part"] == "total"].iloc[0]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(7.5, 5))
     m = lines["mean"].to_numpy(float)
     left = np.concatenate([[0.0], np.cumsum(m)[:-1]])
     y = np.arange(len(lines) + 1)[::-1]
@@ -341,8 +341,8 @@ def plot_roi(roi: pd.DataFrame, target: Path, ci_level: float, currency: str = "
     ax.axvline(0, color="black", linewidth=0.8)
     units = roi[roi["key"] == "leftover_units"].iloc[0]
     ax.set_title(
-        f"Recommended schedules vs doing nothing ({ci_level:.0%} paired CI)\n"
-        f"the lines add up to the profit; dead stock avoided: {units['mean']:,.0f} units "
+        f"Recommended schedules vs doing nothing ({ci_level:.0%} paired CI);\n"
+        f"the lines add up to the profit. Dead stock avoided: {units['mean']:,.0f} units\n"
         f"[{units['ci_low']:,.0f}, {units['ci_high']:,.0f}]",
         fontsize=9,
     )
