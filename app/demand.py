@@ -18,7 +18,14 @@ from matplotlib.figure import Figure
 from experiments import tracking
 from ingest.errors import ConfigError, DataError
 from ingest.io import write_figure_atomic, write_frame_atomic
-from planning.outcomes import mean_ci, simulate_schedule
+from planning.outcomes import (
+    DEFAULT_DRAW_PARAMETERS,
+    DEFAULT_N_EPISODES,
+    SimulationSettings,
+    mean_ci,
+    simulate_schedule,
+    simulation_seed,
+)
 from planning.schedule import Schedule, parse_policy
 from simulator.demand import read_catalog
 from simulator.fit import FitConfig, FitResult, fit_catalog
@@ -182,12 +189,13 @@ class SimulateConfig:
     horizon_weeks : int
         Horizon; the last week is the exit week (leftover stock salvaged and written off).
     n_episodes : int
-        Simulated episodes per SKU.
+        Simulated episodes per SKU (the run's default).
     seed : int
-        Seed of the demand draws (and of the parameter draws with ``draw_parameters``).
+        The seed a run would have: the draws use :func:`planning.outcomes.simulation_seed`
+        of it, as the run and the what-if do, so a SKU gets the same numbers here.
     draw_parameters : bool
         Draw every episode's parameters from the catalog's fitted uncertainty
-        (``Catalog.sample``) instead of using the point estimates.
+        (``Catalog.sample``) instead of using the point estimates (the run's default).
     skus : tuple of str
         Simulate only these SKUs (empty = all).
     ci_level : float
@@ -197,9 +205,9 @@ class SimulateConfig:
     catalog: str
     policy: str = "fixed:0.3"
     horizon_weeks: int = 12
-    n_episodes: int = 200
+    n_episodes: int = DEFAULT_N_EPISODES
     seed: int = 0
-    draw_parameters: bool = False
+    draw_parameters: bool = DEFAULT_DRAW_PARAMETERS
     skus: tuple[str, ...] = ()
     ci_level: float = 0.95
 
@@ -225,10 +233,10 @@ class SimulationSummary:
 
     def to_text(self) -> str:
         c = self.config
+        settings = SimulationSettings(c.seed, c.n_episodes, c.draw_parameters, c.ci_level)
         head = (
-            f"policy {c.policy}, {c.horizon_weeks} weeks, {c.n_episodes} episodes, seed {c.seed}"
-            + (", parameters drawn from their uncertainty" if c.draw_parameters else "")
-            + f"; {len(self.per_sku)} SKU(s); {int(c.ci_level * 100)}% CIs"
+            f"policy {c.policy}, {c.horizon_weeks} weeks; {len(self.per_sku)} SKU(s); "
+            f"{settings.describe()}"
         )
         lines = [head]
         for key, label in (
@@ -266,7 +274,7 @@ def run_simulation(config: SimulateConfig) -> SimulationSummary:
         catalog,
         schedule,
         n_episodes=config.n_episodes,
-        seed=config.seed,
+        seed=simulation_seed(config.seed),
         ci_level=config.ci_level,
         draw_parameters=config.draw_parameters,
     )

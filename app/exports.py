@@ -1,19 +1,24 @@
 """The plan's tables and where they go: CSV or Parquet files, or SQL tables.
 
-Tables (every row carries ``plan_key``; see :meth:`PipelineConfig.plan_key`):
+Tables (every row carries ``plan_key``; see :meth:`PipelineConfig.plan_key`). Money is in
+``currency`` and rounded to cents, shares to four decimals (:mod:`app.presentation`).
 
 ``schedules``
-    One row per at-risk SKU and plan week: the recommended discount and coupon, and the
-    simulated expected units, revenue, margin and stock left after the week.
+    One row per at-risk SKU and plan week (with its start date where the data has dates):
+    the recommended discount, coupon and net price, and the simulated expected units,
+    revenue, margin and stock left after the week.
 ``sku_summary``
-    One row per at-risk SKU: risk, tier and top drivers; the recommended policy's expected
-    sell-through, leftover units, margin given away and profit (with CIs); the same for doing
-    nothing and for the best heuristic; and the paired differences.
+    One row per at-risk SKU: what it is, risk, tier and top drivers (in words); the
+    recommendation in words (or why there is none); where its net price falls below cost;
+    the recommended plan's expected sell-through, leftover units, margin given away and
+    profit (with CIs); the same for doing nothing and for the best heuristic; the paired
+    differences; and how it was simulated.
 ``alerts``
     One row per at-risk SKU with the readable recommendation sent to its category manager
     (the per-category reports themselves are Markdown files, see :mod:`app.alerts`).
 ``new_product_flags``
-    Products launched recently whose risk score is high: stock them in small lots.
+    A short list of products launched recently whose risk score is high and that are not
+    planned already, ranked by risk x stock value: stock them in small lots.
 
 Writes never leave half a table: files are written to a temporary file and renamed; SQL tables
 are written in one transaction that first deletes the rows of the same ``plan_key``, so a
@@ -24,19 +29,24 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from agents.policy import Policy
+from app.alerts import describe_schedule
 from app.pipeline_config import ExportConfig, NewProductConfig
+from app.presentation import TableContext, round_columns
 from envs.config import RulesConfig
 from ingest.errors import ConfigError, DataError
 from ingest.io import write_frame_atomic
+from planning.diagnostics import NO_DEMAND_NOTE, net_price_check
 from planning.from_policy import plan_of
-from planning.outcomes import Outcome, mean_ci, simulate_schedule
+from planning.outcomes import Outcome, mean_ci, simulate_schedule, simulation_seed
+from planning.schedule import rounded_depths
+from risk_model.feature_labels import driver_label
 from simulator.demand import Catalog
 
 logger = logging.getLogger(__name__)
@@ -44,9 +54,13 @@ logger = logging.getLogger(__name__)
 SCHEDULE_COLUMNS = (
     "plan_key",
     "sku",
+    "description",
     "week",
+    "week_start",
     "discount",
     "coupon",
+    "net_price",
+    "currency",
     "expected_units",
     "expected_revenue",
     "expected_margin",
@@ -55,43 +69,84 @@ SCHEDULE_COLUMNS = (
 TABLE_NAMES = ("schedules", "sku_summary", "alerts", "new_product_flags")
 _POLICY_METRICS = ("sell_through", "leftover_units", "margin_given_away", "profit")
 
+NOT_ESTABLISHED = "not established"
+"""The tier shown for a SKU the risk label does not apply to (too few recent sales): its score
+is an extrapolation, not a tier."""
+
 
 def drivers_text(scores: pd.DataFrame) -> pd.Series:
-    """One readable string of the top drivers per row of a risk-score frame.
+    """One readable string of the top drivers per row of a risk-score frame, e.g.
+    ``"weeks since the last sale = 7 (raises risk); units per week (last 4 weeks) = 0.25
+    (lowers risk)"``.
 
-    Uses a ``top_drivers`` column when there is one; otherwise joins ``driver_<k>`` columns
-    with their ``driver_<k>_contribution`` (signed) when present.
+    Uses a ``top_drivers`` column when there is one; otherwise the ``driver_<k>`` columns
+    (feature names, labelled by :func:`risk_model.feature_labels.driver_label`) with their
+    ``driver_<k>_value`` and the sign of ``driver_<k>_contribution`` when present.
     """
     if "top_drivers" in scores.columns:
         return scores["top_drivers"].fillna("").astype(str)
     names = sorted(c for c in scores.columns if re.fullmatch(r"driver_?\d+", c))
     if not names:
         return pd.Series([""] * len(scores), index=scores.index, dtype=object)
-    parts = []
-    for col in names:
-        contrib = next(
-            (c for c in (f"{col}_contribution", f"{col}_contrib", f"{col}_value") if c in scores),
-            None,
-        )
-        text = scores[col].fillna("").astype(str)
-        if contrib is not None:
-            text = text + " (" + scores[contrib].map(lambda v: f"{float(v):+.3f}") + ")"
-        parts.append(text)
-    out = parts[0]
-    for p in parts[1:]:
-        out = out + "; " + p
-    return out.str.replace(r"(; )?\s*\(nan\)", "", regex=True).str.strip("; ")
+    texts = []
+    for row in scores.to_dict("records"):
+        parts = []
+        for col in names:
+            name = row.get(col)
+            if not isinstance(name, str) or not name:
+                continue
+            text = driver_label(name)
+            value = row.get(f"{col}_value")
+            if isinstance(value, int | float) and np.isfinite(value):
+                text += f" = {value:.3g}"
+            contrib = row.get(f"{col}_contribution")
+            if isinstance(contrib, int | float) and np.isfinite(contrib) and contrib != 0:
+                text += " (raises risk)" if contrib > 0 else " (lowers risk)"
+            parts.append(text)
+        texts.append("; ".join(parts))
+    return pd.Series(texts, index=scores.index, dtype=object)
 
 
-def schedules_table(outcome: Outcome, plan_key: str) -> pd.DataFrame:
-    """The ``schedules`` table: one row per SKU and plan week of the recommended schedule."""
-    frame = outcome.schedule.to_frame()
+def schedules_table(
+    outcome: Outcome, plan_key: str, catalog: Catalog, ctx: TableContext | None = None
+) -> pd.DataFrame:
+    """The ``schedules`` table: one row per SKU and plan week of the recommended schedule
+    (``catalog`` in the schedule's SKU order, for the net price)."""
+    ctx = ctx or TableContext()
+    sched = outcome.schedule
+    frame = sched.to_frame()
     frame.insert(0, "plan_key", plan_key)
+    labels = ctx.label_columns(frame["sku"].astype(str))
+    frame.insert(2, "description", labels["description"].to_numpy())
+    frame.insert(4, "week_start", ctx.week_start_column(frame["week"].to_numpy()))
+    depth = np.asarray(sched.discount, dtype=float) + np.asarray(sched.coupon, dtype=float)
+    frame["net_price"] = (catalog.list_price[:, None] * (1.0 - depth)).ravel()
+    frame["currency"] = ctx.currency
     frame["expected_units"] = outcome.weekly_mean["units"].ravel()
     frame["expected_revenue"] = outcome.weekly_mean["revenue"].ravel()
     frame["expected_margin"] = outcome.weekly_mean["margin"].ravel()
     frame["expected_stock_left"] = outcome.weekly_mean["stock_left"].ravel()
+    frame = round_columns(
+        frame,
+        money=("net_price", "expected_revenue", "expected_margin"),
+        rates=("discount", "coupon"),
+        units=("expected_units", "expected_stock_left"),
+    )
     return frame[list(SCHEDULE_COLUMNS)]
+
+
+def recommendation_text(outcome: Outcome, no_demand: np.ndarray | None = None) -> list[str]:
+    """Each SKU's recommended schedule in words, or why there is none."""
+    sched = outcome.schedule
+    frame = sched.to_frame()
+    texts = [describe_schedule(g) for _, g in frame.groupby("sku", sort=False, observed=True)]
+    # groupby(sort=False) keeps first-appearance order, which is the schedule's order
+    if no_demand is not None:
+        texts = [
+            f"none: {NO_DEMAND_NOTE}" if flag else text
+            for text, flag in zip(texts, np.asarray(no_demand, dtype=bool), strict=True)
+        ]
+    return texts
 
 
 def sku_summary_table(
@@ -99,6 +154,9 @@ def sku_summary_table(
     scores: pd.DataFrame,
     outcomes: Mapping[str, Outcome],
     plan_key: str,
+    ctx: TableContext | None = None,
+    *,
+    no_demand: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The ``sku_summary`` table.
 
@@ -110,9 +168,14 @@ def sku_summary_table(
         Risk scores with at least ``sku``, ``risk`` and ``tier``.
     outcomes : mapping
         Must hold ``"recommended"``, ``"no_markdown"`` and ``"best_heuristic"`` outcomes,
-        simulated with one seed (common random numbers).
+        simulated with one seed (common random numbers per SKU).
     plan_key : str
+    ctx : TableContext, optional
+        Currency, product labels and the simulation settings.
+    no_demand : ndarray of bool, optional
+        SKUs with no demand at any allowed price (their recommendation says so).
     """
+    ctx = ctx or TableContext()
     for needed in ("recommended", "no_markdown", "best_heuristic"):
         if needed not in outcomes:
             raise DataError(f"sku_summary needs a {needed!r} outcome; got {sorted(outcomes)}")
@@ -120,11 +183,17 @@ def sku_summary_table(
     sc = scores.assign(sku=scores["sku"].astype(str)).drop_duplicates("sku").set_index("sku")
     skus = pd.Index(np.asarray(catalog.sku, dtype=str))
     sc = sc.reindex(skus)
+    labels = ctx.label_columns(skus)
+    flags = np.zeros(catalog.n_skus, dtype=bool) if no_demand is None else np.asarray(no_demand)
+    check = net_price_check(rec.schedule, catalog)
     frame = pd.DataFrame(
         {
             "plan_key": plan_key,
             "sku": skus,
+            "description": labels["description"].to_numpy(),
+            "department": labels["department"].to_numpy(),
             "category": np.asarray(catalog.category, dtype=str),
+            "currency": ctx.currency,
             "risk": sc["risk"].to_numpy(dtype=float),
             "tier": sc["tier"].astype(object).to_numpy(),
             "top_drivers": drivers_text(sc.reset_index()).to_numpy(),
@@ -133,6 +202,11 @@ def sku_summary_table(
             "unit_cost": catalog.unit_cost,
             "recommended_policy": rec.schedule.name,
             "best_heuristic": heur.schedule.name,
+            "recommendation": recommendation_text(rec, flags),
+            "no_demand_at_any_price": flags,
+            "min_net_price": check.min_net_price,
+            "weeks_below_cost": check.weeks_below_cost,
+            "first_week_below_cost": check.first_week_below_cost,
         }
     )
     for prefix, out in (("rec", rec), ("none", none), ("heur", heur)):
@@ -148,44 +222,121 @@ def sku_summary_table(
         lo, hi = mean_ci(rec.totals["profit"] - out.totals["profit"], rec.ci_level, axis=1)
         frame[f"profit_vs_{other}_ci_low"] = lo
         frame[f"profit_vs_{other}_ci_high"] = hi
-    return frame
+    frame["simulation"] = ctx.settings.describe() if ctx.settings is not None else ""
+    cols = list(frame.columns)
+    return round_columns(
+        frame,
+        money=[c for c in cols if "profit" in c or "margin_given_away" in c]
+        + ["list_price", "unit_cost", "min_net_price"],
+        rates=["risk"] + [c for c in cols if c.endswith("sell_through")],
+        units=["initial_stock"] + [c for c in cols if "leftover_units" in c],
+    )
+
+
+def stock_value_estimate(
+    panel: pd.DataFrame,
+    products: pd.DataFrame,
+    skus: Collection[str],
+    *,
+    weeks_of_cover: float,
+    velocity_weeks: int,
+) -> pd.Series:
+    """Stock on hand at cost per SKU in ``skus``: the last known ``on_hand`` where the panel
+    has it, else ``weeks_of_cover`` x mean weekly units over the last ``velocity_weeks``
+    weeks (the run's stock assumption); times the products table's ``unit_cost``."""
+    want = set(map(str, skus))
+    last = int(panel["week"].max())
+    has_stock = "on_hand" in panel.columns and panel["on_hand"].notna().any()
+    # only the recent weeks matter unless there is a stock table (a full panel is millions
+    # of rows; its SKU ids are converted to text only for the rows kept)
+    part = panel if has_stock else panel[panel["week"] > last - velocity_weeks]
+    sku = part["sku"].astype(str)
+    part = part[sku.isin(want).to_numpy()].assign(sku=sku[sku.isin(want).to_numpy()])
+    recent = part[part["week"] > last - velocity_weeks]
+    velocity = recent.groupby("sku")["units"].sum() / velocity_weeks
+    stock = weeks_of_cover * velocity
+    if has_stock:
+        known = part.dropna(subset=["on_hand"]).sort_values("week").groupby("sku")["on_hand"]
+        stock = known.last().combine_first(stock)
+    cost = products.assign(sku=products["sku"].astype(str)).drop_duplicates("sku")
+    unit_cost = cost.set_index("sku")["unit_cost"].astype(float)
+    index = pd.Index(sorted(want))
+    return (stock.reindex(index).fillna(0.0) * unit_cost.reindex(index).fillna(0.0)).rename(
+        "stock_value"
+    )
 
 
 def new_product_flags_table(
     scores: pd.DataFrame,
     products: pd.DataFrame,
+    panel: pd.DataFrame,
     last_week: int,
     rule: NewProductConfig,
     plan_key: str,
-) -> pd.DataFrame:
-    """Products launched in the last ``rule.max_age_weeks`` weeks with risk >= ``rule.min_risk``.
+    ctx: TableContext | None = None,
+    *,
+    exclude: Collection[str] = (),
+    weeks_of_cover: float = 8.0,
+    velocity_weeks: int = 13,
+) -> tuple[pd.DataFrame, int]:
+    """A short list of new products to stock in small lots, and how many matched the rule.
 
-    The launch week is the products table's ``launch_week`` (the cleaning step imputes it as
-    the first sale week when a source lacks it). Each flagged product is recommended for
-    small-lot stocking.
+    A product matches when it launched at most ``rule.max_age_weeks`` weeks before the last
+    week of the data, its risk score is at least ``rule.min_risk`` and it is not in
+    ``exclude`` (the SKUs the plan already covers). The matches are ranked by risk x stock
+    value at cost (:func:`stock_value_estimate`) and the first ``rule.max_flags`` are kept.
+    A SKU the risk label does not apply to shows the tier ``"not established"``. The launch
+    week is the products table's ``launch_week`` (imputed as the first sale week by cleaning
+    when a source lacks it).
     """
-    cols = ["plan_key", "sku", "category", "launch_week", "age_weeks", "risk", "tier",
-            "top_drivers", "recommendation", "rule"]  # fmt: skip
+    ctx = ctx or TableContext()
+    cols = ["plan_key", "sku", "description", "department", "category", "currency",
+            "launch_week", "age_weeks", "risk", "tier", "top_drivers", "stock_value",
+            "priority", "recommendation", "rule"]  # fmt: skip
     if "launch_week" not in products.columns:
-        return pd.DataFrame(columns=cols)
+        return pd.DataFrame(columns=cols), 0
     prod = products[["sku", "category", "launch_week"]].assign(sku=products["sku"].astype(str))
     sc = scores.assign(sku=scores["sku"].astype(str))
-    sc = sc.assign(top_drivers=drivers_text(sc))[["sku", "risk", "tier", "top_drivers"]]
-    merged = sc.merge(prod, on="sku", how="inner")
+    tier = sc["tier"].astype(str)
+    if "established" in sc.columns:
+        tier = tier.where(sc["established"].astype(bool), NOT_ESTABLISHED)
+    keep_cols = ["sku", "risk", "tier"] + [
+        c for c in sc.columns if c.startswith("driver_") or c == "top_drivers"
+    ]
+    merged = sc.assign(tier=tier)[keep_cols].merge(prod, on="sku", how="inner")
     launch = pd.to_numeric(merged["launch_week"], errors="coerce")
     merged["age_weeks"] = last_week - launch
     keep = (
         launch.notna()
         & (merged["age_weeks"] <= rule.max_age_weeks)
         & (merged["risk"].astype(float) >= rule.min_risk)
+        & ~merged["sku"].isin(set(map(str, exclude)))
     )
-    out = merged[keep].sort_values("risk", ascending=False).copy()
-    out["launch_week"] = launch[keep].astype(int)
+    out = merged[keep].copy()
+    n_matching = len(out)
+    value = stock_value_estimate(
+        panel,
+        products,
+        out["sku"],
+        weeks_of_cover=weeks_of_cover,
+        velocity_weeks=velocity_weeks,
+    )
+    out["stock_value"] = out["sku"].map(value).fillna(0.0).to_numpy()
+    out["priority"] = out["risk"].astype(float) * out["stock_value"]
+    out = out.sort_values(["priority", "risk", "sku"], ascending=[False, False, True])
+    out = out.head(rule.max_flags).copy()
+    out["top_drivers"] = drivers_text(out).to_numpy()
+    out["launch_week"] = out["launch_week"].astype(int)
     out["age_weeks"] = out["age_weeks"].astype(int)
+    labels = ctx.label_columns(out["sku"])
+    out["description"] = labels["description"].to_numpy()
+    out["department"] = labels["department"].to_numpy()
+    out["currency"] = ctx.currency
     out["recommendation"] = "stock in small lots and reorder on sell-through"
     out["rule"] = rule.describe()
     out.insert(0, "plan_key", plan_key)
-    return out[cols].reset_index(drop=True)
+    out = round_columns(out, money=("stock_value", "priority"), rates=("risk",))
+    return out[cols].reset_index(drop=True), n_matching
 
 
 # ------------------------------------------------------------------------------ writers
@@ -330,12 +481,16 @@ def export_schedules_bulk(
     seed: int = 0,
     chunk_skus: int = 50_000,
     progress: bool = True,
+    ctx: TableContext | None = None,
 ) -> int:
     """Plan and simulate the schedules of a large catalog chunk by chunk and write the
     ``schedules`` table to ``target`` (``.parquet`` or ``.csv``, atomically).
 
     Memory stays bounded by ``chunk_skus``; returns the number of rows written. Each chunk
-    gets its own child seeds from ``seed``: same arguments, same numbers.
+    is planned with its own child seed from ``seed``; the simulation uses
+    :func:`planning.outcomes.simulation_seed` of ``seed`` for every chunk (a SKU's simulated
+    numbers are keyed by its id, so chunking does not change them): same arguments, same
+    numbers.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -349,6 +504,7 @@ def export_schedules_bulk(
     n = catalog.n_skus
     starts = list(range(0, n, chunk_skus))
     seeds = np.random.SeedSequence(seed).generate_state(2 * len(starts)).tolist()
+    sim_seed = simulation_seed(seed)
     rows = 0
     with atomic_path(target) as tmp:
         writer = None
@@ -359,9 +515,9 @@ def export_schedules_bulk(
                     policy, part, rules, horizon, seed=int(seeds[2 * k]), n_episodes=plan_episodes
                 )
                 out = simulate_schedule(
-                    part, sched, n_episodes=n_episodes, seed=int(seeds[2 * k + 1])
+                    part, rounded_depths(sched), n_episodes=n_episodes, seed=sim_seed
                 )
-                frame = schedules_table(out, plan_key)
+                frame = schedules_table(out, plan_key, part, ctx)
                 rows += len(frame)
                 if suffix == ".parquet":
                     table = pa.Table.from_pandas(frame, preserve_index=False)

@@ -223,11 +223,15 @@ class ExportConfig:
         ``postgresql+psycopg2://...``, ``mssql+pymssql://...``).
     table_prefix : str
         Prefix of the SQL table names (``deadstock_schedules`` ...).
+    currency : str
+        Currency of every amount in the data and the outputs (an ISO 4217 code; Complete
+        Journey is a US retailer). Written in the tables' ``currency`` column and the report.
     """
 
     format: Literal["csv", "parquet", "sql"] = "csv"
     sql_url: str | None = None
     table_prefix: str = "deadstock_"
+    currency: str = "USD"
 
     def __post_init__(self) -> None:
         if self.format not in ("csv", "parquet", "sql"):
@@ -240,29 +244,42 @@ class ExportConfig:
             raise ConfigError(
                 f"export.table_prefix = {self.table_prefix!r}: use letters, digits and _"
             )
+        if not (
+            isinstance(self.currency, str) and self.currency.isalpha() and len(self.currency) == 3
+        ):
+            raise ConfigError(
+                f"export.currency = {self.currency!r}: expected a 3-letter currency code "
+                "such as 'USD' or 'EUR'"
+            )
 
 
 @dataclass(frozen=True)
 class NewProductConfig:
     """The rule that flags new products for small-lot stocking.
 
-    A product is flagged when it launched at most ``max_age_weeks`` weeks before the last
-    week of the data and its risk score is at least ``min_risk``.
+    A product matches when it launched at most ``max_age_weeks`` weeks before the last week
+    of the data, its risk score is at least ``min_risk`` and it is not planned already; the
+    ``max_flags`` matches with the highest risk x stock value at cost are flagged (a list
+    short enough to act on).
     """
 
     max_age_weeks: int = 13
     min_risk: float = 0.5
+    max_flags: int = 50
 
     def __post_init__(self) -> None:
         if self.max_age_weeks < 0:
             raise ConfigError(f"new_products.max_age_weeks = {self.max_age_weeks}: expected >= 0")
         if not 0.0 <= self.min_risk <= 1.0:
             raise ConfigError(f"new_products.min_risk = {self.min_risk}: expected [0, 1]")
+        if self.max_flags < 0:
+            raise ConfigError(f"new_products.max_flags = {self.max_flags}: expected >= 0")
 
     def describe(self) -> str:
         return (
-            f"launched in the last {self.max_age_weeks} weeks of the data and risk score "
-            f">= {self.min_risk:g}"
+            f"launched in the last {self.max_age_weeks} weeks of the data, risk score "
+            f">= {self.min_risk:g}, not planned already; the {self.max_flags} with the highest "
+            "risk x stock value at cost"
         )
 
 

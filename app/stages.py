@@ -24,9 +24,10 @@ from envs.config import RulesConfig
 from ingest.errors import DataError
 from ingest.panel import MAX_DISCOUNT_DEPTH
 from ingest.progress import progress
+from planning.diagnostics import deepest_allowed_schedule, sells_nothing, without_markdown
 from planning.from_policy import plan_of
-from planning.outcomes import Outcome, simulate_schedule
-from planning.schedule import Schedule
+from planning.outcomes import Outcome, simulate_schedule, simulate_schedules, simulation_seed
+from planning.schedule import Schedule, rounded_depths
 from risk_model.labels import LabelConfig
 from simulator.demand import Catalog
 
@@ -122,12 +123,21 @@ def risk_stage(cfg: PipelineConfig, data: IngestOut, seed: int, rec: StageRecord
     champ = result.validation[result.champion]
     metrics.update({f"val_{m}": float(champ[m]) for m in ("roc_auc", "pr_auc", "brier")})
     metrics["n_scored"] = float(len(scores))
+    # Tiers mean something only where the label applies (established SKUs): count them there,
+    # as the selection and the report do.
+    est = (
+        scores["established"].astype(bool)
+        if "established" in scores.columns
+        else pd.Series(True, index=scores.index)
+    )
+    metrics["n_established"] = float(est.sum())
     for tier in ("high", "medium", "low"):
-        metrics[f"n_{tier}"] = float((scores["tier"] == tier).sum())
+        metrics[f"n_{tier}"] = float(((scores["tier"] == tier) & est).sum())
     rec.metrics = metrics
     rec.detail = (
         f"{len(scores):,} SKUs scored by {result.champion} (validation PR-AUC "
-        f"{champ['pr_auc']:.3f}), {int((scores['tier'] == 'high').sum()):,} high; {backtest_note}"
+        f"{champ['pr_auc']:.3f}); {int(est.sum()):,} established, {int(metrics['n_high']):,} "
+        f"of them high; {backtest_note}"
     )
     return scores
 
@@ -135,10 +145,26 @@ def risk_stage(cfg: PipelineConfig, data: IngestOut, seed: int, rec: StageRecord
 # ------------------------------------------------------------------------------ select
 @dataclass
 class Selection:
-    """The at-risk SKUs, riskiest first, and the rule that picked them."""
+    """The at-risk SKUs, riskiest first, the rule that picked them, and the counts behind it.
+
+    Attributes
+    ----------
+    skus : list of str
+    rule : str
+    n_scored : int
+        SKUs the risk model scored (every SKU with sales history).
+    established : set of str
+        The scored SKUs the risk label applies to (see :func:`established_skus`); only they
+        have a tier.
+    tier_counts : dict of str to int
+        Established SKUs per tier.
+    """
 
     skus: list[str]
     rule: str
+    n_scored: int = 0
+    established: set[str] = field(default_factory=set)
+    tier_counts: dict[str, int] = field(default_factory=dict)
 
 
 def established_skus(panel: pd.DataFrame, label: LabelConfig | None = None) -> set[str]:
@@ -159,10 +185,19 @@ def established_skus(panel: pd.DataFrame, label: LabelConfig | None = None) -> s
 def select_stage(
     cfg: PipelineConfig, scores: pd.DataFrame, rec: StageRecord, panel: pd.DataFrame
 ) -> Selection:
-    """The at-risk SKUs, riskiest first: established SKUs (see :func:`established_skus`)
-    selected by threshold when set, else by tier; capped at ``max_skus``."""
+    """The at-risk SKUs, riskiest first: established SKUs (the scores' ``established`` column,
+    else :func:`established_skus`) selected by threshold when set, else by tier; capped at
+    ``max_skus``. Only established SKUs count towards tiers."""
     sel = cfg.selection
-    established = scores["sku"].astype(str).isin(established_skus(panel, cfg.risk.label))
+    sku = scores["sku"].astype(str)
+    if "established" in scores.columns:
+        established = scores["established"].astype(bool)
+    else:
+        established = sku.isin(established_skus(panel, cfg.risk.label))
+    tier_counts = {
+        t: int(((scores["tier"].astype(str) == t) & established).sum())
+        for t in ("high", "medium", "low")
+    }
     if sel.threshold is not None:
         mask = established & (scores["risk"].astype(float) >= sel.threshold)
         rule = f"established SKUs with risk >= {sel.threshold:g}"
@@ -170,22 +205,36 @@ def select_stage(
         mask = established & scores["tier"].astype(str).isin(sel.tiers)
         rule = f"established SKUs in tier {list(sel.tiers)}"
     chosen = scores[mask].sort_values(["risk", "sku"], ascending=[False, True])
+    n_eligible = len(chosen)
     cap = sel.max_skus
     if cap is not None and len(chosen) > cap:
         chosen = chosen.head(cap)
-        rule += f", the {cap} riskiest"
+        rule += f", the {cap} riskiest of {n_eligible:,}"
     if chosen.empty:
         raise DataError(
             f"no SKU is at risk by the selection rule ({rule}); lower selection.threshold or "
             f"add tiers (the scores range {scores['risk'].min():.2f}..{scores['risk'].max():.2f})"
         )
+    n_est = int(established.sum())
     rec.metrics = {
+        "n_scored": float(len(scores)),
+        "n_established": float(n_est),
+        **{f"n_established_{t}": float(n) for t, n in tier_counts.items()},
+        "n_eligible": float(n_eligible),
         "n_selected": float(len(chosen)),
-        "n_established": float(established.sum()),
         "mean_risk": float(chosen["risk"].mean()),
     }
-    rec.detail = f"{len(chosen):,} at-risk SKUs ({rule})"
-    return Selection(chosen["sku"].astype(str).tolist(), rule)
+    rec.detail = (
+        f"{len(chosen):,} at-risk SKUs ({rule}); {len(scores):,} SKUs scored, {n_est:,} "
+        f"established ({', '.join(f'{n:,} {t}' for t, n in tier_counts.items())})"
+    )
+    return Selection(
+        chosen["sku"].astype(str).tolist(),
+        rule,
+        n_scored=len(scores),
+        established=set(sku[established.to_numpy()]),
+        tier_counts=tier_counts,
+    )
 
 
 # ------------------------------------------------------------------------------ fit
@@ -216,6 +265,28 @@ def fit_panel(panel: pd.DataFrame, selected: list[str], peers_per_category: int)
     )
     peers = weeks.groupby("category", observed=True).head(peers_per_category)["sku"].astype(str)
     return panel[is_sel | sku.isin(set(peers))]
+
+
+_SUPERSEDED_FIT_NOTES = ("fit.stock.weeks_of_cover", "fit.stock.holding_cost_share_per_week")
+"""Setting names cited by the demand fit's notes on stock and holding cost: the run states its
+own stock assumption (``StockAssumptions.describe``), so those notes are left out."""
+
+
+def fit_notes(notes: list[str], n_planned: int, n_fitted: int, cfg: PipelineConfig) -> list[str]:
+    """The demand fit's notes for the report: scoped to the SKUs fitted (the planned ones
+    and their category peers), setting names as the run config's keys, and without the notes
+    the run's stock assumption replaces."""
+    from app.presentation import readable_note
+
+    scope = (
+        f"demand fit of {n_fitted:,} SKUs (the {n_planned:,} planned and up to "
+        f"{cfg.fit.peers_per_category} peers per category, for pooling): "
+    )
+    return [
+        scope + readable_note(n)
+        for n in notes
+        if not any(name in n for name in _SUPERSEDED_FIT_NOTES)
+    ]
 
 
 def fit_stage(
@@ -259,7 +330,7 @@ def fit_stage(
         assumption = "on-hand stock from the source's stock table (last known level)"
     else:
         assumption = cfg.fit.stock.describe()
-    notes += list(result.notes)
+    notes += fit_notes(result.notes, cat.n_skus, result.catalog.n_skus, cfg)
     if dropped:
         notes.append(f"{dropped} at-risk SKU(s) sold nothing in the panel: no demand to fit")
     rec.metrics = {
@@ -353,6 +424,8 @@ class EvalOut:
     outcomes: dict[str, Outcome]
     best_heuristic: str
     closed_loop: dict[str, float]
+    no_demand: np.ndarray
+    """SKUs (catalog order) with no demand at any allowed price: no markdown for them."""
 
 
 def heuristic_policies(cfg: PipelineConfig) -> list[Policy]:
@@ -366,17 +439,28 @@ def heuristic_policies(cfg: PipelineConfig) -> list[Policy]:
 def evaluate_stage(
     cfg: PipelineConfig, catalog: Catalog, policy: PolicyOut, seed: int, rec: StageRecord
 ) -> EvalOut:
-    """Plan every policy, then simulate every plan with common random numbers."""
+    """Plan every policy, then simulate every plan on common random numbers per SKU.
+
+    The simulation seed is :func:`planning.outcomes.simulation_seed` of the run's seed, as in
+    the what-if, so ``deadstock simulate --sku`` reproduces a SKU's row of ``sku_summary``.
+    SKUs that sell nothing in any episode even at the deepest allowed price
+    (:func:`planning.diagnostics.sells_nothing` of
+    :func:`~planning.diagnostics.deepest_allowed_schedule`) get no markdown in every plan: no
+    discount changes their outcome.
+    """
     h = cfg.horizon_weeks
-    seeds = np.random.SeedSequence(seed).generate_state(2).tolist()
-    plan_seed, sim_seed = int(seeds[0]), int(seeds[1])
+    plan_seed = int(np.random.SeedSequence(seed).generate_state(1)[0])
     n_ep = cfg.evaluation.n_episodes
-    kw = dict(
+    sim = dict(
         n_episodes=n_ep,
-        seed=sim_seed,
+        seed=simulation_seed(cfg.seed),
         ci_level=cfg.evaluation.ci_level,
         draw_parameters=cfg.evaluation.draw_parameters,
     )
+    # SKUs that sell nothing even at the deepest allowed price, on the plans' own random
+    # numbers: no markdown changes their outcome, so no plan gives them one.
+    probe = deepest_allowed_schedule(catalog, cfg.rules, h)
+    no_demand = sells_nothing(simulate_schedule(catalog, probe, **sim))  # type: ignore[arg-type]
     plans: dict[str, Schedule] = {}
     closed: dict[str, float] = {}
     learned = policy.policy.name
@@ -384,10 +468,8 @@ def evaluate_stage(
     plans["no_markdown"] = Schedule.constant(catalog.sku, h, 0.0, "no_markdown")
     for heur in progress(heuristic_policies(cfg), desc="evaluate: planning", unit="policy"):
         plans[heur.name], closed[heur.name] = plan_of(heur, catalog, cfg.rules, h, seed=plan_seed)
-    outcomes = {
-        k: simulate_schedule(catalog, s, **kw)  # type: ignore[arg-type]
-        for k, s in progress(plans.items(), desc="evaluate: simulating", unit="plan")
-    }
+    plans = {k: rounded_depths(without_markdown(s, no_demand)) for k, s in plans.items()}
+    outcomes = simulate_schedules(catalog, plans, **sim)  # type: ignore[arg-type]
     heur_names = [k for k in outcomes if k not in (learned, "no_markdown")]
     if not heur_names:
         raise DataError("no heuristic baseline is available to compare with")
@@ -406,12 +488,18 @@ def evaluate_stage(
     rec.metrics.update({f"{k}_closed_loop_objective": v for k, v in closed.items()})
     rec.metrics["n_episodes"] = float(n_ep)
     rec.metrics["recommended_is_learned"] = float(chosen == learned)
+    rec.metrics["n_no_demand"] = float(no_demand.sum())
     rec.detail = (
         f"{len(plans)} plans x {catalog.n_skus:,} SKUs x {n_ep} episodes; {learned} "
         f"{profit(learned):,.0f}, best heuristic {best} {profit(best):,.0f}, no markdown "
         f"{profit('no_markdown'):,.0f}; recommended: {chosen}"
+        + (
+            f"; {int(no_demand.sum())} SKU(s) with no demand at any price"
+            if no_demand.any()
+            else ""
+        )
     )
-    return EvalOut(ordered, best, closed)
+    return EvalOut(ordered, best, closed, no_demand)
 
 
 # ------------------------------------------------------------------------------ export
@@ -439,25 +527,62 @@ def export_stage(
     rec: StageRecord,
 ) -> ExportOut:
     """Build every table, then write them (all computed before the first write), the
-    per-category alerts and the report."""
+    per-category alerts, the simulation settings and the report."""
+    import time
+
     from app.alerts import alerts_table, write_alerts
     from app.exports import (
+        NOT_ESTABLISHED,
         new_product_flags_table,
         schedules_table,
         sku_summary_table,
         write_tables,
     )
+    from app.presentation import TableContext, plan_week_starts, product_labels, readable_note
     from app.report import ReportInputs, write_report
     from app.stage_record import stages_frame
+    from app.whatif import write_simulation_settings
     from ingest.io import write_frame_atomic
+    from planning.outcomes import SimulationSettings
 
+    t0 = time.perf_counter()
     outcomes = evaluated.outcomes
     cat = fitted.catalog
-    schedules = schedules_table(outcomes["recommended"], plan_key)
-    summary = sku_summary_table(cat, scores, outcomes, plan_key)
-    alerts = alerts_table(summary, schedules)
-    flags = new_product_flags_table(
-        scores, data.dataset.products, data.last_week, cfg.new_products, plan_key
+    settings = SimulationSettings(
+        seed=cfg.seed,
+        n_episodes=cfg.evaluation.n_episodes,
+        draw_parameters=cfg.evaluation.draw_parameters,
+        ci_level=cfg.evaluation.ci_level,
+    )
+    products = data.dataset.products
+    week_starts = plan_week_starts(data.dataset.get("calendar"), data.last_week, cfg.horizon_weeks)
+    ctx = TableContext(
+        currency=cfg.export.currency,
+        labels=product_labels(products),
+        week_starts=week_starts,
+        settings=settings,
+    )
+    # Only established SKUs have a tier; the others show that they are not established.
+    shown = scores.assign(sku=scores["sku"].astype(str))
+    shown = shown.assign(
+        tier=shown["tier"].astype(str).where(shown["sku"].isin(selection.established),
+                                             NOT_ESTABLISHED),
+        established=shown["sku"].isin(selection.established),
+    )  # fmt: skip
+    schedules = schedules_table(outcomes["recommended"], plan_key, cat, ctx)
+    summary = sku_summary_table(cat, shown, outcomes, plan_key, ctx, no_demand=evaluated.no_demand)
+    alerts = alerts_table(summary)
+    flags, n_matching = new_product_flags_table(
+        shown,
+        products,
+        data.panel,
+        data.last_week,
+        cfg.new_products,
+        plan_key,
+        ctx,
+        exclude=set(np.asarray(cat.sku, dtype=str)),
+        weeks_of_cover=cfg.fit.stock.weeks_of_cover,
+        velocity_weeks=cfg.fit.stock.velocity_weeks,
     )
     tables = {
         "schedules": schedules,
@@ -466,41 +591,67 @@ def export_stage(
         "new_product_flags": flags,
     }
     written = write_tables(tables, cfg.out_dir, cfg.export)
-    # The at-risk SKUs' fitted parameters, so what-ifs can replay the plan later
-    # (deadstock simulate --catalog OUT/catalog.parquet --schedule OUT/schedules.csv --sku ...).
+    # The at-risk SKUs' fitted parameters and the simulation settings, so what-ifs replay the
+    # plan later with the same numbers (deadstock simulate --sku ... reads them beside the
+    # schedules).
     written["catalog"] = str(
         write_frame_atomic(cat.to_frame(), Path(cfg.out_dir) / "catalog.parquet")
     )
+    written["simulation"] = str(write_simulation_settings(settings, cfg.out_dir))
     alert_files = write_alerts(
         alerts,
         cfg.out_dir,
         stock_assumption=fitted.stock_assumption,
         horizon_weeks=cfg.horizon_weeks,
-        n_episodes=cfg.evaluation.n_episodes,
-        ci_level=cfg.evaluation.ci_level,
+        simulation=settings.describe(),
     )
+    # The export stage is still running while its report is written: say so, with its time
+    # so far, rather than leave it out.
     stage_tab = stages_frame(records)
-    # The risk distribution of the SKUs the label applies to (already-dead SKUs all score ~1).
-    est = scores[scores["sku"].astype(str).isin(established_skus(data.panel, cfg.risk.label))]
+    is_export = stage_tab["stage"] == rec.name
+    stage_tab.loc[is_export, "status"] = "running (report written)"
+    stage_tab.loc[is_export, "seconds"] = round(time.perf_counter() - t0, 1)
+    n_planned = cat.n_skus
+    notes = [
+        f"best heuristic: {evaluated.best_heuristic}",
+        f"new-product flags: {n_matching:,} products match ({cfg.new_products.describe()}); "
+        f"{len(flags):,} listed",
+        *fitted.notes,
+        *(readable_note(n) for n in data.notes),
+    ]
+    if week_starts:
+        notes.append(f"plan week 1 starts on {week_starts[0]} (the week after the data's last)")
     inputs = ReportInputs(
-        scores=est,
+        scores=shown,
         selected=list(np.asarray(cat.sku, dtype=str)),
-        selection_rule=selection.rule,
+        selection_rule=selection.rule
+        + (
+            f"; {len(selection.skus) - n_planned} could not be fitted"
+            if len(selection.skus) > n_planned
+            else ""
+        ),
         outcomes=outcomes,
         catalog_frame=cat.to_frame(),
         stock_assumption=fitted.stock_assumption,
-        n_episodes=cfg.evaluation.n_episodes,
-        ci_level=cfg.evaluation.ci_level,
+        simulation=settings.describe(),
         horizon_weeks=cfg.horizon_weeks,
         stages=stage_tab[stage_tab["status"] != "pending"],
+        ci_level=cfg.evaluation.ci_level,
+        summary=summary,
+        currency=cfg.export.currency,
         exports=written,
-        notes=[f"best heuristic: {evaluated.best_heuristic}", *fitted.notes, *data.notes],
+        notes=notes,
         title=f"deadstock run report ({'quick' if cfg.quick else 'full'}, {data.dataset.source})",
     )
     report_path, roi = write_report(inputs, cfg.out_dir)
     rec.metrics = {f"rows_{k}": float(len(v)) for k, v in tables.items()}
     rec.metrics["n_alert_reports"] = float(len(alert_files))
-    rec.detail = f"{len(schedules):,} schedule rows, {len(alert_files)} category alerts"
+    rec.metrics["n_new_product_matches"] = float(n_matching)
+    rec.metrics["n_below_cost"] = float((summary["weeks_below_cost"] > 0).sum())
+    rec.detail = (
+        f"{len(schedules):,} schedule rows, {len(alert_files)} category alerts, "
+        f"{len(flags):,} new-product flags of {n_matching:,} matches"
+    )
     out = Path(cfg.out_dir)
     return ExportOut(
         exports=written,

@@ -7,15 +7,16 @@ report the command prints.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from envs.config import RulesConfig
-from ingest.errors import ConfigError
-from ingest.io import write_figure_atomic
-from planning.outcomes import Outcome
+from ingest.errors import ConfigError, DataError
+from ingest.io import write_figure_atomic, write_text_atomic
+from planning.outcomes import Outcome, SimulationSettings
 from planning.schedule import Schedule, parse_policy, read_schedule
 from planning.whatif import WhatIfConfig, what_if
 from simulator.demand import Catalog, read_catalog
@@ -71,6 +72,41 @@ def read_rules(path: str | Path) -> RulesConfig:
     return load_config(RulesConfig, path, section="rules")
 
 
+SETTINGS_FILE = "simulation.json"
+"""The run's simulation settings, written beside its catalog and schedules so a what-if
+replays a plan with the same episodes, seed and parameter draws."""
+
+DEFAULT_WHAT_IF_POLICY = "fixed:0.3"
+"""The plan of a what-if given neither ``--policy`` nor a schedule, with no run's schedule
+beside the catalog."""
+
+
+def write_simulation_settings(settings: SimulationSettings, out_dir: str | Path) -> Path:
+    """Write ``settings`` to ``out_dir/simulation.json`` (atomically)."""
+    text = json.dumps(settings.to_dict(), indent=1) + "\n"
+    return write_text_atomic(Path(out_dir) / SETTINGS_FILE, text)
+
+
+def read_simulation_settings(folder: str | Path) -> SimulationSettings | None:
+    """The settings a run wrote into ``folder`` (``None`` when it wrote none)."""
+    path = Path(folder) / SETTINGS_FILE
+    if not path.is_file():
+        return None
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+        return SimulationSettings(
+            seed=int(values["seed"]),
+            n_episodes=int(values["n_episodes"]),
+            draw_parameters=bool(values["draw_parameters"]),
+            ci_level=float(values["ci_level"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise DataError(
+            f"{str(path)!r} is not a run's simulation settings (expected JSON with seed, "
+            f"n_episodes, draw_parameters, ci_level): {err}"
+        ) from None
+
+
 def what_if_from_files(
     catalog: Catalog,
     cfg: WhatIfConfig,
@@ -79,15 +115,18 @@ def what_if_from_files(
     rules_path: str | Path | None,
     fallback: Schedule,
     plot_path: str | Path | None,
+    run: SimulationSettings | None = None,
 ) -> tuple[pd.DataFrame, Path | None, str]:
     """The what-if behind ``deadstock simulate --sku ...``: the given schedule file (or
-    ``fallback``), capped by the options and rules, simulated against doing nothing.
+    ``fallback``), capped by the options and rules, simulated against doing nothing with
+    ``cfg.settings(run)``.
 
     Returns the summary table, the plot's path (when asked) and a printable report.
     """
     schedule = read_schedule(schedule_path) if schedule_path else fallback
     rules = read_rules(rules_path) if rules_path else None
-    out, _, table = what_if(catalog, schedule, cfg, rules=rules)
+    settings = cfg.settings(run)
+    out, _, table = what_if(catalog, schedule, cfg, rules=rules, run=run)
     plot = plot_what_if(catalog, out, plot_path) if plot_path else None
     d = np.asarray(out.schedule.discount)[0]
     c = np.asarray(out.schedule.coupon)[0]
@@ -100,8 +139,10 @@ def what_if_from_files(
         + (f", max discount {cfg.max_discount:.0%}" if cfg.max_discount is not None else "")
         + (f", rules from {rules_path}" if rules_path else ""),
         f"weekly discount: {plan}",
-        f"{out.n_episodes} simulated episodes; {cfg.ci_level:.0%} CIs; differences are paired "
-        "against doing nothing (no discount, no coupon)",
+        f"simulation: {settings.describe()}"
+        + (" (the run's settings)" if run is not None and settings == run else ""),
+        "differences are paired against doing nothing (no discount, no coupon) on the same "
+        "random numbers",
         "",
         f"{'metric':<20}{'expected':>12}  {'CI':<24}{'vs doing nothing':>18}  CI",
     ]
@@ -124,28 +165,36 @@ def what_if_command(
     schedule_path: str | Path | None = None,
     rules_path: str | Path | None = None,
     plot_path: str | Path | None = None,
-    policy: str = "fixed:0.3",
+    policy: str | None = None,
     weeks: int = 12,
 ) -> str:
-    """``deadstock simulate --sku SKU [--max-discount D] [--exit-week W] [--rules FILE]
-    [--schedule FILE]``: returns the printable report and saves the plot.
+    """``deadstock simulate --sku SKU [--policy P | --schedule FILE] [--max-discount D]
+    [--exit-week W] [--rules FILE]``: returns the printable report and saves the plot.
 
-    The schedule is, in order: ``schedule_path``; else the recommended schedule exported by
-    ``deadstock run`` beside the catalog (``schedules.csv`` or ``.parquet`` next to
-    ``catalog.parquet`` in the run's output folder); else ``policy`` (``fixed:D[:C]``) over
-    ``weeks`` weeks. The plot goes to ``plot_path`` (default ``whatif_<sku>.png``).
+    The plan is, in order: ``policy`` (``fixed:D[:C]`` over ``weeks`` weeks) when given;
+    else ``schedule_path``; else the recommended schedule exported by ``deadstock run``
+    beside the catalog (``schedules.csv`` or ``.parquet`` next to ``catalog.parquet``); else
+    :data:`DEFAULT_WHAT_IF_POLICY`. Giving both ``policy`` and ``schedule_path`` is an
+    error. The simulation settings are the options of ``cfg`` where given, else those of the
+    run beside the catalog (``simulation.json``), else the defaults. The report has the same
+    form whichever plan is simulated. The plot goes to ``plot_path`` (default
+    ``whatif_<sku>.png``).
     """
+    if policy is not None and schedule_path is not None:
+        raise ConfigError("give either --policy or --schedule, not both")
     catalog = read_catalog(catalog_path)
-    if schedule_path is None:
-        folder = Path(catalog_path).parent
+    folder = Path(catalog_path).parent
+    run = read_simulation_settings(folder)
+    if policy is None and schedule_path is None:
         found = [folder / f"schedules.{ext}" for ext in ("csv", "parquet")]
         schedule_path = next((p for p in found if p.is_file()), None)
-    d, c = parse_policy(policy)
+    fixed = policy if policy is not None else DEFAULT_WHAT_IF_POLICY
+    d, c = parse_policy(fixed)
     fallback = Schedule(
         sku=np.asarray(catalog.sku, dtype=object),
         discount=np.full((catalog.n_skus, weeks), d),
         coupon=np.full((catalog.n_skus, weeks), c),
-        name=policy,
+        name=fixed,
     )
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in cfg.sku)
     _, _, text = what_if_from_files(
@@ -155,6 +204,12 @@ def what_if_command(
         rules_path=rules_path,
         fallback=fallback,
         plot_path=plot_path or f"whatif_{safe}.png",
+        run=run,
     )
-    source = f"schedule: {schedule_path}" if schedule_path else f"schedule: {policy} (fixed)"
+    if schedule_path is not None:
+        source = f"schedule: {schedule_path}"
+    elif policy is not None:
+        source = f"schedule: {fixed} (fixed policy over {weeks} weeks)"
+    else:
+        source = f"schedule: {fixed} (fixed policy over {weeks} weeks; no run's schedule found)"
     return f"{source}\n{text}"

@@ -138,8 +138,8 @@ def _catalog(n: int, rng: np.random.Generator, cls):
 
 
 def bench_export(n_skus: int, plan_episodes: int, episodes: int, train_steps: int) -> str:
+    from app.exports import export_schedules_bulk
     from app.pipeline_config import DEFAULT_RULES
-    from planning.from_policy import export_schedules_bulk
     from simulator.demand import Catalog
 
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{tempfile.mkdtemp()}/mlflow.db")

@@ -26,6 +26,64 @@ N_DRAWS = 3
 
 _TINY = 1e-12
 
+_POISSON_SEARCH_FROM_ZERO = 10.0
+"""Below this mean the Poisson quantile is searched up from 0 (a few steps); above it, from
+just below a Cornish-Fisher guess."""
+
+_POISSON_GUESS_MARGIN = 4.0
+"""Steps below the Cornish-Fisher guess where the upward search starts (the guess is within
+one step for means above :data:`_POISSON_SEARCH_FROM_ZERO`)."""
+
+
+def poisson_quantile(u: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """The smallest ``k`` with ``P(Poisson(lam) <= k) >= u``, elementwise (as
+    ``scipy.stats.poisson.ppf``, about ten times faster).
+
+    An upward search over the probability masses (``p(k + 1) = p(k) * lam / (k + 1)``), on
+    the rows still searching only, starting at 0 for small means and a few steps below a
+    Cornish-Fisher guess for large ones (where the CDF is started by ``scipy.special.pdtr``).
+    A start that overshoots (rare) falls back to ``scipy.stats.poisson.ppf``.
+    """
+    u = np.asarray(u, dtype=float)
+    lam = np.asarray(lam, dtype=float)
+    k = np.zeros(lam.shape)
+    pmf = np.exp(-lam)
+    cdf = pmf.copy()
+    big = np.flatnonzero(lam >= _POISSON_SEARCH_FROM_ZERO)
+    if big.size:
+        lb, ub = lam[big], u[big]
+        z = special.ndtri(ub)
+        kb = np.maximum(
+            np.floor(lb + np.sqrt(lb) * z + (z * z - 1.0) / 6.0) - _POISSON_GUESS_MARGIN, 0.0
+        )
+        cb = special.pdtr(kb, lb)
+        over = (kb > 0) & (ub <= cb)
+        if over.any():
+            kb[over] = stats.poisson.ppf(ub[over], lb[over])
+            cb[over] = 1.0  # found: no search
+        k[big] = kb
+        pmf[big] = np.exp(-lb + kb * np.log(lb) - special.gammaln(kb + 1.0))
+        cdf[big] = cb
+    idx = np.flatnonzero(u > cdf)
+    kk, pp, cc, ll, uu = k[idx], pmf[idx], cdf[idx], lam[idx], u[idx]
+    while idx.size:
+        kk += 1.0
+        pp *= ll / kk
+        cc += pp
+        done = uu <= cc
+        stuck = ~done & (pp == 0.0)  # the masses underflowed before reaching u
+        if stuck.any():
+            kk[stuck] = stats.poisson.ppf(uu[stuck], ll[stuck])
+            done |= stuck
+        n_done = np.count_nonzero(done)
+        if n_done:
+            k[idx[done]] = kk[done]
+            if n_done == idx.size:
+                break
+            keep = ~done
+            idx, kk, pp, cc, ll, uu = idx[keep], kk[keep], pp[keep], cc[keep], ll[keep], uu[keep]
+    return k
+
 
 class QuantileSampler:
     """Inverse-CDF sampler over a fixed block of uniforms.
@@ -50,7 +108,7 @@ class QuantileSampler:
 
     def poisson(self, lam: np.ndarray) -> np.ndarray:
         lam = np.asarray(lam, dtype=float)
-        return np.asarray(stats.poisson.ppf(self._u(1, lam.shape), lam), dtype=float)
+        return poisson_quantile(self._u(1, lam.shape), lam)
 
     def binomial(self, n: np.ndarray, p: np.ndarray) -> np.ndarray:
         n = np.asarray(n)

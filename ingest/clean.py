@@ -163,6 +163,9 @@ def clean(dataset: Dataset, config: CleaningConfig | None = None) -> tuple[Datas
     for name, frame in dataset.tables.items():
         if name == "products":
             continue
+        if "sku" not in frame.columns:  # not per SKU (the calendar): nothing to drop
+            tables[name] = frame
+            continue
         gone = pd.Series(~isin(frame["sku"], keep), index=frame.index)
         extra = {}
         if name in ("sales", "baskets"):

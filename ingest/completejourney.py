@@ -3,7 +3,8 @@
 Mapping (documented in ``docs/data.md``)
 ----------------------------------------
 - ``products``: ``sku`` = ``product_id``; ``category`` = ``product_category`` (missing ->
-  ``"UNKNOWN"``); ``department``; ``brand`` (National/Private). ``list_price``,
+  ``"UNKNOWN"``); ``department``; ``brand`` (National/Private); ``description`` =
+  ``product_type`` and ``package_size``. ``list_price``,
   ``unit_cost`` and ``launch_week`` are not in the data and are left missing for cleaning to
   derive (list price from observed shelf prices, cost from an assumed margin, launch from
   the first sale).
@@ -14,6 +15,8 @@ Mapping (documented in ``docs/data.md``)
   that week's stores with the product on display (``display_location != "0"``) and in the
   mailer (``mailer_location != "0"``).
 - ``baskets``: transaction lines with household and basket ids.
+- ``calendar``: the date each week starts on, from the transaction times
+  (:func:`week_calendar`).
 
 Dropped: fuel (department ``FUEL``) and kiosk-gas lines (category ``COUPON/MISC ITEMS`` in
 departments ``FUEL`` and ``MISCELLANEOUS``: gallons and kiosk items, 99 % of all units), and
@@ -48,7 +51,7 @@ from ingest.validate import DataValidationError, RawTable, check_tables
 log = logging.getLogger(__name__)
 
 #: Bump when the mapping changes, so cached datasets are rebuilt.
-LOADER_VERSION = "cj-2"
+LOADER_VERSION = "cj-3"
 SOURCE_NAME = "completejourney"
 
 
@@ -143,6 +146,7 @@ def _products(raw: pd.DataFrame, report: list[dict[str, object]]) -> pd.DataFram
             "category": category.fillna("UNKNOWN"),
             "department": raw["department"].astype("string").fillna("UNKNOWN"),
             "brand": raw["brand"].astype("string"),
+            "description": _description(raw),
             "list_price": np.nan,
             "unit_cost": np.nan,
             "launch_week": pd.array([pd.NA] * len(raw), dtype="Int64"),
@@ -151,6 +155,26 @@ def _products(raw: pd.DataFrame, report: list[dict[str, object]]) -> pd.DataFram
             "package_size": raw["package_size"].astype("string"),
         }
     )
+
+
+def _description(raw: pd.DataFrame) -> pd.Series:
+    """``product_type`` and ``package_size`` joined (``"APPLE SAUCE 50 OZ"``); missing when
+    both are."""
+    kind = raw["product_type"].astype("string").str.strip()
+    size = raw["package_size"].astype("string").str.strip()
+    both = (kind.fillna("") + " " + size.fillna("")).str.strip()
+    return both.mask(both == "", pd.NA)
+
+
+def week_calendar(week: pd.Series, timestamp: pd.Series) -> pd.DataFrame:
+    """The date each week starts on, from transaction times: weeks are taken as consecutive
+    7-day blocks, anchored where most weeks' first transaction falls (a week whose first
+    transaction comes a day late, after a holiday, does not move the calendar)."""
+    first = pd.to_datetime(timestamp).groupby(week.to_numpy()).min().dt.normalize()
+    weeks = first.index.to_numpy(dtype=np.int64)
+    anchor = (first - pd.to_timedelta(7 * weeks, unit="D")).mode().iloc[0]
+    starts = anchor + pd.to_timedelta(7 * weeks, unit="D")
+    return pd.DataFrame({"week": weeks, "week_start": starts.strftime("%Y-%m-%d")})
 
 
 def _sales(lines: pd.DataFrame) -> pd.DataFrame:
@@ -243,7 +267,7 @@ def _build(config: CompleteJourneyConfig, fp: str, check: bool, steps: Progress)
     log.info("completejourney: reading products and transactions")
     products_raw = pq.read_table(_data_file("products")).to_pandas()
     cols = ["household_id", "basket_id", "product_id", "quantity", "sales_value", "retail_disc",
-            "coupon_disc", "coupon_match_disc", "week"]  # fmt: skip
+            "coupon_disc", "coupon_match_disc", "week", "transaction_timestamp"]  # fmt: skip
     lines = pq.read_table(_data_file("transactions"), columns=cols).to_pandas()
     report: list[dict[str, object]] = []
     products = _products(products_raw, report)
@@ -264,7 +288,11 @@ def _build(config: CompleteJourneyConfig, fp: str, check: bool, steps: Progress)
 
     steps.update()
     log.info("completejourney: aggregating %s transaction lines per (sku, week)", f"{len(lines):,}")
-    tables = {"products": products, "sales": _sales(lines)}
+    tables = {
+        "products": products,
+        "sales": _sales(lines),
+        "calendar": week_calendar(lines["week"], lines["transaction_timestamp"]),
+    }
     steps.update()
     if config.include_promotions:
         log.info("completejourney: promotions (20.9M store rows -> display/mailer shares)")
@@ -288,6 +316,7 @@ def _build(config: CompleteJourneyConfig, fp: str, check: bool, steps: Progress)
         "unit_cost is not in the data: cleaning assumes a margin (CleaningConfig.default_margin)",
         "launch_week is not in the data: cleaning uses each SKU's first sale week",
         "week 1 covers a single day (2017-01-01); weeks 2-53 are full weeks",
+        "calendar: weeks start on the day of their first transaction (week 2 = 2017-01-02)",
         "returns are not recorded: returns = 0",
     ]
     dataset = Dataset(tables, SOURCE_NAME, fp, notes, report)

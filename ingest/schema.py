@@ -115,6 +115,14 @@ PRODUCTS = TableSpec(
             nullable=True,
         ),
         ColumnSpec(
+            "description",
+            "str",
+            "-",
+            "What the product is, for people reading the outputs (e.g. 'APPLE SAUCE 50 OZ').",
+            required=False,
+            nullable=True,
+        ),
+        ColumnSpec(
             "list_price",
             "float",
             "currency/unit",
@@ -325,7 +333,20 @@ BASKETS = TableSpec(
     ),
 )
 
+CALENDAR = TableSpec(
+    name="calendar",
+    description="The calendar date each week starts on, where the source has dates (the "
+    "outputs then date the plan's weeks).",
+    key=("week",),
+    required=False,
+    columns=(
+        ColumnSpec("week", "int", "week", "Week index.", min_value=0),
+        ColumnSpec("week_start", "str", "date", "First day of the week, as YYYY-MM-DD."),
+    ),
+    example=({"week": 2, "week_start": "2017-01-02"},),
+)
+
 TABLES: dict[str, TableSpec] = {
-    t.name: t for t in (PRODUCTS, SALES, STOCK, INTERACTIONS, PROMOTIONS, BASKETS)
+    t.name: t for t in (PRODUCTS, SALES, STOCK, INTERACTIONS, PROMOTIONS, BASKETS, CALENDAR)
 }
 REQUIRED_TABLES: tuple[str, ...] = tuple(n for n, t in TABLES.items() if t.required)

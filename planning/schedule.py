@@ -122,6 +122,21 @@ class Schedule:
         )
 
 
+DEPTH_DECIMALS = 4
+"""Decimals of a depth in the exports (0.3 rather than 0.30000000000000004)."""
+
+
+def rounded_depths(schedule: Schedule) -> Schedule:
+    """``schedule`` with its depths rounded to :data:`DEPTH_DECIMALS` decimals, as exported, so
+    a plan read back from its export is simulated on exactly the same depths."""
+    return Schedule(
+        sku=schedule.sku,
+        discount=np.round(np.asarray(schedule.discount, dtype=float), DEPTH_DECIMALS) + 0.0,
+        coupon=np.round(np.asarray(schedule.coupon, dtype=float), DEPTH_DECIMALS) + 0.0,
+        name=schedule.name,
+    )
+
+
 def parse_policy(text: str) -> tuple[float, float]:
     """``fixed:D`` or ``fixed:D:C`` -> (discount, coupon); a clear error otherwise."""
     parts = str(text).split(":")

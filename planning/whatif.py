@@ -16,7 +16,12 @@ import pandas as pd
 from envs.config import RulesConfig
 from ingest.errors import ConfigError, DataError
 from ingest.panel import MAX_DISCOUNT_DEPTH
-from planning.outcomes import Outcome, paired_ci, simulate_schedule
+from planning.outcomes import (
+    Outcome,
+    SimulationSettings,
+    paired_ci,
+    simulate_schedule,
+)
 from planning.schedule import Schedule
 from simulator.demand import Catalog
 
@@ -34,23 +39,29 @@ class WhatIfConfig:
         stays under the cap too).
     exit_week : int or None
         Stop the plan after this many weeks (the exit week, when leftovers are written off).
-    n_episodes : int
-        Simulated episodes.
-    seed : int
-        Seed of the demand draws.
-    ci_level : float
-        Level of the CIs.
-    draw_parameters : bool
-        Draw every episode's parameters from the fitted uncertainty.
+    n_episodes : int or None
+        Simulated episodes; ``None`` = the run's (or :data:`planning.outcomes.DEFAULT_N_EPISODES`).
+    seed : int or None
+        The run's seed, from which the simulation seed is derived as in the run
+        (:func:`planning.outcomes.simulation_seed`); ``None`` = the run's (or 0).
+    ci_level : float or None
+        Level of the CIs; ``None`` = the run's (or 95 %).
+    draw_parameters : bool or None
+        Draw every episode's parameters from the fitted uncertainty; ``None`` = the run's
+        setting (or :data:`planning.outcomes.DEFAULT_DRAW_PARAMETERS`, yes).
+
+    With every option left at ``None`` and the run's settings given to :meth:`settings`, a
+    what-if of a SKU under the run's plan gives exactly that SKU's numbers in the run's
+    ``sku_summary``.
     """
 
     sku: str
     max_discount: float | None = None
     exit_week: int | None = None
-    n_episodes: int = 2000
-    seed: int = 0
-    ci_level: float = 0.95
-    draw_parameters: bool = True
+    n_episodes: int | None = None
+    seed: int | None = None
+    ci_level: float | None = None
+    draw_parameters: bool | None = None
 
     def __post_init__(self) -> None:
         if self.max_discount is not None and not 0.0 <= self.max_discount < MAX_DISCOUNT_DEPTH:
@@ -59,8 +70,36 @@ class WhatIfConfig:
             )
         if self.exit_week is not None and self.exit_week < 1:
             raise ConfigError(f"--exit-week {self.exit_week}: expected >= 1")
-        if self.n_episodes < 2:
+        if self.n_episodes is not None and self.n_episodes < 2:
             raise ConfigError(f"n_episodes = {self.n_episodes}: expected >= 2")
+        if self.seed is not None and self.seed < 0:
+            raise ConfigError(f"seed = {self.seed}: expected >= 0")
+
+    def settings(self, run: SimulationSettings | None = None) -> SimulationSettings:
+        """The simulation settings: this question's options where given, else ``run``'s (the
+        settings of the run whose plan is replayed), else the defaults."""
+        base = run or SimulationSettings()
+        return SimulationSettings(
+            seed=base.seed if self.seed is None else self.seed,
+            n_episodes=base.n_episodes if self.n_episodes is None else self.n_episodes,
+            draw_parameters=(
+                base.draw_parameters if self.draw_parameters is None else self.draw_parameters
+            ),
+            ci_level=base.ci_level if self.ci_level is None else self.ci_level,
+        )
+
+
+WHAT_IF_METRICS = (
+    "profit",
+    "units_sold",
+    "sell_through",
+    "leftover_units",
+    "revenue",
+    "margin_given_away",
+    "holding_cost",
+    "dead_stock_value",
+)
+"""The rows of the what-if's summary table."""
 
 
 def constrain_schedule(
@@ -98,8 +137,12 @@ def what_if(
     *,
     rules: RulesConfig | None = None,
     baseline: bool = True,
+    run: SimulationSettings | None = None,
 ) -> tuple[Outcome, Outcome | None, pd.DataFrame]:
     """Simulate one SKU's schedule under the what-if's caps, and doing nothing beside it.
+
+    The settings are ``cfg.settings(run)``; the SKU's random numbers are its own (keyed by its
+    id, :mod:`planning.outcomes`), so the numbers equal the SKU's in a run with those settings.
 
     Returns the schedule's outcome, the no-markdown outcome (``None`` when ``baseline`` is
     false) and a summary table (metric, mean, CI low, CI high, and the paired difference
@@ -125,11 +168,12 @@ def what_if(
         cfg,
         rules,
     )
+    settings = cfg.settings(run)
     kw = dict(
-        n_episodes=cfg.n_episodes,
-        seed=cfg.seed,
-        ci_level=cfg.ci_level,
-        draw_parameters=cfg.draw_parameters,
+        n_episodes=settings.n_episodes,
+        seed=settings.simulation_seed,
+        ci_level=settings.ci_level,
+        draw_parameters=settings.draw_parameters,
         keep_paths=True,
     )
     out = simulate_schedule(one, sched, **kw)  # type: ignore[arg-type]
@@ -141,16 +185,7 @@ def what_if(
             **kw,  # type: ignore[arg-type]
         )
     rows = []
-    for name in (
-        "profit",
-        "units_sold",
-        "sell_through",
-        "leftover_units",
-        "revenue",
-        "margin_given_away",
-        "holding_cost",
-        "dead_stock_value",
-    ):
+    for name in WHAT_IF_METRICS:
         lo, hi = out.sku_ci(name)
         row = {
             "metric": name,

@@ -79,17 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print()
     print(result.stage_table().to_string(index=False))
     print()
-    print("ROI of the recommended schedules against doing nothing (95 % CI):")
-    for key in (
-        "leftover_units",
-        "dead_stock_value",
-        "margin_given_away",
-        "holding_cost",
-        "profit",
-    ):
-        m = result.roi[f"roi/{key}"]
-        lo, hi = result.roi[f"roi/{key}_ci_low"], result.roi[f"roi/{key}_ci_high"]
-        print(f"  {_ROI_LABEL[key]:<36} {m:>14,.2f}  [{lo:,.2f}, {hi:,.2f}]")
+    print_roi(result.roi, cfg.export.currency, cfg.evaluation.ci_level)
     print()
     print(f"stock assumption: {result.stock_assumption}")
     for name, where in result.exports.items():
@@ -102,10 +92,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-_ROI_LABEL = {
-    "leftover_units": "dead stock avoided (units)",
-    "dead_stock_value": "dead stock avoided (value at cost)",
-    "margin_given_away": "margin given away",
-    "holding_cost": "holding cost saved",
-    "profit": "profit vs doing nothing",
-}
+def print_roi(roi: dict[str, float], currency: str, ci_level: float) -> None:
+    """The ROI reconciliation: its lines add up to the profit line (values as in the report)."""
+    from app.report import ROI_LINES, ROI_MEMO, ROI_TOTAL
+
+    def line(label: str, key: str) -> None:
+        m, lo, hi = roi[f"roi/{key}"], roi[f"roi/{key}_ci_low"], roi[f"roi/{key}_ci_high"]
+        print(f"  {label:<44} {m:>14,.2f}  [{lo:,.2f}, {hi:,.2f}]")
+
+    print(
+        f"ROI of the recommended schedules against doing nothing ({currency}, paired means, "
+        f"{ci_level:.0%} CI); the lines add up to the profit:"
+    )
+    for label, key, _ in ROI_LINES:
+        line(label, key)
+    print(f"  {'':<44} {'-' * 14}")
+    line(f"= {ROI_TOTAL[0]}", ROI_TOTAL[1])
+    print("  memo (not in the sum):")
+    for label, key, _, _ in ROI_MEMO:
+        line(label, key)

@@ -54,7 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--policy",
         config=SIMULATE,
         key="policy",
-        help="fixed:D (discount depth D every week) or fixed:D:C (plus coupon depth C)",
+        help="fixed:D (discount depth D every week) or fixed:D:C (plus coupon depth C); for a "
+        "what-if, an explicit --policy replaces the run's schedule",
     )
     config_arg(
         p,
@@ -71,6 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         key="n_episodes",
         also={"what-if": (WHAT_IF, "n_episodes")},
         type=int,
+        none="the run's",
         help="simulated episodes per SKU",
     )
     config_arg(p, "--seed", config=SIMULATE, key="seed", type=int, help=SEED_HELP)
@@ -81,7 +83,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         key="draw_parameters",
         also={"what-if": (WHAT_IF, "draw_parameters")},
         action=argparse.BooleanOptionalAction,
-        help="draw each episode's parameters from their fitted uncertainty",
+        none="the run's",
+        help="draw each episode's parameters from their fitted uncertainty (as the run does)",
     )
     p.add_argument("--sku", action="append", default=[], help="simulate only this SKU (repeatable)")
     p.add_argument("--out", help="write per-SKU results (.csv or .parquet)")
@@ -144,7 +147,7 @@ def cmd_what_if(args: argparse.Namespace) -> int:
         schedule_path=args.schedule,
         rules_path=args.rules,
         plot_path=args.plot,
-        policy=args.policy or field_default(SimulateConfig, "policy"),
+        policy=args.policy,
         weeks=args.horizon_weeks or field_default(SimulateConfig, "horizon_weeks"),
     )
     print(text)

@@ -60,7 +60,10 @@ def test_fuel_kiosk_and_unknown_products_dropped_and_counted(cj):
 
 def test_canonical_tables(cj):
     dataset = cj[0]
-    assert set(dataset.tables) == {"products", "sales", "promotions", "baskets"}
+    assert set(dataset.tables) == {"products", "sales", "promotions", "baskets", "calendar"}
+    cal = dataset.tables["calendar"].set_index("week")["week_start"]
+    assert cal[2] == "2017-01-02" and cal[53] == "2017-12-25" and len(cal) == 53
+    assert "APPLE SAUCE 50 OZ" in set(dataset.products["description"].dropna())
     sales = dataset.sales
     assert sales["week"].between(1, 53).all()
     assert not sales.duplicated(["sku", "week"]).any()
