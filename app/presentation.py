@@ -9,9 +9,8 @@ where the data has a calendar (:data:`ingest.schema.CALENDAR`).
 
 from __future__ import annotations
 
-import re
-
 import datetime as dt
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 

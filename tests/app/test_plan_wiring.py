@@ -120,7 +120,7 @@ def _panel(n_weeks: int = 80) -> pd.DataFrame:
 
 def _data(panel: pd.DataFrame) -> st.IngestOut:
     products = pd.DataFrame({"sku": sorted(panel["sku"].unique())})
-    dataset = SimpleNamespace(products=products, source="my-source", notes=[])
+    dataset = SimpleNamespace(products=products, source="my-source", notes=[], get=lambda _: None)
     return st.IngestOut(dataset, panel, "fp", int(panel["week"].max()))
 
 
@@ -221,27 +221,36 @@ def test_evaluation_and_horizon_reach_the_simulation(cfg, monkeypatch):
         plans.append((rules, horizon))
         return Schedule.constant(catalog.sku, horizon, 0.0, policy.name), 0.0
 
-    def simulate(catalog, schedule, **kw):
+    def probe(catalog, schedule, **kw):
+        # The no-demand probe at the deepest allowed price, on the plans' own settings.
+        sims.append(kw)
+        assert schedule.horizon == 7
+        return None
+
+    def simulate(catalog, plans, **kw):
         sims.append(kw)
         raise Stop
 
     monkeypatch.setattr(st, "plan_of", plan)
-    monkeypatch.setattr(st, "simulate_schedule", simulate)
+    monkeypatch.setattr(st, "simulate_schedule", probe)
+    monkeypatch.setattr(st, "sells_nothing", lambda _: np.zeros(3, dtype=bool))
+    monkeypatch.setattr(st, "simulate_schedules", simulate)
     pol = st.PolicyOut(SimpleNamespace(name="ppo"), "trained")  # type: ignore[arg-type]
     with pytest.raises(Stop):
         st.evaluate_stage(cfg, _catalog(), pol, 5, StageRecord("evaluate"))
     assert {h for _, h in plans} == {7} and all(r is cfg.rules for r, _ in plans)
-    assert sims[0]["n_episodes"] == 33 and sims[0]["ci_level"] == 0.9
-    assert sims[0]["draw_parameters"] is False
+    assert len(sims) == 2 and sims[0] == sims[1]
+    assert sims[1]["n_episodes"] == 33 and sims[1]["ci_level"] == 0.9
+    assert sims[1]["draw_parameters"] is False
 
 
 def test_export_and_new_products_reach_the_writers(cfg, monkeypatch, tmp_path):
     seen = {}
     empty = pd.DataFrame()
 
-    def flags(scores, products, last_week, c, plan_key):
+    def flags(scores, products, panel, last_week, c, plan_key, *args, **kwargs):
         seen["new_products"] = c
-        return empty
+        return empty, 0
 
     def write(tables, out_dir, c):
         seen["export"] = c
@@ -252,11 +261,12 @@ def test_export_and_new_products_reach_the_writers(cfg, monkeypatch, tmp_path):
     monkeypatch.setattr("app.alerts.alerts_table", lambda *a, **k: empty)
     monkeypatch.setattr("app.exports.new_product_flags_table", flags)
     monkeypatch.setattr("app.exports.write_tables", write)
-    ev = st.EvalOut({"recommended": None}, "fluid", {})  # type: ignore[dict-item]
+    ev = st.EvalOut({"recommended": None}, "fluid", {}, np.zeros(2, dtype=bool))  # type: ignore[dict-item]
     fitted = st.FitOut(_catalog(), "assumed", [])
+    scores = pd.DataFrame({"sku": ["s0", "s1"], "risk": [0.9, 0.8], "tier": ["high", "high"]})
     with pytest.raises(Stop):
         st.export_stage(
-            cfg, "k", _data(_panel()), empty, st.Selection([], ""), fitted, ev, [],
+            cfg, "k", _data(_panel()), scores, st.Selection([], ""), fitted, ev, [],
             StageRecord("export"),
         )  # fmt: skip
     assert seen["new_products"].max_age_weeks == 5 and seen["new_products"].min_risk == 0.7

@@ -139,13 +139,11 @@ def test_the_what_if_gives_the_run_summary_numbers(catalog, tmp_path):
     from app.stage_record import StageRecord
     from app.stages import PolicyOut, evaluate_stage
 
-    cfg = PipelineConfig(
-        seed=3, quick=True, horizon_weeks=6, evaluation=EvaluationConfig(quick_n_episodes=40)
-    )
+    cfg = PipelineConfig(seed=3, horizon_weeks=6, evaluation=EvaluationConfig(n_episodes=40))
     sub = catalog.take(np.arange(5))
     ev = evaluate_stage(cfg, sub, PolicyOut(FixedDiscount(0.3), "test"), 11, StageRecord("e"))
     settings = SimulationSettings(
-        seed=cfg.seed, n_episodes=cfg.n_episodes, draw_parameters=True, ci_level=0.95
+        seed=cfg.seed, n_episodes=cfg.evaluation.n_episodes, draw_parameters=True, ci_level=0.95
     )
     scores = pd.DataFrame({"sku": sub.sku, "risk": 0.9, "tier": "high"})
     ctx = TableContext(settings=settings)
