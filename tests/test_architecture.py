@@ -70,3 +70,32 @@ def test_the_check_finds_a_private_import(tmp_path, monkeypatch):
     bad.write_text("from simulator.fit import _stage\nfrom app.bad import _own\n")
     monkeypatch.setattr(f"{__name__}.ROOT", tmp_path)
     assert private_imports(bad) == ["app.bad: from simulator.fit import _stage"]
+
+
+def _layers_from_pyproject() -> list[set[str]]:
+    import tomllib
+
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    (contract,) = [c for c in cfg["tool"]["importlinter"]["contracts"] if c["type"] == "layers"]
+    return [{p.strip() for p in layer.split("|")} for layer in contract["layers"]]
+
+
+def _layers_from_table(path: Path, heading: str) -> list[set[str]]:
+    """The packages of a Markdown table's rows under ``heading``, grouped by layer number."""
+    text = path.read_text(encoding="utf-8")
+    section = text[text.index(heading) :]
+    rows: dict[str, set[str]] = {}
+    for line in section.splitlines()[1:]:
+        if line.startswith("#"):
+            break
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 3 and cells[0].isdigit():
+            rows.setdefault(cells[0], set()).add(cells[1].strip("`/"))
+    return [rows[k] for k in sorted(rows, key=int, reverse=True)]
+
+
+@pytest.mark.parametrize(
+    ("doc", "heading"), [("README.md", "## Layout"), ("docs/architecture.md", "## The layers")]
+)
+def test_the_documented_layers_are_the_checked_ones(doc, heading):
+    assert _layers_from_table(ROOT / doc, heading) == _layers_from_pyproject()
