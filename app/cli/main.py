@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "app.cli.demand",
     "app.cli.simulate",
     "app.cli.agents",
+    "app.cli.serve",
 )
 
 
