@@ -15,9 +15,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ingest.errors import ConfigError, DataError, DeadstockError
@@ -121,6 +122,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(_: Request, err: HTTPException) -> JSONResponse:
+        if err.status_code == 400:
+            # FastAPI's answer to a body it cannot decode: still a 422 naming the body.
+            msg = f"expected a JSON body in UTF-8 ({err.detail})"
+            return JSONResponse({"detail": [_error_item(("body",), msg, "json_invalid")]}, 422)
         return JSONResponse(
             {"detail": str(err.detail)}, status_code=err.status_code, headers=err.headers
         )

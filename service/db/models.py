@@ -96,7 +96,17 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: sa.JSON, list[Any]: sa.JSON}
 
 
-Timestamp = sa.DateTime(timezone=True)
+class Timestamp(sa.types.TypeDecorator):
+    """A UTC timestamp that comes back timezone-aware on every database (SQLite stores none:
+    its values are read back as UTC)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
 
 
 class User(Base):
@@ -107,7 +117,7 @@ class User(Base):
     role: Mapped[str] = mapped_column(sa.String(32))
     categories: Mapped[list[Any]] = mapped_column(default=list)
     active: Mapped[bool] = mapped_column(default=True)
-    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
 
 
 class ApiToken(Base):
@@ -117,8 +127,8 @@ class ApiToken(Base):
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     prefix: Mapped[str] = mapped_column(sa.String(16))
-    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
-    revoked_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(Timestamp())
 
 
 class PlanVersion(Base):
@@ -136,7 +146,7 @@ class PlanVersion(Base):
     content_hash: Mapped[str] = mapped_column(sa.String(64))
     roi: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     metadata_source: Mapped[str] = mapped_column(sa.Text, default="")
-    imported_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    imported_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
     imported_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
 
 
@@ -162,7 +172,7 @@ sku_plans = sa.Table(
     *(sa.Column(name, sa.Float) for name in SUMMARY_FLOATS),
     sa.Column("extra", sa.JSON),
     sa.Column("status", sa.String(16), nullable=False, server_default="pending"),
-    sa.Column("reviewed_at", Timestamp),
+    sa.Column("reviewed_at", Timestamp()),
     sa.Column("export_id", sa.Integer),
     # The SKU list filters by category and sorts by risk or gain, SKU breaking ties in the
     # same direction, so one index scan serves a page.
@@ -200,7 +210,7 @@ class Review(Base):
     discount: Mapped[list[Any] | None] = mapped_column(sa.JSON)
     coupon: Mapped[list[Any] | None] = mapped_column(sa.JSON)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
-    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
 
 
 class Export(Base):
@@ -209,7 +219,7 @@ class Export(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     plan_id: Mapped[int] = mapped_column(sa.ForeignKey("plan_versions.id"), index=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
-    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
     format: Mapped[str] = mapped_column(sa.String(16))
     target: Mapped[str] = mapped_column(sa.Text)
     categories: Mapped[list[Any] | None] = mapped_column(sa.JSON)
@@ -233,9 +243,9 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(sa.Text)
     plan_id: Mapped[int | None] = mapped_column(sa.ForeignKey("plan_versions.id"))
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
-    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
-    started_at: Mapped[datetime | None] = mapped_column(Timestamp)
-    finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(Timestamp())
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp())
 
 
 class AuditEntry(Base):
@@ -243,7 +253,7 @@ class AuditEntry(Base):
     __table_args__ = (sa.Index("ix_audit_object", "object_type", "object_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
     user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     actor: Mapped[str] = mapped_column(sa.String(100))
     action: Mapped[str] = mapped_column(sa.String(64))

@@ -102,6 +102,7 @@ class Api:
     backend: str
     state: object
     settings: object
+    app: object
     skus_by_category: dict[str, list[str]] = field(default_factory=dict)
 
     def h(self, who: str) -> dict[str, str]:
@@ -145,7 +146,7 @@ def make_api(db_url: str, run: PipelineRun, work: Path, backend: str, **limits) 
         r = client.post("/api/v1/plans/import", json={"path": str(run.folder)},
                         headers={"Authorization": f"Bearer {tokens['lead']}"})  # fmt: skip
         assert r.status_code == 201, r.text
-        yield Api(client, tokens, r.json()["plan"]["id"], cats, backend, state, settings,
+        yield Api(client, tokens, r.json()["plan"]["id"], cats, backend, state, settings, app,
                   {k: sorted(v) for k, v in by_cat.items()})  # fmt: skip
     state.db.dispose()
 
