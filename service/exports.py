@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from service import library
 from service.audit import record
+from service.db import arrays
 from service.db.models import EXPORTABLE, Export, PlanVersion, Review, User, sku_plans, utcnow
 from service.db.models import sku_schedules as sched
 from service.errors import Conflict, Forbidden, NotFound
@@ -62,11 +63,15 @@ def export_frame(
             edits[rv.sku] = (list(rv.discount or []), list(rv.coupon or []))
     h = plan.horizon_weeks
     n = len(rows)
-    disc = np.empty((n, h))
-    coup = np.empty((n, h))
+
+    def grid(blobs: list[bytes]) -> np.ndarray:
+        return np.frombuffer(b"".join(blobs), dtype=arrays.DEPTH).reshape(n, h).astype(float)
+
+    disc = grid([r.discount for r in rows])
+    coup = grid([r.coupon for r in rows])
     for i, r in enumerate(rows):
-        d, cp = edits.get(r.sku, (r.discount, r.coupon))
-        disc[i], coup[i] = d, cp
+        if r.sku in edits:
+            disc[i], coup[i] = edits[r.sku]
     return pd.DataFrame(
         {
             "plan_key": plan.plan_key,

@@ -21,8 +21,10 @@ from sqlalchemy.orm import Session
 
 from service import library
 from service.audit import record
+from service.db import arrays
 from service.db.bulk import insert_frame
 from service.db.models import (
+    ARTIFACT_PART_BYTES,
     SUMMARY_FLOATS,
     SUMMARY_TEXTS,
     PlanArtifact,
@@ -60,24 +62,15 @@ RISK_BINS = 10
 
 # ------------------------------------------------------------------------------ import
 def _schedule_rows(run: library.RunFolder, plan_id: int) -> pd.DataFrame:
-    """One row per SKU with its weekly arrays as JSON text."""
-
-    def arrays(a: np.ndarray) -> list[str]:
-        return [json.dumps(row) for row in np.round(a, 6).tolist()]
-
-    expected = [
-        json.dumps(dict(zip(library.WEEKLY_KEYS, vals, strict=True)))
-        for vals in zip(
-            *(np.round(run.expected[k], 6).tolist() for k in library.WEEKLY_KEYS), strict=True
-        )
-    ]
+    """One row per SKU with its weekly arrays as bytes (:mod:`service.db.arrays`)."""
+    expected = np.concatenate([run.expected[k] for k in library.WEEKLY_KEYS], axis=1)
     return pd.DataFrame(
         {
             "plan_id": plan_id,
             "sku": run.skus,
-            "discount": arrays(run.discount),
-            "coupon": arrays(run.coupon),
-            "expected": expected,
+            "discount": arrays.encode_rows(run.discount, arrays.DEPTH),
+            "coupon": arrays.encode_rows(run.coupon, arrays.DEPTH),
+            "expected": arrays.encode_rows(expected, arrays.OUTCOME),
         }
     )
 
@@ -147,9 +140,11 @@ def import_run(
     )
     session.add(plan)
     session.flush()
-    session.add(PlanArtifact(plan_id=plan.id, name=library.CATALOG_ARTIFACT,
-                             content=run.catalog_bytes))  # fmt: skip
-    session.flush()
+    blob = run.catalog_bytes
+    for part, start in enumerate(range(0, len(blob), ARTIFACT_PART_BYTES)):
+        session.add(PlanArtifact(plan_id=plan.id, name=library.CATALOG_ARTIFACT, part=part,
+                                 content=blob[start : start + ARTIFACT_PART_BYTES]))  # fmt: skip
+        session.flush()
     conn = session.connection()
     insert_frame(conn, sku_plans, _summary_rows(run, plan.id))
     insert_frame(conn, sku_schedules, _schedule_rows(run, plan.id))
@@ -184,10 +179,15 @@ def get_plan(session: Session, plan_id: int) -> PlanVersion:
 
 
 def catalog_bytes(session: Session, plan_id: int) -> bytes:
-    blob = session.get(PlanArtifact, (plan_id, library.CATALOG_ARTIFACT))
-    if blob is None:
+    """The plan's stored catalog file (its parts joined)."""
+    parts = session.scalars(
+        sa.select(PlanArtifact.content)
+        .where(PlanArtifact.plan_id == plan_id, PlanArtifact.name == library.CATALOG_ARTIFACT)
+        .order_by(PlanArtifact.part)
+    ).all()
+    if not parts:
         raise NotFound(f"plan {plan_id} has no stored catalog")
-    return blob.content
+    return b"".join(parts)
 
 
 @dataclass(frozen=True)
@@ -296,7 +296,13 @@ def schedule_of(session: Session, plan_id: int, sku: str) -> dict[str, Any]:
     )
     if row is None:
         raise NotFound(f"SKU {sku!r} has no schedule in plan {plan_id}")
-    return {"discount": row["discount"], "coupon": row["coupon"], "expected": row["expected"]}
+    keys = library.WEEKLY_KEYS
+    expected = arrays.decode(row["expected"], arrays.OUTCOME, len(keys))
+    return {
+        "discount": arrays.decode(row["discount"], arrays.DEPTH)[0],
+        "coupon": arrays.decode(row["coupon"], arrays.DEPTH)[0],
+        "expected": dict(zip(keys, expected, strict=True)),
+    }
 
 
 def latest_override(session: Session, plan_id: int, sku: str) -> Review | None:

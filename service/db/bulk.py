@@ -4,7 +4,6 @@ would take tens of minutes, ``COPY`` takes seconds."""
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-BATCH_ROWS = 20_000
+BATCH_ROWS = 100_000
 """Rows per ``executemany`` batch (and per ``COPY`` buffer): bounds memory."""
 
 
@@ -51,16 +50,25 @@ def insert_frame(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> i
 
 
 def _copy(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> int:
-    """``COPY ... FROM STDIN`` in CSV, on the connection's own transaction."""
+    """``COPY ... FROM STDIN`` in CSV written by Arrow (C++: formatting floats in Python
+    would dominate a million-row import), on the connection's own transaction. Bytes go as
+    ``\\x<hex>`` (PostgreSQL's bytea text form); an empty unquoted field is NULL."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
     cols = ", ".join(f'"{c}"' for c in frame.columns)
-    sql = f"COPY \"{table.name}\" ({cols}) FROM STDIN WITH (FORMAT csv, NULL '\\N')"
+    sql = f'COPY "{table.name}" ({cols}) FROM STDIN WITH (FORMAT csv)'
+    binary = [c for c in frame.columns if isinstance(table.c[c].type, sa.LargeBinary)]
     raw = conn.connection.dbapi_connection
     assert raw is not None
     cur = raw.cursor()
     try:
         for part in _batches(frame):
-            buf = io.StringIO()
-            part.to_csv(buf, index=False, header=False, na_rep="\\N", quoting=csv.QUOTE_MINIMAL)
+            if binary:
+                part = part.assign(**{c: ["\\x" + b.hex() for b in part[c]] for c in binary})
+            buf = io.BytesIO()
+            table_ = pa.Table.from_pandas(part, preserve_index=False)
+            pcsv.write_csv(table_, buf, pcsv.WriteOptions(include_header=False))
             buf.seek(0)
             cur.copy_expert(sql, buf)  # type: ignore[attr-defined]
     finally:

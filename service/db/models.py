@@ -7,15 +7,16 @@ folder is replaced by the next run.
 ``plan_versions``
     One row per imported plan (``plan_key`` is unique: importing it again creates nothing).
 ``plan_artifacts``
-    Files a plan needs later, stored as bytes: the at-risk SKUs' fitted catalog (what-ifs
-    and the alternatives simulate it).
+    Files a plan needs later, stored as bytes in parts of at most 16 MB: the at-risk SKUs'
+    fitted catalog (what-ifs and the alternatives simulate it).
 ``sku_plans``
     One row per plan and SKU: the pipeline's ``sku_summary`` row (risk, drivers, outcomes
     with CIs) and the SKU's review state (``status``) and last export.
 ``sku_schedules``
     One row per plan and SKU: the recommended weekly discount and coupon depths and their
-    expected weekly outcomes, as arrays (one row per SKU, not per week, keeps a 1 M-SKU
-    import to 1 M rows).
+    expected weekly outcomes (units, revenue, margin, stock left), as raw float arrays (see
+    :mod:`service.db.arrays`; one row per SKU, not per week, keeps a 1 M-SKU import to 1 M
+    rows).
 ``reviews``
     Every approve, reject or override, with its reason and the edited schedule.
 ``exports``
@@ -150,11 +151,16 @@ class PlanVersion(Base):
     imported_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
 
 
+ARTIFACT_PART_BYTES = 16 * 2**20
+"""Largest part of a stored file (a 1 M-SKU catalog is a few hundred MB)."""
+
+
 class PlanArtifact(Base):
     __tablename__ = "plan_artifacts"
 
     plan_id: Mapped[int] = mapped_column(sa.ForeignKey("plan_versions.id"), primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    part: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     content: Mapped[bytes] = mapped_column(sa.LargeBinary)
 
 
@@ -188,9 +194,9 @@ sku_schedules = sa.Table(
     Base.metadata,
     sa.Column("plan_id", sa.Integer, primary_key=True),
     sa.Column("sku", sa.String(SKU_LENGTH), primary_key=True),
-    sa.Column("discount", sa.JSON, nullable=False),
-    sa.Column("coupon", sa.JSON, nullable=False),
-    sa.Column("expected", sa.JSON, nullable=False),
+    sa.Column("discount", sa.LargeBinary, nullable=False),
+    sa.Column("coupon", sa.LargeBinary, nullable=False),
+    sa.Column("expected", sa.LargeBinary, nullable=False),
     sa.ForeignKeyConstraint(["plan_id", "sku"], ["sku_plans.plan_id", "sku_plans.sku"]),
 )
 

@@ -116,18 +116,25 @@ def read_run_folder(folder: str | Path, *, run_id_hint: str | None = None) -> Ru
     plan_key = keys.pop()
     summary = summary.assign(sku=summary["sku"].astype(str)).drop_duplicates("sku")
     skus = summary["sku"].to_numpy()
-    sched = sched.assign(sku=sched["sku"].astype(str))
-    h = int(sched["week"].max()) if len(sched) else 0
-    full = pd.MultiIndex.from_product([skus, range(1, h + 1)], names=["sku", "week"])
-    indexed = sched.set_index(["sku", "week"])
-    if h < 1 or indexed.index.duplicated().any() or not full.isin(indexed.index).all():
+    h = int(pd.to_numeric(sched["week"]).max()) if len(sched) else 0
+    # Each row's place in the (SKU, week) grid, by hashing: a 1 M-SKU plan has 12 M rows.
+    row = pd.Index(skus).get_indexer(sched["sku"].astype(str))
+    week = pd.to_numeric(sched["week"]).to_numpy(dtype=np.int64)
+    flat = row * max(h, 1) + week - 1
+    ok = h >= 1 and (row >= 0).all() and ((week >= 1) & (week <= h)).all()
+    if (
+        not ok
+        or len(sched) != len(skus) * h
+        or np.bincount(flat, minlength=len(skus) * h).max() > 1
+    ):
         raise DataError(
-            f"{root}/schedules: every SKU of sku_summary needs weeks 1..{h} exactly once"
+            f"{root}/schedules: every SKU of sku_summary needs weeks 1..{h} exactly once "
+            f"(and no other SKU)"
         )
-    wide = indexed.reindex(full)
+    order = np.argsort(flat, kind="stable")
 
     def grid(col: str) -> np.ndarray:
-        return wide[col].to_numpy(dtype=float).reshape(len(skus), h)
+        return sched[col].to_numpy(dtype=float)[order].reshape(len(skus), h)
 
     alerts = _read_table(root, "alerts", required=False)
     if alerts is not None and {"sku", "recommendation"} <= set(alerts.columns):

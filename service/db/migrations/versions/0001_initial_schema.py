@@ -145,12 +145,13 @@ def upgrade() -> None:
         "plan_artifacts",
         sa.Column("plan_id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("part", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("content", sa.LargeBinary(), nullable=False),
         sa.ForeignKeyConstraint(
             ["plan_id"],
             ["plan_versions.id"],
         ),
-        sa.PrimaryKeyConstraint("plan_id", "name"),
+        sa.PrimaryKeyConstraint("plan_id", "name", "part"),
     )
     op.create_table(
         "reviews",
@@ -246,9 +247,9 @@ def upgrade() -> None:
         "sku_schedules",
         sa.Column("plan_id", sa.Integer(), nullable=False),
         sa.Column("sku", sa.String(length=64), nullable=False),
-        sa.Column("discount", sa.JSON(), nullable=False),
-        sa.Column("coupon", sa.JSON(), nullable=False),
-        sa.Column("expected", sa.JSON(), nullable=False),
+        sa.Column("discount", sa.LargeBinary(), nullable=False),
+        sa.Column("coupon", sa.LargeBinary(), nullable=False),
+        sa.Column("expected", sa.LargeBinary(), nullable=False),
         sa.ForeignKeyConstraint(
             ["plan_id", "sku"],
             ["sku_plans.plan_id", "sku_plans.sku"],
