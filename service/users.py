@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -164,6 +166,38 @@ def list_users(session: Session) -> list[tuple[User, int]]:
         .order_by(User.name)
     ).all()
     return [(u, int(n)) for u, n in rows]
+
+
+class TokenCache:
+    """Users of recently checked tokens, for ``ttl_seconds``: most requests then skip the
+    token lookup. A token revoked through the API is dropped at once (:meth:`clear`); one
+    revoked from the command line stops working within ``ttl_seconds``.
+    """
+
+    def __init__(self, ttl_seconds: float = 10.0, size: int = 1024) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.size = size
+        self._items: dict[str, tuple[float, User]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> User | None:
+        key = hash_token(token)
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is None or time.monotonic() - hit[0] > self.ttl_seconds:
+                self._items.pop(key, None)
+                return None
+            return hit[1]
+
+    def put(self, token: str, user: User) -> None:
+        with self._lock:
+            if len(self._items) >= self.size:
+                self._items.clear()
+            self._items[hash_token(token)] = (time.monotonic(), user)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
 
 
 def sees_category(user: User, category: str) -> bool:

@@ -3,8 +3,8 @@ caller (from the ``Authorization: Bearer`` token)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
@@ -13,12 +13,14 @@ from sqlalchemy.orm import Session
 
 from service import library, plans
 from service.db.engine import Database
-from service.db.models import User
+from service.db.models import PlanVersion, User
 from service.errors import Forbidden
 from service.jobs import JobRunner
 from service.settings import Settings
 from service.tasks import CatalogCache, TaskManager
-from service.users import authenticate
+from service.users import TokenCache, authenticate
+
+PLANS_KEPT = 64
 
 bearer = HTTPBearer(auto_error=False, description="An API token from `deadstock users add`.")
 
@@ -32,6 +34,20 @@ class ServiceState:
     jobs: JobRunner
     tasks: TaskManager
     catalogs: CatalogCache
+    tokens: TokenCache = field(default_factory=TokenCache)
+    plans_seen: dict[int, PlanVersion] = field(default_factory=dict)
+
+    def plan(self, session: Session, plan_id: int) -> PlanVersion:
+        """A plan version (404 when absent). Plan versions never change once imported, so
+        each is read from the database once per process."""
+        plan = self.plans_seen.get(plan_id)
+        if plan is None:
+            plan = plans.get_plan(session, plan_id)
+            session.expunge(plan)
+            if len(self.plans_seen) >= PLANS_KEPT:
+                self.plans_seen.pop(next(iter(self.plans_seen)))
+            self.plans_seen[plan_id] = plan
+        return plan
 
     def catalog(self, session: Session, plan_id: int) -> Any:
         """The plan's fitted catalog (decoded once, then cached)."""
@@ -47,12 +63,16 @@ def get_state(request: Request) -> ServiceState:
     return request.app.state.service
 
 
-def get_session(state: Annotated[ServiceState, Depends(get_state)]) -> Iterator[Session]:
+# The two dependencies every route has are async: FastAPI runs a plain ``def`` dependency
+# in its thread pool, and two thread hops per request cost more than the cached token
+# lookup and the session they make.
+async def get_session(state: Annotated[ServiceState, Depends(get_state)]) -> AsyncIterator[Session]:
     with state.db.session() as session:
         yield session
 
 
-def current_user(
+async def current_user(
+    request: Request,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     session: Annotated[Session, Depends(get_session)],
 ) -> User:
@@ -60,7 +80,13 @@ def current_user(
     if creds is None or creds.scheme.lower() != "bearer":
         raise HTTPException(401, "missing token: send 'Authorization: Bearer <token>'",
                             headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
-    user = authenticate(session, creds.credentials)
+    state: ServiceState = request.app.state.service
+    user = state.tokens.get(creds.credentials)
+    if user is None:
+        user = authenticate(session, creds.credentials)
+        if user is not None:
+            session.expunge(user)
+            state.tokens.put(creds.credentials, user)
     if user is None:
         raise HTTPException(401, "invalid or revoked token",
                             headers={"WWW-Authenticate": "Bearer"})  # fmt: skip

@@ -73,7 +73,7 @@ def list_users(session: Db, user: AdminUser) -> Any:
 
 @router.post("/users", response_model=sc.TokenOut, status_code=status.HTTP_201_CREATED,
              tags=["users"])  # fmt: skip
-def add_user(body: sc.UserCreate, session: Db, user: AdminUser) -> Any:
+def add_user(body: sc.UserCreate, session: Db, user: AdminUser, state: State) -> Any:
     """Create a user and their first token (admin). The token is shown this once."""
     try:
         new, token = users.add_user(session, body.name, body.role, body.categories, actor=user)
@@ -85,7 +85,7 @@ def add_user(body: sc.UserCreate, session: Db, user: AdminUser) -> Any:
 
 @router.post("/users/{name}/tokens", response_model=sc.TokenOut,
              status_code=status.HTTP_201_CREATED, tags=["users"])  # fmt: skip
-def new_token(name: UserName, session: Db, user: AdminUser) -> Any:
+def new_token(name: UserName, session: Db, user: AdminUser, state: State) -> Any:
     """A new token for a user (admin); shown this once."""
     target = _find_user(session, name)
     if not target.active:
@@ -96,13 +96,14 @@ def new_token(name: UserName, session: Db, user: AdminUser) -> Any:
 
 
 @router.post("/users/{name}/revoke", response_model=sc.UserOut, tags=["users"])
-def revoke_user(name: UserName, session: Db, user: AdminUser) -> Any:
+def revoke_user(name: UserName, session: Db, user: AdminUser, state: State) -> Any:
     """Deactivate a user and revoke their tokens (admin; not yourself)."""
     target = _find_user(session, name)
     if target.id == user.id:
         raise Conflict("you cannot revoke yourself; ask another admin")
     users.revoke_user(session, target, actor=user)
     session.commit()
+    state.tokens.clear()
     return _user(target, 0)
 
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Path, status
 from fastapi.responses import FileResponse
 
-from service import exports, library, plans, reviews
+from service import exports, library, reviews
 from service.api import schemas as sc
 from service.api.deps import Caller, Db, State
 from service.api.routes_plans import ERRORS, Limit, Offset, PlanId
@@ -40,7 +40,7 @@ def create_review(
     """Approve, reject or override one SKU or every SKU of a category, with a reason. An
     override that breaks a business rule is refused (422) with the rule, the week and the
     SKU; a category manager may review only their categories (403)."""
-    plan = plans.get_plan(session, plan_id)
+    plan = state.plan(session, plan_id)
     stored = reviews.review(
         session,
         user,
@@ -65,10 +65,10 @@ def state_catalog(state: Any, session: Any, plan_id: int, skus: Sequence[str]) -
 
 @router.get("/plans/{plan_id}/reviews", response_model=sc.ReviewPage, tags=["reviews"])
 def list_reviews(
-    plan_id: PlanId, session: Db, user: Caller, offset: Offset = 0, limit: Limit = 100
+    plan_id: PlanId, state: State, session: Db, user: Caller, offset: Offset = 0, limit: Limit = 100
 ) -> Any:
     """A plan's reviews, newest first (a category manager sees their categories')."""
-    plan = plans.get_plan(session, plan_id)
+    plan = state.plan(session, plan_id)
     rows, total = reviews.list_reviews(session, user, plan, offset=offset, limit=limit)
     return {"total": total, "offset": offset, "limit": limit,
             "items": [_review(r) for r in rows]}  # fmt: skip
@@ -90,7 +90,7 @@ def create_export(
     """Export the plan's approved and overridden schedules (all categories or some) to the
     price-execution system as CSV, Parquet or a SQL table (pricing lead, admin). 409 when
     nothing is approved."""
-    plan = plans.get_plan(session, plan_id)
+    plan = state.plan(session, plan_id)
     exp = exports.create_export(session, user, plan, state.settings, fmt=body.format,
                                 categories=body.categories)  # fmt: skip
     session.commit()
@@ -99,10 +99,10 @@ def create_export(
 
 @router.get("/plans/{plan_id}/exports", response_model=sc.ExportPage, tags=["exports"])
 def list_exports(
-    plan_id: PlanId, session: Db, user: Caller, offset: Offset = 0, limit: Limit = 100
+    plan_id: PlanId, state: State, session: Db, user: Caller, offset: Offset = 0, limit: Limit = 100
 ) -> Any:
     """A plan's exports, newest first."""
-    plans.get_plan(session, plan_id)
+    state.plan(session, plan_id)
     q = sa.select(Export).where(Export.plan_id == plan_id)
     total = session.scalar(sa.select(sa.func.count()).select_from(q.subquery())) or 0
     rows = session.scalars(q.order_by(Export.id.desc()).offset(offset).limit(limit)).all()
