@@ -40,18 +40,6 @@ class PipelineRun:
 @pytest.fixture(scope="session")
 def pipeline_run(tmp_path_factory) -> PipelineRun:
     """``deadstock run --quick`` on a 300-SKU synthetic world, started as an API job."""
-
-        return PipelineRun(
-            Path(os.environ["SVC_DEV_RUN"]),
-            {
-                "status": "succeeded",
-                "exit_code": 0,
-                "plan_id": 1,
-                "error": None,
-                "out_dir": "x/job-1",
-                "id": 1,
-            },
-            "[run] done",
     from service.db.engine import open_database
     from service.jobs import JobRunner, job_dict, tail
     from service.settings import Settings
