@@ -110,7 +110,9 @@ def read_run_folder(folder: str | Path, *, run_id_hint: str | None = None) -> Ru
         missing = [c for c in needed if c not in frame.columns]
         if missing:
             raise DataError(f"{root / name}: column(s) {missing} missing")
-    keys = set(sched["plan_key"].astype(str)) | set(summary["plan_key"].astype(str))
+    keys = {str(k) for k in sched["plan_key"].unique()} | {
+        str(k) for k in summary["plan_key"].unique()
+    }
     if len(keys) != 1:
         raise DataError(f"run folder {str(root)!r} holds {len(keys)} plan keys; expected one")
     plan_key = keys.pop()
@@ -118,7 +120,7 @@ def read_run_folder(folder: str | Path, *, run_id_hint: str | None = None) -> Ru
     skus = summary["sku"].to_numpy()
     h = int(pd.to_numeric(sched["week"]).max()) if len(sched) else 0
     # Each row's place in the (SKU, week) grid, by hashing: a 1 M-SKU plan has 12 M rows.
-    row = pd.Index(skus).get_indexer(sched["sku"].astype(str))
+    row = _positions(sched["sku"], skus)
     week = pd.to_numeric(sched["week"]).to_numpy(dtype=np.int64)
     flat = row * max(h, 1) + week - 1
     ok = h >= 1 and (row >= 0).all() and ((week >= 1) & (week <= h)).all()
@@ -159,6 +161,16 @@ def read_run_folder(folder: str | Path, *, run_id_hint: str | None = None) -> Ru
     )
     _identify(out, run_id_hint)
     return out
+
+
+def _positions(values: pd.Series, skus: np.ndarray) -> np.ndarray:
+    """Index of each value in ``skus`` (-1 when absent), hashed in Arrow's C++ (a Python-level
+    pass over 12 M strings takes longer than the rest of an import)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    found = pc.index_in(pa.array(values.astype(str)), value_set=pa.array(skus.astype(str)))
+    return np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 def _identify(run: RunFolder, run_id_hint: str | None) -> None:
