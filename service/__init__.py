@@ -1,2 +1,4 @@
-"""The API (FastAPI) and the what-if dashboard, thin over ``experiments``, ``agents`` and
-``risk_model``. Not built yet: see the README's status table."""
+"""The pricing team's workbench: a REST API (FastAPI, :mod:`service.api`) over its own
+database (SQLAlchemy + Alembic, :mod:`service.db`) of plan versions, reviews, exports, users,
+run jobs and an append-only audit log. Every call into the library goes through
+:mod:`service.library`; see docs/service.md."""

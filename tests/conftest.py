@@ -44,6 +44,27 @@ def _no_leaked_mlflow_run():
             pytest.fail("test leaked an active MLflow run")
 
 
+@pytest.fixture(scope="session")
+def postgres_server():
+    """URL of a live PostgreSQL server started for this test session (see ``tests/pg.py``);
+    skips when Debian's postgresql is not installed."""
+    from tests.pg import bin_dir, running_server
+
+    binaries = bin_dir()
+    if binaries is None:
+        pytest.skip("no initdb binary: install Debian's postgresql (.ci/run does)")
+    with running_server(binaries) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def postgres_url(postgres_server):
+    """A fresh, empty database on the session's PostgreSQL server, one per test module."""
+    from tests.pg import fresh_database
+
+    return fresh_database(postgres_server)
+
+
 @pytest.fixture(scope="module")
 def plan_catalog():
     """Twelve SKUs with known demand (``sku0`` .. ``sku11``) for plan and what-if tests."""

@@ -42,6 +42,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "app.cli.demand",
     "app.cli.simulate",
     "app.cli.agents",
+    "app.cli.serve",
 )
 #: The packages whose loggers ``-v`` turns to DEBUG (third-party ones stay at INFO).
 OWN_PACKAGES = (

@@ -1,0 +1,196 @@
+"""``deadstock serve``, ``deadstock users`` and ``deadstock db``: the pricing team's API and
+its database (a thin shell over :mod:`service`).
+
+- ``deadstock serve [--host 127.0.0.1] [--port 8000] [--db URL] [--import DIR]`` starts the
+  REST API (OpenAPI at ``/docs``), migrating the database first;
+- ``deadstock users add NAME --role ROLE [--categories ...]`` creates a user and prints their
+  token once; ``users list``, ``users token NAME`` and ``users revoke NAME``;
+- ``deadstock db upgrade`` migrates the database; ``deadstock db import DIR`` imports a run's
+  output folder as a plan version.
+
+The database is ``--db``, else ``$DEADSTOCK_DB_URL``, else ``./deadstock.db``.
+
+The command line is the outermost shell of the project: this module is the one place in
+``app`` that reaches up into ``service`` (allowed by name in the import contract).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ingest.errors import ConfigError
+
+ROLES = ("viewer", "category_manager", "pricing_lead", "admin")
+
+
+def _db_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--db",
+        default=None,
+        help="SQLAlchemy URL of the service database (default $DEADSTOCK_DB_URL or "
+        "sqlite:///./deadstock.db)",
+    )
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``serve``, ``users`` and ``db`` commands."""
+    p = subparsers.add_parser(
+        "serve",
+        help="start the REST API for reviewing and approving plans (OpenAPI at /docs)",
+        description="Start the REST API (uvicorn). The database is migrated first.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    _db_arg(p)
+    p.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="import this run output folder before serving (repeatable; idempotent)",
+    )
+    p.set_defaults(func=cmd_serve)
+
+    u = subparsers.add_parser("users", help="manage the API's users and tokens")
+    us = u.add_subparsers(dest="users_command", metavar="ACTION", required=True)
+    add = us.add_parser("add", help="create a user and print their token (shown once)")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=ROLES)
+    add.add_argument("--categories", nargs="+", default=[], help="categories managed")
+    _db_arg(add)
+    add.set_defaults(func=cmd_users_add)
+    ls = us.add_parser("list", help="list users, roles and valid tokens")
+    _db_arg(ls)
+    ls.set_defaults(func=cmd_users_list)
+    tok = us.add_parser("token", help="issue another token for a user (shown once)")
+    tok.add_argument("name")
+    _db_arg(tok)
+    tok.set_defaults(func=cmd_users_token)
+    rev = us.add_parser("revoke", help="deactivate a user and revoke their tokens")
+    rev.add_argument("name")
+    _db_arg(rev)
+    rev.set_defaults(func=cmd_users_revoke)
+
+    d = subparsers.add_parser("db", help="the service database: migrations and plan import")
+    ds = d.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    up = ds.add_parser("upgrade", help="migrate the database to the newest schema")
+    _db_arg(up)
+    up.set_defaults(func=cmd_db_upgrade)
+    imp = ds.add_parser("import", help="import a 'deadstock run' output folder as a plan")
+    imp.add_argument("folder")
+    _db_arg(imp)
+    imp.set_defaults(func=cmd_db_import)
+
+
+def _open(url: str | None):
+    from service.db.engine import open_database
+    from service.settings import default_db_url
+
+    return open_database(url or default_db_url())
+
+
+def _import(db, folder: str) -> tuple[int, bool]:
+    from service import library, plans
+
+    run = library.read_run_folder(folder)
+    with db.session() as s:
+        plan, created = plans.import_run(s, run, user=None, actor_name="cli")
+        s.commit()
+        return plan.id, created
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    import uvicorn
+
+    from service.api.app import build_state, create_app
+    from service.settings import settings_from_env
+
+    if not 1 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port}: expected 1..65535")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = settings_from_env().with_db(args.db)
+    state = build_state(settings)
+    for folder in args.imports:
+        plan_id, created = _import(state.db, folder)
+        print(f"plan {plan_id} {'imported' if created else 'already there'} from {folder}")
+    print(
+        f"deadstock API on http://{args.host}:{args.port} (OpenAPI: /docs), database "
+        f"{state.db.url}",
+        file=sys.stderr,
+    )
+    uvicorn.run(create_app(state=state), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    from service import users
+
+    db = _open(args.db)
+    with db.session() as s:
+        user, token = users.add_user(s, args.name, args.role, args.categories)
+        s.commit()
+        cats = f" for {', '.join(user.categories)}" if user.categories else ""
+        print(f"user {user.name!r} ({user.role}{cats}) added. Token, shown only now:")
+        print(token)
+    db.dispose()
+    return 0
+
+
+def cmd_users_list(args: argparse.Namespace) -> int:
+    from service import users
+
+    db = _open(args.db)
+    with db.session() as s:
+        rows = users.list_users(s)
+        print(f"{'name':<24}{'role':<18}{'active':<8}{'tokens':>7}  categories")
+        for u, n in rows:
+            cats = ", ".join(u.categories or [])
+            print(f"{u.name:<24}{u.role:<18}{'yes' if u.active else 'no':<8}{n:>7}  {cats}")
+    db.dispose()
+    return 0
+
+
+def cmd_users_token(args: argparse.Namespace) -> int:
+    from service import users
+
+    db = _open(args.db)
+    with db.session() as s:
+        token = users.issue_token(s, users.get_user(s, args.name))
+        s.commit()
+        print(f"new token for {args.name!r}, shown only now:")
+        print(token)
+    db.dispose()
+    return 0
+
+
+def cmd_users_revoke(args: argparse.Namespace) -> int:
+    from service import users
+
+    db = _open(args.db)
+    with db.session() as s:
+        n = users.revoke_user(s, users.get_user(s, args.name))
+        s.commit()
+        print(f"user {args.name!r} revoked ({n} token(s))")
+    db.dispose()
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    db = _open(args.db)
+    from service.db.engine import current_revision
+
+    print(f"database {db.url} at revision {current_revision(db.engine)}")
+    db.dispose()
+    return 0
+
+
+def cmd_db_import(args: argparse.Namespace) -> int:
+    db = _open(args.db)
+    plan_id, created = _import(db, args.folder)
+    print(f"plan {plan_id} {'imported' if created else 'already there (nothing new)'}")
+    db.dispose()
+    return 0

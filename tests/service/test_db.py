@@ -1,0 +1,119 @@
+"""The service database: migrations match the models, the audit log refuses updates and
+deletes, imports are idempotent, and a job left running becomes "interrupted"."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from service.db.engine import current_revision, head_revision, open_database
+from service.errors import Conflict
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'svc.db'}"
+    from tests.pg import fresh_database
+
+    return fresh_database(request.getfixturevalue("postgres_server"))
+
+
+def test_migrations_create_exactly_the_models(db_url):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from service.db.models import Base
+
+    db = open_database(db_url)
+    assert current_revision(db.engine) == head_revision() is not None
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    db.dispose()
+    assert diff == [], diff
+    again = open_database(db_url)  # upgrading an up-to-date database is a no-op
+    assert current_revision(again.engine) == head_revision()
+    again.dispose()
+
+
+def test_audit_log_is_append_only_in_the_database(db_url):
+    from service.audit import record
+
+    db = open_database(db_url)
+    with db.session() as s:
+        record(s, None, "test.write", "thing", "1", None, {"x": float("nan"), "y": [1, 2]})
+        s.commit()
+    with db.engine.connect() as conn:
+        after = conn.execute(sa.text("SELECT after FROM audit_log")).scalar_one()
+    assert (after if isinstance(after, dict) else __import__("json").loads(after)) == {
+        "x": None,
+        "y": [1, 2],
+    }
+    for stmt in ("UPDATE audit_log SET actor = 'someone else'", "DELETE FROM audit_log"):
+        with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+            with db.engine.begin() as conn:
+                conn.execute(sa.text(stmt))
+    with db.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM audit_log")).scalar_one() == 1
+    db.dispose()
+
+
+def test_bad_database_url_is_one_clear_error(tmp_path):
+    from ingest.errors import ConfigError, DataError
+
+    with pytest.raises(ConfigError, match="not usable"):
+        open_database("nosuchdialect://x")
+    with pytest.raises(DataError, match="cannot be opened"):
+        open_database(f"sqlite:///{tmp_path}/no/such/dir/x.db")
+
+
+@pytest.mark.slow
+def test_import_twice_creates_nothing_and_other_content_conflicts(db_url, pipeline_run):
+    from service import library, plans
+
+    db = open_database(db_url)
+    run = library.read_run_folder(pipeline_run.folder)
+    with db.session() as s:
+        plan, created = plans.import_run(s, run, user=None)
+        s.commit()
+        assert created and plan.n_skus == len(run.summary)
+    counts = {}
+    with db.engine.connect() as conn:
+        for t in ("plan_versions", "sku_plans", "sku_schedules", "plan_artifacts", "audit_log"):
+            counts[t] = conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one()
+    with db.session() as s:
+        again, created = plans.import_run(s, library.read_run_folder(pipeline_run.folder),
+                                          user=None)  # fmt: skip
+        s.commit()
+        assert not created and again.id == plan.id
+    with db.engine.connect() as conn:
+        for t, n in counts.items():
+            assert conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one() == n, t
+    changed = library.read_run_folder(pipeline_run.folder)
+    changed.discount = np.where(changed.discount > 0, 0.0, changed.discount + 0.1)
+    with db.session() as s, pytest.raises(Conflict, match="other schedules"):
+        plans.import_run(s, changed, user=None)
+    db.dispose()
+
+
+def test_running_job_becomes_interrupted_at_startup(db_url, tmp_path):
+    from service.db.models import AuditEntry, Job
+    from service.jobs import JobRunner
+    from service.settings import Settings
+
+    db = open_database(db_url)
+    with db.session() as s:
+        s.add(Job(kind="pipeline_run", status="running", params={}, out_dir=str(tmp_path / "x"),
+                  log_path=str(tmp_path / "x.log"), pid=2**22 + 7))  # fmt: skip
+        s.add(Job(kind="pipeline_run", status="succeeded", params={}, out_dir="y", log_path=""))
+        s.commit()
+    runner = JobRunner(db, Settings(db_url=db_url, runs_dir=str(tmp_path)))
+    assert runner.recover() == 1
+    with db.session() as s:
+        statuses = sorted(j.status for j in s.scalars(sa.select(Job)))
+        entry = s.scalars(sa.select(AuditEntry).where(AuditEntry.action == "job.interrupt")).one()
+    assert statuses == ["interrupted", "succeeded"]
+    assert entry.before["status"] == "running" and entry.after["status"] == "interrupted"
+    assert runner.recover() == 0
+    db.dispose()
