@@ -143,6 +143,15 @@ def load_config(
     return _build(cls, layers, prefix)
 
 
+def config_from_values(
+    cls: type[T], values: Mapping[str, Any], *, source: str, base: T | None = None
+) -> T:
+    """Build ``cls`` from one mapping of plain values (a request body, a stored run's config)
+    with the loader's checks and messages; ``source`` names where the values came from in
+    errors. Keys absent from ``values`` keep ``base``'s values (or the class defaults)."""
+    return _build(cls, [(source, dict(values))], (), base)
+
+
 # ------------------------------------------------------------------------------ building
 def _build(
     cls: type[T],

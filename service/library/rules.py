@@ -21,24 +21,24 @@ logger = logging.getLogger(__name__)
 def rules_from_config(config: dict[str, Any]) -> Any:
     """The run's :class:`~envs.config.RulesConfig` (its ``rules`` section over the
     pipeline's defaults; the defaults when absent)."""
-    from app.config import DEFAULT_RULES, build_section
+    from app.config import config_from_values
+    from app.pipeline_config import DEFAULT_RULES
     from envs.config import RulesConfig
 
     values = config.get("rules") if isinstance(config, dict) else None
     if not values:
         return DEFAULT_RULES
-    values = {k: v for k, v in values.items()}
-    return build_section(RulesConfig, values, "rules")
+    return config_from_values(RulesConfig, values, source="the run's [rules]", base=DEFAULT_RULES)
 
 
 def rules_with(rules: dict[str, Any], overrides: dict[str, Any] | None) -> Any:
     """The plan's rules with a what-if's overrides (field names of RulesConfig)."""
-    from app.config import build_section
+    from app.config import config_from_values
     from envs.config import RulesConfig
 
     merged = dict(rules)
     merged.update(overrides or {})
-    return build_section(RulesConfig, merged, "rules")
+    return config_from_values(RulesConfig, merged, source="rules")
 
 
 def rules_to_dict(rules: Any) -> dict[str, Any]:
