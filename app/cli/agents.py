@@ -27,7 +27,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--config", help="TOML file: TrainConfig keys, PPO keys under [ppo]")
     p.add_argument("--seed", type=int, help="training seed (overrides [ppo] seed)")
     p.add_argument("--out", default="runs/ppo", help="checkpoints and models (default runs/ppo)")
-    p.set_defaults(func=_train)
+    p.set_defaults(func=_train, tracked=True)
 
     e = subparsers.add_parser(
         "evaluate",
@@ -50,7 +50,7 @@ def register(subparsers: Any) -> None:
     e.add_argument("--json", dest="json_out", help="write the per-scenario rows as JSON here")
     e.add_argument("--no-log", action="store_true", help="do not log the results to MLflow")
     e.add_argument("--experiment", default="deadstock", help="MLflow experiment")
-    e.set_defaults(func=_evaluate)
+    e.set_defaults(func=_evaluate, tracked=True)
 
     c = subparsers.add_parser("compare", help="leaderboard across MLflow runs (mean ± CI)")
     c.add_argument("--experiment", default="deadstock", help="MLflow experiment")
@@ -59,7 +59,7 @@ def register(subparsers: Any) -> None:
         "--suite-version", default=None, help="only runs of this suite version (default current)"
     )
     c.add_argument("--plot", help="save a bar chart of the leaderboard to this PNG")
-    c.set_defaults(func=_compare)
+    c.set_defaults(func=_compare, tracked=True)
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--n-harmonics", type=int, default=2, help="Fourier pairs of the season")
     p.add_argument("--no-track", action="store_true", help="do not log to MLflow")
-    p.set_defaults(func=cmd_fit)
+    p.set_defaults(func=cmd_fit, tracked=True)
 
 
 def cmd_fit(args: argparse.Namespace) -> int:

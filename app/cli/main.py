@@ -51,6 +51,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0 if args.command is None else 2
     try:
+        if getattr(args, "tracked", False) and not (
+            getattr(args, "no_log", False) or getattr(args, "no_track", False)
+        ):
+            # Before any work: a bad MLflow store must not surface after the results.
+            from experiments.tracking import check_store
+
+            check_store()
         return int(args.func(args) or 0)
     except DeadstockError as err:
         print(f"error: {err}", file=sys.stderr)

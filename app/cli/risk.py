@@ -69,13 +69,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", dest="json_out", help="write the rows as JSON to this file")
     p.add_argument("--plots", help="also write ROC/PR/calibration/importance PNGs here")
     p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
-    p.set_defaults(func=cmd_backtest)
+    p.set_defaults(func=cmd_backtest, tracked=True)
 
     p = sub.add_parser("train", help="train, pick the champion, register deadstock-risk")
     _common(p)
     p.add_argument("--out", help="also write the scores to this .csv/.parquet file")
     p.add_argument("--no-register", action="store_true", help="log but do not register")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, tracked=True)
 
     p = sub.add_parser("score", help="score every SKU at the last week of the data")
     p.add_argument("--data", required=True, help=SOURCE_HELP)
@@ -86,7 +86,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="MLflow model to use (default models:/deadstock-risk@champion)",
     )
     p.add_argument("--top", type=int, default=10, help="rows to print (default 10)")
-    p.set_defaults(func=cmd_score)
+    p.set_defaults(func=cmd_score, tracked=True)
 
 
 def _label(args: argparse.Namespace) -> LabelConfig:

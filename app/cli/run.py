@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="load the registered champion when it fits (auto), require it, or train",
     )
-    p.set_defaults(func=cmd_run)
+    p.set_defaults(func=cmd_run, tracked=True)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
