@@ -124,6 +124,97 @@ class StockConfig:
         )
 
 
+RISK_LABELS = ("default", "any_sale", "sales_drop", "sell_through")
+RISK_MODELS = ("lr", "rf", "xgb", "ens")
+
+
+@dataclass(frozen=True)
+class RiskStageConfig:
+    """The risk stage: the label, the cutoffs, the models and what to do on small data.
+
+    Parameters
+    ----------
+    label : {"default", "any_sale", "sales_drop", "sell_through"}
+        The dead-stock label (``risk_model.labels``).
+    lookback_weeks : int
+        Weeks up to a cutoff that decide whether a SKU is established.
+    horizon_weeks : int
+        Weeks after a cutoff the label is read from. The model trains at ``last week -
+        horizon_weeks`` (and earlier, see ``train_offsets``) and scores at the last week; a
+        shorter horizon leaves more history to train on.
+    min_units, min_active_weeks : float, int
+        What makes a SKU established (units and selling weeks in the lookback window).
+    models, quick_models : tuple of str
+        Candidate models (``lr``, ``rf``, ``xgb``, ``ens``), full and ``--quick`` runs; the
+        champion is the best on validation PR-AUC.
+    train_offsets, quick_train_offsets : tuple of int
+        Training cutoffs are ``last week - horizon_weeks - offset`` (stacked).
+    backtest : bool
+        Run the time-split backtest (one more horizon of history needed) and log it.
+    reuse_champion : bool
+        Score with the registered ``deadstock-risk@champion`` instead of training when it was
+        trained by a run on the same data with the same settings and seed (its fit key), so
+        its scores are exactly those a new model would give.
+    min_positives : int
+        Fewer positive labelled rows than this (training and validation together), or a
+        model that cannot be trained and validated, and the stage scores with the rule
+        baseline (weeks since the last sale, ``risk_model.rule``) instead, with a note.
+    fallback : {"rule", "error"}
+        ``"error"`` stops the run instead of falling back.
+    """
+
+    label: str = "default"
+    lookback_weeks: int = 13
+    horizon_weeks: int = 13
+    min_units: float = 5.0
+    min_active_weeks: int = 3
+    models: tuple[str, ...] = RISK_MODELS
+    quick_models: tuple[str, ...] = ("lr",)
+    train_offsets: tuple[int, ...] = (0, 4, 8)
+    quick_train_offsets: tuple[int, ...] = (0,)
+    backtest: bool = True
+    reuse_champion: bool = True
+    min_positives: int = 10
+    fallback: Literal["rule", "error"] = "rule"
+
+    def __post_init__(self) -> None:
+        if self.label not in RISK_LABELS:
+            raise ConfigError(f"risk.label = {self.label!r}: expected one of {RISK_LABELS}")
+        for name in ("models", "quick_models"):
+            kinds = getattr(self, name)
+            if not kinds or any(k not in RISK_MODELS for k in kinds):
+                raise ConfigError(
+                    f"risk.{name} = {list(kinds)!r}: expected some of {list(RISK_MODELS)}"
+                )
+        for name in ("train_offsets", "quick_train_offsets"):
+            offsets = getattr(self, name)
+            if not offsets or min(offsets) < 0:
+                raise ConfigError(
+                    f"risk.{name} = {list(offsets)!r}: expected one or more offsets >= 0"
+                )
+        if self.min_positives < 0:
+            raise ConfigError(f"risk.min_positives = {self.min_positives}: expected >= 0")
+        if self.fallback not in ("rule", "error"):
+            raise ConfigError(f"risk.fallback = {self.fallback!r}: expected 'rule' or 'error'")
+        # The label's own checks (weeks >= 1, active weeks within the lookback ...).
+        self.label_config()
+
+    def label_config(self) -> Any:
+        """The :class:`risk_model.labels.LabelConfig` of these settings."""
+        from risk_model.labels import LabelConfig
+
+        try:
+            return LabelConfig(
+                kind=self.label,  # type: ignore[arg-type]
+                lookback_weeks=self.lookback_weeks,
+                horizon_weeks=self.horizon_weeks,
+                min_units=self.min_units,
+                min_active_weeks=self.min_active_weeks,
+            )
+        except ConfigError as err:
+            raise ConfigError(f"[risk]: {err}".replace("LabelConfig.", "risk.")) from None
+
+
 @dataclass(frozen=True)
 class PolicyConfig:
     """Where the recommended policy comes from.
@@ -287,6 +378,7 @@ class PipelineConfig:
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     stock: StockConfig = field(default_factory=StockConfig)
     rules: RulesConfig = field(default_factory=lambda: DEFAULT_RULES)
+    risk: RiskStageConfig = field(default_factory=RiskStageConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
@@ -318,6 +410,14 @@ class PipelineConfig:
         return self.policy.quick_train_timesteps if self.quick else self.policy.train_timesteps
 
     @property
+    def risk_models(self) -> tuple[str, ...]:
+        return self.risk.quick_models if self.quick else self.risk.models
+
+    @property
+    def risk_train_offsets(self) -> tuple[int, ...]:
+        return self.risk.quick_train_offsets if self.quick else self.risk.train_offsets
+
+    @property
     def max_skus(self) -> int | None:
         cap = self.selection.max_skus
         if self.quick:
@@ -336,6 +436,7 @@ _SECTIONS: dict[str, type] = {
     "selection": SelectionConfig,
     "stock": StockConfig,
     "rules": RulesConfig,
+    "risk": RiskStageConfig,
     "policy": PolicyConfig,
     "evaluation": EvaluationConfig,
     "export": ExportConfig,
