@@ -60,87 +60,184 @@ def ingest_stage(cfg: PipelineConfig, rec: StageRecord) -> IngestOut:
 
 
 # ------------------------------------------------------------------------------ risk
-def risk_stage(cfg: PipelineConfig, data: IngestOut, seed: int, rec: StageRecord) -> pd.DataFrame:
-    """Backtest, train and score the risk model; returns one row per scored SKU with
-    ``sku``, ``risk`` (0..1), ``tier`` and the top drivers (``driver_k``, ``..._contribution``).
+#: Where the risk scores came from (tag ``risk.source`` of the parent run).
+RISK_SOURCES = ("trained", "champion", "rule")
 
-    The backtest trains one label horizon before the last observable test cutoff
-    (``test = last week - horizon``, ``train = test - horizon``) and is skipped, with a note,
-    when the data is too short or has no positive at the test cutoff. Price-change features
-    are off unless ``risk_price_change_features`` (the retailer's own clearance would make
-    the score circular for the markdown plan).
+
+@dataclass
+class RiskOut:
+    """The risk scores (one row per SKU: ``sku``, ``risk`` 0..1, ``tier``, ``established``
+    and the top drivers) and where they came from.
+
+    Attributes
+    ----------
+    source : {"trained", "champion", "rule"}
+        A model trained by this run, the registered champion (same data and settings), or
+        the rule baseline (too few positives to train a model).
+    result : RiskResult or None
+        The trained model and its validation (``source = "trained"`` only), to register.
+    fit_key : str
+        Hash of the data fingerprint and every risk setting: a champion registered with the
+        same key scores exactly as a new model would.
+    note : str
+        One sentence for the report when the scores are not a model trained by this run.
     """
+
+    scores: pd.DataFrame
+    source: str
+    fit_key: str
+    result: Any = None
+    note: str = ""
+
+
+def _risk_config(cfg: PipelineConfig, seed: int) -> Any:
+    from risk_model.features import FeatureConfig
+    from risk_model.scoring import RiskConfig
+
+    return RiskConfig(
+        label=cfg.risk.label_config(),
+        features=FeatureConfig(price_change_features=cfg.risk_price_change_features),
+        models=cfg.risk_models,
+        train_offsets=cfg.risk_train_offsets,
+        seed=int(seed % (2**31)),
+    )
+
+
+def _risk_backtest(
+    cfg: PipelineConfig, data: IngestOut, risk_cfg: Any, metrics: dict[str, float]
+) -> str:
+    """Run the time-split backtest when the data has two label horizons; returns a note."""
     import mlflow
 
     from risk_model.backtest import BacktestConfig, json_rows, run_backtest
-    from risk_model.features import FeatureConfig
-    from risk_model.labels import LabelConfig
-    from risk_model.models import MODEL_KINDS
-    from risk_model.scoring import RiskConfig, train_and_score
 
-    label = LabelConfig()
-    features = FeatureConfig(price_change_features=cfg.risk_price_change_features)
-    # Quick: logistic regression only; its drivers are exact linear terms (TreeSHAP over
-    # every SKU dominates a quick run on Complete Journey).
-    models = ("lr",) if cfg.quick else tuple(MODEL_KINDS)
-    offsets = (0,) if cfg.quick else (0, 4, 8)
-    seed32 = int(seed % (2**31))
-    metrics: dict[str, float] = {}
-    h = label.horizon_weeks
-    test_cutoff = data.last_week - h
-    train_cutoff = test_cutoff - h
-    backtest_note = ""
-    if train_cutoff >= int(data.panel["week"].min()) + label.lookback_weeks:
-        bt_cfg = BacktestConfig(
-            label=label,
-            features=features,
-            train_cutoff=train_cutoff,
-            test_cutoff=test_cutoff,
-            train_offsets=offsets,
-            models=models,
-            n_bootstrap=20 if cfg.quick else 200,
-            seed=seed32,
-        )
-        try:
-            bt = run_backtest(data.dataset, data.panel, bt_cfg)
-        except DataError as err:
-            backtest_note = f"backtest skipped: {err}"
-        else:
-            for row in bt.rows:
-                for m in ("roc_auc", "pr_auc", "f1", "brier"):
-                    if isinstance(row.get(m), int | float):
-                        metrics[f"backtest_{row['model']}_{m}"] = float(row[m])
-            metrics["backtest_noise_floor"] = float(bt.noise_floor)
-            if mlflow.active_run() is not None:
-                mlflow.log_dict({"rows": json_rows(bt)}, "risk_backtest.json")
-            best = max(
-                (r for r in bt.rows if r["model"] in models), key=lambda r: r.get("pr_auc", 0)
-            )
-            backtest_note = (
-                f"backtest {train_cutoff}->{test_cutoff}: {best['model']} ROC-AUC "
-                f"{best['roc_auc']:.3f}, PR-AUC {best['pr_auc']:.3f}"
-            )
-    else:
-        backtest_note = f"backtest skipped: {data.last_week} weeks are too few for two horizons"
-    result = train_and_score(
-        data.dataset,
-        data.panel,
-        RiskConfig(
-            label=label, features=features, models=models, train_offsets=offsets, seed=seed32
-        ),
+    label = risk_cfg.label
+    test_cutoff = data.last_week - label.horizon_weeks
+    train_cutoff = test_cutoff - label.horizon_weeks
+    if train_cutoff < int(data.panel["week"].min()) + label.lookback_weeks:
+        return f"backtest skipped: {data.last_week} weeks are too few for two horizons"
+    bt_cfg = BacktestConfig(
+        label=label,
+        features=risk_cfg.features,
+        train_cutoff=train_cutoff,
+        test_cutoff=test_cutoff,
+        train_offsets=risk_cfg.train_offsets,
+        models=risk_cfg.models,
+        n_bootstrap=20 if cfg.quick else 200,
+        seed=risk_cfg.seed,
     )
-    scores = result.scores.assign(sku=result.scores["sku"].astype(str))
-    champ = result.validation[result.champion]
-    metrics.update({f"val_{m}": float(champ[m]) for m in ("roc_auc", "pr_auc", "brier")})
+    try:
+        bt = run_backtest(data.dataset, data.panel, bt_cfg)
+    except DataError as err:
+        return f"backtest skipped: {err}"
+    for row in bt.rows:
+        for m in ("roc_auc", "pr_auc", "f1", "brier"):
+            if isinstance(row.get(m), int | float):
+                metrics[f"backtest_{row['model']}_{m}"] = float(row[m])
+    metrics["backtest_noise_floor"] = float(bt.noise_floor)
+    if mlflow.active_run() is not None:
+        mlflow.log_dict({"rows": json_rows(bt)}, "risk_backtest.json")
+    best = max(
+        (r for r in bt.rows if r["model"] in risk_cfg.models), key=lambda r: r.get("pr_auc", 0)
+    )
+    return (
+        f"backtest {train_cutoff}->{test_cutoff}: {best['model']} ROC-AUC "
+        f"{best['roc_auc']:.3f}, PR-AUC {best['pr_auc']:.3f}"
+    )
+
+
+def _tier_counts(scores: pd.DataFrame, metrics: dict[str, float]) -> int:
     metrics["n_scored"] = float(len(scores))
     for tier in ("high", "medium", "low"):
         metrics[f"n_{tier}"] = float((scores["tier"] == tier).sum())
+    return int(metrics["n_high"])
+
+
+def risk_stage(cfg: PipelineConfig, data: IngestOut, seed: int, rec: StageRecord) -> RiskOut:
+    """Score every SKU's dead-stock risk: with the registered champion when it was trained on
+    this data with these settings, else with models trained here, else (too few positives
+    to train and validate a model) with the rule baseline.
+
+    The label, the cutoffs (through ``risk.horizon_weeks`` and ``risk.train_offsets``) and
+    the models are ``cfg.risk``. The backtest (``risk.backtest``) trains one label horizon
+    before the last observable test cutoff and is skipped, with a note, when the data is too
+    short or has no positive at the test cutoff. Price-change features are off unless
+    ``risk_price_change_features`` (the retailer's own clearance would make the score
+    circular for the markdown plan).
+    """
+    import logging
+
+    from experiments.risk_runs import load_fitting_champion, risk_fit_key
+    from risk_model.rule import RULE_NAME, rule_scores
+    from risk_model.scoring import train_and_score
+
+    log = logging.getLogger(__name__)
+    risk_cfg = _risk_config(cfg, seed)
+    fit_key = risk_fit_key(data.fingerprint, risk_cfg)
+    metrics: dict[str, float] = {}
+    if cfg.risk.reuse_champion:
+        champ, why = load_fitting_champion(fit_key, data.dataset, data.panel, risk_cfg)
+        if champ is not None:
+            n_high = _tier_counts(champ, metrics)
+            rec.metrics = {**metrics, "loaded_champion": 1.0}
+            rec.detail = f"{len(champ):,} SKUs scored by the {why}, {n_high:,} high"
+            log.info("risk: loaded the %s instead of training", why)
+            return RiskOut(champ, "champion", fit_key, note=f"risk scores from the {why}")
+    backtest_note = _risk_backtest(cfg, data, risk_cfg, metrics) if cfg.risk.backtest else ""
+    why_rule = ""
+    result = None
+    try:
+        trained = train_and_score(data.dataset, data.panel, risk_cfg)
+    except DataError as err:
+        if cfg.risk.fallback != "rule":
+            raise
+        why_rule = str(err)
+    else:
+        n_pos = int(trained.info["n_train_pos"]) + int(trained.info["n_val_pos"])
+        if n_pos < cfg.risk.min_positives and cfg.risk.fallback == "rule":
+            why_rule = (
+                f"only {n_pos} positive labelled row(s), fewer than risk.min_positives = "
+                f"{cfg.risk.min_positives}"
+            )
+        else:
+            result = trained
+    if result is None:
+        try:
+            rule = rule_scores(data.dataset, data.panel, risk_cfg)
+        except DataError as err:
+            raise DataError(
+                f"the risk stage cannot score: no model ({why_rule}) and no rule baseline ({err})"
+            ) from None
+        note = (
+            f"risk scores from the rule baseline ({RULE_NAME}: weeks since the last sale, "
+            f"calibrated on {rule.n_labelled} labelled rows with {rule.n_positive} positive(s)) "
+            f"because no model could be trained: {why_rule.rstrip('.')}. More history, more SKUs, a "
+            "shorter risk.horizon_weeks or another risk.label give a model."
+        )
+        scores = rule.scores.assign(sku=rule.scores["sku"].astype(str))
+        n_high = _tier_counts(scores, metrics)
+        rec.metrics = {
+            **metrics,
+            "rule_fallback": 1.0,
+            "n_labelled_positive": float(rule.n_positive),
+        }
+        rec.detail = (
+            f"{len(scores):,} SKUs scored by the rule baseline {RULE_NAME}, {n_high:,} high"
+        )
+        rec.detail += f" (no model: {why_rule})"
+        log.warning("risk: %s", note)
+        return RiskOut(scores, "rule", fit_key, note=note)
+    scores = result.scores.assign(sku=result.scores["sku"].astype(str))
+    champ_val = result.validation[result.champion]
+    metrics.update({f"val_{m}": float(champ_val[m]) for m in ("roc_auc", "pr_auc", "brier")})
+    n_high = _tier_counts(scores, metrics)
     rec.metrics = metrics
     rec.detail = (
         f"{len(scores):,} SKUs scored by {result.champion} (validation PR-AUC "
-        f"{champ['pr_auc']:.3f}), {int((scores['tier'] == 'high').sum()):,} high; {backtest_note}"
+        f"{champ_val['pr_auc']:.3f}), {n_high:,} high"
+        + (f"; {backtest_note}" if backtest_note else "")
     )
-    return scores
+    return RiskOut(scores, "trained", fit_key, result=result)
 
 
 # ------------------------------------------------------------------------------ select
@@ -296,11 +393,26 @@ def fit_stage(
 # ------------------------------------------------------------------------------ policy
 @dataclass
 class PolicyOut:
-    """The recommended policy and where it came from."""
+    """The recommended policy and where it came from.
+
+    Attributes
+    ----------
+    source : str
+        ``"trained"``, or where the champion was loaded from.
+    model_path : Path or None
+        The policy's SB3 zip in the run's output folder (``policy/ppo_policy.zip``).
+    trained : bool
+        True when this run trained it (then the pipeline registers it).
+    """
 
     policy: Policy
     source: str
     model_path: Path | None = None
+    trained: bool = False
+
+
+#: The policy's file in the run's output folder.
+POLICY_FILE = Path("policy") / "ppo_policy.zip"
 
 
 def _champion(rules: RulesConfig) -> tuple[Policy | None, str]:
@@ -313,6 +425,7 @@ def _champion(rules: RulesConfig) -> tuple[Policy | None, str]:
 
     uri = f"models:/{REGISTERED_NAME}@{CHAMPION_ALIAS}"
     try:
+        version = mlflow.MlflowClient().get_model_version_by_alias(REGISTERED_NAME, CHAMPION_ALIAS)
         model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
     except Exception as err:  # noqa: BLE001 - a missing or broken registry entry
         # The usual case on a new store is simply that nothing is registered yet; say so
@@ -329,22 +442,30 @@ def _champion(rules: RulesConfig) -> tuple[Policy | None, str]:
             if shape is None or shape[0] not in sizes:
                 return None, f"champion's observation size {shape} is not one of {sizes}"
             pol.name = "ppo"
-            return pol, f"champion {uri} (profile {profile!r})"
+            return pol, f"champion {uri} (version {version.version}, profile {profile!r})"
     return None, "champion was trained for other rules"
 
 
 def policy_stage(cfg: PipelineConfig, catalog: Catalog, seed: int, rec: StageRecord) -> PolicyOut:
     """Load the registered champion when it fits the rules and observation, else train PPO on
-    the at-risk catalog (``policy.source`` decides)."""
+    the at-risk catalog (``policy.source`` decides). Either way the policy is saved as
+    :data:`POLICY_FILE` in the output folder."""
+    import logging
+
     from agents.ppo import PPOConfig, PPOPolicy, train_ppo
 
+    log = logging.getLogger(__name__)
+    path = Path(cfg.out_dir) / POLICY_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
     why = "policy.source = 'train'"
     if cfg.policy.source in ("auto", "champion"):
         pol, why = _champion(cfg.rules)
         if pol is not None:
-            rec.detail = f"loaded {why}"
+            pol.model.save(str(path))  # type: ignore[attr-defined]
+            rec.detail = f"loaded {why} instead of training"
             rec.metrics = {"trained": 0.0}
-            return PolicyOut(pol, why)
+            log.info("policy: loaded the %s instead of training", why)
+            return PolicyOut(pol, why, path)
         if cfg.policy.source == "champion":
             raise DataError(f"policy.source = 'champion' but {why}; train one with deadstock train")
     h = cfg.horizon_weeks
@@ -355,8 +476,6 @@ def policy_stage(cfg: PipelineConfig, catalog: Catalog, seed: int, rec: StageRec
         checkpoint_every=0,
     )
     result = train_ppo(ppo_cfg, cfg.rules, catalog)
-    path = Path(cfg.out_dir) / "policy" / "ppo_policy.zip"
-    path.parent.mkdir(parents=True, exist_ok=True)
     result.model.save(str(path))
     rec.metrics = {
         "trained": 1.0,
@@ -364,7 +483,7 @@ def policy_stage(cfg: PipelineConfig, catalog: Catalog, seed: int, rec: StageRec
         "train_seconds": float(result.wall_seconds),
     }
     rec.detail = f"trained PPO for {result.num_timesteps:,} steps ({why})"
-    return PolicyOut(PPOPolicy(result.model, name="ppo"), "trained", path)
+    return PolicyOut(PPOPolicy(result.model, name="ppo"), "trained", path, trained=True)
 
 
 # ------------------------------------------------------------------------------ evaluate
@@ -434,6 +553,16 @@ def evaluate_stage(
 
 
 # ------------------------------------------------------------------------------ export
+def shown_path(path: str, written_dir: str | Path, shown_dir: str | Path | None) -> str:
+    """``path`` under ``shown_dir`` instead of ``written_dir`` (SQL table names unchanged)."""
+    if shown_dir is None:
+        return path
+    try:
+        return str(Path(shown_dir) / Path(path).relative_to(written_dir))
+    except ValueError:
+        return path
+
+
 @dataclass
 class ExportOut:
     """Where everything went."""
@@ -456,9 +585,14 @@ def export_stage(
     evaluated: EvalOut,
     records: list[StageRecord],
     rec: StageRecord,
+    shown_dir: str | Path | None = None,
 ) -> ExportOut:
     """Build every table, then write them (all computed before the first write), the
-    per-category alerts and the report."""
+    per-category alerts and the report.
+
+    ``cfg.out_dir`` is where they are written (the run's staging folder); ``shown_dir`` is
+    where they will be once the run publishes them, the paths the report names.
+    """
     from app.alerts import alerts_table, write_alerts
     from app.exports import (
         new_product_flags_table,
@@ -512,7 +646,7 @@ def export_stage(
         ci_level=cfg.evaluation.ci_level,
         horizon_weeks=cfg.horizon_weeks,
         stages=stage_tab[stage_tab["status"] != "pending"],
-        exports=written,
+        exports={k: shown_path(v, cfg.out_dir, shown_dir) for k, v in written.items()},
         notes=[f"best heuristic: {evaluated.best_heuristic}", *fitted.notes, *data.notes],
         title=f"deadstock run report ({'quick' if cfg.quick else 'full'}, {data.dataset.source})",
     )

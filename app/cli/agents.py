@@ -144,7 +144,15 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from experiments.compare import CompareConfig, across_runs, format_table, plot, search
+    from experiments.compare import (
+        CompareConfig,
+        across_runs,
+        format_pipelines,
+        format_table,
+        plot,
+        search,
+        search_pipelines,
+    )
     from experiments.suite import SUITE_VERSION
 
     agents = tuple(a.strip() for a in args.agents.split(",") if a.strip())
@@ -154,7 +162,11 @@ def _compare(args: argparse.Namespace) -> int:
         agents=agents,
     )
     board = across_runs(search(config))
-    print(format_table(board))
+    pipelines = search_pipelines(config)
+    if not board.empty or pipelines.empty:
+        print(format_table(board))
+    if not pipelines.empty:
+        print(("\n" if not board.empty else "") + format_pipelines(pipelines))
     if args.plot:
         print(f"plot written to {plot(board, args.plot)}", file=sys.stderr)
     return 0
