@@ -235,3 +235,26 @@ def test_runs_killed_at_random_points_of_the_export_never_mix_outputs(env, first
     # Each next start marked the previous killed run KILLED (the last one has no next start).
     for run_id in killed[:-1]:
         assert mlflow.get_run(run_id).info.status in ("KILLED", "FINISHED")
+
+
+@pytest.mark.parametrize(
+    ("n_skus", "seed"), [(200, 0), (60, 1)], ids=["readme-200-skus", "60-skus"]
+)
+def test_quick_run_on_small_worlds(env, tmp_path, n_skus, seed, capsys):
+    """The README's example world and a 60-SKU one: too few dead SKUs for a risk model, so
+    the run scores with the rule baseline and says so, instead of stopping."""
+    world = tmp_path / "world"
+    assert main(["data", "synth", "--n-skus", str(n_skus), "--weeks", "52", "--seed",
+                 str(seed), "--out", str(world)]) == 0  # fmt: skip
+    (tmp_path / "small.toml").write_text(
+        "[policy]\nquick_train_timesteps = 2048\n[evaluation]\nquick_n_episodes = 20\n"
+    )
+    out = tmp_path / "out"
+    args = ["run", "--quick", "--data", str(world), "--out", str(out),
+            "--config", str(tmp_path / "small.toml"), "--policy", "train"]  # fmt: skip
+    assert main(args) == 0
+    assert "scored by the rule baseline" in capsys.readouterr().err
+    run = _pipeline_runs()[-1]
+    assert run.data.tags["risk.source"] == "rule" and "rule baseline" in run.data.tags["risk.note"]
+    assert "rule baseline" in (out / "report" / "report.md").read_text()
+    assert manifest_problems(out) == [] and len(pd.read_csv(out / "sku_summary.csv")) >= 1
