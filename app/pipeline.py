@@ -27,13 +27,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from app.config import PipelineConfig
 from app.stage_record import StageRecord, stages_frame
+
+if TYPE_CHECKING:
+    from app.exports import PendingSql
+    from app.outputs import RunOutput
 
 STAGE_NAMES = ("ingest", "risk", "select", "fit", "policy", "evaluate", "export")
 
@@ -109,7 +113,12 @@ def run_pipeline(cfg: PipelineConfig, *, echo: Callable[[str], None] = _say) -> 
 
 
 def _run_stages(
-    cfg: PipelineConfig, name: str, mode: str, output: Any, sql: Any, echo: Callable[[str], None]
+    cfg: PipelineConfig,
+    name: str,
+    mode: str,
+    output: RunOutput,
+    sql: PendingSql,
+    echo: Callable[[str], None],
 ) -> PipelineResult:
     """The stages under the parent run, then the record and the publish step."""
     import mlflow
@@ -123,7 +132,7 @@ def _run_stages(
     records = [StageRecord(n) for n in STAGE_NAMES]
     rec = {r.name: r for r in records}
     final = output.final
-    # The stages write into the staging folder; the report names the final paths.
+    # The stages write into the staging folder; the report names the output folder's paths.
     scfg = replace(cfg, out_dir=str(output.staging))
 
     with tracking.start_run(
@@ -199,7 +208,7 @@ def _run_stages(
                     evaluated,
                     records,
                     r,
-                    shown_dir=final,
+                    shown_dir=cfg.out_dir,
                 ),
             )
         finally:
@@ -223,7 +232,7 @@ def _run_stages(
         mlflow.set_tag("output_dir", str(final))
 
     def shown(path: str | Path) -> str:
-        return st.shown_path(str(path), output.staging, final)
+        return st.shown_path(str(path), output.staging, cfg.out_dir)
 
     result = PipelineResult(
         config=cfg,
