@@ -34,7 +34,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -214,6 +213,9 @@ class RunOutput:
             Called with the swap (a function of no arguments); it must call it once, for
             example between a transaction's last insert and its commit, so the SQL tables and
             the folder change together. If it raises, the previous folder is put back.
+
+        A caller that handles signals holds them during this call (the pipeline uses
+        :func:`experiments.tracking.deferring_signals`).
         """
         if read_manifest(self.staging) is None:
             raise RuntimeError("seal() the staging folder before publishing it")
@@ -223,18 +225,15 @@ class RunOutput:
         def swap() -> None:
             state["old"] = self._swap_in()
 
-        # SIGTERM or SIGINT now would leave the swap half done in this process's eyes; they
-        # are delivered (and end the run) right after.
-        with _signals_blocked():
-            try:
-                (commit_with or (lambda f: f()))(swap)
-                if "old" not in state:
-                    raise RuntimeError("commit_with did not call the swap")
-            except BaseException:
-                if "old" in state:
-                    self._swap_back(state["old"])
-                raise
-            self.published = True
+        try:
+            (commit_with or (lambda f: f()))(swap)
+            if "old" not in state:
+                raise RuntimeError("commit_with did not call the swap")
+        except BaseException:
+            if "old" in state:
+                self._swap_back(state["old"])
+            raise
+        self.published = True
         old = state["old"]
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
@@ -400,16 +399,6 @@ def _check_replaceable(final: Path) -> None:
             f"({', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}); a run replaces "
             "its whole output folder, so give an empty or new folder"
         )
-
-
-@contextlib.contextmanager
-def _signals_blocked() -> Iterator[None]:
-    signums = {signal.SIGTERM, signal.SIGINT}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, signums)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _fsync_tree(folder: Path) -> None:

@@ -153,6 +153,7 @@ def _run_stages(
             with tracking.start_run(f"{name}__{n}", nested=True, tags={"stage": n}):
                 try:
                     out = fn(r)
+                    tracking.raise_if_interrupted()
                 except BaseException:
                     r.status = "failed"
                     r.seconds = time.perf_counter() - t0
@@ -226,7 +227,9 @@ def _run_stages(
         )
         output.seal({"run_name": name, "mlflow_run_id": run_id, "plan_key": plan_key})
         run_record.log_outputs(output.staging)
-        output.publish(commit_with=sql.commit)
+        tracking.raise_if_interrupted()
+        with tracking.deferring_signals():
+            output.publish(commit_with=sql.commit)
         for line in run_record.promote(registered):
             echo(f"[run] {line}")
         mlflow.set_tag("output_dir", str(final))

@@ -51,28 +51,67 @@ class RunInterrupted(SystemExit):
         self.signal_name = signal.Signals(signum).name
 
 
+# The signal received inside ending_runs_on_signals, if any (one block at a time: the main
+# thread's).
+_received: list[int] = []
+_deferred: list[bool] = []
+
+
 @contextlib.contextmanager
 def ending_runs_on_signals() -> Iterator[None]:
     """Within this block SIGTERM and SIGINT raise :class:`RunInterrupted`, so every MLflow run
     opened with :func:`start_run` ends as ``KILLED`` (and ``finally`` blocks run) instead of
     staying ``RUNNING`` forever. Outside the main thread it does nothing (Python only delivers
-    signals there). A second signal during the clean-up is ignored."""
+    signals there). Further signals during the clean-up are ignored.
+
+    A handler's exception can be swallowed: Python ignores (and only prints) exceptions raised
+    inside a garbage-collection callback or ``__del__``, which is where a signal lands now and
+    then during PPO training. :func:`raise_if_interrupted` at safe points, and the end of this
+    block, raise it again, so a signal is never lost.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     signums = (signal.SIGTERM, signal.SIGINT)
 
     def handler(signum: int, frame: Any) -> None:
-        for s in signums:
-            signal.signal(s, signal.SIG_IGN)
-        raise RunInterrupted(signum)
+        if _received:
+            return  # already stopping: let the clean-up finish
+        _received.append(signum)
+        if not _deferred:
+            raise RunInterrupted(signum)
 
     previous = {s: signal.signal(s, handler) for s in signums}
+    _received.clear()
     try:
         yield
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+        received = list(_received)
+        _received.clear()
+    if received:  # the block ended normally: the handler's exception was swallowed
+        raise RunInterrupted(received[0])
+
+
+@contextlib.contextmanager
+def deferring_signals() -> Iterator[None]:
+    """Within :func:`ending_runs_on_signals`, hold a signal until this block ends (a step that
+    must not be cut in two, such as publishing the output folder), then raise it."""
+    _deferred.append(True)
+    try:
+        yield
+    finally:
+        _deferred.pop()
+    raise_if_interrupted()
+
+
+def raise_if_interrupted() -> None:
+    """Raise :class:`RunInterrupted` when a signal arrived inside
+    :func:`ending_runs_on_signals` and its exception was swallowed on the way (call it where
+    the program would otherwise go on: between stages, before publishing)."""
+    if _received:
+        raise RunInterrupted(_received[0])
 
 
 def tracking_uri() -> str:

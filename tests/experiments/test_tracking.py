@@ -120,3 +120,32 @@ def test_ui_uses_one_worker_and_no_job_runner():
     assert cmd[cmd.index("--workers") + 1] == "1"
     assert cmd[cmd.index("--default-artifact-root") + 1] == "file:///tmp/x/mlartifacts"
     assert UI_ENV["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+
+
+class _KillsOnDelete:
+    def __del__(self) -> None:
+        # The handler raises here, where Python ignores exceptions (as in a GC callback).
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_signal_swallowed_where_python_ignores_exceptions_is_raised_again():
+    reached = []
+    with pytest.raises(tracking.RunInterrupted), tracking.ending_runs_on_signals():
+        _KillsOnDelete()  # collected at once; prints "Exception ignored in ..."
+        reached.append("after")  # the program went on ...
+        tracking.raise_if_interrupted()  # ... until the next safe point
+        reached.append("never")
+    assert reached == ["after"]
+    with pytest.raises(tracking.RunInterrupted), tracking.ending_runs_on_signals():
+        _KillsOnDelete()  # swallowed, and no safe point: the block's end raises it
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_signals_are_held_while_publishing():
+    done = []
+    with pytest.raises(tracking.RunInterrupted), tracking.ending_runs_on_signals():
+        with tracking.deferring_signals():
+            os.kill(os.getpid(), signal.SIGTERM)
+            done.append("publish finished")
+    assert done == ["publish finished"]
