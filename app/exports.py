@@ -22,15 +22,21 @@ Tables (every row carries ``plan_key``; see :meth:`PipelineConfig.plan_key`). Mo
 
 Writes never leave half a table: files are written to a temporary file and renamed; SQL tables
 are written in one transaction that first deletes the rows of the same ``plan_key``, so a
-re-run replaces its rows instead of adding to them.
+re-run replaces its rows instead of adding to them. Inside :func:`deferred_sql` (the pipeline)
+the SQL tables are held until the run publishes its output folder and written then, in one
+transaction with the folder's swap (see :mod:`app.outputs`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -358,23 +364,63 @@ def check_export_target(out_dir: str | Path, cfg: ExportConfig) -> None:
         from ingest.sql import parse_sql_url
 
         parse_sql_url(str(cfg.sql_url))
+
+    import os
+
+    from ingest.io import TEMP_GLOB, write_text_atomic
+
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise DataError(f"cannot create output folder {str(out)!r}: {err.strerror}") from None
-    import os
-    import tempfile
-
+    probe = out / ".probe"
     try:
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".probe.", delete=True):
-            pass
+        write_text_atomic(probe, "")
+        probe.unlink()
     except OSError as err:
         raise DataError(f"output folder {str(out)!r} is not writable: {err.strerror}") from None
+    finally:
+        for stale in out.glob(TEMP_GLOB):
+            with contextlib.suppress(OSError):
+                stale.unlink()
     if not os.access(out, os.W_OK):
         raise DataError(f"output folder {str(out)!r} is not writable")
     if cfg.format == "sql":
         _engine(cfg).dispose()
+
+
+@dataclass
+class PendingSql:
+    """SQL tables held back until the run publishes (see :func:`deferred_sql`)."""
+
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    config: ExportConfig | None = None
+
+    def commit(self, before_commit: Callable[[], None] | None = None) -> dict[str, str]:
+        """Write the held tables in one transaction; ``before_commit`` runs after the last
+        insert and before the commit (an error there rolls everything back)."""
+        if not self.tables or self.config is None:
+            if before_commit is not None:
+                before_commit()
+            return {}
+        return _write_sql(self.tables, self.config, before_commit=before_commit)
+
+
+_PENDING_SQL: ContextVar[PendingSql | None] = ContextVar("deadstock_pending_sql", default=None)
+
+
+@contextlib.contextmanager
+def deferred_sql() -> Iterator[PendingSql]:
+    """Within this block :func:`write_tables` holds SQL tables instead of writing them; the
+    caller writes them with :meth:`PendingSql.commit` when the run publishes, so the SQL
+    tables and the output folder change together or not at all."""
+    pending = PendingSql()
+    token = _PENDING_SQL.set(pending)
+    try:
+        yield pending
+    finally:
+        _PENDING_SQL.reset(token)
 
 
 def _engine(cfg: ExportConfig):
@@ -386,6 +432,8 @@ def _engine(cfg: ExportConfig):
     assert cfg.sql_url
     engine = make_engine(cfg.sql_url)
     try:
+        if engine.dialect.name == "sqlite":
+            _transactional_ddl(engine)
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except SQLAlchemyError as err:
@@ -398,6 +446,22 @@ def _engine(cfg: ExportConfig):
     return engine
 
 
+def _transactional_ddl(engine: Any) -> None:
+    """Make SQLite's CREATE TABLE part of the transaction: Python's sqlite3 module runs DDL
+    outside any transaction it has not begun yet, so a rolled-back export would still leave
+    its first new table behind (SQLAlchemy's documented recipe: the driver stays in
+    autocommit and SQLAlchemy emits BEGIN itself)."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _no_driver_transactions(dbapi_connection: Any, connection_record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+
 def write_tables(
     tables: Mapping[str, pd.DataFrame], out_dir: str | Path, cfg: ExportConfig
 ) -> dict[str, str]:
@@ -405,7 +469,8 @@ def write_tables(
 
     Files are replaced atomically, one by one. SQL tables are written in ONE transaction:
     for each table, rows with the frames' ``plan_key`` are deleted, then the new rows are
-    inserted; any error rolls everything back.
+    inserted; any error rolls everything back. Inside :func:`deferred_sql` they are held for
+    the run's publish step instead.
     """
     for name, frame in tables.items():
         if "plan_key" not in frame.columns:
@@ -417,10 +482,20 @@ def write_tables(
             write_frame_atomic(frame, target)
             written[name] = target
         return written
+    pending = _PENDING_SQL.get()
+    if pending is not None:
+        pending.tables.update(tables)
+        pending.config = cfg
+        return {name: table_target(out_dir, name, cfg) for name in tables}
     return _write_sql(tables, cfg)
 
 
-def _write_sql(tables: Mapping[str, pd.DataFrame], cfg: ExportConfig) -> dict[str, str]:
+def _write_sql(
+    tables: Mapping[str, pd.DataFrame],
+    cfg: ExportConfig,
+    *,
+    before_commit: Callable[[], None] | None = None,
+) -> dict[str, str]:
     from sqlalchemy import inspect, text
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -445,6 +520,8 @@ def _write_sql(tables: Mapping[str, pd.DataFrame], cfg: ExportConfig) -> dict[st
                 if len(frame.columns):
                     frame.to_sql(table, conn, if_exists="append", index=False, chunksize=10_000)
                 written[name] = table
+            if before_commit is not None:
+                before_commit()
     except SQLAlchemyError as err:
         raise DataError(f"writing the exports to SQL failed (nothing was written): {err}") from None
     finally:

@@ -140,6 +140,16 @@ class RiskStageConfig(RiskConfig):
         Training cutoff of the backtest; ``None`` = the test cutoff minus the label horizon.
     n_bootstrap : int
         Bootstrap resamples of the backtest's CIs.
+    reuse_champion : bool
+        Score with the registered ``deadstock-risk@champion`` instead of training when it was
+        trained by a run on the same data with the same settings and seed (its fit key), so
+        its scores are exactly those a new model would give.
+    min_positives : int
+        Fewer positive labelled rows than this (training and validation together), or a
+        model that cannot be trained and validated, and the stage scores with the rule
+        baseline (weeks since the last sale, ``risk_model.rule``) instead, with a note.
+    fallback : {"rule", "error"}
+        ``"error"`` stops the run instead of falling back.
     """
 
     features: FeatureConfig = field(
@@ -149,11 +159,18 @@ class RiskStageConfig(RiskConfig):
     backtest_test_cutoff: int | None = None
     backtest_train_cutoff: int | None = None
     n_bootstrap: int = 200
+    reuse_champion: bool = True
+    min_positives: int = 10
+    fallback: Literal["rule", "error"] = "rule"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.n_bootstrap < 0:
             raise ConfigError(f"risk.n_bootstrap = {self.n_bootstrap!r}; expected >= 0")
+        if self.min_positives < 0:
+            raise ConfigError(f"risk.min_positives = {self.min_positives!r}; expected >= 0")
+        if self.fallback not in ("rule", "error"):
+            raise ConfigError(f"risk.fallback = {self.fallback!r}: expected 'rule' or 'error'")
 
 
 @dataclass(frozen=True)

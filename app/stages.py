@@ -10,7 +10,8 @@ How a policy becomes an exported schedule: see :mod:`planning.from_policy`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import logging
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ from planning.outcomes import Outcome, simulate_schedule, simulate_schedules, si
 from planning.schedule import Schedule, rounded_depths
 from risk_model.labels import LabelConfig
 from simulator.demand import Catalog
+
+log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------------ ingest
@@ -64,67 +67,95 @@ def ingest_stage(cfg: PipelineConfig, rec: StageRecord) -> IngestOut:
 
 
 # ------------------------------------------------------------------------------ risk
-def risk_stage(cfg: PipelineConfig, data: IngestOut, seed: int, rec: StageRecord) -> pd.DataFrame:
-    """Backtest, train and score the risk model; returns one row per scored SKU with
-    ``sku``, ``risk`` (0..1), ``tier`` and the top drivers (``driver_k``, ``..._contribution``).
+#: Where the risk scores came from (tag ``risk.source`` of the parent run).
+RISK_SOURCES = ("trained", "champion", "rule")
 
-    Every setting is ``cfg.risk`` (:class:`~app.pipeline_config.RiskStageConfig`). The
-    backtest trains one label horizon before the last observable test cutoff
-    (``test = last week - horizon``, ``train = test - horizon``, unless
-    ``risk.backtest_*_cutoff`` are set) and is skipped, with a note, when the data is too
-    short or has no positive at the test cutoff.
+
+@dataclass
+class RiskOut:
+    """The risk scores (one row per SKU: ``sku``, ``risk`` 0..1, ``tier``, ``established``
+    and the top drivers) and where they came from.
+
+    Attributes
+    ----------
+    source : {"trained", "champion", "rule"}
+        A model trained by this run, the registered champion (same data and settings), or
+        the rule baseline (too few positives to train a model).
+    result : RiskResult or None
+        The trained model and its validation (``source = "trained"`` only), to register.
+    fit_key : str
+        Hash of the data fingerprint and every setting that decides the model: a champion
+        registered with the same key scores exactly as a new model would.
+    note : str
+        One sentence for the report when the scores are not a model trained by this run.
     """
+
+    scores: pd.DataFrame
+    source: str
+    fit_key: str
+    result: Any = None
+    note: str = ""
+
+
+def _risk_config(cfg: PipelineConfig, seed: int) -> Any:
+    """The model's settings of ``cfg.risk`` (a plain :class:`~risk_model.scoring.RiskConfig`:
+    the run's backtest and fallback switches do not change a model) with the stage's seed."""
+    from risk_model.scoring import RiskConfig
+
+    risk = replace(cfg.risk, seed=int(seed % (2**31)))
+    return RiskConfig(**{f.name: getattr(risk, f.name) for f in fields(RiskConfig)})
+
+
+def _risk_backtest(
+    cfg: PipelineConfig, data: IngestOut, risk_cfg: Any, metrics: dict[str, float]
+) -> str:
+    """The time-split backtest one label horizon before the last observable test cutoff
+    (``test = last week - horizon``, ``train = test - horizon``, unless
+    ``risk.backtest_*_cutoff`` are set); skipped, with a note, when the data is too short or
+    has no positive at the test cutoff. Returns the note."""
     import mlflow
 
     from risk_model.backtest import BacktestConfig, json_rows, run_backtest
-    from risk_model.scoring import train_and_score
 
-    risk = replace(cfg.risk, seed=int(seed % (2**31)))
-    label, models = risk.label, risk.models
-    metrics: dict[str, float] = {}
+    if not cfg.risk.backtest:
+        return "backtest off (risk.backtest = false)"
+    label, models = risk_cfg.label, risk_cfg.models
     h = label.horizon_weeks
-    test_cutoff = risk.backtest_test_cutoff
+    test_cutoff = cfg.risk.backtest_test_cutoff
     test_cutoff = data.last_week - h if test_cutoff is None else test_cutoff
-    train_cutoff = risk.backtest_train_cutoff
+    train_cutoff = cfg.risk.backtest_train_cutoff
     train_cutoff = test_cutoff - h if train_cutoff is None else train_cutoff
-    backtest_note = ""
-    if not risk.backtest:
-        backtest_note = "backtest off (risk.backtest = false)"
-    elif train_cutoff >= int(data.panel["week"].min()) + label.lookback_weeks:
-        bt_cfg = BacktestConfig(
-            **risk.setup(),
-            train_cutoff=train_cutoff,
-            test_cutoff=test_cutoff,
-            n_bootstrap=risk.n_bootstrap,
-        )
-        try:
-            bt = run_backtest(data.dataset, data.panel, bt_cfg)
-        except DataError as err:
-            backtest_note = f"backtest skipped: {err}"
-        else:
-            for row in bt.rows:
-                for m in ("roc_auc", "pr_auc", "f1", "brier"):
-                    if isinstance(row.get(m), int | float):
-                        metrics[f"backtest_{row['model']}_{m}"] = float(row[m])
-            metrics["backtest_noise_floor"] = float(bt.noise_floor)
-            if mlflow.active_run() is not None:
-                mlflow.log_dict({"rows": json_rows(bt)}, "risk_backtest.json")
-            best = max(
-                (r for r in bt.rows if r["model"] in models), key=lambda r: r.get("pr_auc", 0)
-            )
-            backtest_note = (
-                f"backtest {train_cutoff}->{test_cutoff}: {best['model']} ROC-AUC "
-                f"{best['roc_auc']:.3f}, PR-AUC {best['pr_auc']:.3f}"
-            )
-    else:
-        backtest_note = f"backtest skipped: {data.last_week} weeks are too few for two horizons"
-    result = train_and_score(data.dataset, data.panel, risk)
-    scores = result.scores.assign(sku=result.scores["sku"].astype(str))
-    champ = result.validation[result.champion]
-    metrics.update({f"val_{m}": float(champ[m]) for m in ("roc_auc", "pr_auc", "brier")})
+    if train_cutoff < int(data.panel["week"].min()) + label.lookback_weeks:
+        return f"backtest skipped: {data.last_week} weeks are too few for two horizons"
+    bt_cfg = BacktestConfig(
+        **risk_cfg.setup(),
+        train_cutoff=train_cutoff,
+        test_cutoff=test_cutoff,
+        n_bootstrap=cfg.risk.n_bootstrap,
+    )
+    try:
+        bt = run_backtest(data.dataset, data.panel, bt_cfg)
+    except DataError as err:
+        return f"backtest skipped: {err}"
+    for row in bt.rows:
+        for m in ("roc_auc", "pr_auc", "f1", "brier"):
+            if isinstance(row.get(m), int | float):
+                metrics[f"backtest_{row['model']}_{m}"] = float(row[m])
+    metrics["backtest_noise_floor"] = float(bt.noise_floor)
+    if mlflow.active_run() is not None:
+        mlflow.log_dict({"rows": json_rows(bt)}, "risk_backtest.json")
+    best = max((r for r in bt.rows if r["model"] in models), key=lambda r: r.get("pr_auc", 0))
+    return (
+        f"backtest {train_cutoff}->{test_cutoff}: {best['model']} ROC-AUC "
+        f"{best['roc_auc']:.3f}, PR-AUC {best['pr_auc']:.3f}"
+    )
+
+
+def _tier_counts(scores: pd.DataFrame, metrics: dict[str, float]) -> str:
+    """Count the scored, established and per-tier SKUs into ``metrics``; returns the counts
+    as words for the stage detail. Tiers mean something only where the label applies
+    (established SKUs): they are counted there, as the selection and the report do."""
     metrics["n_scored"] = float(len(scores))
-    # Tiers mean something only where the label applies (established SKUs): count them there,
-    # as the selection and the report do.
     est = (
         scores["established"].astype(bool)
         if "established" in scores.columns
@@ -133,13 +164,85 @@ def risk_stage(cfg: PipelineConfig, data: IngestOut, seed: int, rec: StageRecord
     metrics["n_established"] = float(est.sum())
     for tier in ("high", "medium", "low"):
         metrics[f"n_{tier}"] = float(((scores["tier"] == tier) & est).sum())
+    return f"{int(est.sum()):,} established, {int(metrics['n_high']):,} of them high"
+
+
+def risk_stage(cfg: PipelineConfig, data: IngestOut, seed: int, rec: StageRecord) -> RiskOut:
+    """Score every SKU's dead-stock risk: with the registered champion when it was trained on
+    this data with these settings, else with models trained here, else (too few positives
+    to train and validate a model) with the rule baseline.
+
+    Every setting is ``cfg.risk`` (:class:`~app.pipeline_config.RiskStageConfig`): the label,
+    the features (price-change features are off by default: the retailer's own clearance
+    would make the score circular for the markdown plan), the models, the cutoffs, the
+    backtest (:func:`_risk_backtest`), ``reuse_champion``, ``min_positives`` and
+    ``fallback``.
+    """
+    from experiments.risk_runs import load_fitting_champion, risk_fit_key
+    from risk_model.rule import RULE_NAME, rule_scores
+    from risk_model.scoring import train_and_score
+
+    risk_cfg = _risk_config(cfg, seed)
+    fit_key = risk_fit_key(data.fingerprint, risk_cfg)
+    metrics: dict[str, float] = {}
+    if cfg.risk.reuse_champion:
+        champ, why = load_fitting_champion(fit_key, data.dataset, data.panel, risk_cfg)
+        if champ is not None:
+            counts = _tier_counts(champ, metrics)
+            rec.metrics = {**metrics, "loaded_champion": 1.0}
+            rec.detail = f"{len(champ):,} SKUs scored by the {why}; {counts}"
+            log.info("risk: loaded the %s instead of training", why)
+            return RiskOut(champ, "champion", fit_key, note=f"risk scores from the {why}")
+    backtest_note = _risk_backtest(cfg, data, risk_cfg, metrics)
+    why_rule = ""
+    result = None
+    try:
+        trained = train_and_score(data.dataset, data.panel, risk_cfg)
+    except DataError as err:
+        if cfg.risk.fallback != "rule":
+            raise
+        why_rule = str(err)
+    else:
+        n_pos = int(trained.info["n_train_pos"]) + int(trained.info["n_val_pos"])
+        if n_pos < cfg.risk.min_positives and cfg.risk.fallback == "rule":
+            why_rule = (
+                f"only {n_pos} positive labelled row(s), fewer than [risk] min_positives = "
+                f"{cfg.risk.min_positives}"
+            )
+        else:
+            result = trained
+    if result is None:
+        try:
+            rule = rule_scores(data.dataset, data.panel, risk_cfg)
+        except DataError as err:
+            raise DataError(
+                f"the risk stage cannot score: no model ({why_rule}) and no rule baseline ({err})"
+            ) from None
+        note = (
+            f"risk scores from the rule baseline ({RULE_NAME}: weeks since the last sale, "
+            f"calibrated on {rule.n_labelled} labelled rows with {rule.n_positive} positive(s)) "
+            f"because no model could be trained: {why_rule.rstrip('.')}. More history, more "
+            "SKUs, a shorter [risk.label] horizon_weeks or another [risk.label] kind give a model."
+        )
+        scores = rule.scores.assign(sku=rule.scores["sku"].astype(str))
+        counts = _tier_counts(scores, metrics)
+        rec.metrics = {**metrics, "rule_fallback": 1.0, "n_labelled_positive": float(rule.n_positive)}
+        rec.detail = (
+            f"{len(scores):,} SKUs scored by the rule baseline {RULE_NAME}; {counts} "
+            f"(no model: {why_rule})"
+        )
+        log.warning("risk: %s", note)
+        return RiskOut(scores, "rule", fit_key, note=note)
+    scores = result.scores.assign(sku=result.scores["sku"].astype(str))
+    champ_val = result.validation[result.champion]
+    metrics.update({f"val_{m}": float(champ_val[m]) for m in ("roc_auc", "pr_auc", "brier")})
+    counts = _tier_counts(scores, metrics)
     rec.metrics = metrics
     rec.detail = (
         f"{len(scores):,} SKUs scored by {result.champion} (validation PR-AUC "
-        f"{champ['pr_auc']:.3f}); {int(est.sum()):,} established, {int(metrics['n_high']):,} "
-        f"of them high; {backtest_note}"
+        f"{champ_val['pr_auc']:.3f}); {counts}" + (f"; {backtest_note}" if backtest_note else "")
     )
-    return scores
+    return RiskOut(scores, "trained", fit_key, result=result)
 
 
 # ------------------------------------------------------------------------------ select
@@ -350,11 +453,26 @@ def fit_stage(
 # ------------------------------------------------------------------------------ policy
 @dataclass
 class PolicyOut:
-    """The recommended policy and where it came from."""
+    """The recommended policy and where it came from.
+
+    Attributes
+    ----------
+    source : str
+        ``"trained"``, or where the champion was loaded from.
+    model_path : Path or None
+        The policy's SB3 zip in the run's output folder (``policy/ppo_policy.zip``).
+    trained : bool
+        True when this run trained it (then the pipeline registers it).
+    """
 
     policy: Policy
     source: str
     model_path: Path | None = None
+    trained: bool = False
+
+
+#: The policy's file in the run's output folder.
+POLICY_FILE = Path("policy") / "ppo_policy.zip"
 
 
 def _champion(rules: RulesConfig) -> tuple[Policy | None, str]:
@@ -367,6 +485,7 @@ def _champion(rules: RulesConfig) -> tuple[Policy | None, str]:
 
     uri = f"models:/{REGISTERED_NAME}@{CHAMPION_ALIAS}"
     try:
+        version = mlflow.MlflowClient().get_model_version_by_alias(REGISTERED_NAME, CHAMPION_ALIAS)
         model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
     except Exception as err:  # noqa: BLE001 - a missing or broken registry entry
         # The usual case on a new store is simply that nothing is registered yet; say so
@@ -383,29 +502,32 @@ def _champion(rules: RulesConfig) -> tuple[Policy | None, str]:
             if shape is None or shape[0] not in sizes:
                 return None, f"champion's observation size {shape} is not one of {sizes}"
             pol.name = "ppo"
-            return pol, f"champion {uri} (profile {profile!r})"
+            return pol, f"champion {uri} (version {version.version}, profile {profile!r})"
     return None, "champion was trained for other rules"
 
 
 def policy_stage(cfg: PipelineConfig, catalog: Catalog, seed: int, rec: StageRecord) -> PolicyOut:
     """Load the registered champion when it fits the rules and observation, else train PPO on
-    the at-risk catalog (``policy.source`` decides)."""
+    the at-risk catalog (``policy.source`` decides). Either way the policy is saved as
+    :data:`POLICY_FILE` in the output folder."""
     from agents.ppo import PPOPolicy, train_ppo
 
+    path = Path(cfg.out_dir) / POLICY_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
     why = "policy.source = 'train'"
     if cfg.policy.source in ("auto", "champion"):
         pol, why = _champion(cfg.rules)
         if pol is not None:
-            rec.detail = f"loaded {why}"
+            pol.model.save(str(path))  # type: ignore[attr-defined]
+            rec.detail = f"loaded {why} instead of training"
             rec.metrics = {"trained": 0.0}
-            return PolicyOut(pol, why)
+            log.info("policy: loaded the %s instead of training", why)
+            return PolicyOut(pol, why, path)
         if cfg.policy.source == "champion":
             raise DataError(f"policy.source = 'champion' but {why}; train one with deadstock train")
     h = cfg.horizon_weeks
     ppo_cfg = replace(cfg.ppo, seed=seed % (2**31), horizon_range=(h, h))
     result = train_ppo(ppo_cfg, cfg.rules, catalog)
-    path = Path(cfg.out_dir) / "policy" / "ppo_policy.zip"
-    path.parent.mkdir(parents=True, exist_ok=True)
     result.model.save(str(path))
     rec.metrics = {
         "trained": 1.0,
@@ -413,7 +535,7 @@ def policy_stage(cfg: PipelineConfig, catalog: Catalog, seed: int, rec: StageRec
         "train_seconds": float(result.wall_seconds),
     }
     rec.detail = f"trained PPO for {result.num_timesteps:,} steps ({why})"
-    return PolicyOut(PPOPolicy(result.model, name="ppo"), "trained", path)
+    return PolicyOut(PPOPolicy(result.model, name="ppo"), "trained", path, trained=True)
 
 
 # ------------------------------------------------------------------------------ evaluate
@@ -503,6 +625,16 @@ def evaluate_stage(
 
 
 # ------------------------------------------------------------------------------ export
+def shown_path(path: str, written_dir: str | Path, shown_dir: str | Path | None) -> str:
+    """``path`` under ``shown_dir`` instead of ``written_dir`` (SQL table names unchanged)."""
+    if shown_dir is None:
+        return path
+    try:
+        return str(Path(shown_dir) / Path(path).relative_to(written_dir))
+    except ValueError:
+        return path
+
+
 @dataclass
 class ExportOut:
     """Where everything went."""
@@ -525,9 +657,14 @@ def export_stage(
     evaluated: EvalOut,
     records: list[StageRecord],
     rec: StageRecord,
+    shown_dir: str | Path | None = None,
 ) -> ExportOut:
     """Build every table, then write them (all computed before the first write), the
-    per-category alerts, the simulation settings and the report."""
+    per-category alerts, the simulation settings and the report.
+
+    ``cfg.out_dir`` is where they are written (the run's staging folder); ``shown_dir`` is
+    where they will be once the run publishes them, the paths the report names.
+    """
     import time
 
     from app.alerts import alerts_table, write_alerts
@@ -639,7 +776,7 @@ def export_stage(
         ci_level=cfg.evaluation.ci_level,
         summary=summary,
         currency=cfg.export.currency,
-        exports=written,
+        exports={k: shown_path(v, cfg.out_dir, shown_dir) for k, v in written.items()},
         notes=notes,
         title=f"deadstock run report ({'quick' if cfg.quick else 'full'}, {data.dataset.source})",
     )

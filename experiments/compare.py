@@ -5,6 +5,11 @@ Training runs (``deadstock train``) and evaluation runs (``deadstock evaluate``)
 ``eval/violations``, and are tagged ``agent``, ``seed`` and ``suite_version``. This module
 reads them back with ``mlflow.search_runs`` and aggregates per agent: the mean over runs
 (training seeds) with a 95 % CI across runs.
+
+Pipeline runs (``deadstock run``, tagged ``kind=pipeline``) are compared plan by plan
+(:func:`search_pipelines`): each plan's expected total profit over the run's at-risk SKUs and
+its gain against doing nothing on the same simulated episodes, with the run's CIs
+(``plan/<name>/...`` metrics, see :mod:`app.run_record`).
 """
 
 from __future__ import annotations
@@ -39,11 +44,18 @@ class CompareConfig:
         Only runs of this suite version (``None`` = any; mixing versions mixes scenarios).
     agents : tuple of str
         Only these agents (empty = all).
+    max_pipeline_runs : int
+        How many of the latest finished pipeline runs to list.
     """
 
     experiment: str = tracking.DEFAULT_EXPERIMENT
     suite_version: str | None = SUITE_VERSION
     agents: tuple[str, ...] = ()
+    max_pipeline_runs: int = 5
+
+    def __post_init__(self) -> None:
+        if self.max_pipeline_runs < 0:
+            raise ConfigError(f"max_pipeline_runs = {self.max_pipeline_runs}: expected >= 0")
 
 
 def search(config: CompareConfig) -> pd.DataFrame:
@@ -149,3 +161,65 @@ def plot(board: pd.DataFrame, path: str | Path) -> Path:
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     return write_figure_atomic(fig, path, bbox_inches="tight")
+
+
+PIPELINE_COLUMNS = ("run_id", "run_name", "data_source", "mode", "plan", "recommended",
+                    "profit", "profit_ci_low", "profit_ci_high",
+                    "gain_vs_none", "gain_vs_none_ci_low", "gain_vs_none_ci_high")  # fmt: skip
+_PLAN_VALUES = PIPELINE_COLUMNS[6:]
+
+
+def search_pipelines(config: CompareConfig) -> pd.DataFrame:
+    """One row per plan of each of the latest finished pipeline runs (newest first):
+    :data:`PIPELINE_COLUMNS`."""
+    tracking.setup(config.experiment)
+    runs = mlflow.search_runs(
+        experiment_names=[config.experiment],
+        filter_string="attributes.status = 'FINISHED' and tags.kind = 'pipeline'",
+        max_results=max(config.max_pipeline_runs, 1),
+        order_by=["attributes.start_time DESC"],
+        output_format="list",
+    )
+    rows = []
+    for run in runs[: config.max_pipeline_runs]:
+        metrics, tags = run.data.metrics, run.data.tags
+        names = [n for n in tags.get("plan.names", "").split(",") if n]
+        for plan in names:
+            values = {k: metrics.get(f"plan/{plan}/{k}", float("nan")) for k in _PLAN_VALUES}
+            rows.append(
+                {
+                    "run_id": run.info.run_id,
+                    "run_name": run.info.run_name,
+                    "data_source": tags.get("data_source", ""),
+                    "mode": tags.get("mode", ""),
+                    "plan": plan,
+                    "recommended": plan == tags.get("plan.recommended"),
+                    **values,
+                }
+            )
+    return pd.DataFrame(rows, columns=list(PIPELINE_COLUMNS))
+
+
+def format_pipelines(frame: pd.DataFrame) -> str:
+    """Fixed-width text of :func:`search_pipelines`: one block per run, best plan first."""
+    if frame.empty:
+        return "no finished pipeline runs with plan metrics"
+
+    def cell(m: float, lo: float, hi: float, sign: str = "") -> str:
+        return f"{m:{sign},.0f} [{lo:{sign},.0f}, {hi:{sign},.0f}]"
+
+    lines = ["Pipeline runs: expected total profit of each plan over the run's at-risk SKUs, and "
+             "its gain vs doing nothing (paired, CI)"]  # fmt: skip
+    for run_id, grp in frame.groupby("run_id", sort=False):
+        first = grp.iloc[0]
+        lines += ["", f"{first['run_name']} ({first['mode']}, {first['data_source']}, {run_id})"]
+        lines.append(f"  {'plan':<20}{'profit':>30}{'gain vs doing nothing':>32}")
+        for r in grp.sort_values("gain_vs_none", ascending=False).to_dict(orient="records"):
+            mark = " *" if r["recommended"] else ""
+            lines.append(
+                f"  {r['plan'] + mark:<20}"
+                f"{cell(r['profit'], r['profit_ci_low'], r['profit_ci_high']):>30}"
+                f"{cell(r['gain_vs_none'], r['gain_vs_none_ci_low'], r['gain_vs_none_ci_high'], '+'):>32}"
+            )
+    lines += ["", "* the run's recommended plan"]
+    return "\n".join(lines)

@@ -328,6 +328,7 @@ def log_policy_model(
     name: str = "policy",
     register: bool = True,
     alias: str | None = CHAMPION_ALIAS,
+    tags: Mapping[str, str] | None = None,
 ) -> mlflow.models.model.ModelInfo:
     """Log the policies as one pyfunc model in the active run; optionally register it.
 
@@ -343,6 +344,8 @@ def log_policy_model(
         Register as :data:`REGISTERED_NAME` and set ``alias`` on the new version.
     alias : str or None
         Alias to point at the new version (``"champion"``).
+    tags : mapping, optional
+        Tags of the new registered version (the pipeline records its run and evaluation).
     """
     import tempfile
 
@@ -359,14 +362,33 @@ def log_policy_model(
         artifacts=artifacts,
         signature=signature(),
         input_example=example,
+        # Stated, not inferred: inference loads the model in a subprocess (many seconds).
+        pip_requirements=pip_requirements(),
         registered_model_name=REGISTERED_NAME if register else None,
     )
-    if register and alias and info.registered_model_version is not None:
+    if register and info.registered_model_version is not None:
         client = mlflow.MlflowClient()
-        client.set_registered_model_alias(
-            REGISTERED_NAME, alias, str(info.registered_model_version)
-        )
+        version = str(info.registered_model_version)
+        for key, value in (tags or {}).items():
+            client.set_model_version_tag(REGISTERED_NAME, version, key, value)
+        if alias:
+            client.set_registered_model_alias(REGISTERED_NAME, alias, version)
     return info
+
+
+def pip_requirements() -> list[str]:
+    """Pinned requirements of the logged policy model (the installed versions)."""
+    from importlib import metadata
+
+    reqs = []
+    for dist in ("torch", "stable-baselines3", "sb3-contrib", "gymnasium", "numpy", "pandas",
+                 "cloudpickle"):  # fmt: skip
+        try:
+            reqs.append(f"{dist}=={metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            reqs.append(dist)
+    reqs.append(f"mlflow=={mlflow.__version__}")
+    return reqs
 
 
 def example_input(rules: RulesConfig, profile: str, n_rows: int = 3) -> pd.DataFrame:

@@ -11,12 +11,21 @@
   ``risk_model`` and ``ingest`` packages as code, so it loads outside this checkout.
 - :class:`RiskPyfunc`: ``predict`` takes a feature frame (one row per SKU, a ``sku``
   column or index) and returns ``sku, risk, tier, driver_1 ..``.
+- :func:`risk_fit_key`, :func:`load_fitting_champion`: the pipeline's reuse of the champion.
+  A model registered by a pipeline run carries a ``fit_key`` tag, the hash of the data
+  fingerprint and every setting that decides the model (label, features, models, training
+  offsets, validation share, threshold rule, seed). A champion with the run's own key was
+  trained on the same rows with the same seed: its scores are the ones a new model would
+  give, so the run loads it instead of training. Any other champion (other data, other
+  settings, or registered by ``deadstock risk train`` without a key) is not reused.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
+from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -42,6 +51,7 @@ from risk_model.scoring import RiskConfig, RiskResult, score_frame, train_and_sc
 REGISTERED_NAME = "deadstock-risk"
 CHAMPION_ALIAS = "champion"
 CHAMPION_URI = f"models:/{REGISTERED_NAME}@{CHAMPION_ALIAS}"
+FIT_KEY_TAG = "fit_key"
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -144,9 +154,15 @@ class RiskPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined,misc]
         return score_frame(self.model, frame, self.n_drivers)
 
 
-def log_risk_model(result: RiskResult, *, register: bool = True) -> Any:
+def log_risk_model(
+    result: RiskResult,
+    *,
+    register: bool = True,
+    alias: str | None = CHAMPION_ALIAS,
+    tags: dict[str, str] | None = None,
+) -> Any:
     """Log the champion as a pyfunc model in the active run; optionally register it as
-    ``deadstock-risk`` and point the ``champion`` alias at the new version."""
+    ``deadstock-risk`` (with ``tags`` on the new version) and point ``alias`` at it."""
     import joblib
 
     tmp = Path(tempfile.mkdtemp(prefix="deadstock-risk-model-"))
@@ -173,10 +189,59 @@ def log_risk_model(result: RiskResult, *, register: bool = True) -> Any:
         registered_model_name=REGISTERED_NAME if register else None,
     )
     if register and info.registered_model_version is not None:
-        mlflow.MlflowClient().set_registered_model_alias(
-            REGISTERED_NAME, CHAMPION_ALIAS, str(info.registered_model_version)
-        )
+        client = mlflow.MlflowClient()
+        version = str(info.registered_model_version)
+        for key, value in (tags or {}).items():
+            client.set_model_version_tag(REGISTERED_NAME, version, key, value)
+        if alias:
+            client.set_registered_model_alias(REGISTERED_NAME, alias, version)
     return info
+
+
+def risk_fit_key(fingerprint: str, config: RiskConfig) -> str:
+    """Hash of the data fingerprint and the settings that decide a trained risk model."""
+    settings = asdict(config)
+    settings.pop("n_jobs", None)  # threads change the speed, not the model
+    blob = json.dumps([fingerprint, settings], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def load_fitting_champion(
+    fit_key: str, dataset: Dataset, panel: pd.DataFrame, config: RiskConfig
+) -> tuple[pd.DataFrame | None, str]:
+    """Score with the registered champion when its ``fit_key`` tag is ``fit_key``.
+
+    Returns the scores (as :func:`risk_model.scoring.train_and_score` gives them) and a
+    description of the champion, or ``(None, why not)``.
+    """
+    from risk_model.features import build_features
+    from risk_model.scoring import add_established
+
+    client = mlflow.MlflowClient()
+    try:
+        version = client.get_model_version_by_alias(REGISTERED_NAME, CHAMPION_ALIAS)
+    except mlflow.exceptions.MlflowException:
+        return None, f"no champion registered as {CHAMPION_URI}"
+    if version.tags.get(FIT_KEY_TAG) != fit_key:
+        return None, f"champion {CHAMPION_URI} was trained on other data or settings"
+    try:
+        inner = mlflow.pyfunc.load_model(CHAMPION_URI).unwrap_python_model()
+    except Exception as err:  # noqa: BLE001 - a broken registry entry: train instead
+        return None, f"champion {CHAMPION_URI} could not be loaded ({type(err).__name__})"
+    last = int(panel["week"].max())
+    cutoff = last if config.score_cutoff is None else int(config.score_cutoff)
+    feats = build_features(
+        panel, cutoff, config.features, products=dataset.products, baskets=dataset.get("baskets")
+    )
+    scores = add_established(
+        score_frame(inner.model, feats, inner.n_drivers), panel, cutoff, config.label
+    )
+    return scores, f"champion {CHAMPION_URI} (version {version.version}, same data and settings)"
+
+
+def promote(name: str, version: str, alias: str = CHAMPION_ALIAS) -> None:
+    """Point ``alias`` of registered model ``name`` at ``version``."""
+    mlflow.MlflowClient().set_registered_model_alias(name, alias, version)
 
 
 def train_run(

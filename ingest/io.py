@@ -1,13 +1,17 @@
 """Atomic file output: write to a temporary file beside the target, then rename.
 
-A crash or a bad input never leaves a half-written output behind.
+A crash or a bad input never leaves a half-written output behind. Files are created with
+the mode the process's umask gives (``0o666 & ~umask``, as ``open`` would), not the ``0600``
+of :func:`tempfile.mkstemp`, so outputs in a shared team folder stay readable by the team.
+A temporary file is named ``.<target name>.<random>.tmp``; one left behind by a killed
+process matches :data:`TEMP_GLOB`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +22,23 @@ from ingest.errors import DataError
 
 #: Resolution of every saved figure (dots per inch).
 FIGURE_DPI = 110
+
+#: Glob of the temporary files :func:`atomic_path` creates (``.<name>.<hex>.tmp``).
+TEMP_GLOB = ".*.tmp"
+# Permission bits before the umask, as for any file ``open`` creates.
+_FILE_MODE = 0o666
+
+
+def _create_temp(parent: Path, name: str) -> Path:
+    """Create an empty, unique temporary file in ``parent`` with the umask's mode."""
+    while True:
+        tmp = parent / f".{name}.{secrets.token_hex(6)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, _FILE_MODE)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
 
 
 @contextlib.contextmanager
@@ -34,9 +55,10 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         raise DataError(f"cannot create output folder {str(parent)!r}: {err.strerror}") from None
     if not os.access(parent, os.W_OK):
         raise DataError(f"output folder {str(parent)!r} is not writable")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    try:
+        tmp_path = _create_temp(parent, target.name)
+    except OSError as err:
+        raise DataError(f"cannot write in output folder {str(parent)!r}: {err.strerror}") from None
     try:
         yield tmp_path
         os.replace(tmp_path, target)

@@ -43,7 +43,7 @@ def register(subparsers: Any) -> None:
     )
     config_arg(p, "--seed", config=TRAIN, key="ppo.seed", type=int, help="training seed")
     p.add_argument("--out", default="runs/ppo", help="checkpoints and models")
-    p.set_defaults(func=_train, uses_torch=True)
+    p.set_defaults(func=_train, uses_torch=True, tracked=True)
 
     e = add_command(
         subparsers,
@@ -75,7 +75,7 @@ def register(subparsers: Any) -> None:
     e.add_argument("--out", help="write the per-scenario rows as JSON here")
     e.add_argument("--no-track", action="store_true", help=NO_TRACK_HELP)
     e.add_argument("--experiment", default="deadstock", help="MLflow experiment")
-    e.set_defaults(func=_evaluate, uses_torch=True)
+    e.set_defaults(func=_evaluate, uses_torch=True, tracked=True)
 
     c = add_command(
         subparsers,
@@ -88,7 +88,7 @@ def register(subparsers: Any) -> None:
     c.add_argument("--agents", default="", help="comma-separated agents to keep (all when empty)")
     c.add_argument("--suite-version", help="only runs of this suite version (default: current)")
     c.add_argument("--plot", help="save a bar chart of the leaderboard to this PNG")
-    c.set_defaults(func=_compare)
+    c.set_defaults(func=_compare, tracked=True)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -180,7 +180,15 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from experiments.compare import CompareConfig, across_runs, format_table, plot, search
+    from experiments.compare import (
+        CompareConfig,
+        across_runs,
+        format_pipelines,
+        format_table,
+        plot,
+        search,
+        search_pipelines,
+    )
     from experiments.suite import SUITE_VERSION
 
     agents = comma_list(args.agents) or ()
@@ -190,7 +198,11 @@ def _compare(args: argparse.Namespace) -> int:
         agents=agents,
     )
     board = across_runs(search(config))
-    print(format_table(board))
+    pipelines = search_pipelines(config)
+    if not board.empty or pipelines.empty:
+        print(format_table(board))
+    if not pipelines.empty:
+        print(("\n" if not board.empty else "") + format_pipelines(pipelines))
     if args.plot:
         log.info("plot written to %s", plot(board, args.plot))
     return 0

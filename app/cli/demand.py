@@ -88,7 +88,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="Fourier pairs of the season",
     )
     p.add_argument("--no-track", action="store_true", help=NO_TRACK_HELP)
-    p.set_defaults(func=cmd_fit)
+    p.set_defaults(func=cmd_fit, tracked=True)
 
 
 def cmd_fit(args: argparse.Namespace) -> int:

@@ -86,6 +86,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(verbosity)
     set_process_state(uses_torch=getattr(args, "uses_torch", False))
     try:
+        if getattr(args, "tracked", False) and not (
+            getattr(args, "no_log", False) or getattr(args, "no_track", False)
+        ):
+            # Before any work: a bad MLflow store must not surface after the results.
+            from experiments.tracking import check_store
+
+            check_store()
         return int(args.func(args) or 0)
     except DeadstockError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -124,7 +124,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="write the rows as JSON to this file")
     p.add_argument("--plots", help="also write ROC/PR/calibration/importance PNGs here")
     p.add_argument("--no-track", action="store_true", help=NO_TRACK_HELP)
-    p.set_defaults(func=cmd_backtest)
+    p.set_defaults(func=cmd_backtest, tracked=True)
 
     p = add_command(
         sub,
@@ -136,7 +136,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common(p, RISK)
     p.add_argument("--out", help="also write the scores to this .csv/.parquet file")
     p.add_argument("--no-register", action="store_true", help="log but do not register")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, tracked=True)
 
     p = add_command(
         sub,
@@ -151,7 +151,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model", help="MLflow model URI (default: the registered models:/deadstock-risk@champion)"
     )
     p.add_argument("--top", type=int, default=10, help="rows to print")
-    p.set_defaults(func=cmd_score)
+    p.set_defaults(func=cmd_score, tracked=True)
 
 
 def _load(source: str):

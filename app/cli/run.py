@@ -57,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=("auto", "champion", "train"),
         help="load the registered champion when it fits (auto), require it, or train",
     )
-    p.set_defaults(func=cmd_run, uses_torch=True)
+    p.set_defaults(func=cmd_run, uses_torch=True, tracked=True)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -1,4 +1,8 @@
-"""``deadstock ui``: open the MLflow UI on the local store, on 127.0.0.1 only."""
+"""``deadstock ui``: open the MLflow UI on the local store, on 127.0.0.1 only.
+
+One server worker and no background job runner (MLflow's default is 4 workers plus a job
+runner for GenAI evaluations that deadstock does not use): a laptop's UI, not a team server.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,6 @@ import argparse
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 from app.cli.common import add_command
 from ingest.errors import ConfigError
@@ -27,17 +30,23 @@ def ui_command(
     python : str, optional
         Interpreter to run ``mlflow`` with (the current one by default).
     """
-    from experiments.tracking import tracking_uri
+    from experiments.tracking import artifact_root, tracking_uri, uses_local_store
 
     if not 1 <= port <= 65535:
         raise ConfigError(f"--port {port}: expected 1..65535")
     uri = backend_store_uri or tracking_uri()
     cmd = [python or sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
-    if uri.startswith("sqlite:") and "MLFLOW_TRACKING_URI" not in os.environ:
-        # Runs in the local store keep their artifacts in ./mlartifacts (see tracking.setup).
-        cmd += ["--default-artifact-root", (Path.cwd() / "mlartifacts").as_uri()]
-    cmd += ["--host", "127.0.0.1", "--port", str(port)]
+    root = artifact_root(uri, uses_local_store() and backend_store_uri is None)
+    if root:
+        # Where tracking.setup puts a SQLite store's artifacts (mlartifacts/ beside it).
+        cmd += ["--default-artifact-root", root]
+    cmd += ["--host", HOST, "--port", str(port), "--workers", "1"]
     return cmd
+
+
+HOST = "127.0.0.1"
+#: Environment of the UI process: no telemetry, no background job runner.
+UI_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -55,12 +64,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
+    from experiments.tracking import tracking_uri
+
     cmd = ui_command(port=args.port)
     print(" ".join(cmd))
     if args.print_only:
         return 0
-    print(f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C to stop)", file=sys.stderr)
-    env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true")
+    print(
+        f"MLflow UI listening on http://{HOST}:{args.port} (store {tracking_uri()}; Ctrl-C to stop)",
+        file=sys.stderr,
+    )
+    env = dict(os.environ, **UI_ENV)
     try:
         return subprocess.call(cmd, env=env)
     except KeyboardInterrupt:
