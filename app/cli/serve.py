@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from app.cli.common import add_command, add_group
 from ingest.errors import ConfigError
 
 ROLES = ("viewer", "category_manager", "pricing_lead", "admin")
@@ -28,20 +29,22 @@ def _db_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--db",
         default=None,
-        help="SQLAlchemy URL of the service database (default $DEADSTOCK_DB_URL or "
-        "sqlite:///./deadstock.db)",
+        help="SQLAlchemy URL of the service database ($DEADSTOCK_DB_URL when not given, "
+        "else sqlite:///./deadstock.db)",
     )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``serve``, ``users`` and ``db`` commands."""
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "serve",
         help="start the REST API for reviewing and approving plans (OpenAPI at /docs)",
-        description="Start the REST API (uvicorn). The database is migrated first.",
+        description="Start the REST API (uvicorn) on this machine; the database is migrated "
+        "first. The API reads plan versions imported from 'deadstock run' output folders.",
     )
-    p.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on")
     _db_arg(p)
     p.add_argument(
         "--import",
@@ -53,33 +56,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=cmd_serve)
 
-    u = subparsers.add_parser("users", help="manage the API's users and tokens")
-    us = u.add_subparsers(dest="users_command", metavar="ACTION", required=True)
-    add = us.add_parser("add", help="create a user and print their token (shown once)")
-    add.add_argument("name")
-    add.add_argument("--role", required=True, choices=ROLES)
+    _, us = add_group(
+        subparsers,
+        "users",
+        help="manage the API's users and tokens",
+        description="Create, list and revoke the API's users; tokens are stored hashed and "
+        "shown once.",
+    )
+    add = add_command(us, "add", help="create a user and print their token (shown once)")
+    add.add_argument("name", help="the user's name")
+    add.add_argument("--role", required=True, choices=ROLES, help="what the user may do")
     add.add_argument("--categories", nargs="+", default=[], help="categories managed")
     _db_arg(add)
     add.set_defaults(func=cmd_users_add)
-    ls = us.add_parser("list", help="list users, roles and valid tokens")
+    ls = add_command(us, "list", help="list users, roles and valid tokens")
     _db_arg(ls)
     ls.set_defaults(func=cmd_users_list)
-    tok = us.add_parser("token", help="issue another token for a user (shown once)")
-    tok.add_argument("name")
+    tok = add_command(us, "token", help="issue another token for a user (shown once)")
+    tok.add_argument("name", help="the user's name")
     _db_arg(tok)
     tok.set_defaults(func=cmd_users_token)
-    rev = us.add_parser("revoke", help="deactivate a user and revoke their tokens")
-    rev.add_argument("name")
+    rev = add_command(us, "revoke", help="deactivate a user and revoke their tokens")
+    rev.add_argument("name", help="the user's name")
     _db_arg(rev)
     rev.set_defaults(func=cmd_users_revoke)
 
-    d = subparsers.add_parser("db", help="the service database: migrations and plan import")
-    ds = d.add_subparsers(dest="db_command", metavar="ACTION", required=True)
-    up = ds.add_parser("upgrade", help="migrate the database to the newest schema")
+    _, ds = add_group(
+        subparsers,
+        "db",
+        help="the service database: migrations and plan import",
+        description="Migrate the service database (Alembic) or import a run's outputs.",
+    )
+    up = add_command(ds, "upgrade", help="migrate the database to the newest schema")
     _db_arg(up)
     up.set_defaults(func=cmd_db_upgrade)
-    imp = ds.add_parser("import", help="import a 'deadstock run' output folder as a plan")
-    imp.add_argument("folder")
+    imp = add_command(ds, "import", help="import a 'deadstock run' output folder as a plan")
+    imp.add_argument("folder", help="the run's output folder (e.g. outputs/run)")
     _db_arg(imp)
     imp.set_defaults(func=cmd_db_import)
 
