@@ -86,7 +86,6 @@ def run_pipeline(cfg: PipelineConfig) -> PipelineResult:
     from app.exports import check_export_target, deferred_sql
     from app.outputs import open_run_output
     from experiments import tracking
-
     from ingest.loader import check_source
 
     tracking.check_store()  # before any work: a bad store must not cost a whole run
@@ -103,7 +102,9 @@ def run_pipeline(cfg: PipelineConfig) -> PipelineResult:
         stale = output.previous
         if stale is not None and stale.mlflow_run_id:
             if tracking.end_stale_run(stale.mlflow_run_id):
-                log.warning("[run] the %s was killed; its MLflow run is now KILLED", stale.describe())
+                log.warning(
+                    "[run] the %s was killed; its MLflow run is now KILLED", stale.describe()
+                )
         if output.cleaned:
             log.info("[run] removed %d leftover(s) of a killed run", len(output.cleaned))
         log.info("[run] %s: %d stages, output in %s", name, len(STAGE_NAMES), cfg.out_dir)

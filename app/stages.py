@@ -226,7 +226,11 @@ def risk_stage(cfg: PipelineConfig, data: IngestOut, seed: int, rec: StageRecord
         )
         scores = rule.scores.assign(sku=rule.scores["sku"].astype(str))
         counts = _tier_counts(scores, metrics)
-        rec.metrics = {**metrics, "rule_fallback": 1.0, "n_labelled_positive": float(rule.n_positive)}
+        rec.metrics = {
+            **metrics,
+            "rule_fallback": 1.0,
+            "n_labelled_positive": float(rule.n_positive),
+        }
         rec.detail = (
             f"{len(scores):,} SKUs scored by the rule baseline {RULE_NAME}; {counts} "
             f"(no model: {why_rule})"
