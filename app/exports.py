@@ -36,7 +36,6 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -432,8 +431,6 @@ def _engine(cfg: ExportConfig):
     assert cfg.sql_url
     engine = make_engine(cfg.sql_url)
     try:
-        if engine.dialect.name == "sqlite":
-            _transactional_ddl(engine)
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except SQLAlchemyError as err:
@@ -444,22 +441,6 @@ def _engine(cfg: ExportConfig):
             f"{first[0] if first else type(err).__name__}"
         ) from None
     return engine
-
-
-def _transactional_ddl(engine: Any) -> None:
-    """Make SQLite's CREATE TABLE part of the transaction: Python's sqlite3 module runs DDL
-    outside any transaction it has not begun yet, so a rolled-back export would still leave
-    its first new table behind (SQLAlchemy's documented recipe: the driver stays in
-    autocommit and SQLAlchemy emits BEGIN itself)."""
-    from sqlalchemy import event
-
-    @event.listens_for(engine, "connect")
-    def _no_driver_transactions(dbapi_connection: Any, connection_record: Any) -> None:
-        dbapi_connection.isolation_level = None
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
 
 
 def write_tables(

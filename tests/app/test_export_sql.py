@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine, inspect
 
-from app.config import ExportConfig
 from app.exports import deferred_sql, read_table, write_tables
+from app.pipeline_config import ExportConfig
 
 
 def _tables(key: str, n: int = 30_000) -> dict[str, pd.DataFrame]:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app.config import PipelineConfig, RiskStageConfig, load_config
+from app.config import load_config
+from app.pipeline_config import PipelineConfig
 from app.stage_record import StageRecord
 from app.stages import ingest_stage, risk_stage
 from ingest.errors import ConfigError, DataError
@@ -20,7 +21,9 @@ def small(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("w60")
     write_world(generate_world(SyntheticConfig(n_skus=60, n_weeks=52, seed=1)), folder)
-    cfg = PipelineConfig(data=str(folder), out_dir=str(folder / "out"), quick=True)
+    cfg = load_config(
+        PipelineConfig, overrides={"data": str(folder), "out_dir": str(folder / "out")}, quick=True
+    )
     return cfg, ingest_stage(cfg, StageRecord("ingest"))
 
 
@@ -30,7 +33,7 @@ def test_too_few_positives_fall_back_to_the_rule_with_a_note(small):
     out = risk_stage(cfg, data, 7, rec)
     assert out.source == "rule" and out.result is None
     assert "rule baseline" in out.note and "positive" in out.note
-    assert "risk.horizon_weeks" in out.note  # says what to change
+    assert "[risk.label] horizon_weeks" in out.note  # says what to change
     assert rec.metrics["rule_fallback"] == 1.0 and "rule baseline" in rec.detail
     assert len(out.scores) == data.panel["sku"].nunique()
     assert (out.scores["tier"] == "high").any()
@@ -38,7 +41,7 @@ def test_too_few_positives_fall_back_to_the_rule_with_a_note(small):
 
 def test_fallback_error_stops_with_the_models_reason(small):
     cfg, data = small
-    strict = replace(cfg, risk=RiskStageConfig(fallback="error"))
+    strict = replace(cfg, risk=replace(cfg.risk, fallback="error"))
     with pytest.raises(DataError, match="positive"):
         risk_stage(strict, data, 7, StageRecord("risk"))
 
@@ -46,30 +49,30 @@ def test_fallback_error_stops_with_the_models_reason(small):
 def test_risk_settings_come_from_the_run_config(tmp_path):
     path = tmp_path / "plan.toml"
     path.write_text(
-        '[risk]\nlabel = "any_sale"\nhorizon_weeks = 8\nquick_models = ["lr", "rf"]\n'
-        "min_positives = 4\nbacktest = false\n"
+        '[risk]\nmodels = ["lr", "rf"]\nmin_positives = 4\nbacktest = false\n'
+        '[risk.label]\nkind = "any_sale"\nhorizon_weeks = 8\n'
     )
-    cfg = load_config(path, quick=True)
-    assert cfg.risk.label_config().kind == "any_sale"
-    assert cfg.risk.label_config().horizon_weeks == 8
-    assert cfg.risk_models == ("lr", "rf") and cfg.risk_train_offsets == (0,)
+    cfg = load_config(PipelineConfig, path, quick=True)
+    assert cfg.risk.label.kind == "any_sale" and cfg.risk.label.horizon_weeks == 8
+    # The file wins over the quick preset's models; the preset's offsets stay.
+    assert cfg.risk.models == ("lr", "rf") and cfg.risk.train_offsets == (0,)
     assert not cfg.risk.backtest and cfg.risk.min_positives == 4
-    assert replace(cfg, quick=False).risk_models == ("lr", "rf", "xgb", "ens")
+    assert load_config(PipelineConfig, path).risk.train_offsets == (0, 4, 8)
 
 
 @pytest.mark.parametrize(
     ("text", "match"),
     [
-        ('label = "dead"', "risk.label = 'dead'"),
-        ('models = ["svm"]', r"risk.models = \['svm'\]"),
-        ("train_offsets = [-4]", "risk.train_offsets"),
-        ("min_active_weeks = 20", "risk.min_active_weeks = 20"),
-        ('fallback = "ignore"', "risk.fallback"),
-        ("horizon = 8", r"unknown key\(s\) \['horizon'\]"),
+        ('[risk.label]\nkind = "dead"', r"\[risk.label\] kind"),
+        ('[risk]\nmodels = ["svm"]', "svm"),
+        ("[risk]\ntrain_offsets = [-4]", "train_offsets"),
+        ("[risk.label]\nmin_active_weeks = 20", "min_active_weeks"),
+        ('[risk]\nfallback = "ignore"', "fallback"),
+        ("[risk]\nhorizon = 8", r"\[risk\] horizon: unknown key"),
     ],
 )
 def test_bad_risk_settings_name_the_field(tmp_path, text, match):
     path = Path(tmp_path / "plan.toml")
-    path.write_text(f"[risk]\n{text}\n")
+    path.write_text(f"{text}\n")
     with pytest.raises(ConfigError, match=match):
-        load_config(path)
+        load_config(PipelineConfig, path)

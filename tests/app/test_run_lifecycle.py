@@ -26,16 +26,16 @@ pytestmark = pytest.mark.slow
 
 TOML = """
 horizon_weeks = 6
-quick_max_skus = 6
 
 [selection]
 threshold = 0.1
+max_skus = 6
 
 [evaluation]
-quick_n_episodes = 20
+n_episodes = 20
 
-[policy]
-quick_train_timesteps = 2048
+[ppo]
+total_timesteps = 2048
 
 [risk]
 backtest = false
@@ -176,7 +176,7 @@ def _wait_for(proc: subprocess.Popen, *words: str) -> str:
 def test_sigterm_ends_the_runs_killed_and_leaves_the_output(env, first):
     out, _ = first
     manifest = read_manifest(out)
-    proc = _start(env, out, "--policy", "train")
+    proc = _start(env, out, "--policy-source", "train")
     _wait_for(proc, "policy ...")
     time.sleep(1.0)  # inside the stage's own run (importing torch takes longer)
     proc.send_signal(signal.SIGTERM)
@@ -247,11 +247,11 @@ def test_quick_run_on_small_worlds(env, tmp_path, n_skus, seed, capsys):
     assert main(["data", "synth", "--n-skus", str(n_skus), "--weeks", "52", "--seed",
                  str(seed), "--out", str(world)]) == 0  # fmt: skip
     (tmp_path / "small.toml").write_text(
-        "[policy]\nquick_train_timesteps = 2048\n[evaluation]\nquick_n_episodes = 20\n"
+        "[ppo]\ntotal_timesteps = 2048\n[evaluation]\nn_episodes = 20\n"
     )
     out = tmp_path / "out"
     args = ["run", "--quick", "--data", str(world), "--out", str(out),
-            "--config", str(tmp_path / "small.toml"), "--policy", "train"]  # fmt: skip
+            "--config", str(tmp_path / "small.toml"), "--policy-source", "train"]  # fmt: skip
     assert main(args) == 0
     assert "scored by the rule baseline" in capsys.readouterr().err
     run = _pipeline_runs()[-1]
