@@ -21,24 +21,26 @@ logger = logging.getLogger(__name__)
 def rules_from_config(config: dict[str, Any]) -> Any:
     """The run's :class:`~envs.config.RulesConfig` (its ``rules`` section over the
     pipeline's defaults; the defaults when absent)."""
-    from app.config import DEFAULT_RULES, build_section
-    from envs.config import RulesConfig
-
     values = config.get("rules") if isinstance(config, dict) else None
-    if not values:
-        return DEFAULT_RULES
-    values = {k: v for k, v in values.items()}
-    return build_section(RulesConfig, values, "rules")
+    return _pipeline_rules(dict(values or {}))
 
 
 def rules_with(rules: dict[str, Any], overrides: dict[str, Any] | None) -> Any:
     """The plan's rules with a what-if's overrides (field names of RulesConfig)."""
-    from app.config import build_section
-    from envs.config import RulesConfig
-
     merged = dict(rules)
     merged.update(overrides or {})
-    return build_section(RulesConfig, merged, "rules")
+    return _pipeline_rules(merged)
+
+
+def _pipeline_rules(values: dict[str, Any]) -> Any:
+    """``values`` (RulesConfig fields) over the pipeline's default rules, checked by the
+    one config loader (:func:`app.config.load_config`: unknown keys and bad values are a
+    ConfigError naming the key). A value of None keeps the default (an unset field)."""
+    from app.config import load_config
+    from app.pipeline_config import PipelineConfig
+
+    overrides = {f"rules.{k}": v for k, v in values.items()}
+    return load_config(PipelineConfig, overrides=overrides).rules
 
 
 def rules_to_dict(rules: Any) -> dict[str, Any]:

@@ -14,17 +14,19 @@ import pytest
 
 RUN_TOML = """
 horizon_weeks = 6
-quick_max_skus = 16
 
 [selection]
 threshold = 0.1
+max_skus = 16
 
 [evaluation]
-quick_n_episodes = 40
+n_episodes = 40
 
 [policy]
 source = "train"
-quick_train_timesteps = 4096
+
+[ppo]
+total_timesteps = 4096
 """
 
 
