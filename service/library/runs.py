@@ -290,8 +290,8 @@ def write_price_export(
     """Write the price-execution table with :func:`app.exports.write_tables` (a file
     written atomically, or one SQL transaction that replaces the plan's rows); returns where
     it went."""
-    from app.pipeline_config import ExportConfig
     from app.exports import write_tables
+    from app.pipeline_config import ExportConfig
 
     cfg = ExportConfig(format=fmt, sql_url=sql_url)  # type: ignore[arg-type]
     if fmt != "sql":
