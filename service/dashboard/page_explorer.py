@@ -145,6 +145,12 @@ def sku_table(ctx: Ctx, categories: list[str], tiers: list[str]) -> list[dict]:
             "risk": st.column_config.NumberColumn(format="percent"),
             "sell-through": st.column_config.NumberColumn(format="percent"),
             "stock units": st.column_config.NumberColumn(format="localized"),
+            f"gain vs doing nothing{ctx.plan.currency_label}": st.column_config.NumberColumn(
+                format="localized"
+            ),
+            f"margin given away{ctx.plan.currency_label}": st.column_config.NumberColumn(
+                format="localized"
+            ),
         },
     )
     c = st.columns([1, 3])
@@ -198,16 +204,17 @@ def _sku_header(ctx: Ctx, detail: dict) -> None:
         f"category {s.get('category')} · department {s.get('department') or '–'} · "
         f"review status **{s.get('status')}** · planner {s.get('recommended_policy') or '–'}"
     )
+    note: dict[str, Any] = {"delta_color": "off", "delta_arrow": "off"}  # a remark, no arrow
+    gain_ci = fmt.ci(s.get("profit_vs_none_ci_low"), s.get("profit_vs_none_ci_high"), 2)
     c = st.columns(5)
-    c[0].metric("risk of going dead", fmt.pct(s.get("risk")), s.get("tier") or None,
-                delta_color="off")  # fmt: skip
+    c[0].metric("risk of going dead", fmt.pct(s.get("risk")), s.get("tier") or None, **note)
     c[1].metric("stock units", fmt.number(s.get("initial_stock")))
     c[2].metric("list price", plan.money(s.get("list_price")),
-                f"unit cost {plan.money(s.get('unit_cost'))}", delta_color="off")  # fmt: skip
+                f"unit cost {plan.money(s.get('unit_cost'))}", **note)  # fmt: skip
     c[3].metric("gain vs doing nothing", plan.money(s.get("profit_vs_none")),
-                help=f"95 % CI {fmt.ci(s.get('profit_vs_none_ci_low'), s.get('profit_vs_none_ci_high'), 2)}")  # fmt: skip
+                f"95 % CI {gain_ci}", **note)  # fmt: skip
     c[4].metric("expected sell-through", fmt.pct(s.get("rec_sell_through")),
-                f"{fmt.pct(s.get('none_sell_through'))} doing nothing", delta_color="off")  # fmt: skip
+                f"{fmt.pct(s.get('none_sell_through'))} doing nothing", **note)  # fmt: skip
     left, right = st.columns(2)
     with left:
         st.markdown("**Why it is at risk** (the risk model's top drivers)")
