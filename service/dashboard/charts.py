@@ -26,14 +26,16 @@ def bars_with_ci(
     return (bars + whiskers).properties(title=title, height=CHART_HEIGHT)
 
 
-def stacked_counts(frame: pd.DataFrame, x: str, color: str, n: str, title: str) -> alt.Chart:
-    """Counts of ``n`` by ``x``, stacked by ``color`` (e.g. at-risk SKUs by category and
-    tier)."""
+def stacked_counts(
+    frame: pd.DataFrame, x: str, color: str, n: str, title: str, order: Sequence[str] | None = None
+) -> alt.Chart:
+    """Counts of ``n`` by ``x`` (in ``order``), stacked by ``color`` (e.g. at-risk SKUs by
+    category and tier)."""
     return (
         alt.Chart(frame)
         .mark_bar()
         .encode(
-            x=alt.X(f"{x}:N", title=None),
+            x=alt.X(f"{x}:N", title=None, sort=list(order) if order is not None else "ascending"),
             y=alt.Y(f"{n}:Q", title="SKUs"),
             color=alt.Color(f"{color}:N", title=color),
             tooltip=[f"{x}:N", f"{color}:N", f"{n}:Q"],

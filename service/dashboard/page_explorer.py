@@ -79,22 +79,33 @@ def outcome_table(plan: Plan, outcomes: dict[str, dict], label: str) -> pd.DataF
 
 
 # ------------------------------------------------------------------------------ the table
+def _first_page() -> None:
+    """A new filter or sort starts again from the first page."""
+    st.session_state["f-page"] = 1
+
+
 def _filters(ctx: Ctx, categories: list[str], tiers: list[str]) -> dict[str, Any]:
     c = st.columns([2, 2, 2, 2])
     f: dict[str, Any] = {
-        "category": c[0].multiselect("category", categories, key="f-category"),
-        "tier": c[1].multiselect("risk tier", tiers, key="f-tier"),
-        "status": c[2].multiselect("review status", STATUSES, key="f-status"),
-        "sort": SORTS[c[3].selectbox("sort by", list(SORTS), key="f-sort")],
+        "category": c[0].multiselect(
+            "category", categories, key="f-category", on_change=_first_page
+        ),
+        "tier": c[1].multiselect("risk tier", tiers, key="f-tier", on_change=_first_page),
+        "status": c[2].multiselect(
+            "review status", STATUSES, key="f-status", on_change=_first_page
+        ),
+        "sort": SORTS[c[3].selectbox("sort by", list(SORTS), key="f-sort", on_change=_first_page)],
     }
     c = st.columns([2, 2, 2, 2])
-    f["q"] = c[0].text_input("SKU contains", key="f-q").strip() or None
-    f["planner"] = c[1].text_input("planner (e.g. ppo, dp)", key="f-planner").strip() or None
-    min_risk = c[2].slider("minimum risk (%)", 0, 100, 0, 5, key="f-risk")
+    f["q"] = c[0].text_input("SKU contains", key="f-q", on_change=_first_page).strip() or None
+    f["planner"] = (
+        c[1].text_input("planner (e.g. ppo, dp)", key="f-planner", on_change=_first_page).strip()
+        or None
+    )
+    min_risk = c[2].slider("minimum risk (%)", 0, 100, 0, 5, key="f-risk", on_change=_first_page)
     f["min_risk"] = min_risk / 100.0 if min_risk else None
-    min_gain = c[3].number_input(f"minimum gain{ctx.plan.currency_label}", value=None,
-                                 step=10.0, key="f-gain")  # fmt: skip
-    f["min_gain"] = min_gain
+    f["min_gain"] = c[3].number_input(f"minimum gain{ctx.plan.currency_label}", value=None,
+                                      step=10.0, key="f-gain", on_change=_first_page)  # fmt: skip
     return f
 
 
@@ -132,11 +143,15 @@ def sku_table(ctx: Ctx, categories: list[str], tiers: list[str]) -> list[dict]:
     page = int(st.session_state.get("f-page", 1))
     try:
         res = ctx.client.skus(ctx.plan.id, **f, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
+        n_pages = max(1, math.ceil(int(res["total"]) / PAGE_SIZE))
+        if page > n_pages:  # fewer SKUs than before (reviews elsewhere): the last page
+            page = st.session_state["f-page"] = n_pages
+            res = ctx.client.skus(ctx.plan.id, **f, offset=(page - 1) * PAGE_SIZE,
+                                  limit=PAGE_SIZE)  # fmt: skip
     except ApiError as err:
         show_error(err, "The SKU list")
         return []
     total = int(res["total"])
-    n_pages = max(1, math.ceil(total / PAGE_SIZE))
     st.dataframe(
         sku_rows(ctx.plan, res["items"]),
         hide_index=True,
@@ -154,8 +169,8 @@ def sku_table(ctx: Ctx, categories: list[str], tiers: list[str]) -> list[dict]:
         },
     )
     c = st.columns([1, 3])
-    c[0].number_input("page", 1, n_pages, value=min(page, n_pages), key="f-page")
-    c[1].caption(f"{total:,} SKUs match; page {min(page, n_pages)} of {n_pages}")
+    c[0].number_input("page", 1, n_pages, key="f-page")
+    c[1].caption(f"{total:,} SKUs match; page {page} of {n_pages}")
     return res["items"]
 
 

@@ -11,6 +11,9 @@ from service.dashboard import charts, fmt
 from service.dashboard.client import ApiError
 from service.dashboard.session import Ctx, show_error
 
+CHART_CATEGORIES = 20
+"""Categories drawn in the charts (the most stock at risk first); the table lists all."""
+
 
 def category_table(overview: dict, ctx: Ctx) -> pd.DataFrame:
     """One readable row per category."""
@@ -81,16 +84,19 @@ def render(ctx: Ctx) -> None:
         + (f" · money in {plan.currency}" if plan.currency else "")
     )
 
+    top = sorted(cats, key=lambda c: -c["stock_value_at_cost"])[:CHART_CATEGORIES]
+    order = [c["category"] for c in top]
     left, right = st.columns(2)
     by_tier = pd.DataFrame(
         [{"category": c["category"], "tier": t, "SKUs": n}
-         for c in cats for t, n in c["by_tier"].items()]
+         for c in top for t, n in c["by_tier"].items()]
     )  # fmt: skip
     if not by_tier.empty:
         left.altair_chart(
-            charts.stacked_counts(by_tier, "category", "tier", "SKUs", "At-risk SKUs by category"),
+            charts.stacked_counts(by_tier, "category", "tier", "SKUs", "At-risk SKUs by category",
+                                  order),
             width="stretch",
-        )
+        )  # fmt: skip
     hist = ov["risk_histogram"]
     right.altair_chart(
         charts.histogram(hist["edges"], hist["counts"], "Risk distribution"), width="stretch"
@@ -98,10 +104,10 @@ def render(ctx: Ctx) -> None:
 
     gain = pd.DataFrame(
         {
-            "category": [c["category"] for c in cats],
-            "gain": [c["expected_gain"] for c in cats],
-            "low": [c["expected_gain_ci_low"] for c in cats],
-            "high": [c["expected_gain_ci_high"] for c in cats],
+            "category": order,
+            "gain": [c["expected_gain"] for c in top],
+            "low": [c["expected_gain_ci_low"] for c in top],
+            "high": [c["expected_gain_ci_high"] for c in top],
         }
     )
     left, right = st.columns(2)
@@ -112,6 +118,9 @@ def render(ctx: Ctx) -> None:
                                 f"profit vs doing nothing{plan.currency_label}"),
             width="stretch",
         )  # fmt: skip
+    if len(cats) > len(top):
+        left.caption(f"The {len(top)} of {len(cats)} categories with the most stock at risk "
+                     "(value at cost); every category is in the table below.")  # fmt: skip
     with right:
         st.markdown("**ROI of the plan against doing nothing**")
         roi = roi_table(ov, ctx)
