@@ -138,6 +138,8 @@ def import_run(
         content_hash=content_hash,
         roi=run.roi,
         metadata_source=run.metadata_source,
+        week_starts=run.week_starts,
+        currency=run.currency or _config_currency(run.config),
         imported_by_id=user.id if user is not None else None,
     )
     session.add(plan)
@@ -153,6 +155,12 @@ def import_run(
     record(session, user, "plan.import", "plan", str(plan.id), None, plan_dict(plan),
            actor_name=actor_name)  # fmt: skip
     return plan, True
+
+
+def _config_currency(config: dict[str, Any]) -> str | None:
+    """``[export] currency`` of the run's config, for runs whose tables carry none."""
+    value = (config.get("export") or {}).get("currency") if isinstance(config, dict) else None
+    return str(value) if value else None
 
 
 def library_json(values: Any) -> Any:
@@ -412,4 +420,6 @@ def overview(session: Session, user: User, plan: PlanVersion) -> dict[str, Any]:
         "n_skus": int(sum(v["n_skus"] for v in cats.values())),
         "pending_review": int(pending),
         "roi": plan.roi or {},
+        "roi_lines": library.roi_lines(plan.roi or {}),
+        "currency": plan.currency,
     }

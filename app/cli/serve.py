@@ -1,8 +1,10 @@
-"""``deadstock serve``, ``deadstock users`` and ``deadstock db``: the pricing team's API and
-its database (a thin shell over :mod:`service`).
+"""``deadstock serve``, ``deadstock dashboard``, ``deadstock users`` and ``deadstock db``: the
+pricing team's API, its dashboard and its database (a thin shell over :mod:`service`).
 
 - ``deadstock serve [--host 127.0.0.1] [--port 8000] [--db URL] [--import DIR]`` starts the
   REST API (OpenAPI at ``/docs``), migrating the database first;
+- ``deadstock dashboard [--api URL] [--host 127.0.0.1] [--port 8501]`` starts the Streamlit
+  dashboard, a client of that API;
 - ``deadstock users add NAME --role ROLE [--categories ...]`` creates a user and prints their
   token once; ``users list``, ``users token NAME`` and ``users revoke NAME``;
 - ``deadstock db upgrade`` migrates the database; ``deadstock db import DIR`` imports a run's
@@ -17,12 +19,27 @@ The command line is the outermost shell of the project: this module is the one p
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 from app.cli.common import add_command, add_group
 from ingest.errors import ConfigError
 
 ROLES = ("viewer", "category_manager", "pricing_lead", "admin")
+DEFAULT_API_URL = "http://127.0.0.1:8000"
+DASHBOARD_PORT = 8501
+API_CHECK_TIMEOUT_S = 3.0
+# Streamlit's own settings for a served dashboard: no browser opened, no usage statistics
+# sent anywhere, no file watcher (the code does not change under a running dashboard).
+STREAMLIT_FLAGS = (
+    "--server.headless", "true",
+    "--browser.gatherUsageStats", "false",
+    "--server.fileWatcherType", "none",
+    "--global.developmentMode", "false",
+    "--client.toolbarMode", "minimal",
+)  # fmt: skip
 
 
 def _db_arg(p: argparse.ArgumentParser) -> None:
@@ -35,7 +52,7 @@ def _db_arg(p: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``serve``, ``users`` and ``db`` commands."""
+    """Add the ``serve``, ``dashboard``, ``users`` and ``db`` commands."""
     p = add_command(
         subparsers,
         "serve",
@@ -55,6 +72,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="import this run output folder before serving (repeatable; idempotent)",
     )
     p.set_defaults(func=cmd_serve)
+
+    dash = add_command(
+        subparsers,
+        "dashboard",
+        help="start the pricing team's dashboard (Streamlit), a client of 'deadstock serve'",
+        description="Start the Streamlit dashboard. It talks only to the API at --api; sign "
+        "in with a token from 'deadstock users add'.",
+    )
+    dash.add_argument(
+        "--api", default=None, help=f"the API's address ($DEADSTOCK_API_URL or {DEFAULT_API_URL})"
+    )
+    dash.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    dash.add_argument("--port", type=int, default=DASHBOARD_PORT, help="port to listen on")
+    dash.set_defaults(func=cmd_dashboard)
 
     _, us = add_group(
         subparsers,
@@ -136,6 +167,42 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     uvicorn.run(create_app(state=state), host=args.host, port=args.port, log_level="info")
     return 0
+
+
+def _check_api(url: str) -> str:
+    """One line on whether the API answers at ``url`` (the dashboard starts either way: the
+    API may come up later)."""
+    import httpx
+
+    try:
+        r = httpx.get(f"{url}/api/v1/health", timeout=API_CHECK_TIMEOUT_S)
+        if r.status_code == 200:
+            return f"API at {url}: up ({r.json().get('database')} database)"
+        return f"API at {url}: answered HTTP {r.status_code} to /api/v1/health"
+    except httpx.HTTPError as err:
+        return f"API at {url}: not reachable yet ({type(err).__name__}); start 'deadstock serve'"
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    import service.dashboard
+
+    api = (args.api or os.environ.get("DEADSTOCK_API_URL") or DEFAULT_API_URL).rstrip("/")
+    if not api.startswith(("http://", "https://")):
+        raise ConfigError(f"--api {api!r}: expected an http:// or https:// address such as "
+                          f"{DEFAULT_API_URL}")  # fmt: skip
+    if not 1 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port}: expected 1..65535")
+    script = Path(service.dashboard.__file__).with_name("app.py")
+    cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.address", args.host,
+           "--server.port", str(args.port), *STREAMLIT_FLAGS]  # fmt: skip
+    print(_check_api(api), file=sys.stderr)
+    print(f"deadstock dashboard on http://{args.host}:{args.port}", file=sys.stderr)
+    proc = subprocess.Popen(cmd, env={**os.environ, "DEADSTOCK_API_URL": api})
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        # Ctrl-C reaches Streamlit too (same process group); let it stop by itself.
+        return proc.wait()
 
 
 def cmd_users_add(args: argparse.Namespace) -> int:

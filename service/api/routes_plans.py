@@ -59,6 +59,8 @@ def plan_out(session: Session, plan: PlanVersion, user: User) -> sc.PlanOut:
         config=plan.config,
         roi=plan.roi,
         by_status=by_status,
+        week_starts=plan.week_starts,
+        currency=plan.currency,
     )
 
 

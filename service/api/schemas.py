@@ -110,6 +110,11 @@ class PlanOut(BaseModel):
     config: dict[str, Any]
     roi: dict[str, float | None] | None
     by_status: dict[str, int] = Field(default_factory=dict)
+    week_starts: list[str] | None = Field(
+        default=None, description="start date (YYYY-MM-DD) of plan weeks 1..H, where the "
+        "data have a calendar ('' for a week without one)"
+    )  # fmt: skip
+    currency: str | None = Field(default=None, description="currency of every amount")
 
 
 class PlanPage(Page):
@@ -146,6 +151,20 @@ class Histogram(BaseModel):
     counts: list[int]
 
 
+class RoiLine(BaseModel):
+    """One line of the plan's ROI against doing nothing, as the pipeline's report shows it."""
+
+    key: str
+    item: str = Field(description="what the line is, in words")
+    unit: str = Field(description="'currency' (money) or 'units'")
+    part: Literal["line", "total", "memo"] = Field(
+        description="the lines add up to the total; a memo is shown beside them"
+    )
+    mean: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
 class Overview(BaseModel):
     plan_id: int
     n_skus: int
@@ -153,6 +172,8 @@ class Overview(BaseModel):
     categories: list[CategoryOverview]
     risk_histogram: Histogram
     roi: dict[str, float | None]
+    roi_lines: list[RoiLine] = Field(default_factory=list)
+    currency: str | None = None
 
 
 class SkuItem(BaseModel):

@@ -147,6 +147,8 @@ class PlanVersion(Base):
     content_hash: Mapped[str] = mapped_column(sa.String(64))
     roi: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     metadata_source: Mapped[str] = mapped_column(sa.Text, default="")
+    week_starts: Mapped[list[Any] | None] = mapped_column(sa.JSON)
+    currency: Mapped[str | None] = mapped_column(sa.String(8))
     imported_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
     imported_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
 

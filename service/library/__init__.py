@@ -38,6 +38,7 @@ from service.library.runs import (
     leaderboard,
     pipeline_command,
     read_run_folder,
+    roi_lines,
     run_id_from_log,
     write_price_export,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "parse_fixed_policy",
     "pipeline_command",
     "read_run_folder",
+    "roi_lines",
     "rule_breaks",
     "rules_from_config",
     "rules_to_dict",

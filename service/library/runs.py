@@ -48,6 +48,10 @@ class RunFolder:
     rules: dict[str, Any] = field(default_factory=dict)
     roi: dict[str, float] | None = None
     metadata_source: str = ""
+    week_starts: list[str] | None = None
+    """Start date (``YYYY-MM-DD``) of plan weeks 1..H where the data have a calendar."""
+    currency: str | None = None
+    """Currency of the run's money columns (ISO code), where the tables state it."""
 
     @property
     def horizon_weeks(self) -> int:
@@ -139,7 +143,13 @@ def read_run_folder(folder: str | Path, *, run_id_hint: str | None = None) -> Ru
         return sched[col].to_numpy(dtype=float)[order].reshape(len(skus), h)
 
     alerts = _read_table(root, "alerts", required=False)
-    if alerts is not None and {"sku", "recommendation"} <= set(alerts.columns):
+    # Older runs wrote the recommendation in words only in the alerts; newer ones carry it
+    # in the summary too (then the summary's is kept, without a suffixed copy).
+    if (
+        alerts is not None
+        and {"sku", "recommendation"} <= set(alerts.columns)
+        and "recommendation" not in summary.columns
+    ):
         rec = alerts.assign(sku=alerts["sku"].astype(str)).drop_duplicates("sku")
         summary = summary.merge(rec[["sku", "recommendation"]], on="sku", how="left")
     catalog_path = root / CATALOG_ARTIFACT
@@ -158,9 +168,35 @@ def read_run_folder(folder: str | Path, *, run_id_hint: str | None = None) -> Ru
         coupon=grid("coupon"),
         expected={k: grid(f"expected_{k}") for k in WEEKLY_KEYS},
         catalog_bytes=catalog_bytes,
+        week_starts=_week_starts(sched, h),
+        currency=_currency(summary, root),
     )
     _identify(out, run_id_hint)
     return out
+
+
+def _week_starts(sched: pd.DataFrame, n_weeks: int) -> list[str] | None:
+    """The start date of each plan week from the schedules' ``week_start`` column (None
+    when the column is absent or empty: the data had no calendar)."""
+    if "week_start" not in sched.columns or n_weeks < 1:
+        return None
+    dates = sched[["week", "week_start"]].dropna()
+    dates = dates[dates["week_start"].astype(str).str.strip() != ""]
+    if dates.empty:
+        return None
+    by_week = dates.groupby(pd.to_numeric(dates["week"]))["week_start"].first()
+    return [str(by_week.get(w, "")) for w in range(1, n_weeks + 1)]
+
+
+def _currency(summary: pd.DataFrame, root: Path) -> str | None:
+    """The one currency of the summary's ``currency`` column (None without the column)."""
+    if "currency" not in summary.columns:
+        return None
+    codes = {str(c) for c in summary["currency"].dropna().unique() if str(c).strip()}
+    if len(codes) > 1:
+        raise DataError(f"{root}/sku_summary: column currency holds {sorted(codes)}; "
+                        "expected one currency per plan")  # fmt: skip
+    return codes.pop() if codes else None
 
 
 def _positions(values: pd.Series, skus: np.ndarray) -> np.ndarray:
@@ -261,6 +297,31 @@ def write_price_export(
     if fmt != "sql":
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     return write_tables({name: frame}, out_dir, cfg)[name]
+
+
+# ------------------------------------------------------------------------------ ROI
+def roi_lines(roi: dict[str, Any]) -> list[dict[str, Any]]:
+    """A plan's ROI metrics (``roi/<key>``, ``_ci_low``, ``_ci_high``, as the pipeline logs
+    them) as the report's labelled lines, total and memo items (:mod:`app.report`); lines
+    the plan has no metric for are left out."""
+    from app.report import ROI_LINES, ROI_MEMO, ROI_TOTAL
+
+    specs = [(label, key, "currency", "line") for label, key, _ in ROI_LINES]
+    specs.append((ROI_TOTAL[0], ROI_TOTAL[1], "currency", "total"))
+    specs += [(label, key, unit, "memo") for label, key, unit, _ in ROI_MEMO]
+
+    def value(name: str) -> float | None:
+        v = roi.get(name)
+        return float(v) if isinstance(v, int | float) and np.isfinite(v) else None
+
+    out = []
+    for label, key, unit, part in specs:
+        if f"roi/{key}" not in roi:
+            continue
+        out.append({"key": key, "item": label, "unit": unit, "part": part,
+                    "mean": value(f"roi/{key}"), "ci_low": value(f"roi/{key}_ci_low"),
+                    "ci_high": value(f"roi/{key}_ci_high")})  # fmt: skip
+    return out
 
 
 # ------------------------------------------------------------------------------ experiments
