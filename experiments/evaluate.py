@@ -446,6 +446,7 @@ def baseline_factories() -> dict[str, PolicyFactory]:
         "none": simple(b.NoMarkdown),
         "fixed": simple(b.BestFixedDiscount),
         "fluid": simple(b.CertaintyEquivalent),
+        "prior": simple(b.FluidPrior),
         "ladder": simple(b.LinearLadder, step=0.1, every_weeks=2),
         "cover": simple(b.WeeksOfCover, deepen_above=1.0),
         "myopic": simple(b.Myopic),
