@@ -356,7 +356,7 @@ SUITE_SPECS: dict[str, SuiteSpec] = {
         SuiteSpec(
             "standard",
             SUITE_VERSION,
-            "32 DP-exact single-SKU scenarios over 4 rule profiles; 100 % = the exact DP",
+            "32 DP-exact single-SKU scenarios over 4 rule profiles, parameters known",
             market="standard",
             reference="dp",
             scenarios=_STANDARD,
@@ -373,7 +373,7 @@ SUITE_SPECS: dict[str, SuiteSpec] = {
             "learning",
             LEARNING_SUITE_VERSION,
             "12 scenarios with unknown elasticity and demand level (drawn from a 9 x 9 prior "
-            "grid each episode); 100 % = the oracle DP that knows the draw",
+            "grid each episode), the policy sees the posterior",
             market="learning",
             reference="oracle",
             scenarios=_LEARNING,
