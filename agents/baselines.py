@@ -291,7 +291,7 @@ def _slot_groups(ctx: PolicyContext) -> tuple[list[tuple[Catalog, int, int, int]
     return groups, inverse.ravel()
 
 
-def _problems(ctx: PolicyContext) -> Iterator[tuple[Catalog, int, tuple, np.ndarray]]:
+def slot_problems(ctx: PolicyContext) -> Iterator[tuple[Catalog, int, tuple, np.ndarray]]:
     """Each distinct problem the slots pose, once: its one-SKU catalog (stock and start week
     set), its horizon, a cache key, and the slots that pose it."""
     groups, inverse = _slot_groups(ctx)
@@ -350,7 +350,7 @@ class DPPolicy(Policy):
     def act(self, observations, masks, context=None):
         ctx = self._need_context(context)
         actions = np.empty(ctx.n_slots, np.int64)
-        for one, H, _, slots in _problems(ctx):
+        for one, H, _, slots in slot_problems(ctx):
             actions[slots] = self.solution(one, ctx.rules, H).policy(ctx.decision.take(slots))
         return actions
 
@@ -401,7 +401,7 @@ class BestFixedDiscount(Policy):
     def act(self, observations, masks, context=None):
         ctx = self._need_context(context)
         wish = np.empty(ctx.n_slots, np.int64)
-        for one, H, key, slots in _problems(ctx):
+        for one, H, key, slots in slot_problems(ctx):
             key = (ctx.rules, *key)
             if key not in self._best:
                 self._best[key] = int(np.argmax(self.search(one, ctx.rules, H)))

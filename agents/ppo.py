@@ -36,8 +36,8 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from agents.fluid import HINT_FIELDS, PRIOR_START, augment, hint_bounds, hint_dim
 from agents.policy import Policy
-from envs.config import RulesConfig
 from envs.batched import BatchedMarkdownEnv
+from envs.config import RulesConfig
 from envs.context import PolicyContext
 from envs.learning import LearningMarkdownEnv
 from envs.markdown import EnvConfig

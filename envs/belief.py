@@ -18,7 +18,7 @@ ELASTICITY_CAP)`` and log level offset ``base_demand_se * z_j``: its demand is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property
 
 import numpy as np
@@ -288,6 +288,8 @@ class BeliefState:
         Normalized log posterior weights.
     elasticity_se, level_se : ndarray of shape (n,)
         The prior's standard errors (the grid's scale on each axis).
+    estimate_elasticity, estimate_base_demand : ndarray of shape (n,)
+        The prior's centre: the catalog's estimates the grid was built around.
     """
 
     grid: BeliefGrid
@@ -296,6 +298,19 @@ class BeliefState:
     log_posterior: np.ndarray
     elasticity_se: np.ndarray
     level_se: np.ndarray
+    estimate_elasticity: np.ndarray
+    estimate_base_demand: np.ndarray
+
+    def take(self, rows: np.ndarray) -> BeliefState:
+        """The posterior of ``rows`` (an index array or mask), as new arrays."""
+        return BeliefState(
+            grid=self.grid,
+            **{
+                f.name: np.asarray(getattr(self, f.name))[rows]
+                for f in fields(self)
+                if f.name != "grid"
+            },
+        )
 
     def weights(self) -> np.ndarray:
         """Posterior weights, shape ``(n, G)``, rows summing to 1."""

@@ -61,6 +61,21 @@ class PolicyContext:
     def n_slots(self) -> int:
         return self.catalog.n_skus
 
+    def take(self, rows: np.ndarray) -> PolicyContext:
+        """The context of slots ``rows`` (an index array), as new arrays."""
+        rows = np.asarray(rows, dtype=np.int64)
+        horizon = self.horizon_weeks
+        return PolicyContext(
+            catalog=self.catalog.take(rows),
+            decision=self.decision.take(rows),
+            market=self.market.take(rows),
+            rules=self.rules,
+            horizon_weeks=horizon if np.ndim(horizon) == 0 else np.asarray(horizon)[rows],
+            episode_start=None if self.episode_start is None else self.episode_start[rows],
+            belief=None if self.belief is None else self.belief.take(rows),
+            truth=None if self.truth is None else self.truth[rows],
+        )
+
     def horizons(self) -> np.ndarray:
         """Each slot's horizon in weeks, shape (n,)."""
         return np.broadcast_to(np.asarray(self.horizon_weeks, dtype=np.int64), (self.n_slots,))

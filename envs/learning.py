@@ -233,6 +233,8 @@ class LearningMarkdownEnv(BatchedMarkdownEnv):
             log_posterior=self._log_post,
             elasticity_se=self.source.elasticity_se[self._sku_index],
             level_se=self.source.base_demand_se[self._sku_index],
+            estimate_elasticity=self.source.elasticity[self._sku_index],
+            estimate_base_demand=self._est_base.copy(),
         )
 
     def _moments(self) -> dict[str, np.ndarray]:

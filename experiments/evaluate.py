@@ -35,7 +35,10 @@ import pandas as pd
 from scipy import stats
 from tqdm import tqdm
 
+from agents.baselines import FluidPrior
+from agents.guard import GuardedPolicy
 from agents.policy import Policy
+from agents.ppo import FluidPriorPolicy
 from experiments.markets import (
     MARKETS,
     PolicyFactory,
@@ -337,10 +340,18 @@ def evaluate_suite(
     return frame.sort_values(["_o"], kind="stable").drop(columns="_o").reset_index(drop=True)
 
 
-def ppo_factory(policies: Mapping[str, Policy], suite: str = "standard") -> PolicyFactory:
+def ppo_factory(
+    policies: Mapping[str, Policy], suite: str = "standard", *, guard: bool = True
+) -> PolicyFactory:
     """An evaluate-style factory picking, for each scenario, the PPO policy of its profile
-    in ``suite`` (key ``SuiteSpec.policy_key(profile)``)."""
+    in ``suite`` (key ``SuiteSpec.policy_key(profile)``).
+
+    With ``guard`` (the default), a policy built on the fluid prior plays as
+    :class:`agents.guard.GuardedPolicy`: per SKU, the network where it beats the prior alone
+    on the guard's own simulated paths, else the prior. ``guard=False`` scores the raw network.
+    """
     spec = get_spec(suite)
+    wrapped: dict[str, Policy] = {}
 
     def factory(scenario: Scenario, solution: Any) -> Policy:
         key = spec.policy_key(scenario.profile)
@@ -350,9 +361,20 @@ def ppo_factory(policies: Mapping[str, Policy], suite: str = "standard") -> Poli
                 f"(have {sorted(policies)}); train it (deadstock train --suite {suite}) or "
                 f"restrict the scenarios"
             )
-        return policies[key]
+        policy = policies[key]
+        if not guard or not uses_prior(policy):
+            return policy
+        if key not in wrapped:
+            wrapped[key] = GuardedPolicy(policy, FluidPrior())
+        return wrapped[key]
 
     return factory
+
+
+def uses_prior(policy: Policy) -> bool:
+    """True for a PPO policy whose network starts from the fluid prior."""
+    model = getattr(policy, "model", None)
+    return isinstance(getattr(model, "policy", None), FluidPriorPolicy)
 
 
 def agent_family(label: str) -> str:
