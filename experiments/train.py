@@ -66,8 +66,8 @@ PROFILE_TIMESTEPS: dict[str, int] = {
     "coupons": 3_000_000,
     "markdown": 10_000_000,
     "all": 10_000_000,
-    "learning-none": 4_000_000,
-    "learning-markdown": 6_000_000,
+    "learning-none": 6_000_000,
+    "learning-markdown": 10_000_000,
 }
 """Default training steps per policy key (a rule profile of the standard suites, or
 ``learning-<profile>``; see ``docs/agents.md``, "PPO: configuration")."""
