@@ -82,12 +82,15 @@ class GuardedPolicy(Policy):
         self.fallback.reset(context)
 
     # ------------------------------------------------------------------ the check
-    def _market(self, one: Catalog, horizon: int, rules: RulesConfig, ctx: PolicyContext, row: int):
-        cfg = dict(horizon_weeks=horizon, rules=rules, invalid_action="hold")
+    def _market(
+        self, one: Catalog, horizon: int, rules: RulesConfig, ctx: PolicyContext, row: int
+    ) -> BatchedMarkdownEnv:
+        """The SKU's own market, ``n_paths`` CRN paths from the plan's first state."""
         if ctx.belief is None:
-            return BatchedMarkdownEnv(
-                EnvConfig(catalog=one, **cfg), n_slots=self.n_paths, fixed_skus=True
+            config = EnvConfig(
+                horizon_weeks=horizon, rules=rules, catalog=one, invalid_action="hold"
             )
+            return BatchedMarkdownEnv(config, n_slots=self.n_paths, fixed_skus=True)
         b = ctx.belief
         estimate = one.replace(
             elasticity=float(b.estimate_elasticity[row]),
@@ -95,16 +98,18 @@ class GuardedPolicy(Policy):
             elasticity_se=float(b.elasticity_se[row]),
             base_demand_se=float(b.level_se[row]),
         )
-        return LearningMarkdownEnv(
-            EnvConfig(catalog=estimate, **cfg), n_slots=self.n_paths, fixed_skus=True, grid=b.grid
+        config = EnvConfig(
+            horizon_weeks=horizon, rules=rules, catalog=estimate, invalid_action="hold"
         )
+        return LearningMarkdownEnv(config, n_slots=self.n_paths, fixed_skus=True, grid=b.grid)
 
     def _simulate(self, env: BatchedMarkdownEnv) -> float:
+        """Mean paired gain of the candidate over the fallback on ``env``'s paths."""
         totals = []
         for policy in (self.candidate, self.fallback):
             env.seed(self.seed)
             policy.reset(None)
-            out = env.evaluate(lambda o, m, c, p=policy: p.act(o, m, c))
+            out = env.evaluate(policy.act)
             totals.append(out["objective"].to_numpy(float))
         return float((totals[0] - totals[1]).mean())
 

@@ -58,7 +58,6 @@ from envs.core import WeekOutcome
 from envs.markdown import DEFAULT_SKU, EnvConfig
 from envs.observation import (
     ELASTICITY_SCALE,
-    OBS_DIM,
     OBS_HIGH,
     OBS_LOW,
     OBS_NAMES,

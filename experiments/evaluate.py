@@ -1,26 +1,30 @@
-"""Evaluate policies on the suite with common random numbers, against the exact DP optimum.
+"""Evaluate policies on a suite with common random numbers, against the suite's reference.
 
 For each scenario of a suite (:mod:`experiments.suite`), every agent is played over the same
-``n_episodes`` demand paths through the batched env's evaluation mode
-(:class:`envs.batched.BatchedMarkdownEnv` with ``fixed_skus=True``): demand is drawn by inverse
-CDF from uniforms fixed by (seed, slot, week), so every agent faces the same demand quantiles
-(common random numbers), and is compared with the DP policy played on the same paths. Per
-(agent, scenario) row:
+``n_episodes`` paths in the suite's market (:mod:`experiments.markets`: the batched env's
+evaluation mode, or the learning env's): demand (and, in the learning market, the drawn
+truth) comes from uniforms fixed by (seed, slot, week), so every agent faces the same luck
+(common random numbers), and is compared with the reference policy played on the same paths
+(the exact DP; in the learning market the oracle, the DP of the drawn truth). Per (agent,
+scenario) row:
 
 - ``profit_mean`` and ``profit_ci``: the mean objective (profit minus any sell-through
   penalty, in currency) and the half-width of its 95 % CI;
-- ``pct_of_dp`` and ``pct_of_dp_ci``: ``100 * (V* + mean(x - x_dp)) / V*`` where ``V*`` is
-  the exact DP value and ``x - x_dp`` the paired per-episode difference to the DP policy on
-  the same path. This estimates ``100 * E[x] / V*`` without bias, with the variance of the
-  *paired* difference (much smaller than that of ``x``);
+- ``pct_of_reference`` and ``pct_of_reference_ci``: ``100 * (V + mean(x - x_ref)) / V``
+  where ``V`` is the reference's exact value and ``x - x_ref`` the paired per-episode
+  difference to the reference policy on the same path. This estimates ``100 * E[x] / V``
+  without bias, with the variance of the *paired* difference (much smaller than that of
+  ``x``); ``pct_of_dp`` is the same number when the reference is an exact DP;
+- ``gain_vs_prior_pct`` and its CI: the paired gain over :data:`PAIRED_AGENT`, PPO's prior
+  alone, when it is played;
 - ``sell_through``, ``leftover_units``, ``margin_given_away``, ``revenue``, ``coupon_spend``
   (means per episode);
 - ``violations``: actions the policy chose that the rules mask, as the env counts them (the
   env runs with ``invalid_action="hold"``: it plays the hold action instead and counts the
   attempt, so a rule-breaking policy is reported, not hidden).
 
-:func:`leaderboard` aggregates rows per agent (median, worst and mean % of DP), and
-:func:`seed_summary` the mean and CI across training seeds of a learned agent.
+:func:`leaderboard` aggregates rows per agent (median, worst and mean % of the reference),
+and :func:`seed_summary` the mean and CI across training seeds of a learned agent.
 """
 
 from __future__ import annotations

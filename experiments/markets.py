@@ -190,7 +190,7 @@ class LearningMarket(Market):
     """Seed of Thompson sampling's posterior draws (the truths and the demand are the CRN
     paths', shared by every agent)."""
 
-    def env(self, prepared: Prepared, n_episodes: int) -> BatchedMarkdownEnv:
+    def env(self, prepared: Prepared, n_episodes: int) -> LearningMarkdownEnv:
         """The learning env in evaluation mode on the prepared scenario's paths."""
         s = prepared.scenario
         return LearningMarkdownEnv(

@@ -1,23 +1,31 @@
 """``deadstock train``: train one masked-PPO policy per rule profile, evaluate, log to MLflow.
 
-One MLflow run per training seed (named ``ppo__<suite>__s<seed>__<time>``, tagged ``agent``,
-``seed``, ``suite_version``) holds:
+The suite (``TrainConfig.suite``) picks the market the policies train in: the standard one
+(parameters known) or the learning one (``ppo.belief_grid`` set from the suite: elasticity
+and demand level drawn from a prior each episode, the posterior in the observation). One
+MLflow run per training seed (named ``ppo__<suite>__s<seed>__<time>``, tagged ``agent``,
+``seed``, ``suite``, ``suite_version``) holds:
 
-- SB3's training metrics, one batched ``log_metrics`` per dump, keys prefixed by profile
-  (``none/train/approx_kl``);
-- the learning curve: every ``curve_every`` steps, the policy's % of the DP optimum (mean
-  and worst over the profile's suite scenarios, ``curve_episodes`` CRN paths each) as
-  ``curve/<profile>/pct_of_dp_mean`` and ``..._min``;
-- the final evaluation on the suite (``eval_episodes`` paths per scenario) against the DP
-  and the fluid re-solve heuristic: ``eval/<scenario>/pct_of_dp`` etc., the leaderboard
+- SB3's training metrics, one batched ``log_metrics`` per dump, keys prefixed by the policy
+  key (``none/train/approx_kl``, ``learning-none/train/approx_kl``);
+- the learning curve: every ``curve_every`` steps, the policy's % of the suite's reference
+  (mean and worst over the profile's scenarios, ``curve_episodes`` CRN paths each) as
+  ``curve/<key>/pct_of_dp_mean`` and ``..._min`` (the reference is an exact DP in both
+  markets: the DP, or the oracle's DP of each drawn truth);
+- the final evaluation on the suite (``eval_episodes`` paths per scenario) against the
+  reference, PPO's prior alone and the fluid re-solve (``compare_with``):
+  ``eval/<scenario>/pct_of_reference``, ``.../gain_vs_prior_pct`` etc., the leaderboard
   (``eval/median_pct_of_dp``, ``eval/worst_pct_of_dp``, ``eval/mean_pct_of_dp``,
-  ``eval/violations``), the rows as ``eval_rows.csv``;
-- plots: learning curve with the DP line, policy maps and example schedules against the DP;
-- the policy as a pyfunc model, registered as ``deadstock-policy``; the ``champion`` alias
-  moves to it when its median % of DP is at least the current champion's.
+  ``eval/mean_gain_vs_prior``, ``eval/violations``), the rows as ``eval_rows.csv``;
+- plots: learning curve with the reference line; in the standard market also policy maps
+  and example schedules against the DP;
+- in the standard market, the policy as a pyfunc model, registered as
+  ``deadstock-policy``; the ``champion`` alias moves to it when its median % of DP is at
+  least the current champion's.
 
-Checkpoints go to ``<out>/<profile>/`` (``model.zip`` + ``state.json``): rerunning the same
-command with the same ``--out`` resumes a stopped run.
+Checkpoints go to ``<out>/<key>/`` (``model.zip`` + ``state.json``; the key is the profile,
+or ``learning-<profile>``): rerunning the same command with the same ``--out`` resumes a
+stopped run.
 """
 
 from __future__ import annotations

@@ -69,7 +69,10 @@ def test_guard_scores_at_least_the_fallback() -> None:
 def test_guard_in_the_learning_market() -> None:
     cat = _two_skus().replace(elasticity_se=0.5, base_demand_se=0.3)
     env = LearningMarkdownEnv(
-        EnvConfig(catalog=cat, rules=RULES, horizon_weeks=6), n_slots=4, seed=2, fixed_skus=True,
+        EnvConfig(catalog=cat, rules=RULES, horizon_weeks=6),
+        n_slots=4,
+        seed=2,
+        fixed_skus=True,
         grid=3,
     )
     guard = GuardedPolicy(FixedDiscount(3), NoMarkdown(), n_paths=32)

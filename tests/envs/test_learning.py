@@ -114,9 +114,7 @@ def test_censored_likelihood_is_the_tail() -> None:
     ll = log_likelihood(lam, np.array([4.0, 4.0]), np.array([4.0, 4.0]), np.array([0.0, 0.5]))
     np.testing.assert_allclose(np.exp(ll[0]), stats.poisson.sf(3, lam[0]), rtol=1e-10)
     r = 2.0
-    np.testing.assert_allclose(
-        np.exp(ll[1]), stats.nbinom.sf(3, r, r / (r + lam[1])), rtol=1e-10
-    )
+    np.testing.assert_allclose(np.exp(ll[1]), stats.nbinom.sf(3, r, r / (r + lam[1])), rtol=1e-10)
     # no stock, no information
     assert np.all(log_likelihood(lam, np.zeros(2), np.zeros(2), np.zeros(2)) == 0.0)
 
@@ -137,8 +135,12 @@ def test_policy_never_sees_the_truth() -> None:
 
 def _truths_and_sales(seed: int, pick: int) -> tuple[np.ndarray, np.ndarray]:
     cat = Catalog.build(
-        n_skus=2, base_demand=[3.0, 8.0], elasticity=-2.0, elasticity_se=0.6,
-        base_demand_se=0.4, initial_stock=50.0,
+        n_skus=2,
+        base_demand=[3.0, 8.0],
+        elasticity=-2.0,
+        elasticity_se=0.6,
+        base_demand_se=0.4,
+        initial_stock=50.0,
     )
     env = LearningMarkdownEnv(
         EnvConfig(catalog=cat, horizon_weeks=4), n_slots=40, seed=seed, fixed_skus=True, grid=5
