@@ -24,6 +24,9 @@ name                   rule
                        weeks left at the current depth (one step up below ``raise_below``)
 ``myopic``             the action with the best expected profit this week (salvage and
                        write-off of the units left counted in the exit week)
+``fluid_prior``        the PPO prior alone: every week the best action of the closed-form
+                       fluid re-solve (two prices, the coupon budget), what an untrained
+                       :class:`agents.ppo.FluidPriorPolicy` plays greedily
 ``dp``                 the exact DP's optimal action (solved per SKU, cached)
 =====================  ===============================================================
 """
@@ -37,10 +40,11 @@ from dataclasses import fields
 import numpy as np
 
 from agents.dp import DPNotExactError, DPSolution, evaluate_exact, expected_units_sold, solve
-from agents.fluid import demand_table, unit_margin, week_by_week_values
-from agents.policy import Policy, nearest_allowed
+from agents.fluid import closed_form_values, demand_table, unit_margin, week_by_week_values
+from agents.policy import Policy, PolicyError, nearest_allowed
 from envs.config import RulesConfig
 from envs.context import PolicyContext
+from envs.observation import OBS_DIM
 from ingest.errors import ConfigError
 from simulator.demand import SEASON_PERIOD, Catalog
 
@@ -226,6 +230,35 @@ class CertaintyEquivalent(Policy):
         return _argmax_allowed(week_by_week_values(ctx), masks)
 
 
+class FluidPrior(Policy):
+    """The PPO prior alone: the best allowed action of the closed-form fluid re-solve.
+
+    :class:`agents.ppo.FluidPriorPolicy` starts its logits at ``scale x`` the fluid regrets
+    of :func:`agents.fluid.value_features`; with its residual network at zero, its greedy
+    action is the action this policy takes: the maximum of
+    :func:`agents.fluid.closed_form_values` (each action held to exit at the mean season of
+    the weeks left, a coupon only while the budget lasts, and the two-price plan of a
+    discrete ladder) among the allowed ones, re-solved every week. It is the point PPO
+    starts from, so PPO's gain over it is what training adds.
+
+    It reads the season columns of the env's observation, so it is scored by simulation
+    (not by :func:`agents.dp.evaluate_exact`, which passes no observation).
+    """
+
+    name = "fluid_prior"
+    requires_context = True
+
+    def act(self, observations, masks, context=None):
+        ctx = self._need_context(context)
+        obs = np.asarray(observations)
+        if obs.ndim != 2 or obs.shape[0] != ctx.n_slots or obs.shape[1] < OBS_DIM:
+            raise PolicyError(
+                f"policy {self.name!r} reads the env's observation rows; got shape {obs.shape} "
+                f"for {ctx.n_slots} slots (expected ({ctx.n_slots}, >= {OBS_DIM}))"
+            )
+        return _argmax_allowed(closed_form_values(obs, ctx, masks), masks)
+
+
 # ---------------------------------------------------------------------------- per-SKU caches
 
 
@@ -258,7 +291,7 @@ def _slot_groups(ctx: PolicyContext) -> tuple[list[tuple[Catalog, int, int, int]
     return groups, inverse.ravel()
 
 
-def _problems(ctx: PolicyContext) -> Iterator[tuple[Catalog, int, tuple, np.ndarray]]:
+def slot_problems(ctx: PolicyContext) -> Iterator[tuple[Catalog, int, tuple, np.ndarray]]:
     """Each distinct problem the slots pose, once: its one-SKU catalog (stock and start week
     set), its horizon, a cache key, and the slots that pose it."""
     groups, inverse = _slot_groups(ctx)
@@ -317,7 +350,7 @@ class DPPolicy(Policy):
     def act(self, observations, masks, context=None):
         ctx = self._need_context(context)
         actions = np.empty(ctx.n_slots, np.int64)
-        for one, H, _, slots in _problems(ctx):
+        for one, H, _, slots in slot_problems(ctx):
             actions[slots] = self.solution(one, ctx.rules, H).policy(ctx.decision.take(slots))
         return actions
 
@@ -368,7 +401,7 @@ class BestFixedDiscount(Policy):
     def act(self, observations, masks, context=None):
         ctx = self._need_context(context)
         wish = np.empty(ctx.n_slots, np.int64)
-        for one, H, key, slots in _problems(ctx):
+        for one, H, key, slots in slot_problems(ctx):
             key = (ctx.rules, *key)
             if key not in self._best:
                 self._best[key] = int(np.argmax(self.search(one, ctx.rules, H)))

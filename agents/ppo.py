@@ -42,8 +42,11 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from agents.fluid import HINT_FIELDS, PRIOR_START, augment, hint_bounds, hint_dim
 from agents.policy import Policy
+from envs.batched import BatchedMarkdownEnv
 from envs.config import RulesConfig
 from envs.context import PolicyContext
+from envs.learning import LearningMarkdownEnv
+from envs.markdown import EnvConfig
 from envs.observation import OBS_DIM
 from ingest.errors import ConfigError
 from ingest.io import atomic_path, write_text_atomic
@@ -118,6 +121,10 @@ class PPOConfig:
     draw_parameters : bool
         Robust training: at each reset, draw the SKU's parameters from their fitted
         uncertainty (``Catalog.sample``) instead of using the point estimates.
+    belief_grid : int
+        Unknown demand: train in the learning market (:class:`envs.learning.LearningMarkdownEnv`,
+        the truth drawn each episode from a ``belief_grid x belief_grid`` prior around the
+        catalog's estimates, the posterior in the observation). 0 = parameters known.
     n_catalog_skus : int
         Size of the synthetic training catalog when none is given.
     device : str
@@ -150,6 +157,7 @@ class PPOConfig:
     fluid_values: bool = True
     fluid_prior: float = 8.0
     draw_parameters: bool = False
+    belief_grid: int = 0
     n_catalog_skus: int = 20_000
     device: str = "cpu"
     seed: int = 0
@@ -189,6 +197,13 @@ class PPOConfig:
             raise bad("horizon_range", "(shortest, longest) with 1 <= shortest <= longest <= 52")
         if self.n_catalog_skus < 1:
             raise bad("n_catalog_skus", ">= 1")
+        if self.belief_grid < 0:
+            raise bad("belief_grid", ">= 0 (0 = parameters known)")
+        if self.belief_grid and self.draw_parameters:
+            raise ConfigError(
+                "ppo.belief_grid and ppo.draw_parameters are both on; the learning market "
+                "draws the parameters itself: switch draw_parameters off"
+            )
         if self.fluid_prior < 0:
             raise bad("fluid_prior", ">= 0 (0 = off)")
         if self.checkpoint_every < 0:
@@ -235,9 +250,8 @@ def make_training_env(
     *,
     seed: int | None = None,
 ) -> VecEnv:
-    """The batched env PPO trains on: ``config.n_envs`` slots drawing SKUs from ``catalog``."""
-    from envs.batched import BatchedMarkdownEnv
-    from envs.markdown import EnvConfig
+    """The batched env PPO trains on: ``config.n_envs`` slots drawing SKUs from ``catalog``
+    (the learning env when ``config.belief_grid``), with the fluid hint when asked."""
 
     lo, hi = config.horizon_range
     env_config = EnvConfig(
@@ -248,7 +262,13 @@ def make_training_env(
         horizon_range=(lo, hi) if lo < hi else None,
     )
     env_seed = _child_seeds(config.seed)[0] if seed is None else seed
-    env: VecEnv = BatchedMarkdownEnv(env_config, n_slots=config.n_envs, seed=env_seed)
+    env: VecEnv
+    if config.belief_grid:
+        env = LearningMarkdownEnv(
+            env_config, n_slots=config.n_envs, seed=env_seed, grid=config.belief_grid
+        )
+    else:
+        env = BatchedMarkdownEnv(env_config, n_slots=config.n_envs, seed=env_seed)
     return FluidHint(env, values=config.fluid_values) if config.fluid_hint else env
 
 
@@ -259,6 +279,7 @@ class FluidHint(VecEnvWrapper):
 
     def __init__(self, venv: VecEnv, values: bool = True) -> None:
         self.values = values
+        self.base_dim = int(venv.observation_space.shape[0])  # type: ignore[index]
         rules: RulesConfig = venv.rules  # type: ignore[attr-defined]
         extra_low, extra_high = hint_bounds(rules, values)
         low = np.concatenate([venv.observation_space.low, extra_low])  # type: ignore[attr-defined]
@@ -382,7 +403,11 @@ def build_model(config: PPOConfig, env: VecEnv) -> MaskablePPO:
     policy: str | type = "MlpPolicy"
     if config.uses_prior:
         policy = FluidPriorPolicy
-        policy_kwargs.update(prior_start=PRIOR_START, prior_scale=config.fluid_prior)
+        # the regrets follow the env's own fields, the hint and the value head
+        base = int(getattr(env, "base_dim", OBS_DIM))
+        policy_kwargs.update(
+            prior_start=PRIOR_START - OBS_DIM + base, prior_scale=config.fluid_prior
+        )
     return MaskablePPO(
         policy,
         env,
@@ -672,15 +697,17 @@ class PPOPolicy(Policy):
         context: PolicyContext | None = None,
     ) -> np.ndarray:
         obs = np.asarray(observations, dtype=np.float32)
-        if self.requires_context:
+        base = obs.shape[1]  # the env's own fields (more in the learning market)
+        if self.n_features != base:
             ctx = self._need_context(context)
-            values = self.n_features == OBS_DIM + hint_dim(ctx.rules, values=True)
-            if not values and self.n_features != OBS_DIM + hint_dim(ctx.rules, values=False):
+            values = self.n_features == base + hint_dim(ctx.rules, values=True)
+            if not values and self.n_features != base + hint_dim(ctx.rules, values=False):
                 raise ConfigError(
                     f"PPO model expects {self.n_features} observation features; with "
-                    f"{ctx.rules.n_actions} actions this version builds {OBS_DIM} + "
-                    f"{hint_dim(ctx.rules)} (fluid values) or + "
-                    f"{hint_dim(ctx.rules, values=False)}: was it trained for other rules?"
+                    f"{ctx.rules.n_actions} actions and the env's {base} this version builds "
+                    f"{base} + {hint_dim(ctx.rules)} (fluid values) or + "
+                    f"{hint_dim(ctx.rules, values=False)}: was it trained for other rules or "
+                    f"another market?"
                 )
             obs = augment(obs, ctx, masks, values=values)
         actions, _ = self.model.predict(

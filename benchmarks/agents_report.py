@@ -67,12 +67,16 @@ def render(out: Path, doc: Path, img: Path) -> str:
     board = leaderboard(rows)
     agent_plots.leaderboard_bars(board, img / "ppo_leaderboard.png")
     fluid = rows[rows["agent"] == "fluid"]
+    prior = rows[rows["agent"] == "prior"]
     if curves is not None and not curves.empty:
-        agent_plots.learning_curve(
-            curves,
-            img / "ppo_learning_curves.png",
-            baselines={"fluid re-solve (mean, all profiles)": float(fluid["pct_of_dp"].mean())},
-        )
+        lines: dict[str, float | dict[str, float]] = {
+            "fluid re-solve (mean, all profiles)": float(fluid["pct_of_dp"].mean())
+        }
+        if not prior.empty:
+            lines["prior alone (mean of the profile)"] = {
+                str(p): float(g["pct_of_dp"].mean()) for p, g in prior.groupby("profile")
+            }
+        agent_plots.learning_curve(curves, img / "ppo_learning_curves.png", baselines=lines)
     seeds = sorted(int(s) for s in rows["seed"].dropna().unique())
     figures = []
     for profile in RULE_PROFILES:
@@ -92,6 +96,8 @@ def render(out: Path, doc: Path, img: Path) -> str:
 
     summary = seed_summary(rows)
     per = per_scenario_across_seeds(rows)
+    if not prior.empty:
+        per["prior"] = per["scenario"].map(prior.set_index("scenario")["pct_of_dp"])
     per["fluid"] = per["scenario"].map(fluid.set_index("scenario")["pct_of_dp"])
     lines = [
         START,
@@ -103,7 +109,10 @@ def render(out: Path, doc: Path, img: Path) -> str:
         "### Leaderboard",
         "",
         "Every agent on every scenario of the suite, % of the DP optimum (CRN, paired); "
-        "`ppo/sN` is the policy of training seed N.",
+        "`ppo/sN` is the policy of training seed N; `prior` is PPO's starting point alone "
+        "(the fluid re-solve with two prices and the coupon budget, its best action every "
+        "week); `gain_vs_prior` is the mean paired gain over it (points of the DP) and "
+        "`below_prior` the scenarios where an agent is below it beyond the paired 95 % CI.",
         "",
         _md(board),
         "",
@@ -115,6 +124,10 @@ def render(out: Path, doc: Path, img: Path) -> str:
         _md(summary),
         "",
         "### Per scenario",
+        "",
+        "PPO's mean over seeds (CI across seeds), its worst seed, its paired gain over the "
+        "prior (mean over seeds, CI across seeds, seeds below the prior beyond their paired "
+        "CI), the prior alone and the fluid re-solve:",
         "",
         _md(per.drop(columns=["agent"])),
         "",
@@ -158,6 +171,9 @@ def render(out: Path, doc: Path, img: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    torch.set_num_threads(1)
     parser = argparse.ArgumentParser(description="Render the PPO section of docs/agents.md")
     parser.add_argument("--rerun", action="store_true", help="run bench_ppo.py first")
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench_ppo"))

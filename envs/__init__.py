@@ -6,6 +6,9 @@ Importing this package registers:
   :class:`~envs.markdown.EnvConfig` (no rules, no coupons, 12 weeks).
 * ``DeadStock/MarkdownRules-v0``: the same env with :data:`RULES_V0` (a typical rule set and
   a coupon) and ``invalid_action="hold"``.
+* ``DeadStock/MarkdownLearning-v0``: :class:`envs.learning.MarkdownLearningEnv`, the SKU's
+  elasticity and demand level unknown (drawn from a prior grid each episode; the policy sees
+  the posterior).
 
 Use :func:`make_env` to build one from a config with the time limit set from its horizon.
 """
@@ -38,7 +41,9 @@ RULES_V0 = RulesConfig(
 most 3 weeks, two weeks between changes, markdown only, net price at least 80 % of cost,
 no change in the exit week, 80 % sell-through target with a penalty."""
 
-ENV_IDS: tuple[str, ...] = (MARKDOWN_ID, MARKDOWN_RULES_ID)
+MARKDOWN_LEARNING_ID = "DeadStock/MarkdownLearning-v0"
+
+ENV_IDS: tuple[str, ...] = (MARKDOWN_ID, MARKDOWN_RULES_ID, MARKDOWN_LEARNING_ID)
 
 
 def _register() -> None:
@@ -55,6 +60,12 @@ def _register() -> None:
                 max_episode_steps=default.max_horizon_weeks,
                 kwargs=kwargs,
             )
+    if MARKDOWN_LEARNING_ID not in gym.registry:
+        gym.register(
+            id=MARKDOWN_LEARNING_ID,
+            entry_point="envs.learning:MarkdownLearningEnv",
+            max_episode_steps=default.max_horizon_weeks,
+        )
 
 
 def make_env(config: EnvConfig | None = None, **kwargs: Any) -> gym.Env:
@@ -74,6 +85,7 @@ _register()
 __all__ = [
     "ENV_IDS",
     "MARKDOWN_ID",
+    "MARKDOWN_LEARNING_ID",
     "MARKDOWN_RULES_ID",
     "RULES_V0",
     "EnvConfig",

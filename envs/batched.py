@@ -35,7 +35,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices
 
 from envs.config import DecisionState, RulesConfig
 from envs.context import PolicyContext
-from envs.core import WEEK_TERMS, play_week, reward_scale
+from envs.core import WEEK_TERMS, WeekOutcome, play_week, reward_scale
 from envs.crn import N_DRAWS, QuantileSampler
 from envs.markdown import EnvConfig, RuleViolationError
 from envs.observation import (
@@ -340,6 +340,7 @@ class BatchedMarkdownEnv(VecEnv):
             scale=self._scale,
             end_on_sellout=self.config.end_on_sellout,
         )
+        self._after_week(a, self._decision, self._market, out)
         self._decision, self._market = out.decision, out.market
         self._last_sold = np.array(out.result.units_sold, dtype=float)
         for name in WEEK_TERMS:
@@ -380,6 +381,13 @@ class BatchedMarkdownEnv(VecEnv):
         self._mask = action_mask(self.rules, self._decision, self._catalog)
         rewards = out.reward.astype(np.float32)
         return obs, rewards, done.copy(), infos
+
+    def _after_week(
+        self, actions: np.ndarray, decision: DecisionState, market: MarketState, out: WeekOutcome
+    ) -> None:
+        """Hook for variants that learn from a week's outcome before the next observation
+        (the learning env updates its posterior here); called before finished slots restart,
+        with the rules' and the market's states the week was played from."""
 
     def _handle_violations(self, a: np.ndarray, violation: np.ndarray) -> np.ndarray:
         bad = np.flatnonzero(violation)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from envs.belief import BeliefState
 from envs.config import DecisionState, RulesConfig
 from simulator.demand import Catalog
 from simulator.market import MarketState
@@ -38,6 +39,13 @@ class PolicyContext:
     episode_start : ndarray of bool of shape (n,) or None
         True for slots whose episode just started (a new SKU was drawn); ``None`` when
         unknown. Policies that cache per SKU may use it; they must not rely on it.
+    belief : BeliefState or None
+        In the learning market (:mod:`envs.learning`): the posterior over each slot's unknown
+        demand parameters. There ``catalog`` holds the posterior-mean parameters, never the
+        truth. ``None`` when the parameters are known.
+    truth : ndarray of int of shape (n,) or None
+        In the learning market, each slot's true grid point; only filled for the oracle
+        (``LearningMarkdownEnv.reveal_truth``), ``None`` otherwise.
     """
 
     catalog: Catalog
@@ -46,10 +54,27 @@ class PolicyContext:
     rules: RulesConfig
     horizon_weeks: int | np.ndarray
     episode_start: np.ndarray | None = None
+    belief: BeliefState | None = None
+    truth: np.ndarray | None = None
 
     @property
     def n_slots(self) -> int:
         return self.catalog.n_skus
+
+    def take(self, rows: np.ndarray) -> PolicyContext:
+        """The context of slots ``rows`` (an index array), as new arrays."""
+        rows = np.asarray(rows, dtype=np.int64)
+        horizon = self.horizon_weeks
+        return PolicyContext(
+            catalog=self.catalog.take(rows),
+            decision=self.decision.take(rows),
+            market=self.market.take(rows),
+            rules=self.rules,
+            horizon_weeks=horizon if np.ndim(horizon) == 0 else np.asarray(horizon)[rows],
+            episode_start=None if self.episode_start is None else self.episode_start[rows],
+            belief=None if self.belief is None else self.belief.take(rows),
+            truth=None if self.truth is None else self.truth[rows],
+        )
 
     def horizons(self) -> np.ndarray:
         """Each slot's horizon in weeks, shape (n,)."""

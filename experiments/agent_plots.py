@@ -7,6 +7,7 @@ into ``docs/img/``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +30,14 @@ def _save(fig: Figure, path: Path) -> Path:
     return write_figure_atomic(fig, path, bbox_inches="tight")
 
 
-def learning_curve(curve: pd.DataFrame, path: Path, *, baselines: dict[str, float] | None = None):
-    """% of DP (mean and worst over the profile's scenarios) against training steps.
+def learning_curve(
+    curve: pd.DataFrame,
+    path: Path,
+    *,
+    baselines: Mapping[str, float | Mapping[str, float]] | None = None,
+    reference: str = "DP optimum",
+):
+    """% of the reference (mean and worst over the profile's scenarios) against training steps.
 
     Parameters
     ----------
@@ -38,8 +45,11 @@ def learning_curve(curve: pd.DataFrame, path: Path, *, baselines: dict[str, floa
         Columns ``profile, timesteps, pct_mean, pct_min`` (and optionally ``seed``).
     path : path
         Output PNG.
-    baselines : mapping of label -> % of DP, optional
-        Horizontal reference lines (e.g. the fluid re-solve heuristic's mean).
+    baselines : mapping of label -> % of the reference, optional
+        Horizontal lines (e.g. the fluid re-solve heuristic's mean): one value for every
+        panel, or a mapping of profile (the curve's ``profile`` column) -> value.
+    reference : str
+        What 100 % is (the label of the black line and of the y axis).
     """
     profiles = list(dict.fromkeys(curve["profile"]))
     fig = Figure(figsize=(4 * len(profiles), 3.4))
@@ -58,14 +68,16 @@ def learning_curve(curve: pd.DataFrame, path: Path, *, baselines: dict[str, floa
                 alpha=0.8,
                 label="worst" if i == 0 else None,
             )
-        ax.axhline(100.0, color="k", lw=1.2, label="DP optimum")
+        ax.axhline(100.0, color="k", lw=1.2, label=reference)
         for j, (name, value) in enumerate((baselines or {}).items()):
-            ax.axhline(value, color=f"C{j + 1}", ls="--", lw=1, label=name)
+            level = value.get(profile) if isinstance(value, Mapping) else value
+            if level is not None:
+                ax.axhline(level, color=f"C{j + 1}", ls="--", lw=1, label=name)
         ax.set_title(f"profile: {profile}")
         ax.set_xlabel("training steps (millions of SKU-weeks)")
         ax.set_ylim(max(80.0, float(sub["pct_min"].min()) - 2), 101)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("% of DP optimum")
+    axes[0][0].set_ylabel(f"% of {reference}")
     axes[0][-1].legend(loc="lower right", fontsize=8)
     return _save(fig, path)
 
@@ -171,8 +183,9 @@ def schedules(
     return _save(fig, path)
 
 
-def leaderboard_bars(board: pd.DataFrame, path: Path) -> Path:
-    """Median and worst % of DP per agent (from :func:`experiments.evaluate.leaderboard`)."""
+def leaderboard_bars(board: pd.DataFrame, path: Path, *, reference: str = "DP optimum") -> Path:
+    """Median and worst % of the reference per agent (from
+    :func:`experiments.evaluate.leaderboard`)."""
     fig = Figure(figsize=(7, 3.4))
     ax = fig.subplots()
     x = np.arange(len(board))
@@ -181,7 +194,7 @@ def leaderboard_bars(board: pd.DataFrame, path: Path) -> Path:
     ax.set_xticks(x, board["agent"], rotation=30, ha="right")
     ax.axhline(100, color="k", lw=1)
     ax.set_ylim(max(0.0, float(board["worst_pct"].min()) - 5), 101)
-    ax.set_ylabel("% of DP optimum")
+    ax.set_ylabel(f"% of {reference}")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)

@@ -1,4 +1,5 @@
-"""The learning-curve callback: every N steps, the policy's % of the DP optimum on the suite.
+"""The learning-curve callback: every N steps, the policy's % of the suite's reference (the DP
+optimum, or the learning market's oracle).
 
 Kept apart from :mod:`experiments.train` so that benchmarks can use it without MLflow.
 """
@@ -19,7 +20,9 @@ log = logging.getLogger(__name__)
 
 
 class CurveCallback(BaseCallback):
-    """Every ``every`` steps, score the policy on prepared scenarios and log % of DP."""
+    """Every ``every`` steps, score the policy on prepared scenarios and log its % of the
+    reference (``curve/<policy key>/pct_of_dp_mean`` and ``_min``: the reference is an exact DP
+    in both markets, the oracle's in the learning one)."""
 
     def __init__(
         self,
@@ -57,7 +60,7 @@ class CurveCallback(BaseCallback):
             agent="ppo",
             n_episodes=self.n_episodes,
         )
-        pct = np.array([r["pct_of_dp"] for r in got])
+        pct = np.array([r["pct_of_reference"] for r in got])
         row: dict[str, Any] = {
             "profile": self.profile,
             "timesteps": int(self.num_timesteps),

@@ -1,31 +1,35 @@
-"""Evaluate policies on the suite with common random numbers, against the exact DP optimum.
+"""Evaluate policies on a suite with common random numbers, against the suite's reference.
 
 For each scenario of a suite (:mod:`experiments.suite`), every agent is played over the same
-``n_episodes`` demand paths through the batched env's evaluation mode
-(:class:`envs.batched.BatchedMarkdownEnv` with ``fixed_skus=True``): demand is drawn by inverse
-CDF from uniforms fixed by (seed, slot, week), so every agent faces the same demand quantiles
-(common random numbers), and is compared with the DP policy played on the same paths. Per
-(agent, scenario) row:
+``n_episodes`` paths in the suite's market (:mod:`experiments.markets`: the batched env's
+evaluation mode, or the learning env's): demand (and, in the learning market, the drawn
+truth) comes from uniforms fixed by (seed, slot, week), so every agent faces the same luck
+(common random numbers), and is compared with the reference policy played on the same paths
+(the exact DP; in the learning market the oracle, the DP of the drawn truth). Per (agent,
+scenario) row:
 
 - ``profit_mean`` and ``profit_ci``: the mean objective (profit minus any sell-through
   penalty, in currency) and the half-width of its 95 % CI;
-- ``pct_of_dp`` and ``pct_of_dp_ci``: ``100 * (V* + mean(x - x_dp)) / V*`` where ``V*`` is
-  the exact DP value and ``x - x_dp`` the paired per-episode difference to the DP policy on
-  the same path. This estimates ``100 * E[x] / V*`` without bias, with the variance of the
-  *paired* difference (much smaller than that of ``x``);
+- ``pct_of_reference`` and ``pct_of_reference_ci``: ``100 * (V + mean(x - x_ref)) / V``
+  where ``V`` is the reference's exact value and ``x - x_ref`` the paired per-episode
+  difference to the reference policy on the same path. This estimates ``100 * E[x] / V``
+  without bias, with the variance of the *paired* difference (much smaller than that of
+  ``x``); ``pct_of_dp`` is the same number when the reference is an exact DP;
+- ``gain_vs_prior_pct`` and its CI: the paired gain over :data:`PAIRED_AGENT`, PPO's prior
+  alone, when it is played;
 - ``sell_through``, ``leftover_units``, ``margin_given_away``, ``revenue``, ``coupon_spend``
   (means per episode);
 - ``violations``: actions the policy chose that the rules mask, as the env counts them (the
   env runs with ``invalid_action="hold"``: it plays the hold action instead and counts the
   attempt, so a rule-breaking policy is reported, not hidden).
 
-:func:`leaderboard` aggregates rows per agent (median, worst and mean % of DP), and
-:func:`seed_summary` the mean and CI across training seeds of a learned agent.
+:func:`leaderboard` aggregates rows per agent (median, worst and mean % of the reference),
+and :func:`seed_summary` the mean and CI across training seeds of a learned agent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,13 +37,34 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from agents.dp import DPSolution, solve
+from agents.baselines import FluidPrior
+from agents.guard import GuardedPolicy
 from agents.policy import Policy
-from envs.batched import BatchedMarkdownEnv
-from envs.markdown import EnvConfig
-from experiments.suite import SUITE_VERSION, Scenario, get_suite
+from agents.ppo import FluidPriorPolicy
+from experiments.markets import (
+    MARKETS,
+    PolicyFactory,
+    Prepared,
+    dp_policy_for,
+    market_for,
+    play,
+)
+from experiments.suite import SUITE_SPECS, Scenario, get_spec, get_suite
 from ingest.errors import ConfigError
 from ingest.progress import progress as show_progress
+
+__all__ = [
+    "ROW_COLUMNS",
+    "EvalConfig",
+    "PolicyFactory",
+    "Prepared",
+    "dp_policy_for",
+    "evaluate_suite",
+    "play",
+    "prepare",
+    "score",
+    "score_agent",
+]
 
 #: Columns of the per-scenario rows, in order (the JSON keys of ``deadstock evaluate``).
 ROW_COLUMNS: tuple[str, ...] = (
@@ -60,10 +85,21 @@ ROW_COLUMNS: tuple[str, ...] = (
     "violations",
     "n_episodes",
     "suite_version",
+    "reference",
+    "reference_value",
+    "pct_of_reference",
+    "pct_of_reference_ci",
+    "gain_vs_prior_pct",
+    "gain_vs_prior_ci",
 )
 
-PolicyFactory = Callable[[Scenario, DPSolution], Policy]
-"""Builds an agent's policy for one scenario (given the scenario's DP solution)."""
+EXACT_DP_REFERENCES = ("dp", "oracle")
+"""References that are an exact DP (known parameters, or the drawn truth revealed): there
+``pct_of_dp`` is ``pct_of_reference``; elsewhere it is NaN."""
+
+PAIRED_AGENT = "prior"
+"""The agent every row is also paired with (``gain_vs_prior_pct``): the PPO prior alone, so
+a PPO row says what training added to its starting point."""
 
 
 @dataclass(frozen=True)
@@ -126,62 +162,48 @@ def _half_width(x: np.ndarray, confidence: float) -> float:
     return float(stats.t.ppf(0.5 + confidence / 2, n - 1) * x.std(ddof=1) / np.sqrt(n))
 
 
-def play(policy: Policy, scenario: Scenario, *, n_episodes: int, seed: int) -> pd.DataFrame:
-    """Play ``policy`` on ``scenario`` for ``n_episodes`` CRN demand paths.
-
-    Returns the env's per-episode totals (one row per episode, sorted by path), see
-    :data:`envs.batched.TOTAL_COLUMNS`; ``objective`` is in currency.
-    """
-    env = BatchedMarkdownEnv(
-        EnvConfig(
-            horizon_weeks=scenario.horizon_weeks,
-            rules=scenario.rules,
-            catalog=scenario.catalog(),
-            invalid_action="hold",
-        ),
-        n_slots=n_episodes,
-        seed=seed,
-        fixed_skus=True,
-    )
-    policy.reset(None)
-
-    def act(obs: np.ndarray, masks: np.ndarray, ctx: Any) -> np.ndarray:
-        return policy.act(obs, masks, ctx)
-
-    totals = env.evaluate(act, episodes_per_slot=1)
-    env.close()
-    return totals
-
-
 def score(
     totals: pd.DataFrame,
-    dp_totals: pd.DataFrame,
-    solution: DPSolution,
-    scenario: Scenario,
+    prepared: Prepared,
     *,
     agent: str,
     confidence: float = 0.95,
     seed: int | None = None,
+    paired: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """One leaderboard row: ``totals`` against the DP policy's on the same demand paths."""
+    """One leaderboard row: ``totals`` against the reference policy's on the same paths.
+
+    ``pct_of_reference = 100 (V + mean(x - x_ref)) / V`` with ``V`` the reference's exact
+    value and ``x - x_ref`` the paired per-path difference (an unbiased estimate of
+    ``100 E[x] / V`` whose CI is that of the paired difference). With ``paired`` (the
+    :data:`PAIRED_AGENT`'s totals on the same paths), ``gain_vs_prior_pct = 100 mean(x -
+    x_prior) / V`` and its CI.
+    """
     x = totals["objective"].to_numpy(float)
-    x_dp = dp_totals["objective"].to_numpy(float)
-    if x.shape != x_dp.shape:
-        raise ConfigError("agent and DP were played on different numbers of demand paths")
-    v_star = float(solution.value)
-    diff = x - x_dp
-    pct = 100.0 * (v_star + diff.mean()) / v_star if v_star > 0 else float("nan")
-    pct_ci = 100.0 * _half_width(diff, confidence) / v_star if v_star > 0 else float("nan")
+    x_ref = prepared.reference_totals["objective"].to_numpy(float)
+    if x.shape != x_ref.shape:
+        raise ConfigError("agent and reference were played on different numbers of demand paths")
+    market = MARKETS[prepared.market]
+    v_ref = float(prepared.reference_value)
+    diff = x - x_ref
+    ok = v_ref > 0
+    pct = 100.0 * (v_ref + diff.mean()) / v_ref if ok else float("nan")
+    pct_ci = 100.0 * _half_width(diff, confidence) / v_ref if ok else float("nan")
+    gain = gain_ci = float("nan")
+    if paired is not None and ok:
+        d_p = x - paired["objective"].to_numpy(float)
+        gain, gain_ci = 100.0 * d_p.mean() / v_ref, 100.0 * _half_width(d_p, confidence) / v_ref
+    exact = market.reference in EXACT_DP_REFERENCES
     return {
         "agent": agent,
         "seed": seed,
-        "scenario": scenario.name,
-        "profile": scenario.profile,
+        "scenario": prepared.scenario.name,
+        "profile": prepared.scenario.profile,
         "profit_mean": float(x.mean()),
         "profit_ci": _half_width(x, confidence),
-        "pct_of_dp": float(pct),
-        "pct_of_dp_ci": float(pct_ci),
-        "dp_value": v_star,
+        "pct_of_dp": float(pct) if exact else float("nan"),
+        "pct_of_dp_ci": float(pct_ci) if exact else float("nan"),
+        "dp_value": v_ref if exact else float("nan"),
         "sell_through": float(totals["sell_through"].mean()),
         "leftover_units": float(totals["leftover_units"].mean()),
         "margin_given_away": float(totals["margin_given_away"].mean()),
@@ -189,40 +211,35 @@ def score(
         "coupon_spend": float(totals["coupon_cost"].mean()),
         "violations": int(totals["violations"].sum()),
         "n_episodes": int(x.shape[0]),
-        "suite_version": SUITE_VERSION,
+        "suite_version": prepared.suite_version,
+        "reference": market.reference,
+        "reference_value": v_ref,
+        "pct_of_reference": float(pct),
+        "pct_of_reference_ci": float(pct_ci),
+        "gain_vs_prior_pct": float(gain),
+        "gain_vs_prior_ci": float(gain_ci),
     }
 
 
-def dp_policy_for(solution: DPSolution) -> Policy:
-    """The DP's optimal policy as a :class:`Policy` (``agents.baselines.DPPolicy``)."""
-    from agents.baselines import DPPolicy
-
-    return DPPolicy.from_solution(solution)
-
-
-@dataclass
-class Prepared:
-    """A scenario ready for scoring: its DP solution and the DP policy's CRN totals."""
-
-    index: int
-    scenario: Scenario
-    solution: DPSolution
-    seed: int
-    dp_totals: pd.DataFrame
-
-
 def prepare(config: EvalConfig, *, progress: bool = False) -> list[Prepared]:
-    """Solve the DP and play its policy on every selected scenario (done once, reused)."""
+    """Solve the reference and play its policy on every selected scenario (done once, reused)."""
+    spec = get_spec(config.suite)
+    market = market_for(spec)
     out = []
     selected: Iterable[tuple[int, Scenario]] = config.selected()
     if progress:
-        selected = show_progress(selected, desc="evaluate: solving the DP", unit="scenario")
+        selected = show_progress(
+            selected, desc=f"evaluate: solving the {market.reference}", unit="scenario"
+        )
     for index, scenario in selected:
-        solution = solve(scenario.catalog(), scenario.rules, scenario.horizon_weeks)
         seed = config.scenario_seed(index)
-        dp_totals = play(dp_policy_for(solution), scenario, n_episodes=config.n_episodes, seed=seed)
-        out.append(Prepared(index, scenario, solution, seed, dp_totals))
+        out.append(market.prepare(spec, index, scenario, n_episodes=config.n_episodes, seed=seed))
     return out
+
+
+def play_prepared(policy: Policy, prepared: Prepared, *, n_episodes: int) -> pd.DataFrame:
+    """Play ``policy`` on a prepared scenario's CRN paths, in its market."""
+    return MARKETS[prepared.market].play(policy, prepared, n_episodes=n_episodes)
 
 
 def score_agent(
@@ -233,22 +250,27 @@ def score_agent(
     n_episodes: int,
     confidence: float = 0.95,
     seed: int | None = None,
+    paired: Sequence[pd.DataFrame | None] | None = None,
+    keep: list[pd.DataFrame] | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows of one agent on prepared scenarios (see :func:`score`)."""
+    """Rows of one agent on prepared scenarios (see :func:`score`).
+
+    ``paired`` holds the :data:`PAIRED_AGENT`'s totals per prepared scenario (or None);
+    ``keep``, when given, receives this agent's totals per scenario.
+    """
     rows = []
-    for p in prepared:
-        totals = play(
-            factory(p.scenario, p.solution), p.scenario, n_episodes=n_episodes, seed=p.seed
-        )
+    for i, p in enumerate(prepared):
+        totals = play_prepared(factory(p.scenario, p.solution), p, n_episodes=n_episodes)
+        if keep is not None:
+            keep.append(totals)
         rows.append(
             score(
                 totals,
-                p.dp_totals,
-                p.solution,
-                p.scenario,
+                p,
                 agent=agent,
                 confidence=confidence,
                 seed=seed,
+                paired=paired[i] if paired is not None else None,
             )
         )
     return rows
@@ -267,14 +289,16 @@ def evaluate_suite(
     Parameters
     ----------
     config : EvalConfig
-    agents : mapping of agent label -> factory(scenario, dp_solution) -> Policy
-        Labels appear in the ``agent`` column. ``"dp"`` rows are added automatically.
+    agents : mapping of agent label -> factory(scenario, solution) -> Policy
+        Labels appear in the ``agent`` column. The reference's rows (``dp`` or ``oracle``)
+        are added automatically. When :data:`PAIRED_AGENT` is among them it is played first
+        and every row carries its paired gain over it.
     seeds : mapping of agent label -> training seed, optional
         Fills the ``seed`` column (``None`` for heuristics).
     progress : bool
         Show progress bars (on stderr, when :mod:`ingest.progress` enables them).
     prepared : sequence of Prepared, optional
-        Reuse DP solutions and totals from :func:`prepare` (same config).
+        Reuse references and totals from :func:`prepare` (same config).
 
     Returns
     -------
@@ -283,22 +307,17 @@ def evaluate_suite(
     """
     seeds = dict(seeds or {})
     prep = list(prepared) if prepared is not None else prepare(config, progress=progress)
+    reference = market_for(get_spec(config.suite)).reference
+    labels = [a for a in agents if a != reference]
+    if PAIRED_AGENT in labels:  # played first: every other row is paired with it
+        labels.remove(PAIRED_AGENT)
+        labels.insert(0, PAIRED_AGENT)
+    paired: list[pd.DataFrame] | None = None
     rows: list[dict[str, Any]] = []
-    for p in prep:
-        rows.append(
-            score(
-                p.dp_totals,
-                p.dp_totals,
-                p.solution,
-                p.scenario,
-                agent="dp",
-                confidence=config.confidence,
-            )
-        )
-    labels = [a for a in agents if a != "dp"]
     for label in (
         show_progress(labels, desc="evaluate: agents", unit="agent") if progress else labels
     ):
+        keep: list[pd.DataFrame] | None = [] if label == PAIRED_AGENT else None
         rows.extend(
             score_agent(
                 prep,
@@ -307,26 +326,63 @@ def evaluate_suite(
                 n_episodes=config.n_episodes,
                 confidence=config.confidence,
                 seed=seeds.get(label),
+                paired=paired,
+                keep=keep,
             )
         )
-    frame = pd.DataFrame(rows, columns=list(ROW_COLUMNS))
+        if keep is not None:
+            paired = keep
+    ref_rows = [
+        score(
+            p.reference_totals,
+            p,
+            agent=reference,
+            confidence=config.confidence,
+            paired=paired[i] if paired is not None else None,
+        )
+        for i, p in enumerate(prep)
+    ]
+    frame = pd.DataFrame(ref_rows + rows, columns=list(ROW_COLUMNS))
     order = {p.scenario.name: i for i, p in enumerate(prep)}
     frame["_o"] = frame["scenario"].map(order)
     return frame.sort_values(["_o"], kind="stable").drop(columns="_o").reset_index(drop=True)
 
 
-def ppo_factory(policies: Mapping[str, Policy]) -> PolicyFactory:
-    """An evaluate-style factory picking the profile's PPO policy for each scenario."""
+def ppo_factory(
+    policies: Mapping[str, Policy], suite: str = "standard", *, guard: bool = True
+) -> PolicyFactory:
+    """An evaluate-style factory picking, for each scenario, the PPO policy of its profile
+    in ``suite`` (key ``SuiteSpec.policy_key(profile)``).
 
-    def factory(scenario: Scenario, solution: DPSolution) -> Policy:
-        if scenario.profile not in policies:
+    With ``guard`` (the default), a policy built on the fluid prior plays as
+    :class:`agents.guard.GuardedPolicy`: per SKU, the network where it beats the prior alone
+    on the guard's own simulated paths, else the prior. ``guard=False`` scores the raw network.
+    """
+    spec = get_spec(suite)
+    wrapped: dict[str, Policy] = {}
+
+    def factory(scenario: Scenario, solution: Any) -> Policy:
+        key = spec.policy_key(scenario.profile)
+        if key not in policies:
             raise ConfigError(
-                f"no PPO policy for profile {scenario.profile!r} (have {sorted(policies)}); "
-                f"train it or restrict the scenarios"
+                f"no PPO policy {key!r} for profile {scenario.profile!r} of suite {suite!r} "
+                f"(have {sorted(policies)}); train it (deadstock train --suite {suite}) or "
+                f"restrict the scenarios"
             )
-        return policies[scenario.profile]
+        policy = policies[key]
+        if not guard or not uses_prior(policy):
+            return policy
+        if key not in wrapped:
+            wrapped[key] = GuardedPolicy(policy, FluidPrior())
+        return wrapped[key]
 
     return factory
+
+
+def uses_prior(policy: Policy) -> bool:
+    """True for a PPO policy whose network starts from the fluid prior."""
+    model = getattr(policy, "model", None)
+    return isinstance(getattr(model, "policy", None), FluidPriorPolicy)
 
 
 def agent_family(label: str) -> str:
@@ -334,8 +390,24 @@ def agent_family(label: str) -> str:
     return label.split("/", 1)[0]
 
 
+def pct_column(rows: pd.DataFrame) -> str:
+    """``pct_of_reference``, or ``pct_of_dp`` for rows written before it existed."""
+    if "pct_of_reference" in rows and rows["pct_of_reference"].notna().any():
+        return "pct_of_reference"
+    return "pct_of_dp"
+
+
+def _below_prior(rows: pd.DataFrame) -> pd.Series:
+    """True where a row is below the prior beyond its paired CI."""
+    if "gain_vs_prior_pct" not in rows:
+        return pd.Series(False, index=rows.index)
+    return (rows["gain_vs_prior_pct"] + rows["gain_vs_prior_ci"]) < 0
+
+
 def leaderboard(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per agent: median, worst and mean % of DP over scenarios, and total violations.
+    """Per agent: median, worst and mean % of the reference over scenarios, mean sell-through,
+    total violations and, where the prior was played, the mean paired gain over it and the
+    number of scenarios below it beyond the CI.
 
     Sorted best first (by median, then worst).
     """
@@ -343,29 +415,34 @@ def leaderboard(rows: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(
             columns=["agent", "median_pct", "worst_pct", "mean_pct", "violations", "n_scenarios"]
         )
-    g = rows.groupby("agent", sort=False)
-    board = pd.DataFrame(
-        {
-            "median_pct": g["pct_of_dp"].median(),
-            "worst_pct": g["pct_of_dp"].min(),
-            "mean_pct": g["pct_of_dp"].mean(),
-            "mean_sell_through": g["sell_through"].mean(),
-            "violations": g["violations"].sum(),
-            "n_scenarios": g["scenario"].nunique(),
-        }
-    ).reset_index()
+    col = pct_column(rows)
+    frame = rows.assign(_below=_below_prior(rows))
+    g = frame.groupby("agent", sort=False)
+    data = {
+        "median_pct": g[col].median(),
+        "worst_pct": g[col].min(),
+        "mean_pct": g[col].mean(),
+        "mean_sell_through": g["sell_through"].mean(),
+        "violations": g["violations"].sum(),
+        "n_scenarios": g["scenario"].nunique(),
+    }
+    if "gain_vs_prior_pct" in rows and rows["gain_vs_prior_pct"].notna().any():
+        data["gain_vs_prior"] = g["gain_vs_prior_pct"].mean()
+        data["below_prior"] = g["_below"].sum()
+    board = pd.DataFrame(data).reset_index()
     return board.sort_values(["median_pct", "worst_pct"], ascending=False, ignore_index=True)
 
 
 def seed_summary(rows: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """Across training seeds of each learned agent family (labels ``family/s<seed>``): the mean
-    of each seed's median, worst and mean % of DP, with the CI half-width across seeds."""
+    of each seed's median, worst and mean % of the reference, with the CI half-width across
+    seeds."""
     seeded = rows[rows["seed"].notna()].copy()
     if seeded.empty:
         return pd.DataFrame(columns=["agent", "n_seeds"])
     seeded["family"] = seeded["agent"].map(agent_family)
     per_seed = (
-        seeded.groupby(["family", "seed"])["pct_of_dp"]
+        seeded.groupby(["family", "seed"])[pct_column(rows)]
         .agg(median_pct="median", worst_pct="min", mean_pct="mean")
         .reset_index()
     )
@@ -381,36 +458,45 @@ def seed_summary(rows: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
 
 
 def per_scenario_across_seeds(rows: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
-    """Per (agent family, scenario): mean % of DP across training seeds and its CI."""
+    """Per (agent family, scenario): mean % of the reference across training seeds and its
+    CI, the worst seed; where the prior was played, the mean paired gain over it across seeds
+    (with its CI across seeds) and the number of seeds below it beyond their paired CI."""
     seeded = rows[rows["seed"].notna()].copy()
+    col = pct_column(rows)
     if seeded.empty:
         return pd.DataFrame(columns=["agent", "scenario", "pct_of_dp", "pct_of_dp_seed_ci"])
     seeded["family"] = seeded["agent"].map(agent_family)
+    seeded["_below"] = _below_prior(seeded)
+    has_gain = "gain_vs_prior_pct" in seeded and seeded["gain_vs_prior_pct"].notna().any()
     out = []
     for (family, scenario), grp in seeded.groupby(["family", "scenario"], sort=False):
-        x = grp["pct_of_dp"].to_numpy(float)
-        out.append(
-            {
-                "agent": family,
-                "scenario": scenario,
-                "n_seeds": len(x),
-                "pct_of_dp": float(x.mean()),
-                "pct_of_dp_seed_ci": _half_width(x, confidence),
-                "worst_seed_pct": float(x.min()),
-            }
-        )
+        x = grp[col].to_numpy(float)
+        rec: dict[str, Any] = {
+            "agent": family,
+            "scenario": scenario,
+            "n_seeds": len(x),
+            "pct_of_dp": float(x.mean()),
+            "pct_of_dp_seed_ci": _half_width(x, confidence),
+            "worst_seed_pct": float(x.min()),
+        }
+        if has_gain:
+            gain = grp["gain_vs_prior_pct"].to_numpy(float)
+            rec["gain_vs_prior"] = float(gain.mean())
+            rec["gain_vs_prior_seed_ci"] = _half_width(gain, confidence)
+            rec["seeds_below_prior"] = int(grp["_below"].sum())
+        out.append(rec)
     return pd.DataFrame(out)
 
 
 def format_leaderboard(board: pd.DataFrame) -> str:
-    """A fixed-width text table of :func:`leaderboard`."""
+    """A fixed-width text table of :func:`leaderboard` (% of the suite's reference)."""
     lines = [
-        f"{'agent':<16}{'median %DP':>11}{'worst %DP':>11}{'mean %DP':>10}"
+        f"{'agent':<16}{'median %ref':>12}{'worst %ref':>11}{'mean %ref':>10}"
         f"{'sell-thru':>10}{'violations':>11}{'scen':>6}"
     ]
     for r in board.to_dict(orient="records"):
         lines.append(
-            f"{r['agent']:<16}{r['median_pct']:>11.2f}{r['worst_pct']:>11.2f}"
+            f"{r['agent']:<16}{r['median_pct']:>12.2f}{r['worst_pct']:>11.2f}"
             f"{r['mean_pct']:>10.2f}{r['mean_sell_through']:>10.3f}"
             f"{int(r['violations']):>11d}{int(r['n_scenarios']):>6d}"
         )
@@ -429,30 +515,39 @@ def json_rows(rows: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-def select_agents(names: Sequence[str]) -> list[str]:
-    """Validate agent names against the baselines and ``ppo``/``dp``."""
-    known = set(baseline_factories()) | {"ppo", "dp"}
+def reference_agent(suite: str) -> str:
+    """The label of a suite's reference rows (``dp`` or ``oracle``)."""
+    return market_for(get_spec(suite)).reference
+
+
+def select_agents(names: Sequence[str], suite: str = "standard") -> list[str]:
+    """Validate agent names for ``suite``: its market's agents, its reference and ``ppo``;
+    ``all`` means every one of them (``ppo`` included)."""
+    known = [*baseline_factories(suite), reference_agent(suite), "ppo"]
+    if "all" in names:
+        return known
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise ConfigError(f"--agents: unknown agent(s) {unknown}; expected some of {sorted(known)}")
+        raise ConfigError(
+            f"--agents: unknown agent(s) {unknown} for suite {suite!r}; expected some of "
+            f"{sorted(known)} or 'all'"
+        )
     return list(names)
 
 
-def baseline_factories() -> dict[str, PolicyFactory]:
-    """Factories of the heuristic baselines by CLI name."""
-    from agents import baselines as b
+def baseline_factories(suite: str = "standard") -> dict[str, PolicyFactory]:
+    """Factories of the non-learned agents that apply to ``suite``, by CLI name."""
+    return market_for(get_spec(suite)).agent_factories()
 
-    def simple(cls: Any, **kw: Any) -> PolicyFactory:
-        return lambda scenario, solution: cls(**kw)
 
-    return {
-        "none": simple(b.NoMarkdown),
-        "fixed": simple(b.BestFixedDiscount),
-        "fluid": simple(b.CertaintyEquivalent),
-        "ladder": simple(b.LinearLadder, step=0.1, every_weeks=2),
-        "cover": simple(b.WeeksOfCover, deepen_above=1.0),
-        "myopic": simple(b.Myopic),
-    }
+def suite_lines() -> list[str]:
+    """One line per suite, for ``deadstock evaluate --list-suites``."""
+    width = max(len(name) for name in SUITE_SPECS)
+    return [
+        f"{name:<{width}}  {spec.version:<12} {len(spec.scenarios):>3} scenarios, reference "
+        f"{spec.reference}: {spec.description}"
+        for name, spec in SUITE_SPECS.items()
+    ]
 
 
 def log_rows(
@@ -473,7 +568,8 @@ def log_rows(
         tags = {
             "agent": agent_family(label),
             "suite": config.suite,
-            "suite_version": SUITE_VERSION,
+            "suite_version": get_spec(config.suite).version,
+            "reference": reference_agent(config.suite),
             "kind": "evaluate",
         }
         if source and agent_family(label) == "ppo":
@@ -488,9 +584,20 @@ def log_rows(
                 "eval/mean_pct_of_dp": rec["mean_pct"],
                 "eval/violations": rec["violations"],
             }
+            if "gain_vs_prior" in rec and rec["gain_vs_prior"] == rec["gain_vs_prior"]:
+                metrics["eval/mean_gain_vs_prior"] = rec["gain_vs_prior"]
             for r in sub.to_dict(orient="records"):
-                for key in ("pct_of_dp", "pct_of_dp_ci", "profit_mean", "sell_through"):
-                    metrics[f"eval/{r['scenario']}/{key}"] = r[key]
+                for key in (
+                    "pct_of_reference",
+                    "pct_of_reference_ci",
+                    "pct_of_dp",
+                    "pct_of_dp_ci",
+                    "gain_vs_prior_pct",
+                    "profit_mean",
+                    "sell_through",
+                ):
+                    if r[key] == r[key]:  # NaN (not applicable) is not logged
+                        metrics[f"eval/{r['scenario']}/{key}"] = r[key]
             tracking.log_metrics(metrics)
             ids.append(run.info.run_id)
     return ids

@@ -1,4 +1,10 @@
-"""The standard evaluation suite: fixed, versioned single-SKU scenarios every agent is scored on.
+"""The evaluation suites: fixed, versioned single-SKU scenarios every agent is scored on.
+
+:data:`SUITE_SPECS` registers every suite (``deadstock evaluate --list-suites``): its
+scenarios, the market it is played in (``standard``: parameters known; ``learning``: the
+elasticity and demand level drawn from a prior each episode, see :mod:`envs.learning`) and
+its reference (what 100 % is). The standard suite is described below; the learning suite
+reuses the same profiles and SKU shapes with a prior around each estimate.
 
 A :class:`Scenario` is one SKU (a one-row :class:`~simulator.demand.Catalog`), a horizon and
 a rule profile. The suite spans elasticity, cover (full-price expected demand over the
@@ -10,12 +16,13 @@ reference-price memory, no fatigue), so its optimum is known.
 Rule profiles share one action grid per profile, so one PPO policy serves every SKU of a
 profile (conditioned on the SKU's descriptors): see :data:`RULE_PROFILES`.
 
-Changing any scenario or profile changes what the numbers mean: bump :data:`SUITE_VERSION`.
+Changing any scenario or profile changes what the numbers mean: bump the suite's version
+(:data:`SUITE_VERSION`, :data:`LEARNING_SUITE_VERSION`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -23,8 +30,6 @@ import numpy as np
 from envs.config import RulesConfig
 from ingest.errors import ConfigError
 from simulator.demand import Catalog
-
-SUITE_VERSION = "standard-v1"
 
 _LADDER = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7)
 
@@ -89,6 +94,12 @@ class Scenario:
         Salvage value of a leftover unit as a share of list price.
     holding_ratio : float
         Holding cost per unit-week as a share of list price.
+    elasticity_se : float
+        Standard error of the elasticity estimate: the prior's sd in the learning market
+        (0 = known; ignored by the standard market).
+    level_se : float
+        Standard error of ``log(base_demand)``: the prior's sd of the log demand level in
+        the learning market (0 = known).
     """
 
     name: str
@@ -102,6 +113,8 @@ class Scenario:
     dispersion: float = 0.0
     salvage_ratio: float = 0.0
     holding_ratio: float = 0.0
+    elasticity_se: float = 0.0
+    level_se: float = 0.0
 
     def __post_init__(self) -> None:
         where = f"scenario {self.name!r}"
@@ -124,6 +137,8 @@ class Scenario:
             raise ConfigError(f"{where}: noise = {self.noise!r}; expected 'poisson' or 'nb'")
         if self.noise == "nb" and not self.dispersion > 0:
             raise ConfigError(f"{where}: noise 'nb' needs dispersion > 0")
+        if self.elasticity_se < 0 or self.level_se < 0:
+            raise ConfigError(f"{where}: elasticity_se and level_se must be >= 0")
 
     @property
     def rules(self) -> RulesConfig:
@@ -155,6 +170,8 @@ class Scenario:
             salvage_value_per_unit=self.salvage_ratio,
             holding_cost_per_unit_week=self.holding_ratio,
             initial_stock=float(self.initial_stock),
+            elasticity_se=self.elasticity_se,
+            base_demand_se=self.level_se,
         )
 
 
@@ -223,24 +240,195 @@ _STANDARD: tuple[Scenario, ...] = (
 )
 # fmt: on
 
-SUITES: dict[str, tuple[Scenario, ...]] = {
-    "standard": _STANDARD,
-    # Four scenarios (one per profile), for smoke tests and quick checks.
-    "smoke": (_STANDARD[0], _STANDARD[8], _STANDARD[16], _STANDARD[24]),
+
+# Unknown demand: each episode draws the true elasticity and demand level from the prior
+# N(elasticity, elasticity_se) x N(log base demand, level_se) on the learning env's grid;
+# cover is that of the estimate. Priors as wide as a fit on a few months of one SKU gives.
+def _l(
+    name: str,
+    profile: str,
+    elasticity: float,
+    elasticity_se: float,
+    level_se: float,
+    cover: float,
+    horizon: int,
+    cost: float,
+    stock: int,
+    dispersion: float = 0.0,
+    salvage: float = 0.0,
+    holding: float = 0.0,
+) -> Scenario:
+    return replace(
+        _s(name, profile, elasticity, cover, horizon, cost, stock, dispersion, salvage, holding),
+        elasticity_se=elasticity_se,
+        level_se=level_se,
+    )
+
+
+# fmt: off
+_LEARNING: tuple[Scenario, ...] = (
+    #   name                   profile     elast  se   lvl_se cover  h  cost stock  disp salv  hold
+    _l("learn-none-base",      "none",     -2.0, 0.6, 0.3,   0.6, 12, 0.40,  200),
+    _l("learn-none-wide",      "none",     -2.0, 0.8, 0.5,   0.5, 12, 0.40,  300),
+    _l("learn-none-inelastic", "none",     -1.3, 0.5, 0.3,   0.5, 12, 0.35,  200),
+    _l("learn-none-elastic-nb", "none",    -3.0, 0.7, 0.4,   0.4,  8, 0.50,  300, 0.3),
+    _l("learn-none-long-hold", "none",     -2.0, 0.6, 0.4,   0.5, 20, 0.40,  500, 0.0, 0.00, 0.004),
+    _l("learn-none-short",     "none",     -2.2, 0.7, 0.4,   0.6,  6, 0.45,   60),
+    _l("learn-md-base",        "markdown", -2.0, 0.6, 0.3,   0.6, 12, 0.40,  200),
+    _l("learn-md-wide",        "markdown", -2.0, 0.8, 0.5,   0.5, 12, 0.40,  300),
+    _l("learn-md-inelastic",   "markdown", -1.3, 0.5, 0.3,   0.5, 14, 0.35,  400, 0.0, 0.20),
+    _l("learn-md-elastic-nb",  "markdown", -3.0, 0.7, 0.4,   0.4,  8, 0.50,  300, 0.3),
+    _l("learn-md-long-hold",   "markdown", -1.8, 0.6, 0.4,   0.5, 20, 0.40,  600, 0.0, 0.00, 0.004),
+    _l("learn-md-lowcover",    "markdown", -2.2, 0.6, 0.5,   0.3, 16, 0.35,  500),
+)
+# fmt: on
+
+REFERENCES: tuple[str, ...] = ("dp", "oracle", "augmented_dp", "lagrangian_bound")
+"""What 100 % can mean in a row's ``pct_of_reference``: the exact DP (known parameters), the
+DP that knows each episode's drawn truth (``oracle``), the DP on a state augmented with
+demand memory (``augmented_dp``), or the dual bound of a shared budget
+(``lagrangian_bound``)."""
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    """A versioned evaluation suite: its scenarios, the market they are played in, and what
+    100 % means.
+
+    Parameters
+    ----------
+    name : str
+        The name commands take (``--suite``).
+    version : str
+        Bumped whenever a scenario, the market or the reference changes (``standard-v1``).
+    description : str
+        One line for ``deadstock evaluate --list-suites``.
+    market : str
+        Key of the evaluation market (``experiments.markets.MARKETS``): how scenarios are
+        played, which agents apply and what the reference is.
+    reference : str
+        One of :data:`REFERENCES`.
+    scenarios : tuple of Scenario
+    belief_grid : int
+        Points per axis of the prior grid (learning market only; 0 elsewhere).
+    policy_prefix : str
+        Prefix of the PPO policy keys of this suite (``<prefix><profile>``: folder names of a
+        training run and keys of its step budgets), so one folder can hold policies of
+        several markets without mixing them.
+    """
+
+    name: str
+    version: str
+    description: str
+    market: str
+    reference: str
+    scenarios: tuple[Scenario, ...]
+    belief_grid: int = 0
+    policy_prefix: str = ""
+
+    def __post_init__(self) -> None:
+        if self.reference not in REFERENCES:
+            raise ConfigError(
+                f"suite {self.name!r}: reference {self.reference!r}; expected one of {REFERENCES}"
+            )
+        names = [s.name for s in self.scenarios]
+        if not names or len(set(names)) != len(names):
+            raise ConfigError(f"suite {self.name!r}: scenario names must be unique, non-empty")
+
+    @property
+    def profiles(self) -> tuple[str, ...]:
+        """Rule profiles the suite's scenarios use, in :data:`RULE_PROFILES` order."""
+        used = {s.profile for s in self.scenarios}
+        return tuple(p for p in RULE_PROFILES if p in used)
+
+    def policy_key(self, profile: str) -> str:
+        """The PPO policy key of a rule profile in this suite."""
+        return f"{self.policy_prefix}{profile}"
+
+
+SUITE_VERSION = "standard-v1"
+LEARNING_SUITE_VERSION = "learning-v1"
+_LEARNING_GRID = 9
+
+SUITE_SPECS: dict[str, SuiteSpec] = {
+    spec.name: spec
+    for spec in (
+        SuiteSpec(
+            "standard",
+            SUITE_VERSION,
+            "32 DP-exact single-SKU scenarios over 4 rule profiles, parameters known",
+            market="standard",
+            reference="dp",
+            scenarios=_STANDARD,
+        ),
+        SuiteSpec(
+            "smoke",
+            SUITE_VERSION,
+            "4 scenarios of the standard suite (one per rule profile), for quick checks",
+            market="standard",
+            reference="dp",
+            scenarios=(_STANDARD[0], _STANDARD[8], _STANDARD[16], _STANDARD[24]),
+        ),
+        SuiteSpec(
+            "learning",
+            LEARNING_SUITE_VERSION,
+            "12 scenarios with unknown elasticity and demand level (drawn from a 9 x 9 prior "
+            "grid each episode), the policy sees the posterior",
+            market="learning",
+            reference="oracle",
+            scenarios=_LEARNING,
+            belief_grid=_LEARNING_GRID,
+            policy_prefix="learning-",
+        ),
+        SuiteSpec(
+            "learning-smoke",
+            LEARNING_SUITE_VERSION,
+            "2 scenarios of the learning suite (one per rule profile), for quick checks",
+            market="learning",
+            reference="oracle",
+            scenarios=(_LEARNING[0], _LEARNING[6]),
+            belief_grid=_LEARNING_GRID,
+            policy_prefix="learning-",
+        ),
+    )
 }
+"""Every suite by name. A new suite (and, with a new market in ``experiments.markets``, a new
+kind of market) is one entry here; the evaluation loop does not change."""
+
+SUITES: dict[str, tuple[Scenario, ...]] = {k: v.scenarios for k, v in SUITE_SPECS.items()}
 
 
-def get_suite(name: str = "standard") -> tuple[Scenario, ...]:
-    """The scenarios of suite ``name`` (``"standard"`` or ``"smoke"``).
+def get_spec(name: str = "standard") -> SuiteSpec:
+    """The :class:`SuiteSpec` of suite ``name``.
 
     Raises
     ------
     ConfigError
         When the suite is unknown.
     """
-    if name not in SUITES:
-        raise ConfigError(f"suite {name!r} is unknown; expected one of {sorted(SUITES)}")
-    return SUITES[name]
+    if name not in SUITE_SPECS:
+        raise ConfigError(f"suite {name!r} is unknown; expected one of {sorted(SUITE_SPECS)}")
+    return SUITE_SPECS[name]
+
+
+def get_suite(name: str = "standard") -> tuple[Scenario, ...]:
+    """The scenarios of suite ``name`` (see :data:`SUITE_SPECS`).
+
+    Raises
+    ------
+    ConfigError
+        When the suite is unknown.
+    """
+    return get_spec(name).scenarios
+
+
+def policy_keys() -> tuple[str, ...]:
+    """Every PPO policy key of every suite (training step budgets are keyed by them)."""
+    keys: dict[str, None] = {}
+    for spec in SUITE_SPECS.values():
+        for profile in spec.profiles:
+            keys[spec.policy_key(profile)] = None
+    return tuple(keys)
 
 
 def scenarios_by_profile(scenarios: tuple[Scenario, ...]) -> dict[str, list[Scenario]]:
@@ -316,3 +504,36 @@ def training_catalog(
         ),
         initial_stock=stock,
     )
+
+
+PRIOR_ELASTICITY_SE = (0.3, 0.9)
+"""Range of the training SKUs' elasticity standard errors in the learning market."""
+PRIOR_LEVEL_SE = (0.15, 0.6)
+"""Range of the training SKUs' log-level standard errors in the learning market."""
+
+
+def learning_training_catalog(
+    n_skus: int,
+    rng: np.random.Generator,
+    *,
+    profile: str = "none",
+    horizon_range: tuple[int, int] = (4, 26),
+) -> Catalog:
+    """:func:`training_catalog` with a prior around each SKU's parameters, for the learning
+    market: ``elasticity_se ~ U`` :data:`PRIOR_ELASTICITY_SE`, ``base_demand_se ~ U``
+    :data:`PRIOR_LEVEL_SE` (drawn after the rest, from the same ``rng``)."""
+    cat = training_catalog(n_skus, rng, profile=profile, horizon_range=horizon_range)
+    return cat.replace(
+        elasticity_se=rng.uniform(*PRIOR_ELASTICITY_SE, cat.n_skus),
+        base_demand_se=rng.uniform(*PRIOR_LEVEL_SE, cat.n_skus),
+    )
+
+
+def catalog_fn_for(spec: SuiteSpec, profile: str):
+    """``(n_skus, rng) -> Catalog``: the synthetic training catalog of a suite's profile."""
+    make = learning_training_catalog if spec.market == "learning" else training_catalog
+
+    def build(n: int, rng: np.random.Generator) -> Catalog:
+        return make(n, rng, profile=profile)
+
+    return build

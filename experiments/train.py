@@ -1,23 +1,31 @@
 """``deadstock train``: train one masked-PPO policy per rule profile, evaluate, log to MLflow.
 
-One MLflow run per training seed (named ``ppo__<suite>__s<seed>__<time>``, tagged ``agent``,
-``seed``, ``suite_version``) holds:
+The suite (``TrainConfig.suite``) picks the market the policies train in: the standard one
+(parameters known) or the learning one (``ppo.belief_grid`` set from the suite: elasticity
+and demand level drawn from a prior each episode, the posterior in the observation). One
+MLflow run per training seed (named ``ppo__<suite>__s<seed>__<time>``, tagged ``agent``,
+``seed``, ``suite``, ``suite_version``) holds:
 
-- SB3's training metrics, one batched ``log_metrics`` per dump, keys prefixed by profile
-  (``none/train/approx_kl``);
-- the learning curve: every ``curve_every`` steps, the policy's % of the DP optimum (mean
-  and worst over the profile's suite scenarios, ``curve_episodes`` CRN paths each) as
-  ``curve/<profile>/pct_of_dp_mean`` and ``..._min``;
-- the final evaluation on the suite (``eval_episodes`` paths per scenario) against the DP
-  and the fluid re-solve heuristic: ``eval/<scenario>/pct_of_dp`` etc., the leaderboard
+- SB3's training metrics, one batched ``log_metrics`` per dump, keys prefixed by the policy
+  key (``none/train/approx_kl``, ``learning-none/train/approx_kl``);
+- the learning curve: every ``curve_every`` steps, the policy's % of the suite's reference
+  (mean and worst over the profile's scenarios, ``curve_episodes`` CRN paths each) as
+  ``curve/<key>/pct_of_dp_mean`` and ``..._min`` (the reference is an exact DP in both
+  markets: the DP, or the oracle's DP of each drawn truth);
+- the final evaluation on the suite (``eval_episodes`` paths per scenario) against the
+  reference, PPO's prior alone and the fluid re-solve (``compare_with``):
+  ``eval/<scenario>/pct_of_reference``, ``.../gain_vs_prior_pct`` etc., the leaderboard
   (``eval/median_pct_of_dp``, ``eval/worst_pct_of_dp``, ``eval/mean_pct_of_dp``,
-  ``eval/violations``), the rows as ``eval_rows.csv``;
-- plots: learning curve with the DP line, policy maps and example schedules against the DP;
-- the policy as a pyfunc model, registered as ``deadstock-policy``; the ``champion`` alias
-  moves to it when its median % of DP is at least the current champion's.
+  ``eval/mean_gain_vs_prior``, ``eval/violations``), the rows as ``eval_rows.csv``;
+- plots: learning curve with the reference line; in the standard market also policy maps
+  and example schedules against the DP;
+- in the standard market, the policy as a pyfunc model, registered as
+  ``deadstock-policy``; the ``champion`` alias moves to it when its median % of DP is at
+  least the current champion's.
 
-Checkpoints go to ``<out>/<profile>/`` (``model.zip`` + ``state.json``): rerunning the same
-command with the same ``--out`` resumes a stopped run.
+Checkpoints go to ``<out>/<key>/`` (``model.zip`` + ``state.json``; the key is the profile,
+or ``learning-<profile>``): rerunning the same command with the same ``--out`` resumes a
+stopped run.
 """
 
 from __future__ import annotations
@@ -29,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import numpy as np
 import pandas as pd
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
@@ -40,6 +47,7 @@ from experiments.curves import CurveCallback
 from experiments.evaluate import (
     EvalConfig,
     baseline_factories,
+    dp_policy_for,
     evaluate_suite,
     format_leaderboard,
     leaderboard,
@@ -53,7 +61,7 @@ from experiments.policy_model import (
     example_input,
     log_policy_model,
 )
-from experiments.suite import RULE_PROFILES, SUITE_VERSION, get_suite, training_catalog
+from experiments.suite import RULE_PROFILES, catalog_fn_for, get_spec, policy_keys
 from ingest.errors import ConfigError
 from ingest.io import write_frame_atomic
 from simulator.demand import read_catalog
@@ -65,14 +73,22 @@ PROFILE_TIMESTEPS: dict[str, int] = {
     "coupons": 3_000_000,
     "markdown": 10_000_000,
     "all": 10_000_000,
+    "learning-none": 6_000_000,
+    "learning-markdown": 10_000_000,
 }
-"""Default training steps per rule profile (see ``docs/agents.md``, "PPO: configuration")."""
+"""Default training steps per policy key (a rule profile of the standard suites, or
+``learning-<profile>``; see ``docs/agents.md``, "PPO: configuration")."""
 
 
-def ppo_for_profile(config: TrainConfig, profile: str) -> PPOConfig:
-    """``config.ppo`` with the profile's step budget from ``config.timesteps``."""
-    steps = config.timesteps.get(profile)
-    return config.ppo if steps is None else replace(config.ppo, total_timesteps=int(steps))
+def ppo_for_profile(config: TrainConfig, key: str) -> PPOConfig:
+    """``config.ppo`` with the step budget of policy ``key`` from ``config.timesteps``, in the
+    market of ``config.suite`` (the learning market sets ``belief_grid``)."""
+    steps = config.timesteps.get(key)
+    ppo = config.ppo if steps is None else replace(config.ppo, total_timesteps=int(steps))
+    spec = get_spec(config.suite)
+    if spec.market == "learning":
+        ppo = replace(ppo, belief_grid=spec.belief_grid)
+    return ppo
 
 
 @dataclass(frozen=True)
@@ -84,9 +100,12 @@ class TrainConfig:
     ppo : PPOConfig
         The PPO hyperparameters (the run's seed is ``ppo.seed``).
     profiles : tuple of str
-        Rule profiles to train a policy for (keys of ``experiments.suite.RULE_PROFILES``).
+        Rule profiles to train a policy for (keys of ``experiments.suite.RULE_PROFILES``);
+        those the suite has no scenario for are skipped.
     suite : str
-        Suite used for the learning curve and the final evaluation.
+        Suite whose market the policies train in (``learning``: unknown demand), and used for
+        the learning curve and the final evaluation. Policies are saved under their key
+        (``<out>/<profile>``, ``<out>/learning-<profile>``).
     curve_every : int
         Steps between learning-curve evaluations (0 = none).
     curve_episodes : int
@@ -103,7 +122,7 @@ class TrainConfig:
     experiment : str
         MLflow experiment name.
     timesteps : dict of str to int
-        Training steps per profile, overriding ``ppo.total_timesteps`` for the profiles it
+        Training steps per policy key, overriding ``ppo.total_timesteps`` for the keys it
         names (default :data:`PROFILE_TIMESTEPS`: the rule profiles need more experience than
         the free ones). ``{}`` = ``ppo.total_timesteps`` for every profile.
     """
@@ -114,22 +133,23 @@ class TrainConfig:
     curve_every: int = 500_000
     curve_episodes: int = 200
     eval_episodes: int = 2000
-    compare_with: tuple[str, ...] = ("fluid",)
+    compare_with: tuple[str, ...] = ("prior", "fluid")
     catalog: str | None = None
     log_model: bool = True
     experiment: str = tracking.DEFAULT_EXPERIMENT
     timesteps: dict[str, int] = field(default_factory=lambda: dict(PROFILE_TIMESTEPS))
 
     def __post_init__(self) -> None:
+        keys = policy_keys()
         bad_steps = {
             k: v
             for k, v in self.timesteps.items()
-            if k not in RULE_PROFILES or not isinstance(v, int) or v < 1
+            if k not in keys or not isinstance(v, int) or v < 1
         }
         if bad_steps:
             raise ConfigError(
-                f"train.timesteps = {bad_steps}: expected profile names of "
-                f"{sorted(RULE_PROFILES)} mapped to integers >= 1"
+                f"train.timesteps = {bad_steps}: expected policy keys of {list(keys)} mapped "
+                f"to integers >= 1"
             )
         unknown = [p for p in self.profiles if p not in RULE_PROFILES]
         if unknown or not self.profiles:
@@ -137,17 +157,26 @@ class TrainConfig:
                 f"train.profiles = {list(self.profiles)}: expected a non-empty subset of "
                 f"{sorted(RULE_PROFILES)}"
             )
-        get_suite(self.suite)
+        spec = get_spec(self.suite)
+        if not self.trained_profiles():
+            raise ConfigError(
+                f"train.profiles = {list(self.profiles)}: suite {self.suite!r} has scenarios "
+                f"only for {list(spec.profiles)}"
+            )
         if self.curve_every < 0 or self.curve_episodes < 2:
             raise ConfigError("train.curve_every must be >= 0 and curve_episodes >= 2")
         if self.eval_episodes < 0 or 0 < self.eval_episodes < 2:
             raise ConfigError("train.eval_episodes must be 0 (skip) or >= 2")
-        bad = [a for a in self.compare_with if a not in baseline_factories()]
+        bad = [a for a in self.compare_with if a not in baseline_factories(self.suite)]
         if bad:
             raise ConfigError(
-                f"train.compare_with: unknown baseline(s) {bad}; expected some of "
-                f"{sorted(baseline_factories())}"
+                f"train.compare_with: unknown baseline(s) {bad} for suite {self.suite!r}; "
+                f"expected some of {sorted(baseline_factories(self.suite))}"
             )
+
+    def trained_profiles(self) -> tuple[str, ...]:
+        """The profiles of ``profiles`` that the suite has scenarios for."""
+        return tuple(p for p in self.profiles if p in get_spec(self.suite).profiles)
 
     @staticmethod
     def expand_file_values(values: dict[str, Any]) -> dict[str, Any]:
@@ -192,13 +221,13 @@ def train(config: TrainConfig, out_dir: str | Path) -> TrainOutcome:
     """
     out = Path(out_dir)
     seed = config.ppo.seed
-    suite = get_suite(config.suite)
+    spec = get_spec(config.suite)
     name = tracking.run_name("ppo", config.suite, seed)
     tags = {
         "agent": "ppo",
         "suite": config.suite,
-        "suite_version": SUITE_VERSION,
-        "profiles": ",".join(config.profiles),
+        "suite_version": spec.version,
+        "profiles": ",".join(config.trained_profiles()),
         "out_dir": str(out.resolve()),
     }
     curve_rows: list[dict[str, Any]] = []
@@ -208,9 +237,10 @@ def train(config: TrainConfig, out_dir: str | Path) -> TrainOutcome:
         name, tags=tags, config=config, seed=seed, experiment=config.experiment
     ) as run:
         policies: dict[str, PPOPolicy] = {}
-        for profile in config.profiles:
-            log.info("training profile %r, seed %s", profile, seed)
-            names = tuple(s.name for s in suite if s.profile == profile)
+        for profile in config.trained_profiles():
+            key = spec.policy_key(profile)
+            log.info("training policy %r, seed %s", key, seed)
+            names = tuple(s.name for s in spec.scenarios if s.profile == profile)
             callbacks: list[BaseCallback] = []
             if config.curve_every and names:
                 curve_cfg = EvalConfig(
@@ -218,26 +248,26 @@ def train(config: TrainConfig, out_dir: str | Path) -> TrainOutcome:
                 )
                 callbacks.append(
                     CurveCallback(
-                        profile,
+                        key,
                         prepare(curve_cfg),
                         config.curve_every,
                         config.curve_episodes,
                         curve_rows,
                     )
                 )
-            logger = Logger(folder=None, output_formats=[MLflowOutputFormat(prefix=f"{profile}/")])
+            logger = Logger(folder=None, output_formats=[MLflowOutputFormat(prefix=f"{key}/")])
             result = train_ppo(
-                ppo_for_profile(config, profile),
+                ppo_for_profile(config, key),
                 RULE_PROFILES[profile],
                 catalog=source,
-                checkpoint_dir=out / profile,
+                checkpoint_dir=out / key,
                 logger=logger,
                 callbacks=callbacks,
-                catalog_fn=_catalog_fn(profile),
+                catalog_fn=catalog_fn_for(spec, profile),
             )
-            train_seconds[profile] = result.wall_seconds
-            policies[profile] = PPOPolicy(result.model, name="ppo")
-            tracking.log_metrics({f"time/{profile}/train_seconds": result.wall_seconds})
+            train_seconds[key] = result.wall_seconds
+            policies[key] = PPOPolicy(result.model, name="ppo")
+            tracking.log_metrics({f"time/{key}/train_seconds": result.wall_seconds})
         tracking.log_metrics({"time/train_seconds_total": sum(train_seconds.values())})
         curve = pd.DataFrame(curve_rows)
         figures = out / "figures"
@@ -252,27 +282,25 @@ def train(config: TrainConfig, out_dir: str | Path) -> TrainOutcome:
         if config.eval_episodes:
             rows = evaluate_and_log(config, policies, out)
         version = None
-        if config.log_model:
+        if config.log_model and spec.market == "standard":
             version = _log_model(config, out, rows)
+        elif config.log_model:
+            # the served model builds the standard observation; a learning-market policy
+            # reads the posterior, which serving does not keep
+            log.info("train: suite %r: the policy is not registered for serving", config.suite)
         return TrainOutcome(run.info.run_id, out, rows, curve, train_seconds, version)
-
-
-def _catalog_fn(profile: str):
-    def make(n: int, rng: np.random.Generator):
-        return training_catalog(n, rng, profile=profile)
-
-    return make
 
 
 def evaluate_and_log(
     config: TrainConfig, policies: Mapping[str, PPOPolicy], out: Path
 ) -> pd.DataFrame:
     """Final evaluation of the trained policies (in the active run): metrics, rows, plots."""
-    names = tuple(s.name for s in get_suite(config.suite) if s.profile in policies)
+    spec = get_spec(config.suite)
+    names = tuple(s.name for s in spec.scenarios if spec.policy_key(s.profile) in policies)
     ecfg = EvalConfig(suite=config.suite, n_episodes=config.eval_episodes, scenarios=names)
     prep = prepare(ecfg, progress=True)
-    agents = {"ppo": ppo_factory(policies)}
-    base = baseline_factories()
+    agents = {"ppo": ppo_factory(policies, config.suite)}
+    base = baseline_factories(config.suite)
     agents.update({b: base[b] for b in config.compare_with})
     rows = evaluate_suite(ecfg, agents, seeds={"ppo": config.ppo.seed}, prepared=prep)
     write_frame_atomic(rows, out / "eval_rows.csv")
@@ -280,8 +308,19 @@ def evaluate_and_log(
     ppo_rows = rows[rows["agent"] == "ppo"]
     metrics: dict[str, float] = {}
     for r in ppo_rows.to_dict(orient="records"):
-        for key in ("pct_of_dp", "pct_of_dp_ci", "profit_mean", "sell_through", "violations"):
-            metrics[f"eval/{r['scenario']}/{key}"] = float(r[key])
+        for key in (
+            "pct_of_reference",
+            "pct_of_reference_ci",
+            "pct_of_dp",
+            "pct_of_dp_ci",
+            "gain_vs_prior_pct",
+            "gain_vs_prior_ci",
+            "profit_mean",
+            "sell_through",
+            "violations",
+        ):
+            if r[key] == r[key]:  # NaN: not applicable in this suite
+                metrics[f"eval/{r['scenario']}/{key}"] = float(r[key])
     board = leaderboard(rows)
     for r in board.to_dict(orient="records"):
         prefix = "eval" if r["agent"] == "ppo" else f"eval_{r['agent']}"
@@ -289,17 +328,22 @@ def evaluate_and_log(
         metrics[f"{prefix}/worst_pct_of_dp"] = float(r["worst_pct"])
         metrics[f"{prefix}/mean_pct_of_dp"] = float(r["mean_pct"])
         metrics[f"{prefix}/violations"] = float(r["violations"])
+        if r.get("gain_vs_prior") == r.get("gain_vs_prior"):
+            metrics[f"{prefix}/mean_gain_vs_prior"] = float(r["gain_vs_prior"])
+            metrics[f"{prefix}/below_prior"] = float(r["below_prior"])
     tracking.log_metrics(metrics)
     log.debug("leaderboard:\n%s", format_leaderboard(board))
     figures = out / "figures"
     mlflow.log_artifact(
         str(agent_plots.leaderboard_bars(board, figures / "leaderboard.png")), "figures"
     )
+    if spec.market != "standard":
+        return rows  # policy maps and schedules are drawn against the known-parameter DP
     for p in prep:
         first = next(q for q in prep if q.scenario.profile == p.scenario.profile)
         if p is not first:
             continue
-        policy = policies[p.scenario.profile]
+        policy = policies[spec.policy_key(p.scenario.profile)]
         mlflow.log_artifact(
             str(
                 agent_plots.policy_map(
@@ -308,8 +352,6 @@ def evaluate_and_log(
             ),
             "figures",
         )
-        from experiments.evaluate import dp_policy_for
-
         mlflow.log_artifact(
             str(
                 agent_plots.schedules(
@@ -325,11 +367,12 @@ def evaluate_and_log(
 
 def _log_model(config: TrainConfig, out: Path, rows: pd.DataFrame) -> str | None:
     """Log and register the pyfunc model; move ``champion`` to it if it is at least as good."""
-    first = config.profiles[0]
+    profiles = config.trained_profiles()
+    first = profiles[0]
     example = example_input(RULE_PROFILES[first], first, 3)
     info = log_policy_model(
-        {p: out / p / "model.zip" for p in config.profiles},
-        {p: RULE_PROFILES[p] for p in config.profiles},
+        {p: out / p / "model.zip" for p in profiles},
+        {p: RULE_PROFILES[p] for p in profiles},
         example=example,
         register=True,
         alias=None,

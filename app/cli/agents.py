@@ -24,6 +24,8 @@ from ingest.io import write_text_atomic
 log = logging.getLogger(__name__)
 TRAIN = "experiments.train:TrainConfig"
 EVAL = "experiments.evaluate:EvalConfig"
+DEFAULT_AGENTS = "ppo,dp,prior,fluid,fixed,none"
+"""``--agents`` of ``evaluate`` on a standard-market suite when not given (elsewhere: all)."""
 
 
 def register(subparsers: Any) -> None:
@@ -42,6 +44,14 @@ def register(subparsers: Any) -> None:
         "--config", help=f"{CONFIG_HELP}: TrainConfig keys, PPO keys under [ppo], [timesteps]"
     )
     config_arg(p, "--seed", config=TRAIN, key="ppo.seed", type=int, help="training seed")
+    config_arg(
+        p,
+        "--suite",
+        config=TRAIN,
+        key="suite",
+        help="suite whose market the policies train in and are evaluated on (see evaluate "
+        "--list-suites)",
+    )
     p.add_argument("--out", default="runs/ppo", help="checkpoints and models")
     p.set_defaults(func=_train, uses_torch=True, tracked=True)
 
@@ -58,8 +68,14 @@ def register(subparsers: Any) -> None:
     e.add_argument("--config", help=f"{CONFIG_HELP}: EvalConfig keys")
     e.add_argument(
         "--agents",
-        default="ppo,dp,fluid,fixed,none",
-        help="comma-separated: ppo, dp, fluid, fixed, none, ladder, cover, myopic",
+        default=None,
+        help=f"comma-separated agent names, or 'all' (every agent of the suite, ppo when --model "
+        f"is given). Standard suites: ppo, dp, prior, fluid, fixed, none, ladder, cover, myopic "
+        f"(default {DEFAULT_AGENTS}); learning suites: ppo, oracle, dp_ce, dp_resolve, thompson, "
+        f"prior, fluid, none, ladder, cover, myopic (default all)",
+    )
+    e.add_argument(
+        "--list-suites", action="store_true", help="print the suites, one line each, and exit"
     )
     e.add_argument(
         "--model",
@@ -67,7 +83,7 @@ def register(subparsers: Any) -> None:
         default=[],
         help="PPO source: a train --out folder, a model.zip or models:/... (repeat per seed)",
     )
-    config_arg(e, "--suite", config=EVAL, key="suite", help="suite name (standard or smoke)")
+    config_arg(e, "--suite", config=EVAL, key="suite", help="suite name (see --list-suites)")
     config_arg(
         e, "--episodes", config=EVAL, key="n_episodes", type=int, help="demand paths per scenario"
     )
@@ -95,7 +111,7 @@ def _train(args: argparse.Namespace) -> int:
     from experiments.evaluate import format_leaderboard, leaderboard
     from experiments.train import TrainConfig, train
 
-    config = build(TrainConfig, args, {"ppo.seed": args.seed})
+    config = build(TrainConfig, args, {"ppo.seed": args.seed, "suite": args.suite})
     outcome = train(config, Path(args.out))
     if not outcome.rows.empty:
         print(format_leaderboard(leaderboard(outcome.rows)))
@@ -114,17 +130,27 @@ def _evaluate(args: argparse.Namespace) -> int:
         leaderboard,
         log_rows,
         ppo_factory,
+        reference_agent,
         seed_summary,
         select_agents,
+        suite_lines,
     )
     from experiments.policy_model import load_policies
-    from experiments.suite import get_suite
+    from experiments.suite import get_spec
 
-    names = select_agents(list(comma_list(args.agents) or ()))
+    if args.list_suites:
+        print("\n".join(suite_lines()))
+        return 0
     base_config = build(EvalConfig, args, {"suite": args.suite})
+    spec = get_spec(base_config.suite)
+    given = args.agents or (DEFAULT_AGENTS if spec.market == "standard" else "all")
+    names = select_agents(list(comma_list(given) or ()), base_config.suite)
+    if "all" in (comma_list(given) or ()) and not args.model:
+        names = [n for n in names if n != "ppo"]
+    reference = reference_agent(base_config.suite)
     agents: dict[str, PolicyFactory] = {}
     seeds: dict[str, int | None] = {}
-    base = baseline_factories()
+    base = baseline_factories(base_config.suite)
     scenarios: tuple[str, ...] = ()
     for name in names:
         if name == "ppo":
@@ -134,23 +160,23 @@ def _evaluate(args: argparse.Namespace) -> int:
             for i, source in enumerate(args.model):
                 label = "ppo" if len(args.model) == 1 else f"ppo/{i}"
                 policies = load_policies(source)
-                agents[label] = ppo_factory(policies)
+                agents[label] = ppo_factory(policies, base_config.suite)
                 seeds[label] = i
-                have = set(policies)
+                have = {p for p in spec.profiles if spec.policy_key(p) in policies}
                 covered = have if covered is None else covered & have
-            suite = get_suite(base_config.suite)
-            scenarios = tuple(s.name for s in suite if s.profile in (covered or set()))
+            scenarios = tuple(s.name for s in spec.scenarios if s.profile in (covered or set()))
             if not scenarios:
                 raise ConfigError(
-                    f"--model holds no policy for any profile of {base_config.suite!r}"
+                    f"--model holds no policy for any profile of {base_config.suite!r} "
+                    f"(keys {[spec.policy_key(p) for p in spec.profiles]})"
                 )
-            if len(scenarios) < len(suite):
+            if len(scenarios) < len(spec.scenarios):
                 log.warning(
                     "evaluate: PPO covers profiles %s; %d scenario(s) of other profiles skipped",
                     sorted(covered or ()),
-                    len(suite) - len(scenarios),
+                    len(spec.scenarios) - len(scenarios),
                 )
-        elif name != "dp":
+        elif name != reference:
             agents[name] = base[name]
     flags = {
         "suite": args.suite,
@@ -160,9 +186,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     }
     config = build(EvalConfig, args, flags)
     rows = evaluate_suite(config, agents, seeds=seeds)
-    if "dp" not in names:
-        rows = rows[rows["agent"] != "dp"].reset_index(drop=True)
+    if reference not in names:
+        rows = rows[rows["agent"] != reference].reset_index(drop=True)
     board = leaderboard(rows)
+    print(f"suite {config.suite} ({spec.version}): % of the {reference}")
     print(format_leaderboard(board))
     summary = seed_summary(rows)
     if len(args.model) > 1 and not summary.empty:

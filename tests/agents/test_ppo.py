@@ -228,6 +228,36 @@ def test_untrained_prior_policy_acts_as_the_fluid_re_solve():
     assert np.all(masks[np.arange(len(greedy)), greedy])
 
 
+def test_fluid_prior_baseline_is_the_untrained_policy_in_both_markets():
+    """The ``prior`` baseline takes the best fluid action, which is where the untrained
+    policy's logits start; in the learning market the regrets follow the belief fields."""
+    from agents.baselines import FluidPrior
+    from envs.belief import N_BELIEF
+    from experiments.suite import RULE_PROFILES, learning_training_catalog
+
+    rules = RULE_PROFILES["markdown"]
+    cat = learning_training_catalog(200, np.random.default_rng(2), profile="markdown")
+    cfg = replace(TINY, n_envs=200, belief_grid=3)
+    env = make_training_env(cfg, rules, cat, seed=5)
+    model = build_model(cfg, env)
+    assert model.policy.prior_start == PRIOR_START + N_BELIEF
+    obs = env.reset()
+    masks = env.action_masks()
+    base = env.venv
+    # one week in, the slots' posteriors differ
+    base.step_async(
+        FluidPrior().act(obs[:, : base.observation_space.shape[0]], masks, base.policy_context())
+    )
+    obs, *_ = env.step_wait()
+    masks = env.action_masks()
+    raw = obs[:, : base.observation_space.shape[0]]
+    prior = FluidPrior().act(raw, masks, base.policy_context())
+    regret = obs[:, PRIOR_START + N_BELIEF :]
+    np.testing.assert_array_equal(prior, np.argmax(np.where(masks, regret, -np.inf), axis=1))
+    greedy = PPOPolicy(model).act(raw, masks, base.policy_context())
+    assert np.mean(greedy == prior) > 0.9
+
+
 @pytest.mark.slow
 def test_tiny_training_beats_no_markdown_on_an_easy_scenario():
     scenario = get_suite()[0]  # none-base: no markdown leaves ~40 % of the stock

@@ -104,3 +104,59 @@ def test_bad_config_is_a_clean_error(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["evaluate", "--agents", "ppo"]) == 2
     assert "--model" in capsys.readouterr().err
+
+
+def test_list_suites_and_every_agent_of_the_learning_suite(tmp_path, capsys):
+    assert main(["evaluate", "--list-suites"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in listed][:4] == [
+        "standard",
+        "smoke",
+        "learning",
+        "learning-smoke",
+    ]
+    out = tmp_path / "rows.json"
+    args = ["evaluate", "--suite", "learning-smoke", "--episodes", "12", "--no-track"]
+    assert main([*args, "--agents", "all", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    agents = {r["agent"] for r in rows}
+    assert agents == {
+        "oracle", "dp_ce", "dp_resolve", "thompson", "prior", "fluid", "none", "ladder",
+        "cover", "myopic",
+    }  # fmt: skip
+    for r in rows:
+        assert r["reference"] == "oracle" and r["suite_version"] == "learning-v1"
+        assert {"pct_of_reference", "pct_of_reference_ci", "profit_mean", "violations"} <= set(r)
+    printed = capsys.readouterr().out
+    assert "% of the oracle" in printed
+    # an agent of another market is refused by name
+    assert main([*args, "--agents", "dp"]) == 2
+    assert "learning-smoke" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_train_and_evaluate_in_the_learning_market(tmp_path, capsys):
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(
+        TINY_TOML.replace('suite = "smoke"', 'suite = "learning-smoke"').replace(
+            "[ppo]", "[timesteps]\nlearning-none = 4096\n[ppo]"
+        )
+    )
+    out = tmp_path / "out"
+    assert main(["train", "--config", str(cfg), "--seed", "1", "--out", str(out)]) == 0
+    assert (out / "learning-none" / "model.zip").is_file()
+    state = json.loads((out / "learning-none" / "state.json").read_text())
+    assert state["config"]["belief_grid"] == 9
+    rows_path = tmp_path / "rows.json"
+    code = main(
+        [
+            "evaluate", "--suite", "learning-smoke", "--agents", "ppo,oracle,prior",
+            "--model", str(out), "--episodes", "16", "--no-track", "--out", str(rows_path),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    rows = json.loads(rows_path.read_text())
+    assert {r["agent"] for r in rows} == {"ppo", "oracle", "prior"}
+    assert {r["scenario"] for r in rows} == {"learn-none-base"}
+    ppo = next(r for r in rows if r["agent"] == "ppo")
+    assert ppo["violations"] == 0 and ppo["gain_vs_prior_pct"] is not None

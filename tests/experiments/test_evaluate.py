@@ -123,3 +123,53 @@ def test_json_rows_and_agent_names():
         select_agents(["ppo", "magic"])
     with pytest.raises(ConfigError, match="unknown scenario"):
         EvalConfig(scenarios=("nope",))
+
+
+def test_rows_carry_the_reference_and_the_gain_over_the_prior():
+    base = baseline_factories()
+    cfg = EvalConfig(n_episodes=120, scenarios=("md-base",))
+    rows = evaluate_suite(
+        cfg, {"fluid": base["fluid"], "prior": base["prior"]}, progress=False
+    ).set_index("agent")
+    assert set(rows["reference"]) == {"dp"}
+    np.testing.assert_allclose(rows["pct_of_reference"], rows["pct_of_dp"])
+    np.testing.assert_allclose(rows["reference_value"], rows["dp_value"])
+    # the prior is paired with itself by no one; every other row carries the paired gain,
+    # which is exactly the difference of the two paired percentages (same paths, same V*)
+    assert np.isnan(rows.loc["prior", "gain_vs_prior_pct"])
+    for agent in ("fluid", "dp"):
+        gain = rows.loc[agent, "gain_vs_prior_pct"]
+        diff = rows.loc[agent, "pct_of_reference"] - rows.loc["prior", "pct_of_reference"]
+        assert gain == pytest.approx(diff, abs=1e-9)
+        assert rows.loc[agent, "gain_vs_prior_ci"] > 0
+    assert rows.loc["dp", "gain_vs_prior_pct"] > 0
+
+
+def test_learning_suite_rows_are_percentages_of_the_oracle():
+    from experiments.evaluate import reference_agent, suite_lines
+
+    assert reference_agent("learning") == "oracle"
+    base = baseline_factories("learning")
+    assert {"dp_ce", "dp_resolve", "thompson", "prior", "fluid"} <= set(base)
+    assert "fixed" not in base and "dp" not in base
+    cfg = EvalConfig(suite="learning-smoke", n_episodes=60, scenarios=("learn-md-base",))
+    rows = evaluate_suite(cfg, {k: base[k] for k in ("prior", "dp_resolve")}, progress=False)
+    assert list(rows["agent"]) == ["oracle", "prior", "dp_resolve"]
+    assert set(rows["reference"]) == {"oracle"}
+    assert set(rows["suite_version"]) == {"learning-v1"}
+    oracle = rows[rows["agent"] == "oracle"].iloc[0]
+    assert oracle["pct_of_reference"] == pytest.approx(100.0)
+    # nobody beats the oracle beyond the paired CI
+    others = rows[rows["agent"] != "oracle"]
+    assert (others["pct_of_reference"] <= 100 + 3 * others["pct_of_reference_ci"]).all()
+    assert (rows["violations"] == 0).all()
+    lines = suite_lines()
+    assert len(lines) >= 4 and any(line.startswith("learning ") for line in lines)
+
+
+def test_agent_names_depend_on_the_suite():
+    assert "oracle" in select_agents(["all"], "learning")
+    assert "ppo" in select_agents(["all"], "learning")
+    assert "dp" in select_agents(["all"]) and "prior" in select_agents(["all"])
+    with pytest.raises(ConfigError, match="suite 'learning'"):
+        select_agents(["dp"], "learning")

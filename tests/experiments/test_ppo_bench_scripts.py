@@ -31,6 +31,8 @@ def test_bench_and_report_scripts_run(tmp_path):
     assert code == 0
     text = doc.read_text()
     assert "ppo/s0" in text and "fluid" in text and "| seed |" in text
+    # the prior alone is a row, and PPO's paired gain over it a column
+    assert "| prior |" in text and "below_prior" in text and "gain_vs_prior" in text
     agents_doc = tmp_path / "agents.md"
     agents_doc.write_text("# Agents\n\nkept\n")
     section = agents_report.render(out, agents_doc, tmp_path / "img")
@@ -38,3 +40,29 @@ def test_bench_and_report_scripts_run(tmp_path):
     assert "kept" in agents_doc.read_text()
     assert (tmp_path / "img" / "ppo_policy_map_none.png").is_file()
     assert (tmp_path / "img" / "ppo_learning_curves.png").is_file()
+
+
+@pytest.mark.slow
+def test_bench_learning_runs(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_learning
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    agents_doc = tmp_path / "agents.md"
+    agents_doc.write_text("# Agents\n\nkept\n")
+    code = bench_learning.main(
+        [
+            "--seeds", "0", "--profiles", "none", "--steps", "2048",
+            "--set", "n_envs=64", "--set", "batch_size=256", "--set", "net_arch=[16]",
+            "--episodes", "12", "--curve-every", "1024", "--curve-episodes", "8",
+            "--jobs", "1", "--out", str(tmp_path / "bench"), "--doc", str(tmp_path / "page.md"),
+            "--agents-doc", str(agents_doc), "--img", str(tmp_path / "img"),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    page = (tmp_path / "page.md").read_text()
+    assert "Strongest non-learning planner" in page and "ppo/s0" in page and "| oracle |" in page
+    text = agents_doc.read_text()
+    assert "kept" in text and "learning-report:start" in text
+    assert (tmp_path / "img" / "learning_curves.png").is_file()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -68,3 +70,44 @@ def test_training_catalog_is_seeded_and_in_range():
     assert a.initial_stock.min() >= 10 and a.initial_stock.max() <= 5000
     assert np.all(a.coupon_coef > 0)
     assert np.all(training_catalog(10, np.random.default_rng(1)).coupon_coef == 0)
+
+
+def test_registry_specs_and_policy_keys():
+    from experiments.suite import (
+        LEARNING_SUITE_VERSION,
+        REFERENCES,
+        SUITE_SPECS,
+        get_spec,
+        policy_keys,
+    )
+
+    assert {"standard", "smoke", "learning", "learning-smoke"} <= set(SUITE_SPECS)
+    for name, spec in SUITE_SPECS.items():
+        assert spec.name == name and spec.reference in REFERENCES and spec.description
+        assert set(spec.profiles) <= set(RULE_PROFILES)
+    learning = get_spec("learning")
+    assert learning.version == LEARNING_SUITE_VERSION and learning.reference == "oracle"
+    assert learning.market == "learning" and learning.belief_grid >= 9
+    # every scenario of the learning suite has an uncertain elasticity and demand level
+    assert all(s.elasticity_se >= 0.5 and s.level_se >= 0.3 for s in learning.scenarios)
+    assert learning.policy_key("markdown") == "learning-markdown"
+    assert get_spec("standard").policy_key("markdown") == "markdown"
+    keys = policy_keys()
+    assert len(keys) == len(set(keys)) and "learning-none" in keys
+    with pytest.raises(ConfigError, match="reference"):
+        replace(learning, reference="magic")
+
+
+def test_learning_catalogs_carry_the_prior():
+    from experiments.suite import PRIOR_ELASTICITY_SE, PRIOR_LEVEL_SE, learning_training_catalog
+
+    s = get_suite("learning")[1]
+    cat = s.catalog()
+    assert cat.elasticity_se[0] == s.elasticity_se and cat.base_demand_se[0] == s.level_se
+    # the standard suite's SKUs are known exactly
+    assert get_suite()[0].catalog().elasticity_se[0] == 0.0
+    train = learning_training_catalog(500, np.random.default_rng(0), profile="markdown")
+    assert PRIOR_ELASTICITY_SE[0] <= train.elasticity_se.min()
+    assert train.elasticity_se.max() <= PRIOR_ELASTICITY_SE[1]
+    assert PRIOR_LEVEL_SE[0] <= train.base_demand_se.min()
+    assert train.base_demand_se.max() <= PRIOR_LEVEL_SE[1]

@@ -1,0 +1,154 @@
+"""A learned policy that falls back to its prior on the SKUs where it does worse.
+
+PPO's residual over the fluid prior (:class:`agents.ppo.FluidPriorPolicy`) is one network for
+every SKU; it can improve most SKUs and lose on a few (``docs/agents.md`` shows where).
+:class:`GuardedPolicy` checks, once per SKU and plan, which of the two does better on the
+SKU's own model: it simulates both from the plan's first state on ``n_paths`` common-random-
+number paths of the market the SKU is in (the standard market with the catalog's parameters,
+or the learning market around the estimate with its prior) and plays the learned policy only
+where its mean is higher. The paths come from the guard's own seed, never from those an
+evaluation scores on, so the check cannot see the luck it is judged on.
+
+This is the per-SKU choice of a planning team that simulates its candidate plans before it
+ships one, applied to two policies; the raw network is still scored on its own (``ppo_raw``
+in the benchmarks) so what the guard changes is visible.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from agents.baselines import slot_problems
+from agents.policy import Policy
+from envs.batched import BatchedMarkdownEnv
+from envs.config import RulesConfig
+from envs.context import PolicyContext
+from envs.learning import LearningMarkdownEnv
+from envs.markdown import EnvConfig
+from simulator.demand import Catalog
+
+log = logging.getLogger(__name__)
+
+GUARD_PATHS = 256
+"""Simulated paths per SKU on which the guard compares the two policies."""
+
+GUARD_SEED = 4_242
+"""Seed of the guard's paths (independent of every evaluation seed)."""
+
+
+class GuardedPolicy(Policy):
+    """Per SKU, ``candidate`` where it beats ``fallback`` on simulated paths, else ``fallback``.
+
+    Parameters
+    ----------
+    candidate : Policy
+        The learned policy.
+    fallback : Policy
+        Its prior (what the candidate must not do worse than).
+    n_paths : int
+        Common-random-number paths per SKU for the check.
+    seed : int
+        Seed of those paths.
+    name : str or None
+        Label (default: the candidate's).
+    """
+
+    requires_context = True
+
+    def __init__(
+        self,
+        candidate: Policy,
+        fallback: Policy,
+        *,
+        n_paths: int = GUARD_PATHS,
+        seed: int = GUARD_SEED,
+        name: str | None = None,
+    ) -> None:
+        self.candidate = candidate
+        self.fallback = fallback
+        self.n_paths = n_paths
+        self.seed = seed
+        self.name = name or candidate.name
+        self._cache: dict[tuple, bool] = {}
+        self._choice: np.ndarray | None = None
+        self.decisions: dict[tuple, float] = {}
+        """Mean simulated gain of the candidate over the fallback per SKU problem checked."""
+
+    def reset(self, context: PolicyContext | None = None) -> None:
+        self._choice = None
+        self.candidate.reset(context)
+        self.fallback.reset(context)
+
+    # ------------------------------------------------------------------ the check
+    def _market(
+        self, one: Catalog, horizon: int, rules: RulesConfig, ctx: PolicyContext, row: int
+    ) -> BatchedMarkdownEnv:
+        """The SKU's own market, ``n_paths`` CRN paths from the plan's first state."""
+        if ctx.belief is None:
+            config = EnvConfig(
+                horizon_weeks=horizon, rules=rules, catalog=one, invalid_action="hold"
+            )
+            return BatchedMarkdownEnv(config, n_slots=self.n_paths, fixed_skus=True)
+        b = ctx.belief
+        estimate = one.replace(
+            elasticity=float(b.estimate_elasticity[row]),
+            base_demand=float(b.estimate_base_demand[row]),
+            elasticity_se=float(b.elasticity_se[row]),
+            base_demand_se=float(b.level_se[row]),
+        )
+        config = EnvConfig(
+            horizon_weeks=horizon, rules=rules, catalog=estimate, invalid_action="hold"
+        )
+        return LearningMarkdownEnv(config, n_slots=self.n_paths, fixed_skus=True, grid=b.grid)
+
+    def _simulate(self, env: BatchedMarkdownEnv) -> float:
+        """Mean paired gain of the candidate over the fallback on ``env``'s paths."""
+        totals = []
+        for policy in (self.candidate, self.fallback):
+            env.seed(self.seed)
+            policy.reset(None)
+            out = env.evaluate(policy.act)
+            totals.append(out["objective"].to_numpy(float))
+        return float((totals[0] - totals[1]).mean())
+
+    def _choices(self, ctx: PolicyContext) -> np.ndarray:
+        n = ctx.n_slots
+        dec = ctx.decision
+        start = (
+            np.asarray(ctx.episode_start, bool)
+            if ctx.episode_start is not None
+            else np.asarray(dec.weeks_left) == ctx.horizons()
+        )
+        if self._choice is None or self._choice.shape != (n,):
+            self._choice = np.ones(n, dtype=bool)
+            start = np.ones(n, dtype=bool)
+        rows = np.flatnonzero(start)
+        if rows.size:
+            sub = ctx.take(rows)
+            for one, horizon, key, slots in slot_problems(sub):
+                full_key = (key, None if sub.belief is None else sub.belief.grid)
+                if full_key not in self._cache:
+                    env = self._market(one, horizon, ctx.rules, sub, int(slots[0]))
+                    gain = self._simulate(env)
+                    self._cache[full_key] = gain > 0
+                    self.decisions[full_key] = gain
+                    log.debug("guard: %s gains %.4f over %s", self.name, gain, self.fallback.name)
+                self._choice[rows[slots]] = self._cache[full_key]
+        return self._choice
+
+    # ------------------------------------------------------------------ acting
+    def act(self, observations, masks, context=None):
+        ctx = self._need_context(context)
+        choice = self._choices(ctx).copy()
+        obs = np.asarray(observations)
+        if choice.all():
+            return self.candidate.act(obs, masks, ctx)
+        if not choice.any():
+            return self.fallback.act(obs, masks, ctx)
+        out = np.empty(ctx.n_slots, dtype=np.int64)
+        for pick, policy in ((choice, self.candidate), (~choice, self.fallback)):
+            rows = np.flatnonzero(pick)
+            out[rows] = policy.act(obs[rows], np.asarray(masks)[rows], ctx.take(rows))
+        return out

@@ -1,0 +1,253 @@
+"""How each kind of suite is played: the evaluation markets.
+
+A :class:`Market` knows, for the suites played in it (``SuiteSpec.market``):
+
+- how to prepare a scenario: solve its reference (what 100 % is) and play the reference
+  policy on the scenario's common-random-number paths (:meth:`Market.prepare`);
+- how to play any policy on the same paths (:meth:`Market.play`);
+- which agents apply, by command-line name (:meth:`Market.agent_factories`).
+
+The evaluation loop (:func:`experiments.evaluate.evaluate_suite`) talks to this interface
+only, so a new kind of suite (demand memory, a shared budget) is a new market class and one
+entry in :data:`MARKETS`.
+
+=============  ==========  =====================================================================
+market         reference   agents
+=============  ==========  =====================================================================
+``standard``   ``dp``      ``none``, ``fixed``, ``fluid``, ``prior``, ``ladder``, ``cover``,
+                           ``myopic`` (and ``ppo``)
+``learning``   ``oracle``  ``dp_ce``, ``dp_resolve``, ``thompson``, ``prior``, ``fluid``,
+                           ``myopic``, ``cover``, ``ladder``, ``none`` (and ``ppo``)
+=============  ==========  =====================================================================
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from agents import baselines as b
+from agents.dp import DPSolution, solve
+from agents.learning import GridDPPolicy, solve_grid
+from agents.policy import Policy
+from envs.batched import BatchedMarkdownEnv
+from envs.belief import BeliefGrid
+from envs.learning import LearningMarkdownEnv
+from envs.markdown import EnvConfig
+from experiments.suite import Scenario, SuiteSpec
+
+PolicyFactory = Callable[[Scenario, Any], Policy]
+"""Builds an agent's policy for one scenario, given the scenario's prepared solution (a
+:class:`~agents.dp.DPSolution` in the standard market, a
+:class:`~agents.learning.GridSolution` in the learning market)."""
+
+
+@dataclass
+class Prepared:
+    """A scenario ready for scoring: its reference and the reference policy's CRN totals.
+
+    Attributes
+    ----------
+    index : int
+        Position in the suite (it fixes the demand seed).
+    scenario : Scenario
+    solution : DPSolution or GridSolution
+        What the market solved for the reference.
+    seed : int
+        Demand seed of the scenario's paths.
+    reference_totals : DataFrame
+        The reference policy's per-path totals (one row per path).
+    reference_value : float
+        The reference's exact expected objective (``V*``, or the oracle's prior-weighted
+        ``sum_g prior_g V*_g``).
+    market : str
+        Key of :data:`MARKETS` that plays the scenario.
+    suite_version : str
+    """
+
+    index: int
+    scenario: Scenario
+    solution: Any
+    seed: int
+    reference_totals: pd.DataFrame
+    reference_value: float
+    market: str
+    suite_version: str
+
+
+def _simple(cls: Any, **kw: Any) -> PolicyFactory:
+    return lambda scenario, solution: cls(**kw)
+
+
+def _heuristics() -> dict[str, PolicyFactory]:
+    """Heuristics that read only the context's catalog (in the learning market, the
+    posterior-mean parameters)."""
+    return {
+        "none": _simple(b.NoMarkdown),
+        "fluid": _simple(b.CertaintyEquivalent),
+        "prior": _simple(b.FluidPrior),
+        "ladder": _simple(b.LinearLadder, step=0.1, every_weeks=2),
+        "cover": _simple(b.WeeksOfCover, deepen_above=1.0),
+        "myopic": _simple(b.Myopic),
+    }
+
+
+class Market(ABC):
+    """How the suites of one kind are played (see the module docstring)."""
+
+    name: str = "market"
+    reference: str = "dp"
+    """What 100 % is (``SuiteSpec.reference``); also the agent label of the reference rows."""
+
+    @abstractmethod
+    def prepare(
+        self, spec: SuiteSpec, index: int, scenario: Scenario, *, n_episodes: int, seed: int
+    ) -> Prepared:
+        """Solve the scenario's reference and play its policy on the CRN paths."""
+
+    @abstractmethod
+    def play(self, policy: Policy, prepared: Prepared, *, n_episodes: int) -> pd.DataFrame:
+        """Play ``policy`` on the prepared scenario's CRN paths; one row per path."""
+
+    @abstractmethod
+    def agent_factories(self) -> dict[str, PolicyFactory]:
+        """Every non-learned agent that applies, by command-line name (the reference
+        excluded: its rows come with every evaluation)."""
+
+
+# ---------------------------------------------------------------------------- standard
+def play(policy: Policy, scenario: Scenario, *, n_episodes: int, seed: int) -> pd.DataFrame:
+    """Play ``policy`` on a standard-market ``scenario`` for ``n_episodes`` CRN demand paths.
+
+    Returns the env's per-episode totals (one row per episode, sorted by path), see
+    :data:`envs.batched.TOTAL_COLUMNS`; ``objective`` is in currency.
+    """
+    env = BatchedMarkdownEnv(
+        EnvConfig(
+            horizon_weeks=scenario.horizon_weeks,
+            rules=scenario.rules,
+            catalog=scenario.catalog(),
+            invalid_action="hold",
+        ),
+        n_slots=n_episodes,
+        seed=seed,
+        fixed_skus=True,
+    )
+    return _evaluate(env, policy)
+
+
+def _evaluate(env: BatchedMarkdownEnv, policy: Policy) -> pd.DataFrame:
+    policy.reset(None)
+
+    def act(obs: np.ndarray, masks: np.ndarray, ctx: Any) -> np.ndarray:
+        return policy.act(obs, masks, ctx)
+
+    totals = env.evaluate(act, episodes_per_slot=1)
+    env.close()
+    return totals
+
+
+def dp_policy_for(solution: DPSolution) -> Policy:
+    """The DP's optimal policy as a :class:`Policy` (``agents.baselines.DPPolicy``)."""
+    return b.DPPolicy.from_solution(solution)
+
+
+class StandardMarket(Market):
+    """Parameters known; 100 % = the exact DP (:func:`agents.dp.solve`)."""
+
+    name = "standard"
+    reference = "dp"
+
+    def prepare(
+        self, spec: SuiteSpec, index: int, scenario: Scenario, *, n_episodes: int, seed: int
+    ) -> Prepared:
+        solution = solve(scenario.catalog(), scenario.rules, scenario.horizon_weeks)
+        totals = play(dp_policy_for(solution), scenario, n_episodes=n_episodes, seed=seed)
+        return Prepared(
+            index, scenario, solution, seed, totals, float(solution.value), self.name, spec.version
+        )
+
+    def play(self, policy: Policy, prepared: Prepared, *, n_episodes: int) -> pd.DataFrame:
+        return play(policy, prepared.scenario, n_episodes=n_episodes, seed=prepared.seed)
+
+    def agent_factories(self) -> dict[str, PolicyFactory]:
+        return {**_heuristics(), "fixed": _simple(b.BestFixedDiscount)}
+
+
+# ---------------------------------------------------------------------------- learning
+class LearningMarket(Market):
+    """Elasticity and demand level unknown (:mod:`envs.learning`); 100 % = the oracle, the
+    DP that knows each episode's drawn truth (:mod:`agents.learning`)."""
+
+    name = "learning"
+    reference = "oracle"
+    THOMPSON_SEED = 0
+    """Seed of Thompson sampling's posterior draws (the truths and the demand are the CRN
+    paths', shared by every agent)."""
+
+    def env(self, prepared: Prepared, n_episodes: int) -> LearningMarkdownEnv:
+        """The learning env in evaluation mode on the prepared scenario's paths."""
+        s = prepared.scenario
+        return LearningMarkdownEnv(
+            EnvConfig(
+                horizon_weeks=s.horizon_weeks,
+                rules=s.rules,
+                catalog=s.catalog(),
+                invalid_action="hold",
+            ),
+            n_slots=n_episodes,
+            seed=prepared.seed,
+            fixed_skus=True,
+            grid=prepared.solution.grid,
+        )
+
+    def prepare(
+        self, spec: SuiteSpec, index: int, scenario: Scenario, *, n_episodes: int, seed: int
+    ) -> Prepared:
+        solution = solve_grid(
+            scenario.catalog(), scenario.rules, scenario.horizon_weeks, BeliefGrid(spec.belief_grid)
+        )
+        prepared = Prepared(
+            index,
+            scenario,
+            solution,
+            seed,
+            pd.DataFrame(),
+            solution.oracle_value,
+            self.name,
+            spec.version,
+        )
+        prepared.reference_totals = self.play(
+            GridDPPolicy(solution, "oracle"), prepared, n_episodes=n_episodes
+        )
+        return prepared
+
+    def play(self, policy: Policy, prepared: Prepared, *, n_episodes: int) -> pd.DataFrame:
+        env = self.env(prepared, n_episodes)
+        env.reveal_truth = bool(getattr(policy, "needs_truth", False))
+        return _evaluate(env, policy)
+
+    def agent_factories(self) -> dict[str, PolicyFactory]:
+        def grid(mode: Any) -> PolicyFactory:
+            return lambda scenario, solution: GridDPPolicy(solution, mode, seed=self.THOMPSON_SEED)
+
+        return {
+            "dp_ce": grid("prior_mean"),
+            "dp_resolve": grid("posterior_mean"),
+            "thompson": grid("thompson"),
+            **_heuristics(),
+        }
+
+
+MARKETS: dict[str, Market] = {m.name: m for m in (StandardMarket(), LearningMarket())}
+"""Every evaluation market by ``SuiteSpec.market``."""
+
+
+def market_for(spec: SuiteSpec) -> Market:
+    """The market that plays ``spec``'s scenarios."""
+    return MARKETS[spec.market]
