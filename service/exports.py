@@ -1,7 +1,9 @@
 """The price-execution export: approved and overridden schedules only.
 
-One row per SKU and week (``plan_key, sku, category, week, discount, coupon, decision``): an
-approved SKU exports its recommended schedule, an overridden one the schedule of its latest
+One row per SKU and week (``plan_key, sku, category, week, week_start, discount, coupon,
+list_price, net_price, currency, decision``; ``week_start`` is the week's first day when the plan
+has a calendar, empty otherwise; ``net_price`` is the shelf price the price system sets, list
+price x (1 - discount), to the cent): an approved SKU exports its recommended schedule, an overridden one the schedule of its latest
 override; pending and rejected SKUs are left out. The table is written by
 :func:`service.library.write_price_export` (CSV or Parquet, atomically, under the exports
 folder; or a SQL table ``deadstock_price_execution`` whose rows of the plan are replaced in
@@ -44,7 +46,7 @@ def export_frame(
     if categories:
         where.append(c.category.in_(list(categories)))
     rows = session.execute(
-        sa.select(c.sku, c.category, c.status, sched.c.discount, sched.c.coupon)
+        sa.select(c.sku, c.category, c.status, c.list_price, sched.c.discount, sched.c.coupon)
         .join(sched, (sched.c.plan_id == c.plan_id) & (sched.c.sku == c.sku))
         .where(*where)
         .order_by(c.sku)
@@ -72,14 +74,21 @@ def export_frame(
     for i, r in enumerate(rows):
         if r.sku in edits:
             disc[i], coup[i] = edits[r.sku]
+    list_price = np.repeat(np.array([r.list_price for r in rows], dtype=float), h)
+    starts = list(plan.week_starts or [])
+    week_start = np.tile(np.array(starts if len(starts) == h else [None] * h, dtype=object), n)
     return pd.DataFrame(
         {
             "plan_key": plan.plan_key,
             "sku": np.repeat([r.sku for r in rows], h),
             "category": np.repeat([r.category for r in rows], h),
             "week": np.tile(np.arange(1, h + 1), n),
+            "week_start": week_start,
             "discount": disc.ravel(),
             "coupon": coup.ravel(),
+            "list_price": list_price,
+            "net_price": np.round(list_price * (1.0 - disc.ravel()), 2),
+            "currency": plan.currency,
             "decision": np.repeat([r.status for r in rows], h),
         }
     )

@@ -289,6 +289,12 @@ def test_exports_only_approved_and_overridden(api, tmp_path):
     frame = pd.read_csv(exp["target"], dtype={"sku": str})
     assert set(frame["sku"]) == set(api.skus_by_category[mine])
     assert frame.loc[frame["sku"] == sku, "discount"].tolist() == edited
+    # what the price system needs: the shelf price to the cent, in the plan's currency
+    assert list(frame.columns) == ["plan_key", "sku", "category", "week", "week_start",
+                                   "discount", "coupon", "list_price", "net_price", "currency",
+                                   "decision"]  # fmt: skip
+    expected = (frame["list_price"] * (1 - frame["discount"])).round(2)
+    assert np.allclose(frame["net_price"], expected) and (frame["net_price"] > 0).all()
     got = api.client.get(f"/api/v1/exports/{exp['id']}/file", headers=api.h("lead"))
     assert got.status_code == 200 and got.content.startswith(b"plan_key,sku")
     # the SKUs are now exported; the audit log has the export
