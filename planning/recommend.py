@@ -33,7 +33,7 @@ from ingest.progress import progress
 from planning.closed_loop import ReplanningValue, replanning_value, simulate_policy
 from planning.diagnostics import without_markdown
 from planning.from_policy import dp_plan, plan_of
-from planning.outcomes import SimulationSettings
+from planning.outcomes import SimulationSettings, paired_ci
 from planning.schedule import Schedule, rounded_depths
 from planning.selection import Candidates, Choice, choose, selection_seed
 from simulator.demand import Catalog
@@ -83,6 +83,11 @@ class Recommendation:
 
     def describe(self, currency: str = "") -> list[str]:
         lines = self.choice.describe(currency)
+        out = self.choice.outcomes
+        best_gain = paired_ci(out[self.choice.best_single], out[NONE_NAME], "profit")[0]
+        if best_gain > 0:
+            share = self.choice.gain_vs_best_single[0] / best_gain
+            lines[-1] += f" ({share:+.1%} of that planner's gain over doing nothing)"
         if self.replanning is not None:
             lines.append(self.replanning.describe(currency))
         n_out = len(self.dp_exact) - int(self.dp_exact.sum())
@@ -154,7 +159,12 @@ def recommend(
     else:
         available = {k: np.zeros(catalog.n_skus, dtype=bool) for k in plans}
         available[learned.name] = np.ones(catalog.n_skus, dtype=bool)
-    candidates = Candidates(plans, available, default=DP_NAME if per_sku else None)
+    # The DP's plan is its own only where it solved the SKU; every other planner's is its own
+    # everywhere (on no-demand SKUs every plan is doing nothing).
+    complete = [k for k in plans if k != DP_NAME or dp.exact.all()]
+    candidates = Candidates(
+        plans, available, default=DP_NAME if per_sku else None, complete=complete
+    )
     choice = choose(
         catalog,
         candidates,

@@ -29,7 +29,7 @@ instance); it is then never chosen for them and cannot be the best *single* plan
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,16 +71,22 @@ class Candidates:
         SKUs a planner may be chosen for (a planner absent from it: every SKU).
     default : str or None
         The planner that keeps a SKU unless a challenger beats it significantly (the DP).
+    complete : collection of str or None
+        The planners whose plan is their own for every SKU, among which the best single
+        planner is found (None: those available for every SKU). A planner may be complete
+        without being available everywhere: where every plan is doing nothing (no demand at
+        any price), only doing nothing is a candidate, yet every planner's plan is its own.
     """
 
     plans: Mapping[str, Schedule]
     available: Mapping[str, np.ndarray] = field(default_factory=dict)
     default: str | None = None
+    complete: Collection[str] | None = None
 
     def __post_init__(self) -> None:
         if not self.plans:
             raise ConfigError("the per-SKU choice needs at least one candidate plan")
-        unknown = sorted(set(self.available) - set(self.plans))
+        unknown = sorted((set(self.available) | set(self.complete or ())) - set(self.plans))
         if unknown or (self.default is not None and self.default not in self.plans):
             raise ConfigError(
                 f"candidates {unknown or [self.default]} have no plan; plans: {list(self.plans)}"
@@ -125,7 +131,7 @@ class Choice:
         paths.
     best_single : str
         The single planner with the highest portfolio profit on the selection paths, among
-        those available for every SKU.
+        the complete ones (:class:`Candidates`).
     gain_vs_best_single : tuple of float
         Mean and CI of the portfolio profit of the choice minus the best single planner's, on
         the evaluation paths.
@@ -172,12 +178,10 @@ class Choice:
         wins = ", ".join(f"{k} {v:,}" for k, v in self.wins().items() if v)
         m, lo, hi = self.gain_vs_best_single
         unit = f" {currency}" if currency else ""
-        single = self.outcomes[self.best_single].portfolio("profit")[0]
-        pct = f" ({m / abs(single):+.2%} of its profit)" if single else ""
         return [
             f"SKUs won per planner (of {n:,}): {wins}",
             f"per-SKU choice vs the best single planner ({self.best_single}): {m:+,.2f}{unit} "
-            f"[{lo:+,.2f}, {hi:+,.2f}]{pct}, on paths independent of the choice's",
+            f"[{lo:+,.2f}, {hi:+,.2f}], on paths independent of the choice's",
         ]
 
 
@@ -298,7 +302,10 @@ def choose(
     )
     diff = np.where(has_runner[:, None], rec - other, 0.0)
     margin_lo, margin_hi = mean_ci(diff, ci_level, axis=1)
-    everywhere = [k for c, k in enumerate(names) if allowed[c].all()]
+    if candidates.complete is not None:
+        everywhere = [k for k in names if k in candidates.complete]
+    else:
+        everywhere = [k for c, k in enumerate(names) if allowed[c].all()]
     if not everywhere:
         raise DataError("no candidate planner covers every SKU; the best single one is undefined")
     best = max(everywhere, key=lambda k: float(mean[names.index(k)].sum()))

@@ -217,3 +217,19 @@ def test_unavailable_candidates_are_never_chosen():
             1
         )
     assert RECOMMENDED_NAME in got.outcomes
+
+
+def test_no_demand_skus_get_doing_nothing_and_do_not_decide_the_best_single_planner():
+    cat = _catalog(stock=[400.0] * 5)
+    heuristics = [p for p in default_baselines(include_dp=False) if p.name != NONE_NAME]
+    settings = SimulationSettings(seed=4, n_episodes=100, draw_parameters=False)
+    no_demand = np.array([True, False, False, False, False])
+    rec = recommend(cat, _Learned(), heuristics, RULES, H, plan_seed=9, settings=settings,
+                    no_demand=no_demand)  # fmt: skip
+    choice = rec.choice
+    assert choice.recommended_by[0] == NONE_NAME and choice.runner_up[0] == ""
+    assert (choice.recommended_by[1:] == DP_NAME).all()
+    # every plan is doing nothing on the no-demand SKU, so it cannot make doing nothing the
+    # only planner that covers every SKU
+    assert choice.best_single != NONE_NAME
+    assert rec.replanning is not None and rec.replanning.n_skus == 4
