@@ -24,8 +24,7 @@ from app.stage_record import StageRecord
 from envs.config import RulesConfig
 from ingest.errors import DataError
 from ingest.panel import MAX_DISCOUNT_DEPTH
-from planning.diagnostics import deepest_allowed_schedule, sells_nothing
-from planning.outcomes import Outcome, SimulationSettings, simulate_schedule
+from planning.outcomes import Outcome, SimulationSettings
 from planning.recommend import Recommendation, recommend
 from planning.selection import RECOMMENDED_NAME
 from risk_model.labels import LabelConfig
@@ -571,42 +570,24 @@ def evaluate_stage(
 
     The evaluation paths are those of :func:`planning.outcomes.simulation_seed` of the run's
     seed, as in the what-if, so ``deadstock simulate --sku`` reproduces a SKU's row of
-    ``sku_summary``; the choice is made on other paths (the selection seed). SKUs that sell
-    nothing in any episode even at the deepest allowed price
-    (:func:`planning.diagnostics.sells_nothing` of
-    :func:`~planning.diagnostics.deepest_allowed_schedule`) get no markdown in every plan: no
-    discount changes their outcome.
+    ``sku_summary``; the choice is made on other paths (the selection seed). SKUs with no
+    demand at any allowed price get no markdown in every plan.
     """
-    h = cfg.horizon_weeks
     plan_seed = int(np.random.SeedSequence(seed).generate_state(1)[0])
-    settings = SimulationSettings(
-        seed=cfg.seed,
-        n_episodes=cfg.evaluation.n_episodes,
-        draw_parameters=cfg.evaluation.draw_parameters,
-        ci_level=cfg.evaluation.ci_level,
-    )
-    sim = dict(
-        n_episodes=settings.n_episodes,
-        seed=settings.simulation_seed,
-        ci_level=settings.ci_level,
-        draw_parameters=settings.draw_parameters,
-    )
-    # SKUs that sell nothing even at the deepest allowed price, on the plans' own random
-    # numbers: no markdown changes their outcome, so no plan gives them one.
-    probe = deepest_allowed_schedule(catalog, cfg.rules, h)
-    no_demand = sells_nothing(simulate_schedule(catalog, probe, **sim))  # type: ignore[arg-type]
+    ev = cfg.evaluation
+    settings = SimulationSettings(cfg.seed, ev.n_episodes, ev.draw_parameters, ev.ci_level)
     heuristics = heuristic_policies(cfg)
     found = recommend(
         catalog,
         policy.policy,
         heuristics,
         cfg.rules,
-        h,
+        cfg.horizon_weeks,
         plan_seed=plan_seed,
         settings=settings,
-        no_demand=no_demand,
         per_sku=cfg.policy.recommend == "best",
     )
+    no_demand = found.no_demand
     outcomes = found.choice.outcomes
     heur_names = [p.name for p in heuristics if p.name in outcomes]
     if not heur_names:

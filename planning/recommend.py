@@ -3,7 +3,7 @@ what re-planning every week is worth.
 
 :func:`recommend` is what the run's evaluate stage calls:
 
-1. plans every candidate: the learned policy (PPO), the heuristics, doing nothing, and the
+1. finds the SKUs with no demand at any allowed price, then plans every candidate: the learned policy (PPO), the heuristics, doing nothing, and the
    exact DP on the SKUs whose fitted market it solves exactly (:func:`planning.from_policy.
    dp_plan`). SKUs with no demand at any allowed price get no markdown in every plan, and only
    doing nothing is a candidate for them;
@@ -31,9 +31,9 @@ from agents.policy import Policy
 from envs.config import RulesConfig
 from ingest.progress import progress
 from planning.closed_loop import ReplanningValue, replanning_value, simulate_policy
-from planning.diagnostics import without_markdown
+from planning.diagnostics import deepest_allowed_schedule, sells_nothing, without_markdown
 from planning.from_policy import dp_plan, plan_of
-from planning.outcomes import SimulationSettings, paired_ci
+from planning.outcomes import SimulationSettings, paired_ci, simulate_schedule
 from planning.schedule import Schedule, rounded_depths
 from planning.selection import Candidates, Choice, choose, selection_seed
 from simulator.demand import Catalog
@@ -58,6 +58,8 @@ class Recommendation:
         Each planner's closed-loop mean objective while finding its typical plan.
     dp_exact : ndarray of bool of shape (n_skus,)
         SKUs whose fitted market the DP solved exactly.
+    no_demand : ndarray of bool of shape (n_skus,)
+        SKUs with no demand at any allowed price (no markdown in any plan).
     dp_reasons : dict of str to str
         Why the DP left a SKU out (by SKU id).
     replanning : ReplanningValue or None
@@ -69,6 +71,7 @@ class Recommendation:
     choice: Choice
     closed_loop: dict[str, float]
     dp_exact: np.ndarray
+    no_demand: np.ndarray
     dp_reasons: dict[str, str] = field(default_factory=dict)
     replanning: ReplanningValue | None = None
     learned: str = "ppo"
@@ -108,7 +111,7 @@ def recommend(
     *,
     plan_seed: int,
     settings: SimulationSettings,
-    no_demand: np.ndarray,
+    no_demand: np.ndarray | None = None,
     per_sku: bool = True,
 ) -> Recommendation:
     """Plan every candidate, choose per SKU, and measure weekly re-planning (module docstring).
@@ -130,8 +133,10 @@ def recommend(
         Episodes, parameter draws, CI level, and the run's seed: the evaluation paths are
         those of :func:`planning.outcomes.simulation_seed`, the selection paths those of
         :func:`planning.selection.selection_seed`.
-    no_demand : ndarray of bool of shape (n_skus,)
-        SKUs with no demand at any allowed price (no markdown in any plan).
+    no_demand : ndarray of bool of shape (n_skus,), optional
+        SKUs with no demand at any allowed price (no markdown in any plan). By default the
+        SKUs that sell nothing in any episode at the deepest allowed price, on the evaluation
+        paths (:func:`planning.diagnostics.sells_nothing`).
     per_sku : bool
         Choose per SKU among every candidate; False recommends the learned policy's plan for
         every SKU (the other plans stay as comparisons).
@@ -140,6 +145,18 @@ def recommend(
     -------
     Recommendation
     """
+    if no_demand is None:
+        probe = deepest_allowed_schedule(catalog, rules, horizon)
+        no_demand = sells_nothing(
+            simulate_schedule(
+                catalog,
+                probe,
+                n_episodes=settings.n_episodes,
+                seed=settings.simulation_seed,
+                ci_level=settings.ci_level,
+                draw_parameters=settings.draw_parameters,
+            )
+        )
     no_demand = np.asarray(no_demand, dtype=bool)
     plans: dict[str, Schedule] = {}
     closed: dict[str, float] = {}
@@ -195,4 +212,4 @@ def recommend(
             out[NONE_NAME].totals["profit"][idx],
             settings.ci_level,
         )
-    return Recommendation(choice, closed, dp.exact, dp.reasons, replan, learned.name)
+    return Recommendation(choice, closed, dp.exact, no_demand, dp.reasons, replan, learned.name)
