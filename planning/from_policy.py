@@ -14,11 +14,12 @@ expected outcomes are then simulated open-loop (:func:`planning.outcomes.simulat
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from agents.baselines import DPPolicy
+from agents.dp import DPSolution
 from agents.policy import Policy, nearest_allowed
 from envs.config import RulesConfig
 from envs.context import PolicyContext
@@ -87,6 +88,41 @@ def plan_of(
     return sched, closed_loop
 
 
+class SolvedDP(Policy):
+    """The exact DP's policy from solutions at hand, one per SKU id: a table lookup per slot.
+
+    :class:`~agents.baselines.DPPolicy` finds each slot's problem anew every week (it may be
+    any SKU); here the SKUs are known and solved, so a week of many thousand slots costs one
+    grouping by SKU id and one lookup per SKU.
+
+    Parameters
+    ----------
+    solutions : mapping of str to DPSolution
+        The solved DP of every SKU id the policy will see, each for its plan's start.
+    """
+
+    name = "dp"
+    requires_context = True
+
+    def __init__(self, solutions: Mapping[str, DPSolution]) -> None:
+        self.solutions = dict(solutions)
+
+    def act(
+        self, observations: np.ndarray, masks: np.ndarray, context: PolicyContext | None = None
+    ) -> np.ndarray:
+        ctx = self._need_context(context)
+        sku = np.asarray(ctx.catalog.sku).astype(str)
+        names, inverse, counts = np.unique(sku, return_inverse=True, return_counts=True)
+        order = np.argsort(inverse.ravel(), kind="stable")
+        actions = np.empty(ctx.n_slots, np.int64)
+        for name, slots in zip(names, np.split(order, np.cumsum(counts)[:-1]), strict=True):
+            if name not in self.solutions:
+                raise ConfigError(f"sku {name!r}: no DP solution at hand (solved: "
+                                  f"{len(self.solutions)} SKUs)")  # fmt: skip
+            actions[slots] = self.solutions[name].policy(ctx.decision.take(slots))
+        return actions
+
+
 @dataclass
 class DPPlan:
     """The exact DP's plan where the market is DP-exact (see :func:`dp_plan`).
@@ -100,8 +136,8 @@ class DPPlan:
         SKUs the DP solved exactly.
     reasons : dict of str to str
         Why the DP did not solve a SKU (by SKU id).
-    policy : DPPolicy
-        The DP policy with every exact SKU's solution cached (to play its closed loop).
+    policy : SolvedDP
+        The DP's policy for every exact SKU (to play its closed loop).
     closed_loop : float
         Closed-loop mean objective over the exact SKUs (as :func:`plan_of` gives).
     """
@@ -109,7 +145,7 @@ class DPPlan:
     schedule: Schedule
     exact: np.ndarray
     reasons: dict[str, str]
-    policy: DPPolicy
+    policy: SolvedDP
     closed_loop: float
 
 
@@ -121,19 +157,21 @@ def dp_plan(catalog: Catalog, rules: RulesConfig, horizon: int, *, seed: int) ->
     or its state grid is too large (:class:`~ingest.errors.ConfigError`): the DP never
     approximates.
     """
-    from agents.dp import DPNotExactError
+    from agents.dp import DPNotExactError, solve
 
     n = catalog.n_skus
-    policy = DPPolicy(max_cached=max(n, 1))
+    solutions: dict[str, DPSolution] = {}
     exact = np.zeros(n, dtype=bool)
     reasons: dict[str, str] = {}
     for i in progress(range(n), desc="evaluate: DP solves", unit="SKU"):
+        sku = str(catalog.sku[i])
         try:
-            policy.solution(catalog.take([i]), rules, horizon)
+            solutions[sku] = solve(catalog.take([i]), rules, horizon)
         except (DPNotExactError, ConfigError) as err:
-            reasons[str(catalog.sku[i])] = str(err)
+            reasons[sku] = str(err)
         else:
             exact[i] = True
+    policy = SolvedDP(solutions)
     disc = np.zeros((n, horizon))
     coup = np.zeros((n, horizon))
     closed = 0.0

@@ -9,7 +9,7 @@ from agents.baselines import DPPolicy
 from envs.config import RulesConfig
 from ingest.errors import ConfigError
 from planning.closed_loop import replanning_value, simulate_policy
-from planning.from_policy import FixedPlanPolicy
+from planning.from_policy import FixedPlanPolicy, dp_plan
 from planning.outcomes import simulate_schedules
 from planning.schedule import Schedule
 from simulator.demand import Catalog
@@ -75,3 +75,22 @@ def test_replanning_value_is_the_paired_difference():
     assert "dp closed loop" in v.describe() and set(v.metrics()) >= {"replan/gain"}
     with pytest.raises(ConfigError, match="same SKUs"):
         replanning_value("dp", closed[:2], plan, none, 0.95)
+
+
+def test_the_dp_from_its_solutions_plays_as_the_dp_policy():
+    cat = _catalog(start_week=[3, 60, 51])
+    plan = dp_plan(cat, RULES, H, seed=2)
+    assert plan.exact.all() and set(plan.policy.solutions) == {"a", "b", "c"}
+    sim = dict(n_episodes=60, seed=3, draw_parameters=True)
+    np.testing.assert_array_equal(
+        simulate_policy(cat, plan.policy, RULES, H, **sim),
+        simulate_policy(cat, DPPolicy(max_cached=8), RULES, H, **sim),
+    )
+    # where the DP cannot be exact it is left out, with its reason
+    memory = cat.replace(ref_price_sensitivity=np.array([0.0, 0.5, 0.0]))
+    partial = dp_plan(memory, RULES, H, seed=2)
+    assert partial.exact.tolist() == [True, False, True]
+    assert "ref_price_sensitivity" in partial.reasons["b"]
+    assert (partial.schedule.discount[1] == 0).all()
+    with pytest.raises(ConfigError, match="no DP solution"):
+        simulate_policy(memory, partial.policy, RULES, H, **sim)
