@@ -9,6 +9,8 @@ Tables (every row carries ``plan_key``; see :meth:`PipelineConfig.plan_key`). Mo
     revenue, margin and stock left after the week.
 ``sku_summary``
     One row per at-risk SKU: what it is, risk, tier and top drivers (in words); the
+    planner whose plan it gets (``recommended_by``, chosen per SKU) and its margin over the
+    runner-up with a CI (``profit_vs_runner_up``, on paths independent of the choice); the
     recommendation in words (or why there is none); where its net price falls below cost;
     the recommended plan's expected sell-through, leftover units, margin given away and
     profit (with CIs); the same for doing nothing and for the best heuristic; the paired
@@ -51,6 +53,7 @@ from planning.diagnostics import NO_DEMAND_NOTE, net_price_check
 from planning.from_policy import plan_of
 from planning.outcomes import Outcome, mean_ci, simulate_schedule, simulation_seed
 from planning.schedule import rounded_depths
+from planning.selection import Choice
 from risk_model.feature_labels import driver_label
 from simulator.demand import Catalog
 
@@ -162,6 +165,7 @@ def sku_summary_table(
     ctx: TableContext | None = None,
     *,
     no_demand: np.ndarray | None = None,
+    choice: Choice | None = None,
 ) -> pd.DataFrame:
     """The ``sku_summary`` table.
 
@@ -179,6 +183,10 @@ def sku_summary_table(
         Currency, product labels and the simulation settings.
     no_demand : ndarray of bool, optional
         SKUs with no demand at any allowed price (their recommendation says so).
+    choice : Choice, optional
+        The per-SKU choice the recommended plan comes from: adds ``recommended_by`` (the
+        winning planner, also in ``recommended_policy``), ``runner_up`` and
+        ``profit_vs_runner_up`` with its CI (on the evaluation paths).
     """
     ctx = ctx or TableContext()
     for needed in ("recommended", "no_markdown", "best_heuristic"):
@@ -205,7 +213,9 @@ def sku_summary_table(
             "initial_stock": catalog.initial_stock,
             "list_price": catalog.list_price,
             "unit_cost": catalog.unit_cost,
-            "recommended_policy": rec.schedule.name,
+            "recommended_policy": (
+                rec.schedule.name if choice is None else choice.recommended_by.astype(str)
+            ),
             "best_heuristic": heur.schedule.name,
             "recommendation": recommendation_text(rec, flags),
             "no_demand_at_any_price": flags,
@@ -227,6 +237,13 @@ def sku_summary_table(
         lo, hi = mean_ci(rec.totals["profit"] - out.totals["profit"], rec.ci_level, axis=1)
         frame[f"profit_vs_{other}_ci_low"] = lo
         frame[f"profit_vs_{other}_ci_high"] = hi
+    if choice is not None:
+        at = list(frame.columns).index("recommended_policy") + 1
+        frame.insert(at, "recommended_by", choice.recommended_by.astype(str))
+        frame["runner_up"] = choice.runner_up.astype(str)
+        frame["profit_vs_runner_up"] = choice.margin
+        frame["profit_vs_runner_up_ci_low"] = choice.margin_ci_low
+        frame["profit_vs_runner_up_ci_high"] = choice.margin_ci_high
     frame["simulation"] = ctx.settings.describe() if ctx.settings is not None else ""
     cols = list(frame.columns)
     return round_columns(

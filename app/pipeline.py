@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +58,9 @@ class PipelineResult:
     summary: pd.DataFrame
     roi: dict[str, float]
     stock_assumption: str
+    recommendation: list[str] = field(default_factory=list)
+    """The per-SKU choice in lines (wins per planner, gain over the best single planner,
+    value of weekly re-planning)."""
 
     def stage_table(self) -> pd.DataFrame:
         return stages_frame(self.stages)
@@ -219,6 +222,9 @@ def _run_stages(
             tracking.log_metrics({f"stage_seconds/{r.name}": r.seconds for r in records})
             mlflow.set_tag("stages", ", ".join(f"{r.name}={r.status}" for r in records))
         tracking.log_metrics(out.roi)
+        found = evaluated.recommendation
+        if found is not None:
+            tracking.log_metrics(found.metrics())
         plans = run_record.log_plans(evaluated.outcomes)
         learned = policy.policy.name
         key = f"plan/{learned}/gain_vs_none"
@@ -251,7 +257,10 @@ def _run_stages(
         summary=out.summary,
         roi=out.roi,
         stock_assumption=fitted.stock_assumption,
+        recommendation=found.describe(cfg.export.currency) if found is not None else [],
     )
+    for line in result.recommendation:
+        log.info("[run] %s", line)
     log.info(
         "[run] done: schedules -> %s; report -> %s; MLflow run %s in %s",
         result.exports["schedules"],

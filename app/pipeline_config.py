@@ -184,9 +184,11 @@ class PolicyConfig:
         catalog (same observation size and rules) and trains otherwise; ``"champion"``
         requires it; ``"train"`` always trains.
     recommend : {"best", "policy"}
-        ``"best"`` recommends the learned policy's plan unless a heuristic's plan has a
-        higher expected profit on the same simulated episodes (then that one, named in every
-        output); ``"policy"`` always recommends the learned policy's plan.
+        ``"best"`` chooses each SKU's plan among the candidates (the exact DP where the
+        market is DP-exact, the learned policy, the heuristics, doing nothing) on selection
+        paths and reports it on independent evaluation paths (:mod:`planning.selection`;
+        ``sku_summary`` names the winner in ``recommended_by``); ``"policy"`` recommends the
+        learned policy's plan for every SKU.
     """
 
     source: Literal["auto", "champion", "train"] = "auto"

@@ -167,6 +167,10 @@ class ReportInputs:
     notes: Sequence[str] = ()
     title: str = "deadstock run report"
     top_n: int = 6
+    recommendation: Sequence[str] = ()
+    """The per-SKU choice in lines: wins per planner, the gain over the best single
+    planner, the value of weekly re-planning (:meth:`planning.recommend.Recommendation.
+    describe`)."""
 
 
 def _savefig(fig: Figure, target: Path) -> Path:
@@ -387,6 +391,22 @@ def checks_lines(inp: ReportInputs) -> list[str]:
     return lines
 
 
+def _recommendation_lines(inp: ReportInputs) -> list[str]:
+    if not inp.recommendation:
+        return []
+    return [
+        "## Which planner each SKU gets",
+        "",
+        "Each SKU gets the plan that did best on one set of simulated paths (the DP's unless "
+        "another plan beats it there with a CI above zero); every figure here and in "
+        "`sku_summary` (`recommended_by`, `profit_vs_runner_up`) comes from another, "
+        "independent set of paths, so the choice does not flatter itself.",
+        "",
+        *[f"- {line}" for line in inp.recommendation],
+        "",
+    ]
+
+
 def write_report(inp: ReportInputs, out_dir: str | Path) -> tuple[Path, dict[str, float]]:
     """Write ``report.md`` and its PNGs under ``out_dir/report``.
 
@@ -455,6 +475,7 @@ def write_report(inp: ReportInputs, out_dir: str | Path) -> tuple[Path, dict[str
         "",
         "![ROI](roi.png)",
         "",
+        *_recommendation_lines(inp),
         "## Each plan against doing nothing",
         "",
         _md_table(comp_md),

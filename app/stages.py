@@ -24,11 +24,9 @@ from app.stage_record import StageRecord
 from envs.config import RulesConfig
 from ingest.errors import DataError
 from ingest.panel import MAX_DISCOUNT_DEPTH
-from ingest.progress import progress
-from planning.diagnostics import deepest_allowed_schedule, sells_nothing, without_markdown
-from planning.from_policy import plan_of
-from planning.outcomes import Outcome, simulate_schedule, simulate_schedules, simulation_seed
-from planning.schedule import Schedule, rounded_depths
+from planning.outcomes import Outcome, SimulationSettings
+from planning.recommend import Recommendation, recommend
+from planning.selection import RECOMMENDED_NAME
 from risk_model.labels import LabelConfig
 from simulator.demand import Catalog
 
@@ -545,13 +543,16 @@ def policy_stage(cfg: PipelineConfig, catalog: Catalog, seed: int, rec: StageRec
 # ------------------------------------------------------------------------------ evaluate
 @dataclass
 class EvalOut:
-    """Simulated outcomes of the recommended plan, doing nothing, and every heuristic."""
+    """Simulated outcomes of the recommended plan, doing nothing, and every candidate."""
 
     outcomes: dict[str, Outcome]
     best_heuristic: str
     closed_loop: dict[str, float]
     no_demand: np.ndarray
     """SKUs (catalog order) with no demand at any allowed price: no markdown for them."""
+    recommendation: Recommendation | None = None
+    """The per-SKU choice (winners, margins, gain over the best single planner) and the
+    value of weekly re-planning."""
 
 
 def heuristic_policies(cfg: PipelineConfig) -> list[Policy]:
@@ -565,38 +566,30 @@ def heuristic_policies(cfg: PipelineConfig) -> list[Policy]:
 def evaluate_stage(
     cfg: PipelineConfig, catalog: Catalog, policy: PolicyOut, seed: int, rec: StageRecord
 ) -> EvalOut:
-    """Plan every policy, then simulate every plan on common random numbers per SKU.
+    """Plan every candidate and choose each SKU's plan (:func:`planning.recommend.recommend`).
 
-    The simulation seed is :func:`planning.outcomes.simulation_seed` of the run's seed, as in
-    the what-if, so ``deadstock simulate --sku`` reproduces a SKU's row of ``sku_summary``.
-    SKUs that sell nothing in any episode even at the deepest allowed price
-    (:func:`planning.diagnostics.sells_nothing` of
-    :func:`~planning.diagnostics.deepest_allowed_schedule`) get no markdown in every plan: no
-    discount changes their outcome.
+    The evaluation paths are those of :func:`planning.outcomes.simulation_seed` of the run's
+    seed, as in the what-if, so ``deadstock simulate --sku`` reproduces a SKU's row of
+    ``sku_summary``; the choice is made on other paths (the selection seed). SKUs with no
+    demand at any allowed price get no markdown in every plan.
     """
-    h = cfg.horizon_weeks
     plan_seed = int(np.random.SeedSequence(seed).generate_state(1)[0])
-    n_ep = cfg.evaluation.n_episodes
-    sim = dict(
-        n_episodes=n_ep,
-        seed=simulation_seed(cfg.seed),
-        ci_level=cfg.evaluation.ci_level,
-        draw_parameters=cfg.evaluation.draw_parameters,
+    ev = cfg.evaluation
+    settings = SimulationSettings(cfg.seed, ev.n_episodes, ev.draw_parameters, ev.ci_level)
+    heuristics = heuristic_policies(cfg)
+    found = recommend(
+        catalog,
+        policy.policy,
+        heuristics,
+        cfg.rules,
+        cfg.horizon_weeks,
+        plan_seed=plan_seed,
+        settings=settings,
+        per_sku=cfg.policy.recommend == "best",
     )
-    # SKUs that sell nothing even at the deepest allowed price, on the plans' own random
-    # numbers: no markdown changes their outcome, so no plan gives them one.
-    probe = deepest_allowed_schedule(catalog, cfg.rules, h)
-    no_demand = sells_nothing(simulate_schedule(catalog, probe, **sim))  # type: ignore[arg-type]
-    plans: dict[str, Schedule] = {}
-    closed: dict[str, float] = {}
-    learned = policy.policy.name
-    plans[learned], closed[learned] = plan_of(policy.policy, catalog, cfg.rules, h, seed=plan_seed)
-    plans["no_markdown"] = Schedule.constant(catalog.sku, h, 0.0, "no_markdown")
-    for heur in progress(heuristic_policies(cfg), desc="evaluate: planning", unit="policy"):
-        plans[heur.name], closed[heur.name] = plan_of(heur, catalog, cfg.rules, h, seed=plan_seed)
-    plans = {k: rounded_depths(without_markdown(s, no_demand)) for k, s in plans.items()}
-    outcomes = simulate_schedules(catalog, plans, **sim)  # type: ignore[arg-type]
-    heur_names = [k for k in outcomes if k not in (learned, "no_markdown")]
+    no_demand = found.no_demand
+    outcomes = found.choice.outcomes
+    heur_names = [p.name for p in heuristics if p.name in outcomes]
     if not heur_names:
         raise DataError("no heuristic baseline is available to compare with")
 
@@ -604,28 +597,29 @@ def evaluate_stage(
         return outcomes[k].portfolio("profit")[0]
 
     best = max(heur_names, key=profit)
-    chosen = learned
-    if cfg.policy.recommend == "best" and profit(best) > profit(learned):
-        chosen = best
-    ordered = {"recommended": outcomes[chosen], "no_markdown": outcomes["no_markdown"]}
+    ordered = {"recommended": found.choice.recommended, "no_markdown": outcomes["no_markdown"]}
     ordered["best_heuristic"] = outcomes[best]
-    ordered.update({k: v for k, v in outcomes.items() if k not in (chosen, best, "no_markdown")})
+    shown = (RECOMMENDED_NAME, "no_markdown", best)
+    ordered.update({k: v for k, v in outcomes.items() if k not in shown})
     rec.metrics = {f"{k}_profit": profit(k) for k in outcomes}
-    rec.metrics.update({f"{k}_closed_loop_objective": v for k, v in closed.items()})
-    rec.metrics["n_episodes"] = float(n_ep)
-    rec.metrics["recommended_is_learned"] = float(chosen == learned)
+    rec.metrics.update({f"{k}_closed_loop_objective": v for k, v in found.closed_loop.items()})
+    rec.metrics.update(found.metrics())
+    rec.metrics["n_episodes"] = float(settings.n_episodes)
     rec.metrics["n_no_demand"] = float(no_demand.sum())
+    for line in found.describe(cfg.export.currency):
+        log.info("[evaluate] %s", line)
+    wins = ", ".join(f"{k} {v}" for k, v in found.choice.wins().items() if v)
     rec.detail = (
-        f"{len(plans)} plans x {catalog.n_skus:,} SKUs x {n_ep} episodes; {learned} "
-        f"{profit(learned):,.0f}, best heuristic {best} {profit(best):,.0f}, no markdown "
-        f"{profit('no_markdown'):,.0f}; recommended: {chosen}"
+        f"{len(outcomes) - 1} plans x {catalog.n_skus:,} SKUs x {settings.n_episodes} episodes; "
+        f"per-SKU choice {profit(RECOMMENDED_NAME):,.0f} (wins: {wins}), best heuristic {best} "
+        f"{profit(best):,.0f}, no markdown {profit('no_markdown'):,.0f}"
         + (
             f"; {int(no_demand.sum())} SKU(s) with no demand at any price"
             if no_demand.any()
             else ""
         )
     )
-    return EvalOut(ordered, best, closed, no_demand)
+    return EvalOut(ordered, best, found.closed_loop, no_demand, found)
 
 
 # ------------------------------------------------------------------------------ export
@@ -711,7 +705,9 @@ def export_stage(
         established=shown["sku"].isin(selection.established),
     )  # fmt: skip
     schedules = schedules_table(outcomes["recommended"], plan_key, cat, ctx)
-    summary = sku_summary_table(cat, shown, outcomes, plan_key, ctx, no_demand=evaluated.no_demand)
+    found = evaluated.recommendation
+    summary = sku_summary_table(cat, shown, outcomes, plan_key, ctx, no_demand=evaluated.no_demand,
+                                choice=found.choice if found else None)  # fmt: skip
     alerts = alerts_table(summary)
     flags, n_matching = new_product_flags_table(
         shown,
@@ -783,6 +779,7 @@ def export_stage(
         exports={k: shown_path(v, cfg.out_dir, shown_dir) for k, v in written.items()},
         notes=notes,
         title=f"deadstock run report ({'quick' if cfg.quick else 'full'}, {data.dataset.source})",
+        recommendation=found.describe(cfg.export.currency) if found else (),
     )
     report_path, roi = write_report(inputs, cfg.out_dir)
     rec.metrics = {f"rows_{k}": float(len(v)) for k, v in tables.items()}

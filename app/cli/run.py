@@ -81,6 +81,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     print()
     print_roi(result.roi, cfg.export.currency, cfg.evaluation.ci_level)
     print()
+    if result.recommendation:
+        print(f"Recommended plan, chosen per SKU ({cfg.evaluation.ci_level:.0%} CIs):")
+        for line in result.recommendation:
+            print(f"  {line}")
+        print()
     print(f"stock assumption: {result.stock_assumption}")
     for name, where in result.exports.items():
         print(f"{name:<18} -> {where}")

@@ -12,6 +12,7 @@ from app.config import load_config
 from app.exports import SCHEDULE_COLUMNS
 from app.pipeline_config import PipelineConfig
 from ingest.errors import ConfigError
+from planning.recommend import DP_NAME
 
 TOML = """
 horizon_weeks = 6
@@ -92,6 +93,14 @@ def test_quick_run_exports_one_row_per_sku_and_week(first_run):
     assert (out / "new_product_flags.csv").exists()
     report = (out / "report" / "report.md").read_text()
     assert "Stock assumption" in report and "profit vs doing nothing" in report
+    # the per-SKU choice: a winner per SKU, its margin over a different runner-up with a CI
+    assert summary["recommended_by"].notna().all()
+    assert (summary["recommended_by"] == summary["recommended_policy"]).all()
+    ranked = summary[summary["runner_up"].notna()]
+    assert (ranked["runner_up"] != ranked["recommended_by"]).all()
+    lo, hi = summary["profit_vs_runner_up_ci_low"], summary["profit_vs_runner_up_ci_high"]
+    assert ((lo <= summary["profit_vs_runner_up"]) & (summary["profit_vs_runner_up"] <= hi)).all()
+    assert "Which planner each SKU gets" in report and "SKUs won per planner" in report
 
 
 @pytest.mark.slow
@@ -106,6 +115,11 @@ def test_mlflow_parent_and_stage_runs(first_run):
     parent = parents[0]
     assert parent.data.tags["stages"].count("=ok") == 7
     assert "roi/profit" in parent.data.metrics and "data_fingerprint" in parent.data.tags
+    # the per-SKU choice's wins add up to the planned SKUs
+    summary = pd.read_csv(first_run[0] / "sku_summary.csv", dtype={"sku": str})
+    wins = {k: v for k, v in parent.data.metrics.items() if k.startswith("recommend/wins/")}
+    assert sum(wins.values()) == len(summary) and f"recommend/wins/{DP_NAME}" in wins
+    assert "recommend/gain_vs_best_single_ci_low" in parent.data.metrics
     children = [r for r in new if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     stages = {r.data.tags.get("stage"): r for r in children if r.data.tags.get("stage")}
     assert set(stages) == {"ingest", "risk", "select", "fit", "policy", "evaluate", "export"}

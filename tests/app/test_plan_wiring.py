@@ -17,7 +17,6 @@ from app.cli.main import main
 from app.pipeline_config import DEFAULT_RULES, PipelineConfig
 from app.stage_record import StageRecord
 from ingest.errors import DataError
-from planning.schedule import Schedule
 from simulator.demand import Catalog
 
 PLAN = """
@@ -215,33 +214,21 @@ def test_ppo_and_rules_reach_train_ppo(cfg, monkeypatch):
 
 
 def test_evaluation_and_horizon_reach_the_simulation(cfg, monkeypatch):
-    plans, sims = [], []
+    seen = {}
 
-    def plan(policy, catalog, rules, horizon, *, seed):
-        plans.append((rules, horizon))
-        return Schedule.constant(catalog.sku, horizon, 0.0, policy.name), 0.0
-
-    def probe(catalog, schedule, **kw):
-        # The no-demand probe at the deepest allowed price, on the plans' own settings.
-        sims.append(kw)
-        assert schedule.horizon == 7
-        return None
-
-    def simulate(catalog, plans, **kw):
-        sims.append(kw)
+    def recommend(catalog, learned, heuristics, rules, horizon, **kw):
+        seen.update(kw, rules=rules, horizon=horizon, learned=learned.name)
         raise Stop
 
-    monkeypatch.setattr(st, "plan_of", plan)
-    monkeypatch.setattr(st, "simulate_schedule", probe)
-    monkeypatch.setattr(st, "sells_nothing", lambda _: np.zeros(3, dtype=bool))
-    monkeypatch.setattr(st, "simulate_schedules", simulate)
+    monkeypatch.setattr(st, "recommend", recommend)
     pol = st.PolicyOut(SimpleNamespace(name="ppo"), "trained")  # type: ignore[arg-type]
     with pytest.raises(Stop):
         st.evaluate_stage(cfg, _catalog(), pol, 5, StageRecord("evaluate"))
-    assert {h for _, h in plans} == {7} and all(r is cfg.rules for r, _ in plans)
-    assert len(sims) == 2 and sims[0] == sims[1]
-    assert sims[1]["n_episodes"] == 33 and sims[1]["ci_level"] == 0.9
-    assert sims[1]["draw_parameters"] is False
+    assert seen["horizon"] == 7 and seen["rules"] is cfg.rules and seen["learned"] == "ppo"
+    settings = seen["settings"]
+    assert settings.n_episodes == 33 and settings.ci_level == 0.9
+    assert settings.draw_parameters is False and settings.seed == cfg.seed
+    assert seen["per_sku"] is False  # recommend = "policy"
 
 
 def test_export_and_new_products_reach_the_writers(cfg, monkeypatch, tmp_path):

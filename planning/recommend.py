@@ -1,0 +1,215 @@
+"""The main job's recommendation: every candidate planner's plan, the per-SKU choice, and
+what re-planning every week is worth.
+
+:func:`recommend` is what the run's evaluate stage calls:
+
+1. finds the SKUs with no demand at any allowed price, then plans every candidate: the learned policy (PPO), the heuristics, doing nothing, and the
+   exact DP on the SKUs whose fitted market it solves exactly (:func:`planning.from_policy.
+   dp_plan`). SKUs with no demand at any allowed price get no markdown in every plan, and only
+   doing nothing is a candidate for them;
+2. chooses each SKU's plan on the selection paths and reports it on the evaluation paths
+   (:func:`planning.selection.choose`; the DP is the default planner);
+3. plays the DP's closed loop (re-planning every week on the stock left) on the evaluation
+   paths and compares it with the DP's exported plan (:mod:`planning.closed_loop`).
+
+The learning planners of :mod:`agents.learning` (certainty equivalent, re-solve on the
+posterior, Thompson sampling) are not candidates: they act on a posterior over a discrete grid
+of parameters (the learning market's env) and their value is in the closed loop, which a
+fixed 12-week export does not carry. Their certainty-equivalent plan is the DP's plan on the
+fitted estimate, which *is* a candidate (``dp``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from agents.policy import Policy
+from envs.config import RulesConfig
+from ingest.progress import progress
+from planning.closed_loop import ReplanningValue, replanning_value, simulate_policy
+from planning.diagnostics import deepest_allowed_schedule, sells_nothing, without_markdown
+from planning.from_policy import dp_plan, plan_of
+from planning.outcomes import SimulationSettings, paired_ci, simulate_schedule
+from planning.schedule import Schedule, rounded_depths
+from planning.selection import Candidates, Choice, choose, selection_seed
+from simulator.demand import Catalog
+
+log = logging.getLogger(__name__)
+
+NONE_NAME = "no_markdown"
+"""The reference plan: doing nothing (full price every week)."""
+
+DP_NAME = "dp"
+
+
+@dataclass
+class Recommendation:
+    """What :func:`recommend` found.
+
+    Attributes
+    ----------
+    choice : Choice
+        The per-SKU choice and every plan's outcomes on the evaluation paths.
+    closed_loop : dict of str to float
+        Each planner's closed-loop mean objective while finding its typical plan.
+    dp_exact : ndarray of bool of shape (n_skus,)
+        SKUs whose fitted market the DP solved exactly.
+    no_demand : ndarray of bool of shape (n_skus,)
+        SKUs with no demand at any allowed price (no markdown in any plan).
+    dp_reasons : dict of str to str
+        Why the DP left a SKU out (by SKU id).
+    replanning : ReplanningValue or None
+        The DP's closed loop against its exported plan (None when the DP solved no SKU).
+    learned : str
+        The learned policy's name.
+    """
+
+    choice: Choice
+    closed_loop: dict[str, float]
+    dp_exact: np.ndarray
+    no_demand: np.ndarray
+    dp_reasons: dict[str, str] = field(default_factory=dict)
+    replanning: ReplanningValue | None = None
+    learned: str = "ppo"
+
+    def metrics(self) -> dict[str, float]:
+        """The choice's and the re-planning's metrics, and the DP's coverage."""
+        out = self.choice.metrics()
+        out["recommend/n_dp_exact"] = float(self.dp_exact.sum())
+        if self.replanning is not None:
+            out.update(self.replanning.metrics())
+        return out
+
+    def describe(self, currency: str = "") -> list[str]:
+        lines = self.choice.describe(currency)
+        out = self.choice.outcomes
+        best_gain = paired_ci(out[self.choice.best_single], out[NONE_NAME], "profit")[0]
+        if best_gain > 0:
+            share = self.choice.gain_vs_best_single[0] / best_gain
+            lines[-1] += f" ({share:+.1%} of that planner's gain over doing nothing)"
+        if self.replanning is not None:
+            lines.append(self.replanning.describe(currency))
+        n_out = len(self.dp_exact) - int(self.dp_exact.sum())
+        if n_out:
+            lines.append(
+                f"the DP is not a candidate for {n_out:,} SKU(s) whose fitted market it cannot "
+                f"solve exactly (e.g. {next(iter(self.dp_reasons.values()), '')})"
+            )
+        return lines
+
+
+def recommend(
+    catalog: Catalog,
+    learned: Policy,
+    heuristics: Sequence[Policy],
+    rules: RulesConfig,
+    horizon: int,
+    *,
+    plan_seed: int,
+    settings: SimulationSettings,
+    no_demand: np.ndarray | None = None,
+    per_sku: bool = True,
+) -> Recommendation:
+    """Plan every candidate, choose per SKU, and measure weekly re-planning (module docstring).
+
+    Parameters
+    ----------
+    catalog : Catalog
+        The at-risk SKUs with their fitted parameters.
+    learned : Policy
+        The learned policy (PPO).
+    heuristics : sequence of Policy
+        The heuristic baselines (neither the DP nor doing nothing).
+    rules : RulesConfig
+    horizon : int
+        Plan weeks, the last being the exit week.
+    plan_seed : int
+        Seed of the closed-loop episodes each policy's typical plan is read from.
+    settings : SimulationSettings
+        Episodes, parameter draws, CI level, and the run's seed: the evaluation paths are
+        those of :func:`planning.outcomes.simulation_seed`, the selection paths those of
+        :func:`planning.selection.selection_seed`.
+    no_demand : ndarray of bool of shape (n_skus,), optional
+        SKUs with no demand at any allowed price (no markdown in any plan). By default the
+        SKUs that sell nothing in any episode at the deepest allowed price, on the evaluation
+        paths (:func:`planning.diagnostics.sells_nothing`).
+    per_sku : bool
+        Choose per SKU among every candidate; False recommends the learned policy's plan for
+        every SKU (the other plans stay as comparisons).
+
+    Returns
+    -------
+    Recommendation
+    """
+    if no_demand is None:
+        probe = deepest_allowed_schedule(catalog, rules, horizon)
+        no_demand = sells_nothing(
+            simulate_schedule(
+                catalog,
+                probe,
+                n_episodes=settings.n_episodes,
+                seed=settings.simulation_seed,
+                ci_level=settings.ci_level,
+                draw_parameters=settings.draw_parameters,
+            )
+        )
+    no_demand = np.asarray(no_demand, dtype=bool)
+    plans: dict[str, Schedule] = {}
+    closed: dict[str, float] = {}
+    plans[learned.name], closed[learned.name] = plan_of(
+        learned, catalog, rules, horizon, seed=plan_seed
+    )
+    dp = dp_plan(catalog, rules, horizon, seed=plan_seed)
+    plans[DP_NAME], closed[DP_NAME] = dp.schedule, dp.closed_loop
+    plans[NONE_NAME] = Schedule.constant(catalog.sku, horizon, 0.0, NONE_NAME)
+    for heur in progress(list(heuristics), desc="evaluate: planning", unit="policy"):
+        plans[heur.name], closed[heur.name] = plan_of(heur, catalog, rules, horizon, seed=plan_seed)
+    plans = {k: rounded_depths(without_markdown(s, no_demand)) for k, s in plans.items()}
+    selling = ~no_demand
+    if per_sku:
+        available = {k: selling for k in plans if k != NONE_NAME}
+        available[DP_NAME] = dp.exact & selling
+    else:
+        available = {k: np.zeros(catalog.n_skus, dtype=bool) for k in plans}
+        available[learned.name] = np.ones(catalog.n_skus, dtype=bool)
+    # The DP's plan is its own only where it solved the SKU; every other planner's is its own
+    # everywhere (on no-demand SKUs every plan is doing nothing).
+    complete = [k for k in plans if k != DP_NAME or dp.exact.all()]
+    candidates = Candidates(
+        plans, available, default=DP_NAME if per_sku else None, complete=complete
+    )
+    choice = choose(
+        catalog,
+        candidates,
+        n_episodes=settings.n_episodes,
+        selection_seed=selection_seed(settings.seed),
+        evaluation_seed=settings.simulation_seed,
+        draw_parameters=settings.draw_parameters,
+        ci_level=settings.ci_level,
+    )
+    replan = None
+    idx = np.flatnonzero(dp.exact & selling)
+    if idx.size:
+        log.info("evaluate: the DP's closed loop on %d SKU(s), evaluation paths", idx.size)
+        closed_profit = simulate_policy(
+            catalog.take(idx),
+            dp.policy,
+            rules,
+            horizon,
+            n_episodes=settings.n_episodes,
+            seed=settings.simulation_seed,
+            draw_parameters=settings.draw_parameters,
+        )
+        out = choice.outcomes
+        replan = replanning_value(
+            DP_NAME,
+            closed_profit,
+            out[DP_NAME].totals["profit"][idx],
+            out[NONE_NAME].totals["profit"][idx],
+            settings.ci_level,
+        )
+    return Recommendation(choice, closed, dp.exact, no_demand, dp.reasons, replan, learned.name)
