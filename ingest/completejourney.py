@@ -51,7 +51,7 @@ from ingest.validate import DataValidationError, RawTable, check_tables
 log = logging.getLogger(__name__)
 
 #: Bump when the mapping changes, so cached datasets are rebuilt.
-LOADER_VERSION = "cj-3"
+LOADER_VERSION = "cj-4"
 SOURCE_NAME = "completejourney"
 
 
@@ -221,16 +221,19 @@ def _promotions(keep_products: np.ndarray) -> pd.DataFrame:
     keys = table.select(["product_id", "week"]).group_by(["product_id", "week"]).aggregate([])
     base = keys.to_pandas().set_index(["product_id", "week"])
     joined = base.join(frames[0]).join(frames[1]).fillna(0.0).reset_index()
-    n_stores = joined["week"].map(stores_per_week).astype(float)
-    joined = joined.sort_values(["product_id", "week"], kind="stable")
+    # Arrow's group_by returns its groups in an order that depends on its threads: sort first
+    # and compute on plain arrays, so every share stays on its own (product, week) row (index
+    # alignment of a share computed before the sort put shares on other rows, run to run).
+    joined = joined.sort_values(["product_id", "week"], kind="stable").reset_index(drop=True)
+    n_stores = joined["week"].map(stores_per_week).to_numpy(dtype=float)
     return pd.DataFrame(
         {
             "sku": joined["product_id"].astype("string"),
             "week": joined["week"].astype(np.int64),
-            "display": (joined["display"] / n_stores).clip(0.0, 1.0).to_numpy(),
-            "mailer": (joined["mailer"] / n_stores).clip(0.0, 1.0).to_numpy(),
+            "display": np.clip(joined["display"].to_numpy(dtype=float) / n_stores, 0.0, 1.0),
+            "mailer": np.clip(joined["mailer"].to_numpy(dtype=float) / n_stores, 0.0, 1.0),
         }
-    ).reset_index(drop=True)
+    )
 
 
 def load_completejourney(

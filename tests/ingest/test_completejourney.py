@@ -111,3 +111,31 @@ def test_cached_load_is_identical_and_fast(cj):
     assert (b0["week"].to_numpy() == b1["week"].to_numpy()).all()
     pd.testing.assert_frame_equal(panel, panel_again)
     assert np.isfinite(cold) and cached < cold
+
+
+def test_promotion_shares_stay_on_their_own_product_and_week(tmp_path, monkeypatch):
+    """Display and mailer shares are counted per (product, week) and kept on that row, whatever
+    order the store rows (and Arrow's groups) come in: rows listed with the later product and
+    week first, 4 stores in week 1 and 2 in week 2."""
+    import ingest.completejourney as cjmod
+
+    rows = pd.DataFrame(
+        {
+            "product_id": ["B", "B", "A", "A", "A", "A", "B", "A", "A"],
+            "store_id": ["s1", "s2", "s1", "s2", "s3", "s4", "s3", "s1", "s2"],
+            "display_location": ["1", "0", "0", "0", "0", "7", "2", "3", "3"],
+            "mailer_location": ["0", "0", "A", "D", "0", "0", "0", "0", "A"],
+            "week": [2, 2, 1, 1, 1, 1, 1, 2, 2],
+        }
+    )
+    path = tmp_path / "promotions.parquet"
+    rows.to_parquet(path, index=False)
+    monkeypatch.setattr(cjmod, "_data_file", lambda name: path)
+    got = cjmod._promotions(np.array(["A", "B"]))
+    assert got[["sku", "week"]].astype(str).values.tolist() == [
+        ["A", "1"], ["A", "2"], ["B", "1"], ["B", "2"]
+    ]  # fmt: skip
+    # A wk1: display at s4 of 4 stores, mailer at s1, s2; A wk2: display s1, s2 of 2, mailer s2;
+    # B wk1: display s3 of 4; B wk2: display s1 of 2.
+    assert got["display"].tolist() == [0.25, 1.0, 0.25, 0.5]
+    assert got["mailer"].tolist() == [0.5, 0.5, 0.0, 0.0]
