@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from service import library
 from service.audit import record
 from service.db import arrays
-from service.db.bulk import insert_frame
+from service.db.bulk import insert_plan_rows
 from service.db.models import (
     ARTIFACT_PART_BYTES,
     SUMMARY_FLOATS,
@@ -152,8 +152,8 @@ def import_run(
                                  content=blob[start : start + ARTIFACT_PART_BYTES]))  # fmt: skip
         session.flush()
     conn = session.connection()
-    insert_frame(conn, sku_plans, _summary_rows(run, plan.id))
-    insert_frame(conn, sku_schedules, _schedule_rows(run, plan.id))
+    insert_plan_rows(conn, sku_plans, _summary_rows(run, plan.id), plan.id)
+    insert_plan_rows(conn, sku_schedules, _schedule_rows(run, plan.id), plan.id)
     record(session, user, "plan.import", "plan", str(plan.id), None, plan_dict(plan),
            actor_name=actor_name)  # fmt: skip
     return plan, True

@@ -1,6 +1,14 @@
 """Bulk inserts of a frame into a table: ``COPY`` on PostgreSQL, batched ``executemany``
 elsewhere. A plan of a million SKUs is a million rows per table; row-by-row ORM inserts
-would take tens of minutes, ``COPY`` takes seconds."""
+would take tens of minutes, ``COPY`` takes seconds.
+
+A plan's rows of the tables partitioned by plan (:data:`service.db.models.PARTITIONED`) go
+through :func:`insert_plan_rows`: on PostgreSQL into a fresh table that gets its indexes
+after the load and is then attached as the plan's partition. Inserting into a table that
+already carries its indexes maintains each B-tree row by row and checks foreign keys row by
+row, several times slower than building each index in one sort and checking the keys in one
+join. All of it runs in the caller's transaction, so a failed import leaves nothing.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +22,10 @@ import sqlalchemy as sa
 
 BATCH_ROWS = 100_000
 """Rows per ``executemany`` batch (and per ``COPY`` buffer): bounds memory."""
+
+INDEX_BUILD_MEMORY = "256MB"
+"""PostgreSQL's ``maintenance_work_mem`` while a new partition's indexes are built (the
+server default, 64 MB, spills a million-row sort to disk)."""
 
 
 def _batches(frame: pd.DataFrame) -> Iterator[pd.DataFrame]:
@@ -49,7 +61,44 @@ def insert_frame(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> i
     return n
 
 
-def _copy(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> int:
+def insert_plan_rows(
+    conn: sa.Connection, table: sa.Table, frame: pd.DataFrame, plan_id: int
+) -> int:
+    """Insert one plan's rows of a table partitioned by plan (all rows of ``frame`` have
+    ``plan_id``), in the caller's transaction; returns the rows inserted.
+
+    On PostgreSQL the rows are copied into a new table ``<table>_p<plan_id>`` without indexes
+    (``COPY ... FREEZE``: the table is new in this transaction), which is then attached as the
+    plan's partition: PostgreSQL builds its indexes, and checks its foreign keys, in one pass
+    each. A ``CHECK`` on ``plan_id`` spares the attach a scan to prove the rows belong there.
+    Elsewhere it is :func:`insert_frame`.
+    """
+    if conn.dialect.name != "postgresql":
+        return insert_frame(conn, table, frame)
+    from service.db.models import partition_name
+
+    name = partition_name(table.name, plan_id)
+    pid = int(plan_id)
+    conn.exec_driver_sql(
+        f'CREATE TABLE "{name}" (LIKE "{table.name}" INCLUDING DEFAULTS, '
+        f'CONSTRAINT "{name}_plan" CHECK (plan_id = {pid}))'
+    )
+    n = _copy(conn, table, frame, into=name, freeze=True) if not frame.empty else 0
+    conn.exec_driver_sql(f"SET LOCAL maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")
+    conn.exec_driver_sql(
+        f'ALTER TABLE "{table.name}" ATTACH PARTITION "{name}" FOR VALUES IN ({pid})'
+    )
+    return n
+
+
+def _copy(
+    conn: sa.Connection,
+    table: sa.Table,
+    frame: pd.DataFrame,
+    *,
+    into: str | None = None,
+    freeze: bool = False,
+) -> int:
     """``COPY ... FROM STDIN`` in CSV written by Arrow (C++: formatting floats in Python
     would dominate a million-row import), on the connection's own transaction. Bytes go as
     ``\\x<hex>`` (PostgreSQL's bytea text form); an empty unquoted field is NULL."""
@@ -57,7 +106,8 @@ def _copy(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> int:
     import pyarrow.csv as pcsv
 
     cols = ", ".join(f'"{c}"' for c in frame.columns)
-    sql = f'COPY "{table.name}" ({cols}) FROM STDIN WITH (FORMAT csv)'
+    options = "FORMAT csv, FREEZE" if freeze else "FORMAT csv"
+    sql = f'COPY "{into or table.name}" ({cols}) FROM STDIN WITH ({options})'
     binary = [c for c in frame.columns if isinstance(table.c[c].type, sa.LargeBinary)]
     raw = conn.connection.dbapi_connection
     assert raw is not None
