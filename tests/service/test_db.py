@@ -118,3 +118,77 @@ def test_running_job_becomes_interrupted_at_startup(db_url, tmp_path):
     assert entry.before["status"] == "running" and entry.after["status"] == "interrupted"
     assert runner.recover() == 0
     db.dispose()
+
+
+@pytest.mark.slow
+def test_failed_import_leaves_nothing(db_url, pipeline_run, monkeypatch):
+    from service import library, plans
+    from service.db import bulk
+
+    real = bulk.insert_plan_rows
+
+    def fail_on_schedules(conn, table, frame, plan_id):
+        if table.name == "sku_schedules":
+            raise RuntimeError("disk full")
+        return real(conn, table, frame, plan_id)
+
+    monkeypatch.setattr(plans, "insert_plan_rows", fail_on_schedules)
+    db = open_database(db_url)
+    run = library.read_run_folder(pipeline_run.folder)
+    with db.session() as s, pytest.raises(RuntimeError, match="disk full"):
+        plans.import_run(s, run, user=None)
+    with db.engine.connect() as conn:
+        for t in ("plan_versions", "sku_plans", "sku_schedules", "plan_artifacts", "audit_log"):
+            assert conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one() == 0, t
+    from service.db.models import is_partition
+
+    tables = sa.inspect(db.engine).get_table_names()
+    assert not [t for t in tables if is_partition(t) and not t.endswith("_default")]
+    monkeypatch.setattr(plans, "insert_plan_rows", real)
+    with db.session() as s:  # and the same run then imports whole
+        plan, created = plans.import_run(s, run, user=None)
+        s.commit()
+    with db.engine.connect() as conn:
+        n = conn.execute(sa.text("SELECT count(*) FROM sku_schedules")).scalar_one()
+    assert created and n == plan.n_skus
+    db.dispose()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_partition_migration_keeps_rows_both_ways(postgres_server, pipeline_run):
+    from alembic import command
+
+    from service import library, plans
+    from service.db.engine import alembic_config, upgrade
+    from service.db.models import is_partition, partition_name
+    from tests.pg import fresh_database
+
+    db = open_database(fresh_database(postgres_server))
+    with db.session() as s:
+        plan, _ = plans.import_run(s, library.read_run_folder(pipeline_run.folder), user=None)
+        s.commit()
+
+    def rows() -> dict[str, int]:
+        with db.engine.connect() as conn:
+            return {t: conn.execute(sa.text(f"SELECT count(*) FROM {t} WHERE plan_id = "
+                                            f"{plan.id}")).scalar_one()
+                    for t in ("sku_plans", "sku_schedules")}  # fmt: skip
+
+    def partitions() -> set[str]:
+        return {t for t in sa.inspect(db.engine).get_table_names() if is_partition(t)}
+
+    before = rows()
+    assert before["sku_plans"] == before["sku_schedules"] == plan.n_skus
+    assert partition_name("sku_plans", plan.id) in partitions()
+    with db.engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0002")
+    assert current_revision(db.engine) == "0002"
+    assert rows() == before and not partitions()
+    assert upgrade(db.engine) == head_revision()
+    assert rows() == before
+    assert {partition_name("sku_plans", plan.id), "sku_plans_default"} <= partitions()
+    with db.engine.connect() as conn:  # the plan's rows are in its own partition
+        own = conn.execute(sa.text(f"SELECT count(*) FROM {partition_name('sku_plans', plan.id)}"))
+        assert own.scalar_one() == plan.n_skus
+    db.dispose()
