@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +25,7 @@ from sqlalchemy.orm import Session
 from service import library
 from service.audit import record
 from service.db import arrays
-from service.db.bulk import insert_frame
+from service.db.bulk import insert_plan_rows
 from service.db.models import (
     ARTIFACT_PART_BYTES,
     SUMMARY_FLOATS,
@@ -150,8 +152,8 @@ def import_run(
                                  content=blob[start : start + ARTIFACT_PART_BYTES]))  # fmt: skip
         session.flush()
     conn = session.connection()
-    insert_frame(conn, sku_plans, _summary_rows(run, plan.id))
-    insert_frame(conn, sku_schedules, _schedule_rows(run, plan.id))
+    insert_plan_rows(conn, sku_plans, _summary_rows(run, plan.id), plan.id)
+    insert_plan_rows(conn, sku_schedules, _schedule_rows(run, plan.id), plan.id)
     record(session, user, "plan.import", "plan", str(plan.id), None, plan_dict(plan),
            actor_name=actor_name)  # fmt: skip
     return plan, True
@@ -263,6 +265,76 @@ def _scoped(user: User, plan_id: int, f: SkuFilter) -> tuple[str, dict[str, Any]
     return " AND ".join(parts), params
 
 
+COUNTS_KEPT = 4096
+
+
+class CountCache:
+    """Numbers of SKUs matching a filter, per plan and filter (one per API process).
+
+    A count is kept only when its filter leaves the review state alone: reviews change a
+    SKU's ``status`` and exports its ``export_id`` (the ``exported`` state), but no other
+    column of a plan's SKUs changes once imported, so such a count stays true whichever
+    process reviews, and nothing needs invalidating. A filter on the review state is
+    counted afresh each time; :meth:`drop_plan` forgets a plan's counts
+    (a plan removed and imported again under the same id by hand).
+    """
+
+    def __init__(self, size: int = COUNTS_KEPT) -> None:
+        self.size = size
+        self._items: dict[tuple[Any, ...], int] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(
+        plan_id: int, f: SkuFilter, where: str, params: dict[str, Any]
+    ) -> tuple[Any, ...] | None:
+        """The cache key of a filter (its SQL and values, the caller's scope included), or
+        None when the filter reads a column reviews or exports change."""
+        if f.statuses:
+            return None
+        return (plan_id, where, tuple(sorted(params.items())))
+
+    def get(self, key: tuple[Any, ...]) -> int | None:
+        with self._lock:
+            return self._items.get(key)
+
+    def put(self, key: tuple[Any, ...], count: int) -> None:
+        with self._lock:
+            if len(self._items) >= self.size:
+                self._items.pop(next(iter(self._items)))
+            self._items[key] = count
+
+    def drop_plan(self, plan_id: int) -> None:
+        with self._lock:
+            for k in [k for k in self._items if k[0] == plan_id]:
+                del self._items[k]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+_NAMED = re.compile(r":(\w+)")
+
+
+def _driver_sql(sql: str, dialect: str) -> str:
+    """``:name`` placeholders in the DB-API driver's own style (sqlite3 takes ``:name``,
+    psycopg2 ``%(name)s``); the SQL of :func:`_scoped` holds no other colon or percent."""
+    return sql if dialect == "sqlite" else _NAMED.sub(r"%(\1)s", sql)
+
+
+def _fetch(session: Session, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` through the session's own DB-API connection and transaction: the
+    SKU list's fixed, fully bound SQL needs none of SQLAlchemy's compiling or result
+    processing, which cost more than the query."""
+    conn = session.connection()
+    cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cur.execute(_driver_sql(sql, conn.dialect.name), params)
+        return list(cur.fetchall())
+    finally:
+        cur.close()
+
+
 def list_skus(
     session: Session,
     user: User,
@@ -272,8 +344,10 @@ def list_skus(
     sort: str = "-risk",
     offset: int = 0,
     limit: int = 100,
+    counts: CountCache | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """One page of a plan's SKUs and the number matching the filter."""
+    """One page of a plan's SKUs and the number matching the filter (kept in ``counts``
+    when given, see :class:`CountCache`)."""
     key = sort.lstrip("-")
     if key not in SORTABLE:
         raise ValueError(sort)
@@ -286,12 +360,17 @@ def list_skus(
         f"SELECT {_LIST_SQL} FROM sku_plans WHERE {where} "
         f"ORDER BY {SORTABLE[key]} {direction}, sku {direction} LIMIT :limit_ OFFSET :offset_"
     )
-    rows = session.execute(sa.text(sql), {**params, "limit_": limit, "offset_": offset}).all()
-    if offset == 0 and len(rows) < limit:
+    rows = _fetch(session, sql, {**params, "limit_": limit, "offset_": offset})
+    cache_key = CountCache.key(plan_id, f, where, params) if counts is not None else None
+    cached = counts.get(cache_key) if counts is not None and cache_key is not None else None
+    if cached is not None:
+        total = cached
+    elif offset == 0 and len(rows) < limit:
         total = len(rows)
     else:
-        count = f"SELECT count(*) FROM sku_plans WHERE {where}"
-        total = int(session.execute(sa.text(count), params).scalar_one())
+        total = int(_fetch(session, f"SELECT count(*) FROM sku_plans WHERE {where}", params)[0][0])
+    if counts is not None and cache_key is not None and cached is None:
+        counts.put(cache_key, total)
     return [dict(zip(LIST_COLUMNS, row, strict=True)) for row in rows], total
 
 

@@ -36,6 +36,7 @@ class ServiceState:
     catalogs: CatalogCache
     tokens: TokenCache = field(default_factory=TokenCache)
     plans_seen: dict[int, PlanVersion] = field(default_factory=dict)
+    counts: plans.CountCache = field(default_factory=plans.CountCache)
 
     def plan(self, session: Session, plan_id: int) -> PlanVersion:
         """A plan version (404 when absent). Plan versions never change once imported, so
@@ -59,7 +60,9 @@ class ServiceState:
         )
 
 
-def get_state(request: Request) -> ServiceState:
+async def get_state(request: Request) -> ServiceState:
+    """The process's state (async: a plain ``def`` dependency costs a hop to FastAPI's
+    thread pool and back on every request)."""
     return request.app.state.service
 
 

@@ -36,6 +36,7 @@ Offset = Annotated[int, Query(ge=0, le=10**9)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 TextQ = Annotated[list[str] | None, Query(max_length=100)]
 SORT_KEYS = tuple(f"{p}{k}" for k in plans.SORTABLE for p in ("", "-"))
+assert set(SORT_KEYS) == set(sc.SKU_SORT_KEYS)
 
 
 def plan_out(session: Session, plan: PlanVersion, user: User) -> sc.PlanOut:
@@ -115,48 +116,38 @@ async def list_skus(
     state: State,
     session: Db,
     user: Caller,
-    category: TextQ = None,
-    tier: TextQ = None,
-    status_: Annotated[
-        list[str] | None, Query(alias="status", max_length=10, description="review state")
-    ] = None,
-    planner: TextQ = None,
-    min_risk: Annotated[float | None, Query(ge=0, le=1)] = None,
-    max_risk: Annotated[float | None, Query(ge=0, le=1)] = None,
-    min_gain: Annotated[float | None, Query(ge=-1e15, le=1e15)] = None,
-    max_gain: Annotated[float | None, Query(ge=-1e15, le=1e15)] = None,
-    q: Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00-\x1f]*$")] = None,
-    sort: Annotated[str, Query(description=f"one of {', '.join(SORT_KEYS)}")] = "-risk",
-    offset: Offset = 0,
-    limit: Limit = 100,
+    query: Annotated[sc.SkuQuery, Query()],
 ) -> Any:
-    """One page of a plan's SKUs, filtered and sorted (``-key`` sorts descending). A
-    category manager sees only their categories (403 when asking for another)."""
+    """One page of a plan's SKUs, filtered and sorted (``sort``: a key of the SKU list,
+    ``-key`` sorts descending). A category manager sees only their categories (403 when
+    asking for another)."""
     # async on purpose: the page is two indexed queries (about a millisecond), cheaper run
     # on the event loop than handed to a worker thread and back.
     state.plan(session, plan_id)
-    if sort not in SORT_KEYS:
-        raise Invalid(f"sort {sort!r}: expected one of {list(SORT_KEYS)}", ("query", "sort"))
+    if query.sort not in SORT_KEYS:
+        raise Invalid(f"sort {query.sort!r}: expected one of {list(SORT_KEYS)}",
+                      ("query", "sort"))  # fmt: skip
     states = (*REVIEW_STATUSES, "exported")
-    bad = [s for s in status_ or [] if s not in states]
+    bad = [s for s in query.status or [] if s not in states]
     if bad:
         raise Invalid(f"status {bad[0]!r}: expected some of {list(states)}", ("query", "status"))
-    for name, values in (("category", category), ("tier", tier), ("planner", planner)):
-        if any(len(v) > 200 or "\x00" in v for v in values or []):
+    for name in ("category", "tier", "planner"):
+        if any(len(v) > 200 or "\x00" in v for v in getattr(query, name) or []):
             raise Invalid(f"{name}: values of at most 200 characters", ("query", name))
     f = plans.SkuFilter(
-        categories=tuple(category or ()),
-        tiers=tuple(tier or ()),
-        statuses=tuple(status_ or ()),
-        planners=tuple(planner or ()),
-        min_risk=min_risk,
-        max_risk=max_risk,
-        min_gain=min_gain,
-        max_gain=max_gain,
-        sku_contains=q or None,
+        categories=tuple(query.category or ()),
+        tiers=tuple(query.tier or ()),
+        statuses=tuple(query.status or ()),
+        planners=tuple(query.planner or ()),
+        min_risk=query.min_risk,
+        max_risk=query.max_risk,
+        min_gain=query.min_gain,
+        max_gain=query.max_gain,
+        sku_contains=query.q or None,
     )
-    items, total = plans.list_skus(session, user, plan_id, f, sort=sort, offset=offset,
-                                   limit=limit)  # fmt: skip
+    offset, limit = query.offset, query.limit
+    items, total = plans.list_skus(session, user, plan_id, f, sort=query.sort, offset=offset,
+                                   limit=limit, counts=state.counts)  # fmt: skip
     # Serialized here (in Rust, without validating each row again): the list is the API's
     # hottest request. The rows are the declared SkuItem fields, read from typed columns.
     page = {"total": total, "offset": offset, "limit": limit, "items": items}

@@ -202,6 +202,37 @@ class SkuPage(Page):
     items: list[SkuItem]
 
 
+SKU_SORT_KEYS = tuple(
+    f"{p}{k}"
+    for k in ("sku", "category", "risk", "tier", "status", "gain", "profit", "initial_stock",
+              "planner")
+    for p in ("", "-")
+)  # fmt: skip
+"""Sort keys of the SKU list (``service.plans.SORTABLE``, each also descending)."""
+ListText = Annotated[list[str] | None, Field(max_length=100)]
+
+
+class SkuQuery(BaseModel):
+    """The SKU list's filters (query parameters; repeat one to give several values).
+
+    One model rather than one parameter each: the list is the API's hottest request, and
+    pydantic validates a model in one call where FastAPI checks each parameter apart.
+    """
+
+    category: ListText = None
+    tier: ListText = None
+    status: Annotated[list[str] | None, Field(max_length=10, description="review state")] = None
+    planner: ListText = None
+    min_risk: Annotated[float | None, Field(ge=0, le=1)] = None
+    max_risk: Annotated[float | None, Field(ge=0, le=1)] = None
+    min_gain: Annotated[float | None, Field(ge=-1e15, le=1e15)] = None
+    max_gain: Annotated[float | None, Field(ge=-1e15, le=1e15)] = None
+    q: Annotated[str | None, Field(max_length=64, pattern=r"^[^\x00-\x1f]*$")] = None
+    sort: Annotated[str, Field(description=f"one of {', '.join(SKU_SORT_KEYS)}")] = "-risk"
+    offset: Annotated[int, Field(ge=0, le=10**9)] = 0
+    limit: Annotated[int, Field(ge=1, le=500)] = 100
+
+
 class WeeklySchedule(BaseModel):
     discount: list[float]
     coupon: list[float]

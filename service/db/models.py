@@ -32,6 +32,7 @@ folder is replaced by the next run.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -188,8 +189,10 @@ sku_plans = sa.Table(
     sa.Index("ix_sku_plans_plan_risk", "plan_id", "risk", "sku"),
     sa.Index("ix_sku_plans_plan_gain", "plan_id", "profit_vs_none", "sku"),
     sa.Index("ix_sku_plans_plan_status", "plan_id", "status", "sku"),
+    postgresql_partition_by="LIST (plan_id)",
 )
-"""Core table (the list endpoint and the bulk import use Core, not the ORM)."""
+"""Core table (the list endpoint and the bulk import use Core, not the ORM). On PostgreSQL
+it is partitioned by plan (see :data:`PARTITIONED`)."""
 
 sku_schedules = sa.Table(
     "sku_schedules",
@@ -200,7 +203,40 @@ sku_schedules = sa.Table(
     sa.Column("coupon", sa.LargeBinary, nullable=False),
     sa.Column("expected", sa.LargeBinary, nullable=False),
     sa.ForeignKeyConstraint(["plan_id", "sku"], ["sku_plans.plan_id", "sku_plans.sku"]),
+    postgresql_partition_by="LIST (plan_id)",
 )
+
+PARTITIONED = ("sku_plans", "sku_schedules")
+"""Tables partitioned by ``plan_id`` on PostgreSQL (migration 0003): each plan's rows live in
+their own partition, ``<table>_p<plan_id>``, loaded by ``COPY`` into a fresh table that gets
+its indexes after the load and is then attached (:mod:`service.db.bulk`); rows of a plan
+without its own partition land in ``<table>_default``. SQLite keeps plain tables."""
+
+_PARTITION_NAME = re.compile(rf"^({'|'.join(PARTITIONED)})_(p\d+|default)$")
+
+
+def partition_name(table: str, plan_id: int) -> str:
+    """The name of a plan's partition of ``table``."""
+    return f"{table}_p{int(plan_id)}"
+
+
+def is_partition(name: str | None) -> bool:
+    """Whether a table name is one of the partitions of :data:`PARTITIONED` (they hold the
+    partitioned tables' rows and are no models of their own: schema comparisons skip them)."""
+    return name is not None and _PARTITION_NAME.match(name) is not None
+
+
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """Alembic's ``include_object`` hook: leave the partitions out of schema comparisons,
+    with the foreign keys PostgreSQL clones onto each partition of a referenced table."""
+    if type_ == "table":
+        return not is_partition(name)
+    if type_ == "foreign_key_constraint":
+        return not is_partition(obj.referred_table.name) and not is_partition(obj.table.name)
+    table = getattr(obj, "table", None)
+    return not is_partition(getattr(table, "name", None))
 
 
 class Review(Base):

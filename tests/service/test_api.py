@@ -387,3 +387,48 @@ def test_body_limit_is_413(api):
     r = api.client.post(f"/api/v1/plans/{api.plan_id}/reviews", headers=api.h("lead"),
                         content=big, params={})  # fmt: skip
     assert r.status_code == 413 and "bytes" in r.json()["detail"]
+
+
+def test_sku_list_counts_stay_true_after_reviews(api):
+    # Counts of filters without a review state are kept per process (a plan's other columns
+    # never change); a count by review state is taken afresh, so a review shows at once.
+    cat = api.categories[-1]
+    skus = api.skus_by_category[cat]
+    url = f"/plans/{api.plan_id}/skus"
+
+    def total(**params):
+        r = api.get(url, "lead", params={"category": cat, "limit": 1, **params})
+        assert r.status_code == 200, r.text
+        return r.json()["total"]
+
+    api.state.counts.drop_plan(api.plan_id)
+    assert total() == len(skus) and total(offset=1) == len(skus)
+    assert len(api.state.counts) >= 1  # the category's count is kept
+    approved = total(status="approved")
+    base = f"/plans/{api.plan_id}/reviews"
+    r = api.post(base, "lead", json={"sku": skus[0], "action": "approve", "reason": "count"})
+    assert r.status_code == 201, r.text
+    assert total(status="approved") == approved + 1
+    assert total() == len(skus)
+    # rejected again, so the export test's counts do not see this SKU as approved
+    r = api.post(base, "lead", json={"sku": skus[0], "action": "reject", "reason": "count"})
+    assert r.status_code == 201, r.text
+    assert total(status="approved") == approved
+    assert total(status=["approved", "rejected"]) == approved + total(status="rejected")
+
+
+def test_sku_list_filters_as_query_parameters(api):
+    # the filters are one query model: each still validated and named in a 422
+    url = f"/plans/{api.plan_id}/skus"
+    r = api.get(url, "viewer", params={"min_risk": 2})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "min_risk"]
+    r = api.get(url, "viewer", params={"status": "maybe"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "status"]
+    items = api.get(url, "viewer", params={"min_risk": 0.5, "sort": "risk", "limit": 500}).json()
+    risks = [i["risk"] for i in items["items"]]
+    assert risks == sorted(risks) and all(x >= 0.5 for x in risks)
+    assert items["total"] == len(risks)
+    spec = api.client.get("/openapi.json").json()  # type: ignore[attr-defined]
+    names = {p["name"] for p in spec["paths"]["/api/v1/plans/{plan_id}/skus"]["get"]["parameters"]}
+    assert {"category", "tier", "status", "planner", "min_risk", "min_gain", "q", "sort",
+            "offset", "limit"} <= names  # fmt: skip

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
-from service.db.models import Base
+from service.db.models import Base, include_object
 
 target_metadata = Base.metadata
 
@@ -17,7 +17,9 @@ target_metadata = Base.metadata
 def run_migrations() -> None:
     connection = context.config.attributes.get("connection")
     if connection is not None:
-        context.configure(connection=connection, target_metadata=target_metadata)
+        context.configure(
+            connection=connection, target_metadata=target_metadata, include_object=include_object
+        )
         with context.begin_transaction():
             context.run_migrations()
         return
@@ -26,7 +28,9 @@ def run_migrations() -> None:
         raise SystemExit("give the database: alembic -x url=sqlite:///deadstock.db ...")
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        context.configure(connection=conn, target_metadata=target_metadata)
+        context.configure(
+            connection=conn, target_metadata=target_metadata, include_object=include_object
+        )
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()

@@ -1,0 +1,109 @@
+"""A lean HTTP load generator for the SKU list: ``clients`` concurrent users in one asyncio
+process, each on its own keep-alive HTTP/1.1 connection, requesting a page of 100 SKUs of a
+random category sorted by risk, one request after the other (closed loop) or with a think
+time between requests.
+
+Run by ``bench_service.py`` in a separate process so that it does not share the server's
+interpreter; it writes one JSON object to stdout: each request's latency (s), the wall time,
+its own CPU time (so the page can state what the client cost) and the count of bad answers.
+The client speaks HTTP over raw asyncio streams instead of an HTTP library: a full client
+costs more CPU per request than the server's answer, and on 2 shared cores that CPU is taken
+from the server being measured. Every answer is still checked (status 200, 100 items).
+
+Usage: ``python benchmarks/loadgen.py URL TOKEN PLAN_ID N_CATEGORIES --clients 20
+--requests 25 [--think-ms 0] [--seed 0]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import time
+from urllib.parse import urlsplit
+
+PAGE = 100
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value.strip())
+    body = await reader.readexactly(length) if length else b""
+    return status, body
+
+
+async def _user(
+    i: int, args: argparse.Namespace, lat: list[float], bad: list[str], start: asyncio.Event
+) -> None:
+    rng = random.Random(args.seed * 1_000_003 + i)
+    url = urlsplit(args.url)
+    reader, writer = await asyncio.open_connection(url.hostname, url.port)
+    path = f"{url.path.rstrip('/')}/plans/{args.plan_id}/skus"
+    head = f"Host: {url.hostname}:{url.port}\r\nAuthorization: Bearer {args.token}\r\n"
+    await start.wait()
+    try:
+        for _ in range(args.requests):
+            if args.think_ms:
+                # exponential think time: users do not click in lockstep
+                await asyncio.sleep(rng.expovariate(1000.0 / args.think_ms))
+            cat = f"CAT{rng.randrange(args.n_categories):05d}"
+            req = f"GET {path}?category={cat}&sort=-risk&limit={PAGE} HTTP/1.1\r\n{head}\r\n"
+            t = time.perf_counter()
+            if reader.at_eof():
+                # the server closes a connection idle past its keep-alive timeout (uvicorn: 5
+                # s), as after a long think time: open a new one, as a browser would
+                writer.close()
+                reader, writer = await asyncio.open_connection(url.hostname, url.port)
+            writer.write(req.encode())
+            status, body = await _read_response(reader)
+            lat.append(time.perf_counter() - t)
+            if status != 200:
+                bad.append(f"HTTP {status}")
+            elif len(json.loads(body)["items"]) != PAGE:
+                bad.append("short page")
+    finally:
+        writer.close()
+
+
+async def _run(args: argparse.Namespace) -> dict[str, object]:
+    lat: list[float] = []
+    bad: list[str] = []
+    start = asyncio.Event()
+    users = [asyncio.create_task(_user(i, args, lat, bad, start)) for i in range(args.clients)]
+    await asyncio.sleep(0.2)  # every connection open before the clock starts
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    start.set()
+    await asyncio.gather(*users)
+    return {
+        "latencies_s": lat,
+        "wall_s": time.perf_counter() - t0,
+        "client_cpu_s": time.process_time() - cpu0,
+        "errors": bad,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("url", help="the API's base URL, e.g. http://127.0.0.1:8000/api/v1")
+    p.add_argument("token")
+    p.add_argument("plan_id", type=int)
+    p.add_argument("n_categories", type=int)
+    p.add_argument("--clients", type=int, default=20)
+    p.add_argument("--requests", type=int, default=25, help="requests per client")
+    p.add_argument("--think-ms", type=float, default=0.0, help="mean think time per request")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    out = asyncio.run(_run(args))
+    json.dump(out, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
