@@ -31,8 +31,8 @@ class TargetingConfig:
         Households per coupon (the target list's length).
     ks : tuple of int
         List lengths the evaluation reports recall@k and NDCG@k at.
-    cutoffs : tuple of int
-        Fit weeks of the time split; empty = two cutoffs, the last one whose window of
+    cutoffs : tuple of int or None
+        Fit weeks of the time split; ``None`` = two cutoffs, the last one whose window of
         ``horizon_weeks`` weeks fits in the data and the one ``CUTOFF_GAP_WEEKS`` earlier.
     horizon_weeks : int
         Weeks after a cutoff whose buyers a ranking is scored against (and the weeks the
@@ -53,7 +53,7 @@ class TargetingConfig:
     model: str = AUTO
     k: int = 50
     ks: tuple[int, ...] = KS
-    cutoffs: tuple[int, ...] = ()
+    cutoffs: tuple[int, ...] | None = None
     horizon_weeks: int = HORIZON_WEEKS
     weighting: Literal["bm25", "log"] = "bm25"
     factors: int = 64
@@ -79,6 +79,8 @@ class TargetingConfig:
                 raise ConfigError(f"coupons.{name} = {getattr(self, name)!r}; expected >= 1")
         if not self.ks or min(self.ks) < 1:
             raise ConfigError(f"coupons.ks = {list(self.ks)!r}; expected list sizes >= 1")
+        if self.cutoffs is not None and (not self.cutoffs or min(self.cutoffs) < 1):
+            raise ConfigError(f"coupons.cutoffs = {self.cutoffs!r}; expected weeks >= 1")
         if self.regularization < 0 or self.alpha <= 0:
             raise ConfigError("coupons.regularization must be >= 0 and coupons.alpha > 0")
 
