@@ -166,3 +166,50 @@ def reach_by_sku(targets: pd.DataFrame) -> dict[str, float]:
 def reach_array(skus: np.ndarray, reach: dict[str, float]) -> np.ndarray:
     """``coupon_reach`` for a catalog's SKUs: the targeted ones' reach, 1.0 for the rest."""
     return np.array([reach.get(str(s), 1.0) for s in skus], dtype=float)
+
+
+def coupons_stage(
+    cfg: PipelineConfig, plan_key: str, dataset: Dataset, rec: StageRecord
+) -> dict[str, str]:
+    """The run's ``coupon_targets`` table, written beside its other exports when its
+    schedules use coupons (a quick no-op otherwise): the target households of every coupon
+    (:func:`coupon_targets`), from the model ``cfg.coupons.model`` chooses on a time split at
+    the latest cutoff over the SKUs with coupons. Returns ``{"coupon_targets": target}``
+    or nothing."""
+    from app.exports import read_table, write_tables
+
+    if len(cfg.rules.coupon_levels) < 2:
+        rec.detail = "the rules allow no coupons: no targets"
+        return {}
+    schedules = read_table("schedules", cfg.out_dir, cfg.export).assign(
+        sku=lambda f: f["sku"].astype(str)
+    )
+    skus = sorted(schedules.loc[schedules["coupon"].astype(float) > 0, "sku"].unique())
+    if not skus:
+        rec.detail = "no recommended schedule uses a coupon: no targets"
+        return {}
+    if dataset.get("baskets") is None:
+        rec.detail = (
+            f"{len(skus)} schedules use coupons, but the source has no household baskets: no "
+            "targets (targeting needs households)"
+        )
+        log.warning("coupons: %s", rec.detail)
+        return {}
+    tc = cfg.coupons
+    baskets = baskets_of(dataset)
+    cutoff = tc.default_cutoffs(int(baskets["week"].max()))[-1]
+    split = run_time_split(baskets, {cutoff: skus}, tc, products=dataset.products)
+    targets = coupon_targets(dataset, schedules, tc, split.per_sku, split.chosen)
+    targets.insert(0, "plan_key", plan_key)
+    written = write_tables({"coupon_targets": targets}, cfg.out_dir, cfg.export)
+    reach = targets.drop_duplicates("sku")["expected_reach"]
+    rec.metrics = {
+        "n_skus_with_coupons": float(len(skus)),
+        "n_targets": float(len(targets)),
+        "mean_expected_reach": float(reach.mean()),
+    }
+    rec.detail = (
+        f"{len(targets):,} target households for {len(skus)} SKUs with coupons (model "
+        f"{split.chosen}, k = {tc.k}, expected reach {reach.mean():.1%})"
+    )
+    return written

@@ -90,3 +90,40 @@ def test_a_source_without_households_and_a_plan_without_schedules_exit_2(
     assert "Traceback" not in err
     assert main(["coupons", "target", "--data", str(world_dir), "--plan", str(tmp_path)]) == 2
     assert "no schedules in" in capsys.readouterr().err
+
+
+def test_the_runs_coupon_stage_writes_targets_only_when_plans_use_coupons(world_dir, tmp_path):
+    from app.coupons import coupons_stage
+    from app.pipeline_config import PipelineConfig
+    from app.stage_record import StageRecord
+    from envs.config import RulesConfig
+    from ingest.loader import load
+    from targeting.config import TargetingConfig
+
+    dataset = load(str(world_dir))
+    sku = str(pd.read_parquet(world_dir / "baskets.parquet")["sku"].iloc[0])
+    pd.DataFrame(
+        {"plan_key": "p", "sku": [sku, sku, "other"], "week": [1, 2, 1],
+         "discount": 0.1, "coupon": [0.0, 0.1, 0.0]}
+    ).to_csv(tmp_path / "schedules.csv", index=False)  # fmt: skip
+    base = PipelineConfig(
+        data=str(world_dir),
+        out_dir=str(tmp_path),
+        coupons=TargetingConfig(models=("repeat", "popularity"), k=4),
+    )
+    rec = StageRecord("coupons")
+    assert coupons_stage(base, "p", dataset, rec) == {}
+    assert "no coupons" in rec.detail and not (tmp_path / "coupon_targets.csv").exists()
+    with_coupons = PipelineConfig(
+        data=str(world_dir),
+        out_dir=str(tmp_path),
+        rules=RulesConfig(discount_levels=(0.0, 0.1), coupon_levels=(0.0, 0.1)),
+        coupons=TargetingConfig(models=("repeat", "popularity"), k=4),
+    )
+    written = coupons_stage(with_coupons, "p", dataset, rec)
+    targets = pd.read_csv(written["coupon_targets"], dtype={"sku": str})
+    assert list(targets.columns) == ["plan_key", "sku", "household", "rank", "score", "week",
+                                     "expected_reach"]  # fmt: skip
+    assert set(targets["sku"]) == {sku} and set(targets["week"]) == {2}
+    assert list(targets["rank"]) == [1, 2, 3, 4]
+    assert rec.metrics["n_targets"] == 4.0 and "expected reach" in rec.detail
