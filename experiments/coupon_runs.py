@@ -34,7 +34,7 @@ def metric_dict(split: TimeSplit) -> dict[str, float]:
             out[f"{key}/{metric}_at_{r['k']}_lo"] = float(lo)
             out[f"{key}/{metric}_at_{r['k']}_hi"] = float(hi)
     for d in split.differences:
-        key = f"coupons/{d['subset']}/c{d['cutoff']}/chosen_vs_best_baseline"
+        key = f"coupons/{d['subset']}/c{d['cutoff']}/learned_vs_best_baseline"
         out[f"{key}/difference"] = float(d["difference"])  # type: ignore[arg-type]
         out[f"{key}/relative"] = float(d["relative"])  # type: ignore[arg-type]
     for r in split.redemptions:
@@ -67,6 +67,7 @@ def log_evaluation(
             "data_source": data_source,
             "chosen_model": split.chosen,
             "best_baseline": split.best_baseline,
+            "best_learned": split.best_learned,
         },
     ) as run:
         log_metrics(metric_dict(split))

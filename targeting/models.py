@@ -28,6 +28,7 @@ baseline's list is never filled in id order.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -215,7 +216,10 @@ class ALS(Targeter):
         # One BLAS thread and one implicit thread: the solves are then in a fixed order and
         # the same seed gives bit-identical factors (implicit checks the BLAS threads when
         # the model is made, so both steps run under the limit).
-        with threadpool_limits(limits=1, user_api="blas"):
+        with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
+            # implicit warns about a multi-threaded OpenBLAS it may see loaded (torch's
+            # libraries, for one) even when the limit above holds for the fit.
+            warnings.filterwarnings("ignore", "OpenBLAS is configured", RuntimeWarning)
             model = self._make()
             model.fit(conf, show_progress=False)
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float64)
@@ -253,6 +257,89 @@ class BPR(ALS):
 
 
 @dataclass
+class ItemKNN(Targeter):
+    """Item-based collaborative filtering: a household scores for a SKU by the similarity of
+    what it bought to that SKU, ``score(h, s) = sum_j x_hj * sim(j, s)`` over the SKU's
+    ``neighbours`` most similar SKUs (cosine of the weighted occasion columns; the SKU itself
+    excluded, so this is what the household's other purchases say).
+
+    Parameters
+    ----------
+    neighbours : int
+        Similar SKUs kept per scored SKU.
+    weighting : {"bm25", "log"}
+        How occasions are weighted before the cosine.
+    """
+
+    name: ClassVar[str] = "itemknn"
+    neighbours: int = 100
+    weighting: Weighting = "bm25"
+    x_: sp.csr_matrix | None = field(default=None, init=False, repr=False)
+    xt_: sp.csr_matrix | None = field(default=None, init=False, repr=False)
+    norms_: np.ndarray = field(default_factory=lambda: np.zeros(0), init=False, repr=False)
+
+    def _fit(self, interactions: Interactions) -> None:
+        x = interactions.confidence(self.weighting)
+        self.x_ = x
+        self.xt_ = x.T.tocsr()
+        self.norms_ = np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel())
+
+    def similar(self, cols: np.ndarray) -> sp.csc_matrix:
+        """Cosine similarities of every SKU to SKUs ``cols``, the top ``neighbours`` per
+        column kept (the SKU itself dropped), shape ``(n_skus, len(cols))``."""
+        assert self.x_ is not None and self.xt_ is not None
+        sim = (self.xt_ @ self.x_[:, cols]).tocsc()
+        norms = self.norms_
+        out_rows, out_cols, out_vals = [], [], []
+        for j, col in enumerate(cols):
+            lo, hi = sim.indptr[j], sim.indptr[j + 1]
+            rows, vals = sim.indices[lo:hi], sim.data[lo:hi]
+            keep = rows != col
+            rows, vals = rows[keep], vals[keep] / np.maximum(norms[rows[keep]] * norms[col], 1e-12)
+            if vals.size > self.neighbours:
+                top = np.argpartition(-vals, self.neighbours - 1)[: self.neighbours]
+                rows, vals = rows[top], vals[top]
+            out_rows.append(rows)
+            out_cols.append(np.full(rows.size, j))
+            out_vals.append(vals)
+        return sp.csc_matrix(
+            (np.concatenate(out_vals), (np.concatenate(out_rows), np.concatenate(out_cols))),
+            shape=(sim.shape[0], len(cols)),
+        )
+
+    def _score(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        assert self.x_ is not None
+        return np.asarray((self.x_[rows] @ self.similar(cols)).toarray())
+
+
+@dataclass
+class RepeatThenKNN(ItemKNN):
+    """The SKU's past buyers first (in :class:`RepeatBuyers`' order), then everyone else in
+    :class:`ItemKNN`'s order."""
+
+    name: ClassVar[str] = "repeat+itemknn"
+    half_life_weeks: float = REPEAT_HALF_LIFE_WEEKS
+    repeat_: RepeatBuyers | None = field(default=None, init=False, repr=False)
+
+    def _fit(self, interactions: Interactions) -> None:
+        super()._fit(interactions)
+        repeat = RepeatBuyers(half_life_weeks=self.half_life_weeks)
+        repeat.fit(interactions)
+        self.repeat_ = repeat
+
+    def _score(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        assert self.repeat_ is not None
+        return repeat_first(self.repeat_.occasions(rows, cols), super()._score(rows, cols))
+
+
+def repeat_first(repeat: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Past buyers (``repeat > 0``) above everyone, in repeat order; the rest in ``other``'s
+    order (squashed into (0, 1) so it never reaches a past buyer)."""
+    squashed = 0.5 + np.arctan(other) / np.pi
+    return np.where(repeat > 0, 1.0 + repeat, squashed)
+
+
+@dataclass
 class RepeatThenALS(ALS):
     """The SKU's past buyers first (in :class:`RepeatBuyers`' order), then everyone else in
     :class:`ALS`' order: the factorisation fills the list where the repeat signal ends."""
@@ -269,15 +356,21 @@ class RepeatThenALS(ALS):
 
     def _score(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         assert self.repeat_ is not None
-        rep = self.repeat_.occasions(rows, cols)
-        als = super()._score(rows, cols)
-        # ALS scores squashed into (0, 1), past buyers lifted above 1 in repeat order.
-        squashed = 0.5 + np.arctan(als) / np.pi
-        return np.where(rep > 0, 1.0 + rep, squashed)
+        return repeat_first(self.repeat_.occasions(rows, cols), super()._score(rows, cols))
 
 
 MODELS: dict[str, type[Targeter]] = {
-    m.name: m for m in (ALS, BPR, RepeatThenALS, RepeatBuyers, SubcategoryBuyers, Popularity)
+    m.name: m
+    for m in (
+        ALS,
+        BPR,
+        ItemKNN,
+        RepeatThenALS,
+        RepeatThenKNN,
+        RepeatBuyers,
+        SubcategoryBuyers,
+        Popularity,
+    )
 }
 DEFAULT_MODELS: tuple[str, ...] = ("als", "repeat+als", "repeat", "subcategory", "popularity")
 

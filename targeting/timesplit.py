@@ -16,7 +16,6 @@ import pandas as pd
 from ingest.errors import DataError
 from targeting.config import AUTO, TargetingConfig
 from targeting.evaluate import (
-    best_baseline,
     evaluate_models,
     paired_difference,
     split_data,
@@ -43,9 +42,12 @@ class TimeSplit:
         The model the target lists use.
     best_baseline : str
         The baseline with the highest recall@k.
+    best_learned : str
+        The model that is not a baseline with the highest recall@k (``chosen`` when every
+        model is a baseline).
     differences : list of dict
-        ``chosen`` minus ``best_baseline`` on recall@k per cutoff, all SKUs and the cold end,
-        with paired intervals (empty when the chosen model is that baseline).
+        ``best_learned`` minus ``best_baseline`` on recall@k per cutoff, all SKUs and the
+        cold end, with paired intervals (empty when one of them is missing).
     redemptions : list of dict
         Recall@k of the recorded coupon redeemers (empty without redemption data).
     n_at_risk : dict of int to int
@@ -56,6 +58,7 @@ class TimeSplit:
     rows: list[dict[str, object]]
     chosen: str
     best_baseline: str
+    best_learned: str
     differences: list[dict[str, object]] = field(default_factory=list)
     redemptions: list[dict[str, object]] = field(default_factory=list)
     n_at_risk: dict[int, int] = field(default_factory=dict)
@@ -73,10 +76,16 @@ def make_models(cfg: TargetingConfig) -> list[Targeter]:
     return [make_model(name, **cfg.model_params(name)) for name in cfg.models]
 
 
-def choose_model(rows: list[dict[str, object]], k: int) -> str:
-    """The model with the highest mean recall@k over the cutoffs (all SKUs)."""
+def choose_model(rows: list[dict[str, object]], k: int, baseline: bool | None = None) -> str:
+    """The model with the highest mean recall@k over the cutoffs (all SKUs), among the
+    baselines (``baseline=True``), the others (``False``) or all (``None``); ``""`` when
+    there is none."""
     table = pd.DataFrame(rows)
     at_k = table[(table["k"] == k) & (table["subset"] == "all")]
+    if baseline is not None:
+        at_k = at_k[at_k["baseline"] == baseline]
+    if at_k.empty:
+        return ""
     return str(at_k.groupby("model", sort=True)["recall"].mean().idxmax())
 
 
@@ -131,14 +140,14 @@ def run_time_split(
     per_sku = pd.concat(frames, ignore_index=True)
     rows = summary_rows(per_sku, cfg.eval_ks, cfg.seed, cfg.n_bootstrap)
     chosen = choose_model(rows, cfg.k) if cfg.model == AUTO else cfg.model
-    has_baseline = any(r["baseline"] for r in rows)
-    best = best_baseline(rows, k=cfg.k) if has_baseline else chosen
+    best = choose_model(rows, cfg.k, baseline=True)
+    learned = choose_model(rows, cfg.k, baseline=False)
     diffs: list[dict[str, object]] = []
-    if best != chosen:
+    if best and learned:
         for subset in ("all", "cold"):
             diffs += paired_difference(
                 per_sku,
-                chosen,
+                learned,
                 best,
                 f"recall@{cfg.k}",
                 subset=subset,
@@ -150,6 +159,7 @@ def run_time_split(
         rows=rows,
         chosen=chosen,
         best_baseline=best,
+        best_learned=learned or chosen,
         differences=diffs,
         redemptions=red_rows,
         n_at_risk={int(c): len(s) for c, s in at_risk.items()},

@@ -159,10 +159,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 f"{r['n_redemptions']} redemptions by {r['n_redeemers']} households)"
             )
     seconds = ", ".join(f"{m} {s:.1f} s" for m, s in split.seconds().items())
-    print(f"chosen: {split.chosen}; best baseline: {split.best_baseline}; fit+score: {seconds}")
+    print(
+        f"chosen: {split.chosen}; best baseline: {split.best_baseline}; best learned model: "
+        f"{split.best_learned}; fit+score at the latest cutoff: {seconds}"
+    )
     if args.plots:
         plot_recall(split.rows, Path(args.plots) / "coupons_recall_at_k.png")
         write_frame_atomic(split.per_sku, Path(args.plots) / "coupons_per_sku.csv")
+        at_risk = {str(c): skus for c, skus in ev.at_risk.items()}
+        write_text_atomic(Path(args.plots) / "coupons_at_risk.json", json.dumps(at_risk) + "\n")
     if not args.no_track:
         from experiments.coupon_runs import log_evaluation
 

@@ -15,6 +15,7 @@ from targeting.models import (
     ALS,
     BPR,
     MODELS,
+    ItemKNN,
     Popularity,
     RepeatBuyers,
     RepeatThenALS,
