@@ -41,9 +41,11 @@ def split(world):
 
 def test_als_recovers_the_segments_better_than_popularity(split, world):
     _, _, segment = world
-    per_sku = evaluate_models(split, [ALS(**SMALL_ALS), Popularity(), RepeatBuyers()], ks=(50,))
+    models = [ALS(**SMALL_ALS), ItemKNN(), Popularity(), RepeatBuyers()]
+    per_sku = evaluate_models(split, models, ks=(50,))
     recall = per_sku.groupby("model")["recall@50"].mean()
     assert recall["als"] > 1.5 * recall["popularity"]
+    assert recall["itemknn"] > 1.5 * recall["popularity"]
     # and the households it puts first are the SKU's own segment
     model = ALS(**SMALL_ALS).fit(split.interactions)
     col = split.cols[:1]
