@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from ingest.errors import ConfigError
 from targeting.evaluate import HORIZON_WEEKS, KS, N_BOOTSTRAP
-from targeting.models import ALS, DEFAULT_MODELS, MODELS
+from targeting.models import ALS, DEFAULT_MODELS, MODELS, ItemKNN
 
 AUTO = "auto"
 # The second cutoff lies this many weeks before the last possible one, so the two windows
@@ -37,8 +37,9 @@ class TargetingConfig:
     horizon_weeks : int
         Weeks after a cutoff whose buyers a ranking is scored against (and the weeks the
         expected reach refers to).
-    weighting : {"bm25", "log"}
-        How purchase occasions become confidences for the factorisation.
+    weighting : {"log", "bm25"}
+        How purchase occasions become confidences for the factorisation (and the item
+        similarities).
     factors, iterations : int
         Latent dimensions and sweeps of ALS / BPR.
     regularization, alpha : float
@@ -55,7 +56,7 @@ class TargetingConfig:
     ks: tuple[int, ...] = KS
     cutoffs: tuple[int, ...] | None = None
     horizon_weeks: int = HORIZON_WEEKS
-    weighting: Literal["bm25", "log"] = "bm25"
+    weighting: Literal["bm25", "log"] = "log"
     factors: int = 64
     iterations: int = 15
     regularization: float = 0.05
@@ -91,6 +92,8 @@ class TargetingConfig:
 
     def model_params(self, name: str) -> dict[str, Any]:
         """Keyword arguments of model ``name`` from these settings."""
+        if issubclass(MODELS[name], ItemKNN):
+            return {"weighting": self.weighting}
         if not issubclass(MODELS[name], ALS):
             return {}
         params: dict[str, Any] = {

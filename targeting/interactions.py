@@ -13,7 +13,9 @@ occasions, not units (a household buying 24 cans once is one occasion: unit coun
 data are dominated by pack sizes and bulk buys, occasions by habit). Two weightings turn
 counts into the confidences the factorisation fits:
 
-- ``bm25`` (default): BM25 over households (``K1 = 100``, ``B = 0.8``, as
+- ``log`` (default): ``1 + log(count)``, which damps heavy repeat buying without using
+  other rows;
+- ``bm25``: BM25 over households (``K1 = 100``, ``B = 0.8``, as
   :func:`implicit.nearest_neighbours.bm25_weight` computes it): a product bought by every
   household counts for less in each household's row, a household that buys everything counts
   for less in each product's column;
@@ -98,7 +100,7 @@ class Interactions:
         age = (self.cutoff - self.week).astype(float)
         return self.weighted_lines(0.5 ** (age / half_life_weeks))
 
-    def confidence(self, weighting: Weighting = "bm25") -> sp.csr_matrix:
+    def confidence(self, weighting: Weighting = "log") -> sp.csr_matrix:
         """The counts under ``weighting`` (see the module docstring), households x SKUs."""
         return weigh(self.counts(), weighting)
 
@@ -114,7 +116,7 @@ class Interactions:
         return np.asarray(self.households.get_indexer(index))
 
 
-def weigh(counts: sp.csr_matrix, weighting: Weighting = "bm25") -> sp.csr_matrix:
+def weigh(counts: sp.csr_matrix, weighting: Weighting = "log") -> sp.csr_matrix:
     """Turn a households x SKUs count matrix into confidences (see the module docstring)."""
     if weighting not in WEIGHTINGS:
         raise ConfigError(f"interaction weighting {weighting!r}; expected one of {WEIGHTINGS}")
