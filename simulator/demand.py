@@ -110,7 +110,6 @@ class Catalog:
     coupon_coef: np.ndarray
     coupon_coef_se: np.ndarray
     coupon_assumed: np.ndarray
-    coupon_reach: np.ndarray
     display_coef: np.ndarray
     display_coef_se: np.ndarray
     display_assumed: np.ndarray
@@ -129,6 +128,13 @@ class Catalog:
     start_week: np.ndarray
     age_weeks: np.ndarray
     risk_score: np.ndarray
+    # Last and optional: catalogs built field by field before reach existed (frozen test
+    # data, other callers) get coupons that reach every shopper, the model they were made for.
+    coupon_reach: np.ndarray = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.coupon_reach is None:
+            self.coupon_reach = np.ones(self.sku.shape[0])
 
     # ------------------------------------------------------------------ construction
     @classmethod

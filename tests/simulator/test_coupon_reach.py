@@ -50,6 +50,9 @@ def test_reach_defaults_to_one_and_is_validated():
         Catalog.build(n_skus=2, coupon_reach=[0.5, 1.2])
     frame = catalog(0.3).to_frame()
     assert np.all(Catalog.from_frame(frame).coupon_reach == 0.3)
+    # a catalog built field by field without it (data frozen before reach) reaches everyone
+    old = {f: v for f, v in vars(catalog(0.3)).items() if f != "coupon_reach"}
+    assert np.all(Catalog(**old).coupon_reach == 1.0)
 
 
 def test_reach_one_is_the_untargeted_market_bit_for_bit():
