@@ -4,7 +4,8 @@ Takes the output folder of a ``deadstock run`` (its fitted ``catalog.parquet``) 
 estimates each SKU's expected reach as ``deadstock coupons target`` does (the time split at
 the latest cutoff over these SKUs: the share of a SKU's next-13-week buyers a list of k
 households covers), and plans every SKU with the exact DP three ways, simulated on the same
-random numbers per SKU:
+random numbers per SKU, at the fitted point estimates (the market each plan was made for;
+drawing parameters from their uncertainty would mix in how robust each plan is):
 
 - ``untargeted``: the model before reach: a coupon reaches every shopper (``coupon_reach =
   1``), planned and simulated so;
@@ -72,14 +73,15 @@ def compare(cfg: PipelineConfig, catalog: Catalog, reach: np.ndarray, episodes: 
     plan_full, _ = plan_of(DPPolicy(max_cached=4096), catalog, cfg.rules, horizon, seed=seed)
     plan_tgt, _ = plan_of(DPPolicy(max_cached=4096), targeted, cfg.rules, horizon, seed=seed)
     sims = {
-        "untargeted": simulate_schedules(catalog, {"p": plan_full}, n_episodes=episodes, seed=seed)[
-            "p"
-        ],
+        "untargeted": simulate_schedules(
+            catalog, {"p": plan_full}, n_episodes=episodes, seed=seed, draw_parameters=False
+        )["p"],
         **simulate_schedules(
             targeted,
             {"targeted, planned as untargeted": plan_full, "targeted": plan_tgt},
             n_episodes=episodes,
             seed=seed,
+            draw_parameters=False,
         ),
     }
     plans = {"untargeted": plan_full, "targeted, planned as untargeted": plan_full}
