@@ -104,11 +104,13 @@ def test_mlflow_parent_and_stage_runs(first_run):
     parents = [r for r in new if r.data.tags.get("kind") == "pipeline"]
     assert len(parents) == 1
     parent = parents[0]
-    assert parent.data.tags["stages"].count("=ok") == 7
+    assert parent.data.tags["stages"].count("=ok") == 8
     assert "roi/profit" in parent.data.metrics and "data_fingerprint" in parent.data.tags
     children = [r for r in new if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     stages = {r.data.tags.get("stage"): r for r in children if r.data.tags.get("stage")}
-    assert set(stages) == {"ingest", "risk", "select", "fit", "policy", "evaluate", "export"}
+    assert set(stages) == {
+        "ingest", "risk", "select", "fit", "policy", "evaluate", "export", "coupons"
+    }  # fmt: skip
     for name, run in stages.items():
         assert f"{name}/seconds" in run.data.metrics
     assert stages["select"].data.metrics["select/n_selected"] >= 1
