@@ -9,7 +9,8 @@ Demand in a week is Poisson or negative binomial with the mean that
 and known week-by-week display/mailer included); units sold are ``min(demand, stock)``.
 
 The expected reward uses the market's accounting (see :mod:`simulator.market`) in
-expectation: per unit sold ``L (1 - d - c) (1 - return_rate) - unit_cost``; per unit left
+expectation: per unit sold ``L (1 - d - c_paid) (1 - return_rate) - unit_cost`` (``c_paid``
+the coupon paid per unit, ``c`` unless the coupon reaches only part of demand); per unit left
 ``-holding`` in ordinary weeks and ``salvage - unit_cost`` after the exit week, minus the
 sell-through penalty of :func:`envs.rules.exit_penalty`. The rules enter only through
 :func:`envs.rules.action_mask` and :func:`envs.rules.advance`, evaluated on the whole state
@@ -48,7 +49,7 @@ from envs.rules import (
 )
 from ingest.errors import ConfigError, DeadstockError
 from simulator.demand import Catalog
-from simulator.market import MarketState, expected_demand
+from simulator.market import MarketState, expected_demand, paid_coupon_depth
 
 MAX_GRID_CELLS = 40_000_000
 """Largest ``(horizon + 1) x stock levels x rule states`` table, and largest one-week
@@ -360,7 +361,10 @@ class _Model:
             beyond += sold[:, :, m, None]
         L, u = float(catalog.list_price[0]), float(catalog.unit_cost[0])
         r_ret = float(catalog.return_rate[0])
-        margin = L * (1.0 - d - c) * (1.0 - r_ret) - u  # per unit sold, refunds in expectation
+        # per unit sold, refunds in expectation; a targeted coupon is paid on the reached
+        # households' units only (simulator.market.paid_coupon_depth; c itself at reach 1)
+        c_paid = paid_coupon_depth(catalog.coupon_coef[:1], catalog.coupon_reach[:1], c)
+        margin = L * (1.0 - d - c_paid) * (1.0 - r_ret) - u
         hold = float(catalog.holding_cost_per_unit_week[0])
         # margin * sold - holding * (s - sold); no holding cost in the exit week.
         self.reward = sold  # reused in place: (H, n_a, n_s)

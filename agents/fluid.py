@@ -30,7 +30,7 @@ from envs.context import PolicyContext
 from envs.observation import ELASTICITY_SCALE, OBS_DIM, OBS_NAMES
 from envs.rules import exit_penalty
 from simulator.demand import Catalog
-from simulator.market import expected_demand, expected_demand_grid
+from simulator.market import expected_demand, expected_demand_grid, paid_coupon_depth
 
 # ---------------------------------------------------------------------------- shared terms
 
@@ -65,7 +65,9 @@ def unit_margin(ctx: PolicyContext) -> np.ndarray:
     after coupon and expected refunds, minus unit cost."""
     cat, rules = ctx.catalog, ctx.rules
     d, c = rules.depths(np.arange(rules.n_actions))
-    net = cat.list_price[:, None] * (1.0 - d - c)[None, :]
+    # a targeted coupon is paid only on the reached households' units (simulator.market)
+    c_paid = paid_coupon_depth(cat.coupon_coef[:, None], cat.coupon_reach[:, None], c[None, :])
+    net = cat.list_price[:, None] * (1.0 - d[None, :] - c_paid)
     return net * (1.0 - cat.return_rate[:, None]) - cat.unit_cost[:, None]
 
 

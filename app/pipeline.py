@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STAGE_NAMES = ("ingest", "risk", "select", "fit", "policy", "evaluate", "export")
+STAGE_NAMES = ("ingest", "risk", "select", "fit", "policy", "evaluate", "export", "coupons")
 
 
 @dataclass
@@ -127,6 +127,7 @@ def _run_stages(
 
     from app import run_record
     from app import stages as st
+    from app.coupons import coupons_stage
     from experiments import tracking
 
     seeds = np.random.SeedSequence(cfg.seed).generate_state(len(STAGE_NAMES)).tolist()
@@ -217,6 +218,9 @@ def _run_stages(
                     r,
                     shown_dir=cfg.out_dir,
                 ),
+            )
+            out.exports.update(
+                stage("coupons", lambda r: coupons_stage(scfg, plan_key, data.dataset, r))
             )
         finally:
             tracking.log_metrics({f"stage_seconds/{r.name}": r.seconds for r in records})

@@ -27,6 +27,7 @@ from ingest.errors import ConfigError
 from risk_model.features import FeatureConfig
 from risk_model.scoring import RiskConfig
 from simulator.fit import FitConfig
+from targeting.config import TargetingConfig
 
 TIERS = ("high", "medium", "low")
 
@@ -321,8 +322,9 @@ class PipelineConfig:
         the plan's last week.
     experiment : str
         MLflow experiment name.
-    selection, fit, risk, rules, ppo, policy, evaluation, export, new_products
-        The nested configs, one TOML table each.
+    selection, fit, risk, rules, ppo, policy, evaluation, export, new_products, coupons
+        The nested configs, one TOML table each (``[coupons]``: coupon targeting,
+        :class:`~targeting.config.TargetingConfig`).
     """
 
     QUICK_PRESET: ClassVar[Mapping[str, Any]] = QUICK_PRESET
@@ -343,6 +345,7 @@ class PipelineConfig:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     new_products: NewProductConfig = field(default_factory=NewProductConfig)
+    coupons: TargetingConfig = field(default_factory=TargetingConfig)
 
     def __post_init__(self) -> None:
         if not self.data:

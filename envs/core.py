@@ -54,7 +54,9 @@ class WeekOutcome:
     objective : ndarray of float
         ``profit - exit_penalty``: what the agents maximise, in currency.
     margin_given_away : ndarray of float
-        ``units_sold * list_price * (discount + coupon)``: margin given away against list.
+        ``units_sold * list_price * (discount + paid coupon)``: margin given away against list
+        (the coupon only on the units of the households it reaches, see
+        :func:`simulator.market.paid_coupon_depth`).
     reward : ndarray of float
         ``objective / reward_scale``.
     terminated : ndarray of bool
@@ -144,7 +146,9 @@ def play_week(
         coupon=coupon,
         exit_penalty=penalty,
         objective=objective,
-        margin_given_away=result.units_sold * catalog.list_price * (discount + coupon),
+        margin_given_away=result.units_sold
+        * catalog.list_price
+        * (discount + market.paid_coupon_depth(catalog.coupon_coef, catalog.coupon_reach, coupon)),
         reward=objective / scale,
         terminated=terminated,
     )

@@ -331,3 +331,49 @@ def _build(config: CompleteJourneyConfig, fp: str, check: bool, steps: Progress)
         if problems:
             raise DataValidationError(problems, SOURCE_NAME)
     return dataset
+
+
+@dataclass
+class CouponRedemptions:
+    """The retailer's recorded coupon redemptions, with the products each coupon covers.
+
+    Attributes
+    ----------
+    redemptions : DataFrame
+        ``household_id``, ``coupon`` (the coupon's UPC), ``week`` (from the redemption date
+        and the data's calendar).
+    coupon_products : DataFrame
+        ``coupon``, ``sku``: every product a coupon can be redeemed on.
+    """
+
+    redemptions: pd.DataFrame
+    coupon_products: pd.DataFrame
+
+
+def load_coupon_redemptions(calendar: pd.DataFrame) -> CouponRedemptions:
+    """Read the package's ``coupon_redemptions`` (2,102 rows) and ``coupons`` tables.
+
+    Parameters
+    ----------
+    calendar : DataFrame
+        ``week``, ``week_start`` (the dataset's ``calendar`` table): a redemption falls in
+        the last week starting on or before its date.
+    """
+    red = pq.read_table(_data_file("coupon_redemptions")).to_pandas()
+    products = pq.read_table(_data_file("coupons"), columns=["coupon_upc", "product_id"])
+    cal = calendar.sort_values("week")
+    starts = pd.to_datetime(cal["week_start"]).to_numpy()
+    pos = np.searchsorted(starts, pd.to_datetime(red["redemption_date"]).to_numpy(), "right") - 1
+    weeks = cal["week"].to_numpy(dtype=np.int64)[np.maximum(pos, 0)]
+    redemptions = pd.DataFrame(
+        {
+            "household_id": red["household_id"].astype(str),
+            "coupon": red["coupon_upc"].astype(str),
+            "week": weeks,
+        }
+    )[pos >= 0]
+    cp = products.to_pandas().drop_duplicates()
+    coupon_products = pd.DataFrame(
+        {"coupon": cp["coupon_upc"].astype(str), "sku": cp["product_id"].astype(str)}
+    )
+    return CouponRedemptions(redemptions.reset_index(drop=True), coupon_products)

@@ -4,10 +4,13 @@ For SKU *i* in simulated week *t*, with discount depth ``d`` and coupon depth ``
 shares of the list price), expected demand is::
 
     lam = base_demand * season[week % 52] * (1 - d) ** elasticity
-          * exp(coupon_coef * c) * exp(display_coef * display) * exp(mailer_coef * mailer)
+          * coupon_factor * exp(display_coef * display) * exp(mailer_coef * mailer)
           * (price_ratio / ref_price) ** (-ref_price_sensitivity) * (1 - fatigue)
+    coupon_factor = (1 - coupon_reach) + coupon_reach * exp(coupon_coef * c)
 
-where ``price_ratio = 1 - d``. Units demanded are negative binomial with mean ``lam`` and
+where ``price_ratio = 1 - d``: a coupon lifts only the share ``coupon_reach`` of demand that
+comes from the households it reaches (1.0, the default, is a coupon that reaches every
+shopper, ``coupon_factor = exp(coupon_coef * c)``). Units demanded are negative binomial with mean ``lam`` and
 variance ``lam + dispersion * lam**2`` (Poisson when ``dispersion == 0``). The arithmetic
 lives in :mod:`simulator.market`; this module only holds and validates the parameters.
 
@@ -50,6 +53,11 @@ PARAMETER_DOCS: dict[str, tuple[str, str]] = {
     "coupon_coef": ("1/depth", "Coupon lift: demand x exp(coupon_coef * c)."),
     "coupon_coef_se": ("1/depth", "Standard error of coupon_coef."),
     "coupon_assumed": ("bool", "True when coupon_coef is a documented prior, not a fit."),
+    "coupon_reach": (
+        "share 0..1",
+        "Share of demand a coupon reaches (its target households' share); only that share is "
+        "lifted and pays the coupon. 1 = every shopper.",
+    ),
     "display_coef": ("1/share", "Display lift: demand x exp(display_coef * display share)."),
     "display_coef_se": ("1/share", "Standard error of display_coef."),
     "display_assumed": ("bool", "True when display_coef is a prior, not a fit."),
@@ -120,13 +128,21 @@ class Catalog:
     start_week: np.ndarray
     age_weeks: np.ndarray
     risk_score: np.ndarray
+    # Last and optional: catalogs built field by field before reach existed (frozen test
+    # data, other callers) get coupons that reach every shopper, the model they were made for.
+    coupon_reach: np.ndarray = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.coupon_reach is None:
+            self.coupon_reach = np.ones(self.sku.shape[0])
 
     # ------------------------------------------------------------------ construction
     @classmethod
     def build(cls, *, n_skus: int | None = None, **values: Any) -> Catalog:
         """Build a catalog from scalars or arrays, filling unspecified fields with defaults.
 
-        Scalars are broadcast to ``n_skus``. Defaults: no coupon/display/mailer effect,
+        Scalars are broadcast to ``n_skus``. Defaults: no coupon/display/mailer effect, a
+        coupon reaching every shopper,
         Poisson noise, no memory or fatigue, no returns, flat season, no holding cost,
         salvage 0, start week 0, age 52 weeks, risk NaN.
         """
@@ -159,6 +175,7 @@ class Catalog:
             "coupon_coef": 0.0,
             "coupon_coef_se": 0.0,
             "coupon_assumed": True,
+            "coupon_reach": 1.0,
             "display_coef": 0.0,
             "display_coef_se": 0.0,
             "display_assumed": True,
@@ -244,6 +261,7 @@ class Catalog:
         check("fatigue_rate", (self.fatigue_rate >= 0) & (self.fatigue_rate < 1), "in [0, 1)")
         check("fatigue_decay", (self.fatigue_decay >= 0) & (self.fatigue_decay < 1), "in [0, 1)")
         check("return_rate", (self.return_rate >= 0) & (self.return_rate < 1), "in [0, 1)")
+        check("coupon_reach", (self.coupon_reach >= 0) & (self.coupon_reach <= 1), "in [0, 1]")
         check("initial_stock", np.isfinite(self.initial_stock) & (self.initial_stock >= 0), ">= 0")
         check("holding_cost_per_unit_week", self.holding_cost_per_unit_week >= 0, ">= 0")
         check("salvage_value_per_unit", self.salvage_value_per_unit >= 0, ">= 0")

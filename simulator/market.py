@@ -3,18 +3,25 @@
 Every environment, evaluation, DP check and export calls :func:`step` (or, for expectations,
 :func:`expected_demand`); the market's arithmetic lives here once.
 
-Accounting (per SKU and week; ``L`` = list price, ``d`` = discount, ``c`` = coupon depth)::
+Accounting (per SKU and week; ``L`` = list price, ``d`` = discount, ``c`` = coupon depth,
+``c_paid = c * coupon_share`` the coupon paid per unit sold on average)::
 
     units_sold     = min(demand, stock)
     units_returned ~ Binomial(units_sold, return_rate)   (refunded, not resold)
     revenue        = units_sold * L * (1 - d)
-    coupon_cost    = units_sold * L * c
-    refunds        = units_returned * L * (1 - d - c)
+    coupon_cost    = units_sold * L * c_paid
+    refunds        = units_returned * L * (1 - d - c_paid)
     cogs           = units_sold * unit_cost
     holding_cost   = stock_after * holding_cost_per_unit_week      (not in the exit week)
     salvage        = stock_after * salvage_value_per_unit          (exit week only)
     writeoff       = stock_after * unit_cost                       (exit week only)
     profit         = revenue - coupon_cost - refunds - cogs - holding_cost + salvage - writeoff
+
+A coupon reaches the share ``r = coupon_reach`` of demand (its target households): only that
+share is lifted, ``coupon_factor = (1 - r) + r * exp(coupon_coef * c)`` (:func:`coupon_log_lift`),
+and only the reached households' units pay it, ``coupon_share = r * exp(coupon_coef * c) /
+coupon_factor`` of the units sold (:func:`paid_coupon_depth`). With ``r = 1`` (the default)
+both reduce to the untargeted model bit for bit: ``exp(coupon_coef * c)`` and ``c_paid = c``.
 
 Charging ``cogs`` on units sold and ``writeoff`` on units left makes the total cost of goods
 the same for every policy (``initial_stock * unit_cost``), so the profit ranks schedules by
@@ -128,6 +135,31 @@ def _check_depths(d: np.ndarray, c: np.ndarray) -> None:
         )
 
 
+def coupon_log_lift(coupon_coef: np.ndarray, reach: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """``log((1 - reach) + reach * exp(coupon_coef * c))`` (arrays broadcast): the coupon's
+    lift on the SKU's whole demand when only the share ``reach`` of it is reached.
+
+    ``reach == 1`` gives ``coupon_coef * c`` exactly, ``reach == 0`` or ``c == 0`` exactly 0.
+    """
+    log_lift = coupon_coef * c
+    if np.all(reach == 1.0):  # untargeted coupons: the model before reach, bit for bit
+        return log_lift
+    with np.errstate(divide="ignore"):  # log(0) = -inf is the exact limit logaddexp needs
+        mixed = np.logaddexp(np.log1p(-reach), np.log(reach) + log_lift)
+    return np.where(reach == 1.0, log_lift, np.where(c == 0, 0.0, mixed))
+
+
+def paid_coupon_depth(coupon_coef: np.ndarray, reach: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """The coupon paid per unit sold on average, ``c * coupon_share`` (arrays broadcast):
+    only the reached households' units, ``reach * exp(coupon_coef * c) / coupon_factor`` of
+    them, redeem it. ``reach == 1`` returns ``c`` itself, ``reach == 0`` returns 0."""
+    if np.all(reach == 1.0):
+        return np.broadcast_to(c, np.broadcast_shapes(np.shape(c), np.shape(reach)))
+    with np.errstate(divide="ignore"):
+        share = np.exp(np.log(reach) + coupon_coef * c - coupon_log_lift(coupon_coef, reach, c))
+    return np.where(reach == 1.0, c, c * np.where(reach == 0.0, 0.0, share))
+
+
 def _season_at(catalog: Catalog, week: np.ndarray) -> np.ndarray:
     """:meth:`Catalog.season_at`, as one ``take`` from the flat season table (the same
     values; a 2-D fancy index costs more, and this runs every simulated week)."""
@@ -158,7 +190,7 @@ def expected_demand(
     price_ratio = 1.0 - d
     log_lift = (
         catalog.elasticity * np.log(price_ratio)
-        + catalog.coupon_coef * c
+        + coupon_log_lift(catalog.coupon_coef, catalog.coupon_reach, c)
         + _times(catalog.display_coef, display, n, "display")
         + _times(catalog.mailer_coef, mailer, n, "mailer")
     )
@@ -191,7 +223,9 @@ def expected_demand_grid(
         raise DataError(f"discounts {d.shape} and coupons {c.shape} must have the same shape")
     _check_depths(d, c)
     log_ratio = np.log(1.0 - d)[None, :]
-    log_lift = catalog.elasticity[:, None] * log_ratio + catalog.coupon_coef[:, None] * c[None, :]
+    log_lift = catalog.elasticity[:, None] * log_ratio + coupon_log_lift(
+        catalog.coupon_coef[:, None], catalog.coupon_reach[:, None], c[None, :]
+    )
     gamma = catalog.ref_price_sensitivity
     if np.any(gamma):
         log_ref = np.log(_as_array(ref_price, n, "ref_price"))
@@ -265,16 +299,17 @@ def step(
     demand = draw_demand(lam, catalog.dispersion, rng)
     sold = np.minimum(demand, state.stock)
     list_price = catalog.list_price
+    c_paid = paid_coupon_depth(catalog.coupon_coef, catalog.coupon_reach, c)
     if np.any(catalog.return_rate > 0):
         returned = rng.binomial(sold.astype(np.int64), catalog.return_rate).astype(float)
-        refunds = returned * list_price * (1.0 - d - c)
+        refunds = returned * list_price * (1.0 - d - c_paid)
     else:  # no returns: refunds are 0 (1 - d - c > 0), as the product above would give
         returned = np.zeros(n)
         refunds = np.zeros(n)
     stock_after = state.stock - sold
     sold_at_list = sold * list_price
     revenue = sold_at_list * (1.0 - d)
-    coupon_cost = sold_at_list * c
+    coupon_cost = sold_at_list * c_paid
     cogs = sold * catalog.unit_cost
     exit_mask = np.broadcast_to(np.asarray(exit_now, dtype=bool), (n,))
     if exit_mask.any():

@@ -15,6 +15,7 @@ PACKAGES = (
     "ingest",
     "risk_model",
     "simulator",
+    "targeting",
     "envs",
     "agents",
     "planning",

@@ -38,6 +38,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "app.cli.run",
     "app.cli.data",
     "app.cli.risk",
+    "app.cli.coupons",
     "app.cli.ui",
     "app.cli.demand",
     "app.cli.simulate",
@@ -53,6 +54,7 @@ OWN_PACKAGES = (
     "envs",
     "simulator",
     "risk_model",
+    "targeting",
     "ingest",
     "service",
 )

@@ -113,7 +113,7 @@ def test_mlflow_parent_and_stage_runs(first_run):
     parents = [r for r in new if r.data.tags.get("kind") == "pipeline"]
     assert len(parents) == 1
     parent = parents[0]
-    assert parent.data.tags["stages"].count("=ok") == 7
+    assert parent.data.tags["stages"].count("=ok") == 8
     assert "roi/profit" in parent.data.metrics and "data_fingerprint" in parent.data.tags
     # the per-SKU choice's wins add up to the planned SKUs
     summary = pd.read_csv(first_run[0] / "sku_summary.csv", dtype={"sku": str})
@@ -122,7 +122,9 @@ def test_mlflow_parent_and_stage_runs(first_run):
     assert "recommend/gain_vs_best_single_ci_low" in parent.data.metrics
     children = [r for r in new if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     stages = {r.data.tags.get("stage"): r for r in children if r.data.tags.get("stage")}
-    assert set(stages) == {"ingest", "risk", "select", "fit", "policy", "evaluate", "export"}
+    assert set(stages) == {
+        "ingest", "risk", "select", "fit", "policy", "evaluate", "export", "coupons"
+    }  # fmt: skip
     for name, run in stages.items():
         assert f"{name}/seconds" in run.data.metrics
     assert stages["select"].data.metrics["select/n_selected"] >= 1

@@ -75,6 +75,11 @@ table_prefix = "x_"
 [new_products]
 max_age_weeks = 5
 min_risk = 0.7
+
+[coupons]
+models = ["repeat", "popularity"]
+k = 7
+cutoffs = [20]
 """
 
 
@@ -258,3 +263,27 @@ def test_export_and_new_products_reach_the_writers(cfg, monkeypatch, tmp_path):
         )  # fmt: skip
     assert seen["new_products"].max_age_weeks == 5 and seen["new_products"].min_risk == 0.7
     assert seen["export"].format == "parquet" and seen["export"].table_prefix == "x_"
+
+
+def test_coupons_section_reaches_the_coupon_stage(cfg, monkeypatch):
+    from dataclasses import replace
+
+    from app import coupons
+    from envs.config import RulesConfig
+
+    seen = {}
+
+    def split(baskets, at_risk, tc, **kwargs):
+        seen["coupons"], seen["at_risk"] = tc, at_risk
+        raise Stop
+
+    schedules = pd.DataFrame({"sku": ["s0", "s1"], "week": [1, 1], "coupon": [0.1, 0.0]})
+    monkeypatch.setattr("app.exports.read_table", lambda name, out_dir, c: schedules)
+    monkeypatch.setattr(coupons, "run_time_split", split)
+    baskets = pd.DataFrame({"household_id": ["h"], "sku": ["s0"], "week": [30]})
+    dataset = SimpleNamespace(get=lambda name: baskets, source="my-source", products=None)
+    with_coupons = replace(cfg, rules=RulesConfig(coupon_levels=(0.0, 0.1)))
+    with pytest.raises(Stop):
+        coupons.coupons_stage(with_coupons, "k", dataset, StageRecord("coupons"))
+    assert seen["coupons"].k == 7 and seen["coupons"].models == ("repeat", "popularity")
+    assert seen["at_risk"] == {20: ["s0"]}

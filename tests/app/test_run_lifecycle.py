@@ -223,7 +223,7 @@ def test_runs_killed_at_random_points_of_the_export_never_mix_outputs(env, first
     for trial in range(3):
         before = read_manifest(out)["mlflow_run_id"]
         proc = _start(env, out)
-        _wait_for(proc, "7/7", "export")
+        _wait_for(proc, "7/8", "export")
         time.sleep(float(rng.uniform(0.0, 12.0)))
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=60)
