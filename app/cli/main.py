@@ -198,10 +198,13 @@ def configure_logging(verbosity: int) -> None:
 
 
 def set_process_state(*, uses_torch: bool) -> None:
-    """Process-wide settings of a command line run: no MLflow telemetry, matplotlib drawing
-    to files (no display), and one torch thread for commands that train or play a network
-    (small networks on a 2-core machine run fastest single-threaded)."""
+    """Process-wide settings of a command line run: no MLflow telemetry and no MLflow
+    download bars (the run registers its models after its own progress lines; MLflow's bars
+    for its one-file downloads only interleave with them), matplotlib drawing to files (no
+    display), and one torch thread for commands that train or play a network (small networks
+    on a 2-core machine run fastest single-threaded)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import matplotlib
 
     matplotlib.use("Agg")
