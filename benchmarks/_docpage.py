@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ingest.io import write_text_atomic
 
@@ -38,3 +39,22 @@ def write_section(page: Path, name: str, body: str, *, title: str) -> Path:
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     return write_text_atomic(page, text)
+
+
+#: Columns that hold counts: written as integers even when a frame stores them as floats.
+COUNT_COLUMNS = ("seed", "n_seeds", "n_scenarios", "violations")
+
+
+def markdown_table(frame: pd.DataFrame, floats: int = 2) -> str:
+    """``frame`` as a Markdown table: floats to ``floats`` decimals, counts as integers."""
+    cols = list(frame.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for rec in frame.to_dict(orient="records"):
+        cells = []
+        for c in cols:
+            v = rec[c]
+            if isinstance(v, float) and c in COUNT_COLUMNS:
+                v = int(v)
+            cells.append(f"{v:.{floats}f}" if isinstance(v, float) else str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

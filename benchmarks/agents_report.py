@@ -25,6 +25,7 @@ import pandas as pd  # noqa: E402
 
 from agents.dp import solve  # noqa: E402
 from agents.ppo import PPOPolicy  # noqa: E402
+from benchmarks._docpage import markdown_table  # noqa: E402
 from experiments import agent_plots  # noqa: E402
 from experiments.evaluate import (  # noqa: E402
     dp_policy_for,
@@ -38,20 +39,6 @@ from ingest.io import write_text_atomic  # noqa: E402
 
 START = "<!-- ppo-report:start -->"
 END = "<!-- ppo-report:end -->"
-
-
-def _md(frame: pd.DataFrame) -> str:
-    cols = list(frame.columns)
-    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for rec in frame.to_dict(orient="records"):
-        cells = []
-        for c in cols:
-            v = rec[c]
-            if isinstance(v, float) and c in ("seed", "n_seeds", "n_scenarios", "violations"):
-                v = int(v)
-            cells.append(f"{v:.2f}" if isinstance(v, float) else str(v))
-        out.append("| " + " | ".join(cells) + " |")
-    return "\n".join(out)
 
 
 def render(out: Path, doc: Path, img: Path) -> str:
@@ -114,14 +101,14 @@ def render(out: Path, doc: Path, img: Path) -> str:
         "week); `gain_vs_prior` is the mean paired gain over it (points of the DP) and "
         "`below_prior` the scenarios where an agent is below it beyond the paired 95 % CI.",
         "",
-        _md(board),
+        markdown_table(board),
         "",
         "![leaderboard](img/ppo_leaderboard.png)",
         "",
         "PPO across training seeds (mean ± 95 % CI across seeds of each seed's median, worst "
         "and mean % of DP):",
         "",
-        _md(summary),
+        markdown_table(summary),
         "",
         "### Per scenario",
         "",
@@ -129,7 +116,7 @@ def render(out: Path, doc: Path, img: Path) -> str:
         "prior (mean over seeds, CI across seeds, seeds below the prior beyond their paired "
         "CI), the prior alone and the fluid re-solve:",
         "",
-        _md(per.drop(columns=["agent"])),
+        markdown_table(per.drop(columns=["agent"])),
         "",
     ]
     if curves is not None and not curves.empty:
@@ -156,7 +143,7 @@ def render(out: Path, doc: Path, img: Path) -> str:
                 "",
             ]
     if timing is not None:
-        lines += ["### Training time", "", _md(timing), ""]
+        lines += ["### Training time", "", markdown_table(timing), ""]
     lines.append(END)
     section = "\n".join(lines)
     text = doc.read_text(encoding="utf-8") if doc.exists() else "# Agents\n"

@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from agents.ppo import PPOConfig, PPOPolicy, train_ppo  # noqa: E402
-from benchmarks._docpage import write_section  # noqa: E402
+from benchmarks._docpage import markdown_table, write_section  # noqa: E402
 from experiments import agent_plots  # noqa: E402
 from experiments.curves import CurveCallback  # noqa: E402
 from experiments.evaluate import (  # noqa: E402
@@ -167,20 +167,6 @@ def _eval_job(args: tuple[str, int, int, list[int], str]) -> tuple[list[dict], l
     return rows, pairs
 
 
-def _table(frame: pd.DataFrame, floats: int = 2) -> str:
-    cols = list(frame.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for rec in frame.to_dict(orient="records"):
-        cells = []
-        for c in cols:
-            v = rec[c]
-            if isinstance(v, float) and c in ("seed", "n_seeds", "n_scenarios", "violations"):
-                v = int(v)
-            cells.append(f"{v:.{floats}f}" if isinstance(v, float) else str(v))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def targets(rows: pd.DataFrame, pairs: pd.DataFrame) -> tuple[str, pd.DataFrame]:
     """The strongest non-learning planner (best suite mean), and per PPO variant (guarded,
     raw) and seed: its suite mean minus the planner's with the paired 95 % CI, the scenarios
@@ -263,24 +249,24 @@ def render(out: Path, doc: Path, agents_doc: Path, img: Path, header: list[str])
         "paired 95 % CI (common random numbers: per-path differences, scenarios "
         "independent), the scenarios PPO beats it on, PPO's worst scenario:",
         "",
-        _table(target),
+        markdown_table(target),
         "",
         "### Leaderboard (% of the oracle, every agent, every scenario)",
         "",
-        _table(board),
+        markdown_table(board),
         "",
         "![leaderboard](../img/learning_leaderboard.png)",
         "",
         "PPO across training seeds (mean ± 95 % CI across seeds):",
         "",
-        _table(summary),
+        markdown_table(summary),
         "",
         "### Per scenario",
         "",
         "PPO (mean over seeds), its paired gain over its prior (mean over seeds), the prior, "
         f"the strongest planner `{strongest}`, and PPO minus it (mean, worst and best seed):",
         "",
-        _table(per.drop(columns=["agent"])),
+        markdown_table(per.drop(columns=["agent"])),
         "",
     ]
     if curves is not None and not curves.empty:
@@ -291,7 +277,7 @@ def render(out: Path, doc: Path, agents_doc: Path, img: Path, header: list[str])
             "",
         ]
     if timing is not None:
-        body += ["### Training time", "", _table(timing), ""]
+        body += ["### Training time", "", markdown_table(timing), ""]
     text = "# PPO in the learning market\n\n" + "\n".join(body)
     write_text_atomic(doc, text)
     section = "\n".join(line.replace("../img/", "img/") for line in body)

@@ -34,6 +34,7 @@ import pandas as pd  # noqa: E402
 
 from agents.ppo import PPOConfig, PPOPolicy, train_ppo  # noqa: E402
 from app.config import load_config  # noqa: E402
+from benchmarks._docpage import markdown_table  # noqa: E402
 from experiments.curves import CurveCallback  # noqa: E402
 from experiments.evaluate import (  # noqa: E402
     EvalConfig,
@@ -157,20 +158,6 @@ def curves_from_log(log: Path, seeds: list[int]) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
-
-
-def _table(frame: pd.DataFrame, floats: int = 2) -> str:
-    cols = list(frame.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for rec in frame.to_dict(orient="records"):
-        cells = []
-        for c in cols:
-            v = rec[c]
-            if isinstance(v, float) and c in ("seed", "n_seeds", "n_scenarios", "violations"):
-                v = int(v)
-            cells.append(f"{v:.{floats}f}" if isinstance(v, float) else str(v))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -335,25 +322,25 @@ def main(argv: list[str] | None = None) -> int:
         "rule violations, training CPU seconds for the four profiles and the 2-core wall "
         "time (CPU / 2).",
         "",
-        _table(per_seed_ok),
+        markdown_table(per_seed_ok),
         "",
         "Across seeds (mean ± 95 % CI):",
         "",
-        _table(summary),
+        markdown_table(summary),
         "",
         "## Leaderboard (every agent, every scenario)",
         "",
-        _table(board),
+        markdown_table(board),
         "",
         "## Per scenario: PPO mean over seeds (± CI across seeds), worst seed, its paired gain "
         "over the prior (mean over seeds, CI across seeds, seeds below the prior beyond their "
         "paired CI), the prior, fluid",
         "",
-        _table(per.drop(columns=["agent"])),
+        markdown_table(per.drop(columns=["agent"])),
         "",
         "## Training time per (seed, profile)",
         "",
-        _table(timing) if timing is not None else "(not measured in this run: --eval-only)",
+        markdown_table(timing) if timing is not None else "(not measured in this run: --eval-only)",
         "",
         f"Total wall: training {train_wall:.0f} s ({train_wall / len(seeds):.0f} s per seed "
         f"on {args.jobs} processes), evaluation {eval_wall:.0f} s.",
