@@ -19,6 +19,8 @@ PACKAGES = (
     "envs",
     "agents",
     "planning",
+    "fieldtests",
+    "monitoring",
     "experiments",
     "app",
     "service",
