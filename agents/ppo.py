@@ -392,6 +392,28 @@ class FluidPriorPolicy(MaskableActorCriticPolicy):
         return data
 
 
+def resolve_device(device: str) -> str:
+    """The torch device a run trains on: ``"auto"`` is CUDA when a GPU is visible, else the
+    CPU; ``"cuda"`` (or ``"cuda:N"``) without a visible GPU is refused rather than silently
+    trained on the CPU, so a run asked for the GPU never reports CPU timings as GPU ones."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"ppo.device = {device!r}, but torch sees no CUDA device "
+                f"(torch {torch.__version__}, cuda available: False); expected 'cpu' or 'auto' "
+                "on this machine"
+            )
+        index = device.partition(":")[2]
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise ConfigError(
+                f"ppo.device = {device!r}: expected 'cuda' or 'cuda:N' with N below "
+                f"{torch.cuda.device_count()} (the GPUs torch sees)"
+            )
+    return device
+
+
 def build_model(config: PPOConfig, env: VecEnv) -> MaskablePPO:
     """A fresh ``MaskablePPO`` with the config's hyperparameters."""
     activation = torch.nn.Tanh if config.activation == "tanh" else torch.nn.ReLU
@@ -424,7 +446,7 @@ def build_model(config: PPOConfig, env: VecEnv) -> MaskablePPO:
         target_kl=config.target_kl,
         policy_kwargs=policy_kwargs,
         seed=_child_seeds(config.seed)[2],
-        device=config.device,
+        device=resolve_device(config.device),
         verbose=0,
     )
 
@@ -616,7 +638,9 @@ def train_ppo(
         # A new env stream for the resumed part, so it does not replay the first SKUs.
         env_seed = int(np.random.SeedSequence([config.seed, resumed_from]).generate_state(1)[0])
         env = make_training_env(config, rules, catalog, seed=env_seed)
-        model = load_model(Path(checkpoint_dir) / CHECKPOINT_MODEL, env=env, device=config.device)
+        model = load_model(
+            Path(checkpoint_dir) / CHECKPOINT_MODEL, env=env, device=resolve_device(config.device)
+        )
         log.info("resuming from %s steps", f"{resumed_from:,}")
     else:
         env = make_training_env(config, rules, catalog)

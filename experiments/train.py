@@ -41,7 +41,7 @@ import pandas as pd
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
 
-from agents.ppo import PPOConfig, PPOPolicy, train_ppo
+from agents.ppo import PPOConfig, PPOPolicy, resolve_device, train_ppo
 from experiments import agent_plots, tracking
 from experiments.curves import CurveCallback
 from experiments.evaluate import (
@@ -222,6 +222,7 @@ def train(config: TrainConfig, out_dir: str | Path) -> TrainOutcome:
     out = Path(out_dir)
     seed = config.ppo.seed
     spec = get_spec(config.suite)
+    device = resolve_device(config.ppo.device)  # a GPU asked for but absent: refused up front
     name = tracking.run_name("ppo", config.suite, seed)
     tags = {
         "agent": "ppo",
@@ -229,6 +230,7 @@ def train(config: TrainConfig, out_dir: str | Path) -> TrainOutcome:
         "suite_version": spec.version,
         "profiles": ",".join(config.trained_profiles()),
         "out_dir": str(out.resolve()),
+        "device": device,
     }
     curve_rows: list[dict[str, Any]] = []
     train_seconds: dict[str, float] = {}

@@ -46,6 +46,13 @@ def register(subparsers: Any) -> None:
     config_arg(p, "--seed", config=TRAIN, key="ppo.seed", type=int, help="training seed")
     config_arg(
         p,
+        "--device",
+        config=TRAIN,
+        key="ppo.device",
+        help="torch device: cpu, cuda, cuda:N, or auto (CUDA when a GPU is visible)",
+    )
+    config_arg(
+        p,
         "--suite",
         config=TRAIN,
         key="suite",
@@ -111,7 +118,9 @@ def _train(args: argparse.Namespace) -> int:
     from experiments.evaluate import format_leaderboard, leaderboard
     from experiments.train import TrainConfig, train
 
-    config = build(TrainConfig, args, {"ppo.seed": args.seed, "suite": args.suite})
+    config = build(
+        TrainConfig, args, {"ppo.seed": args.seed, "ppo.device": args.device, "suite": args.suite}
+    )
     outcome = train(config, Path(args.out))
     if not outcome.rows.empty:
         print(format_leaderboard(leaderboard(outcome.rows)))

@@ -338,3 +338,20 @@ def test_training_logs_progress_and_leaves_no_temp_folder(tmp_path, monkeypatch,
         message = str(info.value)
         assert message.startswith(f"PPO model {str(bad / name)!r} ") and why in message
         assert "expected a model.zip" in message
+
+
+def test_device_auto_follows_the_gpu_and_cuda_without_one_is_refused(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert ppo_module.resolve_device("auto") == "cpu"
+    assert ppo_module.resolve_device("cpu") == "cpu"
+    with pytest.raises(ConfigError, match=r"ppo.device = 'cuda'.*no CUDA device.*'cpu' or 'auto'"):
+        ppo_module.resolve_device("cuda")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert ppo_module.resolve_device("auto") == "cuda"
+    assert ppo_module.resolve_device("cuda:0") == "cuda:0"
+    with pytest.raises(ConfigError, match=r"'cuda:1'.*N below 1"):
+        ppo_module.resolve_device("cuda:1")

@@ -189,3 +189,13 @@ def test_console_script_help_runs():
     assert proc.returncode == 0
     assert "deadstock" in proc.stdout
     assert "Traceback" not in proc.stderr
+
+
+def test_train_on_a_gpu_that_is_not_there_exits_2_before_any_run(monkeypatch, tmp_path, capsys):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["train", "--device", "cuda", "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ppo.device = 'cuda'" in err
+    assert not (tmp_path / "m").exists()

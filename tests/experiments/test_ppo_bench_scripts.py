@@ -66,3 +66,21 @@ def test_bench_learning_runs(tmp_path):
     text = agents_doc.read_text()
     assert "kept" in text and "learning-report:start" in text
     assert (tmp_path / "img" / "learning_curves.png").is_file()
+
+
+def test_device_benchmark_measures_and_renders(tmp_path, monkeypatch):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_ppo_device
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    monkeypatch.setitem(
+        bench_ppo_device.NETWORKS, "default", {"n_envs": 64, "batch_size": 256, "net_arch": (16,)}
+    )
+    out = tmp_path / "m.json"
+    assert bench_ppo_device.main(["--devices", "cpu", "--steps", "1024", "--json", str(out)]) == 0
+    page = tmp_path / "device.md"
+    monkeypatch.setattr(bench_ppo_device, "PAGE", page)
+    assert bench_ppo_device.main(["--render", str(out)]) == 0
+    text = page.read_text()
+    assert "| cpu |" in text and "16 |" in text and "<!-- device:start -->" in text
