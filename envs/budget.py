@@ -28,6 +28,7 @@ relaxed problem no longer splits by SKU); switching it on is not implemented.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -135,6 +136,15 @@ def repair(
     return np.where(deny, off_a, a)
 
 
+class SlotPolicy(Protocol):
+    """What :meth:`CategoryEnv.play` needs of a policy (an :class:`agents.policy.Policy` is
+    one): ``act`` over every slot of every path at once."""
+
+    def act(
+        self, observations: np.ndarray, masks: np.ndarray, context: PolicyContext | None = None
+    ) -> np.ndarray: ...
+
+
 @dataclass
 class CategoryResult:
     """What :meth:`CategoryEnv.play` measured.
@@ -193,7 +203,7 @@ class CategoryEnv:
         self.seed = seed
         self.promo = promo_actions(rules)
 
-    def play(self, policy: object) -> CategoryResult:
+    def play(self, policy: SlotPolicy) -> CategoryResult:
         """Play a policy (an :class:`agents.policy.Policy`-like ``act(obs, masks, ctx)`` over
         all slots) on the paths; the limit is enforced as the module docstring says."""
         env = BatchedMarkdownEnv(
@@ -215,7 +225,7 @@ class CategoryEnv:
         week = [0]
 
         def act(obs: np.ndarray, masks: np.ndarray, ctx: PolicyContext) -> np.ndarray:
-            a = np.asarray(policy.act(obs, masks, ctx), dtype=np.int64)  # type: ignore[attr-defined]
+            a = np.asarray(policy.act(obs, masks, ctx), dtype=np.int64)
             is_promo = self.promo[a].reshape(self.n_paths, self.n_skus)
             left = remaining_before(is_promo.astype(np.int64), self.max_promoted)
             over = is_promo & (left <= 0)

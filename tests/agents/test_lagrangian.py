@@ -153,3 +153,24 @@ def test_bad_arguments_are_refused() -> None:
         dual_function(_catalog(), RULES, 3, 1, -1.0)
     with pytest.raises(ConfigError, match="mode"):
         CategoryDPPolicy(solve_category(_catalog(), RULES, 2, 1), "oracle")
+
+
+def test_action_cost_prices_actions_in_the_dp() -> None:
+    cat = _catalog(1, stock=6.0)
+    plain = solve(cat, RULES, 4)
+    zero = solve(cat, RULES, 4, action_cost=np.zeros(RULES.n_actions), keep_q=True)
+    assert zero.value == pytest.approx(plain.value)
+    assert np.array_equal(zero.actions, plain.actions)
+    assert zero.q is not None and plain.q is None
+    # the kept Q-values are the values' argmax
+    assert np.allclose(zero.q[1:].max(axis=-1), zero.values[1:])
+    # a charge on every action lowers the value by the charge each week, the plan unchanged
+    flat = solve(cat, RULES, 4, action_cost=np.full(RULES.n_actions, 0.25))
+    assert flat.value == pytest.approx(plain.value - 4 * 0.25)
+    # (with no stock left every action ties, and the charge may move the rounding)
+    assert np.array_equal(flat.actions[:, 1:], plain.actions[:, 1:])
+    # a prohibitive charge on the discount removes it from the plan
+    dear = solve(cat, RULES, 4, action_cost=np.array([0.0, 1e6]))
+    assert (dear.actions[1:] == 0).all()
+    with pytest.raises(ConfigError, match="action_cost"):
+        solve(cat, RULES, 4, action_cost=np.zeros(5))
