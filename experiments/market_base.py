@@ -17,7 +17,8 @@ from experiments.suite import Scenario, SuiteSpec
 PolicyFactory = Callable[[Scenario, Any], Policy]
 """Builds an agent's policy for one scenario, given the scenario's prepared solution (a
 :class:`~agents.dp.DPSolution` in the standard market, a
-:class:`~agents.learning.GridSolution` in the learning market)."""
+:class:`~agents.learning.GridSolution` in the learning market, a
+:class:`~agents.lagrangian.CategorySolution` in the budget market)."""
 
 
 @dataclass
@@ -29,17 +30,18 @@ class Prepared:
     index : int
         Position in the suite (it fixes the demand seed).
     scenario : Scenario
-    solution : DPSolution or GridSolution
+    solution : DPSolution, GridSolution or CategorySolution
         What the market solved for the reference.
     seed : int
         Demand seed of the scenario's paths.
     reference_totals : DataFrame
-        The reference policy's per-path totals (one row per path).
+        The reference policy's per-path totals (one row per path; in the budget market the
+        bound on every path, see :mod:`experiments.budget_market`).
     reference_value : float
-        The reference's exact expected objective (``V*``, or the oracle's prior-weighted
-        ``sum_g prior_g V*_g``).
+        The reference's exact expected objective (``V*``, the oracle's prior-weighted
+        ``sum_g prior_g V*_g``, or the Lagrangian dual value).
     market : str
-        Key of :data:`MARKETS` that plays the scenario.
+        Key of :data:`experiments.markets.MARKETS` that plays the scenario.
     suite_version : str
     """
 
