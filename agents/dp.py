@@ -595,10 +595,11 @@ def solve(
         Weeks to the exit week, counting the first.
     display, mailer : ndarray of shape (horizon_weeks,) or None
         Known promotion intensity of each week (default none).
-    action_cost : ndarray of shape (n_actions,) or None
-        A charge per week on each action, subtracted from its expected reward (a Lagrange
-        multiplier's price of a shared limit, :mod:`agents.lagrangian`); the values and
-        ``value`` are then of the charged problem. Default none.
+    action_cost : ndarray of shape (n_actions,) or (horizon_weeks, n_actions), or None
+        A charge on each action (the same every week, or per week from the first), subtracted
+        from its expected reward (a Lagrange multiplier's price of a shared limit,
+        :mod:`agents.lagrangian`); the values and ``value`` are then of the charged problem.
+        Default none.
     keep_q : bool
         Keep every week's masked Q-values in ``DPSolution.q`` (memory
         ``(horizon + 1) x stock levels x rule states x actions``).
@@ -615,9 +616,13 @@ def solve(
         When the catalog holds more than one SKU or the grid would be too large.
     """
     cost = None if action_cost is None else np.asarray(action_cost, dtype=float)
-    if cost is not None and cost.shape != (rules.n_actions,):
+    if cost is not None and cost.shape not in (
+        (rules.n_actions,),
+        (horizon_weeks, rules.n_actions),
+    ):
         raise ConfigError(
-            f"action_cost has shape {cost.shape}; expected ({rules.n_actions},), one per action"
+            f"action_cost has shape {cost.shape}; expected ({rules.n_actions},), one per "
+            f"action, or ({horizon_weeks}, {rules.n_actions}), one per week and action"
         )
     kept: dict[int, np.ndarray] = {}
 
@@ -628,7 +633,7 @@ def solve(
         # First maximum among allowed actions: ties go to the shallower, cheaper action.
         # Without active rules every action is allowed, so the mask is skipped.
         if cost is not None:
-            q = q - cost
+            q = q - (cost[model.horizon - w] if cost.ndim == 2 else cost)
         qm = q if model.no_rules else np.where(model.mask(w), q, -np.inf)
         if keep_q:
             kept[w] = np.array(qm)

@@ -31,16 +31,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.dp import DPSolution, solve
+from agents.dp import DPSolution, broadcast_catalog, demand_pmf, solve
 from agents.policy import Policy
-from envs.budget import promo_actions, repair
+from envs.budget import OFF_ACTION, promo_actions, repair
 from envs.config import RulesConfig
 from envs.context import PolicyContext
 from ingest.errors import ConfigError
 from simulator.demand import Catalog
+from simulator.market import expected_demand
 
 log = logging.getLogger(__name__)
 
+WEEKLY_ITERATIONS = 40
+"""Projected subgradient steps of :func:`weekly_bound`."""
 BISECTION_STEPS = 40
 """Most bisection steps on the multiplier (each solves every SKU's DP twice)."""
 RELATIVE_TOL = 1e-6
@@ -172,6 +175,79 @@ def solve_category(
     )
 
 
+def expected_promotions(solution: DPSolution, promo: np.ndarray) -> np.ndarray:
+    """Expected number of promotion weeks of a solved SKU's policy, per week (shape
+    ``(horizon,)``), by propagating the stock's distribution forward (rule-free DPs only:
+    the budget market's rules keep no rule state). A sold-out SKU takes no slot, as in
+    :class:`envs.budget.CategoryEnv`."""
+    if solution.grid.size != 1:
+        raise ConfigError("expected_promotions needs a DP without rule state")
+    cat, rules, H = solution.catalog, solution.rules, solution.horizon_weeks
+    n_s = solution.values.shape[1]
+    n_a = rules.n_actions
+    d, c = rules.depths(np.arange(n_a))
+    weeks = cat.start_week[0] + np.arange(H)
+    lam = expected_demand(
+        broadcast_catalog(cat, H * n_a), np.repeat(weeks, n_a), np.tile(d, H), np.tile(c, H)
+    )
+    pmf, sf = demand_pmf(lam, float(cat.dispersion[0]), n_s - 1)
+    pmf, sf = pmf.reshape(H, n_a, -1), sf.reshape(H, n_a, n_s)
+    dist = np.zeros(n_s)
+    dist[-1] = 1.0
+    usage = np.zeros(H)
+    for t in range(H):
+        act = solution.actions[H - t, :, 0].astype(np.int64)
+        usage[t] = float(dist[1:][promo[act[1:]]].sum())  # sold out: no slot taken
+        nxt = np.zeros(n_s)
+        for s in np.flatnonzero(dist > 0):
+            k = min(s, pmf.shape[2])  # sold k' < s units with P(D = k'); s with P(D >= s)
+            p = pmf[t, act[s], :k]
+            nxt[s - np.arange(k)] += dist[s] * p
+            nxt[0] += dist[s] * (sf[t, act[s], s - 1] if s > 0 else 1.0)
+        dist = nxt
+    return usage
+
+
+def weekly_bound(
+    catalog: Catalog,
+    rules: RulesConfig,
+    horizon_weeks: int,
+    max_promoted: int,
+    start: float,
+    *,
+    iterations: int = WEEKLY_ITERATIONS,
+) -> tuple[float, np.ndarray]:
+    """A tighter bound: one multiplier per week, ``L(lam_1..lam_H) = sum_i V_i(lam) + K
+    sum_t lam_t``, lowered by projected subgradient steps from ``lam_t = start`` (the
+    gradient in ``lam_t`` is ``K`` minus the week's expected promotions, from
+    :func:`expected_promotions`). Every ``lam >= 0`` gives a bound; the lowest met is
+    returned with its multipliers. A diagnostic of how loose the single multiplier's bound
+    is (``benchmarks/bench_budget.py``), not the suite's reference.
+    """
+    promo = promo_actions(rules)
+    lam = np.full(horizon_weeks, float(start))
+    best, best_lam = np.inf, lam.copy()
+    # normalized steps, a fifth of the starting price at first: the week-by-week usage
+    # swings by whole SKUs, so raw gradient steps overshoot
+    step0 = 0.2 * max(float(start), 1e-3)
+    for k in range(iterations):
+        cost = lam[:, None] * promo[None, :]
+        sols = [
+            solve(catalog.take([i]), rules, horizon_weeks, action_cost=cost)
+            for i in range(catalog.n_skus)
+        ]
+        value = float(sum(s.value for s in sols) + max_promoted * lam.sum())
+        if value < best:
+            best, best_lam = value, lam.copy()
+        usage = sum(expected_promotions(s, promo) for s in sols)
+        grad = max_promoted - np.asarray(usage)
+        scale = float(np.abs(grad).max())
+        if scale == 0.0:
+            break
+        lam = np.maximum(0.0, lam - step0 / np.sqrt(k + 1.0) * grad / scale)
+    return best, best_lam
+
+
 class CategoryDPPolicy(Policy):
     """Per-SKU DPs with the slots repaired to the limit by advantage (module docstring).
 
@@ -215,6 +291,8 @@ class CategoryDPPolicy(Policy):
             best_o[rows] = np.argmax(qo, axis=1)
             idx = np.arange(rows.size)
             adv[rows] = qp[idx, best_p[rows]] + self.lam - qo[idx, best_o[rows]]
+        # a sold-out SKU gains nothing from a slot (its Q-values all tie)
+        adv[context.decision.stock <= 0] = -np.inf
         return adv, best_p, best_o
 
     def act(
@@ -267,6 +345,8 @@ class RepairedPolicy(Policy):
         context: PolicyContext | None = None,
     ) -> np.ndarray:
         a = np.asarray(self.base.act(observations, masks, context), dtype=np.int64)
+        if context is not None:  # a sold-out SKU takes no slot
+            a = np.where(context.decision.stock <= 0, OFF_ACTION, a)
         return repair(
             a, self.depth[a], self.promo, n_skus=self.n_skus, max_promoted=self.max_promoted
         )

@@ -13,7 +13,9 @@ policy faces the same demand luck per SKU and path. Each week the policy propose
 per slot; the env enforces the limit itself: in a path with more than ``max_promoted``
 promotions, the promotions beyond the first ``max_promoted`` (in SKU order) are replaced by
 the no-promotion action and counted as ``budget_violations`` (a policy that breaks the limit
-is reported, never silently helped). :func:`repair` is the one feasibility repair policies
+is reported, never silently helped). Every SKU plays the whole horizon; one that has sold
+out plays the no-promotion action (nothing left on the shelf to promote), which takes no
+slot. :func:`repair` is the one feasibility repair policies
 use: keep the ``max_promoted`` promotions of highest priority.
 
 The remaining budget is ``max_promoted`` at the start of every week (the limit is weekly);
@@ -212,6 +214,9 @@ class CategoryEnv:
                 rules=self.rules,
                 catalog=self.catalog,
                 invalid_action="hold",
+                # every SKU plays the whole horizon (a sold-out slot must not restart and
+                # compete for the path's slots with a new episode)
+                end_on_sellout=False,
             ),
             n_slots=self.n_paths * self.n_skus,
             seed=self.seed,
@@ -226,6 +231,8 @@ class CategoryEnv:
 
         def act(obs: np.ndarray, masks: np.ndarray, ctx: PolicyContext) -> np.ndarray:
             a = np.asarray(policy.act(obs, masks, ctx), dtype=np.int64)
+            # a SKU with nothing left on the shelf is not on promotion (not a violation)
+            a = np.where(ctx.decision.stock <= 0, OFF_ACTION, a)
             is_promo = self.promo[a].reshape(self.n_paths, self.n_skus)
             left = remaining_before(is_promo.astype(np.int64), self.max_promoted)
             over = is_promo & (left <= 0)

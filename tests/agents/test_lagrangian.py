@@ -14,9 +14,11 @@ from agents.lagrangian import (
     CategoryDPPolicy,
     RepairedPolicy,
     dual_function,
+    expected_promotions,
     solve_category,
+    weekly_bound,
 )
-from envs.budget import CategoryEnv
+from envs.budget import CategoryEnv, promo_actions
 from envs.config import RulesConfig
 from ingest.errors import ConfigError
 from simulator.demand import Catalog
@@ -174,3 +176,33 @@ def test_action_cost_prices_actions_in_the_dp() -> None:
     assert (dear.actions[1:] == 0).all()
     with pytest.raises(ConfigError, match="action_cost"):
         solve(cat, RULES, 4, action_cost=np.zeros(5))
+
+
+def test_expected_promotions_match_simulation() -> None:
+    from agents.baselines import DPPolicy
+
+    cat = Catalog.build(
+        n_skus=1, list_price=1.0, unit_cost=0.3, base_demand=3.0, elasticity=-3.0,
+        initial_stock=20.0,
+    )  # fmt: skip
+    rules = RulesConfig(discount_levels=(0.0, 0.2, 0.4))
+    sol = solve(cat, rules, 6)
+    usage = expected_promotions(sol, promo_actions(rules))
+    res = CategoryEnv(cat, rules, 6, max_promoted=1, n_paths=2000, seed=5).play(
+        DPPolicy.from_solution(sol)
+    )
+    sim = res.promoted.mean(axis=0)
+    se = res.promoted.std(axis=0, ddof=1) / np.sqrt(2000)
+    assert 0 < usage.sum() < 6  # the plan promotes in some weeks, not all
+    assert np.all(np.abs(sim - usage) <= 4 * se + 1e-9)
+
+
+def test_weekly_multipliers_give_a_tighter_valid_bound() -> None:
+    cat = Catalog.build(
+        n_skus=2, list_price=1.0, unit_cost=0.1, base_demand=[0.5, 0.6],
+        elasticity=[-4.0, -4.5], initial_stock=4.0,
+    )  # fmt: skip
+    sol = solve_category(cat, RULES, 3, 1)
+    weekly, lam = weekly_bound(cat, RULES, 3, 1, sol.multiplier, iterations=15)
+    assert lam.shape == (3,) and (lam >= 0).all()
+    assert _joint_optimum(cat, RULES, 3, 1) - 1e-9 <= weekly <= sol.dual_value + 1e-12

@@ -60,7 +60,9 @@ def test_rules_that_can_forbid_no_promotion_are_refused() -> None:
 
 
 def test_env_enforces_the_limit_and_reports_the_attempts() -> None:
-    env = CategoryEnv(_cat(), RULES, 5, max_promoted=1, n_paths=20, seed=7)
+    # stock enough that no SKU sells out in five weeks (a sold-out SKU takes no slot)
+    cat = _cat().replace(initial_stock=np.array([300.0, 400.0, 500.0]))
+    env = CategoryEnv(cat, RULES, 5, max_promoted=1, n_paths=20, seed=7)
     res = env.play(FixedDiscount(1))  # every SKU 20 % off every week
     assert res.promoted.shape == (20, 5)
     assert (res.promoted == 1).all()
@@ -77,6 +79,8 @@ def test_paths_are_common_random_numbers_and_totals_add_up() -> None:
     a, b = env.play(NoMarkdown()), env.play(NoMarkdown())
     assert np.array_equal(a.totals["objective"], b.totals["objective"])
     assert a.promoted.sum() == 0 and a.totals["budget_violations"].sum() == 0
+    # every SKU plays the whole horizon, sold out or not
+    assert (a.sku_totals["weeks_played"] == 6).all()
     per_path = a.sku_totals.groupby(a.sku_totals["slot"] // 3)["objective"].sum()
     assert np.allclose(per_path.to_numpy(), a.totals["objective"].to_numpy())
     st = 1 - a.totals["leftover_units"] / 120.0
