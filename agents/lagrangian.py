@@ -199,8 +199,8 @@ def expected_promotions(solution: DPSolution, promo: np.ndarray) -> np.ndarray:
         act = solution.actions[H - t, :, 0].astype(np.int64)
         usage[t] = float(dist[1:][promo[act[1:]]].sum())  # sold out: no slot taken
         nxt = np.zeros(n_s)
-        for s in np.flatnonzero(dist > 0):
-            k = min(s, pmf.shape[2])  # sold k' < s units with P(D = k'); s with P(D >= s)
+        for s in (int(i) for i in np.flatnonzero(dist > 0)):
+            k = min(s, int(pmf.shape[2]))  # sold k' < s units with P(D = k'); s with P(D >= s)
             p = pmf[t, act[s], :k]
             nxt[s - np.arange(k)] += dist[s] * p
             nxt[0] += dist[s] * (sf[t, act[s], s - 1] if s > 0 else 1.0)
