@@ -514,6 +514,10 @@ class DPSolution:
     rules: RulesConfig
     horizon_weeks: int
     solve_seconds: float
+    q: np.ndarray | None = None
+    """With ``solve(..., keep_q=True)``: ``q[w, s, r, a]``, the expected reward of action
+    ``a`` (less its ``action_cost``) plus the optimal continuation, ``-inf`` where the rules
+    mask ``a`` (``q[0]`` unused); else None."""
 
     def index(self, state: DecisionState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Table indices ``(w, s, r)`` of decision states; raises on states off the grid."""
@@ -575,6 +579,8 @@ def solve(
     *,
     display: np.ndarray | None = None,
     mailer: np.ndarray | None = None,
+    action_cost: np.ndarray | None = None,
+    keep_q: bool = False,
 ) -> DPSolution:
     """Solve the markdown problem of one SKU exactly.
 
@@ -589,6 +595,14 @@ def solve(
         Weeks to the exit week, counting the first.
     display, mailer : ndarray of shape (horizon_weeks,) or None
         Known promotion intensity of each week (default none).
+    action_cost : ndarray of shape (n_actions,) or (horizon_weeks, n_actions), or None
+        A charge on each action (the same every week, or per week from the first), subtracted
+        from its expected reward (a Lagrange multiplier's price of a shared limit,
+        :mod:`agents.lagrangian`); the values and ``value`` are then of the charged problem.
+        Default none.
+    keep_q : bool
+        Keep every week's masked Q-values in ``DPSolution.q`` (memory
+        ``(horizon + 1) x stock levels x rule states x actions``).
 
     Returns
     -------
@@ -601,13 +615,28 @@ def solve(
     ConfigError
         When the catalog holds more than one SKU or the grid would be too large.
     """
+    cost = None if action_cost is None else np.asarray(action_cost, dtype=float)
+    if cost is not None and cost.shape not in (
+        (rules.n_actions,),
+        (horizon_weeks, rules.n_actions),
+    ):
+        raise ConfigError(
+            f"action_cost has shape {cost.shape}; expected ({rules.n_actions},), one per "
+            f"action, or ({horizon_weeks}, {rules.n_actions}), one per week and action"
+        )
+    kept: dict[int, np.ndarray] = {}
+
     t0 = time.perf_counter()
     model = _Model(catalog, rules, horizon_weeks, display=display, mailer=mailer, track_depth=False)
 
     def best(w: int, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # First maximum among allowed actions: ties go to the shallower, cheaper action.
         # Without active rules every action is allowed, so the mask is skipped.
+        if cost is not None:
+            q = q - (cost[model.horizon - w] if cost.ndim == 2 else cost)
         qm = q if model.no_rules else np.where(model.mask(w), q, -np.inf)
+        if keep_q:
+            kept[w] = np.array(qm)
         a = np.argmax(qm, axis=2)
         return a, _chosen(qm, a)
 
@@ -616,6 +645,11 @@ def solve(
         value = _start_value(model, values)
     finally:
         model.release()
+    q_all = None
+    if keep_q:
+        q_all = np.full((values.shape[0], *kept[1].shape), -np.inf)
+        for w, qw in kept.items():
+            q_all[w] = qw
     return DPSolution(
         value=value,
         values=values,
@@ -625,6 +659,7 @@ def solve(
         rules=rules,
         horizon_weeks=model.horizon,
         solve_seconds=time.perf_counter() - t0,
+        q=q_all,
     )
 
 

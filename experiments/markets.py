@@ -11,21 +11,21 @@ The evaluation loop (:func:`experiments.evaluate.evaluate_suite`) talks to this 
 only, so a new kind of suite (demand memory, a shared budget) is a new market class and one
 entry in :data:`MARKETS`.
 
-=============  ==========  =====================================================================
-market         reference   agents
-=============  ==========  =====================================================================
-``standard``   ``dp``      ``none``, ``fixed``, ``fluid``, ``prior``, ``ladder``, ``cover``,
-                           ``myopic`` (and ``ppo``)
-``learning``   ``oracle``  ``dp_ce``, ``dp_resolve``, ``thompson``, ``prior``, ``fluid``,
-                           ``myopic``, ``cover``, ``ladder``, ``none`` (and ``ppo``)
-=============  ==========  =====================================================================
+=============  ====================  ===========================================================
+market         reference             agents
+=============  ====================  ===========================================================
+``standard``   ``dp``                ``none``, ``fixed``, ``fluid``, ``prior``, ``ladder``,
+                                     ``cover``, ``myopic`` (and ``ppo``)
+``learning``   ``oracle``            ``dp_ce``, ``dp_resolve``, ``thompson``, ``prior``,
+                                     ``fluid``, ``myopic``, ``cover``, ``ladder``, ``none``
+                                     (and ``ppo``)
+``budget``     ``lagrangian_bound``  ``lagrangian``, ``greedy`` and the heuristics repaired to
+                                     the shared limit (:mod:`experiments.budget_market`)
+=============  ====================  ===========================================================
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,45 +39,11 @@ from envs.batched import BatchedMarkdownEnv
 from envs.belief import BeliefGrid
 from envs.learning import LearningMarkdownEnv
 from envs.markdown import EnvConfig
+from experiments.budget_market import BudgetMarket
+from experiments.market_base import Market, PolicyFactory, Prepared
 from experiments.suite import Scenario, SuiteSpec
 
-PolicyFactory = Callable[[Scenario, Any], Policy]
-"""Builds an agent's policy for one scenario, given the scenario's prepared solution (a
-:class:`~agents.dp.DPSolution` in the standard market, a
-:class:`~agents.learning.GridSolution` in the learning market)."""
-
-
-@dataclass
-class Prepared:
-    """A scenario ready for scoring: its reference and the reference policy's CRN totals.
-
-    Attributes
-    ----------
-    index : int
-        Position in the suite (it fixes the demand seed).
-    scenario : Scenario
-    solution : DPSolution or GridSolution
-        What the market solved for the reference.
-    seed : int
-        Demand seed of the scenario's paths.
-    reference_totals : DataFrame
-        The reference policy's per-path totals (one row per path).
-    reference_value : float
-        The reference's exact expected objective (``V*``, or the oracle's prior-weighted
-        ``sum_g prior_g V*_g``).
-    market : str
-        Key of :data:`MARKETS` that plays the scenario.
-    suite_version : str
-    """
-
-    index: int
-    scenario: Scenario
-    solution: Any
-    seed: int
-    reference_totals: pd.DataFrame
-    reference_value: float
-    market: str
-    suite_version: str
+__all__ = ["MARKETS", "Market", "PolicyFactory", "Prepared", "dp_policy_for", "market_for", "play"]
 
 
 def _simple(cls: Any, **kw: Any) -> PolicyFactory:
@@ -95,29 +61,6 @@ def _heuristics() -> dict[str, PolicyFactory]:
         "cover": _simple(b.WeeksOfCover, deepen_above=1.0),
         "myopic": _simple(b.Myopic),
     }
-
-
-class Market(ABC):
-    """How the suites of one kind are played (see the module docstring)."""
-
-    name: str = "market"
-    reference: str = "dp"
-    """What 100 % is (``SuiteSpec.reference``); also the agent label of the reference rows."""
-
-    @abstractmethod
-    def prepare(
-        self, spec: SuiteSpec, index: int, scenario: Scenario, *, n_episodes: int, seed: int
-    ) -> Prepared:
-        """Solve the scenario's reference and play its policy on the CRN paths."""
-
-    @abstractmethod
-    def play(self, policy: Policy, prepared: Prepared, *, n_episodes: int) -> pd.DataFrame:
-        """Play ``policy`` on the prepared scenario's CRN paths; one row per path."""
-
-    @abstractmethod
-    def agent_factories(self) -> dict[str, PolicyFactory]:
-        """Every non-learned agent that applies, by command-line name (the reference
-        excluded: its rows come with every evaluation)."""
 
 
 # ---------------------------------------------------------------------------- standard
@@ -244,7 +187,9 @@ class LearningMarket(Market):
         }
 
 
-MARKETS: dict[str, Market] = {m.name: m for m in (StandardMarket(), LearningMarket())}
+MARKETS: dict[str, Market] = {
+    m.name: m for m in (StandardMarket(), LearningMarket(), BudgetMarket())
+}
 """Every evaluation market by ``SuiteSpec.market``."""
 
 

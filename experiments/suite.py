@@ -22,7 +22,7 @@ Changing any scenario or profile changes what the numbers mean: bump the suite's
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Literal
 
 import numpy as np
@@ -283,6 +283,90 @@ _LEARNING: tuple[Scenario, ...] = (
 )
 # fmt: on
 
+
+@dataclass(frozen=True)
+class CategoryScenario(Scenario):
+    """A category of SKUs under a shared weekly promotion limit (the budget market,
+    :mod:`envs.budget`): at most ``max_promoted`` of ``members`` on promotion in any week.
+
+    The inherited fields are the first member's, under the category's ``name``; every member
+    shares its profile and horizon. :meth:`catalog` holds one row per member.
+
+    Parameters
+    ----------
+    members : tuple of Scenario
+        The category's SKUs (single-SKU scenarios, names unique).
+    max_promoted : int
+        The limit ``K``, ``1 <= K < len(members)`` (else it could not bind).
+    """
+
+    members: tuple[Scenario, ...] = ()
+    max_promoted: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        where = f"scenario {self.name!r}"
+        if len(self.members) < 2:
+            raise ConfigError(f"{where}: a category needs >= 2 members; got {len(self.members)}")
+        if len({m.name for m in self.members}) != len(self.members):
+            raise ConfigError(f"{where}: member names must be unique")
+        odd = [
+            m.name
+            for m in self.members
+            if (m.profile, m.horizon_weeks) != (self.profile, self.horizon_weeks)
+        ]
+        if odd:
+            raise ConfigError(f"{where}: members {odd} differ in profile or horizon")
+        if not 1 <= self.max_promoted < len(self.members):
+            raise ConfigError(
+                f"{where}: max_promoted = {self.max_promoted}; expected 1..{len(self.members) - 1}"
+            )
+
+    def catalog(self) -> Catalog:
+        """The members as one catalog (row ``i`` = member ``i``)."""
+        parts = [m.catalog() for m in self.members]
+        return Catalog(
+            **{f.name: np.concatenate([getattr(c, f.name) for c in parts]) for f in fields(Catalog)}
+        )
+
+
+def _category(name: str, max_promoted: int, *members: Scenario) -> CategoryScenario:
+    named = tuple(replace(m, name=f"{name}/{m.name}") for m in members)
+    first = {f.name: getattr(named[0], f.name) for f in fields(Scenario)}
+    return CategoryScenario(**{**first, "name": name}, members=named, max_promoted=max_promoted)
+
+
+# Small categories whose SKUs together want more promotion weeks than the limit leaves:
+# overstocked elastic SKUs (cover under 1) next to slower or less elastic ones.
+# fmt: off
+_BUDGET: tuple[CategoryScenario, ...] = (
+    #                                       name  profile    elast cover  h  cost stock disp salv
+    _category("cat3-k1", 1,             _s("a", "none",     -3.0, 0.5, 10, 0.40, 120),
+                                        _s("b", "none",     -2.5, 0.6, 10, 0.35, 150),
+                                        _s("c", "none",     -1.6, 0.7, 10, 0.40, 100)),
+    _category("cat4-k1", 1,             _s("a", "none",     -3.0, 0.4, 12, 0.40, 150),
+                                        _s("b", "none",     -2.5, 0.5, 12, 0.35, 200),
+                                        _s("c", "none",     -3.5, 0.5, 12, 0.45, 100),
+                                        _s("d", "none",     -2.0, 0.6, 12, 0.30, 120)),
+    _category("cat4-k2", 2,             _s("a", "none",     -3.0, 0.4, 12, 0.40, 150),
+                                        _s("b", "none",     -2.5, 0.5, 12, 0.35, 200),
+                                        _s("c", "none",     -3.5, 0.5, 12, 0.45, 100),
+                                        _s("d", "none",     -2.0, 0.6, 12, 0.30, 120)),
+    _category("cat3-k1-cpn", 1,         _s("a", "coupons",  -2.5, 0.5,  8, 0.40, 100),
+                                        _s("b", "coupons",  -2.0, 0.6,  8, 0.35, 120),
+                                        _s("c", "coupons",  -3.0, 0.4,  8, 0.45,  80)),
+    _category("cat5-k2-cpn-nb", 2,      _s("a", "coupons",  -2.5, 0.5, 10, 0.40, 120, 0.3),
+                                        _s("b", "coupons",  -2.0, 0.6, 10, 0.35, 150, 0.2),
+                                        _s("c", "coupons",  -3.0, 0.4, 10, 0.45, 100, 0.3),
+                                        _s("d", "coupons",  -1.5, 0.7, 10, 0.30,  80),
+                                        _s("e", "coupons",  -3.5, 0.5, 10, 0.50, 100)),
+    _category("cat4-k1-salv", 1,        _s("a", "none",     -2.2, 0.4, 12, 0.40, 200, 0.0, 0.25),
+                                        _s("b", "none",     -3.0, 0.5, 12, 0.35, 150),
+                                        _s("c", "none",     -1.8, 0.5, 12, 0.40, 150, 0.0, 0.20),
+                                        _s("d", "none",     -2.8, 0.6, 12, 0.45, 100)),
+)
+# fmt: on
+
 REFERENCES: tuple[str, ...] = ("dp", "oracle", "augmented_dp", "lagrangian_bound")
 """What 100 % can mean in a row's ``pct_of_reference``: the exact DP (known parameters), the
 DP that knows each episode's drawn truth (``oracle``), the DP on a state augmented with
@@ -348,6 +432,7 @@ class SuiteSpec:
 
 SUITE_VERSION = "standard-v1"
 LEARNING_SUITE_VERSION = "learning-v1"
+BUDGET_SUITE_VERSION = "budget-v1"
 _LEARNING_GRID = 9
 
 SUITE_SPECS: dict[str, SuiteSpec] = {
@@ -389,6 +474,24 @@ SUITE_SPECS: dict[str, SuiteSpec] = {
             scenarios=(_LEARNING[0], _LEARNING[6]),
             belief_grid=_LEARNING_GRID,
             policy_prefix="learning-",
+        ),
+        SuiteSpec(
+            "budget",
+            BUDGET_SUITE_VERSION,
+            "6 categories of 3-5 SKUs, at most K SKUs on promotion per week (shared limit)",
+            market="budget",
+            reference="lagrangian_bound",
+            scenarios=_BUDGET,
+            policy_prefix="budget-",
+        ),
+        SuiteSpec(
+            "budget-smoke",
+            BUDGET_SUITE_VERSION,
+            "1 category of the budget suite (3 SKUs, 1 promotion slot), for quick checks",
+            market="budget",
+            reference="lagrangian_bound",
+            scenarios=_BUDGET[:1],
+            policy_prefix="budget-",
         ),
     )
 }

@@ -158,6 +158,12 @@ class TrainConfig:
                 f"{sorted(RULE_PROFILES)}"
             )
         spec = get_spec(self.suite)
+        if spec.market == "budget":
+            raise ConfigError(
+                f"train.suite = {self.suite!r}: PPO for the shared-budget market (a policy that "
+                f"sees the remaining promotion slots) is not built yet; see docs/agents.md, "
+                f"'Shared budget'. Train on a standard or learning suite."
+            )
         if not self.trained_profiles():
             raise ConfigError(
                 f"train.profiles = {list(self.profiles)}: suite {self.suite!r} has scenarios "

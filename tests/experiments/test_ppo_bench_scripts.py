@@ -84,3 +84,29 @@ def test_device_benchmark_measures_and_renders(tmp_path, monkeypatch):
     assert bench_ppo_device.main(["--render", str(out)]) == 0
     text = page.read_text()
     assert "| cpu |" in text and "16 |" in text and "<!-- device:start -->" in text
+
+
+@pytest.mark.slow
+def test_bench_budget_runs(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_budget
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    agents_doc = tmp_path / "agents.md"
+    agents_doc.write_text("# Agents\n\nkept\n")
+    code = bench_budget.main(
+        [
+            "--suite", "budget-smoke", "--episodes", "20", "--out", str(tmp_path / "bench"),
+            "--doc", str(tmp_path / "page.md"), "--agents-doc", str(agents_doc),
+            "--img", str(tmp_path / "img"),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    page = (tmp_path / "page.md").read_text()
+    assert "| lagrangian |" in page and "| greedy |" in page and "cat3-k1" in page
+    text = agents_doc.read_text()
+    assert "kept" in text and "budget-report:start" in text
+    assert (tmp_path / "img" / "budget_leaderboard.png").is_file()
+    pairs = (tmp_path / "bench" / "pairs.csv").read_text()
+    assert "plan_minus_agent_pct" in pairs

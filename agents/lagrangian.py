@@ -1,0 +1,352 @@
+"""A shared promotion limit priced by a Lagrange multiplier: baseline plans and an upper bound.
+
+The category's SKUs share the weekly limit of :mod:`envs.budget`: at most ``K`` of its ``N``
+SKUs on promotion in any week (``H`` weeks). Charging every promoted SKU-week a price
+``lam >= 0`` and refunding ``lam K`` per week relaxes the limit; the relaxed problem splits into
+one exact DP per SKU (:func:`agents.dp.solve` with ``action_cost = lam`` on the promotion
+actions), and its value
+
+    L(lam) = sum_i V_i(lam) + lam K H
+
+is an upper bound on the expected profit of every policy that respects the limit on every path
+(such a policy pays at most the refund in charges, and no policy of SKU ``i`` beats its own
+exact DP: SKUs' demands are independent, so seeing the other SKUs cannot help). ``L`` is
+convex and piecewise linear in ``lam``; :func:`solve_category` finds its minimum by bisection
+on the sign of its slope, and that minimum is the dual value (``reference =
+"lagrangian_bound"``).
+
+The plans (:class:`CategoryDPPolicy`) are made feasible on every path by one repair: each
+week, every SKU's *advantage* of promoting is ``Q_i(best promotion) + lam - Q_i(best
+non-promotion)`` at its current state (the charge of this week's slot given back, the future
+still priced at ``lam``); the ``K`` SKUs with the largest positive advantages get the slots
+and play their best promotion, the others their best non-promotion. With ``lam = lam*`` this
+is the Lagrangian plan; with ``lam = 0`` (the unconstrained per-SKU DPs) it is the greedy
+allocation by DP advantage.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from agents.dp import DPSolution, broadcast_catalog, demand_pmf, solve
+from agents.policy import Policy
+from envs.budget import OFF_ACTION, promo_actions, repair
+from envs.config import RulesConfig
+from envs.context import PolicyContext
+from ingest.errors import ConfigError
+from simulator.demand import Catalog
+from simulator.market import expected_demand
+
+log = logging.getLogger(__name__)
+
+WEEKLY_ITERATIONS = 40
+"""Projected subgradient steps of :func:`weekly_bound`."""
+BISECTION_STEPS = 40
+"""Most bisection steps on the multiplier (each solves every SKU's DP twice)."""
+RELATIVE_TOL = 1e-6
+"""Bisection stops when the bracket is narrower than this share of its upper end."""
+
+
+@dataclass
+class CategorySolution:
+    """The Lagrangian relaxation of a category, solved.
+
+    Attributes
+    ----------
+    multiplier : float
+        ``lam*``, the price per promoted SKU-week at the dual minimum (0 when the limit does
+        not bind).
+    dual_value : float
+        ``L(lam*)``, an upper bound on the optimum under the limit.
+    solutions : list of DPSolution
+        Each SKU's DP charged ``lam*`` per promotion week, with Q-values.
+    unconstrained : list of DPSolution
+        Each SKU's DP without charge (``lam = 0``), with Q-values: the greedy plan's.
+    unconstrained_value : float
+        ``sum_i V_i(0)``, the category's value without the limit.
+    max_promoted, horizon_weeks : int
+    rules : RulesConfig
+    """
+
+    multiplier: float
+    dual_value: float
+    solutions: list[DPSolution]
+    unconstrained: list[DPSolution]
+    unconstrained_value: float
+    max_promoted: int
+    horizon_weeks: int
+    rules: RulesConfig
+
+
+def _solve_all(
+    catalog: Catalog, rules: RulesConfig, horizon: int, lam: float, promo: np.ndarray
+) -> list[DPSolution]:
+    cost = np.where(promo, lam, 0.0)
+    return [
+        solve(catalog.take([i]), rules, horizon, action_cost=cost, keep_q=True)
+        for i in range(catalog.n_skus)
+    ]
+
+
+def dual_function(
+    catalog: Catalog, rules: RulesConfig, horizon_weeks: int, max_promoted: int, lam: float
+) -> float:
+    """``L(lam) = sum_i V_i(lam) + lam K H`` (an upper bound for every ``lam >= 0``)."""
+    if lam < 0:
+        raise ConfigError(f"multiplier = {lam}; expected >= 0")
+    promo = promo_actions(rules)
+    cost = np.where(promo, lam, 0.0)
+    total = sum(
+        solve(catalog.take([i]), rules, horizon_weeks, action_cost=cost).value
+        for i in range(catalog.n_skus)
+    )
+    return float(total + lam * max_promoted * horizon_weeks)
+
+
+def solve_category(
+    catalog: Catalog, rules: RulesConfig, horizon_weeks: int, max_promoted: int
+) -> CategorySolution:
+    """Minimize the dual function over the multiplier by bisection; solve both plans' DPs.
+
+    Parameters
+    ----------
+    catalog : Catalog
+        The category's SKUs (each DP-exact, see :func:`agents.dp.check_exact`).
+    rules : RulesConfig
+        Per-SKU rules (the same for every SKU).
+    horizon_weeks, max_promoted : int
+        Weeks to exit; at most ``max_promoted`` SKUs on promotion per week.
+
+    Returns
+    -------
+    CategorySolution
+    """
+    if max_promoted < 1:
+        raise ConfigError(f"max_promoted = {max_promoted}; expected >= 1")
+    promo = promo_actions(rules)
+    if not promo.any():
+        raise ConfigError("the rules allow no promotion; a promotion limit has nothing to bind")
+
+    def dual(lam: float) -> float:
+        return dual_function(catalog, rules, horizon_weeks, max_promoted, lam)
+
+    free = _solve_all(catalog, rules, horizon_weeks, 0.0, promo)
+    free_value = float(sum(s.value for s in free))
+    # a promotion week is worth at most the list value of the whole stock: beyond that price
+    # no SKU promotes and L only grows
+    hi = float(np.sum(catalog.list_price * catalog.initial_stock)) + 1.0
+    lo = 0.0
+    h0 = hi * RELATIVE_TOL
+    if dual(h0) >= free_value:  # the slope at 0 is >= 0: the limit does not bind
+        lam = 0.0
+    else:
+        for _ in range(BISECTION_STEPS):
+            if hi - lo <= RELATIVE_TOL * hi:
+                break
+            mid = 0.5 * (lo + hi)
+            step = max(min(mid, hi - mid) * 1e-3, h0)
+            if dual(mid + step) >= dual(mid - step):
+                hi = mid
+            else:
+                lo = mid
+        lam = min((lo, hi), key=dual)
+    priced = _solve_all(catalog, rules, horizon_weeks, lam, promo)
+    value = float(sum(s.value for s in priced) + lam * max_promoted * horizon_weeks)
+    log.info(
+        "lagrangian: %d SKUs, K=%d: multiplier %.4g, dual value %.4f (unconstrained %.4f)",
+        catalog.n_skus,
+        max_promoted,
+        lam,
+        value,
+        free_value,
+    )
+    return CategorySolution(
+        multiplier=float(lam),
+        dual_value=value,
+        solutions=priced,
+        unconstrained=free,
+        unconstrained_value=free_value,
+        max_promoted=int(max_promoted),
+        horizon_weeks=int(horizon_weeks),
+        rules=rules,
+    )
+
+
+def expected_promotions(solution: DPSolution, promo: np.ndarray) -> np.ndarray:
+    """Expected number of promotion weeks of a solved SKU's policy, per week (shape
+    ``(horizon,)``), by propagating the stock's distribution forward (rule-free DPs only:
+    the budget market's rules keep no rule state). A sold-out SKU takes no slot, as in
+    :class:`envs.budget.CategoryEnv`."""
+    if solution.grid.size != 1:
+        raise ConfigError("expected_promotions needs a DP without rule state")
+    cat, rules, H = solution.catalog, solution.rules, solution.horizon_weeks
+    n_s = solution.values.shape[1]
+    n_a = rules.n_actions
+    d, c = rules.depths(np.arange(n_a))
+    weeks = cat.start_week[0] + np.arange(H)
+    lam = expected_demand(
+        broadcast_catalog(cat, H * n_a), np.repeat(weeks, n_a), np.tile(d, H), np.tile(c, H)
+    )
+    pmf, sf = demand_pmf(lam, float(cat.dispersion[0]), n_s - 1)
+    pmf, sf = pmf.reshape(H, n_a, -1), sf.reshape(H, n_a, n_s)
+    dist = np.zeros(n_s)
+    dist[-1] = 1.0
+    usage = np.zeros(H)
+    for t in range(H):
+        act = solution.actions[H - t, :, 0].astype(np.int64)
+        usage[t] = float(dist[1:][promo[act[1:]]].sum())  # sold out: no slot taken
+        nxt = np.zeros(n_s)
+        for s in (int(i) for i in np.flatnonzero(dist > 0)):
+            k = min(s, int(pmf.shape[2]))  # sold k' < s units with P(D = k'); s with P(D >= s)
+            p = pmf[t, act[s], :k]
+            nxt[s - np.arange(k)] += dist[s] * p
+            nxt[0] += dist[s] * (sf[t, act[s], s - 1] if s > 0 else 1.0)
+        dist = nxt
+    return usage
+
+
+def weekly_bound(
+    catalog: Catalog,
+    rules: RulesConfig,
+    horizon_weeks: int,
+    max_promoted: int,
+    start: float,
+    *,
+    iterations: int = WEEKLY_ITERATIONS,
+) -> tuple[float, np.ndarray]:
+    """A tighter bound: one multiplier per week, ``L(lam_1..lam_H) = sum_i V_i(lam) + K
+    sum_t lam_t``, lowered by projected subgradient steps from ``lam_t = start`` (the
+    gradient in ``lam_t`` is ``K`` minus the week's expected promotions, from
+    :func:`expected_promotions`). Every ``lam >= 0`` gives a bound; the lowest met is
+    returned with its multipliers. A diagnostic of how loose the single multiplier's bound
+    is (``benchmarks/bench_budget.py``), not the suite's reference.
+    """
+    promo = promo_actions(rules)
+    lam = np.full(horizon_weeks, float(start))
+    best, best_lam = np.inf, lam.copy()
+    # normalized steps, a fifth of the starting price at first: the week-by-week usage
+    # swings by whole SKUs, so raw gradient steps overshoot
+    step0 = 0.2 * max(float(start), 1e-3)
+    for k in range(iterations):
+        cost = lam[:, None] * promo[None, :]
+        sols = [
+            solve(catalog.take([i]), rules, horizon_weeks, action_cost=cost)
+            for i in range(catalog.n_skus)
+        ]
+        value = float(sum(s.value for s in sols) + max_promoted * lam.sum())
+        if value < best:
+            best, best_lam = value, lam.copy()
+        usage = sum(expected_promotions(s, promo) for s in sols)
+        grad = max_promoted - np.asarray(usage)
+        scale = float(np.abs(grad).max())
+        if scale == 0.0:
+            break
+        lam = np.maximum(0.0, lam - step0 / np.sqrt(k + 1.0) * grad / scale)
+    return best, best_lam
+
+
+class CategoryDPPolicy(Policy):
+    """Per-SKU DPs with the slots repaired to the limit by advantage (module docstring).
+
+    Parameters
+    ----------
+    solution : CategorySolution
+    mode : {"lagrangian", "greedy"}
+        ``lagrangian``: the DPs charged ``lam*``; ``greedy``: the uncharged DPs (``lam = 0``).
+
+    The slots are laid out as :class:`envs.budget.CategoryEnv` lays them (slot
+    ``p * n_skus + i`` is SKU ``i``).
+    """
+
+    requires_context = True
+
+    def __init__(self, solution: CategorySolution, mode: str = "lagrangian") -> None:
+        if mode not in ("lagrangian", "greedy"):
+            raise ConfigError(f"mode = {mode!r}; expected 'lagrangian' or 'greedy'")
+        self.solution, self.mode, self.name = solution, mode, mode
+        self.sols = solution.solutions if mode == "lagrangian" else solution.unconstrained
+        self.lam = solution.multiplier if mode == "lagrangian" else 0.0
+        self.promo = promo_actions(solution.rules)
+        self.n_skus = len(self.sols)
+
+    def advantages(self, context: PolicyContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per slot: the advantage of promoting this week, the best promotion and the best
+        non-promotion action (each of shape ``(n_slots,)``)."""
+        n = context.decision.stock.shape[0]
+        adv = np.empty(n)
+        best_p = np.empty(n, np.int64)
+        best_o = np.empty(n, np.int64)
+        sku = np.arange(n) % self.n_skus
+        for i, sol in enumerate(self.sols):
+            rows = np.flatnonzero(sku == i)
+            assert sol.q is not None
+            w, s, r = sol.index(context.decision.take(rows))
+            q = sol.q[w, s, r]  # (rows, n_actions), charged lam on promotions
+            qp = np.where(self.promo, q, -np.inf)
+            qo = np.where(self.promo, -np.inf, q)
+            best_p[rows] = np.argmax(qp, axis=1)
+            best_o[rows] = np.argmax(qo, axis=1)
+            idx = np.arange(rows.size)
+            adv[rows] = qp[idx, best_p[rows]] + self.lam - qo[idx, best_o[rows]]
+        # a sold-out SKU gains nothing from a slot (its Q-values all tie)
+        adv[context.decision.stock <= 0] = -np.inf
+        return adv, best_p, best_o
+
+    def act(
+        self,
+        observations: np.ndarray,
+        masks: np.ndarray,
+        context: PolicyContext | None = None,
+    ) -> np.ndarray:
+        ctx = self._need_context(context)
+        adv, best_p, best_o = self.advantages(ctx)
+        want = np.where(adv > 0, best_p, best_o)
+        return repair(
+            want,
+            adv,
+            self.promo,
+            n_skus=self.n_skus,
+            max_promoted=self.solution.max_promoted,
+            off=best_o,
+        )
+
+
+class RepairedPolicy(Policy):
+    """A per-SKU policy made feasible: each week, per path, the ``max_promoted`` deepest
+    promotions it proposes are kept (depth plus coupon; ties to the lower SKU index), the
+    rest play no promotion.
+
+    Parameters
+    ----------
+    base : Policy
+    rules : RulesConfig
+    n_skus, max_promoted : int
+    """
+
+    def __init__(self, base: Policy, rules: RulesConfig, n_skus: int, max_promoted: int) -> None:
+        self.base, self.rules = base, rules
+        self.n_skus, self.max_promoted = n_skus, max_promoted
+        self.name = base.name
+        self.requires_context = base.requires_context
+        self.promo = promo_actions(rules)
+        d, c = rules.depths(np.arange(rules.n_actions))
+        self.depth = np.asarray(d, float) + np.asarray(c, float)
+
+    def reset(self, context: PolicyContext | None = None) -> None:
+        self.base.reset(context)
+
+    def act(
+        self,
+        observations: np.ndarray,
+        masks: np.ndarray,
+        context: PolicyContext | None = None,
+    ) -> np.ndarray:
+        a = np.asarray(self.base.act(observations, masks, context), dtype=np.int64)
+        if context is not None:  # a sold-out SKU takes no slot
+            a = np.where(context.decision.stock <= 0, OFF_ACTION, a)
+        return repair(
+            a, self.depth[a], self.promo, n_skus=self.n_skus, max_promoted=self.max_promoted
+        )

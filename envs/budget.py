@@ -1,0 +1,252 @@
+"""A category of SKUs sharing a weekly promotion limit: at most K of them on promotion.
+
+The shared limit (see ``docs/envs.md``, "Shared budget"): in any week, at most
+``max_promoted`` SKUs of the category may carry a promotion (a shelf discount or a coupon,
+any depth). It is the limit a category team actually plans against (the weekly flyer's and
+the end caps' slots, the promotions calendar), it is decided before demand is known (so it
+is an action mask, checkable on every path), and it couples the SKUs only through the
+actions, so the per-SKU DP priced by a multiplier bounds it (:mod:`agents.lagrangian`).
+
+A :class:`CategoryEnv` plays ``n_paths`` copies of the category on the batched env's
+common-random-number paths: slot ``p * n_skus + i`` is SKU ``i`` of path ``p``, so every
+policy faces the same demand luck per SKU and path. Each week the policy proposes one action
+per slot; the env enforces the limit itself: in a path with more than ``max_promoted``
+promotions, the promotions beyond the first ``max_promoted`` (in SKU order) are replaced by
+the no-promotion action and counted as ``budget_violations`` (a policy that breaks the limit
+is reported, never silently helped). Every SKU plays the whole horizon; one that has sold
+out plays the no-promotion action (nothing left on the shelf to promote), which takes no
+slot. :func:`repair` is the one feasibility repair policies
+use: keep the ``max_promoted`` promotions of highest priority.
+
+The remaining budget is ``max_promoted`` at the start of every week (the limit is weekly);
+within a week it is what is left after the SKUs already granted a slot
+(:func:`remaining_before`, the order of a sequential allocation).
+
+Cannibalization inside the category is off: each SKU's demand depends on its own price only.
+That keeps the Lagrangian dual value an upper bound on the optimum (with cross effects the
+relaxed problem no longer splits by SKU); switching it on is not implemented.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from envs.batched import BatchedMarkdownEnv
+from envs.config import RulesConfig
+from envs.context import PolicyContext
+from envs.markdown import EnvConfig
+from envs.rules import active_rules
+from ingest.errors import ConfigError
+from simulator.demand import Catalog
+
+OFF_ACTION = 0
+"""The no-promotion action (depth 0, no coupon): always allowed under the budget rules."""
+
+SUM_COLUMNS: tuple[str, ...] = (
+    "initial_stock",
+    "leftover_units",
+    "violations",
+    "reward",
+    "units_sold",
+    "revenue",
+    "coupon_cost",
+    "refunds",
+    "cogs",
+    "holding_cost",
+    "salvage",
+    "writeoff",
+    "profit",
+    "exit_penalty",
+    "objective",
+    "margin_given_away",
+)
+"""Per-SKU episode totals that add up to the category's (:meth:`CategoryEnv.play`)."""
+
+
+def promo_actions(rules: RulesConfig) -> np.ndarray:
+    """Which flat actions are a promotion (a discount or a coupon), shape ``(n_actions,)``."""
+    d, c = rules.depths(np.arange(rules.n_actions))
+    return (np.asarray(d) > 0) | (np.asarray(c) > 0)
+
+
+def check_budget_rules(rules: RulesConfig) -> None:
+    """Refuse rule sets under which the no-promotion action can be masked.
+
+    The limit is enforced by replacing promotions with :data:`OFF_ACTION`, which must then
+    always be allowed; a rule such as markdown-only or a minimum run between changes could
+    forbid it (and a markdown in force could not be withdrawn to free a slot).
+    """
+    active = active_rules(rules)
+    if active:
+        raise ConfigError(
+            f"a shared promotion limit needs rules that always allow the no-promotion action; "
+            f"got active rule(s) {list(active)} (use a profile without rules, coupons allowed)"
+        )
+
+
+def remaining_before(promoted: np.ndarray, max_promoted: int) -> np.ndarray:
+    """Slots left to each SKU of a sequential allocation in SKU order.
+
+    ``promoted`` has shape ``(n_paths, n_skus)``; entry ``[p, i]`` of the result is
+    ``max_promoted`` minus the promotions granted to SKUs ``0..i-1`` of path ``p``.
+    """
+    granted = np.cumsum(promoted, axis=1) - promoted
+    return max_promoted - granted
+
+
+def repair(
+    actions: np.ndarray,
+    priority: np.ndarray,
+    promo: np.ndarray,
+    *,
+    n_skus: int,
+    max_promoted: int,
+    off: np.ndarray | int = OFF_ACTION,
+) -> np.ndarray:
+    """Make a week's joint actions feasible: per path, keep the ``max_promoted`` promotions
+    of highest ``priority`` (ties to the lower SKU index); the others play ``off``.
+
+    Parameters
+    ----------
+    actions : ndarray of int of shape (n_paths * n_skus,)
+        Proposed flat actions, path-major (slot ``p * n_skus + i``).
+    priority : ndarray of float of shape (n_paths * n_skus,)
+        Higher is granted first.
+    promo : ndarray of bool of shape (n_actions,)
+        :func:`promo_actions`.
+    n_skus, max_promoted : int
+    off : int or ndarray of int of shape (n_paths * n_skus,)
+        The action of a SKU denied a slot (default :data:`OFF_ACTION`).
+
+    Returns
+    -------
+    ndarray of int of shape (n_paths * n_skus,)
+    """
+    a = np.asarray(actions, dtype=np.int64)
+    is_promo = promo[a].reshape(-1, n_skus)
+    # rank promotions by priority within each path (non-promotions last)
+    key = np.where(is_promo, np.asarray(priority, float).reshape(-1, n_skus), -np.inf)
+    order = np.argsort(-key, axis=1, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(n_skus)[None, :], axis=1)
+    deny = (is_promo & (rank >= max_promoted)).reshape(-1)
+    off_a = np.broadcast_to(np.asarray(off, dtype=np.int64), a.shape)
+    return np.where(deny, off_a, a)
+
+
+class SlotPolicy(Protocol):
+    """What :meth:`CategoryEnv.play` needs of a policy (an :class:`agents.policy.Policy` is
+    one): ``act`` over every slot of every path at once."""
+
+    def act(
+        self, observations: np.ndarray, masks: np.ndarray, context: PolicyContext | None = None
+    ) -> np.ndarray: ...
+
+
+@dataclass
+class CategoryResult:
+    """What :meth:`CategoryEnv.play` measured.
+
+    Attributes
+    ----------
+    totals : DataFrame
+        One row per path: the category's episode totals (:data:`SUM_COLUMNS` summed over its
+        SKUs), ``sell_through`` of the category's stock, ``budget_violations`` and ``path``.
+    sku_totals : DataFrame
+        The batched env's per-slot totals (one row per SKU and path).
+    promoted : ndarray of int of shape (n_paths, horizon_weeks)
+        SKUs on promotion per path and week, after the env's enforcement.
+    """
+
+    totals: pd.DataFrame
+    sku_totals: pd.DataFrame
+    promoted: np.ndarray
+
+
+class CategoryEnv:
+    """``n_paths`` CRN copies of a category of SKUs under a weekly promotion limit.
+
+    Parameters
+    ----------
+    catalog : Catalog
+        The category's ``n_skus`` SKUs.
+    rules : RulesConfig
+        Per-SKU rules; must pass :func:`check_budget_rules`.
+    horizon_weeks : int
+    max_promoted : int
+        At most this many SKUs on promotion per week (``1 <= max_promoted``).
+    n_paths : int
+        Demand paths (category episodes).
+    seed : int
+        Seed of the paths (common random numbers: slot ``p * n_skus + i``).
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        rules: RulesConfig,
+        horizon_weeks: int,
+        *,
+        max_promoted: int,
+        n_paths: int,
+        seed: int,
+    ) -> None:
+        check_budget_rules(rules)
+        if max_promoted < 1:
+            raise ConfigError(f"max_promoted = {max_promoted}; expected >= 1")
+        if n_paths < 1:
+            raise ConfigError(f"n_paths = {n_paths}; expected >= 1")
+        self.catalog, self.rules, self.horizon = catalog, rules, int(horizon_weeks)
+        self.n_skus, self.max_promoted, self.n_paths = catalog.n_skus, int(max_promoted), n_paths
+        self.seed = seed
+        self.promo = promo_actions(rules)
+
+    def play(self, policy: SlotPolicy) -> CategoryResult:
+        """Play a policy (an :class:`agents.policy.Policy`-like ``act(obs, masks, ctx)`` over
+        all slots) on the paths; the limit is enforced as the module docstring says."""
+        env = BatchedMarkdownEnv(
+            EnvConfig(
+                horizon_weeks=self.horizon,
+                rules=self.rules,
+                catalog=self.catalog,
+                invalid_action="hold",
+                # every SKU plays the whole horizon (a sold-out slot must not restart and
+                # compete for the path's slots with a new episode)
+                end_on_sellout=False,
+            ),
+            n_slots=self.n_paths * self.n_skus,
+            seed=self.seed,
+            fixed_skus=True,
+        )
+        reset = getattr(policy, "reset", None)
+        if reset is not None:
+            reset(None)
+        promoted = np.zeros((self.n_paths, self.horizon), dtype=np.int64)
+        denied = np.zeros(self.n_paths, dtype=np.int64)
+        week = [0]
+
+        def act(obs: np.ndarray, masks: np.ndarray, ctx: PolicyContext) -> np.ndarray:
+            a = np.asarray(policy.act(obs, masks, ctx), dtype=np.int64)
+            # a SKU with nothing left on the shelf is not on promotion (not a violation)
+            a = np.where(ctx.decision.stock <= 0, OFF_ACTION, a)
+            is_promo = self.promo[a].reshape(self.n_paths, self.n_skus)
+            left = remaining_before(is_promo.astype(np.int64), self.max_promoted)
+            over = is_promo & (left <= 0)
+            denied[:] += over.sum(axis=1)
+            a = np.where(over.reshape(-1), OFF_ACTION, a)
+            promoted[:, week[0]] = (is_promo & ~over).sum(axis=1)
+            week[0] += 1
+            return a
+
+        sku_totals = env.evaluate(act, episodes_per_slot=1)
+        env.close()
+        path = sku_totals["slot"].to_numpy() // self.n_skus
+        totals = sku_totals.groupby(path)[list(SUM_COLUMNS)].sum()
+        totals["sell_through"] = 1.0 - totals["leftover_units"] / totals["initial_stock"]
+        totals["budget_violations"] = denied
+        totals.index.name = "path"
+        return CategoryResult(totals.reset_index(), sku_totals, promoted)
