@@ -104,8 +104,11 @@ def reference_from_folder(folder: str | Path) -> Reference:
         filter_string=f"tags.mlflow.parentRunId = '{run_id}' and tags.stage = 'ingest'",
         output_format="list",
     )
-    weeks = [r.data.metrics.get("ingest/last_week") for r in runs]
-    weeks = [w for w in weeks if w is not None]
+    weeks = [
+        float(r.data.metrics["ingest/last_week"])
+        for r in runs
+        if "ingest/last_week" in r.data.metrics
+    ]
     if not weeks:
         raise DataError(
             f"--reference {str(path)!r}: the MLflow store ({mlflow.get_tracking_uri()}) has no "
@@ -116,7 +119,9 @@ def reference_from_folder(folder: str | Path) -> Reference:
     schedules = None
     for name in SCHEDULE_FILES:
         if (path / name).is_file():
-            table = pd.read_csv(path / name) if name.endswith(".csv") else pd.read_parquet(path / name)
+            table = (
+                pd.read_csv(path / name) if name.endswith(".csv") else pd.read_parquet(path / name)
+            )
             missing = [c for c in ("sku", "week", "net_price") if c not in table.columns]
             if missing:
                 raise DataError(f"{path / name}: column(s) {missing} missing")
@@ -135,7 +140,7 @@ def resolve_reference(config: MonitorJobConfig) -> Reference:
 
     version = champion_version(config.risk_name)
     tag = None if version is None else version.tags.get("data_last_week")
-    if tag is None:
+    if version is None or tag is None:
         raise DataError(
             "monitor: no reference: give --reference (a main-job output folder) or "
             f"--reference-week, or register a risk champion with `deadstock retrain` (its "
@@ -149,7 +154,7 @@ def _risk_ref(config: MonitorJobConfig, reference: Reference) -> RiskModelRef | 
     from experiments.retrain_runs import load_risk_champion
 
     model, version = load_risk_champion(config.risk_name)
-    if model is None:
+    if model is None or version is None:
         log.warning("monitor: no %s@champion: calibration is skipped", config.risk_name)
         return None
     end = version.tags.get("label_end_week")
@@ -189,7 +194,6 @@ def run_monitor_job(config: MonitorJobConfig) -> tuple[MonitorResult, Path]:
         risk=risk,
         schedules=reference.schedules,
     )
-    result.drift.attrs["psi_max"] = config.thresholds.psi_max
     final = Path(config.out_dir)
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.staging-", dir=final.parent))

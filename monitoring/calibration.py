@@ -74,8 +74,7 @@ def calibration_check(
     y = np.asarray(label, dtype=int)
     if p.shape != y.shape or p.size == 0:
         raise DataError(
-            f"calibration: {p.size} scores and {y.size} labels; expected the same, non-zero "
-            "number"
+            f"calibration: {p.size} scores and {y.size} labels; expected the same, non-zero number"
         )
     # Ranks, not values, cut the deciles: a score with many ties still fills ten bins.
     order = np.argsort(p, kind="stable")
@@ -84,7 +83,9 @@ def calibration_check(
     frame = pd.DataFrame({"decile": decile + 1, "risk": p, "y": y})
     table = (
         frame.groupby("decile")
-        .agg(n=("y", "size"), n_dead=("y", "sum"), predicted=("risk", "mean"), observed=("y", "mean"))
+        .agg(
+            n=("y", "size"), n_dead=("y", "sum"), predicted=("risk", "mean"), observed=("y", "mean")
+        )
         .reset_index()
     )
     ece = float(np.sum(table["n"] * np.abs(table["observed"] - table["predicted"])) / p.size)

@@ -118,9 +118,7 @@ def ks_test(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
 def monitored_features(columns: list[str] | pd.Index) -> list[str]:
     """The columns the drift check tests (see "What is not tested" in the module docstring)."""
     return [
-        c
-        for c in columns
-        if c not in CALENDAR_FEATURES and not str(c).startswith(GROUP_PREFIXES)
+        c for c in columns if c not in CALENDAR_FEATURES and not str(c).startswith(GROUP_PREFIXES)
     ]
 
 

@@ -132,6 +132,7 @@ class MonitorResult:
     calibration: CalibrationCheck | None
     forecast: ForecastCheck | None
     adherence: AdherenceCheck | None
+    thresholds: MonitorThresholds = field(default_factory=MonitorThresholds)
 
     @property
     def crossed(self) -> list[Check]:
@@ -318,9 +319,7 @@ def run_monitor(
         checks.append(Check("adherence", "skipped", np.nan, th.min_adherence, "no schedules"))
     else:
         adh = adherence_check(schedules, panel[panel["week"] > W], th)
-        status: Status = "skipped" if adh.n_observed == 0 else (
-            "crossed" if adh.crossed else "ok"
-        )
+        status: Status = "skipped" if adh.n_observed == 0 else ("crossed" if adh.crossed else "ok")
         checks.append(
             Check(
                 "adherence",
@@ -331,4 +330,4 @@ def run_monitor(
                 f"({adh.n_unobserved:,} without a sale left out)",
             )
         )
-    return MonitorResult(W, last, checks, drift, cal, fc, adh)
+    return MonitorResult(W, last, checks, drift, cal, fc, adh, th)

@@ -37,9 +37,7 @@ def plot_drift(result: MonitorResult, path: Path) -> Path:
     ax.barh(top.index, overall.reindex(top.index).to_numpy(), label="all SKUs")
     if len(by_cat):
         ax.plot(by_cat.reindex(top.index).to_numpy(), top.index, "o", label="worst category")
-    thresholds = result.drift.attrs.get("psi_max")
-    if thresholds is not None:
-        ax.axvline(thresholds, color="red", linestyle="--", label="threshold")
+    ax.axvline(result.thresholds.psi_max, color="red", linestyle="--", label="threshold")
     ax.set(xlabel="PSI", title=f"Feature drift: week {result.last_week} vs {result.reference_week}")
     ax.legend(loc="lower right")
     return write_figure_atomic(fig, path, bbox_inches="tight")
@@ -58,8 +56,8 @@ def plot_calibration(result: MonitorResult, path: Path) -> Path | None:
     top = float(max(t["predicted"].max(), t["observed"].max(), 0.05)) * 1.1
     ax.plot([0, top], [0, top], color="grey", linestyle=":")
     ax.plot(t["predicted"], t["observed"], "o-")
-    for row in t.itertuples():
-        ax.annotate(str(int(row.n)), (row.predicted, row.observed), fontsize=7)
+    for n, x, y in zip(t["n"], t["predicted"], t["observed"], strict=True):
+        ax.annotate(str(n), (x, y), fontsize=7)
     ax.set(
         xlabel="mean predicted risk (decile)",
         ylabel="observed dead-stock rate",
@@ -128,7 +126,14 @@ def render_markdown(result: MonitorResult, plots: dict[str, Path | None], title:
     lines += [f"- **{c.name}** ({c.status}): {c.detail}" for c in result.checks]
     lines += ["", "## Feature drift", ""]
     shown = result.drift.sort_values("psi", ascending=False).head(DRIFT_ROWS_SHOWN)
-    lines += [_table(shown.drop(columns=["n_ref", "n_cur"])), ""]
+    shown = shown.assign(ks_pvalue=[f"{p:.1e}" for p in shown["ks_pvalue"]])
+    lines += [
+        f"The {DRIFT_ROWS_SHOWN} highest PSIs (all rows in `drift.csv`); a row drifts when its "
+        "PSI is above the threshold and its KS p-value below the Bonferroni-corrected level.",
+        "",
+        _table(shown.drop(columns=["n_ref", "n_cur"])),
+        "",
+    ]
     for name in ("drift", "calibration", "forecast"):
         path = plots.get(name)
         if path is not None:

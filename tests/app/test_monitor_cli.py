@@ -86,8 +86,9 @@ def test_unshifted_world_exits_0(worlds: dict[str, Path], tmp_path: Path) -> Non
     assert "All checks within their thresholds" in (out / "report.md").read_text()
 
 
-def test_monitor_refuses_a_reference_without_new_weeks(worlds: dict[str, Path], tmp_path: Path,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_monitor_refuses_a_reference_without_new_weeks(
+    worlds: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     rc = main(
         ["monitor", "--data", str(worlds["plain"]), "--reference-week", "52",
          "--out", str(tmp_path / "r"), "--no-track"]
@@ -97,8 +98,9 @@ def test_monitor_refuses_a_reference_without_new_weeks(worlds: dict[str, Path], 
     assert not (tmp_path / "r").exists()
 
 
-def test_monitor_refuses_a_folder_that_is_not_a_run(tmp_path: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_monitor_refuses_a_folder_that_is_not_a_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     rc = main(["monitor", "--data", str(tmp_path), "--reference", str(tmp_path), "--no-track"])
     assert rc == 2
     assert "manifest.json" in capsys.readouterr().err
