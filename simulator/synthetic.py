@@ -220,7 +220,7 @@ class SyntheticConfig:
             fail("stock_cover_weeks", "(low, high) with 0 < low <= high")
         if clo <= self.reorder_cover_weeks:
             fail("reorder_cover_weeks", f"< stock_cover_weeks low ({clo})")
-        if not 1 <= self.shift_after_week < self.n_weeks:
+        if self.shift_category is not None and not 1 <= self.shift_after_week < self.n_weeks:
             fail("shift_after_week", f"a week in 1 .. {self.n_weeks - 1}")
         if not float(self.shift_factor) > 0:
             fail("shift_factor", "> 0")
@@ -441,8 +441,9 @@ def generate_world(config: SyntheticConfig | None = None) -> SyntheticWorld:
     cover = rng["params"].uniform(*cfg.stock_cover_weeks, n)
     health = _health(cfg, truth, rng["health"])
     if cfg.shift_category is not None:
-        # A planted shift for monitoring tests: no random numbers are drawn, so the rest of
-        # the world is the unshifted world's.
+        # A planted shift for monitoring tests: it draws no random numbers, so the parameters
+        # and the history before the shift are the unshifted world's (after it, the market's
+        # one stream serves every SKU, so other SKUs' draws move, not their level).
         shifted = truth["category"].to_numpy() == cfg.shift_category
         if not shifted.any():
             raise ConfigError(

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 def world() -> tuple[Dataset, object]:
     w = generate_world(
         SyntheticConfig(
-            n_skus=120, n_weeks=52, seed=7, with_interactions=False, shift_category="CAT02"
+            n_skus=160, n_weeks=52, seed=7, with_interactions=False, shift_category="CAT02"
         )
     )
     dataset = Dataset(tables=dict(w.tables), source="synthetic:retrain", fingerprint="fp-retrain")
