@@ -160,9 +160,11 @@ def log_risk_model(
     register: bool = True,
     alias: str | None = CHAMPION_ALIAS,
     tags: dict[str, str] | None = None,
+    name: str = REGISTERED_NAME,
 ) -> Any:
     """Log the champion as a pyfunc model in the active run; optionally register it as
-    ``deadstock-risk`` (with ``tags`` on the new version) and point ``alias`` at it."""
+    ``name`` (``deadstock-risk``; with ``tags`` on the new version) and point ``alias`` at
+    it."""
     import joblib
 
     tmp = Path(tempfile.mkdtemp(prefix="deadstock-risk-model-"))
@@ -186,15 +188,15 @@ def log_risk_model(
         pip_requirements=pip_requirements(),
         code_paths=[str(PACKAGE_ROOT / "risk_model"), str(PACKAGE_ROOT / "ingest")],
         input_example=example,
-        registered_model_name=REGISTERED_NAME if register else None,
+        registered_model_name=name if register else None,
     )
     if register and info.registered_model_version is not None:
         client = mlflow.MlflowClient()
         version = str(info.registered_model_version)
         for key, value in (tags or {}).items():
-            client.set_model_version_tag(REGISTERED_NAME, version, key, value)
+            client.set_model_version_tag(name, version, key, value)
         if alias:
-            client.set_registered_model_alias(REGISTERED_NAME, alias, version)
+            client.set_registered_model_alias(name, alias, version)
     return info
 
 

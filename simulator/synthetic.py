@@ -114,6 +114,14 @@ class SyntheticConfig:
         Which optional tables ``.tables`` carries. The history is the same either way.
     n_households : int
         Households that buy (only used with ``with_baskets``).
+    shift_category : str or None
+        A planted shift (for monitoring tests): the demand of every SKU of this category
+        (``"CAT03"``) is multiplied by ``shift_factor`` in the weeks after
+        ``shift_after_week``. ``None``: no shift.
+    shift_after_week : int
+        Last week before the shift.
+    shift_factor : float
+        Demand multiplier after the shift (0.5 halves the velocity).
     """
 
     n_skus: int = 200
@@ -151,6 +159,9 @@ class SyntheticConfig:
     with_promotions: bool = True
     with_baskets: bool = False
     n_households: int = 1000
+    shift_category: str | None = None
+    shift_after_week: int = 40
+    shift_factor: float = 0.5
 
     def __post_init__(self) -> None:
         def fail(name: str, expected: str) -> None:
@@ -209,6 +220,10 @@ class SyntheticConfig:
             fail("stock_cover_weeks", "(low, high) with 0 < low <= high")
         if clo <= self.reorder_cover_weeks:
             fail("reorder_cover_weeks", f"< stock_cover_weeks low ({clo})")
+        if self.shift_category is not None and not 1 <= self.shift_after_week < self.n_weeks:
+            fail("shift_after_week", f"a week in 1 .. {self.n_weeks - 1}")
+        if not float(self.shift_factor) > 0:
+            fail("shift_factor", "> 0")
 
 
 @dataclass
@@ -425,6 +440,17 @@ def generate_world(config: SyntheticConfig | None = None) -> SyntheticWorld:
     truth["season_amplitude"] = cat_amp[cat_idx]
     cover = rng["params"].uniform(*cfg.stock_cover_weeks, n)
     health = _health(cfg, truth, rng["health"])
+    if cfg.shift_category is not None:
+        # A planted shift for monitoring tests: it draws no random numbers, so the parameters
+        # and the history before the shift are the unshifted world's (after it, the market's
+        # one stream serves every SKU, so other SKUs' draws move, not their level).
+        shifted = truth["category"].to_numpy() == cfg.shift_category
+        if not shifted.any():
+            raise ConfigError(
+                f"SyntheticConfig.shift_category = {cfg.shift_category!r}; expected one of "
+                f"{sorted(truth['category'].unique())}"
+            )
+        health[shifted, cfg.shift_after_week :] *= cfg.shift_factor
     disc, coupon, display, mailer = _prices(cfg, truth, rng["prices"])
 
     nominal = _true_catalog(truth, season)

@@ -43,6 +43,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "app.cli.demand",
     "app.cli.simulate",
     "app.cli.agents",
+    "app.cli.monitor",
     "app.cli.serve",
 )
 #: The packages whose loggers ``-v`` turns to DEBUG (third-party ones stay at INFO).
@@ -55,6 +56,7 @@ OWN_PACKAGES = (
     "simulator",
     "risk_model",
     "targeting",
+    "monitoring",
     "ingest",
     "service",
 )
