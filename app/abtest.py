@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from experiments import tracking
-from fieldtests.analysis import Analysis, analyze, observed_outcomes
+from fieldtests.analysis import Analysis, analyze, check_assignment, observed_outcomes
 from fieldtests.design import Design, DesignConfig, control_schedule, design_test
 from fieldtests.report import (
     analysis_markdown,
@@ -174,7 +174,9 @@ def run_analysis(
     if track:
         tracking.check_store()
     path = Path(assignment_path)
-    assignment = read_table(path, "assignment file")
+    # the assignment is checked before the (possibly long) load of the data
+    assignment = check_assignment(read_table(path, "assignment file"),
+                                  f"assignment file {str(path)!r}")  # fmt: skip
     dataset = load(data)
     outcomes = observed_outcomes(
         dataset.sales, assignment, source=f"assignment file {str(path)!r}",

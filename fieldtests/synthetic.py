@@ -1,7 +1,7 @@
 """Field tests with a known effect: the test weeks of a synthetic world, plans applied.
 
 A synthetic world (:mod:`simulator.synthetic`) knows every SKU's true demand parameters
-(``world.catalog``, positioned at the end of its history). :func:`test_week_tables` plays
+(``world.catalog``, positioned at the end of its history). :func:`simulate_test_weeks` plays
 the test that an assignment describes: each assigned SKU runs the plan of its arm for the
 test weeks in the true market (one draw of the world, :func:`planning.outcomes.simulate_schedule`
 at the true parameters), and the weeks' sales are appended to the world's ``sales`` table,
@@ -103,7 +103,7 @@ def true_effects(
     return {k: float((t[k] - c[k]).mean()) for k in [*METRICS, "margin_given_away"]}
 
 
-def test_week_tables(
+def simulate_test_weeks(
     tables: dict[str, pd.DataFrame],
     world_catalog: Catalog,
     assignment: pd.DataFrame,
