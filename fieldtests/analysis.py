@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from fieldtests.assignment import CONTROL, TREATMENT, codes_of
@@ -105,9 +104,11 @@ def observed_outcomes(
             s[col] = 0.0
     cols = ["units", "revenue", "discount_amount", "coupon_amount"]
     test = s[(s["week"] >= w.start) & (s["week"] <= w.end)].groupby("sku")[cols].sum()
-    pre = s[(s["week"] >= w.start - w.pre_weeks) & (s["week"] < w.start)].groupby("sku")[
-        ["units", "revenue"]
-    ].sum()
+    pre = (
+        s[(s["week"] >= w.start - w.pre_weeks) & (s["week"] < w.start)]
+        .groupby("sku")[["units", "revenue"]]
+        .sum()
+    )
     test = test.reindex(a["sku"]).fillna(0.0)
     pre = pre.reindex(a["sku"]).fillna(0.0)
     stock = a["initial_stock"].to_numpy(float)
@@ -141,11 +142,11 @@ class Analysis:
     def metrics(self) -> dict[str, float]:
         """Flat metrics for MLflow (``analysis/...``)."""
         out = {"analysis/n_skus": float(len(self.outcomes)), "analysis/srm_p": self.srm.p_value}
-        for r in self.effects.itertuples(index=False):
+        for r in self.effects.to_dict("records"):
             for f in ("effect", "ci_low", "ci_high", "p_value"):
-                out[f"analysis/{r.metric}/{r.estimator}/{f}"] = float(getattr(r, f))
-        for r in self.balance.itertuples(index=False):
-            out[f"analysis/balance_smd/{r.covariate}"] = float(r.smd)
+                out[f"analysis/{r['metric']}/{r['estimator']}/{f}"] = float(r[f])
+        for c, smd in zip(self.balance["covariate"], self.balance["smd"], strict=True):
+            out[f"analysis/balance_smd/{c}"] = float(smd)
         return out
 
 

@@ -44,7 +44,7 @@ def stratum_labels(category: np.ndarray, tier: np.ndarray, share: float = 0.5) -
     labels = labels.where(~labels.isin(small), POOLED)
     counts = labels.value_counts()
     if POOLED in counts.index and counts[POOLED] < size and len(counts) > 1:
-        largest = counts.drop(POOLED).idxmax()
+        largest = str(counts.drop(POOLED).idxmax())
         labels = labels.replace(POOLED, largest)
     return labels.to_numpy(dtype=object)
 

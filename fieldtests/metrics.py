@@ -59,12 +59,21 @@ class Metric:
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
-        Metric("profit", "profit", ("pre_revenue", "stock_value"), True,
-               "profit per SKU over the test weeks"),
-        Metric("sell_through", "sell_through", ("pre_sell_rate",), True,
-               "sell-through per SKU"),
-        Metric("dead_stock", "leftover_units", ("pre_units", "initial_stock"), False,
-               "units left per SKU at the end of the test"),
+        Metric(
+            "profit",
+            "profit",
+            ("pre_revenue", "stock_value"),
+            True,
+            "profit per SKU over the test weeks",
+        ),
+        Metric("sell_through", "sell_through", ("pre_sell_rate",), True, "sell-through per SKU"),
+        Metric(
+            "dead_stock",
+            "leftover_units",
+            ("pre_units", "initial_stock"),
+            False,
+            "units left per SKU at the end of the test",
+        ),
     )
 }
 GUARDRAILS = ("margin_given_away", "sell_through")

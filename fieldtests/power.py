@@ -210,11 +210,15 @@ def _concat(parts: list[dict[str, Estimate]]) -> dict[str, Estimate]:
     out = {}
     for k in parts[0]:
         es = [p[k] for p in parts]
+        df = None if es[0].df is None else np.concatenate([e.df for e in es])  # type: ignore[misc]
         out[k] = Estimate(
-            *(np.concatenate([getattr(e, f) for e in es]) for f in
-              ("effect", "se", "low", "high", "p_value")),  # fmt: skip
+            effect=np.concatenate([e.effect for e in es]),
+            se=np.concatenate([e.se for e in es]),
+            low=np.concatenate([e.low for e in es]),
+            high=np.concatenate([e.high for e in es]),
+            p_value=np.concatenate([e.p_value for e in es]),
             level=es[0].level,
-            df=None if es[0].df is None else np.concatenate([e.df for e in es]),
+            df=df,
         )
     return out
 
@@ -277,7 +281,9 @@ def analytic_power(
         return 1.0 if delta != 0 else alpha
     return float(
         TTestIndPower().power(
-            effect_size=abs(delta) / s, nobs1=n_treatment, alpha=alpha,
+            effect_size=abs(delta) / s,
+            nobs1=n_treatment,
+            alpha=alpha,
             ratio=n_control / n_treatment,
         )  # fmt: skip
     )

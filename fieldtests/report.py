@@ -137,12 +137,12 @@ def effects_figure(analysis: Analysis):
     fig = Figure(figsize=(7, 1 + 0.35 * len(e)))
     ax = fig.add_subplot()
     labels, y = [], np.arange(len(e))[::-1]
-    for i, r in enumerate(e.itertuples(index=False)):
-        scale = abs(r.control_mean) or 1.0
-        ax.errorbar(100 * r.effect / scale, y[i], xerr=[[100 * (r.effect - r.ci_low) / scale],
-                    [100 * (r.ci_high - r.effect) / scale]], fmt="o", ms=4,
-                    color=f"C{list(METRICS).index(r.metric)}")  # fmt: skip
-        labels.append(f"{r.metric}: {ESTIMATOR_LABELS[r.estimator]}")
+    for i, r in enumerate(e.to_dict("records")):
+        scale = abs(float(r["control_mean"])) or 1.0
+        eff, lo, hi = (100 * float(r[k]) / scale for k in ("effect", "ci_low", "ci_high"))
+        ax.errorbar(eff, y[i], xerr=[[eff - lo], [hi - eff]], fmt="o", ms=4,
+                    color=f"C{list(METRICS).index(str(r['metric']))}")  # fmt: skip
+        labels.append(f"{r['metric']}: {ESTIMATOR_LABELS[str(r['estimator'])]}")
     ax.axvline(0, color="grey", lw=0.8)
     ax.set_yticks(y, labels, fontsize=7)
     ax.set(xlabel=f"effect, % of the control mean ({analysis.level:.0%} CI)")
@@ -164,9 +164,7 @@ def outcomes_figure(analysis: Analysis, metric_name: str = "profit"):
     return fig
 
 
-def analysis_markdown(
-    analysis: Analysis, *, source: str, data: str, plots: tuple[str, str]
-) -> str:
+def analysis_markdown(analysis: Analysis, *, source: str, data: str, plots: tuple[str, str]) -> str:
     """The analysis report."""
     o, s = analysis.outcomes, analysis.srm
     eff = analysis.effects.assign(estimator=analysis.effects["estimator"].map(ESTIMATOR_LABELS))
@@ -175,8 +173,11 @@ def analysis_markdown(
     srm = (
         f"sample ratio: {s.n_treatment} treatment / {s.n_control} control against a designed "
         f"share of {s.expected_share:.0%}: chi² = {s.chi2:.2f}, p = {s.p_value:.3g} -> "
-        + ("**MISMATCH: the assignment was not executed as designed; do not trust the effects**"
-           if s.flagged else "no mismatch")  # fmt: skip
+        + (
+            "**MISMATCH: the assignment was not executed as designed; do not trust the effects**"
+            if s.flagged
+            else "no mismatch"
+        )  # fmt: skip
     )
     bad = analysis.balance[analysis.balance["imbalanced"]]["covariate"].tolist()
     lines = [
@@ -184,9 +185,12 @@ def analysis_markdown(
         "",
         f"- assignment: `{source}`; data: `{data}`; {len(o):,} SKUs",
         f"- {srm}",
-        f"- balance of pre-period covariates: "
-        + (f"imbalanced (|SMD| > {SMD_LIMIT}): {', '.join(bad)}" if bad else
-           f"all |SMD| <= {SMD_LIMIT}"),  # fmt: skip
+        "- balance of pre-period covariates: "
+        + (
+            f"imbalanced (|SMD| > {SMD_LIMIT}): {', '.join(bad)}"
+            if bad
+            else f"all |SMD| <= {SMD_LIMIT}"
+        ),  # fmt: skip
         "",
         f"## Effects per SKU (treatment - control, {analysis.level:.0%} CIs)",
         "",

@@ -45,9 +45,7 @@ def true_catalog(world_catalog: Catalog, assignment: pd.DataFrame) -> Catalog:
     return world_catalog.take(pos).replace(initial_stock=a["initial_stock"].to_numpy(float))
 
 
-def applied_schedule(
-    assignment: pd.DataFrame, treatment: Schedule, control: Schedule
-) -> Schedule:
+def applied_schedule(assignment: pd.DataFrame, treatment: Schedule, control: Schedule) -> Schedule:
     """One schedule of the assigned SKUs: each SKU's arm's plan, over the test weeks."""
     a = check_assignment(assignment, "assignment")
     weeks = int(a["test_weeks"].iloc[0])
@@ -95,8 +93,7 @@ def true_effects(
     a = check_assignment(assignment, "assignment")
     cat = true_catalog(world_catalog, a)
     plans = {
-        arm: applied_schedule(a.assign(arm=arm), treatment, control)
-        for arm in (TREATMENT, CONTROL)
+        arm: applied_schedule(a.assign(arm=arm), treatment, control) for arm in (TREATMENT, CONTROL)
     }
     out = simulate_schedules(cat, plans, n_episodes=n_episodes, seed=seed, draw_parameters=False)
     t, c = _metrics_of(out[TREATMENT], cat), _metrics_of(out[CONTROL], cat)

@@ -47,7 +47,8 @@ class ValidationResult:
     table: pd.DataFrame
 
     def value(self, estimator: str, column: str) -> float:
-        return float(self.table.set_index("estimator").loc[estimator, column])
+        row = self.table[self.table["estimator"] == estimator]
+        return float(row[column].to_numpy(dtype=float)[0])
 
     @property
     def cuped_width_reduction(self) -> float:

@@ -29,7 +29,12 @@ def ladder(skus: np.ndarray, horizon: int) -> Schedule:
 
 
 def tiny_run(
-    folder: Path, *, n_skus: int = 300, n_weeks: int = 30, horizon: int = 6, seed: int = 0,
+    folder: Path,
+    *,
+    n_skus: int = 300,
+    n_weeks: int = 30,
+    horizon: int = 6,
+    seed: int = 0,
     max_planned: int | None = None,
 ) -> SyntheticWorld:
     """Write a run output for the established, living SKUs of a new world into ``folder``."""
