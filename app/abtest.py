@@ -10,6 +10,7 @@ output folder, and logs each design and analysis as an MLflow run (params, ``des
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,10 +97,19 @@ def read_run(folder: str | Path) -> RunFiles:
     return RunFiles(f, catalog, plan, summary)
 
 
-def default_start_week(catalog: Catalog) -> int:
-    """The data week after the run's last: the catalog's ``start_week`` is the season index
-    (canonical week ``w`` has index ``w - 1``) of the plan's first week."""
-    return int(np.bincount(np.asarray(catalog.start_week, dtype=int)).argmax()) + 1
+_PANEL_WEEKS = re.compile(r"^panel: .*weeks (\d+)-(\d+)", re.M)
+
+
+def default_start_week(folder: Path) -> int:
+    """The data week after the run's last, from the run's ``data/data_summary.txt``; 0 (the
+    analysis then takes the data's last test weeks) when the run does not say."""
+    path = folder / "data" / "data_summary.txt"
+    found = _PANEL_WEEKS.search(path.read_text()) if path.is_file() else None
+    if found is None:
+        log.warning("%s does not give the run's last week; the analysis will take the last "
+                    "weeks of its data as the test weeks (or give --start-week)", path)  # fmt: skip
+        return 0
+    return int(found.group(2)) + 1
 
 
 def _heuristic(summary: pd.DataFrame) -> str | None:
@@ -133,8 +143,8 @@ def run_design(
     control = control_schedule(
         run.catalog, config.control, weeks, heuristic=_heuristic(run.summary), seed=config.seed
     )
-    start = default_start_week(run.catalog) if start_week is None else int(start_week)
-    if start < 1:
+    start = default_start_week(run.folder) if start_week is None else int(start_week)
+    if start_week is not None and start < 1:
         raise ConfigError(f"--start-week {start}: expected >= 1")
     design = design_test(run.catalog, run.summary, run.plan, control, config, start_week=start)
     o = Path(out)

@@ -87,6 +87,8 @@ def observed_outcomes(
                int(a["pre_weeks"].iloc[0]))  # fmt: skip
     s = sales.assign(sku=sales["sku"].astype(str))
     last = int(s["week"].max()) if len(s) else 0
+    if w.start == 0:  # the design did not know the run's last week: the data's last weeks
+        w = Window(last - w.weeks + 1, w.weeks, w.pre_weeks)
     if last < w.end:
         raise DataError(
             f"{data_source}: the data ends at week {last}, but the test in {source} runs weeks "
@@ -120,6 +122,7 @@ def observed_outcomes(
     cov = covariates(pre["units"].to_numpy(), pre["revenue"].to_numpy(), stock,
                      a["unit_cost"].to_numpy(float))  # fmt: skip
     out = a[["sku", "arm", "stratum"]].reset_index(drop=True)
+    out["test_start_week"] = w.start
     out = pd.concat([out, metrics], axis=1)
     for name, values in cov.items():
         out[name] = values

@@ -239,7 +239,8 @@ def design_test(
     treatment, control : Schedule
     config : DesignConfig
     start_week : int
-        Data week of the test's first week (written into the assignment for the analysis).
+        Data week of the test's first week (written into the assignment for the analysis);
+        0 = the last ``weeks`` weeks of the data the analysis reads.
     """
     cfg = config
     weeks = cfg.weeks or treatment.horizon

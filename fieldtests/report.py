@@ -87,7 +87,9 @@ def design_markdown(design: Design, *, plot: str = "power_curve.png") -> str:
         "",
         f"- SKUs: {len(a):,} ({n_t:,} treatment, {len(a) - n_t:,} control) in "
         f"{a['stratum'].nunique()} strata (category x risk tier), seed {cfg.seed}",
-        f"- test weeks: {design.weeks} (data weeks {start}..{start + design.weeks - 1}); "
+        f"- test weeks: {design.weeks} ("
+        + (f"data weeks {start}..{start + design.weeks - 1}" if start else "the data's last")
+        + "); "
         f"pre-period for CUPED: {int(a['pre_weeks'].iloc[0])} weeks before",
         f"- primary metric: {m.name} ({m.label}); control mean {_fmt(design.control_mean)}",
         f"- minimum detectable effect: {cfg.mde:.1%} of the control mean = "
@@ -183,7 +185,8 @@ def analysis_markdown(analysis: Analysis, *, source: str, data: str, plots: tupl
     lines = [
         "# Field test analysis",
         "",
-        f"- assignment: `{source}`; data: `{data}`; {len(o):,} SKUs",
+        f"- assignment: `{source}`; data: `{data}`; {len(o):,} SKUs; test weeks from data week "
+        f"{int(o['test_start_week'].iloc[0])}",
         f"- {srm}",
         "- balance of pre-period covariates: "
         + (

@@ -111,8 +111,8 @@ def simulate_test_weeks(
 ) -> dict[str, pd.DataFrame]:
     """The world's ``tables`` with the test weeks' sales of the assigned SKUs appended."""
     a = check_assignment(assignment, "assignment")
-    start = int(a["test_start_week"].iloc[0])
     sales = tables["sales"]
+    start = int(a["test_start_week"].iloc[0]) or int(sales["week"].max()) + 1
     if len(sales) and int(sales["week"].max()) >= start:
         raise DataError(
             f"the world's sales reach week {int(sales['week'].max())}; the test starts at week "

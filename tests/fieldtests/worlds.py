@@ -1,7 +1,7 @@
 """A tiny ``deadstock run`` output over a synthetic world, for the field-test tests.
 
 The files are those a run writes (``catalog.parquet``, ``schedules.csv``,
-``sku_summary.csv``), built from the world's *true* parameters so that the effect a test
+``sku_summary.csv``, ``data/data_summary.txt``), built from the world's *true* parameters so that the effect a test
 should find is known: the recommended plan is a markdown ladder (10 points every 2 weeks,
 at most 50 %), the stock is the run's assumption (8 weeks of cover).
 """
@@ -45,7 +45,11 @@ def tiny_run(
     velocity = t["base_demand_end"].to_numpy()[index]
     stock = np.maximum(np.round(WEEKS_OF_COVER * velocity), 2.0)
     catalog = world.catalog.take(index).replace(initial_stock=stock)
-    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    # as a run writes it: the design reads the run's last data week from this line
+    (folder / "data" / "data_summary.txt").write_text(
+        f"panel: {n_skus * n_weeks} rows, {n_skus} SKUs, weeks 1-{n_weeks}\n"
+    )
     catalog.to_frame().to_parquet(folder / "catalog.parquet")
     ladder(catalog.sku, horizon).to_frame().assign(plan_key="P1").to_csv(
         folder / "schedules.csv", index=False
