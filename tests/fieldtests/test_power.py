@@ -88,3 +88,14 @@ def test_a_plan_too_small_for_its_mde_says_how_many_skus_it_needs(run):
 def test_bad_settings_are_refused(field, value, match):
     with pytest.raises(ConfigError, match=match):
         DesignConfig(**{field: value})
+
+
+def test_the_best_heuristic_control_is_its_plan(plan_catalog):
+    from ingest.errors import DataError
+
+    sched = control_schedule(plan_catalog, "best_heuristic", 6, heuristic="ladder_10pt_2w")
+    assert sched.discount.shape == (plan_catalog.n_skus, 6)
+    assert sched.discount[:, -1].max() > 0  # a ladder marks down
+    assert (np.diff(sched.discount, axis=1) >= 0).all()
+    with pytest.raises(DataError, match="best heuristic 'ppo'"):
+        control_schedule(plan_catalog, "best_heuristic", 6, heuristic="ppo")
