@@ -43,7 +43,7 @@ import pandas as pd  # noqa: E402
 from benchmarks._docpage import machine_line, markdown_table, write_section  # noqa: E402
 from fieldtests.assignment import codes_of, stratum_labels  # noqa: E402
 from fieldtests.report import ESTIMATOR_LABELS  # noqa: E402
-from fieldtests.synthetic import simulate_test_weeks, true_effects  # noqa: E402
+from fieldtests.synthetic import current_catalog, simulate_test_weeks, true_effects  # noqa: E402
 from fieldtests.validation import validate  # noqa: E402
 from ingest.io import write_figure_atomic, write_frame_atomic  # noqa: E402
 from planning.schedule import Schedule, read_schedule  # noqa: E402
@@ -105,11 +105,12 @@ def worked_example(world, work: Path, run_dir: Path | None) -> dict:
     a = pd.read_csv(design_dir / "assignment.csv", dtype={"sku": str})
     plan = read_schedule(run_dir / "schedules.csv")
     control = Schedule.constant(plan.sku, plan.horizon, 0.0, name="no_markdown")
-    tables = simulate_test_weeks(world.tables, world.catalog, a, plan, control, seed=1)
+    truth_cat = current_catalog(world)
+    tables = simulate_test_weeks(world.tables, truth_cat, a, plan, control, seed=1)
     test_data = work / "test_data"
     for name, frame in tables.items():
         write_frame_atomic(frame, test_data / f"{name}.parquet")
-    truth = true_effects(world.catalog, a, plan, control, seed=2)
+    truth = true_effects(truth_cat, a, plan, control, seed=2)
     _main(["abtest", "analyze", "--assignment", str(design_dir / "assignment.csv"),
            "--data", str(test_data), "--out", str(analysis_dir)])  # fmt: skip
     return {"design_dir": design_dir, "analysis_dir": analysis_dir, "truth": truth,
@@ -122,8 +123,10 @@ def validation_parts(world):
     keep = np.flatnonzero(((~t["goes_dead"].astype(bool)) &
                            (t["launch_week"] < WORLD["n_weeks"] - 12)).to_numpy())  # fmt: skip
     velocity = t["base_demand_end"].to_numpy()[keep]
-    cat = world.catalog.take(keep).replace(
-        initial_stock=np.maximum(np.round(COVER * velocity), 2.0)
+    cat = (
+        current_catalog(world)
+        .take(keep)
+        .replace(initial_stock=np.maximum(np.round(COVER * velocity), 2.0))
     )
     tier = np.where(velocity < np.median(velocity), "slow", "fast")
     codes = codes_of(stratum_labels(cat.category, tier))

@@ -1,7 +1,8 @@
 """Field tests with a known effect: the test weeks of a synthetic world, plans applied.
 
 A synthetic world (:mod:`simulator.synthetic`) knows every SKU's true demand parameters
-(``world.catalog``, positioned at the end of its history). :func:`simulate_test_weeks` plays
+(:func:`current_catalog`: ``world.catalog`` positioned at the end of its history, with the
+base demand each SKU has then). :func:`simulate_test_weeks` plays
 the test that an assignment describes: each assigned SKU runs the plan of its arm for the
 test weeks in the true market (one draw of the world, :func:`planning.outcomes.simulate_schedule`
 at the true parameters), and the weeks' sales are appended to the world's ``sales`` table,
@@ -26,9 +27,20 @@ from ingest.errors import DataError
 from planning.outcomes import Outcome, simulate_schedule, simulate_schedules
 from planning.schedule import Schedule
 from simulator.demand import Catalog
+from simulator.synthetic import SyntheticWorld
 
 TRUTH_EPISODES = 2000
 """Paired episodes behind a true effect (its simulation error is then far below a test's)."""
+
+
+def current_catalog(world: SyntheticWorld) -> Catalog:
+    """The world's true parameters *now*: ``world.catalog`` holds the nominal base demand
+    (before the SKU's health), so a dying SKU would sell as if healthy; its base demand here
+    is the one at the end of the history (``truth.base_demand_end``), held for the test
+    weeks."""
+    t = world.truth.set_index(world.truth["sku"].astype(str))
+    skus = np.asarray(world.catalog.sku, dtype=str)
+    return world.catalog.replace(base_demand=t.loc[skus, "base_demand_end"].to_numpy(float))
 
 
 def true_catalog(world_catalog: Catalog, assignment: pd.DataFrame) -> Catalog:

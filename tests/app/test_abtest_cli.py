@@ -8,7 +8,7 @@ import pytest
 
 from app.cli.main import main
 from fieldtests.design import ASSIGNMENT_COLUMNS
-from fieldtests.synthetic import simulate_test_weeks
+from fieldtests.synthetic import current_catalog, simulate_test_weeks
 from ingest.io import write_frame_atomic
 from planning.schedule import Schedule, read_schedule
 from tests.fieldtests.worlds import tiny_run
@@ -70,7 +70,7 @@ def test_analyze_reads_the_test_weeks_from_a_data_source(designed, run_dir, tmp_
     a = pd.read_csv(out / "assignment.csv", dtype={"sku": str})
     plan = read_schedule(folder / "schedules.csv")
     control = Schedule.constant(plan.sku, plan.horizon, 0.0)
-    tables = simulate_test_weeks(world.tables, world.catalog, a, plan, control, seed=0)
+    tables = simulate_test_weeks(world.tables, current_catalog(world), a, plan, control, seed=0)
     data = tmp_path / "data"
     for name, frame in tables.items():
         write_frame_atomic(frame, data / f"{name}.csv")

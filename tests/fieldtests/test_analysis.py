@@ -9,7 +9,7 @@ import pytest
 from app.abtest import read_run
 from fieldtests.analysis import analyze, observed_outcomes
 from fieldtests.design import DesignConfig, control_schedule, design_test
-from fieldtests.synthetic import simulate_test_weeks, true_effects
+from fieldtests.synthetic import current_catalog, simulate_test_weeks, true_effects
 from ingest.errors import DataError
 from tests.fieldtests.worlds import tiny_run
 
@@ -26,8 +26,8 @@ def test_run(tmp_path_factory):
     design = design_test(run.catalog, run.summary, run.plan, control, cfg,
                          start_week=N_WEEKS + 1)  # fmt: skip
     a = design.assignment
-    tables = simulate_test_weeks(world.tables, world.catalog, a, run.plan, control, seed=9)
-    truth = true_effects(world.catalog, a, run.plan, control, seed=2, n_episodes=400)
+    tables = simulate_test_weeks(world.tables, current_catalog(world), a, run.plan, control, seed=9)
+    truth = true_effects(current_catalog(world), a, run.plan, control, seed=2, n_episodes=400)
     return a, tables, truth
 
 

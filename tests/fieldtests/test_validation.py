@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 
 from fieldtests.assignment import codes_of, stratum_labels
+from fieldtests.synthetic import current_catalog
 from fieldtests.validation import validate
 from planning.schedule import Schedule
 from simulator.synthetic import SyntheticConfig, generate_world
@@ -31,7 +32,11 @@ def world_parts():
     t = world.truth
     keep = np.flatnonzero((~t["goes_dead"].astype(bool)).to_numpy())
     velocity = t["base_demand_end"].to_numpy()[keep]
-    cat = world.catalog.take(keep).replace(initial_stock=np.maximum(np.round(8 * velocity), 2.0))
+    cat = (
+        current_catalog(world)
+        .take(keep)
+        .replace(initial_stock=np.maximum(np.round(8 * velocity), 2.0))
+    )
     tier = np.where(velocity < np.median(velocity), "high", "medium")
     codes = codes_of(stratum_labels(cat.category, tier))
     return cat, codes

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fieldtests.synthetic import current_catalog
 from planning.schedule import Schedule
 from simulator.synthetic import SyntheticConfig, SyntheticWorld, generate_world
 
@@ -44,7 +45,7 @@ def tiny_run(
     index = np.flatnonzero(keep.to_numpy())[:max_planned]
     velocity = t["base_demand_end"].to_numpy()[index]
     stock = np.maximum(np.round(WEEKS_OF_COVER * velocity), 2.0)
-    catalog = world.catalog.take(index).replace(initial_stock=stock)
+    catalog = current_catalog(world).take(index).replace(initial_stock=stock)
     (folder / "data").mkdir(parents=True, exist_ok=True)
     # as a run writes it: the design reads the run's last data week from this line
     (folder / "data" / "data_summary.txt").write_text(
