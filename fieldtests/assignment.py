@@ -34,9 +34,9 @@ def min_stratum_size(share: float) -> int:
 
 
 def stratum_labels(category: np.ndarray, tier: np.ndarray, share: float = 0.5) -> np.ndarray:
-    """``"category | tier"`` per unit, small strata pooled (see the module docstring)."""
+    """``"category / tier"`` per unit, small strata pooled (see the module docstring)."""
     labels = pd.Series(
-        [f"{c} | {t}" for c, t in zip(np.asarray(category), np.asarray(tier), strict=True)]
+        [f"{c} / {t}" for c, t in zip(np.asarray(category), np.asarray(tier), strict=True)]
     )
     size = min_stratum_size(share)
     counts = labels.value_counts()

@@ -80,7 +80,7 @@ def design_markdown(design: Design, *, plot: str = "power_curve.png") -> str:
     )
     strata = (
         a.groupby("stratum")["arm"].value_counts().unstack(fill_value=0).reset_index()
-        .rename(columns={"stratum": "stratum (category | tier)"})
+        .rename(columns={"stratum": "stratum (category / tier)"})
     )  # fmt: skip
     lines = [
         f"# Field test design: {design.treatment_name} against {design.control_name}",

@@ -48,7 +48,7 @@ def test_small_strata_are_pooled(units):
     labels = stratum_labels(units["category"], units["tier"])
     sizes = pd.Series(labels).value_counts()
     assert sizes.min() >= min_stratum_size(0.5)
-    raw = (units["category"] + " | " + units["tier"]).to_numpy()
+    raw = (units["category"] + " / " + units["tier"]).to_numpy()
     raw_sizes = pd.Series(raw).value_counts()
     small = raw_sizes.index[raw_sizes < min_stratum_size(0.5)]
     assert len(small) > 0  # the fixture has a tiny category
