@@ -45,11 +45,13 @@ COMMAND_MODULES: tuple[str, ...] = (
     "app.cli.agents",
     "app.cli.monitor",
     "app.cli.serve",
+    "app.cli.abtest",
 )
 #: The packages whose loggers ``-v`` turns to DEBUG (third-party ones stay at INFO).
 OWN_PACKAGES = (
     "app",
     "experiments",
+    "fieldtests",
     "planning",
     "agents",
     "envs",
