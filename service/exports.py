@@ -23,7 +23,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from service import library
+from service import counters, library
 from service.audit import record
 from service.db import arrays
 from service.db.models import EXPORTABLE, Export, PlanVersion, Review, User, sku_plans, utcnow
@@ -144,6 +144,7 @@ def create_export(
             .where(sku_plans.c.plan_id == plan.id, sku_plans.c.sku.in_(skus[start : start + 500]))
             .values(export_id=exp.id)
         )
+    counters.bump(session, counters.REVIEWS)  # the SKUs' export_id changed
     record(session, user, "export.create", "export", str(exp.id), None, export_dict(exp))
     return exp
 

@@ -6,9 +6,12 @@ log tailed while it runs. Each job gets its own output folder, and only one pipe
 goes at a time (the machine's cores are the limit), so two runs never write into one output.
 When the run succeeds its output folder is imported as a plan version.
 
-The job table lives in the service database. A job that was queued or running when the API
-stopped is marked ``interrupted`` at the next start (:meth:`JobRunner.recover`): it is never
-left "running" with nobody watching it.
+The job table lives in the service database. Each job names the API process that watches
+it (``owner``); a job that was queued or running when its process stopped is marked
+``interrupted`` at the next start (:meth:`JobRunner.recover`): it is never left "running"
+with nobody watching it, and a job of a live sibling worker (``deadstock serve --workers
+N``) is left alone. A cancel may reach any worker: the one that does not hold the run sets
+``cancel_requested`` and the watching one stops the run within :data:`POLL_SECONDS`.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from service.audit import record
 from service.db.engine import Database
 from service.db.models import ACTIVE_JOB_STATUSES, Job, User, utcnow
 from service.errors import Conflict, Forbidden, NotFound
+from service.owner import owner_alive, process_owner
 from service.settings import Settings
 from service.users import CAN_LEAD
 
@@ -64,6 +68,7 @@ class JobRunner:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
+        self.owner = process_owner()
         self._lock = threading.Lock()
         self._procs: dict[int, subprocess.Popen] = {}
         self._cancelled: set[int] = set()
@@ -71,10 +76,11 @@ class JobRunner:
 
     # ---------------------------------------------------------------- lifecycle
     def recover(self) -> int:
-        """Mark queued or running jobs of a previous API process ``interrupted``; stop their
-        process when it is still there. Returns how many were marked."""
+        """Mark queued or running jobs of an API process that no longer runs ``interrupted``;
+        stop their run process when it is still there. Returns how many were marked."""
         with self.db.session() as s:
-            stale = s.scalars(sa.select(Job).where(Job.status.in_(ACTIVE_JOB_STATUSES))).all()
+            active = s.scalars(sa.select(Job).where(Job.status.in_(ACTIVE_JOB_STATUSES))).all()
+            stale = [job for job in active if not owner_alive(job.owner)]
             for job in stale:
                 before = job_dict(job)
                 _stop_orphan(job)
@@ -108,7 +114,7 @@ class JobRunner:
                     f"(cancel it or wait)"
                 )
             job = Job(kind=KIND, status="queued", params=params, out_dir="", log_path="",
-                      created_by_id=user.id)  # fmt: skip
+                      created_by_id=user.id, owner=self.owner)  # fmt: skip
             s.add(job)
             s.flush()
             runs = Path(self.settings.runs_dir).resolve()
@@ -154,6 +160,8 @@ class JobRunner:
                     if job is not None:
                         job.log_tail = tail(job.log_path)
                         s.commit()
+                        if job.cancel_requested and job_id not in self._cancelled:
+                            self._terminate(job_id)  # another worker took the cancel
         finally:
             log.close()
             self._procs.pop(job_id, None)
@@ -206,13 +214,16 @@ class JobRunner:
             job = s.get(Job, job_id)
             if job is None:
                 raise NotFound(f"job {job_id} not found")
-            if job.status not in ACTIVE_JOB_STATUSES or job_id not in self._procs:
+            held = job_id in self._procs
+            if job.status not in ACTIVE_JOB_STATUSES or not (held or owner_alive(job.owner)):
                 raise Conflict(f"job {job_id} is {job.status}, not running")
             record(s, user, "job.cancel", "job", str(job.id), job_dict(job),
                    {**job_dict(job), "status": "cancelling"})  # fmt: skip
+            job.cancel_requested = True
             s.commit()
-        self._cancelled.add(job_id)
-        self._terminate(job_id)
+        if held:
+            self._cancelled.add(job_id)
+            self._terminate(job_id)
         return job
 
     def _terminate(self, job_id: int) -> None:

@@ -22,7 +22,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from service import library
+from service import counters, library
 from service.audit import record
 from service.db import arrays
 from service.db.bulk import insert_plan_rows
@@ -154,6 +154,7 @@ def import_run(
     conn = session.connection()
     insert_plan_rows(conn, sku_plans, _summary_rows(run, plan.id), plan.id)
     insert_plan_rows(conn, sku_schedules, _schedule_rows(run, plan.id), plan.id)
+    counters.bump(session, counters.REVIEWS)  # a plan id re-used after a manual removal
     record(session, user, "plan.import", "plan", str(plan.id), None, plan_dict(plan),
            actor_name=actor_name)  # fmt: skip
     return plan, True

@@ -21,7 +21,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from service import library
+from service import counters, library
 from service.audit import record
 from service.db.models import PlanVersion, Review, User, sku_plans, utcnow
 from service.errors import Forbidden, Invalid, NotFound
@@ -162,6 +162,7 @@ def review(
             .where(sku_plans.c.plan_id == plan.id, sku_plans.c.sku.in_(skus[start : start + 500]))
             .values(status=status, reviewed_at=now, export_id=None)
         )
+    counters.bump(session, counters.REVIEWS)  # every process's cached SKU pages are stale
     session.flush()
     return out
 

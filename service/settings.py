@@ -49,7 +49,8 @@ class Limits:
     max_horizon_weeks : int
         Longest schedule accepted in a what-if or an override.
     max_running_tasks : int
-        What-if tasks kept in memory (finished ones are dropped, oldest first).
+        What-if tasks waiting or running at once (more are refused with a 409), and
+        finished ones kept in the database (older ones are deleted).
     """
 
     max_body_bytes: int = 1_000_000

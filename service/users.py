@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ingest.errors import ConfigError, DataError
+from service import counters
 from service.audit import record
 from service.db.models import ROLES, ApiToken, User, utcnow
 
@@ -130,6 +131,7 @@ def revoke_user(
     for t in tokens:
         t.revoked_at = now
     user.active = False
+    counters.bump(session, counters.TOKENS)  # every process's checked tokens are re-checked
     after = {**user_dict(user), "tokens_revoked": len(tokens)}
     record(session, actor, "user.revoke", "user", user.name, before, after,
            actor_name=actor_name)  # fmt: skip
@@ -169,31 +171,33 @@ def list_users(session: Session) -> list[tuple[User, int]]:
 
 
 class TokenCache:
-    """Users of recently checked tokens, for ``ttl_seconds``: most requests then skip the
-    token lookup. A token revoked through the API is dropped at once (:meth:`clear`); one
-    revoked from the command line stops working within ``ttl_seconds``.
+    """Users of recently checked tokens, for ``ttl_seconds`` and while the ``tokens`` change
+    counter (:mod:`service.counters`) keeps the value it had when the token was checked:
+    most requests then skip the token lookup, and a token revoked anywhere (another worker
+    process, the command line) fails on the next request of every process.
     """
 
-    def __init__(self, ttl_seconds: float = 10.0, size: int = 1024) -> None:
+    def __init__(self, ttl_seconds: float = 300.0, size: int = 1024) -> None:
         self.ttl_seconds = ttl_seconds
         self.size = size
-        self._items: dict[str, tuple[float, User]] = {}
+        self._items: dict[str, tuple[float, int, User]] = {}
         self._lock = threading.Lock()
 
-    def get(self, token: str) -> User | None:
+    def get(self, token: str, generation: int = 0) -> User | None:
+        """The user of a token checked under counter value ``generation``, or None."""
         key = hash_token(token)
         with self._lock:
             hit = self._items.get(key)
-            if hit is None or time.monotonic() - hit[0] > self.ttl_seconds:
+            if hit is None or hit[1] != generation or time.monotonic() - hit[0] > self.ttl_seconds:
                 self._items.pop(key, None)
                 return None
-            return hit[1]
+            return hit[2]
 
-    def put(self, token: str, user: User) -> None:
+    def put(self, token: str, user: User, generation: int = 0) -> None:
         with self._lock:
             if len(self._items) >= self.size:
                 self._items.clear()
-            self._items[hash_token(token)] = (time.monotonic(), user)
+            self._items[hash_token(token)] = (time.monotonic(), generation, user)
 
     def clear(self) -> None:
         with self._lock:

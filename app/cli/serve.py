@@ -1,8 +1,9 @@
 """``deadstock serve``, ``deadstock dashboard``, ``deadstock users`` and ``deadstock db``: the
 pricing team's API, its dashboard and its database (a thin shell over :mod:`service`).
 
-- ``deadstock serve [--host 127.0.0.1] [--port 8000] [--db URL] [--import DIR]`` starts the
-  REST API (OpenAPI at ``/docs``), migrating the database first;
+- ``deadstock serve [--host 127.0.0.1] [--port 8000] [--workers 1] [--no-access-log] [--db
+  URL] [--import DIR]`` starts the REST API (OpenAPI at ``/docs``) in one process or
+  several, migrating the database first;
 - ``deadstock dashboard [--api URL] [--host 127.0.0.1] [--port 8501]`` starts the Streamlit
   dashboard, a client of that API;
 - ``deadstock users add NAME --role ROLE [--categories ...]`` creates a user and prints their
@@ -29,6 +30,7 @@ from ingest.errors import ConfigError
 
 ROLES = ("viewer", "category_manager", "pricing_lead", "admin")
 DEFAULT_API_URL = "http://127.0.0.1:8000"
+MAX_WORKERS = 32
 DASHBOARD_PORT = 8501
 API_CHECK_TIMEOUT_S = 3.0
 # Streamlit's own settings for a served dashboard: no browser opened, no usage statistics
@@ -62,6 +64,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     p.add_argument("--port", type=int, default=8000, help="port to listen on")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="API processes (uvicorn workers) sharing the port; more serve more requests at "
+        f"once on more cores (1..{MAX_WORKERS}; default 1: one process is enough for a team "
+        "and keeps a what-if task's CPU to one core)",
+    )
+    p.add_argument(
+        "--no-access-log",
+        dest="access_log",
+        action="store_false",
+        help="do not log a line per request (it costs CPU on every request of a busy server)",
+    )
     _db_arg(p)
     p.add_argument(
         "--import",
@@ -150,23 +166,45 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from service.api.app import build_state, create_app
-    from service.settings import settings_from_env
+    from service.settings import DB_URL_ENV, settings_from_env
 
     if not 1 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}: expected 1..65535")
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise ConfigError(f"--workers {args.workers}: expected 1..{MAX_WORKERS}")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = settings_from_env().with_db(args.db)
+    if args.workers > 1 and _in_memory(settings.db_url):
+        raise ConfigError(
+            f"--workers {args.workers} with the in-memory database {settings.db_url!r}: each "
+            "process would have its own; give a database file or server"
+        )
     state = build_state(settings)
     for folder in args.imports:
         plan_id, created = _import(state.db, folder)
         print(f"plan {plan_id} {'imported' if created else 'already there'} from {folder}")
     print(
-        f"deadstock API on http://{args.host}:{args.port} (OpenAPI: /docs), database "
-        f"{state.db.url}",
+        f"deadstock API on http://{args.host}:{args.port} (OpenAPI: /docs), {args.workers} "
+        f"process(es), database {state.db.url}",
         file=sys.stderr,
     )
-    uvicorn.run(create_app(state=state), host=args.host, port=args.port, log_level="info")
+    if args.workers == 1:
+        uvicorn.run(create_app(state=state), host=args.host, port=args.port, log_level="info",
+                    access_log=args.access_log)  # fmt: skip
+        return 0
+    # Each worker builds its own app from the environment (uvicorn starts them fresh); the
+    # database is migrated and the imports done here, once.
+    state.db.dispose()
+    os.environ[DB_URL_ENV] = state.db.engine.url.render_as_string(hide_password=False)
+    uvicorn.run("service.api.app:app_from_env", factory=True, workers=args.workers,
+                host=args.host, port=args.port, log_level="info",
+                access_log=args.access_log)  # fmt: skip
     return 0
+
+
+def _in_memory(url: str) -> bool:
+    """Whether a SQLAlchemy URL names an in-memory SQLite database."""
+    return url.startswith("sqlite") and (":memory:" in url or url.rstrip("/") in ("sqlite:",))
 
 
 def _check_api(url: str) -> str:

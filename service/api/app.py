@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ingest.errors import ConfigError, DataError, DeadstockError
 from service.api import routes_admin, routes_plans, routes_workflow
 from service.api.deps import ServiceState
+from service.api.skulist import ListCacheMiddleware
 from service.db.engine import Database, open_database
 from service.errors import Conflict, Forbidden, Invalid, NotFound
 from service.jobs import JobRunner
@@ -143,17 +144,28 @@ def build_state(settings: Settings, db: Database | None = None) -> ServiceState:
         settings=settings,
         db=db,
         jobs=JobRunner(db, settings),
-        tasks=TaskManager(settings.limits.max_running_tasks),
+        tasks=TaskManager(db, settings.limits.max_running_tasks),
         catalogs=CatalogCache(),
     )
+
+
+def app_from_env() -> FastAPI:
+    """The app of one ``deadstock serve --workers N`` worker process (uvicorn's factory).
+
+    Settings come from the environment, where the serving command put the database URL; that
+    command has already migrated the database, so the workers do not race to.
+    """
+    settings = settings_from_env()
+    return create_app(state=build_state(settings, open_database(settings.db_url, migrate=False)))
 
 
 def create_app(settings: Settings | None = None, *, state: ServiceState | None = None) -> FastAPI:
     """The API for ``settings`` (from the environment when None).
 
-    At startup the database is migrated to the newest revision and jobs left running by a
-    previous process are marked ``interrupted``; at shutdown running jobs and what-if tasks
-    are cancelled.
+    At startup the database is migrated to the newest revision and jobs and what-if tasks
+    left running by a process that no longer runs are marked ``interrupted`` (a sibling
+    worker's are left alone); at shutdown this process's running jobs and what-if tasks are
+    stopped and read ``interrupted``.
     """
     settings = settings or (state.settings if state else settings_from_env())
 
@@ -163,6 +175,9 @@ def create_app(settings: Settings | None = None, *, state: ServiceState | None =
         n = service.jobs.recover()
         if n:
             logger.warning("%s run job(s) of a previous API process marked interrupted", n)
+        n = service.tasks.recover()
+        if n:
+            logger.warning("%s what-if task(s) of a previous API process marked interrupted", n)
         yield
         service.jobs.shutdown()
         service.tasks.shutdown()
@@ -182,4 +197,5 @@ def create_app(settings: Settings | None = None, *, state: ServiceState | None =
     for module in (routes_admin, routes_plans, routes_workflow):
         app.include_router(module.router, prefix=API_PREFIX)
     app.add_middleware(BodyLimit, max_bytes=settings.limits.max_body_bytes)
+    app.add_middleware(ListCacheMiddleware, prefix=API_PREFIX)
     return app

@@ -11,7 +11,8 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from service import library, plans
+from service import counters, library, plans
+from service.api.skulist import SCOPE_KEY, ListCache
 from service.db.engine import Database
 from service.db.models import PlanVersion, User
 from service.errors import Forbidden
@@ -37,6 +38,7 @@ class ServiceState:
     tokens: TokenCache = field(default_factory=TokenCache)
     plans_seen: dict[int, PlanVersion] = field(default_factory=dict)
     counts: plans.CountCache = field(default_factory=plans.CountCache)
+    list_cache: ListCache = field(default_factory=ListCache)
 
     def plan(self, session: Session, plan_id: int) -> PlanVersion:
         """A plan version (404 when absent). Plan versions never change once imported, so
@@ -84,12 +86,15 @@ async def current_user(
         raise HTTPException(401, "missing token: send 'Authorization: Bearer <token>'",
                             headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
     state: ServiceState = request.app.state.service
-    user = state.tokens.get(creds.credentials)
+    # the change counters: read by the list cache's middleware already, or here (a checked
+    # token is trusted only while no token was revoked since, by any process)
+    seen = request.scope.get("state", {}).get(SCOPE_KEY) or counters.read(session)
+    user = state.tokens.get(creds.credentials, seen[counters.TOKENS])
     if user is None:
         user = authenticate(session, creds.credentials)
         if user is not None:
             session.expunge(user)
-            state.tokens.put(creds.credentials, user)
+            state.tokens.put(creds.credentials, user, seen[counters.TOKENS])
     if user is None:
         raise HTTPException(401, "invalid or revoked token",
                             headers={"WWW-Authenticate": "Bearer"})  # fmt: skip

@@ -9,14 +9,14 @@ from typing import Annotated, Any
 import numpy as np
 import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query, Response, status
-from pydantic_core import to_json
 from sqlalchemy.orm import Session
 
 from ingest.errors import DeadstockError
 from service import library, plans
 from service.api import schemas as sc
+from service.api import skulist
 from service.api.deps import Caller, Db, ServiceState, State
-from service.db.models import REVIEW_STATUSES, PlanVersion, User, sku_plans
+from service.db.models import PlanVersion, User, sku_plans
 from service.errors import Forbidden, Invalid
 from service.users import CAN_LEAD, visible_categories
 
@@ -35,8 +35,6 @@ SkuPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[^\x00-\x1
 Offset = Annotated[int, Query(ge=0, le=10**9)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 TextQ = Annotated[list[str] | None, Query(max_length=100)]
-SORT_KEYS = tuple(f"{p}{k}" for k in plans.SORTABLE for p in ("", "-"))
-assert set(SORT_KEYS) == set(sc.SKU_SORT_KEYS)
 
 
 def plan_out(session: Session, plan: PlanVersion, user: User) -> sc.PlanOut:
@@ -122,36 +120,12 @@ async def list_skus(
     ``-key`` sorts descending). A category manager sees only their categories (403 when
     asking for another)."""
     # async on purpose: the page is two indexed queries (about a millisecond), cheaper run
-    # on the event loop than handed to a worker thread and back.
-    state.plan(session, plan_id)
-    if query.sort not in SORT_KEYS:
-        raise Invalid(f"sort {query.sort!r}: expected one of {list(SORT_KEYS)}",
-                      ("query", "sort"))  # fmt: skip
-    states = (*REVIEW_STATUSES, "exported")
-    bad = [s for s in query.status or [] if s not in states]
-    if bad:
-        raise Invalid(f"status {bad[0]!r}: expected some of {list(states)}", ("query", "status"))
-    for name in ("category", "tier", "planner"):
-        if any(len(v) > 200 or "\x00" in v for v in getattr(query, name) or []):
-            raise Invalid(f"{name}: values of at most 200 characters", ("query", name))
-    f = plans.SkuFilter(
-        categories=tuple(query.category or ()),
-        tiers=tuple(query.tier or ()),
-        statuses=tuple(query.status or ()),
-        planners=tuple(query.planner or ()),
-        min_risk=query.min_risk,
-        max_risk=query.max_risk,
-        min_gain=query.min_gain,
-        max_gain=query.max_gain,
-        sku_contains=query.q or None,
-    )
-    offset, limit = query.offset, query.limit
-    items, total = plans.list_skus(session, user, plan_id, f, sort=query.sort, offset=offset,
-                                   limit=limit, counts=state.counts)  # fmt: skip
-    # Serialized here (in Rust, without validating each row again): the list is the API's
-    # hottest request. The rows are the declared SkuItem fields, read from typed columns.
-    page = {"total": total, "offset": offset, "limit": limit, "items": items}
-    return Response(to_json(page, inf_nan_mode="null"), media_type="application/json")
+    # on the event loop than handed to a worker thread and back. Most pages are answered
+    # before this route, from the page cache or by the same function without FastAPI's
+    # routing and dependencies (service.api.skulist); this is the path of the first request
+    # of a token and of every refused one.
+    body = skulist.sku_page(state, session, user, plan_id, query)
+    return Response(body, media_type="application/json")
 
 
 def _effective(session: Session, plan_id: int, row: dict[str, Any], sched: dict[str, Any]):
@@ -326,11 +300,9 @@ def what_if(
     return {"plan_id": plan_id, **result}
 
 
-def _task_out(task: Any) -> dict[str, Any]:
-    out = {k: getattr(task, k) for k in ("id", "plan_id", "status", "done", "total", "error",
-                                         "created_at", "finished_at")}  # fmt: skip
-    out["result"] = {"plan_id": task.plan_id, **task.result} if task.result else None
-    return out
+def _task_out(task: dict[str, Any]) -> dict[str, Any]:
+    result = task["result"]
+    return {**task, "result": {"plan_id": task["plan_id"], **result} if result else None}
 
 
 @router.post(

@@ -357,7 +357,7 @@ class WhatIfOut(BaseModel):
 class TaskOut(BaseModel):
     id: str
     plan_id: int
-    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
     done: int
     total: int
     error: str | None

@@ -22,7 +22,7 @@ TIMEOUT_S = 60.0
 """Seconds to wait for an answer: a what-if or the alternatives of one SKU take about a
 second; the server bounds the work of every request."""
 
-FINISHED = ("succeeded", "failed", "cancelled")
+FINISHED = ("succeeded", "failed", "cancelled", "interrupted")
 """States of a what-if task that will not change again."""
 
 

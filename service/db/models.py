@@ -50,6 +50,14 @@ ROLES = ("viewer", "category_manager", "pricing_lead", "admin")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
 ACTIVE_JOB_STATUSES = ("queued", "running")
 
+TASK_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
+"""States of a what-if task (as of a job: one left active by a stopped process reads
+``interrupted``)."""
+
+COUNTERS = ("reviews", "tokens")
+"""Change counters of :class:`Counter`: ``reviews`` moves with every write that changes what
+the SKU list shows (reviews, exports, imports), ``tokens`` with every revoked token or user."""
+
 # The sku_summary columns of app.exports.sku_summary_table stored as floats: the outcomes of
 # the recommended plan (rec), doing nothing (none) and the best heuristic (heur), and the
 # paired differences. Columns of a summary that are not listed here go to ``extra``.
@@ -282,6 +290,8 @@ class Job(Base):
     out_dir: Mapped[str] = mapped_column(sa.Text)
     log_path: Mapped[str] = mapped_column(sa.Text)
     pid: Mapped[int | None]
+    owner: Mapped[str | None] = mapped_column(sa.String(128))
+    cancel_requested: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     exit_code: Mapped[int | None]
     log_tail: Mapped[str] = mapped_column(sa.Text, default="")
     error: Mapped[str | None] = mapped_column(sa.Text)
@@ -290,6 +300,36 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(Timestamp())
     finished_at: Mapped[datetime | None] = mapped_column(Timestamp())
+
+
+class WhatIfTask(Base):
+    """A background what-if. It runs in the API process that accepted it (``owner``); its
+    progress and result are here, so any worker process can answer for it."""
+
+    __tablename__ = "whatif_tasks"
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    plan_id: Mapped[int] = mapped_column(sa.ForeignKey("plan_versions.id"))
+    status: Mapped[str] = mapped_column(sa.String(16), index=True)
+    done: Mapped[int] = mapped_column(default=0)
+    total: Mapped[int]
+    result: Mapped[str | None] = mapped_column(sa.Text)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    owner: Mapped[str] = mapped_column(sa.String(128))
+    cancel_requested: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp())
+
+
+class Counter(Base):
+    """A change counter (:data:`COUNTERS`): API processes compare it, one indexed read per
+    request, to know whether what they cached (SKU list pages, checked tokens) still holds."""
+
+    __tablename__ = "change_counters"
+
+    name: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(sa.BigInteger, default=0)
 
 
 class AuditEntry(Base):

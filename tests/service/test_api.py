@@ -432,3 +432,51 @@ def test_sku_list_filters_as_query_parameters(api):
     names = {p["name"] for p in spec["paths"]["/api/v1/plans/{plan_id}/skus"]["get"]["parameters"]}
     assert {"category", "tier", "status", "planner", "min_risk", "min_gain", "q", "sort",
             "offset", "limit"} <= names  # fmt: skip
+
+
+def test_a_second_api_process_sees_tasks_reviews_and_revoked_tokens(api):
+    # Two app instances on one database stand for two `deadstock serve --workers` processes:
+    # each keeps its own caches, so what one writes must reach the other's next request.
+    from fastapi.testclient import TestClient
+
+    from service.api.app import build_state, create_app
+
+    state = build_state(api.settings)
+    cat = api.categories[-1]
+    with TestClient(create_app(state=state)) as other:
+        # a what-if task accepted by the first instance, read through the second
+        r = api.post(f"/plans/{api.plan_id}/whatif/tasks", "viewer",
+                     json={"category": cat, "n_episodes": 20})  # fmt: skip
+        assert r.status_code == 202, r.text
+        assert api.state.tasks.wait(r.json()["id"], 120) == "succeeded"
+        seen = other.get(f"/api/v1/whatif/tasks/{r.json()['id']}", headers=api.h("viewer"))
+        assert seen.status_code == 200 and seen.json()["done"] == seen.json()["total"] > 0
+        assert seen.json()["result"]["skus"]
+        # a page the second instance serves from its cache is dropped by a review on the first
+        page = f"/api/v1/plans/{api.plan_id}/skus?category={cat}&sort=sku&limit=50"
+        before = other.get(page, headers=api.h("viewer")).json()
+        hits = state.list_cache.hits
+        assert other.get(page, headers=api.h("viewer")).json() == before
+        assert state.list_cache.hits == hits + 1
+        item = before["items"][0]
+        action, status = ("reject", "rejected") if item["status"] != "rejected" else (
+            "approve", "approved")  # fmt: skip
+        r = api.post(f"/plans/{api.plan_id}/reviews", "lead",
+                     json={"sku": item["sku"], "action": action, "reason": "cache"})  # fmt: skip
+        assert r.status_code == 201, r.text
+        after = other.get(page, headers=api.h("viewer")).json()
+        assert {i["sku"]: i["status"] for i in after["items"]}[item["sku"]] == status
+        # a category manager's page is cached apart from everyone's (their scope)
+        mine = f"/api/v1/plans/{api.plan_id}/skus?category={cat}&sort=sku&limit=50"
+        cm = other.get(mine, headers=api.h("cm"))
+        assert cm.status_code == (200 if cat == api.categories[0] else 403)
+        # a token checked (and cached) by the second instance, revoked through the first
+        name = f"short-lived-{api.backend}"
+        token = api.post("/users", "admin", json={"name": name, "role": "viewer"}).json()["token"]
+        mine_h = {"Authorization": f"Bearer {token}"}
+        assert other.get(page, headers=mine_h).status_code == 200
+        assert other.get("/api/v1/me", headers=mine_h).status_code == 200
+        assert api.post(f"/users/{name}/revoke", "admin").status_code == 200
+        assert other.get(page, headers=mine_h).status_code == 401
+        assert other.get("/api/v1/me", headers=mine_h).status_code == 401
+    state.db.dispose()

@@ -67,13 +67,22 @@ def test_db_upgrade_and_import(tmp_path, capsys, pipeline_run):
 
 @pytest.mark.slow
 def test_serve_starts_uvicorn_and_answers(tmp_path):
+    # two worker processes (`--workers 2`): the database from the environment reaches both
+    from service.db.engine import open_database
+    from service.users import add_user
     from tests.pg import free_port
 
     port = free_port()
-    env = {**os.environ, "DEADSTOCK_DB_URL": f"sqlite:///{tmp_path / 'serve.db'}"}
+    url = f"sqlite:///{tmp_path / 'serve.db'}"
+    database = open_database(url)
+    with database.session() as s:
+        _, token = add_user(s, "lead", "pricing_lead")
+        s.commit()
+    database.dispose()
+    env = {**os.environ, "DEADSTOCK_DB_URL": url}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", "2"],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
         for _ in range(150):
@@ -88,6 +97,11 @@ def test_serve_starts_uvicorn_and_answers(tmp_path):
         docs = httpx.get(f"http://127.0.0.1:{port}/docs", timeout=5)
         assert docs.status_code == 200 and "swagger" in docs.text.lower()
         assert httpx.get(f"http://127.0.0.1:{port}/api/v1/plans").status_code == 401
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1", headers=headers) as c:
+            assert [c.get("/me").status_code for _ in range(10)] == [200] * 10
+            assert c.get("/whatif/tasks/abc").status_code == 404
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        out, _ = proc.communicate(timeout=30)
+    assert out.count("Started server process") == 2, out
