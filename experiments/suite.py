@@ -100,6 +100,15 @@ class Scenario:
     level_se : float
         Standard error of ``log(base_demand)``: the prior's sd of the log demand level in
         the learning market (0 = known).
+    ref_sensitivity : float
+        Reference-price sensitivity ``gamma`` (demand x ``(p / R)^-gamma``; 0 = no memory;
+        the memory market only).
+    ref_memory : float
+        Share of the reference price carried to the next week (``R' = m R + (1 - m) p``).
+    fatigue_rate : float
+        Promotion fatigue added per discounted week (demand x ``1 - F``; 0 = off).
+    fatigue_decay : float
+        Share of the fatigue carried to the next week.
     """
 
     name: str
@@ -115,6 +124,10 @@ class Scenario:
     holding_ratio: float = 0.0
     elasticity_se: float = 0.0
     level_se: float = 0.0
+    ref_sensitivity: float = 0.0
+    ref_memory: float = 0.0
+    fatigue_rate: float = 0.0
+    fatigue_decay: float = 0.0
 
     def __post_init__(self) -> None:
         where = f"scenario {self.name!r}"
@@ -139,6 +152,11 @@ class Scenario:
             raise ConfigError(f"{where}: noise 'nb' needs dispersion > 0")
         if self.elasticity_se < 0 or self.level_se < 0:
             raise ConfigError(f"{where}: elasticity_se and level_se must be >= 0")
+        if self.ref_sensitivity < 0:
+            raise ConfigError(f"{where}: ref_sensitivity = {self.ref_sensitivity}; expected >= 0")
+        for name in ("ref_memory", "fatigue_rate", "fatigue_decay"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"{where}: {name} = {getattr(self, name)}; expected [0, 1)")
 
     @property
     def rules(self) -> RulesConfig:
@@ -172,6 +190,10 @@ class Scenario:
             initial_stock=float(self.initial_stock),
             elasticity_se=self.elasticity_se,
             base_demand_se=self.level_se,
+            ref_price_sensitivity=self.ref_sensitivity,
+            ref_price_memory=self.ref_memory,
+            fatigue_rate=self.fatigue_rate,
+            fatigue_decay=self.fatigue_decay,
         )
 
 
