@@ -49,6 +49,7 @@ from experiments.markets import (
     market_for,
     play,
 )
+from experiments.memory_market import MemoryMarket
 from experiments.suite import SUITE_SPECS, Scenario, get_spec, get_suite
 from ingest.errors import ConfigError
 from ingest.progress import progress as show_progress
@@ -92,6 +93,10 @@ ROW_COLUMNS: tuple[str, ...] = (
     "gain_vs_prior_pct",
     "gain_vs_prior_ci",
 )
+
+# The memory market subclasses markets.Market, so markets.py cannot import it without an
+# import circle; it joins the registry here, where every evaluation looks markets up.
+MARKETS.setdefault(MemoryMarket.name, MemoryMarket())
 
 EXACT_DP_REFERENCES = ("dp", "oracle")
 """References that are an exact DP (known parameters, or the drawn truth revealed): there
