@@ -35,6 +35,32 @@ from simulator.memory_fit import (  # noqa: E402
 )
 
 
+SUITE_GAMMA = (0.5, 2.0)
+"""The memory suite's range of gamma (experiments/suite.py), to set the fit against."""
+
+
+def _reading(pooled: pd.Series, grid: tuple[float, ...]) -> str:
+    """What the pooled figures say, in words."""
+    m, g, se = float(pooled["memory"]), float(pooled["gamma_estimate"]), float(pooled["gamma_se"])
+    edge = m in (grid[0], grid[-1])
+    words = [
+        f"The profile likelihood peaks at m = {m:.1f}"
+        + (", the edge of the grid: the data favour a memory at most that long." if edge else ".")
+    ]
+    where = "below" if g + 1.96 * se < SUITE_GAMMA[0] else "within or near"
+    words.append(
+        f"The pooled gamma, {g:.2f} (95 % CI {g - 1.96 * se:.2f} to {g + 1.96 * se:.2f}), is "
+        f"{where} the memory suite's range {SUITE_GAMMA[0]}-{SUITE_GAMMA[1]}."
+    )
+    rate, rse = float(pooled["fatigue_rate_estimate"]), float(pooled["fatigue_rate_se"])
+    if pooled["fatigue_assumed"]:
+        words.append(
+            f"Fatigue is not supported pooled ({rate:.4f} ± {rse:.4f}: "
+            + ("the wrong sign)." if rate < 0 else "not distinguishable from 0).")
+        )
+    return " ".join(words)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--categories", type=int, default=30)
@@ -94,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{MAX_GAMMA_SE} for gamma, {MAX_RATE_SE} for the rate, and the sign the memory model "
         f"implies) in {n_gamma} of {len(cats)} categories for gamma and {n_rate} of {len(cats)} "
         f"for fatigue; elsewhere the term is flagged `assumed` and set to 0.",
+        "",
+        _reading(pooled, MEMORY_GRID),
         "",
         markdown_table(show, floats=3),
         "",
