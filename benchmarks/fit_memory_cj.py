@@ -34,7 +34,6 @@ from simulator.memory_fit import (  # noqa: E402
     fit_memory,
 )
 
-
 SUITE_GAMMA = (0.5, 2.0)
 """The memory suite's range of gamma (experiments/suite.py), to set the fit against."""
 
