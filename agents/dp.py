@@ -293,8 +293,13 @@ def rule_grid(rules: RulesConfig, horizon_weeks: int, *, track_depth: bool = Fal
     return RuleGrid(rules.n_discounts if depth else 1, max(k_cap, 1), budget)
 
 
-class _Model:
-    """Everything the backward pass needs, built once per (SKU, rules, horizon)."""
+class BellmanModel:
+    """Everything the backward pass needs, built once per (SKU, rules, horizon).
+
+    Public so that a DP on a larger state (:mod:`agents.dp_memory`: one model per point of a
+    reference-price and fatigue grid) reuses the same Bellman step (:meth:`q_values`), masks
+    and terminal values instead of a copy. Call :meth:`release` when done with it.
+    """
 
     def __init__(
         self,
@@ -463,21 +468,31 @@ class _Model:
     def q_values(self, weeks_left: int, v_next: np.ndarray) -> np.ndarray:
         """Expected reward plus continuation of every (stock, rule state, action).
 
-        ``v_next`` has shape (n_s, n_r); returns shape (n_s, n_r, n_a) (a transposed view of
-        an action-major array: the FFTs run along contiguous rows).
+        ``v_next`` has shape (n_s, n_r), or (n_a, n_s, n_r) when the continuation depends on
+        the action beyond the rule state (the augmented-state DP of :mod:`agents.dp_memory`,
+        where the action also moves the reference price and fatigue); returns shape
+        (n_s, n_r, n_a) (a transposed view of an action-major array: the FFTs run along
+        contiguous rows).
         """
         t = self.horizon - weeks_left
         n_s, n = self.n_units + 1, self._fft_len
-        # One forward FFT per distinct next rule state, one inverse per (action, next state).
-        v_hat = sfft.rfft(v_next.T[self._rule_unique], n, axis=1)
-        if self._rule_unique.size > 1:
-            v_hat = v_hat[self._rule_pos]
+        if v_next.ndim == 3:
+            # one forward FFT per (action, next rule state) pair: each has its own continuation
+            rows = v_next[self._pair_action, :, self._pair_rule]
+            v_hat = sfft.rfft(rows, n, axis=1)
+            v_zero = rows[:, 0]
+        else:
+            # One forward FFT per distinct next rule state, one inverse per (action, next state).
+            v_hat = sfft.rfft(v_next.T[self._rule_unique], n, axis=1)
+            if self._rule_unique.size > 1:
+                v_hat = v_hat[self._rule_pos]
+            v_zero = v_next[0, self._pair_rule]
         pmf_hat = (
             self._pmf_hat[t] if self._pairs_are_actions else self._pmf_hat[t, self._pair_action]
         )
         conv = sfft.irfft(pmf_hat * v_hat, n, axis=1)[:, :n_s]
         sf = self.sf[t] if self._pairs_are_actions else self.sf[t, self._pair_action]
-        conv += sf * v_next[0, self._pair_rule][:, None]  # + P(D > s) V(0)
+        conv += sf * v_zero[:, None]  # + P(D > s) V(0)
         # (n_r, n_a, n_s): a view when each action has its own pair (no rule state moves)
         q = conv[None] if self._pairs_are_actions else conv[self._pair_inv]
         q += self.reward[t][None]
@@ -549,7 +564,7 @@ Chooser = Callable[[int, np.ndarray], tuple[np.ndarray, np.ndarray]]
 """``(weeks left, q of shape (n_s, n_r, n_a)) -> (actions, their q values)``, each (n_s, n_r)."""
 
 
-def _backward(model: _Model, choose: Chooser) -> tuple[np.ndarray, np.ndarray]:
+def _backward(model: BellmanModel, choose: Chooser) -> tuple[np.ndarray, np.ndarray]:
     H, n_s, n_r = model.horizon, model.n_units + 1, model.grid.size
     values = np.empty((H + 1, n_s, n_r))
     actions = np.full((H + 1, n_s, n_r), -1, dtype=np.int16)
@@ -566,10 +581,16 @@ def _chosen(q: np.ndarray, a: np.ndarray) -> np.ndarray:
     return np.take_along_axis(q, a[..., None].astype(np.int64), axis=2)[..., 0]
 
 
-def _start_value(model: _Model, values: np.ndarray) -> float:
+def _start_value(model: BellmanModel, values: np.ndarray) -> float:
+    r0 = start_rule_state(model)
+    return float(values[model.horizon, model.n_units, r0])
+
+
+def start_rule_state(model: BellmanModel) -> int:
+    """Rule-state index of the plan's first week (the rules' initial decision state)."""
     s0 = initial_decision_state(model.catalog, model.horizon, model.rules)
     r0 = model.grid.index(s0.depth_index, s0.weeks_since_change, s0.coupon_weeks_left)
-    return float(values[model.horizon, model.n_units, int(r0[0])])
+    return int(r0[0])
 
 
 def solve(
@@ -627,7 +648,9 @@ def solve(
     kept: dict[int, np.ndarray] = {}
 
     t0 = time.perf_counter()
-    model = _Model(catalog, rules, horizon_weeks, display=display, mailer=mailer, track_depth=False)
+    model = BellmanModel(
+        catalog, rules, horizon_weeks, display=display, mailer=mailer, track_depth=False
+    )
 
     def best(w: int, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # First maximum among allowed actions: ties go to the shallower, cheaper action.
@@ -699,7 +722,9 @@ def evaluate_exact(
     """
     from agents.policy import Policy, check_actions
 
-    model = _Model(catalog, rules, horizon_weeks, display=display, mailer=mailer, track_depth=True)
+    model = BellmanModel(
+        catalog, rules, horizon_weeks, display=display, mailer=mailer, track_depth=True
+    )
     name = getattr(decision_fn, "name", getattr(decision_fn, "__name__", "decision_fn"))
     if isinstance(decision_fn, Policy):
         decision_fn.reset(model.context(model.horizon))

@@ -5,7 +5,8 @@ every SKU; it can improve most SKUs and lose on a few (``docs/agents.md`` shows 
 :class:`GuardedPolicy` checks, once per SKU and plan, which of the two does better on the
 SKU's own model: it simulates both from the plan's first state on ``n_paths`` common-random-
 number paths of the market the SKU is in (the standard market with the catalog's parameters,
-or the learning market around the estimate with its prior) and plays the learned policy only
+the learning market around the estimate with its prior, or the memory market when the
+observation carries the memory fields) and plays the learned policy only
 where its mean is higher. The paths come from the guard's own seed, never from those an
 evaluation scores on, so the check cannot see the luck it is judged on.
 
@@ -27,6 +28,8 @@ from envs.config import RulesConfig
 from envs.context import PolicyContext
 from envs.learning import LearningMarkdownEnv
 from envs.markdown import EnvConfig
+from envs.memory import N_MEMORY, MemoryMarkdownEnv
+from envs.observation import OBS_DIM
 from simulator.demand import Catalog
 
 log = logging.getLogger(__name__)
@@ -73,6 +76,7 @@ class GuardedPolicy(Policy):
         self.name = name or candidate.name
         self._cache: dict[tuple, bool] = {}
         self._choice: np.ndarray | None = None
+        self._memory_obs = False
         self.decisions: dict[tuple, float] = {}
         """Mean simulated gain of the candidate over the fallback per SKU problem checked."""
 
@@ -90,7 +94,9 @@ class GuardedPolicy(Policy):
             config = EnvConfig(
                 horizon_weeks=horizon, rules=rules, catalog=one, invalid_action="hold"
             )
-            return BatchedMarkdownEnv(config, n_slots=self.n_paths, fixed_skus=True)
+            # the memory market's observation carries the SKU's memory law: simulate in it
+            env_class = MemoryMarkdownEnv if self._memory_obs else BatchedMarkdownEnv
+            return env_class(config, n_slots=self.n_paths, fixed_skus=True)
         b = ctx.belief
         estimate = one.replace(
             elasticity=float(b.estimate_elasticity[row]),
@@ -141,8 +147,9 @@ class GuardedPolicy(Policy):
     # ------------------------------------------------------------------ acting
     def act(self, observations, masks, context=None):
         ctx = self._need_context(context)
-        choice = self._choices(ctx).copy()
         obs = np.asarray(observations)
+        self._memory_obs = obs.ndim == 2 and obs.shape[1] == OBS_DIM + N_MEMORY
+        choice = self._choices(ctx).copy()
         if choice.all():
             return self.candidate.act(obs, masks, ctx)
         if not choice.any():

@@ -47,6 +47,7 @@ from envs.config import RulesConfig
 from envs.context import PolicyContext
 from envs.learning import LearningMarkdownEnv
 from envs.markdown import EnvConfig
+from envs.memory import MemoryMarkdownEnv
 from envs.observation import OBS_DIM
 from ingest.errors import ConfigError
 from ingest.io import atomic_path, write_text_atomic
@@ -125,6 +126,9 @@ class PPOConfig:
         Unknown demand: train in the learning market (:class:`envs.learning.LearningMarkdownEnv`,
         the truth drawn each episode from a ``belief_grid x belief_grid`` prior around the
         catalog's estimates, the posterior in the observation). 0 = parameters known.
+    demand_memory : bool
+        Demand with memory: train in :class:`envs.memory.MemoryMarkdownEnv` (the SKU's
+        reference-price and fatigue law appended to the observation).
     n_catalog_skus : int
         Size of the synthetic training catalog when none is given.
     device : str
@@ -158,6 +162,7 @@ class PPOConfig:
     fluid_prior: float = 8.0
     draw_parameters: bool = False
     belief_grid: int = 0
+    demand_memory: bool = False
     n_catalog_skus: int = 20_000
     device: str = "cpu"
     seed: int = 0
@@ -203,6 +208,11 @@ class PPOConfig:
             raise ConfigError(
                 "ppo.belief_grid and ppo.draw_parameters are both on; the learning market "
                 "draws the parameters itself: switch draw_parameters off"
+            )
+        if self.belief_grid and self.demand_memory:
+            raise ConfigError(
+                "ppo.belief_grid and ppo.demand_memory are both on; no market combines unknown "
+                "demand with memory yet: switch one off"
             )
         if self.fluid_prior < 0:
             raise bad("fluid_prior", ">= 0 (0 = off)")
@@ -267,6 +277,8 @@ def make_training_env(
         env = LearningMarkdownEnv(
             env_config, n_slots=config.n_envs, seed=env_seed, grid=config.belief_grid
         )
+    elif config.demand_memory:
+        env = MemoryMarkdownEnv(env_config, n_slots=config.n_envs, seed=env_seed)
     else:
         env = BatchedMarkdownEnv(env_config, n_slots=config.n_envs, seed=env_seed)
     return FluidHint(env, values=config.fluid_values) if config.fluid_hint else env

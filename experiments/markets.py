@@ -21,6 +21,9 @@ market         reference             agents
                                      (and ``ppo``)
 ``budget``     ``lagrangian_bound``  ``lagrangian``, ``greedy`` and the heuristics repaired to
                                      the shared limit (:mod:`experiments.budget_market`)
+``memory``     ``augmented_dp``      ``dp_blind``, ``prior``, ``fluid``, ``myopic``, ``cover``,
+                                     ``ladder``, ``none`` (and ``ppo``)
+                                     (:mod:`experiments.memory_market`)
 =============  ====================  ===========================================================
 """
 
@@ -41,6 +44,7 @@ from envs.learning import LearningMarkdownEnv
 from envs.markdown import EnvConfig
 from experiments.budget_market import BudgetMarket
 from experiments.market_base import Market, PolicyFactory, Prepared
+from experiments.memory_market import MemoryMarket
 from experiments.suite import Scenario, SuiteSpec
 
 __all__ = ["MARKETS", "Market", "PolicyFactory", "Prepared", "dp_policy_for", "market_for", "play"]
@@ -188,7 +192,7 @@ class LearningMarket(Market):
 
 
 MARKETS: dict[str, Market] = {
-    m.name: m for m in (StandardMarket(), LearningMarket(), BudgetMarket())
+    m.name: m for m in (StandardMarket(), LearningMarket(), BudgetMarket(), MemoryMarket())
 }
 """Every evaluation market by ``SuiteSpec.market``."""
 

@@ -100,6 +100,15 @@ class Scenario:
     level_se : float
         Standard error of ``log(base_demand)``: the prior's sd of the log demand level in
         the learning market (0 = known).
+    ref_sensitivity : float
+        Reference-price sensitivity ``gamma`` (demand x ``(p / R)^-gamma``; 0 = no memory;
+        the memory market only).
+    ref_memory : float
+        Share of the reference price carried to the next week (``R' = m R + (1 - m) p``).
+    fatigue_rate : float
+        Promotion fatigue added per discounted week (demand x ``1 - F``; 0 = off).
+    fatigue_decay : float
+        Share of the fatigue carried to the next week.
     """
 
     name: str
@@ -115,6 +124,10 @@ class Scenario:
     holding_ratio: float = 0.0
     elasticity_se: float = 0.0
     level_se: float = 0.0
+    ref_sensitivity: float = 0.0
+    ref_memory: float = 0.0
+    fatigue_rate: float = 0.0
+    fatigue_decay: float = 0.0
 
     def __post_init__(self) -> None:
         where = f"scenario {self.name!r}"
@@ -139,6 +152,11 @@ class Scenario:
             raise ConfigError(f"{where}: noise 'nb' needs dispersion > 0")
         if self.elasticity_se < 0 or self.level_se < 0:
             raise ConfigError(f"{where}: elasticity_se and level_se must be >= 0")
+        if self.ref_sensitivity < 0:
+            raise ConfigError(f"{where}: ref_sensitivity = {self.ref_sensitivity}; expected >= 0")
+        for name in ("ref_memory", "fatigue_rate", "fatigue_decay"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"{where}: {name} = {getattr(self, name)}; expected [0, 1)")
 
     @property
     def rules(self) -> RulesConfig:
@@ -172,6 +190,10 @@ class Scenario:
             initial_stock=float(self.initial_stock),
             elasticity_se=self.elasticity_se,
             base_demand_se=self.level_se,
+            ref_price_sensitivity=self.ref_sensitivity,
+            ref_price_memory=self.ref_memory,
+            fatigue_rate=self.fatigue_rate,
+            fatigue_decay=self.fatigue_decay,
         )
 
 
@@ -367,6 +389,59 @@ _BUDGET: tuple[CategoryScenario, ...] = (
 )
 # fmt: on
 
+
+# Demand with memory: reference-price memory and promotion fatigue on (simulator.market):
+# demand x (p / R)^-gamma x (1 - F), R' = m R + (1 - m) p, F' = decay F + rate [discounted].
+# Ranges: gamma 0.5-2.0 (reference-price effects of the order of the price elasticity, as
+# grocery studies report; 0 = none), weekly memory m 0.6-0.8 (a half-life of 1.4-3 weeks),
+# fatigue 0-0.08 per discounted week decaying by 0.5-0.8 (at most 15-27 % of demand lost
+# after a long run of discounts). Wide enough that a discount that lifts demand today lowers
+# the reference price, and with it the demand of the weeks after.
+# The "all" profile is left out: its rule state times the memory grid is too large for the
+# augmented-state DP's table (agents.dp_memory.MAX_Q_CELLS).
+def _m(
+    name: str,
+    profile: str,
+    elasticity: float,
+    cover: float,
+    horizon: int,
+    cost: float,
+    stock: int,
+    gamma: float,
+    memory: float,
+    fatigue_rate: float,
+    fatigue_decay: float,
+    dispersion: float = 0.0,
+    salvage: float = 0.0,
+    holding: float = 0.0,
+) -> Scenario:
+    return replace(
+        _s(name, profile, elasticity, cover, horizon, cost, stock, dispersion, salvage, holding),
+        ref_sensitivity=gamma,
+        ref_memory=memory,
+        fatigue_rate=fatigue_rate,
+        fatigue_decay=fatigue_decay,
+    )
+
+
+# fmt: off
+_MEMORY: tuple[Scenario, ...] = (
+    #   name                  profile     elast cover  h  cost stock gamma mem  f_rate f_dec disp salv  hold
+    _m("mem-none-base",       "none",     -2.0, 0.6, 12, 0.40, 200, 1.5, 0.7, 0.05, 0.6),
+    _m("mem-none-refonly",    "none",     -2.0, 0.5, 12, 0.40, 200, 2.0, 0.8, 0.00, 0.0),
+    _m("mem-none-fatigue",    "none",     -2.5, 0.5, 10, 0.45, 150, 0.5, 0.6, 0.08, 0.7),
+    _m("mem-none-inelastic",  "none",     -1.3, 0.5, 12, 0.35, 200, 1.0, 0.7, 0.05, 0.6),
+    _m("mem-none-elastic-nb", "none",     -2.5, 0.4,  8, 0.50, 300, 1.5, 0.6, 0.05, 0.5, 0.3),
+    _m("mem-none-long-hold",  "none",     -1.8, 0.5, 16, 0.40, 300, 1.0, 0.8, 0.03, 0.8, 0.0, 0.00, 0.004),
+    _m("mem-cpn-base",        "coupons",  -2.0, 0.6, 12, 0.40, 200, 1.5, 0.7, 0.05, 0.6),
+    _m("mem-cpn-strong",      "coupons",  -2.2, 0.5, 10, 0.35, 300, 2.0, 0.8, 0.08, 0.7),
+    _m("mem-md-base",         "markdown", -2.0, 0.6, 12, 0.40, 200, 1.5, 0.7, 0.05, 0.6),
+    _m("mem-md-inelastic",    "markdown", -1.3, 0.5, 14, 0.35, 300, 1.0, 0.7, 0.05, 0.6, 0.0, 0.20),
+    _m("mem-md-elastic-nb",   "markdown", -3.0, 0.4,  8, 0.50, 300, 2.0, 0.6, 0.08, 0.5, 0.3),
+    _m("mem-md-lowcover",     "markdown", -2.2, 0.3, 16, 0.35, 300, 1.0, 0.8, 0.03, 0.8),
+)
+# fmt: on
+
 REFERENCES: tuple[str, ...] = ("dp", "oracle", "augmented_dp", "lagrangian_bound")
 """What 100 % can mean in a row's ``pct_of_reference``: the exact DP (known parameters), the
 DP that knows each episode's drawn truth (``oracle``), the DP on a state augmented with
@@ -395,6 +470,9 @@ class SuiteSpec:
     scenarios : tuple of Scenario
     belief_grid : int
         Points per axis of the prior grid (learning market only; 0 elsewhere).
+    memory_grid : tuple of int
+        (reference-price, fatigue) points of the augmented-state DP's grid (memory market
+        only; ``()`` elsewhere).
     policy_prefix : str
         Prefix of the PPO policy keys of this suite (``<prefix><profile>``: folder names of a
         training run and keys of its step budgets), so one folder can hold policies of
@@ -409,6 +487,7 @@ class SuiteSpec:
     scenarios: tuple[Scenario, ...]
     belief_grid: int = 0
     policy_prefix: str = ""
+    memory_grid: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.reference not in REFERENCES:
@@ -434,6 +513,8 @@ SUITE_VERSION = "standard-v1"
 LEARNING_SUITE_VERSION = "learning-v1"
 BUDGET_SUITE_VERSION = "budget-v1"
 _LEARNING_GRID = 9
+MEMORY_SUITE_VERSION = "memory-v1"
+_MEMORY_GRID = (13, 7)
 
 SUITE_SPECS: dict[str, SuiteSpec] = {
     spec.name: spec
@@ -492,6 +573,27 @@ SUITE_SPECS: dict[str, SuiteSpec] = {
             reference="lagrangian_bound",
             scenarios=_BUDGET[:1],
             policy_prefix="budget-",
+        ),
+        SuiteSpec(
+            "memory",
+            MEMORY_SUITE_VERSION,
+            "12 scenarios with reference-price memory and promotion fatigue over 3 rule "
+            "profiles; 100 % = the DP on a 13 x 7 (reference price, fatigue) grid",
+            market="memory",
+            reference="augmented_dp",
+            scenarios=_MEMORY,
+            policy_prefix="memory-",
+            memory_grid=_MEMORY_GRID,
+        ),
+        SuiteSpec(
+            "memory-smoke",
+            MEMORY_SUITE_VERSION,
+            "2 scenarios of the memory suite (no rule; markdown ladder), for quick checks",
+            market="memory",
+            reference="augmented_dp",
+            scenarios=(_MEMORY[0], _MEMORY[8]),
+            policy_prefix="memory-",
+            memory_grid=_MEMORY_GRID,
         ),
     )
 }
@@ -632,9 +734,47 @@ def learning_training_catalog(
     )
 
 
+MEMORY_SENSITIVITY = (0.0, 2.5)
+"""Range of the training SKUs' reference-price sensitivity in the memory market."""
+MEMORY_WEIGHT = (0.4, 0.9)
+"""Range of the training SKUs' weekly reference-price memory."""
+FATIGUE_SHARE = 0.7
+"""Share of the memory market's training SKUs with promotion fatigue."""
+FATIGUE_RATE = (0.0, 0.1)
+FATIGUE_DECAY = (0.4, 0.85)
+
+
+def memory_training_catalog(
+    n_skus: int,
+    rng: np.random.Generator,
+    *,
+    profile: str = "none",
+    horizon_range: tuple[int, int] = (4, 26),
+) -> Catalog:
+    """:func:`training_catalog` with demand memory, for the memory market: reference-price
+    sensitivity ``~ U`` :data:`MEMORY_SENSITIVITY`, memory ``~ U`` :data:`MEMORY_WEIGHT`, and
+    for :data:`FATIGUE_SHARE` of the SKUs a fatigue rate ``~ U`` :data:`FATIGUE_RATE` decaying
+    by ``U`` :data:`FATIGUE_DECAY` (drawn after the rest, from the same ``rng``)."""
+    cat = training_catalog(n_skus, rng, profile=profile, horizon_range=horizon_range)
+    n = cat.n_skus
+    tired = rng.random(n) < FATIGUE_SHARE
+    return cat.replace(
+        ref_price_sensitivity=rng.uniform(*MEMORY_SENSITIVITY, n),
+        ref_price_memory=rng.uniform(*MEMORY_WEIGHT, n),
+        fatigue_rate=np.where(tired, rng.uniform(*FATIGUE_RATE, n), 0.0),
+        fatigue_decay=rng.uniform(*FATIGUE_DECAY, n),
+    )
+
+
+_TRAINING_CATALOGS = {
+    "learning": learning_training_catalog,
+    "memory": memory_training_catalog,
+}
+
+
 def catalog_fn_for(spec: SuiteSpec, profile: str):
     """``(n_skus, rng) -> Catalog``: the synthetic training catalog of a suite's profile."""
-    make = learning_training_catalog if spec.market == "learning" else training_catalog
+    make = _TRAINING_CATALOGS.get(spec.market, training_catalog)
 
     def build(n: int, rng: np.random.Generator) -> Catalog:
         return make(n, rng, profile=profile)

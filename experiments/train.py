@@ -75,6 +75,9 @@ PROFILE_TIMESTEPS: dict[str, int] = {
     "all": 10_000_000,
     "learning-none": 6_000_000,
     "learning-markdown": 10_000_000,
+    "memory-none": 4_000_000,
+    "memory-coupons": 4_000_000,
+    "memory-markdown": 6_000_000,
 }
 """Default training steps per policy key (a rule profile of the standard suites, or
 ``learning-<profile>``; see ``docs/agents.md``, "PPO: configuration")."""
@@ -82,12 +85,15 @@ PROFILE_TIMESTEPS: dict[str, int] = {
 
 def ppo_for_profile(config: TrainConfig, key: str) -> PPOConfig:
     """``config.ppo`` with the step budget of policy ``key`` from ``config.timesteps``, in the
-    market of ``config.suite`` (the learning market sets ``belief_grid``)."""
+    market of ``config.suite`` (the learning market sets ``belief_grid``, the memory market
+    ``demand_memory``)."""
     steps = config.timesteps.get(key)
     ppo = config.ppo if steps is None else replace(config.ppo, total_timesteps=int(steps))
     spec = get_spec(config.suite)
     if spec.market == "learning":
         ppo = replace(ppo, belief_grid=spec.belief_grid)
+    elif spec.market == "memory":
+        ppo = replace(ppo, demand_memory=True)
     return ppo
 
 
