@@ -9,9 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from agents.policy import Policy
+from envs.batched import BatchedMarkdownEnv
+from envs.markdown import EnvConfig
 from experiments.suite import Scenario, SuiteSpec
 
 PolicyFactory = Callable[[Scenario, Any], Policy]
@@ -76,3 +79,42 @@ class Market(ABC):
     def agent_factories(self) -> dict[str, PolicyFactory]:
         """Every non-learned agent that applies, by command-line name (the reference
         excluded: its rows come with every evaluation)."""
+
+
+def simple_factory(cls: Any, **kw: Any) -> PolicyFactory:
+    """A factory for an agent that needs neither the scenario nor its solution."""
+    return lambda scenario, solution: cls(**kw)
+
+
+def crn_env(
+    scenario: Scenario,
+    n_episodes: int,
+    seed: int,
+    env_cls: type[BatchedMarkdownEnv] = BatchedMarkdownEnv,
+) -> BatchedMarkdownEnv:
+    """``scenario`` in evaluation mode: ``n_episodes`` common-random-number paths of its one
+    SKU (slot ``i`` is path ``i``), invalid actions held."""
+    return env_cls(
+        EnvConfig(
+            horizon_weeks=scenario.horizon_weeks,
+            rules=scenario.rules,
+            catalog=scenario.catalog(),
+            invalid_action="hold",
+        ),
+        n_slots=n_episodes,
+        seed=seed,
+        fixed_skus=True,
+    )
+
+
+def evaluate_in(env: BatchedMarkdownEnv, policy: Policy) -> pd.DataFrame:
+    """Play ``policy`` once on every slot of ``env`` and close it; one row per path
+    (:data:`envs.batched.TOTAL_COLUMNS`)."""
+    policy.reset(None)
+
+    def act(obs: np.ndarray, masks: np.ndarray, ctx: Any) -> np.ndarray:
+        return policy.act(obs, masks, ctx)
+
+    totals = env.evaluate(act, episodes_per_slot=1)
+    env.close()
+    return totals

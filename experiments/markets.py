@@ -31,39 +31,40 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from agents import baselines as b
 from agents.dp import DPSolution, solve
 from agents.learning import GridDPPolicy, solve_grid
 from agents.policy import Policy
-from envs.batched import BatchedMarkdownEnv
 from envs.belief import BeliefGrid
 from envs.learning import LearningMarkdownEnv
 from envs.markdown import EnvConfig
 from experiments.budget_market import BudgetMarket
-from experiments.market_base import Market, PolicyFactory, Prepared
+from experiments.market_base import (
+    Market,
+    PolicyFactory,
+    Prepared,
+    crn_env,
+    evaluate_in,
+    simple_factory,
+)
 from experiments.memory_market import MemoryMarket
 from experiments.suite import Scenario, SuiteSpec
 
 __all__ = ["MARKETS", "Market", "PolicyFactory", "Prepared", "dp_policy_for", "market_for", "play"]
 
 
-def _simple(cls: Any, **kw: Any) -> PolicyFactory:
-    return lambda scenario, solution: cls(**kw)
-
-
 def _heuristics() -> dict[str, PolicyFactory]:
     """Heuristics that read only the context's catalog (in the learning market, the
     posterior-mean parameters)."""
     return {
-        "none": _simple(b.NoMarkdown),
-        "fluid": _simple(b.CertaintyEquivalent),
-        "prior": _simple(b.FluidPrior),
-        "ladder": _simple(b.LinearLadder, step=0.1, every_weeks=2),
-        "cover": _simple(b.WeeksOfCover, deepen_above=1.0),
-        "myopic": _simple(b.Myopic),
+        "none": simple_factory(b.NoMarkdown),
+        "fluid": simple_factory(b.CertaintyEquivalent),
+        "prior": simple_factory(b.FluidPrior),
+        "ladder": simple_factory(b.LinearLadder, step=0.1, every_weeks=2),
+        "cover": simple_factory(b.WeeksOfCover, deepen_above=1.0),
+        "myopic": simple_factory(b.Myopic),
     }
 
 
@@ -74,29 +75,7 @@ def play(policy: Policy, scenario: Scenario, *, n_episodes: int, seed: int) -> p
     Returns the env's per-episode totals (one row per episode, sorted by path), see
     :data:`envs.batched.TOTAL_COLUMNS`; ``objective`` is in currency.
     """
-    env = BatchedMarkdownEnv(
-        EnvConfig(
-            horizon_weeks=scenario.horizon_weeks,
-            rules=scenario.rules,
-            catalog=scenario.catalog(),
-            invalid_action="hold",
-        ),
-        n_slots=n_episodes,
-        seed=seed,
-        fixed_skus=True,
-    )
-    return _evaluate(env, policy)
-
-
-def _evaluate(env: BatchedMarkdownEnv, policy: Policy) -> pd.DataFrame:
-    policy.reset(None)
-
-    def act(obs: np.ndarray, masks: np.ndarray, ctx: Any) -> np.ndarray:
-        return policy.act(obs, masks, ctx)
-
-    totals = env.evaluate(act, episodes_per_slot=1)
-    env.close()
-    return totals
+    return evaluate_in(crn_env(scenario, n_episodes, seed), policy)
 
 
 def dp_policy_for(solution: DPSolution) -> Policy:
@@ -123,7 +102,7 @@ class StandardMarket(Market):
         return play(policy, prepared.scenario, n_episodes=n_episodes, seed=prepared.seed)
 
     def agent_factories(self) -> dict[str, PolicyFactory]:
-        return {**_heuristics(), "fixed": _simple(b.BestFixedDiscount)}
+        return {**_heuristics(), "fixed": simple_factory(b.BestFixedDiscount)}
 
 
 # ---------------------------------------------------------------------------- learning
@@ -177,7 +156,7 @@ class LearningMarket(Market):
     def play(self, policy: Policy, prepared: Prepared, *, n_episodes: int) -> pd.DataFrame:
         env = self.env(prepared, n_episodes)
         env.reveal_truth = bool(getattr(policy, "needs_truth", False))
-        return _evaluate(env, policy)
+        return evaluate_in(env, policy)
 
     def agent_factories(self) -> dict[str, PolicyFactory]:
         def grid(mode: Any) -> PolicyFactory:

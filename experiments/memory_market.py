@@ -24,51 +24,27 @@ agent          action each week
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
 import pandas as pd
 
 from agents import baselines as b
 from agents.dp_memory import MemoryBlindDP, MemoryDPPolicy, solve_memory
 from agents.policy import Policy
-from envs.markdown import EnvConfig
 from envs.memory import MemoryMarkdownEnv
-from experiments.market_base import Market, PolicyFactory, Prepared
+from experiments.market_base import (
+    Market,
+    PolicyFactory,
+    Prepared,
+    crn_env,
+    evaluate_in,
+    simple_factory,
+)
 from experiments.suite import Scenario, SuiteSpec
-
-
-def memory_env(scenario: Scenario, n_episodes: int, seed: int) -> MemoryMarkdownEnv:
-    """The memory env in evaluation mode: ``n_episodes`` CRN paths of ``scenario``."""
-    return MemoryMarkdownEnv(
-        EnvConfig(
-            horizon_weeks=scenario.horizon_weeks,
-            rules=scenario.rules,
-            catalog=scenario.catalog(),
-            invalid_action="hold",
-        ),
-        n_slots=n_episodes,
-        seed=seed,
-        fixed_skus=True,
-    )
 
 
 def play_memory(policy: Policy, scenario: Scenario, *, n_episodes: int, seed: int) -> pd.DataFrame:
     """Play ``policy`` on ``n_episodes`` CRN paths of a memory scenario; one row per path
     (:data:`envs.batched.TOTAL_COLUMNS`)."""
-    env = memory_env(scenario, n_episodes, seed)
-    policy.reset(None)
-
-    def act(obs: np.ndarray, masks: np.ndarray, ctx: Any) -> np.ndarray:
-        return policy.act(obs, masks, ctx)
-
-    totals = env.evaluate(act, episodes_per_slot=1)
-    env.close()
-    return totals
-
-
-def _plain(cls: Any, **kw: Any) -> PolicyFactory:
-    return lambda scenario, solution: cls(**kw)
+    return evaluate_in(crn_env(scenario, n_episodes, seed, MemoryMarkdownEnv), policy)
 
 
 class MemoryMarket(Market):
@@ -98,11 +74,11 @@ class MemoryMarket(Market):
 
     def agent_factories(self) -> dict[str, PolicyFactory]:
         return {
-            "dp_blind": _plain(MemoryBlindDP),
-            "prior": _plain(b.FluidPrior),
-            "fluid": _plain(b.CertaintyEquivalent),
-            "myopic": _plain(b.Myopic),
-            "cover": _plain(b.WeeksOfCover, deepen_above=1.0),
-            "ladder": _plain(b.LinearLadder, step=0.1, every_weeks=2),
-            "none": _plain(b.NoMarkdown),
+            "dp_blind": simple_factory(MemoryBlindDP),
+            "prior": simple_factory(b.FluidPrior),
+            "fluid": simple_factory(b.CertaintyEquivalent),
+            "myopic": simple_factory(b.Myopic),
+            "cover": simple_factory(b.WeeksOfCover, deepen_above=1.0),
+            "ladder": simple_factory(b.LinearLadder, step=0.1, every_weeks=2),
+            "none": simple_factory(b.NoMarkdown),
         }
