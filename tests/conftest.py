@@ -82,3 +82,26 @@ def plan_catalog():
         dispersion=0.3,
         holding_cost_per_unit_week=0.01,
     )
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """A local Ray with 2 CPUs, started once for the whole session (about 10 s) and shared by
+    every test that needs one; code under test finds it initialized and uses it.
+
+    2 CPUs whatever the machine: CI has 2, and an actor pool that asks for more CPUs than
+    exist hangs instead of failing, so the tests see what CI sees.
+    """
+    ray = pytest.importorskip("ray")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # never phones home
+    started = not ray.is_initialized()
+    if started:
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
+    yield ray
+    if started:
+        ray.shutdown()
