@@ -24,7 +24,7 @@ import logging
 import time
 import zipfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 from agents.fluid import HINT_FIELDS, PRIOR_START, augment, hint_bounds, hint_dim
 from agents.policy import Policy
 from envs.batched import BatchedMarkdownEnv
+from envs.budget_seq import SequentialCategoryEnv
 from envs.config import RulesConfig
 from envs.context import PolicyContext
 from envs.learning import LearningMarkdownEnv
@@ -129,6 +130,14 @@ class PPOConfig:
     demand_memory : bool
         Demand with memory: train in :class:`envs.memory.MemoryMarkdownEnv` (the SKU's
         reference-price and fatigue law appended to the observation).
+    shared_budget : bool
+        A shared promotion limit: train in :class:`envs.budget_seq.SequentialCategoryEnv`
+        (``n_envs`` categories of ``budget_skus`` SKUs deciding one SKU at a time, the slots
+        left in the observation, the horizon ``horizon_range[1]``).
+    budget_skus : int
+        SKUs per training category (with ``shared_budget``).
+    budget_slots : tuple of int
+        (lowest, highest) limit ``K`` drawn per training category (with ``shared_budget``).
     n_catalog_skus : int
         Size of the synthetic training catalog when none is given.
     device : str
@@ -163,6 +172,9 @@ class PPOConfig:
     draw_parameters: bool = False
     belief_grid: int = 0
     demand_memory: bool = False
+    shared_budget: bool = False
+    budget_skus: int = 4
+    budget_slots: tuple[int, int] = (1, 2)
     n_catalog_skus: int = 20_000
     device: str = "cpu"
     seed: int = 0
@@ -213,6 +225,17 @@ class PPOConfig:
             raise ConfigError(
                 "ppo.belief_grid and ppo.demand_memory are both on; no market combines unknown "
                 "demand with memory yet: switch one off"
+            )
+        if self.shared_budget and (self.belief_grid or self.demand_memory):
+            raise ConfigError(
+                "ppo.shared_budget is on with ppo.belief_grid or ppo.demand_memory; no market "
+                "combines a shared budget with unknown demand or memory: switch one off"
+            )
+        k_lo, k_hi = self.budget_slots
+        if self.budget_skus < 2 or not 1 <= k_lo <= k_hi < self.budget_skus:
+            raise ConfigError(
+                f"ppo.budget_skus = {self.budget_skus}, ppo.budget_slots = {self.budget_slots}; "
+                f"expected budget_skus >= 2 and 1 <= lowest <= highest < budget_skus"
             )
         if self.fluid_prior < 0:
             raise bad("fluid_prior", ">= 0 (0 = off)")
@@ -273,7 +296,15 @@ def make_training_env(
     )
     env_seed = _child_seeds(config.seed)[0] if seed is None else seed
     env: VecEnv
-    if config.belief_grid:
+    if config.shared_budget:
+        env = SequentialCategoryEnv(
+            replace(env_config, horizon_weeks=hi, horizon_range=None),
+            config.n_envs,
+            config.budget_skus,
+            max_promoted=config.budget_slots,
+            seed=env_seed,
+        )
+    elif config.belief_grid:
         env = LearningMarkdownEnv(
             env_config, n_slots=config.n_envs, seed=env_seed, grid=config.belief_grid
         )

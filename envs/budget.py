@@ -138,6 +138,97 @@ def repair(
     return np.where(deny, off_a, a)
 
 
+BUDGET_FIELDS: tuple[tuple[str, str], ...] = (
+    ("slots_left", "promotion slots left this week / K"),
+    ("slots_per_sku", "slots left / SKUs still to decide this week (this one included), <= 1"),
+    ("slots_share", "K / N: the limit's share of the category"),
+    ("position", "SKUs already decided this week / N"),
+    ("need_after", "overstocked SKUs deciding after this one / N"),
+)
+"""Observation fields a policy that allocates the slots sequentially reads besides the
+SKU's own (:func:`budget_features`); every one lies in [0, 1]."""
+N_BUDGET = len(BUDGET_FIELDS)
+BUDGET_LOW = np.zeros(N_BUDGET, dtype=np.float32)
+BUDGET_HIGH = np.ones(N_BUDGET, dtype=np.float32)
+
+
+def list_price_cover(catalog: Catalog, stock: np.ndarray, weeks_left: np.ndarray) -> np.ndarray:
+    """Stock left over the expected sales at list price for the weeks left (season ignored):
+    how much a SKU needs a promotion. A sold-out SKU reads -1 (it needs none)."""
+    sales = np.maximum(np.asarray(catalog.base_demand, float), 1e-9) * np.maximum(weeks_left, 1)
+    stock = np.asarray(stock, float)
+    return np.where(stock > 0, stock / sales, -1.0)
+
+
+def decision_order(cover: np.ndarray) -> np.ndarray:
+    """Order in which the SKUs of each path decide within a week: most overstocked first
+    (highest :func:`list_price_cover`, ties to the lower index), so the SKUs that need a slot
+    most see it free. ``cover`` has shape ``(n_paths, n_skus)``; returns SKU indices of the
+    same shape."""
+    return np.argsort(-cover, axis=1, kind="stable")
+
+
+def budget_features(
+    remaining: np.ndarray,
+    max_promoted: np.ndarray,
+    n_skus: int,
+    position: int,
+    need_after: np.ndarray,
+) -> np.ndarray:
+    """The :data:`BUDGET_FIELDS` of the SKU deciding at ``position`` in each path.
+
+    Parameters
+    ----------
+    remaining : ndarray of int of shape (n_paths,)
+        Slots left before this SKU decides.
+    max_promoted : ndarray of int of shape (n_paths,)
+        The limit ``K`` per path.
+    n_skus : int
+        ``N``, the SKUs per path.
+    position : int
+        How many SKUs of the path decided before this one this week.
+    need_after : ndarray of int of shape (n_paths,)
+        Overstocked SKUs deciding after this one (:func:`need_after`).
+    """
+    rem = np.asarray(remaining, float)
+    k = np.maximum(np.asarray(max_promoted, float), 1.0)
+    cols = (
+        rem / k,
+        np.minimum(rem / max(n_skus - position, 1), 1.0),
+        k / n_skus,
+        np.full(rem.shape, position / n_skus),
+        np.asarray(need_after, float) / n_skus,
+    )
+    out = np.stack(cols, axis=1)
+    return np.clip(out, BUDGET_LOW, BUDGET_HIGH).astype(np.float32)
+
+
+def budget_mask(
+    masks: np.ndarray, promo: np.ndarray, remaining: np.ndarray, stock: np.ndarray
+) -> np.ndarray:
+    """The rules' masks of the SKUs deciding now, with the limit on top: no promotion when no
+    slot is left, and only the no-promotion action for a sold-out SKU (it takes no slot).
+
+    ``masks`` ``(n, n_actions)``, ``remaining`` and ``stock`` ``(n,)``; returns a new array.
+    """
+    out = np.array(masks, dtype=bool, copy=True)
+    out[np.asarray(remaining) <= 0] &= ~promo
+    out[np.asarray(stock) <= 0] = False
+    out[:, OFF_ACTION] |= (np.asarray(remaining) <= 0) | (np.asarray(stock) <= 0)
+    return out
+
+
+OVERSTOCKED = 1.0
+"""A SKU whose :func:`list_price_cover` exceeds this cannot sell out at list price."""
+
+
+def need_after(cover: np.ndarray, order: np.ndarray, position: int) -> np.ndarray:
+    """Per path: SKUs deciding after ``position`` (in ``order``) that are overstocked
+    (:func:`list_price_cover` above :data:`OVERSTOCKED`; ``cover`` ``(n_paths, n_skus)``)."""
+    later = np.take_along_axis(cover, order, axis=1)[:, position + 1 :]
+    return (later > OVERSTOCKED).sum(axis=1)
+
+
 class SlotPolicy(Protocol):
     """What :meth:`CategoryEnv.play` needs of a policy (an :class:`agents.policy.Policy` is
     one): ``act`` over every slot of every path at once."""

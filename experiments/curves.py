@@ -1,5 +1,6 @@
 """The learning-curve callback: every N steps, the policy's % of the suite's reference (the DP
-optimum, or the learning market's oracle).
+optimum, the learning market's oracle, the augmented DP of the memory market or the budget
+market's Lagrangian bound).
 
 Kept apart from :mod:`experiments.train` so that benchmarks can use it without MLflow.
 """
@@ -14,15 +15,21 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from agents.ppo import PPOPolicy
-from experiments.evaluate import Prepared, score_agent
+from experiments.evaluate import Prepared, ppo_factory, score_agent
+from experiments.markets import MARKETS
 
 log = logging.getLogger(__name__)
 
 
 class CurveCallback(BaseCallback):
     """Every ``every`` steps, score the policy on prepared scenarios and log its % of the
-    reference (``curve/<policy key>/pct_of_dp_mean`` and ``_min``: the reference is an exact DP
-    in both markets, the oracle's in the learning one)."""
+    reference (``curve/<policy key>/pct_of_dp_mean`` and ``_min``; the metric names are kept
+    from when every reference was a DP: the reference is the suite's, named in the log line).
+
+    With ``suite`` the raw network (no guard) plays as the suite's PPO agent does
+    (:func:`experiments.evaluate.ppo_factory`: in the budget market it allocates the slots one
+    SKU at a time); without it, the raw policy plays every scenario.
+    """
 
     def __init__(
         self,
@@ -33,8 +40,10 @@ class CurveCallback(BaseCallback):
         rows: list[dict[str, Any]],
         *,
         log_to_mlflow: bool = True,
+        suite: str | None = None,
     ) -> None:
         super().__init__()
+        self.suite = suite
         self.log_to_mlflow = log_to_mlflow
         self.eval_seconds = 0.0
         self.eval_cpu_seconds = 0.0
@@ -54,9 +63,14 @@ class CurveCallback(BaseCallback):
         t0 = time.perf_counter()
         c0 = time.process_time()
         policy = PPOPolicy(self.model)  # type: ignore[arg-type]
+        factory = (
+            (lambda s, sol: policy)
+            if self.suite is None
+            else ppo_factory({self.profile: policy}, self.suite, guard=False)
+        )
         got = score_agent(
             self.prepared,
-            lambda s, sol: policy,
+            factory,
             agent="ppo",
             n_episodes=self.n_episodes,
         )
@@ -85,9 +99,10 @@ class CurveCallback(BaseCallback):
         self.eval_seconds += time.perf_counter() - t0
         self.eval_cpu_seconds += time.process_time() - c0
         log.info(
-            "curve %s: %s steps, %% of DP mean %.2f worst %.2f",
+            "curve %s: %s steps, %% of reference (%s) mean %.2f worst %.2f",
             self.profile,
             f"{self.num_timesteps:,}",
+            MARKETS[self.prepared[0].market].reference if self.prepared else "none",
             row["pct_mean"],
             row["pct_min"],
         )

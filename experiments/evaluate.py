@@ -38,6 +38,7 @@ import pandas as pd
 from scipy import stats
 
 from agents.baselines import FluidPrior
+from agents.budget_ppo import SequentialBudgetPolicy
 from agents.guard import GuardedPolicy
 from agents.policy import Policy
 from agents.ppo import FluidPriorPolicy
@@ -49,7 +50,7 @@ from experiments.markets import (
     market_for,
     play,
 )
-from experiments.suite import SUITE_SPECS, Scenario, get_spec, get_suite
+from experiments.suite import SUITE_SPECS, CategoryScenario, Scenario, get_spec, get_suite
 from ingest.errors import ConfigError
 from ingest.progress import progress as show_progress
 
@@ -357,6 +358,9 @@ def ppo_factory(
     With ``guard`` (the default), a policy built on the fluid prior plays as
     :class:`agents.guard.GuardedPolicy`: per SKU, the network where it beats the prior alone
     on the guard's own simulated paths, else the prior. ``guard=False`` scores the raw network.
+    In the budget market the policy allocates each category's slots one SKU at a time
+    (:class:`agents.budget_ppo.SequentialBudgetPolicy`; the per-SKU guard does not apply: a
+    SKU's slot depends on the others).
     """
     spec = get_spec(suite)
     wrapped: dict[str, Policy] = {}
@@ -370,6 +374,8 @@ def ppo_factory(
                 f"restrict the scenarios"
             )
         policy = policies[key]
+        if isinstance(scenario, CategoryScenario):
+            return SequentialBudgetPolicy(policy, len(scenario.members), scenario.max_promoted)
         if not guard or not uses_prior(policy):
             return policy
         if key not in wrapped:

@@ -766,9 +766,32 @@ def memory_training_catalog(
     )
 
 
+BUDGET_STOCK = (50.0, 500.0)
+"""Range (log-uniform) of the budget market's training SKUs' stock: SKUs of one category are
+of comparable size, so which of them gets a slot is not settled by size alone."""
+
+
+def budget_training_catalog(
+    n_skus: int,
+    rng: np.random.Generator,
+    *,
+    profile: str = "none",
+    horizon_range: tuple[int, int] = (8, 12),
+) -> Catalog:
+    """:func:`training_catalog` for the budget market: the reference horizon over the budget
+    suite's range and stock log-uniform on :data:`BUDGET_STOCK` (demand scaled with it, so
+    the cover is unchanged; drawn after the rest, from the same ``rng``)."""
+    cat = training_catalog(n_skus, rng, profile=profile, horizon_range=horizon_range)
+    lo, hi = np.log(BUDGET_STOCK)
+    stock = np.round(np.exp(rng.uniform(float(lo), float(hi), cat.n_skus)))
+    ratio = stock / np.asarray(cat.initial_stock, float)
+    return cat.replace(initial_stock=stock, base_demand=np.asarray(cat.base_demand) * ratio)
+
+
 _TRAINING_CATALOGS = {
     "learning": learning_training_catalog,
     "memory": memory_training_catalog,
+    "budget": budget_training_catalog,
 }
 
 

@@ -78,6 +78,8 @@ PROFILE_TIMESTEPS: dict[str, int] = {
     "memory-none": 4_000_000,
     "memory-coupons": 4_000_000,
     "memory-markdown": 6_000_000,
+    "budget-none": 2_000_000,
+    "budget-coupons": 2_000_000,
 }
 """Default training steps per policy key (a rule profile of the standard suites, or
 ``learning-<profile>``; see ``docs/agents.md``, "PPO: configuration")."""
@@ -86,7 +88,8 @@ PROFILE_TIMESTEPS: dict[str, int] = {
 def ppo_for_profile(config: TrainConfig, key: str) -> PPOConfig:
     """``config.ppo`` with the step budget of policy ``key`` from ``config.timesteps``, in the
     market of ``config.suite`` (the learning market sets ``belief_grid``, the memory market
-    ``demand_memory``)."""
+    ``demand_memory``, the budget market ``shared_budget`` with the suite's longest horizon:
+    a training category's SKUs share one horizon)."""
     steps = config.timesteps.get(key)
     ppo = config.ppo if steps is None else replace(config.ppo, total_timesteps=int(steps))
     spec = get_spec(config.suite)
@@ -94,6 +97,9 @@ def ppo_for_profile(config: TrainConfig, key: str) -> PPOConfig:
         ppo = replace(ppo, belief_grid=spec.belief_grid)
     elif spec.market == "memory":
         ppo = replace(ppo, demand_memory=True)
+    elif spec.market == "budget":
+        horizon = max(s.horizon_weeks for s in spec.scenarios)
+        ppo = replace(ppo, shared_budget=True, horizon_range=(horizon, horizon))
     return ppo
 
 
@@ -164,12 +170,6 @@ class TrainConfig:
                 f"{sorted(RULE_PROFILES)}"
             )
         spec = get_spec(self.suite)
-        if spec.market == "budget":
-            raise ConfigError(
-                f"train.suite = {self.suite!r}: PPO for the shared-budget market (a policy that "
-                f"sees the remaining promotion slots) is not built yet; see docs/agents.md, "
-                f"'Shared budget'. Train on a standard or learning suite."
-            )
         if not self.trained_profiles():
             raise ConfigError(
                 f"train.profiles = {list(self.profiles)}: suite {self.suite!r} has scenarios "
@@ -267,6 +267,7 @@ def train(config: TrainConfig, out_dir: str | Path) -> TrainOutcome:
                         config.curve_every,
                         config.curve_episodes,
                         curve_rows,
+                        suite=config.suite,
                     )
                 )
             logger = Logger(folder=None, output_formats=[MLflowOutputFormat(prefix=f"{key}/")])
@@ -342,8 +343,9 @@ def evaluate_and_log(
         metrics[f"{prefix}/worst_pct_of_dp"] = float(r["worst_pct"])
         metrics[f"{prefix}/mean_pct_of_dp"] = float(r["mean_pct"])
         metrics[f"{prefix}/violations"] = float(r["violations"])
-        if r.get("gain_vs_prior") == r.get("gain_vs_prior"):
-            metrics[f"{prefix}/mean_gain_vs_prior"] = float(r["gain_vs_prior"])
+        gain = r.get("gain_vs_prior")
+        if gain is not None and gain == gain:  # absent or NaN: no prior row to pair with
+            metrics[f"{prefix}/mean_gain_vs_prior"] = float(gain)
             metrics[f"{prefix}/below_prior"] = float(r["below_prior"])
     tracking.log_metrics(metrics)
     log.debug("leaderboard:\n%s", format_leaderboard(board))

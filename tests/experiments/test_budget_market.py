@@ -5,11 +5,22 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from app.cli.main import main
 from experiments.budget_market import category
-from experiments.suite import BUDGET_SUITE_VERSION, CategoryScenario, get_spec, get_suite
+from experiments.suite import (
+    BUDGET_STOCK,
+    BUDGET_SUITE_VERSION,
+    CategoryScenario,
+    catalog_fn_for,
+    get_spec,
+    get_suite,
+    policy_keys,
+)
+from experiments.train import PROFILE_TIMESTEPS, TrainConfig, ppo_for_profile
 from ingest.errors import ConfigError
 
 
@@ -76,6 +87,57 @@ def test_evaluate_every_agent_of_the_budget_suite(tmp_path, capsys) -> None:
     assert main([*args, "--agents", "dp"]) == 2
 
 
-def test_training_in_the_budget_market_is_refused_plainly(capsys) -> None:
-    assert main(["train", "--suite", "budget", "--out", "unused"]) == 2
-    assert "not built yet" in capsys.readouterr().err
+BUDGET_TOML = """
+suite = "budget-smoke"
+curve_every = 1024
+curve_episodes = 20
+eval_episodes = 40
+compare_with = ["lagrangian", "greedy"]
+experiment = "tests-budget-cli"
+[ppo]
+total_timesteps = 2048
+n_envs = 32
+n_steps = 16
+batch_size = 256
+n_epochs = 1
+net_arch = [16]
+n_catalog_skus = 50
+checkpoint_every = 0
+"""
+
+
+@pytest.mark.slow
+def test_train_then_evaluate_ppo_on_the_budget_suite(tmp_path, capsys) -> None:
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(BUDGET_TOML)
+    out = tmp_path / "out"
+    # training in the budget market is no longer refused
+    assert main(["train", "--config", str(cfg), "--seed", "1", "--out", str(out)]) == 0
+    assert (out / "budget-none" / "model.zip").is_file()
+    assert (out / "figures" / "learning_curve.png").is_file()
+    curve = pd.read_csv(out / "curve.csv")
+    assert (curve["profile"] == "budget-none").all() and len(curve) >= 2
+    assert "% of reference (lagrangian_bound)" in capsys.readouterr().err
+    rows_path = tmp_path / "rows.json"
+    args = ["evaluate", "--suite", "budget-smoke", "--episodes", "60", "--no-track"]
+    assert main([*args, "--agents", "all", "--model", str(out), "--out", str(rows_path)]) == 0
+    rows = {r["agent"]: r for r in json.loads(rows_path.read_text())}
+    assert {"ppo", "lagrangian", "greedy", "lagrangian_bound"} <= set(rows)
+    ppo = rows["ppo"]
+    assert ppo["reference"] == "lagrangian_bound" and ppo["violations"] == 0
+    assert ppo["pct_of_reference_ci"] > 0  # a CI of its own per-path totals
+    assert 0 < ppo["pct_of_reference"] <= 100.0 + 3 * ppo["pct_of_reference_ci"]
+    # one saved model (the profile read from its folder) plays as well
+    model = str(out / "budget-none" / "model.zip")
+    assert main([*args, "--agents", "ppo", "--model", model, "--out", str(rows_path)]) == 0
+    again = {r["agent"]: r for r in json.loads(rows_path.read_text())}
+    assert again["ppo"]["pct_of_reference"] == ppo["pct_of_reference"]  # same paths, same plan
+
+
+def test_budget_training_config_and_catalog() -> None:
+    ppo = ppo_for_profile(TrainConfig(suite="budget"), "budget-coupons")
+    assert ppo.shared_budget and ppo.horizon_range == (12, 12)
+    assert all(k in PROFILE_TIMESTEPS for k in policy_keys() if k.startswith("budget-"))
+    cat = catalog_fn_for(get_spec("budget"), "coupons")(300, np.random.default_rng(2))
+    assert BUDGET_STOCK[0] <= cat.initial_stock.min() <= cat.initial_stock.max() <= BUDGET_STOCK[1]
+    assert cat.coupon_coef.max() > 0  # the coupon profile's SKUs respond to coupons

@@ -39,7 +39,7 @@ def test_memory_suite_is_registered_with_memory_that_matters():
     assert any(s.fatigue_rate == 0 for s in spec.scenarios)  # reference price alone
     keys = policy_keys()
     assert {"memory-none", "memory-coupons", "memory-markdown"} <= set(keys)
-    # every memory policy has a step budget (the budget suite's keys have none: no PPO yet)
+    # every memory policy has a step budget
     assert all(k in PROFILE_TIMESTEPS for k in keys if k.startswith("memory-"))
     assert ppo_for_profile(TrainConfig(suite="memory"), "memory-none").demand_memory
 
