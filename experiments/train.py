@@ -1,8 +1,10 @@
 """``deadstock train``: train one masked-PPO policy per rule profile, evaluate, log to MLflow.
 
 The suite (``TrainConfig.suite``) picks the market the policies train in: the standard one
-(parameters known) or the learning one (``ppo.belief_grid`` set from the suite: elasticity
-and demand level drawn from a prior each episode, the posterior in the observation). One
+(parameters known), the learning one (``ppo.belief_grid`` set from the suite: elasticity
+and demand level drawn from a prior each episode, the posterior in the observation), the
+memory one (``ppo.demand_memory``) or the budget one (``ppo.shared_budget``: categories
+allocating a weekly promotion limit one SKU at a time, the slots left in the observation). One
 MLflow run per training seed (named ``ppo__<suite>__s<seed>__<time>``, tagged ``agent``,
 ``seed``, ``suite``, ``suite_version``) holds:
 
