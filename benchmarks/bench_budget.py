@@ -25,10 +25,12 @@ suite's categories; ``--model DIR`` plays the policies of an earlier run instead
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,13 +66,25 @@ PLAN = "lagrangian"
 
 
 def train_policies(
-    suite: str, steps: int, seed: int, out: Path, curve_every: int, curve_episodes: int
+    suite: str,
+    steps: int,
+    seed: int,
+    out: Path,
+    curve_every: int,
+    curve_episodes: int,
+    overrides: dict | None = None,
 ) -> tuple[dict[str, Policy], pd.DataFrame, dict[str, float]]:
     """One PPO policy per profile of ``suite`` (one training seed), its learning curve and
     training seconds; an existing checkpoint under ``out/<key>`` is resumed."""
     spec = get_spec(suite)
-    config = TrainConfig(suite=suite, ppo=PPOConfig(seed=seed), timesteps={key: steps for key in
-                         (spec.policy_key(p) for p in spec.profiles)}, log_model=False)  # fmt: skip
+    keys = [spec.policy_key(p) for p in spec.profiles]
+    config = TrainConfig(
+        suite=suite,
+        ppo=replace(PPOConfig(seed=seed), **(overrides or {})),
+        timesteps=dict.fromkeys(keys, steps),
+        log_model=False,
+        curve_episodes=max(curve_episodes, 2),
+    )
     policies: dict[str, Policy] = {}
     curve: list[dict] = []
     seconds: dict[str, float] = {}
@@ -297,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--curve-every", type=int, default=100_000)
     parser.add_argument("--curve-episodes", type=int, default=200)
     parser.add_argument("--model", default=None, help="play the PPO policies of this folder")
+    parser.add_argument("--set", action="append", default=[], help="PPO override key=value")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -316,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
             out / f"ppo_s{args.train_seed}",
             args.curve_every,
             args.curve_episodes,
+            {k: json.loads(v) for k, _, v in (item.partition("=") for item in args.set)},
         )
         write_frame_atomic(curve, out / "curve.csv")
     rows, pairs, facts = run(args.suite, args.episodes, args.seed, ppo)

@@ -99,12 +99,17 @@ def test_bench_budget_runs(tmp_path):
         [
             "--suite", "budget-smoke", "--episodes", "20", "--out", str(tmp_path / "bench"),
             "--doc", str(tmp_path / "page.md"), "--agents-doc", str(agents_doc),
-            "--img", str(tmp_path / "img"),
+            "--img", str(tmp_path / "img"), "--train-steps", "1024", "--curve-every", "512",
+            "--curve-episodes", "10", "--set", "n_envs=32", "--set", "batch_size=256",
+            "--set", "net_arch=[16]",
         ]
     )  # fmt: skip
     assert code == 0
     page = (tmp_path / "page.md").read_text()
     assert "| lagrangian |" in page and "| greedy |" in page and "cat3-k1" in page
+    # PPO trained here (one seed) plays beside the planners, with its curve and the target
+    assert "| ppo |" in page and "ONE training seed" in page and "| budget-none |" in page
+    assert "Stretch target of the issue" in page and "PPO " in page.split("Stretch target")[1]
     text = agents_doc.read_text()
     assert "kept" in text and "budget-report:start" in text
     assert (tmp_path / "img" / "budget_leaderboard.png").is_file()
