@@ -63,9 +63,43 @@ def test_bench_learning_runs(tmp_path):
     assert code == 0
     page = (tmp_path / "page.md").read_text()
     assert "Strongest non-learning planner" in page and "ppo/s0" in page and "| oracle |" in page
+    assert page.startswith("# PPO in the learning market") and "pct_of_oracle" in page
+    assert "Produced by `benchmarks/bench_learning.py --seeds 0" in page
+    assert "discretization error" not in page and "augmented" not in page
     text = agents_doc.read_text()
     assert "kept" in text and "learning-report:start" in text
     assert (tmp_path / "img" / "learning_curves.png").is_file()
+
+
+@pytest.mark.slow
+def test_bench_memory_runs_through_the_shared_suite_script(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_memory
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    agents_doc = tmp_path / "agents.md"
+    agents_doc.write_text("# Agents\n\nkept\n")
+    code = bench_memory.main(
+        [
+            "--seeds", "0", "--profiles", "coupons", "--steps", "2048",
+            "--set", "n_envs=64", "--set", "batch_size=256", "--set", "net_arch=[16]",
+            "--episodes", "12", "--curve-every", "1024", "--curve-episodes", "8",
+            "--jobs", "1", "--out", str(tmp_path / "bench"), "--doc", str(tmp_path / "page.md"),
+            "--agents-doc", str(agents_doc), "--img", str(tmp_path / "img"),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    page = (tmp_path / "page.md").read_text()
+    assert page.startswith("# PPO in the memory market")
+    assert "Produced by `benchmarks/bench_memory.py --seeds 0" in page
+    assert "| augmented_dp |" in page and "| dp_blind |" in page and "ppo/s0" in page
+    assert "discretization error" in page and "pct_of_augmented_dp" in page
+    assert "| oracle |" not in page  # nothing of the learning page leaks in
+    text = agents_doc.read_text()
+    assert "kept" in text and "memory-report:start" in text and "learning-report" not in text
+    assert (tmp_path / "img" / "memory_curves.png").is_file()
+    assert (tmp_path / "img" / "memory_leaderboard.png").is_file()
 
 
 def test_device_benchmark_measures_and_renders(tmp_path, monkeypatch):
