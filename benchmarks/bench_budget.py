@@ -200,7 +200,7 @@ def curve_lines(curve: pd.DataFrame) -> list[str]:
         return []
     table = curve[["profile", "timesteps", "train_seconds", "pct_mean", "pct_min"]]
     return [
-        "### PPO's learning curve (% of the bound on the profile's categories, --curve-episodes paths)",
+        "### PPO's learning curve (% of the bound on the profile's categories)",
         "",
         markdown_table(table),
         "",
