@@ -194,13 +194,14 @@ def suite_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def curve_lines(curve: pd.DataFrame) -> list[str]:
+def curve_lines(curve: pd.DataFrame, n_paths: int) -> list[str]:
     """The learning-curve table (empty when no PPO was trained here)."""
     if curve.empty:
         return []
     table = curve[["profile", "timesteps", "train_seconds", "pct_mean", "pct_min"]]
     return [
-        "### PPO's learning curve (% of the bound on the profile's categories)",
+        f"### PPO's learning curve (% of the bound on the profile's categories, {n_paths} "
+        "paths each)",
         "",
         markdown_table(table),
         "",
@@ -232,6 +233,7 @@ def render(
     header: list[str],
     *,
     curve: pd.DataFrame,
+    curve_episodes: int = 0,
     doc: Path,
     agents_doc: Path,
     img: Path,
@@ -285,7 +287,7 @@ def render(
         "",
         markdown_table(suite_pairs(pairs)),
         "",
-        *curve_lines(curve),
+        *curve_lines(curve, curve_episodes),
         target_line(board, mean_plan),
         "",
     ]
@@ -363,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
             facts,
             header,
             curve=curve,
+            curve_episodes=args.curve_episodes,
             doc=Path(args.doc),
             agents_doc=Path(args.agents_doc),
             img=Path(args.img),
