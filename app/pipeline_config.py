@@ -322,6 +322,10 @@ class PipelineConfig:
         the plan's last week.
     experiment : str
         MLflow experiment name.
+    engine : {"local", "ray"}
+        Where the heavy stages run: in this process, or on Ray (the cluster at
+        ``$RAY_ADDRESS``, else a local Ray with the machine's cores; see ``docs/scale.md``).
+        Same seed, same outputs on both; not part of the plan key.
     selection, fit, risk, rules, ppo, policy, evaluation, export, new_products, coupons
         The nested configs, one TOML table each (``[coupons]``: coupon targeting,
         :class:`~targeting.config.TargetingConfig`).
@@ -336,6 +340,7 @@ class PipelineConfig:
     quick: bool = False
     horizon_weeks: int = 12
     experiment: str = "deadstock"
+    engine: Literal["local", "ray"] = "local"
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     fit: FitStageConfig = field(default_factory=FitStageConfig)
     risk: RiskStageConfig = field(default_factory=RiskStageConfig)
@@ -356,10 +361,14 @@ class PipelineConfig:
             raise ConfigError(f"seed = {self.seed}: expected >= 0")
         if not 2 <= self.horizon_weeks <= 52:
             raise ConfigError(f"horizon_weeks = {self.horizon_weeks}: expected 2..52")
+        if self.engine not in ("local", "ray"):
+            raise ConfigError(f"engine = {self.engine!r}: expected 'local' or 'ray'")
 
     def plan_key(self, data_fingerprint: str) -> str:
         """Key of this plan in the exports: the same data and the same settings give the
-        same key, so a re-run replaces its rows instead of adding to them."""
-        settings = {k: v for k, v in to_dict(self).items() if k not in ("out_dir", "export")}
+        same key, so a re-run replaces its rows instead of adding to them (the engine is not
+        a setting of the plan: both give the same outputs)."""
+        skip = ("out_dir", "export", "engine")
+        settings = {k: v for k, v in to_dict(self).items() if k not in skip}
         blob = json.dumps([data_fingerprint, settings], sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
