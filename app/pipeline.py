@@ -206,7 +206,9 @@ def _run_stages(
             )
             evaluated = stage(
                 "evaluate",
-                lambda r: st.evaluate_stage(scfg, fitted.catalog, policy, seed_of["evaluate"], r),
+                lambda r: st.evaluate_stage(
+                    scfg, fitted.catalog, policy, seed_of["evaluate"], r, engine
+                ),
             )
             out = stage(
                 "export",

@@ -217,17 +217,25 @@ class EvaluationConfig:
     draw_parameters : bool
         Draw each episode's demand parameters from their fitted uncertainty, so the CIs
         include the fit's uncertainty and not only the demand noise.
+    block_skus : int
+        The candidates' plans are made in blocks of this many SKUs (the unit of work of the
+        engine; block ``k`` plans with a seed derived from the stage's seed and ``k``). The
+        blocks depend on this setting only, never on the engine, so both engines give the
+        same plans; a run of at most this many SKUs plans in one block.
     """
 
     n_episodes: int = 500
     ci_level: float = 0.95
     draw_parameters: bool = True
+    block_skus: int = 10_000
 
     def __post_init__(self) -> None:
         if self.n_episodes < 2:
             raise ConfigError(f"evaluation.n_episodes = {self.n_episodes}: expected >= 2")
         if not 0.5 <= self.ci_level < 1.0:
             raise ConfigError(f"evaluation.ci_level = {self.ci_level}: expected [0.5, 1)")
+        if self.block_skus < 1:
+            raise ConfigError(f"evaluation.block_skus = {self.block_skus}: expected >= 1")
 
 
 @dataclass(frozen=True)
