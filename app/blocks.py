@@ -11,8 +11,9 @@ numbers, so they give the same plans, and the simulation after them is keyed by 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +21,9 @@ from agents.policy import Policy
 from app.engine import Engine
 from envs.config import RulesConfig
 from ingest.errors import ConfigError
+from planning.outcomes import Outcome, concat_outcomes, simulate_schedules
 from planning.recommend import CandidatePlans, join_candidates, plan_candidates
+from planning.schedule import Schedule
 from simulator.demand import Catalog
 
 logger = logging.getLogger(__name__)
@@ -86,3 +89,40 @@ def plan_candidates_in_blocks(
             logger.info("evaluate: planned block %d/%d on the %s engine", k + 1, len(ranges),
                         engine.name)  # fmt: skip
     return join_candidates(parts)
+
+
+def _simulate_block(
+    settings: dict[str, Any], block: tuple[Catalog, dict[str, Schedule]]
+) -> dict[str, Outcome]:
+    catalog, schedules = block
+    return simulate_schedules(catalog, schedules, **settings)
+
+
+def _rows(schedule: Schedule, s0: int, s1: int) -> Schedule:
+    return Schedule(
+        sku=np.asarray(schedule.sku, dtype=object)[s0:s1],
+        discount=np.asarray(schedule.discount)[s0:s1],
+        coupon=np.asarray(schedule.coupon)[s0:s1],
+        name=schedule.name,
+    )
+
+
+@dataclass(frozen=True)
+class BlockSimulator:
+    """:func:`planning.outcomes.simulate_schedules` block by block on an engine: the same
+    numbers (a SKU's random numbers are keyed by its id), the blocks of ``block_skus`` SKUs
+    simulated wherever the engine runs them and their outcomes concatenated."""
+
+    engine: Engine
+    block_skus: int
+
+    def __call__(
+        self, catalog: Catalog, schedules: Mapping[str, Schedule], **settings: Any
+    ) -> dict[str, Outcome]:
+        ranges = block_ranges(catalog.n_skus, self.block_skus)
+        blocks = (
+            (catalog.take(np.arange(s0, s1)), {k: _rows(v, s0, s1) for k, v in schedules.items()})
+            for s0, s1 in ranges
+        )
+        parts = list(self.engine.map_blocks(_simulate_block, blocks, dict(settings)))
+        return {k: concat_outcomes([p[k] for p in parts]) for k in schedules}

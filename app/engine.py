@@ -199,7 +199,7 @@ def _connect(address: str | None, num_cpus: int | None) -> Any:
                 log_to_driver=False,
                 configure_logging=False,
             )
-    except (ConnectionError, RuntimeError, ValueError) as err:
+    except Exception as err:  # Ray raises bare Exceptions (e.g. a node start-up timeout)
         where = f"{RAY_ADDRESS_VAR} = {address!r}" if address else "engine = 'ray'"
         raise ConfigError(
             f"{where}: Ray did not start ({str(err).strip().splitlines()[0]}); expected a "

@@ -702,6 +702,7 @@ def export_schedules_bulk(
                                 writer = pq.ParquetWriter(str(tmp), table.schema)
                             writer.write_table(table)
                         else:
+                            assert csv_out is not None  # opened for a .csv target
                             with open(path, "rb") as part_in:
                                 shutil.copyfileobj(part_in, csv_out)
                         rows += n_rows

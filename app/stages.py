@@ -579,18 +579,20 @@ def evaluate_stage(
     ``sku_summary``; the choice is made on other paths (the selection seed). SKUs with no
     demand at any allowed price get no markdown in every plan.
 
-    The candidates are planned in blocks of ``cfg.evaluation.block_skus`` SKUs on ``engine``
-    (default: this process), the policies loaded once per worker (:mod:`app.blocks`).
+    The candidates are planned, and their plans simulated for the choice, in blocks of
+    ``cfg.evaluation.block_skus`` SKUs on ``engine`` (default: this process), the policies
+    loaded once per worker (:mod:`app.blocks`).
     """
-    from app.blocks import plan_candidates_in_blocks
+    from app.blocks import BlockSimulator, plan_candidates_in_blocks
     from app.engine import LocalEngine
 
     plan_seed = int(np.random.SeedSequence(seed).generate_state(1)[0])
     ev = cfg.evaluation
     settings = SimulationSettings(cfg.seed, ev.n_episodes, ev.draw_parameters, ev.ci_level)
     heuristics = heuristic_policies(cfg)
+    engine = engine or LocalEngine()
     candidates = plan_candidates_in_blocks(
-        engine or LocalEngine(),
+        engine,
         catalog,
         policy.policy,
         heuristics,
@@ -609,6 +611,7 @@ def evaluate_stage(
         settings=settings,
         per_sku=cfg.policy.recommend == "best",
         candidates=candidates,
+        simulate=BlockSimulator(engine, ev.block_skus),
     )
     no_demand = found.no_demand
     outcomes = found.choice.outcomes

@@ -34,7 +34,13 @@ from ingest.progress import progress
 from planning.closed_loop import ReplanningValue, replanning_value, simulate_policy
 from planning.diagnostics import deepest_allowed_schedule, sells_nothing, without_markdown
 from planning.from_policy import DPPlan, SolvedDP, dp_plan, plan_of
-from planning.outcomes import SimulationSettings, paired_ci, simulate_schedule
+from planning.outcomes import (
+    SimulateFn,
+    SimulationSettings,
+    paired_ci,
+    simulate_schedule,
+    simulate_schedules,
+)
 from planning.schedule import Schedule, rounded_depths
 from planning.selection import Candidates, Choice, choose, selection_seed
 from simulator.demand import Catalog
@@ -194,6 +200,7 @@ def recommend(
     no_demand: np.ndarray | None = None,
     per_sku: bool = True,
     candidates: CandidatePlans | None = None,
+    simulate: SimulateFn = simulate_schedules,
 ) -> Recommendation:
     """Plan every candidate, choose per SKU, and measure weekly re-planning (module docstring).
 
@@ -225,6 +232,9 @@ def recommend(
         Every candidate's plan, made already (for instance block by block elsewhere, see
         :func:`plan_candidates` and :func:`join_candidates`); by default
         :func:`plan_candidates` of the whole catalog with ``plan_seed``.
+    simulate : callable
+        Simulates the plans for the choice (:func:`planning.outcomes.simulate_schedules`,
+        or a block-by-block equivalent, see :func:`planning.selection.choose`).
 
     Returns
     -------
@@ -268,6 +278,7 @@ def recommend(
         evaluation_seed=settings.simulation_seed,
         draw_parameters=settings.draw_parameters,
         ci_level=settings.ci_level,
+        simulate=simulate,
     )
     replan = None
     idx = np.flatnonzero(dp.exact & selling)

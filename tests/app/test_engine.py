@@ -202,3 +202,26 @@ def test_killed_ray_export_leaves_the_previous_export_whole(tmp_path, ray_local)
     _export(target, "local")
     assert not list(tmp_path.glob(staging_glob))
     assert target.read_bytes() == before
+
+
+def test_block_simulation_gives_the_numbers_of_one_block(plan_catalog):
+    """The evaluate stage's simulation block by block (any engine) gives exactly the numbers
+    of the whole catalog at once: a SKU's random numbers are keyed by its id."""
+    from app.blocks import BlockSimulator
+    from planning.outcomes import simulate_schedules
+    from planning.schedule import Schedule
+
+    n = plan_catalog.n_skus
+    depth = np.tile(np.linspace(0.0, 0.3, 6), (n, 1))
+    plans = {
+        "ramp": Schedule(plan_catalog.sku, depth, np.zeros_like(depth), "ramp"),
+        "none": Schedule.constant(plan_catalog.sku, 6, 0.0, "none"),
+    }
+    settings = dict(n_episodes=20, seed=11, ci_level=0.9, draw_parameters=True)
+    whole = simulate_schedules(plan_catalog, plans, **settings)
+    blocks = BlockSimulator(LocalEngine(), 5)(plan_catalog, plans, **settings)
+    for name in plans:
+        for field in ("totals", "weekly_mean", "weekly_sd"):
+            for key, value in getattr(whole[name], field).items():
+                np.testing.assert_array_equal(getattr(blocks[name], field)[key], value)
+        np.testing.assert_array_equal(blocks[name].schedule.discount, plans[name].discount)
