@@ -39,7 +39,6 @@ from planning.outcomes import (
     SimulationSettings,
     paired_ci,
     simulate_schedule,
-    simulate_schedules,
 )
 from planning.schedule import Schedule, rounded_depths
 from planning.selection import Candidates, Choice, choose, selection_seed
@@ -200,7 +199,7 @@ def recommend(
     no_demand: np.ndarray | None = None,
     per_sku: bool = True,
     candidates: CandidatePlans | None = None,
-    simulate: SimulateFn = simulate_schedules,
+    simulate: SimulateFn | None = None,
 ) -> Recommendation:
     """Plan every candidate, choose per SKU, and measure weekly re-planning (module docstring).
 
@@ -233,8 +232,9 @@ def recommend(
         :func:`plan_candidates` and :func:`join_candidates`); by default
         :func:`plan_candidates` of the whole catalog with ``plan_seed``.
     simulate : callable
-        Simulates the plans for the choice (:func:`planning.outcomes.simulate_schedules`,
-        or a block-by-block equivalent, see :func:`planning.selection.choose`).
+        Simulates the plans for the choice (default
+        :func:`planning.outcomes.simulate_schedules`, or a block-by-block equivalent, see
+        :func:`planning.selection.choose`).
 
     Returns
     -------

@@ -225,7 +225,7 @@ def choose(
     evaluation_seed: int,
     draw_parameters: bool,
     ci_level: float,
-    simulate: SimulateFn = simulate_schedules,
+    simulate: SimulateFn | None = None,
 ) -> Choice:
     """Choose each SKU's plan on the selection paths, report it on the evaluation paths.
 
@@ -245,8 +245,8 @@ def choose(
     ci_level : float
         Level of every CI, the significance rule's included.
     simulate : callable
-        Simulates the plans (:func:`planning.outcomes.simulate_schedules`, or a caller's
-        block-by-block equivalent with the same numbers).
+        Simulates the plans (default :func:`planning.outcomes.simulate_schedules`, or a
+        caller's block-by-block equivalent with the same numbers).
 
     Returns
     -------
@@ -265,6 +265,7 @@ def choose(
         n_episodes=n_episodes, draw_parameters=draw_parameters, ci_level=ci_level
     )
     log.info("per-SKU choice: %d plans x %d SKUs on the selection paths", len(names), n)
+    simulate = simulate or simulate_schedules
     picked = simulate(catalog, candidates.plans, seed=selection_seed, **sim)
     profit = np.stack([picked[k].totals["profit"] for k in names])  # (c, n, episodes)
     mean = profit.mean(axis=2)
