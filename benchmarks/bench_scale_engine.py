@@ -36,6 +36,7 @@ PAGE = ROOT / "docs" / "benchmarks" / "scale.md"
 TITLE = "Scale: engines, partitioned sources and sweeps"
 GOAL_LOCAL_S = 120.0
 GOAL_RATIO = 1.3
+GOAL_SKUS = 1_000_000
 
 
 def _digest(path: Path) -> str:
@@ -95,6 +96,16 @@ def bench(
     ratio = seconds["ray"] / seconds["local"]
     same = digests["local"] == digests["ray"]
     verdict_local = "meets" if seconds["local"] <= GOAL_LOCAL_S else "misses"
+    if n_skus >= GOAL_SKUS:
+        local_line = (
+            f"- local: {seconds['local']:,.1f} s, {verdict_local} the {GOAL_LOCAL_S:.0f} s goal "
+            f"for {GOAL_SKUS:,} SKUs."
+        )
+    else:
+        local_line = (
+            f"- local: {seconds['local']:,.1f} s for {n_skus:,} SKUs (the {GOAL_LOCAL_S:.0f} s "
+            f"goal is for {GOAL_SKUS:,} SKUs: run with --n-skus {GOAL_SKUS})."
+        )
     verdict_ray = "meets" if ratio <= GOAL_RATIO else f"misses (by {ratio / GOAL_RATIO:.2f}x)"
     return "\n".join(
         [
@@ -111,8 +122,7 @@ def bench(
             "|---|---|---|---|---|---|",
             *rows,
             "",
-            f"- local: {seconds['local']:,.1f} s, {verdict_local} the {GOAL_LOCAL_S:.0f} s goal "
-            f"(for 1 M SKUs).",
+            local_line,
             f"- Ray / local = {ratio:.2f}: {verdict_ray} the {GOAL_RATIO}x goal.",
             f"- The two files are {'byte-identical' if same else 'DIFFERENT'} (SHA-256).",
         ]
