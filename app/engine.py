@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -189,6 +190,8 @@ def _connect(address: str | None, num_cpus: int | None) -> Any:
         return ray
     # Set before ray.init: nothing may phone home.
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    # ray.init installs its own SIGTERM handler; the process's (the run's) stay in charge.
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         if address:
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
@@ -205,6 +208,10 @@ def _connect(address: str | None, num_cpus: int | None) -> Any:
             f"{where}: Ray did not start ({str(err).strip().splitlines()[0]}); expected a "
             "running cluster's address, or none for a local Ray"
         ) from None
+    finally:
+        for sig, handler in handlers.items():
+            if handler is not None:
+                signal.signal(sig, handler)
     logger.info("Ray: %s", ray.cluster_resources())
     return ray
 
