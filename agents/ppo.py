@@ -743,6 +743,17 @@ class PPOPolicy(Policy):
             )
         self.requires_context = dim != OBS_DIM
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The SB3 model holds its training env and logger, which do not pickle: a policy sent
+        # to another process (a worker of the run's engine) carries its saved model instead.
+        buf = io.BytesIO()
+        self.model.save(buf)
+        return {**self.__dict__, "model": buf.getvalue()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        model = MaskablePPO.load(io.BytesIO(state["model"]), device="cpu")
+        self.__dict__.update({**state, "model": model})
+
     @classmethod
     def load(cls, path: str | Path, name: str = "ppo", device: str = "cpu") -> PPOPolicy:
         """Load a policy from a saved model zip or a checkpoint folder.

@@ -34,6 +34,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import secrets
+import shutil
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -44,11 +46,12 @@ import pandas as pd
 
 from agents.policy import Policy
 from app.alerts import describe_schedule
+from app.engine import Engine
 from app.pipeline_config import ExportConfig, NewProductConfig
 from app.presentation import TableContext, round_columns
 from envs.config import RulesConfig
 from ingest.errors import ConfigError, DataError
-from ingest.io import write_frame_atomic
+from ingest.io import atomic_path, write_frame_atomic
 from planning.diagnostics import NO_DEMAND_NOTE, net_price_check
 from planning.from_policy import plan_of
 from planning.outcomes import Outcome, mean_ci, simulate_schedule, simulation_seed
@@ -543,6 +546,81 @@ def read_table(name: str, out_dir: str | Path, cfg: ExportConfig) -> pd.DataFram
     raise ConfigError(f"export.format = {cfg.format!r}")
 
 
+#: Glob of the staging folders of :func:`export_schedules_bulk` beside its target
+#: (``.<name>.parts-<hex>``): a killed export leaves one, which the next export removes.
+BULK_STAGING_GLOB = ".{name}.parts-*"
+
+
+@dataclass(frozen=True)
+class _BulkShared:
+    """What every block of a bulk export shares (sent to each worker once)."""
+
+    policy: Policy
+    rules: RulesConfig
+    horizon: int
+    plan_key: str
+    plan_episodes: int
+    n_episodes: int
+    sim_seed: int
+    ctx: TableContext | None
+    staging: str
+    suffix: str
+
+
+@dataclass(frozen=True)
+class _BulkBlock:
+    """One block of SKUs of a bulk export: its index, its catalog and its planning seed."""
+
+    index: int
+    catalog: Catalog
+    plan_seed: int
+
+
+def bulk_blocks(n_skus: int, chunk_skus: int, seed: int) -> list[tuple[int, int, int]]:
+    """``(start, stop, plan seed)`` of every block of a bulk export: the blocks are cut by
+    ``chunk_skus`` alone and block ``k``'s seed is derived from ``seed`` and ``k``, so any
+    engine plans the same blocks with the same seeds."""
+    if chunk_skus < 1:
+        raise ConfigError(f"chunk_skus = {chunk_skus}: expected >= 1")
+    starts = list(range(0, n_skus, chunk_skus))
+    seeds = np.random.SeedSequence(seed).generate_state(2 * len(starts)).tolist()
+    return [(s0, min(n_skus, s0 + chunk_skus), int(seeds[2 * k])) for k, s0 in enumerate(starts)]
+
+
+def _bulk_part_name(index: int, suffix: str) -> str:
+    return f"part-{index:05d}{suffix}"
+
+
+def _export_block(shared: _BulkShared, block: _BulkBlock) -> tuple[str, int]:
+    """Plan, simulate and write one block as a part file in the staging folder; returns the
+    part's path and its number of rows (runs wherever the engine puts it)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    part = block.catalog
+    sched, _ = plan_of(
+        shared.policy,
+        part,
+        shared.rules,
+        shared.horizon,
+        seed=block.plan_seed,
+        n_episodes=shared.plan_episodes,
+    )
+    out = simulate_schedule(
+        part, rounded_depths(sched), n_episodes=shared.n_episodes, seed=shared.sim_seed
+    )
+    frame = schedules_table(out, shared.plan_key, part, shared.ctx)
+    path = Path(shared.staging) / _bulk_part_name(block.index, shared.suffix)
+    # Each part is itself written atomically: a part that exists is whole.
+    with atomic_path(path) as tmp:
+        if shared.suffix == ".parquet":
+            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), str(tmp))
+        else:
+            # one header, in the first part: the parts concatenate into one CSV file
+            frame.to_csv(tmp, header=block.index == 0, index=False)
+    return str(path), len(frame)
+
+
 def export_schedules_bulk(
     policy: Policy,
     catalog: Catalog,
@@ -557,53 +635,87 @@ def export_schedules_bulk(
     chunk_skus: int = 50_000,
     progress: bool = True,
     ctx: TableContext | None = None,
+    engine: Engine | str = "local",
 ) -> int:
-    """Plan and simulate the schedules of a large catalog chunk by chunk and write the
-    ``schedules`` table to ``target`` (``.parquet`` or ``.csv``, atomically).
+    """Plan and simulate the schedules of a large catalog block by block and write the
+    ``schedules`` table to ``target`` (one ``.parquet`` or ``.csv`` file).
 
-    Memory stays bounded by ``chunk_skus``; returns the number of rows written. Each chunk
-    is planned with its own child seed from ``seed``; the simulation uses
-    :func:`planning.outcomes.simulation_seed` of ``seed`` for every chunk (a SKU's simulated
-    numbers are keyed by its id, so chunking does not change them): same arguments, same
-    numbers.
+    Each block of ``chunk_skus`` SKUs is planned with its own child seed of ``seed``
+    (:func:`bulk_blocks`) and simulated with :func:`planning.outcomes.simulation_seed` of
+    ``seed`` (a SKU's simulated numbers are keyed by its id, so the blocks do not change
+    them), then written as a part file into a staging folder beside ``target``
+    (``.<name>.parts-<hex>``). When every block is written, the parts are joined in block
+    order into a temporary file that replaces ``target`` in one rename: a failed or killed
+    export leaves the previous ``target`` whole (and a staging folder the next export
+    removes). ``engine`` (``"local"``, ``"ray"`` or an :class:`app.engine.Engine`) runs the
+    blocks, with the policy loaded once per worker; same arguments, same bytes on either.
+    Memory stays bounded by a few blocks. Returns the number of rows written.
+
+    With a Ray cluster the staging folder must be on storage every node sees.
     """
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from ingest.io import atomic_path
+    from app.engine import make_engine
 
     target = Path(target)
     suffix = target.suffix.lower()
     if suffix not in (".parquet", ".csv"):
         raise DataError(f"bulk export target {str(target)!r}: expected .parquet or .csv")
-    n = catalog.n_skus
-    starts = list(range(0, n, chunk_skus))
-    seeds = np.random.SeedSequence(seed).generate_state(2 * len(starts)).tolist()
-    sim_seed = simulation_seed(seed)
+    blocks = bulk_blocks(catalog.n_skus, chunk_skus, seed)
+    runner = make_engine(engine) if isinstance(engine, str) else engine
+    parent = target.parent if str(target.parent) else Path(".")
+    parent.mkdir(parents=True, exist_ok=True)
+    for stale in parent.glob(BULK_STAGING_GLOB.format(name=target.name)):
+        logger.info("removing %s, left by a killed bulk export", stale)
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = parent / f".{target.name}.parts-{secrets.token_hex(6)}"
+    staging.mkdir()
+    shared = _BulkShared(
+        policy=policy,
+        rules=rules,
+        horizon=horizon,
+        plan_key=plan_key,
+        plan_episodes=plan_episodes,
+        n_episodes=n_episodes,
+        sim_seed=simulation_seed(seed),
+        ctx=ctx,
+        staging=str(staging),
+        suffix=suffix,
+    )
+    work = (
+        _BulkBlock(k, catalog.take(np.arange(s0, s1)), plan_seed)
+        for k, (s0, s1, plan_seed) in enumerate(blocks)
+    )
     rows = 0
-    with atomic_path(target) as tmp:
-        writer = None
-        try:
-            for k, s0 in enumerate(starts):
-                part = catalog.take(np.arange(s0, min(n, s0 + chunk_skus)))
-                sched, _ = plan_of(
-                    policy, part, rules, horizon, seed=int(seeds[2 * k]), n_episodes=plan_episodes
-                )
-                out = simulate_schedule(
-                    part, rounded_depths(sched), n_episodes=n_episodes, seed=sim_seed
-                )
-                frame = schedules_table(out, plan_key, part, ctx)
-                rows += len(frame)
-                if suffix == ".parquet":
-                    table = pa.Table.from_pandas(frame, preserve_index=False)
-                    if writer is None:
-                        writer = pq.ParquetWriter(str(tmp), table.schema)
-                    writer.write_table(table)
-                else:
-                    frame.to_csv(tmp, mode="a", header=k == 0, index=False)
-                if progress:
-                    logger.info("%s/%s SKUs planned and simulated", min(n, s0 + chunk_skus), n)
-        finally:
-            if writer is not None:
-                writer.close()
+    n = catalog.n_skus
+    try:
+        with atomic_path(target) as tmp:
+            writer = None
+            try:
+                with open(tmp, "ab") if suffix == ".csv" else contextlib.nullcontext() as csv_out:
+                    for k, (path, n_rows) in enumerate(
+                        runner.map_blocks(_export_block, work, shared)
+                    ):
+                        if suffix == ".parquet":
+                            table = pq.read_table(path)
+                            if writer is None:
+                                writer = pq.ParquetWriter(str(tmp), table.schema)
+                            writer.write_table(table)
+                        else:
+                            assert csv_out is not None  # opened for a .csv target
+                            with open(path, "rb") as part_in:
+                                shutil.copyfileobj(part_in, csv_out)
+                        rows += n_rows
+                        if progress:
+                            logger.info(
+                                "%s/%s SKUs planned and simulated (%s engine)",
+                                blocks[k][1],
+                                n,
+                                runner.name,
+                            )
+            finally:
+                if writer is not None:
+                    writer.close()
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return rows

@@ -36,6 +36,7 @@ from app.pipeline_config import PipelineConfig
 from app.stage_record import StageRecord, stages_frame
 
 if TYPE_CHECKING:
+    from app.engine import Engine
     from app.exports import PendingSql
     from app.outputs import RunOutput
 
@@ -86,12 +87,14 @@ def run_pipeline(cfg: PipelineConfig) -> PipelineResult:
         On SIGTERM or SIGINT (a ``SystemExit`` with code 143 or 130); the MLflow runs end
         as KILLED and the previous output folder is left as it was.
     """
+    from app.engine import make_engine
     from app.exports import check_export_target, deferred_sql
     from app.outputs import open_run_output
     from experiments import tracking
     from ingest.loader import check_source
 
     tracking.check_store()  # before any work: a bad store must not cost a whole run
+    engine = make_engine(cfg.engine)  # an unreachable cluster, before any work
     check_source(cfg.data)  # a malformed database URL or a missing file, before the lock
     mode = "quick" if cfg.quick else "full"
     name = tracking.run_name("pipeline", f"{_label(cfg.data)}-{mode}", cfg.seed)
@@ -111,7 +114,7 @@ def run_pipeline(cfg: PipelineConfig) -> PipelineResult:
         if output.cleaned:
             log.info("[run] removed %d leftover(s) of a killed run", len(output.cleaned))
         log.info("[run] %s: %d stages, output in %s", name, len(STAGE_NAMES), cfg.out_dir)
-        return _run_stages(cfg, name, mode, output, sql)
+        return _run_stages(cfg, name, mode, output, sql, engine)
     raise AssertionError("unreachable")  # pragma: no cover - mypy: the with block returns
 
 
@@ -121,6 +124,7 @@ def _run_stages(
     mode: str,
     output: RunOutput,
     sql: PendingSql,
+    engine: Engine,
 ) -> PipelineResult:
     """The stages under the parent run, then the record and the publish step."""
     import mlflow
@@ -202,7 +206,9 @@ def _run_stages(
             )
             evaluated = stage(
                 "evaluate",
-                lambda r: st.evaluate_stage(scfg, fitted.catalog, policy, seed_of["evaluate"], r),
+                lambda r: st.evaluate_stage(
+                    scfg, fitted.catalog, policy, seed_of["evaluate"], r, engine
+                ),
             )
             out = stage(
                 "export",

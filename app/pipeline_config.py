@@ -217,17 +217,25 @@ class EvaluationConfig:
     draw_parameters : bool
         Draw each episode's demand parameters from their fitted uncertainty, so the CIs
         include the fit's uncertainty and not only the demand noise.
+    block_skus : int
+        The candidates' plans are made in blocks of this many SKUs (the unit of work of the
+        engine; block ``k`` plans with a seed derived from the stage's seed and ``k``). The
+        blocks depend on this setting only, never on the engine, so both engines give the
+        same plans; a run of at most this many SKUs plans in one block.
     """
 
     n_episodes: int = 500
     ci_level: float = 0.95
     draw_parameters: bool = True
+    block_skus: int = 10_000
 
     def __post_init__(self) -> None:
         if self.n_episodes < 2:
             raise ConfigError(f"evaluation.n_episodes = {self.n_episodes}: expected >= 2")
         if not 0.5 <= self.ci_level < 1.0:
             raise ConfigError(f"evaluation.ci_level = {self.ci_level}: expected [0.5, 1)")
+        if self.block_skus < 1:
+            raise ConfigError(f"evaluation.block_skus = {self.block_skus}: expected >= 1")
 
 
 @dataclass(frozen=True)
@@ -322,6 +330,10 @@ class PipelineConfig:
         the plan's last week.
     experiment : str
         MLflow experiment name.
+    engine : {"local", "ray"}
+        Where the heavy stages run: in this process, or on Ray (the cluster at
+        ``$RAY_ADDRESS``, else a local Ray with the machine's cores; see ``docs/scale.md``).
+        Same seed, same outputs on both; not part of the plan key.
     selection, fit, risk, rules, ppo, policy, evaluation, export, new_products, coupons
         The nested configs, one TOML table each (``[coupons]``: coupon targeting,
         :class:`~targeting.config.TargetingConfig`).
@@ -336,6 +348,7 @@ class PipelineConfig:
     quick: bool = False
     horizon_weeks: int = 12
     experiment: str = "deadstock"
+    engine: Literal["local", "ray"] = "local"
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     fit: FitStageConfig = field(default_factory=FitStageConfig)
     risk: RiskStageConfig = field(default_factory=RiskStageConfig)
@@ -356,10 +369,14 @@ class PipelineConfig:
             raise ConfigError(f"seed = {self.seed}: expected >= 0")
         if not 2 <= self.horizon_weeks <= 52:
             raise ConfigError(f"horizon_weeks = {self.horizon_weeks}: expected 2..52")
+        if self.engine not in ("local", "ray"):
+            raise ConfigError(f"engine = {self.engine!r}: expected 'local' or 'ray'")
 
     def plan_key(self, data_fingerprint: str) -> str:
         """Key of this plan in the exports: the same data and the same settings give the
-        same key, so a re-run replaces its rows instead of adding to them."""
-        settings = {k: v for k, v in to_dict(self).items() if k not in ("out_dir", "export")}
+        same key, so a re-run replaces its rows instead of adding to them (the engine is not
+        a setting of the plan: both give the same outputs)."""
+        skip = ("out_dir", "export", "engine")
+        settings = {k: v for k, v in to_dict(self).items() if k not in skip}
         blob = json.dumps([data_fingerprint, settings], sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from agents.policy import Policy
+from app.engine import Engine
 from app.pipeline_config import PipelineConfig
 from app.stage_record import StageRecord
 from envs.config import RulesConfig
@@ -564,7 +565,12 @@ def heuristic_policies(cfg: PipelineConfig) -> list[Policy]:
 
 
 def evaluate_stage(
-    cfg: PipelineConfig, catalog: Catalog, policy: PolicyOut, seed: int, rec: StageRecord
+    cfg: PipelineConfig,
+    catalog: Catalog,
+    policy: PolicyOut,
+    seed: int,
+    rec: StageRecord,
+    engine: Engine | None = None,
 ) -> EvalOut:
     """Plan every candidate and choose each SKU's plan (:func:`planning.recommend.recommend`).
 
@@ -572,11 +578,29 @@ def evaluate_stage(
     seed, as in the what-if, so ``deadstock simulate --sku`` reproduces a SKU's row of
     ``sku_summary``; the choice is made on other paths (the selection seed). SKUs with no
     demand at any allowed price get no markdown in every plan.
+
+    The candidates are planned, and their plans simulated for the choice, in blocks of
+    ``cfg.evaluation.block_skus`` SKUs on ``engine`` (default: this process), the policies
+    loaded once per worker (:mod:`app.blocks`).
     """
+    from app.blocks import BlockSimulator, plan_candidates_in_blocks
+    from app.engine import LocalEngine
+
     plan_seed = int(np.random.SeedSequence(seed).generate_state(1)[0])
     ev = cfg.evaluation
     settings = SimulationSettings(cfg.seed, ev.n_episodes, ev.draw_parameters, ev.ci_level)
     heuristics = heuristic_policies(cfg)
+    engine = engine or LocalEngine()
+    candidates = plan_candidates_in_blocks(
+        engine,
+        catalog,
+        policy.policy,
+        heuristics,
+        cfg.rules,
+        cfg.horizon_weeks,
+        seed=plan_seed,
+        block_skus=ev.block_skus,
+    )
     found = recommend(
         catalog,
         policy.policy,
@@ -586,6 +610,8 @@ def evaluate_stage(
         plan_seed=plan_seed,
         settings=settings,
         per_sku=cfg.policy.recommend == "best",
+        candidates=candidates,
+        simulate=BlockSimulator(engine, ev.block_skus),
     )
     no_demand = found.no_demand
     outcomes = found.choice.outcomes

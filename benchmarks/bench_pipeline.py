@@ -137,7 +137,9 @@ def _catalog(n: int, rng: np.random.Generator, cls):
     )
 
 
-def bench_export(n_skus: int, plan_episodes: int, episodes: int, train_steps: int) -> str:
+def bench_export(
+    n_skus: int, plan_episodes: int, episodes: int, train_steps: int, engine: str = "local"
+) -> str:
     from app.exports import export_schedules_bulk
     from app.pipeline_config import DEFAULT_RULES
     from simulator.demand import Catalog
@@ -160,6 +162,7 @@ def bench_export(n_skus: int, plan_episodes: int, episodes: int, train_steps: in
             plan_episodes=plan_episodes,
             n_episodes=episodes,
             seed=0,
+            engine=engine,
         )
         seconds = time.perf_counter() - t0
         size_mb = target.stat().st_size / 1e6
@@ -196,13 +199,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--plan-episodes", type=int, default=1)
     p.add_argument("--episodes", type=int, default=8)
     p.add_argument("--train-steps", type=int, default=200_000)
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="where the export's blocks run (benchmarks/bench_scale_engine.py compares both)",
+    )
     args = p.parse_args(argv)
     import torch
 
     # The export trains a small PPO here: one thread is about 4x faster at this network size.
     torch.set_num_threads(1)
     if not args.skip_export:
-        body = bench_export(args.n_skus, args.plan_episodes, args.episodes, args.train_steps)
+        body = bench_export(
+            args.n_skus, args.plan_episodes, args.episodes, args.train_steps, args.engine
+        )
         write_section(PAGE, "export", body, title=TITLE)
     if not args.skip_runs:
         write_section(PAGE, "runs", bench_runs(args.skip_full), title=TITLE)

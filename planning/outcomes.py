@@ -34,7 +34,7 @@ from the run's seed by :func:`simulation_seed`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -405,6 +405,38 @@ def simulate_schedules(
             index = inverse[j * n : (j + 1) * n]
             out[name] = _outcome(schedules[name], rows, index, n_episodes, ci_level)
     return {k: out[k] for k in schedules}
+
+
+#: The signature of :func:`simulate_schedules`: what a caller may put in its place to
+#: simulate elsewhere or block by block (the numbers of a SKU are keyed by its id, so any
+#: split of the SKUs gives the same ones; see :func:`concat_outcomes`).
+SimulateFn = Callable[..., dict[str, Outcome]]
+
+
+def concat_outcomes(parts: Sequence[Outcome]) -> Outcome:
+    """The outcomes of consecutive blocks of SKUs of one schedule, as one (in block order).
+
+    Every per-SKU array is concatenated along the SKU axis; paths (one SKU only) are not
+    kept.
+    """
+    if not parts:
+        raise DataError("no outcomes to concatenate")
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    sched = Schedule(
+        sku=np.concatenate([np.asarray(p.schedule.sku, dtype=object) for p in parts]),
+        discount=np.concatenate([np.asarray(p.schedule.discount) for p in parts]),
+        coupon=np.concatenate([np.asarray(p.schedule.coupon) for p in parts]),
+        name=first.schedule.name,
+    )
+
+    def cat(field: str) -> dict[str, np.ndarray]:
+        return {
+            k: np.concatenate([getattr(p, field)[k] for p in parts]) for k in getattr(first, field)
+        }
+
+    return Outcome(sched, cat("totals"), cat("weekly_mean"), cat("weekly_sd"), None, first.ci_level)
 
 
 def simulate_schedule(

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -32,8 +33,13 @@ from envs.config import RulesConfig
 from ingest.progress import progress
 from planning.closed_loop import ReplanningValue, replanning_value, simulate_policy
 from planning.diagnostics import deepest_allowed_schedule, sells_nothing, without_markdown
-from planning.from_policy import dp_plan, plan_of
-from planning.outcomes import SimulationSettings, paired_ci, simulate_schedule
+from planning.from_policy import DPPlan, SolvedDP, dp_plan, plan_of
+from planning.outcomes import (
+    SimulateFn,
+    SimulationSettings,
+    paired_ci,
+    simulate_schedule,
+)
 from planning.schedule import Schedule, rounded_depths
 from planning.selection import Candidates, Choice, choose, selection_seed
 from simulator.demand import Catalog
@@ -102,6 +108,85 @@ class Recommendation:
         return lines
 
 
+@dataclass
+class CandidatePlans:
+    """Every candidate planner's plan for a set of SKUs, before the no-demand SKUs are set to
+    doing nothing (what :func:`plan_candidates` makes; :func:`join_candidates` joins blocks).
+
+    Attributes
+    ----------
+    plans : dict of str to Schedule
+        The learned policy's, the DP's, doing nothing's and each heuristic's plan.
+    closed_loop : dict of str to float
+        Each planner's closed-loop mean objective (total over the SKUs).
+    dp : DPPlan
+        The exact DP's plan, where it is exact, and its policy.
+    """
+
+    plans: dict[str, Schedule]
+    closed_loop: dict[str, float]
+    dp: DPPlan
+
+    @property
+    def n_skus(self) -> int:
+        return len(self.dp.exact)
+
+
+def plan_candidates(
+    catalog: Catalog,
+    learned: Policy,
+    heuristics: Sequence[Policy],
+    rules: RulesConfig,
+    horizon: int,
+    *,
+    seed: int,
+) -> CandidatePlans:
+    """Every candidate's typical plan for ``catalog`` (the policies' closed-loop episodes
+    drawn with ``seed``): the learned policy, the exact DP, doing nothing, each heuristic."""
+    plans: dict[str, Schedule] = {}
+    closed: dict[str, float] = {}
+    plans[learned.name], closed[learned.name] = plan_of(learned, catalog, rules, horizon, seed=seed)
+    dp = dp_plan(catalog, rules, horizon, seed=seed)
+    plans[DP_NAME], closed[DP_NAME] = dp.schedule, dp.closed_loop
+    plans[NONE_NAME] = Schedule.constant(catalog.sku, horizon, 0.0, NONE_NAME)
+    for heur in progress(list(heuristics), desc="evaluate: planning", unit="policy"):
+        plans[heur.name], closed[heur.name] = plan_of(heur, catalog, rules, horizon, seed=seed)
+    return CandidatePlans(plans, closed, dp)
+
+
+def join_candidates(parts: Sequence[CandidatePlans]) -> CandidatePlans:
+    """The plans of consecutive blocks of SKUs as one (blocks in catalog order): schedules
+    and DP coverage are concatenated, closed-loop objectives (totals) added."""
+    if not parts:
+        raise ValueError("no blocks to join")
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    plans = {
+        name: Schedule(
+            sku=np.concatenate([np.asarray(p.plans[name].sku, dtype=object) for p in parts]),
+            discount=np.concatenate([p.plans[name].discount for p in parts]),
+            coupon=np.concatenate([p.plans[name].coupon for p in parts]),
+            name=first.plans[name].name,
+        )
+        for name in first.plans
+    }
+    closed = {name: float(sum(p.closed_loop[name] for p in parts)) for name in first.closed_loop}
+    solutions: dict[str, Any] = {}
+    reasons: dict[str, str] = {}
+    for p in parts:
+        solutions.update(p.dp.policy.solutions)
+        reasons.update(p.dp.reasons)
+    dp = DPPlan(
+        schedule=plans[DP_NAME],
+        exact=np.concatenate([p.dp.exact for p in parts]),
+        reasons=reasons,
+        policy=SolvedDP(solutions),
+        closed_loop=float(sum(p.dp.closed_loop for p in parts)),
+    )
+    return CandidatePlans(plans, closed, dp)
+
+
 def recommend(
     catalog: Catalog,
     learned: Policy,
@@ -113,6 +198,8 @@ def recommend(
     settings: SimulationSettings,
     no_demand: np.ndarray | None = None,
     per_sku: bool = True,
+    candidates: CandidatePlans | None = None,
+    simulate: SimulateFn | None = None,
 ) -> Recommendation:
     """Plan every candidate, choose per SKU, and measure weekly re-planning (module docstring).
 
@@ -140,6 +227,14 @@ def recommend(
     per_sku : bool
         Choose per SKU among every candidate; False recommends the learned policy's plan for
         every SKU (the other plans stay as comparisons).
+    candidates : CandidatePlans, optional
+        Every candidate's plan, made already (for instance block by block elsewhere, see
+        :func:`plan_candidates` and :func:`join_candidates`); by default
+        :func:`plan_candidates` of the whole catalog with ``plan_seed``.
+    simulate : callable
+        Simulates the plans for the choice (default
+        :func:`planning.outcomes.simulate_schedules`, or a block-by-block equivalent, see
+        :func:`planning.selection.choose`).
 
     Returns
     -------
@@ -158,17 +253,13 @@ def recommend(
             )
         )
     no_demand = np.asarray(no_demand, dtype=bool)
-    plans: dict[str, Schedule] = {}
-    closed: dict[str, float] = {}
-    plans[learned.name], closed[learned.name] = plan_of(
-        learned, catalog, rules, horizon, seed=plan_seed
-    )
-    dp = dp_plan(catalog, rules, horizon, seed=plan_seed)
-    plans[DP_NAME], closed[DP_NAME] = dp.schedule, dp.closed_loop
-    plans[NONE_NAME] = Schedule.constant(catalog.sku, horizon, 0.0, NONE_NAME)
-    for heur in progress(list(heuristics), desc="evaluate: planning", unit="policy"):
-        plans[heur.name], closed[heur.name] = plan_of(heur, catalog, rules, horizon, seed=plan_seed)
-    plans = {k: rounded_depths(without_markdown(s, no_demand)) for k, s in plans.items()}
+    if candidates is None:
+        candidates = plan_candidates(catalog, learned, heuristics, rules, horizon, seed=plan_seed)
+    if candidates.n_skus != catalog.n_skus:
+        raise ValueError(f"plans for {candidates.n_skus} SKUs, catalog of {catalog.n_skus}")
+    dp = candidates.dp
+    closed = dict(candidates.closed_loop)
+    plans = {k: rounded_depths(without_markdown(s, no_demand)) for k, s in candidates.plans.items()}
     selling = ~no_demand
     if per_sku:
         available = {k: selling for k in plans if k != NONE_NAME}
@@ -179,17 +270,15 @@ def recommend(
     # The DP's plan is its own only where it solved the SKU; every other planner's is its own
     # everywhere (on no-demand SKUs every plan is doing nothing).
     complete = [k for k in plans if k != DP_NAME or dp.exact.all()]
-    candidates = Candidates(
-        plans, available, default=DP_NAME if per_sku else None, complete=complete
-    )
     choice = choose(
         catalog,
-        candidates,
+        Candidates(plans, available, default=DP_NAME if per_sku else None, complete=complete),
         n_episodes=settings.n_episodes,
         selection_seed=selection_seed(settings.seed),
         evaluation_seed=settings.simulation_seed,
         draw_parameters=settings.draw_parameters,
         ci_level=settings.ci_level,
+        simulate=simulate,
     )
     replan = None
     idx = np.flatnonzero(dp.exact & selling)

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from ingest.errors import ConfigError, DataError
-from planning.outcomes import Outcome, mean_ci, simulate_schedules
+from planning.outcomes import Outcome, SimulateFn, mean_ci, simulate_schedules
 from planning.schedule import Schedule
 from simulator.demand import Catalog
 
@@ -225,6 +225,7 @@ def choose(
     evaluation_seed: int,
     draw_parameters: bool,
     ci_level: float,
+    simulate: SimulateFn | None = None,
 ) -> Choice:
     """Choose each SKU's plan on the selection paths, report it on the evaluation paths.
 
@@ -243,6 +244,9 @@ def choose(
         Draw every episode's demand parameters from the fit's uncertainty (both sets).
     ci_level : float
         Level of every CI, the significance rule's included.
+    simulate : callable
+        Simulates the plans (default :func:`planning.outcomes.simulate_schedules`, or a
+        caller's block-by-block equivalent with the same numbers).
 
     Returns
     -------
@@ -261,7 +265,8 @@ def choose(
         n_episodes=n_episodes, draw_parameters=draw_parameters, ci_level=ci_level
     )
     log.info("per-SKU choice: %d plans x %d SKUs on the selection paths", len(names), n)
-    picked = simulate_schedules(catalog, candidates.plans, seed=selection_seed, **sim)
+    simulate = simulate or simulate_schedules
+    picked = simulate(catalog, candidates.plans, seed=selection_seed, **sim)
     profit = np.stack([picked[k].totals["profit"] for k in names])  # (c, n, episodes)
     mean = profit.mean(axis=2)
     changes = np.stack([_n_changes(p) for p in plans])
@@ -289,7 +294,7 @@ def choose(
         name=RECOMMENDED_NAME,
     )
     log.info("per-SKU choice: every plan again on the evaluation paths")
-    evaluated = simulate_schedules(
+    evaluated = simulate(
         catalog,
         {**candidates.plans, RECOMMENDED_NAME: composite},
         seed=evaluation_seed,

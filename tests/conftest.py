@@ -4,6 +4,7 @@ uses one thread (the entry point's job, as in the CLI)."""
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 from pathlib import Path
 
@@ -95,6 +96,8 @@ def ray_local():
     ray = pytest.importorskip("ray")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # never phones home
     started = not ray.is_initialized()
+    # ray.init installs a SIGTERM handler; later tests expect the process's own handlers
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     if started:
         ray.init(
             num_cpus=2,
@@ -102,6 +105,9 @@ def ray_local():
             log_to_driver=False,
             configure_logging=False,
         )
+        for sig, handler in handlers.items():
+            if handler is not None:
+                signal.signal(sig, handler)
     yield ray
     if started:
         ray.shutdown()

@@ -1,7 +1,7 @@
 """``deadstock run``: the main job, end to end (a thin shell over
 :func:`app.pipeline.run_pipeline`).
 
-``deadstock run [--data SOURCE] [--config plan.toml] [--out DIR] [--quick]`` loads the data,
+``deadstock run [--data SOURCE] [--config plan.toml] [--out DIR] [--quick] [--engine ray]`` loads the data,
 scores the risk, picks the at-risk SKUs, fits their demand, gets a policy, simulates it
 against the baselines and writes the schedules, SKU summary, alerts, new-product flags and the
 report. It prints where they went and where the MLflow runs are.
@@ -57,6 +57,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=("auto", "champion", "train"),
         help="load the registered champion when it fits (auto), require it, or train",
     )
+    config_arg(
+        p,
+        "--engine",
+        config=RUN,
+        key="engine",
+        choices=("local", "ray"),
+        help="where the heavy stages run: this process, or Ray (the cluster at $RAY_ADDRESS, "
+        "else a local Ray with the machine's cores); same seed, same outputs",
+    )
     p.set_defaults(func=cmd_run, uses_torch=True, tracked=True)
 
 
@@ -73,6 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "export.format": fmt,
         "export.sql_url": args.sql_url,
         "policy.source": args.policy_source,
+        "engine": args.engine,
     }
     cfg = build(PipelineConfig, args, flags, quick=args.quick)
     result = run_pipeline(cfg)

@@ -355,3 +355,22 @@ def test_device_auto_follows_the_gpu_and_cuda_without_one_is_refused(monkeypatch
     assert ppo_module.resolve_device("cuda:0") == "cuda:0"
     with pytest.raises(ConfigError, match=r"'cuda:1'.*N below 1"):
         ppo_module.resolve_device("cuda:1")
+
+
+def test_policy_pickles_as_its_saved_model(plan_catalog):
+    """A PPO policy reaches another process (an engine's worker) as its saved model: the
+    unpickled policy acts exactly as the original."""
+    import pickle
+
+    from envs.config import RulesConfig
+
+    rules = RulesConfig(discount_levels=(0.0, 0.2, 0.4))
+    env = make_training_env(TINY, rules, plan_catalog)
+    policy = PPOPolicy(build_model(TINY, env), name="tiny")
+    copy = pickle.loads(pickle.dumps(policy))
+    assert copy.name == "tiny" and copy.requires_context == policy.requires_context
+    obs = env.reset()
+    masks = env.action_masks()
+    ctx = env.venv.policy_context()
+    raw = obs[:, : env.venv.observation_space.shape[0]]
+    np.testing.assert_array_equal(copy.act(raw, masks, ctx), policy.act(raw, masks, ctx))

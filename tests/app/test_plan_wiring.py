@@ -225,11 +225,21 @@ def test_evaluation_and_horizon_reach_the_simulation(cfg, monkeypatch):
         seen.update(kw, rules=rules, horizon=horizon, learned=learned.name)
         raise Stop
 
+    planned = object()
+
+    def plan_in_blocks(engine, catalog, learned, heuristics, rules, horizon, **kw):
+        seen.update(block_skus=kw["block_skus"], engine=engine.name, plan_horizon=horizon)
+        return planned
+
     monkeypatch.setattr(st, "recommend", recommend)
+    monkeypatch.setattr("app.blocks.plan_candidates_in_blocks", plan_in_blocks)
     pol = st.PolicyOut(SimpleNamespace(name="ppo"), "trained")  # type: ignore[arg-type]
     with pytest.raises(Stop):
         st.evaluate_stage(cfg, _catalog(), pol, 5, StageRecord("evaluate"))
     assert seen["horizon"] == 7 and seen["rules"] is cfg.rules and seen["learned"] == "ppo"
+    # the plans are made in blocks of the config's size, by default on the local engine
+    assert seen["candidates"] is planned and seen["plan_horizon"] == 7
+    assert seen["block_skus"] == cfg.evaluation.block_skus and seen["engine"] == "local"
     settings = seen["settings"]
     assert settings.n_episodes == 33 and settings.ci_level == 0.9
     assert settings.draw_parameters is False and settings.seed == cfg.seed

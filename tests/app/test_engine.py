@@ -1,0 +1,227 @@
+"""The engine setting (local or Ray) and the bulk export through it: same seed, same bytes on
+both engines; a Ray export killed mid-way leaves the previous export whole; bad settings are
+refused before any work."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from agents.baselines import Myopic
+from app.engine import LocalEngine, make_engine
+from app.exports import BULK_STAGING_GLOB, bulk_blocks, export_schedules_bulk
+from app.pipeline_config import DEFAULT_RULES, PipelineConfig
+from ingest.errors import ConfigError
+from simulator.demand import Catalog
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _catalog(n: int, seed: int = 0) -> Catalog:
+    rng = np.random.default_rng(seed)
+    price = rng.uniform(1.0, 10.0, n)
+    return Catalog.build(
+        n_skus=n,
+        sku=np.array([f"S{i:05d}" for i in range(n)], dtype=object),
+        base_demand=rng.lognormal(1.0, 0.8, n),
+        elasticity=-rng.uniform(1.0, 3.5, n),
+        list_price=price,
+        unit_cost=price * rng.uniform(0.4, 0.8, n),
+        initial_stock=rng.integers(10, 200, n).astype(float),
+        dispersion=0.3,
+        holding_cost_per_unit_week=price * 0.003,
+    )
+
+
+def _export(target: Path, engine, n: int = 300, chunk: int = 70, seed: int = 5) -> int:
+    return export_schedules_bulk(
+        Myopic(),
+        _catalog(n),
+        DEFAULT_RULES,
+        8,
+        target,
+        plan_key="k",
+        plan_episodes=2,
+        n_episodes=4,
+        seed=seed,
+        chunk_skus=chunk,
+        progress=False,
+        engine=engine,
+    )
+
+
+# ------------------------------------------------------------------ config and validation
+def test_engine_setting_is_validated_before_any_work(tmp_path, monkeypatch):
+    from app.config import load_config
+
+    bad = tmp_path / "plan.toml"
+    bad.write_text('engine = "spark"\n')
+    with pytest.raises(ConfigError, match=r"engine = \"spark\": expected one of 'local', 'ray'"):
+        load_config(PipelineConfig, bad)
+    with pytest.raises(ConfigError, match="engine = 'spark': expected 'local' or 'ray'"):
+        make_engine("spark")
+    cfg = load_config(PipelineConfig, None, overrides={"engine": "ray"})
+    assert cfg.engine == "ray"
+    # the engine is not a setting of the plan: both engines give the same plan key
+    assert cfg.plan_key("x") == PipelineConfig().plan_key("x")
+    # a closed port: refused in seconds, naming the variable, the value and what is expected
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+    with pytest.raises(ConfigError, match=rf"RAY_ADDRESS = '127.0.0.1:{port}': no Ray cluster"):
+        make_engine("ray")
+    monkeypatch.setenv("RAY_ADDRESS", "no-port-here")
+    with pytest.raises(ConfigError, match="expected a Ray cluster address"):
+        make_engine("ray")
+
+
+def test_cli_refuses_a_bad_engine_and_an_unreachable_cluster(tmp_path):
+    """``deadstock run --engine`` and RAY_ADDRESS: exit 2 and one line, before any work."""
+    exe = str(ROOT / ".venv" / "bin" / "deadstock")
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [exe, "run", "--engine", "spark", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2 and "spark" in proc.stderr and "ray" in proc.stderr
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, RAY_ADDRESS=f"127.0.0.1:{port}")
+    proc = subprocess.run(
+        [exe, "run", "--engine", "ray", "--out", str(out), "--data", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert f"RAY_ADDRESS = '127.0.0.1:{port}'" in proc.stderr
+    assert "Traceback" not in proc.stderr and not out.exists()
+
+
+def test_blocks_and_seeds_depend_on_the_config_only():
+    blocks = bulk_blocks(250, 100, seed=3)
+    assert [(a, b) for a, b, _ in blocks] == [(0, 100), (100, 200), (200, 250)]
+    assert blocks == bulk_blocks(250, 100, seed=3)
+    assert len({s for _, _, s in blocks}) == 3
+    with pytest.raises(ConfigError, match="chunk_skus = 0"):
+        bulk_blocks(10, 0, seed=0)
+
+
+def test_local_bulk_export_is_the_same_whatever_the_blocks(tmp_path):
+    """A SKU's simulated numbers are keyed by its id: cutting the catalog differently changes
+    only the planning seeds; the default one-block export is whole and in SKU order."""
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    rows = _export(a, LocalEngine(), chunk=70)
+    assert rows == 300 * 8
+    frame = pd.read_csv(a, dtype={"sku": str})
+    assert len(frame) == rows and list(frame["sku"].unique()) == [f"S{i:05d}" for i in range(300)]
+    _export(b, "local", chunk=70)
+    assert a.read_bytes() == b.read_bytes()
+    assert not list(tmp_path.glob(BULK_STAGING_GLOB.format(name="a.csv")))
+
+
+# ------------------------------------------------------------------------------- on Ray
+def test_ray_bulk_export_is_byte_identical_to_local(tmp_path, ray_local):
+    for suffix in (".parquet", ".csv"):
+        local, remote = tmp_path / f"local{suffix}", tmp_path / f"ray{suffix}"
+        assert _export(local, "local") == _export(remote, "ray")
+        assert local.read_bytes() == remote.read_bytes(), suffix
+    frame = pd.read_parquet(tmp_path / "ray.parquet")
+    assert len(frame) == 300 * 8 and frame["sku"].is_monotonic_increasing
+
+
+_KILLED_EXPORT = """
+import sys, time
+import numpy as np
+from agents.baselines import Myopic
+from app.exports import export_schedules_bulk
+from app.pipeline_config import DEFAULT_RULES
+from tests.app.test_engine import _catalog
+
+class SlowMyopic(Myopic):
+    # slow enough that the test kills the run between its first block and its last
+    def act(self, observations, masks, context=None):
+        time.sleep(0.05)
+        return super().act(observations, masks, context)
+
+export_schedules_bulk(SlowMyopic(), _catalog(300), DEFAULT_RULES, 8, sys.argv[1],
+    plan_key="k", plan_episodes=2, n_episodes=4, seed=5, chunk_skus=10, progress=False,
+    engine="ray")
+"""
+
+
+@pytest.mark.slow
+def test_killed_ray_export_leaves_the_previous_export_whole(tmp_path, ray_local):
+    """A Ray export (a driver process on the session's cluster via RAY_ADDRESS) killed with
+    SIGKILL after its first part is written leaves the previous file byte-identical; the
+    next export removes the killed one's staging folder."""
+    target = tmp_path / "schedules.parquet"
+    _export(target, "local")
+    before = target.read_bytes()
+    env = dict(
+        os.environ,
+        RAY_ADDRESS=ray_local.get_runtime_context().gcs_address,
+        PYTHONPATH=str(ROOT),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(_KILLED_EXPORT), str(target)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    staging_glob = BULK_STAGING_GLOB.format(name=target.name)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(f"{staging_glob}/part-*.parquet")):
+            assert proc.poll() is None, "the export ended before its first part was written"
+            assert time.monotonic() < deadline, "no part written within 120 s"
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert list(tmp_path.glob(staging_glob)), "the killed run's staging folder is where it was"
+    assert target.read_bytes() == before
+    assert len(pd.read_parquet(target)) == 300 * 8
+    _export(target, "local")
+    assert not list(tmp_path.glob(staging_glob))
+    assert target.read_bytes() == before
+
+
+def test_block_simulation_gives_the_numbers_of_one_block(plan_catalog):
+    """The evaluate stage's simulation block by block (any engine) gives exactly the numbers
+    of the whole catalog at once: a SKU's random numbers are keyed by its id."""
+    from app.blocks import BlockSimulator
+    from planning.outcomes import simulate_schedules
+    from planning.schedule import Schedule
+
+    n = plan_catalog.n_skus
+    depth = np.tile(np.linspace(0.0, 0.3, 6), (n, 1))
+    plans = {
+        "ramp": Schedule(plan_catalog.sku, depth, np.zeros_like(depth), "ramp"),
+        "none": Schedule.constant(plan_catalog.sku, 6, 0.0, "none"),
+    }
+    settings = dict(n_episodes=20, seed=11, ci_level=0.9, draw_parameters=True)
+    whole = simulate_schedules(plan_catalog, plans, **settings)
+    blocks = BlockSimulator(LocalEngine(), 5)(plan_catalog, plans, **settings)
+    for name in plans:
+        for field in ("totals", "weekly_mean", "weekly_sd"):
+            for key, value in getattr(whole[name], field).items():
+                np.testing.assert_array_equal(getattr(blocks[name], field)[key], value)
+        np.testing.assert_array_equal(blocks[name].schedule.discount, plans[name].discount)
