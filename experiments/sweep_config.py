@@ -199,19 +199,21 @@ class SweepConfig:
         for key, dist in self.space.items():
             check_dimension(key, dist, self.ppo)
         rollout = self.ppo.n_envs * self.ppo.n_steps
-        chunk = self.timesteps_per_trial // self.asha.max_t
-        if chunk < rollout:
+        if self.chunk_steps < rollout:
             raise ConfigError(
-                f"sweep timesteps_per_trial = {self.timesteps_per_trial}: a chunk of "
-                f"{chunk} steps (timesteps_per_trial / asha.max_t) is shorter than one PPO "
-                f"rollout ({rollout} = ppo.n_envs x ppo.n_steps); raise timesteps_per_trial "
-                f"to >= {rollout * self.asha.max_t} or lower max_t, n_envs or n_steps"
+                f"sweep timesteps_per_trial = {self.timesteps_per_trial}: a chunk "
+                f"(timesteps_per_trial / asha.max_t = {self.timesteps_per_trial // self.asha.max_t}"
+                f" steps) is shorter than one PPO rollout ({rollout} = ppo.n_envs x ppo.n_steps); "
+                f"raise timesteps_per_trial to >= {rollout * self.asha.max_t} or lower max_t, "
+                f"n_envs or n_steps"
             )
 
     @property
     def chunk_steps(self) -> int:
-        """Training steps between two reports of a trial."""
-        return self.timesteps_per_trial // self.asha.max_t
+        """Training steps between two reports of a trial: ``timesteps_per_trial / max_t``
+        rounded down to whole PPO rollouts, so each report follows an update."""
+        rollout = self.ppo.n_envs * self.ppo.n_steps
+        return self.timesteps_per_trial // self.asha.max_t // rollout * rollout
 
     def trial_ppo(self, params: dict[str, Any]) -> PPOConfig:
         """The PPO settings of a trial: the fixed ones, the drawn ``params``, the sweep's
