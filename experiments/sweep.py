@@ -234,15 +234,23 @@ def ray_session() -> Iterator[Any]:
         return
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # nothing phones home
     address = os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, configure_logging=False, log_to_driver=False)
-    else:
-        ray.init(
-            num_cpus=os.cpu_count() or 1,
-            include_dashboard=False,
-            configure_logging=False,
-            log_to_driver=False,
-        )
+    try:
+        if address:
+            ray.init(address=address, configure_logging=False, log_to_driver=False)
+        else:
+            ray.init(
+                num_cpus=os.cpu_count() or 1,
+                include_dashboard=False,
+                configure_logging=False,
+                log_to_driver=False,
+            )
+    except Exception as err:  # noqa: BLE001 - Ray raises plain exceptions for a failed start
+        where = f"the cluster at RAY_ADDRESS={address}" if address else "a local Ray"
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DeadstockError(
+            f"sweep: {where} did not start ({first}); on a busy machine, retry when it is "
+            f"less loaded"
+        ) from None
     try:
         yield ray
     finally:
@@ -316,6 +324,9 @@ def run_sweep(config: SweepConfig, out_dir: str | Path) -> SweepOutcome:
                 search_alg=BasicVariantGenerator(
                     random_state=config.seed, max_concurrent=concurrent
                 ),
+                # one worker process serves the trials in turn: torch and the envs are
+                # imported once, not once per trial
+                reuse_actors=True,
             ),
             run_config=tune.RunConfig(
                 name="tune",
