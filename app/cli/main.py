@@ -43,6 +43,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "app.cli.demand",
     "app.cli.simulate",
     "app.cli.agents",
+    "app.cli.sweep",
     "app.cli.monitor",
     "app.cli.serve",
     "app.cli.abtest",

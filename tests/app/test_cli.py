@@ -199,3 +199,22 @@ def test_train_on_a_gpu_that_is_not_there_exits_2_before_any_run(monkeypatch, tm
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "ppo.device = 'cuda'" in err
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ('target = "risk"', "sweep target = 'risk'"),
+        ("[space]\nn_epochs = { uniform = [1, 4] }", "[space] n_epochs uniform"),
+        ("[space]\nn_epochs = { randint = [1, 3] }\n[asha]\nmax_t = 0", "[asha] max_t = 0"),
+        ("num_samples = 2.5", "num_samples = 2.5"),
+    ],
+)
+def test_a_bad_sweep_file_exits_2_before_any_trial(text, field, tmp_path, capsys):
+    path = tmp_path / "sweep.toml"
+    path.write_text(text)
+    assert main(["sweep", "--config", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert field in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()  # nothing written, no Ray started

@@ -87,6 +87,8 @@ def test_a_tracked_command_fails_before_any_work_on_a_bad_store(
 
 
 def test_runs_end_failed_on_an_error_and_killed_on_a_signal():
+    # the handler before the block: SIG_DFL, or Ray's own once a test started the session's Ray
+    before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(ValueError), tracking.start_run("fails", experiment="status-check") as run:
         raise ValueError("boom")
     assert mlflow.get_run(run.info.run_id).info.status == "FAILED"
@@ -98,7 +100,7 @@ def test_runs_end_failed_on_an_error_and_killed_on_a_signal():
     assert stop.value.code == 143 and stop.value.signal_name == "SIGTERM"
     assert mlflow.get_run(parent.info.run_id).info.status == "KILLED"
     assert mlflow.get_run(child.info.run_id).info.status == "KILLED"
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
+    assert signal.getsignal(signal.SIGTERM) is before  # handlers restored
 
 
 def test_a_run_left_running_by_a_kill_is_ended_killed():
@@ -130,6 +132,7 @@ class _KillsOnDelete:
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_signal_swallowed_where_python_ignores_exceptions_is_raised_again():
+    before = signal.getsignal(signal.SIGTERM)
     reached = []
     with pytest.raises(tracking.RunInterrupted), tracking.ending_runs_on_signals():
         _KillsOnDelete()  # collected at once; prints "Exception ignored in ..."
@@ -139,7 +142,7 @@ def test_a_signal_swallowed_where_python_ignores_exceptions_is_raised_again():
     assert reached == ["after"]
     with pytest.raises(tracking.RunInterrupted), tracking.ending_runs_on_signals():
         _KillsOnDelete()  # swallowed, and no safe point: the block's end raises it
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_signals_are_held_while_publishing():

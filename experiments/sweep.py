@@ -1,0 +1,421 @@
+"""``deadstock sweep``: a Ray Tune search over PPO settings with ASHA early stopping, tracked
+in MLflow.
+
+Each trial trains one masked-PPO policy for the sweep's rule profile in chunks of
+``timesteps_per_trial / asha.max_t`` steps and, after each chunk, scores the policy on the
+suite's scenarios of that profile (``eval_episodes`` CRN paths each) and reports its % of the
+reference (:data:`~experiments.sweep_config.PPO_METRICS`); ASHA stops the trials that trail
+at a rung. Every trial trains with the sweep's seed on the same demand paths, so trials
+differ only by their settings, and the search draws its settings from
+``BasicVariantGenerator(random_state=seed)``: the same file gives the same trials and scores.
+
+MLflow: one parent run (``sweep__<suite>__s<seed>__<time>``, the sweep file as params) and
+one nested run per trial (tag ``mlflow.parentRunId``), written from the driver by a Tune
+callback as each result arrives (the trial processes never touch the store, which is a
+SQLite file here): the trial's settings as params, its reports as metrics (one batch per
+report, step = the report's number), ``sweep/status`` = ``completed``, ``stopped`` (by ASHA)
+or ``failed`` and the run's status (``FINISHED``, or ``FAILED``). The parent holds the table
+of trials (``trials.csv``, ``trials.md``), the best trial's config file and its score.
+
+Outputs in ``out_dir``: ``trials.csv``, ``trials.md`` and ``best_train.toml`` (a
+``deadstock train --config`` file), each written atomically; a sweep that produces no scored
+trial raises and writes no best config. Ray's own trial records go to ``out_dir/tune``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.entities import Metric, Param
+from stable_baselines3.common.callbacks import BaseCallback
+
+from experiments import tracking
+from experiments.sweep_config import PPO_METRICS, SweepConfig, train_config_toml
+from ingest.errors import DeadstockError
+from ingest.io import write_frame_atomic, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+TRIALS_CSV = "trials.csv"
+TRIALS_MD = "trials.md"
+BEST_CONFIG = "best_train.toml"
+STATUS_TAG = "sweep/status"
+COMPLETED, STOPPED, FAILED = "completed", "stopped", "failed"
+TRIAL_CPUS = 1
+"""CPUs a trial asks Ray for: PPO with one torch thread and a vectorized env uses one core."""
+
+
+# ------------------------------------------------------------------------- in the trial
+class _ChunkReporter(BaseCallback):
+    """After every ``chunk`` steps (at the start of the next rollout, so the chunk's last
+    update counts) and at the end: score the policy and ``tune.report`` its % of the
+    reference."""
+
+    def __init__(self, prepared: list[Any], chunk: int, n_episodes: int) -> None:
+        super().__init__()
+        self.prepared = prepared
+        self.chunk = chunk
+        self.n_episodes = n_episodes
+        self._next = chunk
+        self._last = -1
+        self._t0 = time.perf_counter()
+
+    def _report(self) -> None:
+        from ray import tune
+
+        from agents.ppo import PPOPolicy
+        from experiments.evaluate import score_agent
+
+        policy = PPOPolicy(self.model)  # type: ignore[arg-type]
+        rows = score_agent(
+            self.prepared, lambda s, sol: policy, agent="ppo", n_episodes=self.n_episodes
+        )
+        pct = np.array([r["pct_of_reference"] for r in rows])
+        self._last = int(self.num_timesteps)
+        tune.report(
+            {
+                "pct_of_dp_mean": float(pct.mean()),
+                "pct_of_dp_median": float(np.median(pct)),
+                "pct_of_dp_min": float(pct.min()),
+                "timesteps": self._last,
+                "seconds": time.perf_counter() - self._t0,
+            }
+        )
+
+    def _on_rollout_start(self) -> None:
+        if self.num_timesteps >= self._next:
+            self._report()
+            self._next += self.chunk
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_training_end(self) -> None:
+        if self._last != self.num_timesteps:
+            self._report()
+
+
+def ppo_trial(params: dict[str, Any], config: SweepConfig) -> None:
+    """One trial (runs in a Ray worker): train with ``params`` on top of the sweep's PPO
+    settings and report after each chunk (see :class:`_ChunkReporter`)."""
+    import torch
+
+    from agents.ppo import train_ppo
+    from experiments.evaluate import EvalConfig, prepare
+    from experiments.suite import RULE_PROFILES, catalog_fn_for, get_spec
+
+    torch.set_num_threads(1)  # the worker is a process of its own; one thread is fastest here
+    spec = get_spec(config.suite)
+    names = tuple(s.name for s in spec.scenarios if s.profile == config.profile)
+    prepared = prepare(
+        EvalConfig(suite=config.suite, n_episodes=config.eval_episodes, scenarios=names)
+    )
+    reporter = _ChunkReporter(prepared, config.chunk_steps, config.eval_episodes)
+    train_ppo(
+        config.trial_ppo(params),
+        RULE_PROFILES[config.profile],
+        callbacks=[reporter],
+        catalog_fn=catalog_fn_for(spec, config.profile),
+    )
+
+
+# ------------------------------------------------------------------------- on the driver
+def search_space(config: SweepConfig) -> dict[str, Any]:
+    """The sweep's ``[space]`` as Ray Tune distributions."""
+    from ray import tune
+
+    space: dict[str, Any] = {}
+    for key, dist in config.space.items():
+        ((kind, args),) = dist.items()
+        if kind == "choice":
+            space[key] = tune.choice([list(a) if isinstance(a, tuple) else a for a in args])
+        else:
+            space[key] = getattr(tune, kind)(*args)
+    return space
+
+
+@dataclass
+class _Trial:
+    """What the driver knows of one trial."""
+
+    name: str
+    run_id: str
+    params: dict[str, Any]
+    reports: list[dict[str, float]]
+    status: str = "running"
+    error: str = ""
+
+
+def _mlflow_callback(
+    client: mlflow.MlflowClient, experiment_id: str, parent_id: str, config: SweepConfig
+) -> Any:
+    """A Tune callback (driver side) that mirrors every trial into a nested MLflow run."""
+    from ray.tune import Callback
+
+    class MLflowTrials(Callback):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.trials: dict[str, _Trial] = {}
+
+        def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            name = f"trial_{len(self.trials):03d}"
+            params = dict(trial.config)
+            run = client.create_run(
+                experiment_id,
+                run_name=name,
+                tags={
+                    "mlflow.parentRunId": parent_id,
+                    "sweep/trial_id": str(trial.trial_id),
+                    "seed": str(config.seed),
+                    STATUS_TAG: "running",
+                },
+            )
+            client.log_batch(
+                run.info.run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()]
+            )
+            self.trials[trial.trial_id] = _Trial(name, run.info.run_id, params, [])
+
+        def on_trial_result(
+            self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+        ) -> None:
+            t = self.trials[trial.trial_id]
+            report = {k: float(result[k]) for k in (*PPO_METRICS, "timesteps", "seconds")}
+            t.reports.append(report)
+            stamp = int(time.time() * 1000)
+            step = int(result.get("training_iteration", len(t.reports)))
+            client.log_batch(
+                t.run_id, metrics=[Metric(k, v, stamp, step) for k, v in report.items()]
+            )
+            log.info(
+                "sweep %s report %d: %s = %.2f after %s steps",
+                t.name,
+                step,
+                config.metric,
+                report[config.metric],
+                f"{int(report['timesteps']):,}",
+            )
+
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            t = self.trials[trial.trial_id]
+            t.status = COMPLETED if len(t.reports) >= config.asha.max_t else STOPPED
+            client.set_tag(t.run_id, STATUS_TAG, t.status)
+            client.set_terminated(t.run_id, "FINISHED")
+            log.info("sweep %s %s after %d report(s)", t.name, t.status, len(t.reports))
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            t = self.trials[trial.trial_id]
+            t.status = FAILED
+            t.error = str(getattr(trial, "error_file", "") or "")
+            client.set_tag(t.run_id, STATUS_TAG, FAILED)
+            client.set_terminated(t.run_id, "FAILED")
+            log.warning("sweep %s failed (Ray's error file: %s)", t.name, t.error or "none")
+
+    return MLflowTrials()
+
+
+@contextmanager
+def ray_session() -> Iterator[Any]:
+    """The running Ray (an initialized one, ``RAY_ADDRESS``'s cluster, or a local Ray on this
+    machine's cores, started here and shut down at the end)."""
+    import ray
+
+    if ray.is_initialized():
+        yield ray
+        return
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # nothing phones home
+    address = os.environ.get("RAY_ADDRESS")
+    try:
+        if address:
+            ray.init(address=address, configure_logging=False, log_to_driver=False)
+        else:
+            ray.init(
+                num_cpus=os.cpu_count() or 1,
+                include_dashboard=False,
+                configure_logging=False,
+                log_to_driver=False,
+            )
+    except Exception as err:  # noqa: BLE001 - Ray raises plain exceptions for a failed start
+        where = f"the cluster at RAY_ADDRESS={address}" if address else "a local Ray"
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DeadstockError(
+            f"sweep: {where} did not start ({first}); on a busy machine, retry when it is "
+            f"less loaded"
+        ) from None
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+@dataclass
+class SweepOutcome:
+    """What :func:`run_sweep` returns."""
+
+    parent_run_id: str
+    trials: pd.DataFrame
+    best: dict[str, Any]
+    best_config: Path
+
+
+def run_sweep(config: SweepConfig, out_dir: str | Path) -> SweepOutcome:
+    """Run the sweep (see the module docstring).
+
+    Parameters
+    ----------
+    config : SweepConfig
+    out_dir : path
+        Where the trial table, the best config and Ray's trial records go.
+
+    Returns
+    -------
+    SweepOutcome
+
+    Raises
+    ------
+    DeadstockError
+        When no trial reported a score (every trial failed); no best config is written.
+    """
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    name = tracking.run_name("sweep", config.suite, config.seed)
+    tags = {"kind": "sweep", "target": config.target, "suite": config.suite}
+    with (
+        ray_session() as ray,
+        tracking.start_run(
+            name, tags=tags, config=config, seed=config.seed, experiment=config.experiment
+        ) as parent,
+    ):
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        concurrent = config.max_concurrent_trials or max(1, cpus - 1)
+        client = mlflow.MlflowClient(tracking_uri=mlflow.get_tracking_uri())
+        callback = _mlflow_callback(client, parent.info.experiment_id, parent.info.run_id, config)
+        scheduler = ASHAScheduler(
+            time_attr="training_iteration",
+            max_t=config.asha.max_t,
+            grace_period=config.asha.grace_period,
+            reduction_factor=config.asha.reduction_factor,
+        )
+        tuner = tune.Tuner(
+            tune.with_resources(
+                tune.with_parameters(ppo_trial, config=config), {"cpu": TRIAL_CPUS}
+            ),
+            param_space=search_space(config),
+            tune_config=tune.TuneConfig(
+                metric=config.metric,
+                mode=config.mode,
+                num_samples=config.num_samples,
+                scheduler=scheduler,
+                # the generator itself caps the trials at once (Tune ignores
+                # max_concurrent_trials beside a generator)
+                search_alg=BasicVariantGenerator(
+                    random_state=config.seed, max_concurrent=concurrent
+                ),
+                # one worker process serves the trials in turn: torch and the envs are
+                # imported once, not once per trial
+                reuse_actors=True,
+            ),
+            run_config=tune.RunConfig(
+                name="tune",
+                storage_path=str(out),
+                callbacks=[callback],
+                verbose=0,
+                failure_config=tune.FailureConfig(max_failures=0),
+            ),
+        )
+        log.info(
+            "sweep: %d trial(s), at most %d at once, %s steps each in %d chunk(s)",
+            config.num_samples,
+            concurrent,
+            f"{config.chunk_steps * config.asha.max_t:,}",
+            config.asha.max_t,
+        )
+        tuner.fit()
+        trials = list(callback.trials.values())
+        table = trial_table(trials, config)
+        write_frame_atomic(table, out / TRIALS_CSV)
+        write_text_atomic(out / TRIALS_MD, markdown_table(table))
+        mlflow.log_artifact(str(out / TRIALS_CSV))
+        mlflow.log_artifact(str(out / TRIALS_MD))
+        counts = table["status"].value_counts()
+        tracking.log_metrics(
+            {f"sweep/n_{s}": float(counts.get(s, 0)) for s in (COMPLETED, STOPPED, FAILED)}
+        )
+        best = best_trial(table, config)
+        if best is None:
+            raise DeadstockError(
+                f"sweep: none of the {len(trials)} trial(s) reported a score (all failed; "
+                f"Ray's error files are under {out / 'tune'}); no best config written"
+            )
+        params = next(t.params for t in trials if t.name == best["trial"])
+        text = train_config_toml(config, params, float(best[config.metric]))
+        path = write_text_atomic(out / BEST_CONFIG, text)
+        mlflow.log_artifact(str(path))
+        tracking.log_metrics({f"best/{config.metric}": float(best[config.metric])})
+        mlflow.set_tag("sweep/best_trial", str(best["trial"]))
+        return SweepOutcome(parent.info.run_id, table, best, Path(path))
+
+
+def trial_table(trials: list[_Trial], config: SweepConfig) -> pd.DataFrame:
+    """One row per trial: name, status, reports, steps, its last reported ``metric``, its
+    settings and its MLflow run."""
+    rows = []
+    for t in trials:
+        last = t.reports[-1] if t.reports else {}
+        row: dict[str, Any] = {
+            "trial": t.name,
+            "status": t.status,
+            "reports": len(t.reports),
+            "timesteps": int(last.get("timesteps", 0)),
+            config.metric: last.get(config.metric, math.nan),
+        }
+        row.update({k: _shown(v) for k, v in t.params.items()})
+        row["run_id"] = t.run_id
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def best_trial(table: pd.DataFrame, config: SweepConfig) -> dict[str, Any] | None:
+    """The best trial by its last reported ``metric``, among the trials that ran their whole
+    budget (the best config trains for that budget); among all scored ones if none did."""
+    scored = table[table[config.metric].notna()]
+    full = scored[scored["status"] == COMPLETED]
+    pool = full if not full.empty else scored
+    if pool.empty:
+        return None
+    ordered = pool.sort_values(config.metric, ascending=config.mode == "min", kind="stable")
+    return dict(ordered.iloc[0])
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """The trial table as a Markdown table (numbers to 4 significant digits)."""
+
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return "" if math.isnan(v) else f"{v:.4g}"
+        return str(v)
+
+    head = "| " + " | ".join(map(str, table.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in table.columns) + "|"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(False)]
+    return "\n".join([head, rule, *body]) + "\n"
+
+
+def _shown(value: Any) -> Any:
+    """A setting as a table cell (arrays as ``64x64``)."""
+    if isinstance(value, (list, tuple)):
+        return "x".join(str(v) for v in value)
+    return value
