@@ -67,6 +67,7 @@ def _configs(n_skus: int, seed: int):
 
     risk = RiskConfig(models=("lr", "xgb"), features=FeatureConfig(buyer_features=False), seed=seed)
     return RetrainConfig(
+        models=("risk", "demand"),  # the replay plans with the DP; no policy challenger
         risk=risk,
         rule=PromotionRule(seed=seed),
         max_demand_skus=n_skus,
