@@ -153,7 +153,7 @@ def policy_profits(
     """
     plan_seed, sim_seed = (int(s.generate_state(1)[0]) for s in
                            np.random.SeedSequence(seed).spawn(2))  # fmt: skip
-    policies = {"challenger": test.challenger}
+    policies: dict[str, Policy] = {"challenger": test.challenger}
     if champion is not None:
         policies["champion"] = champion
     schedules = {
