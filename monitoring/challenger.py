@@ -153,9 +153,12 @@ def paired_gain_comparison(
 ) -> Comparison:
     """Compare per-SKU values where *more* is better (a plan's profit), paired per SKU.
 
-    The statistic is the relative gain ``(sum challenger - sum champion) / |sum champion|``
-    and its CI resamples SKUs (the same resample for both); the challenger is promoted when
-    the CI's lower end exceeds the margin, as in :func:`paired_comparison`. The champion's
+    The statistic is the relative gain ``sum (challenger - champion) / sum |champion|``: the
+    scale is the champion's profit per SKU in absolute value, summed, because a plan's profit
+    after writing off the leftover stock is often negative and a sum of mixed signs can be
+    near zero in a bootstrap resample (a ratio to it would explode). Its CI resamples SKUs
+    (the same resample for both); the challenger is promoted when the CI's lower end exceeds
+    the margin, as in :func:`paired_comparison`. The champion's
     and the challenger's ``*_loss`` fields then hold their mean values per SKU.
     ``champion_value=None``: no champion yet, the challenger is promoted.
     """
@@ -172,16 +175,16 @@ def paired_gain_comparison(
             f"{model}: {champ.size} champion and {chall.size} challenger values; expected the "
             "same SKUs, at least one"
         )
-    scale = abs(champ.sum())
+    scale = np.abs(champ).sum()
     if scale <= 0 or np.array_equal(champ, chall):
         # the same plans (or a champion that earns exactly nothing): no measurable gain
         improvement, lo, hi = 0.0, 0.0, 0.0
     else:
-        improvement = float((chall.sum() - champ.sum()) / scale)
+        improvement = float((chall - champ).sum() / scale)
         rng = np.random.default_rng(np.random.SeedSequence(rule.seed).spawn(1)[0])
         idx = rng.integers(0, champ.size, size=(rule.n_bootstrap, champ.size))
-        a, b = champ[idx].sum(axis=1), chall[idx].sum(axis=1)
-        draws = (b - a) / np.where(np.abs(a) > 0, np.abs(a), np.nan)
+        a = np.abs(champ)[idx].sum(axis=1)
+        draws = (chall - champ)[idx].sum(axis=1) / np.where(a > 0, a, np.nan)
         tail = (1 - rule.ci_level) / 2
         lo, hi = (float(q) for q in np.nanquantile(draws, [tail, 1 - tail]))
     promote = bool(lo > rule.margin)

@@ -9,7 +9,7 @@ the SKU, the episode and the week, never by the plan), so two identical plans di
 exactly zero and the difference of two plans carries only the noise of the difference.
 
 The statistic is the challenger's profit gain relative to the champion's,
-``(sum challenger_profit - sum champion_profit) / |sum champion_profit|`` over the SKUs (each
+``sum (challenger_profit - champion_profit) / sum |champion_profit|`` over the SKUs (each
 SKU's profit the mean over the episodes), with a bootstrap CI that resamples SKUs
 (:func:`monitoring.challenger.paired_gain_comparison`).
 
