@@ -12,9 +12,8 @@ with the same arithmetic, so the validation checks exactly the code the analysis
   the effect grows with the covariate, as a markdown's does with the stock): pre-period
   covariates ``x`` that no arm can change remove the variance they explain, so the interval
   narrows by about ``sqrt(1 - R²)``.
-- :func:`stratified_cuped`: regression adjustment within strata (slopes per arm, fitted on
-  the covariates centred within each stratum and arm), post-stratified: the estimate that
-  matches a stratified assignment (the unstratified ones are then conservative: their
+- :func:`stratified_cuped`: post-stratification of the CUPED-adjusted outcomes, the estimate
+  that matches a stratified assignment (the unstratified ones are then conservative: their
   standard errors ignore the balance the strata enforce).
 - :func:`stratified`: the post-stratified estimate ``sum_h w_h (ybar1_h - ybar0_h)`` with
   ``w_h = n_h / n`` and variance ``sum_h w_h² (s1h²/n1h + s0h²/n0h)`` (normal interval).
@@ -34,10 +33,6 @@ from ingest.errors import DataError
 
 MIN_PER_ARM = 2
 """Units an arm needs for a variance (and so an interval)."""
-
-MAX_LEVERAGE = 0.99
-"""Leverage cap of the HC2 correction: a unit alone far out in the covariates has a leverage
-near 1, and dividing its residual by ``sqrt(1 - h)`` must stay finite."""
 
 
 @dataclass(frozen=True)
@@ -191,7 +186,7 @@ def cuped_adjusted(y: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
     scale = np.maximum(np.trace(gram, axis1=1, axis2=2) / k, 1e-300)
     inv = np.linalg.inv(gram + 1e-12 * scale[:, None, None] * np.eye(k))
     leverage = np.einsum("tnk,tkl,tnl->tn", centred, inv, centred) + 1.0 / y2.shape[1]
-    return y2 - np.einsum("tnk,tk->tn", centred, theta), np.minimum(leverage, MAX_LEVERAGE)
+    return y2 - np.einsum("tnk,tk->tn", centred, theta), np.minimum(leverage, 0.99)
 
 
 def _inflated(adjusted: np.ndarray, leverage: np.ndarray, treat: np.ndarray) -> np.ndarray:
@@ -302,80 +297,14 @@ def sample_ratio_mismatch(
     )
 
 
-def _centred_within(x3: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
-    """``x3`` (n_tests, n_units, k) minus its mean over each group's units, per test."""
-    out = np.zeros_like(x3)
-    for g in groups:
-        n = np.maximum(g.sum(axis=1), 1)[:, None, None]
-        mean = np.where(g[..., None], x3, 0.0).sum(axis=1, keepdims=True) / n
-        out = np.where(g[..., None], x3 - mean, out)
-    return out
-
-
-def _solve(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """``gram⁻¹ rhs`` per test, with a ridge far below any real variance so that a covariate
-    that does not vary gets a zero coefficient instead of a singular matrix."""
-    k = gram.shape[-1]
-    scale = np.maximum(np.trace(gram, axis1=1, axis2=2) / k, 1e-300)
-    return np.linalg.solve(gram + 1e-12 * scale[:, None, None] * np.eye(k), rhs)
-
-
 def stratified_cuped(
     y: np.ndarray, x: np.ndarray, treat: np.ndarray, strata: np.ndarray, level: float = 0.95
 ) -> Estimate:
-    """Regression adjustment within strata (Lin 2013 per stratum, with common slopes): the
-    analysis that matches a stratified design, with the covariates' variance removed too.
-
-    Per arm *a*, the slopes ``theta_a`` are the least-squares fit of ``y`` on ``x`` centred
-    within each stratum-arm cell (the regression of ``y`` on the covariates with one
-    intercept per stratum and arm, fitted on arm *a*'s units); each unit's outcome is
-    adjusted by its own arm's slopes, ``y - (x - xbar_h) @ theta_a``, ``xbar_h`` the mean of
-    its stratum over both arms, and the adjusted outcomes are post-stratified
-    (:func:`stratified`). The standard error is :func:`stratified`'s of the adjusted
-    outcomes with each residual about its cell's mean divided by ``sqrt(1 - h_i)``, ``h_i``
-    the unit's leverage in its arm's slope fit (HC2; the cell means' own share is already
-    in the ``n - 1`` of each cell's variance).
-
-    Why so, and not the unstratified CUPED then post-stratified: slopes fitted on the pooled
-    units mix the strata's mean differences into ``theta`` and leave part of the
-    within-stratum variance the covariates explain; leverage from the pooled fit, applied to
-    residuals about an arm's overall mean, inflated each stratum's offset as if it were
-    noise; and one slope for both arms mis-states the variance when the effect grows with
-    the covariate. Together they made the interval some 5 % too wide on profit (A/A near
-    4 %, coverage near 96.5 % over 1,000 simulated tests, docs/field_tests.md).
-    """
+    """The post-stratified estimate (:func:`stratified`) of the CUPED-adjusted outcomes: the
+    analysis that matches a stratified design, with the covariates' variance removed too."""
     y2, t2 = _as_2d(y, treat)
-    s2 = np.broadcast_to(np.atleast_2d(np.asarray(strata)), y2.shape)
-    x3 = _covariate_3d(x, y2.shape)
-    layers = [s2 == h for h in np.unique(s2)]
-    arms = (t2, ~t2)
-    about_stratum = _centred_within(x3, layers)
-    about_cell = _centred_within(x3, [g & a for g in layers for a in arms])
-    adjusted = np.zeros_like(y2)
-    leverage = np.zeros_like(y2)
-    for arm in arms:
-        w = arm.astype(float)
-        gram = np.einsum("tn,tnk,tnl->tkl", w, about_cell, about_cell)
-        theta = _solve(gram, np.einsum("tn,tnk,tn->tk", w, about_cell, y2)[..., None])[..., 0]
-        inv = _solve(gram, np.broadcast_to(np.eye(gram.shape[-1]), gram.shape).copy())
-        lev = np.einsum("tnk,tkl,tnl->tn", about_cell, inv, about_cell)
-        adjusted = np.where(arm, y2 - np.einsum("tnk,tk->tn", about_stratum, theta), adjusted)
-        leverage = np.where(arm, lev, leverage)
-    point = stratified(adjusted, t2, s2, level)
-    inflated = adjusted.copy()
-    factor = 1.0 / np.sqrt(1.0 - np.minimum(leverage, MAX_LEVERAGE))
-    for cell in (g & a for g in layers for a in arms):
-        n = np.maximum(cell.sum(axis=1, keepdims=True), 1)
-        mean = np.where(cell, adjusted, 0.0).sum(axis=1, keepdims=True) / n
-        inflated = np.where(cell, mean + (adjusted - mean) * factor, inflated)
-    spread = stratified(inflated, t2, s2, level)
-    # the residual degrees of freedom of the regression: one intercept per cell, k slopes
-    # per arm (a normal interval is too narrow when the cells are small)
-    df = np.full(y2.shape[0], float(y2.shape[1] - 2 * len(layers) - 2 * x3.shape[-1]))
-    if (df < 1).any():
-        raise DataError(
-            f"{y2.shape[1]} units leave no degrees of freedom for {len(layers)} strata and "
-            f"{x3.shape[-1]} covariate(s); merge small strata or use fewer covariates"
-        )
-    low, high, p = _two_sided(point.effect, spread.se, df, level)
-    return Estimate(point.effect, spread.se, low, high, p, level, df)
+    adjusted, leverage = cuped_adjusted(y2, x)
+    point = stratified(adjusted, t2, strata, level)
+    spread = stratified(_inflated(adjusted, leverage, t2), t2, strata, level)
+    low, high, p = _two_sided(point.effect, spread.se, None, level)
+    return Estimate(point.effect, spread.se, low, high, p, level)
