@@ -21,8 +21,14 @@ The first step trains the first champions (no backtest is possible yet: the risk
 13 weeks of history and 13 of outcome). Kept cheap for a shared 2-core machine: the
 ``--n-skus`` SKUs drawn at random (seeded; the best sellers alone almost never go dead),
 the demand fit over the ``--max-demand-skus`` best sellers among them, the risk model without the buyer
-(basket) features and with logistic regression and XGBoost only, the DP planner (no PPO),
-in a temporary MLflow store. Run:
+(basket) features and with logistic regression and XGBoost only, the DP planner, in a
+temporary MLflow store.
+
+The policy (``--policy-steps``, 0 = left out): the first step trains the first champion
+policy (masked PPO on the demand fitted from the weeks so far, ``--policy-steps`` steps);
+every step plans the same SKUs as the DP with the champion policy, simulated with the DP's
+plan and no markdown on the same random numbers; a step whose monitor crosses a check
+retrains the policy with the other models (``deadstock retrain``'s policy challenger). Run:
 
     nice -n 10 .venv/bin/python benchmarks/replay_cj.py --write-doc
 """
@@ -53,25 +59,35 @@ from benchmarks._docpage import machine_line, markdown_table, write_section  # n
 log = logging.getLogger("replay_cj")
 DOC = ROOT / "docs" / "field_tests.md"
 IMG = ROOT / "docs" / "img"
-RISK_NAME, DEMAND_NAME = "replay-risk", "replay-demand"
+RISK_NAME, DEMAND_NAME, POLICY_NAME = "replay-risk", "replay-demand", "replay-policy"
 #: SKUs planned per step (the highest risks of the high tier), to keep the DP cheap.
 MAX_PLANNED = 40
 PLAN_WEEKS = 8
 
 
-def _configs(n_skus: int, seed: int):
-    from experiments.retrain_runs import RetrainConfig
+def _configs(n_skus: int, seed: int, policy_steps: int = 0):
+    from dataclasses import replace
+
+    from envs.config import RulesConfig
+    from experiments.retrain_runs import RETRAIN_PPO, RetrainConfig
     from monitoring.challenger import PromotionRule
     from risk_model.features import FeatureConfig
     from risk_model.scoring import RiskConfig
 
     risk = RiskConfig(models=("lr", "xgb"), features=FeatureConfig(buyer_features=False), seed=seed)
     return RetrainConfig(
+        models=("risk", "demand", "policy") if policy_steps else ("risk", "demand"),
         risk=risk,
         rule=PromotionRule(seed=seed),
         max_demand_skus=n_skus,
+        rules=RulesConfig(),  # the rules the DP plans under in plan_step
+        ppo=replace(RETRAIN_PPO, total_timesteps=max(policy_steps, 1)),
+        horizon_weeks=PLAN_WEEKS,
+        max_policy_skus=n_skus,
+        policy_episodes=100,
         risk_name=RISK_NAME,
         demand_name=DEMAND_NAME,
+        policy_name=POLICY_NAME,
         seed=seed,
     )
 
@@ -96,9 +112,12 @@ def bootstrap(dataset, panel, cfg) -> dict:
             name=cfg.risk_name,
             tags={"data_last_week": str(t), "label_end_week": str(t)},
         )
-    demand = retrain_run(dataset, panel, replace(cfg, models=("demand",)))
+    first = tuple(m for m in cfg.models if m != "risk")
+    out = retrain_run(dataset, panel, replace(cfg, models=first))
     mlflow.MlflowClient()  # the registry is reachable (fails early otherwise)
-    return {"risk": "trained (first)", "demand": "promoted" if demand.promoted else "kept"}
+    return {"risk": "trained (first)"} | {
+        m: "promoted" if m in out.promoted else "kept" for m in first
+    }
 
 
 def realized_precision(
@@ -122,11 +141,12 @@ def realized_precision(
     return prec, int(flag.sum()), cutoff >= label_end, float(y.mean())
 
 
-def plan_step(model, catalog, panel, cfg, products, seed: int) -> dict:
-    """DP plan for the champion's high-tier established SKUs against no markdown."""
+def plan_step(model, catalog, panel, cfg, products, seed: int, policy=None) -> dict:
+    """DP plan (and the champion policy's, when given) for the champion's high-tier
+    established SKUs against no markdown, on the same random numbers per SKU."""
     from agents.dp import DPNotExactError  # noqa: F401 - the DP's refusals are reported
     from envs.config import RulesConfig
-    from planning.from_policy import dp_plan
+    from planning.from_policy import dp_plan, plan_of
     from planning.outcomes import simulate_schedules
     from planning.schedule import Schedule
     from risk_model.features import build_features
@@ -152,8 +172,15 @@ def plan_step(model, catalog, panel, cfg, products, seed: int) -> dict:
         coupon=np.zeros((sub.n_skus, PLAN_WEEKS)),
         name="no_markdown",
     )
-    out = simulate_schedules(sub, {"dp": dp.schedule, "none": none}, n_episodes=200, seed=seed)
+    plans = {"dp": dp.schedule, "none": none}
+    if policy is not None:
+        plans["ppo"] = plan_of(policy, sub, rules, PLAN_WEEKS, seed=seed)[0]
+    out = simulate_schedules(sub, plans, n_episodes=200, seed=seed)
     gain = out["dp"].totals["profit"].sum(axis=0) - out["none"].totals["profit"].sum(axis=0)
+    ppo = {}
+    if policy is not None:
+        g = out["ppo"].totals["profit"].sum(axis=0) - out["none"].totals["profit"].sum(axis=0)
+        ppo = {"ppo_gain": float(g.mean())}
     left = (
         out["dp"].sku_mean("leftover_units").sum()
         if "leftover_units" in out["dp"].totals
@@ -172,12 +199,18 @@ def plan_step(model, catalog, panel, cfg, products, seed: int) -> dict:
         "plan_gain_sd": float(gain.std(ddof=1) / np.sqrt(gain.size)),
         "leftover_dp": float(left),
         "leftover_none": float(left0),
+        **ppo,
     }
 
 
 def replay(args: argparse.Namespace) -> tuple[pd.DataFrame, dict]:
     from app.data import DataStageConfig, run_data_stage
-    from experiments.retrain_runs import load_demand_champion, load_risk_champion, retrain_run
+    from experiments.retrain_runs import (
+        load_demand_champion,
+        load_policy_champion,
+        load_risk_champion,
+        retrain_run,
+    )
     from monitoring.forecast_error import forecast_frame, wmape
     from monitoring.monitor import DemandModelRef, MonitorConfig, RiskModelRef, run_monitor
 
@@ -189,7 +222,7 @@ def replay(args: argparse.Namespace) -> tuple[pd.DataFrame, dict]:
     rng = np.random.default_rng(np.random.SeedSequence(args.seed).spawn(1)[0])
     chosen = rng.choice(skus, size=min(args.n_skus, skus.size), replace=False)
     full = data.panel[data.panel["sku"].isin(set(chosen))]
-    cfg = _configs(args.max_demand_skus, args.seed)
+    cfg = _configs(args.max_demand_skus, args.seed, args.policy_steps)
     last = int(full["week"].max())
     rows = []
     extra: dict = {
@@ -247,7 +280,7 @@ def replay(args: argparse.Namespace) -> tuple[pd.DataFrame, dict]:
             row["ece"] = res.calibration.ece if res.calibration is not None else np.nan
             if crossed:
                 out = retrain_run(dataset, panel, cfg)
-                for m in ("risk", "demand"):
+                for m in cfg.models:
                     if m in out.skipped:
                         row[m] = "skipped (too little history)"
                     elif m in out.comparisons:
@@ -257,10 +290,15 @@ def replay(args: argparse.Namespace) -> tuple[pd.DataFrame, dict]:
                             f"CI {c.ci_low:+.1%}..{c.ci_high:+.1%})"
                         )
             else:
-                row["risk"] = row["demand"] = "-"
+                for m in cfg.models:
+                    row[m] = "-"
         model, _ = load_risk_champion(RISK_NAME)
         catalog, _ = load_demand_champion(DEMAND_NAME)
-        row.update(plan_step(model, catalog, panel, cfg, dataset.products, args.seed))
+        policy = None
+        if "policy" in cfg.models:
+            policy, pv = load_policy_champion(POLICY_NAME, cfg.rules)
+            row["policy_version"] = None if pv is None else pv.version
+        row.update(plan_step(model, catalog, panel, cfg, dataset.products, args.seed, policy))
         row["seconds"] = time.perf_counter() - ts
         log.info("replay week %d: %s", t, row)
         rows.append(row)
@@ -304,6 +342,12 @@ def main() -> None:
     ap.add_argument("--start", type=int, default=27)
     ap.add_argument("--step", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--policy-steps",
+        type=int,
+        default=20_000,
+        help="PPO steps of the replay's policy trainings (0: no policy)",
+    )
     ap.add_argument("--write-doc", action="store_true", help="write the replay section")
     ap.add_argument("--save-frame", help="pickle the results here (to re-render the page)")
     ap.add_argument("--from-frame", help="re-render the page from --save-frame's file")
@@ -341,7 +385,8 @@ def main() -> None:
 def doc_body(frame: pd.DataFrame, extra: dict, args: argparse.Namespace, total: float) -> str:
     cols = ["week", "crossed", "drifted", "precision", "n_flagged", "precision_oos", "base_rate",
             "wmape_last_weeks",
-            "holdout_wmape", "risk", "demand", "n_high", "n_planned", "plan_gain"]  # fmt: skip
+            "holdout_wmape", "risk", "demand", "policy", "n_high", "n_planned", "plan_gain",
+            "ppo_gain"]  # fmt: skip
     shown = frame[[c for c in cols if c in frame.columns]].copy()
     shown["precision_oos"] = shown["precision_oos"].map({True: "yes", False: "no"}).fillna("")
     for c in ("n_flagged", "n_high", "n_planned"):
@@ -364,15 +409,23 @@ def doc_body(frame: pd.DataFrame, extra: dict, args: argparse.Namespace, total: 
             f"{extra['last_week']}) ({len(frame)} steps); the risk model without the basket "
             "features (LR and XGBoost); the DP planner on the at most "
             f"{MAX_PLANNED} riskiest high-tier SKUs the demand model covers, {PLAN_WEEKS} weeks, "
-            "against no markdown on the same random numbers; no PPO. At each step the models "
+            "against no markdown on the same random numbers"
+            + (
+                f"; the champion PPO policy (trained for {args.policy_steps:,} steps when "
+                "first and when retrained) plans the same SKUs on the same numbers"
+                if args.policy_steps
+                else "; no PPO"
+            )
+            + ". At each step the models "
             "see only the weeks up to it. Columns: `crossed` = the monitor's crossed checks "
             "(retraining runs when one crossed); `precision` = the risk champion's realized "
             "precision, its high tier at week t - 13 against what those SKUs sold in weeks "
             "t-12 .. t (`oos` = out of sample, i.e. t - 13 is not before the end of the "
             "model's training labels); `wmape_4w` = the demand champion's WMAPE on the last 4 "
             "weeks, next to its own holdout WMAPE; `risk`/`demand` = the retraining decision "
-            "(relative loss improvement with its 95 % CI); `plan_gain` = expected profit of "
-            "the DP plan minus no markdown, summed over the planned SKUs.",
+            "(relative loss improvement with its 95 % CI; `policy`: relative profit gain); "
+            "`plan_gain` = expected profit of the DP plan minus no markdown, summed over the "
+            "planned SKUs; `ppo_gain` the same for the champion policy's plan.",
             "",
             markdown_table(shown.fillna(""), floats=3),
             "",

@@ -329,6 +329,7 @@ def log_policy_model(
     register: bool = True,
     alias: str | None = CHAMPION_ALIAS,
     tags: Mapping[str, str] | None = None,
+    registered_name: str = REGISTERED_NAME,
 ) -> mlflow.models.model.ModelInfo:
     """Log the policies as one pyfunc model in the active run; optionally register it.
 
@@ -346,6 +347,8 @@ def log_policy_model(
         Alias to point at the new version (``"champion"``).
     tags : mapping, optional
         Tags of the new registered version (the pipeline records its run and evaluation).
+    registered_name : str
+        The registered model's name (tests use their own).
     """
     import tempfile
 
@@ -364,15 +367,15 @@ def log_policy_model(
         input_example=example,
         # Stated, not inferred: inference loads the model in a subprocess (many seconds).
         pip_requirements=pip_requirements(),
-        registered_model_name=REGISTERED_NAME if register else None,
+        registered_model_name=registered_name if register else None,
     )
     if register and info.registered_model_version is not None:
         client = mlflow.MlflowClient()
         version = str(info.registered_model_version)
         for key, value in (tags or {}).items():
-            client.set_model_version_tag(REGISTERED_NAME, version, key, value)
+            client.set_model_version_tag(registered_name, version, key, value)
         if alias:
-            client.set_registered_model_alias(REGISTERED_NAME, alias, version)
+            client.set_registered_model_alias(registered_name, alias, version)
     return info
 
 

@@ -1,6 +1,7 @@
 """Champion/challenger retraining as one MLflow run.
 
-:func:`retrain_run` trains a challenger per model (the risk model, the demand fit), compares
+:func:`retrain_run` trains a challenger per model (the risk model, the demand fit, the
+pricing policy), compares
 each with the registered champion on the same backtest (:mod:`monitoring.challenger`: paired
 per SKU, bootstrap CI, a margin), registers every challenger as a new version, records the
 decisions and their evidence on the run (tags ``retrain.<model>`` = ``promote``/``keep``, the
@@ -15,9 +16,13 @@ takes panel rows and returns expected weekly units). Versions carry the tags
 ``label_end_week`` (risk: the last week its training labels read) and ``fit_last_week``,
 ``holdout_wmape`` (demand), which the monitor and the replay read.
 
-The policy is not retrained here: the pipeline plans every run with per-SKU planners (the DP
-and the heuristics) on the fitted catalog, and PPO training per run is out of the scope of a
-retraining job on this machine.
+The policy (``deadstock-policy``, profile :data:`POLICY_PROFILE` as the pipeline registers
+it) is a masked PPO challenger trained on the catalog fitted from the latest data; the
+registered champion's policy for the same rules and the challenger plan that catalog and are
+simulated on common random numbers per SKU (:mod:`monitoring.policy_challenger`); the
+statistic is the relative profit gain. A champion registered for other rules cannot plan
+under these: the policy is then skipped, with the reason recorded. Versions carry
+``data_last_week``, ``timesteps`` and ``retrain_run``.
 """
 
 from __future__ import annotations
@@ -33,6 +38,11 @@ import mlflow
 import mlflow.pyfunc
 import pandas as pd
 
+from agents.policy import Policy
+from agents.ppo import PPOConfig
+from envs.config import RulesConfig
+from experiments.policy_model import REGISTERED_NAME as POLICY_NAME
+from experiments.policy_model import PolicyModel, example_input, log_policy_model
 from experiments.risk_runs import (
     CHAMPION_ALIAS,
     PACKAGE_ROOT,
@@ -50,8 +60,10 @@ from monitoring.challenger import (
     demand_challenger,
     demand_losses,
     paired_comparison,
+    paired_gain_comparison,
     risk_challenger,
 )
+from monitoring.policy_challenger import policy_challenger, policy_profits
 from risk_model.scoring import RiskConfig
 from simulator.demand import Catalog
 from simulator.fit import FitConfig
@@ -59,7 +71,12 @@ from simulator.fit import FitConfig
 log = logging.getLogger(__name__)
 
 DEMAND_NAME = "deadstock-demand"
-MODELS = ("risk", "demand")
+MODELS = ("risk", "demand", "policy")
+POLICY_PROFILE = "pipeline"
+"""The profile under which the pipeline registers its policy (``app.run_record``)."""
+RETRAIN_PPO = PPOConfig(total_timesteps=100_000, checkpoint_every=0)
+"""The policy challenger's default training: the pipeline's quick budget (a retraining job
+on this machine has minutes, not hours; raise ``RetrainConfig.ppo`` where it has more)."""
 DECISION_FILE = "retrain_decision.json"
 
 
@@ -70,7 +87,7 @@ class RetrainConfig:
     Parameters
     ----------
     models : tuple of str
-        Which challengers to train: ``"risk"``, ``"demand"``.
+        Which challengers to train: ``"risk"``, ``"demand"``, ``"policy"``.
     risk : RiskConfig
         The risk challenger's settings (its score cutoff is set by the backtest).
     fit : FitConfig
@@ -81,7 +98,17 @@ class RetrainConfig:
         Test weeks of the demand backtest.
     max_demand_skus : int or None
         The demand challenger covers the best sellers only (``None``: every SKU).
-    risk_name, demand_name : str
+    rules : RulesConfig
+        The business rules the policies plan under (the CLI passes the pipeline's).
+    ppo : PPOConfig
+        The policy challenger's training (its seed and horizon are set by the run).
+    horizon_weeks : int
+        The policy backtest's plan length.
+    max_policy_skus : int or None
+        The policy backtest plans the best sellers only.
+    policy_episodes : int
+        Simulated episodes per SKU and plan in the policy backtest.
+    risk_name, demand_name, policy_name : str
         Registered model names (tests use their own).
     seed : int
     """
@@ -92,14 +119,25 @@ class RetrainConfig:
     rule: PromotionRule = field(default_factory=PromotionRule)
     demand_holdout_weeks: int = 8
     max_demand_skus: int | None = 2000
+    rules: RulesConfig = field(default_factory=RulesConfig)
+    ppo: PPOConfig = RETRAIN_PPO
+    horizon_weeks: int = 8
+    max_policy_skus: int | None = 300
+    policy_episodes: int = 200
     risk_name: str = REGISTERED_NAME
     demand_name: str = DEMAND_NAME
+    policy_name: str = POLICY_NAME
     seed: int = 0
 
     def __post_init__(self) -> None:
         bad = [m for m in self.models if m not in MODELS]
         if bad or not self.models:
             raise ConfigError(f"RetrainConfig.models = {self.models!r}; expected some of {MODELS}")
+        for name in ("horizon_weeks", "policy_episodes"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(
+                    f"RetrainConfig.{name} = {getattr(self, name)!r}; expected an integer >= 1"
+                )
         if self.demand_holdout_weeks < 1:
             raise ConfigError(
                 f"RetrainConfig.demand_holdout_weeks = {self.demand_holdout_weeks}; expected >= 1"
@@ -157,6 +195,32 @@ def load_demand_champion(name: str = DEMAND_NAME) -> tuple[Catalog | None, Any |
         return None, None
     inner = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION_ALIAS}").unwrap_python_model()
     return inner.catalog, version
+
+
+def load_policy_champion(name: str, rules: RulesConfig) -> tuple[Policy | None, Any | None]:
+    """The champion policy for ``rules`` and its version, or ``(None, None)`` without a
+    champion.
+
+    Raises
+    ------
+    DataError
+        When the champion holds no policy for these rules (it cannot plan under them).
+    """
+    version = champion_version(name)
+    if version is None:
+        return None, None
+    inner = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION_ALIAS}").unwrap_python_model()
+    if not isinstance(inner, PolicyModel):
+        raise DataError(f"{name}@{CHAMPION_ALIAS} is not a deadstock policy model")
+    for profile, prules in inner.rules.items():
+        if prules == rules and profile in inner.policies:
+            pol = inner.policies[profile]
+            pol.name = "champion"
+            return pol, version
+    raise DataError(
+        f"{name}@{CHAMPION_ALIAS} (version {version.version}) holds no policy for these rules "
+        f"(profiles {sorted(inner.rules)}); train one under them with deadstock train"
+    )
 
 
 def _log_demand_model(catalog: Catalog, name: str, tags: dict[str, str]) -> str:
@@ -240,6 +304,51 @@ def _demand_step(
     return comparison, new_version, extra
 
 
+def _policy_step(
+    dataset: Dataset, panel: pd.DataFrame, cfg: RetrainConfig, run_id: str
+) -> tuple[Comparison, str, dict[str, Any]]:
+    # the champion first: one for other rules skips the step before any training
+    champion, version = load_policy_champion(cfg.policy_name, cfg.rules)
+    with tempfile.TemporaryDirectory(prefix="deadstock-policy-challenger-") as tmp:
+        test = policy_challenger(
+            panel,
+            cfg.fit,
+            cfg.rules,
+            cfg.ppo,
+            horizon=cfg.horizon_weeks,
+            max_skus=cfg.max_policy_skus,
+            seed=cfg.seed,
+            out_dir=Path(tmp),
+            products=dataset.products,
+        )
+        champ, chall = policy_profits(champion, test, n_episodes=cfg.policy_episodes, seed=cfg.seed)
+        comparison = paired_gain_comparison("policy", "profit", champ, chall, cfg.rule)
+        info = log_policy_model(
+            {POLICY_PROFILE: test.model_path},
+            {POLICY_PROFILE: cfg.rules},
+            example=example_input(cfg.rules, POLICY_PROFILE),
+            name="policy_challenger",
+            alias=None,
+            registered_name=cfg.policy_name,
+            tags={
+                "data_last_week": str(test.fit_last_week),
+                "timesteps": str(test.timesteps),
+                "retrain_run": run_id,
+            },
+        )
+    extra = {
+        "fit_last_week": test.fit_last_week,
+        "n_skus": test.catalog.n_skus,
+        "horizon_weeks": test.horizon,
+        "timesteps": test.timesteps,
+        "n_episodes": cfg.policy_episodes,
+        "champion_total_profit": None if champ is None else float(champ.sum()),
+        "challenger_total_profit": float(chall.sum()),
+        "champion_version": None if version is None else str(version.version),
+    }
+    return comparison, str(info.registered_model_version), extra
+
+
 def retrain_run(dataset: Dataset, panel: pd.DataFrame, config: RetrainConfig) -> RetrainOutcome:
     """Train, compare, record, and (last) promote; see the module docstring.
 
@@ -249,7 +358,7 @@ def retrain_run(dataset: Dataset, panel: pd.DataFrame, config: RetrainConfig) ->
     """
     cfg = config
     last = int(panel["week"].max())
-    steps = {"risk": _risk_step, "demand": _demand_step}
+    steps = {"risk": _risk_step, "demand": _demand_step, "policy": _policy_step}
     with start_run(
         f"retrain__w{last}__s{cfg.seed}",
         config=cfg,
@@ -288,7 +397,7 @@ def retrain_run(dataset: Dataset, panel: pd.DataFrame, config: RetrainConfig) ->
             {f"retrain.{m}": "promote" if c.promote else "keep" for m, c in comparisons.items()}
             | {f"retrain.{m}": "skipped" for m in skipped}
         )
-        names = {"risk": cfg.risk_name, "demand": cfg.demand_name}
+        names = {"risk": cfg.risk_name, "demand": cfg.demand_name, "policy": cfg.policy_name}
         promoted = {m: versions[m] for m, c in comparisons.items() if c.promote}
         raise_if_interrupted()
         # The very last step: nothing above failed, so the aliases may move.

@@ -144,6 +144,63 @@ def paired_comparison(
     )  # fmt: skip
 
 
+def paired_gain_comparison(
+    model: str,
+    metric: str,
+    champion_value: np.ndarray | None,
+    challenger_value: np.ndarray,
+    rule: PromotionRule | None = None,
+) -> Comparison:
+    """Compare per-SKU values where *more* is better (a plan's profit), paired per SKU.
+
+    The statistic is the relative gain ``sum (challenger - champion) / sum |champion|``: the
+    scale is the champion's profit per SKU in absolute value, summed, because a plan's profit
+    after writing off the leftover stock is often negative and a sum of mixed signs can be
+    near zero in a bootstrap resample (a ratio to it would explode). Its CI resamples SKUs
+    (the same resample for both); the challenger is promoted when the CI's lower end exceeds
+    the margin, as in :func:`paired_comparison`. The champion's
+    and the challenger's ``*_loss`` fields then hold their mean values per SKU.
+    ``champion_value=None``: no champion yet, the challenger is promoted.
+    """
+    rule = rule or PromotionRule()
+    chall = np.asarray(challenger_value, dtype=float)
+    if champion_value is None:
+        return Comparison(
+            model, metric, int(chall.size), np.nan, float(chall.mean()), np.nan, np.nan, np.nan,
+            rule.margin, True, "no champion registered: the challenger becomes the champion",
+        )  # fmt: skip
+    champ = np.asarray(champion_value, dtype=float)
+    if champ.shape != chall.shape or champ.size == 0:
+        raise DataError(
+            f"{model}: {champ.size} champion and {chall.size} challenger values; expected the "
+            "same SKUs, at least one"
+        )
+    scale = np.abs(champ).sum()
+    if scale <= 0 or np.array_equal(champ, chall):
+        # the same plans (or a champion that earns exactly nothing): no measurable gain
+        improvement, lo, hi = 0.0, 0.0, 0.0
+    else:
+        improvement = float((chall - champ).sum() / scale)
+        rng = np.random.default_rng(np.random.SeedSequence(rule.seed).spawn(1)[0])
+        idx = rng.integers(0, champ.size, size=(rule.n_bootstrap, champ.size))
+        a = np.abs(champ)[idx].sum(axis=1)
+        draws = (chall - champ)[idx].sum(axis=1) / np.where(a > 0, a, np.nan)
+        tail = (1 - rule.ci_level) / 2
+        lo, hi = (float(q) for q in np.nanquantile(draws, [tail, 1 - tail]))
+    promote = bool(lo > rule.margin)
+    reason = (
+        f"challenger better: {metric} gain {improvement:+.1%}, CI low {lo:+.1%} > margin "
+        f"{rule.margin:.1%}"
+        if promote
+        else f"champion kept: {metric} gain {improvement:+.1%}, CI [{lo:+.1%}, {hi:+.1%}] does "
+        f"not clear the margin {rule.margin:.1%}"
+    )
+    return Comparison(
+        model, metric, int(champ.size), float(champ.mean()), float(chall.mean()),
+        improvement, lo, hi, rule.margin, promote, reason,
+    )  # fmt: skip
+
+
 # ------------------------------------------------------------------------------ risk
 @dataclass
 class RiskBacktest:

@@ -7,9 +7,9 @@ Commands
   the reference run's training data (:mod:`app.monitor`); a Markdown report with plots in
   ``--out``, metrics in MLflow. Exit 0 when every check is within its threshold, **3** when
   one crossed (named in the report and on stderr), 2 on bad input.
-- ``retrain --data SOURCE``: champion/challenger retraining of the risk model and the demand
-  fit (:mod:`experiments.retrain_runs`); the ``champion`` alias moves only for a challenger
-  better by the margin, as the run's last step.
+- ``retrain --data SOURCE``: champion/challenger retraining of the risk model, the demand
+  fit and the pricing policy (:mod:`experiments.retrain_runs`); the ``champion`` alias moves
+  only for a challenger better by the margin, as the run's last step.
 """
 
 from __future__ import annotations
@@ -58,17 +58,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(
         subparsers,
         "retrain",
-        help="champion/challenger retraining of the risk model and the demand fit",
+        help="champion/challenger retraining of the risk model, the demand fit and the policy",
         description="Train challengers on the latest data, compare each with the registered "
         "champion on the same backtest (per-SKU paired losses, bootstrap CI), and move the "
         "champion alias only for a challenger better by --margin, as the last step. The "
-        "decision and its evidence are recorded on the MLflow run. The policy is not "
-        "retrained (the pipeline plans per run).",
+        "decision and its evidence are recorded on the MLflow run. The policy challenger "
+        "(masked PPO) and the champion plan the same fitted catalog under the pipeline's "
+        "rules and are simulated on common random numbers per SKU.",
     )
     p.add_argument("--data", required=True, help=DATA_HELP)
-    p.add_argument("--models", default="risk,demand", help="challengers to train: risk,demand")
+    p.add_argument(
+        "--models", default="risk,demand,policy", help="challengers to train: risk,demand,policy"
+    )
     p.add_argument("--risk-models", help="risk model kinds to fit (default: the risk config's)")
     p.add_argument("--margin", type=float, help="relative improvement the CI must clear (0.02)")
+    p.add_argument(
+        "--policy-steps",
+        type=int,
+        help="PPO training steps of the policy challenger (default 100,000)",
+    )
+    p.add_argument(
+        "--horizon", type=int, help="plan length in weeks of the policy backtest (default 8)"
+    )
     p.add_argument("--quick", action="store_true", help="only the best-selling SKUs")
     p.add_argument("--seed", type=int, default=0, help=SEED_HELP)
     p.set_defaults(func=cmd_retrain, tracked=True)
@@ -110,7 +121,9 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from app.data import DataStageConfig, run_data_stage
+    from app.pipeline_config import DEFAULT_RULES
     from experiments.retrain_runs import RetrainConfig, retrain_run
+    from ingest.errors import ConfigError
     from monitoring.challenger import PromotionRule
     from risk_model.scoring import RiskConfig
 
@@ -121,7 +134,19 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     rule = PromotionRule(seed=args.seed)
     if args.margin is not None:
         rule = replace(rule, margin=args.margin)
-    cfg = RetrainConfig(models=comma_list(args.models) or (), risk=risk, rule=rule, seed=args.seed)
+    cfg = RetrainConfig(
+        models=comma_list(args.models) or (),
+        risk=risk,
+        rule=rule,
+        rules=DEFAULT_RULES,
+        seed=args.seed,
+    )
+    if args.policy_steps is not None:
+        if args.policy_steps < 1:
+            raise ConfigError(f"--policy-steps = {args.policy_steps}; expected an integer >= 1")
+        cfg = replace(cfg, ppo=replace(cfg.ppo, total_timesteps=args.policy_steps))
+    if args.horizon is not None:
+        cfg = replace(cfg, horizon_weeks=args.horizon)
     data = run_data_stage(DataStageConfig(source=args.data, out_dir=None, quick=args.quick))
     outcome = retrain_run(data.dataset, data.panel, cfg)
     for model, c in outcome.comparisons.items():
