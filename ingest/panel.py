@@ -11,6 +11,8 @@ any table lands at ``block_start[sku] + week - first_week[sku]`` without a join.
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -20,6 +22,8 @@ from ingest.clean import CleaningConfig, clean, is_clean
 from ingest.dataset import Dataset
 from ingest.io import write_frame_atomic
 from ingest.keys import positions
+from ingest.partitioned import DEFAULT_SHARD_SKUS, check_partitioned, iter_shards
+from ingest.partitioned import last_week as source_last_week
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +59,9 @@ def _carry(values: np.ndarray, block: np.ndarray, fallback: np.ndarray) -> np.nd
     return filled.fillna(pd.Series(fallback)).to_numpy(dtype=float)
 
 
-def build_panel(dataset: Dataset, config: CleaningConfig | None = None) -> pd.DataFrame:
+def build_panel(
+    dataset: Dataset, config: CleaningConfig | None = None, *, last_week: int | None = None
+) -> pd.DataFrame:
     """Build the weekly panel of ``dataset`` (cleaned first if it is not clean yet).
 
     Parameters
@@ -65,6 +71,10 @@ def build_panel(dataset: Dataset, config: CleaningConfig | None = None) -> pd.Da
         missing.
     config : CleaningConfig, optional
         Used only when the dataset needs cleaning.
+    last_week : int, optional
+        Last week of the panel; by default the last week of any table of ``dataset``. A shard
+        of a streamed source passes the whole source's last week, so that its SKUs' rows end
+        where they would in the whole panel.
 
     Returns
     -------
@@ -78,7 +88,7 @@ def build_panel(dataset: Dataset, config: CleaningConfig | None = None) -> pd.Da
     weeks = [int(t["week"].max()) for n, t in dataset.tables.items() if "week" in t and len(t)]
     if not weeks:  # no sales at all: one row at each SKU's launch week
         weeks = [int(products["launch_week"].max())] if len(products) else [0]
-    last_week = max(weeks)
+    last_week = max(weeks) if last_week is None else int(last_week)
     skus = products["sku"].astype("string")
     start = products["launch_week"].to_numpy(dtype=np.int64)
     sold = sales[sales["units"] > 0].groupby("sku")["week"].min()
@@ -178,3 +188,27 @@ def load_panel(
     if use_cache:
         write_frame_atomic(panel, path)
     return panel
+
+
+def stream_panel(
+    folder: str | os.PathLike[str],
+    *,
+    shard_skus: int = DEFAULT_SHARD_SKUS,
+    config: CleaningConfig | None = None,
+) -> Iterator[tuple[Dataset, pd.DataFrame]]:
+    """The weekly panel of a partitioned source, one shard of SKUs at a time.
+
+    Yields each shard's dataset and its panel rows; concatenated in order, the panels equal
+    :func:`build_panel` of the whole source loaded at once (a SKU's rows depend only on its
+    own rows and the source's last week). Memory is bounded by one shard.
+
+    A source that still needs cleaning (a missing list price, cost or launch week) is
+    cleaned shard by shard: imputations that pool a category then pool it within the shard,
+    so clean such a source first (``deadstock data clean``) when it is to match exactly.
+    """
+    sources = check_partitioned(folder)
+    end = source_last_week(sources, folder)
+    for shard in iter_shards(folder, shard_skus):
+        if not is_clean(shard):
+            log.warning("shard of %s needs cleaning: category imputations pool within it", folder)
+        yield shard, build_panel(shard, config, last_week=end)
