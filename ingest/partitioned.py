@@ -47,13 +47,14 @@ import pyarrow.parquet as pq
 
 from ingest.dataset import Dataset
 from ingest.errors import DataError
+from ingest.keys import positions
 from ingest.schema import TABLES
 from ingest.validate import (
+    MAX_SHOWN,
     DataValidationError,
     Problem,
     RawTable,
     check_table,
-    check_tables,
     coerce_table,
 )
 
@@ -62,7 +63,6 @@ log = logging.getLogger(__name__)
 PARQUET = ".parquet"
 #: SKUs per shard when streaming: a shard of 12 weekly rows per SKU is a few hundred MB.
 DEFAULT_SHARD_SKUS = 250_000
-_NO_ROWS = "the file has a header but no rows"
 _INT_EXPECTED = "an integer partition value (for example week=12)"
 
 
@@ -167,8 +167,23 @@ def _with_partition_columns(
                 continue
         else:
             parsed = value
-        if key in frame.columns:
-            continue  # the file's own column wins; the folder only names the partition
+        if key in frame.columns and len(frame):
+            col = pd.to_numeric(frame[key], errors="coerce") if dtypes[key] != "str" else frame[key]
+            off = np.flatnonzero((col != parsed).to_numpy())
+            if off.size:
+                problems.append(
+                    Problem(
+                        name,
+                        str(path),
+                        key,
+                        f"column {key!r} disagrees with its partition folder {key}={value}",
+                        f"{key} = {value} in every row",
+                        tuple(int(i) + 1 for i in off[:5]),
+                        tuple(str(v) for v in frame[key].iloc[off[:5]]),
+                        int(off.size),
+                    )
+                )
+            continue
         frame[key] = parsed
     return frame, problems
 
@@ -354,6 +369,59 @@ def last_week(sources: dict[str, list[Path]], root: str | os.PathLike[str]) -> i
     return best
 
 
+def _across_files(raw: dict[str, RawTable], source: str) -> list[Problem]:
+    """What a per-file check cannot see: SKUs missing from products and (sku, week) keys
+    repeated across files. Integer keys, so a shard of millions of rows takes a second."""
+    products = raw["products"].frame
+    known = products["sku"].astype("string")
+    problems: list[Problem] = []
+    for name, table in raw.items():
+        frame = table.frame
+        if name == "products" or not len(frame) or "sku" not in frame:
+            continue
+        code = positions(frame["sku"], known)
+        unknown = np.flatnonzero(code < 0)
+        if unknown.size:
+            shown = unknown[:MAX_SHOWN]
+            problems.append(
+                Problem(
+                    name,
+                    table.location,
+                    "sku",
+                    f"{pd.unique(frame['sku'].iloc[unknown]).size} SKU(s) not in products",
+                    "every SKU to have a row in products",
+                    tuple(int(i) + 1 for i in shown),
+                    tuple(str(v) for v in frame["sku"].iloc[shown]),
+                    int(unknown.size),
+                )
+            )
+            continue
+        if TABLES[name].key != ("sku", "week"):
+            dup = frame.duplicated(list(TABLES[name].key), keep=False).to_numpy()
+        else:
+            week = frame["week"].to_numpy(dtype=np.int64)
+            key = code * (int(week.max()) + 1) + week
+            _, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
+            dup = counts[inv] > 1
+        where = np.flatnonzero(dup)
+        if where.size:
+            shown = where[:MAX_SHOWN]
+            keys = frame[list(TABLES[name].key)].iloc[shown].astype(str).agg("/".join, axis=1)
+            problems.append(
+                Problem(
+                    name,
+                    table.location,
+                    "/".join(TABLES[name].key),
+                    f"duplicate keys {TABLES[name].key} across files",
+                    f"one row per {'/'.join(TABLES[name].key)}",
+                    tuple(int(i) + 1 for i in shown),
+                    tuple(keys),
+                    int(where.size),
+                )
+            )
+    return problems
+
+
 def iter_shards(
     folder: str | os.PathLike[str], shard_skus: int = DEFAULT_SHARD_SKUS
 ) -> Iterator[Dataset]:
@@ -388,8 +456,7 @@ def iter_shards(
             frame = pd.concat(frames, ignore_index=True) if frames else parts[0].frame
             raw[name] = RawTable(frame, f"{root / name} (SKUs {lo}..{hi})", 1)
         if not problems:
-            # A shard may hold no rows of an optional table: that is no problem here.
-            problems = [p for p in check_tables(raw, str(root)) if p.message != _NO_ROWS]
+            problems = _across_files(raw, str(root))
         if problems:
             raise DataValidationError(problems, str(root))
         tables = {n: coerce_table(TABLES[n], t.frame) for n, t in raw.items()}
