@@ -249,18 +249,15 @@ def read_partitioned(folder: str | os.PathLike[str]) -> tuple[dict[str, RawTable
 
 
 # ---------------------------------------------------------------------------- streaming
-_ARROW_KIND = {"int": pa.types.is_integer, "float": lambda t: pa.types.is_integer(t)
-               or pa.types.is_floating(t), "str": lambda t: pa.types.is_string(t)
-               or pa.types.is_large_string(t), "bool": lambda t: pa.types.is_boolean(t)
-               or pa.types.is_integer(t)}  # fmt: skip
 
 
 def check_partitioned(folder: str | os.PathLike[str]) -> dict[str, list[Path]]:
-    """Check every file's schema and partition folders from the Parquet footers only.
+    """Check every file's columns and partition folders from the Parquet footers only.
 
-    Catches a missing required column, a column of the wrong type, SKU ids not stored as
-    text and a partition value that does not parse, without reading any data. Returns the
-    files per table.
+    Catches a missing required column, SKU ids not stored as text and a partition value that
+    does not parse, without reading any data; bad values (a column of the wrong type) are
+    found when the rows are read, with the rows and values shown. Returns the files per
+    table.
 
     Raises
     ------
@@ -283,7 +280,6 @@ def check_partitioned(folder: str | os.PathLike[str]) -> dict[str, list[Path]]:
             )
     for name, files in sources.items():
         spec = TABLES[name]
-        dtypes = {c.name: c.dtype for c in spec.columns}
         for path in files:
             loc = str(path)
             try:
@@ -307,19 +303,17 @@ def check_partitioned(folder: str | os.PathLike[str]) -> dict[str, list[Path]]:
                             f"columns {list(spec.required_columns)}",
                         )
                     )
-            for field in schema:
-                kind = dtypes.get(field.name)
-                if kind is None or pa.types.is_null(field.type):
-                    continue
-                if not _ARROW_KIND[kind](field.type):
-                    expected = "text (string) ids" if field.name == "sku" else f"{kind} values"
+            if "sku" in schema.names:
+                sku_type = schema.field("sku").type
+                if not (pa.types.is_string(sku_type) or pa.types.is_large_string(sku_type)):
                     problems.append(
                         Problem(
                             name,
                             loc,
-                            field.name,
-                            f"column {field.name!r} is stored as {field.type}",
-                            expected,
+                            "sku",
+                            f"column 'sku' is stored as {sku_type}; a partitioned source is "
+                            "streamed by ranges of SKU ids",
+                            "text (string) ids (deadstock data partition writes them so)",
                         )
                     )
     if problems:
@@ -422,6 +416,23 @@ def _across_files(raw: dict[str, RawTable], source: str) -> list[Problem]:
     return problems
 
 
+def _sku_range(path: Path) -> tuple[str, str] | None:
+    """Smallest and largest SKU id of a file from its footer statistics (None if unknown)."""
+    meta = pq.ParquetFile(path).metadata
+    names = meta.schema.names
+    if "sku" not in names or meta.num_row_groups == 0:
+        return None
+    col = names.index("sku")
+    stats = [meta.row_group(g).column(col).statistics for g in range(meta.num_row_groups)]
+    if any(s is None or not s.has_min_max for s in stats):
+        return None
+    return min(str(s.min) for s in stats), max(str(s.max) for s in stats)
+
+
+def _overlaps(span: tuple[str, str] | None, lo: str, hi: str) -> bool:
+    return span is None or (span[0] <= hi and span[1] >= lo)
+
+
 def iter_shards(
     folder: str | os.PathLike[str], shard_skus: int = DEFAULT_SHARD_SKUS
 ) -> Iterator[Dataset]:
@@ -442,12 +453,15 @@ def iter_shards(
     sources = check_partitioned(root)
     bounds = sku_bounds(sources["products"], shard_skus)
     fp = _fingerprint(root, sources)
+    ranges = {p: _sku_range(p) for files in sources.values() for p in files}
     log.info("streaming %s in %d shard(s) of up to %s SKUs", root, len(bounds), f"{shard_skus:,}")
     for k, (lo, hi) in enumerate(bounds):
         expr = (pc.field("sku") >= lo) & (pc.field("sku") <= hi)
         raw: dict[str, RawTable] = {}
         problems: list[Problem] = []
-        for name, files in sources.items():
+        for name, all_files in sources.items():
+            # Files whose SKU range misses the shard are not opened at all.
+            files = [p for p in all_files if _overlaps(ranges[p], lo, hi)] or all_files[:1]
             parts = [read_partition_file(p, name, root, filter=expr) for p in files]
             for part in parts:
                 if len(part.frame) or part.problems:
