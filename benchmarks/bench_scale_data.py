@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -107,11 +108,11 @@ def run_one(n_skus: int, seed: int, work: Path) -> dict[str, object]:
 
     def export() -> int:
         written = 0
-        for _, written in export_sharded(
+        for _done, rows in export_sharded(
             WeeksOfCover(), aggs, elasticity, DEFAULT_RULES, HORIZON, out,
             plan_key="scale", shard_skus=EXPORT_SHARD_SKUS, n_episodes=1, seed=seed,
         ):  # fmt: skip
-            pass
+            written = rows
         return written
 
     rec["export_rows"] = stage("export", export)
@@ -129,16 +130,19 @@ def _plot(records: list[dict[str, object]]) -> None:
 
     from ingest.io import write_figure_atomic
 
-    n = [float(r["n_skus"]) / 1e6 for r in records]  # type: ignore[arg-type]
+    def series(key: str, scale: float = 1.0) -> tuple[list[float], list[float]]:
+        done = [r for r in records if r.get(key) is not None]
+        return [float(r["n_skus"]) / 1e6 for r in done], [float(r[key]) / scale for r in done]  # type: ignore[arg-type]
+
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     for s in STAGES:
-        a.plot(n, [float(r[f"{s}_s"]) / 60 for r in records], "o-", label=s)  # type: ignore[arg-type]
-    a.plot(n, [float(r["total_s"]) / 60 for r in records], "k^-", label="total")  # type: ignore[arg-type]
+        a.plot(*series(f"{s}_s", 60.0), "o-", label=s)
+    a.plot(*series("total_s", 60.0), "k^-", label="total (complete runs)")
     a.set(xlabel="SKUs (millions, x 12 weeks)", ylabel="wall time (min)", title="Time")
     a.legend()
-    b.plot(n, [float(r["peak_gb"]) for r in records], "ko-", label="process peak")  # type: ignore[arg-type]
+    b.plot(*series("peak_gb"), "ko-", label="process peak (stages reached)")
     for s in STAGES:
-        b.plot(n, [float(r[f"{s}_peak_gb"]) for r in records], ".--", label=s)  # type: ignore[arg-type]
+        b.plot(*series(f"{s}_peak_gb"), ".--", label=s)
     b.axhline(MEMORY_GOAL_GB, color="r", lw=0.8, label="8 GB goal")
     b.set(xlabel="SKUs (millions, x 12 weeks)", ylabel="peak RSS (GB)", title="Memory")
     b.legend()
@@ -146,6 +150,44 @@ def _plot(records: list[dict[str, object]]) -> None:
     fig.tight_layout()
     write_figure_atomic(fig, PLOT, dpi=110)
     plt.close(fig)
+
+
+def _num(value: object, fmt: str, unit: str = "") -> str:
+    """``value`` formatted, or a dash when it was not measured."""
+    return "-" if value is None else f"{float(value):{fmt}}{unit}"  # type: ignore[arg-type]
+
+
+def _div(value: object, by: float) -> float | None:
+    return None if value is None else float(value) / by  # type: ignore[arg-type]
+
+
+_STAGE_LINE = re.compile(r"^\[([\d,]+)\] (\w+): ([\d.]+) s, peak ([\d.]+) GB$")
+
+
+def records_from_log(log: Path, complete: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Sizes of a run's log that did not finish, rebuilt from its stage lines (marked
+    ``partial`` with the stage that was running), after the ``complete`` ones."""
+    done = {int(r["n_skus"]) for r in complete}  # type: ignore[arg-type]
+    found: dict[int, dict[str, object]] = {}
+    for line in log.read_text(encoding="utf-8").splitlines():
+        m = _STAGE_LINE.match(line.strip())
+        if m is None:
+            continue
+        n = int(m.group(1).replace(",", ""))
+        rec = found.setdefault(n, {"n_skus": n})
+        rec[f"{m.group(2)}_s"] = float(m.group(3))
+        rec[f"{m.group(2)}_peak_gb"] = float(m.group(4))
+    partial = []
+    for n, rec in found.items():
+        if n in done:
+            continue
+        missing = [s for s in STAGES if f"{s}_s" not in rec]
+        rec["partial"] = missing[0] if missing else "the end"
+        peaks = [float(rec[f"{s}_peak_gb"]) for s in STAGES if f"{s}_peak_gb" in rec]  # type: ignore[arg-type]
+        rec["peak_gb"] = max(peaks) if peaks else None
+        rec["load_end"] = os.getloadavg()[0]
+        partial.append(rec)
+    return sorted([*complete, *partial], key=lambda r: int(r["n_skus"]))  # type: ignore[arg-type]
 
 
 def _section(records: list[dict[str, object]], pending: list[int]) -> str:
@@ -163,28 +205,40 @@ def _section(records: list[dict[str, object]], pending: list[int]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
-        per_sku_us = float(r["total_s"]) / int(r["n_skus"]) * 1e6  # type: ignore[arg-type]
         lines.append(
-            f"| {int(r['n_skus']):,} | {int(r['sales_rows']):,} | {float(r['source_mb']):,.0f} MB "  # type: ignore[arg-type]
-            + " | ".join(f"{float(r[f'{s}_s']):,.0f} s" for s in STAGES)  # type: ignore[arg-type]
-            + f" | {float(r['total_s']) / 60:,.1f} min | {float(r['peak_gb']):.2f} GB "  # type: ignore[arg-type]
-            f"| {per_sku_us:,.0f} us | {float(r['load_start']):.1f}-{float(r['load_end']):.1f} |"  # type: ignore[arg-type]
+            f"| {int(r['n_skus']):,} | {_num(r.get('sales_rows'), ',.0f')} "  # type: ignore[arg-type]
+            f"| {_num(r.get('source_mb'), ',.0f', ' MB')} | "
+            + " | ".join(_num(r.get(f"{s}_s"), ",.0f", " s") for s in STAGES)
+            + f" | {_num(_div(r.get('total_s'), 60.0), ',.1f', ' min')} "
+            f"| {_num(r.get('peak_gb'), '.2f', ' GB')} "
+            f"| {_num(_div(r.get('total_s'), int(r['n_skus']) / 1e6), ',.0f', ' us')} "  # type: ignore[arg-type]
+            f"| {_num(r.get('load_start'), '.1f')} / {_num(r.get('load_end'), '.1f')} |"
         )
     lines += ["", "Cost per SKU by stage (microseconds of wall time per SKU):", "",
               "| SKUs | " + " | ".join(STAGES) + " |", "|---|" + "---|" * len(STAGES)]  # fmt: skip
     for r in records:
         n = int(r["n_skus"])  # type: ignore[arg-type]
         lines.append(
-            f"| {n:,} | " + " | ".join(f"{float(r[f'{s}_s']) / n * 1e6:,.0f}" for s in STAGES) + " |"  # type: ignore[arg-type]
+            f"| {n:,} | "
+            + " | ".join(_num(_div(r.get(f"{s}_s"), n / 1e6), ",.0f") for s in STAGES)
+            + " |"
         )
     lines += ["", "Peak RSS by stage (GB):", "", "| SKUs | " + " | ".join(STAGES) + " |",
               "|---|" + "---|" * len(STAGES)]  # fmt: skip
     for r in records:
         lines.append(
             f"| {int(r['n_skus']):,} | "  # type: ignore[arg-type]
-            + " | ".join(f"{float(r[f'{s}_peak_gb']):.2f}" for s in STAGES)  # type: ignore[arg-type]
+            + " | ".join(_num(r.get(f"{s}_peak_gb"), ".2f") for s in STAGES)
             + " |"
         )
+    partial = [r for r in records if r.get("partial")]
+    if partial:
+        lines += ["", "A dash is a stage not reached: "
+                  + "; ".join(f"the {int(r['n_skus']):,}-SKU run was stopped during "  # type: ignore[arg-type]
+                              f"{r['partial']}" for r in partial)
+                  + " (the session's time ran out). Its figures come from the stage lines of "
+                  "the run's log (`--from-log`); its load is the load when the section was "
+                  "written."]  # fmt: skip
     if pending:
         lines += ["", "Not measured in this run: " + ", ".join(f"{n:,}" for n in pending)
                   + " SKUs (the run was stopped before they finished)."]  # fmt: skip
@@ -198,6 +252,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)
     p.add_argument("--work", help="scratch folder (default: a temporary one per size)")
+    p.add_argument(
+        "--from-log",
+        help="rewrite the section and plot from the saved results plus the stage lines of "
+        "this log (sizes a stopped run did not finish)",
+    )
     args = p.parse_args(argv)
     if args.one is not None:
         with tempfile.TemporaryDirectory(prefix="scale-", dir=args.work) as tmp:
@@ -205,6 +264,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from benchmarks._docpage import write_section
     from ingest.io import write_text_atomic
+
+    if args.from_log:
+        complete = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else []
+        records = records_from_log(Path(args.from_log), complete)
+        _plot(records)
+        write_section(PAGE, "data", _section(records, []), title=TITLE)
+        print(f"wrote {PAGE} from {args.from_log}", file=sys.stderr)
+        return 0
 
     records: list[dict[str, object]] = []
     for k, n in enumerate(args.sizes):
