@@ -34,6 +34,7 @@ import pandas as pd
 from agents.policy import Policy
 from app.exports import export_schedules_bulk
 from envs.config import RulesConfig
+from ingest.keys import positions
 from ingest.partitioned import DEFAULT_SHARD_SKUS, iter_shards
 from simulator.demand import Catalog
 
@@ -56,7 +57,7 @@ def shard_aggregates(products: pd.DataFrame, sales: pd.DataFrame, stock: pd.Data
     products = products.sort_values("sku", kind="stable").reset_index(drop=True)
     skus = products["sku"].astype("string")
     n = len(products)
-    code = pd.Index(skus).get_indexer(sales["sku"].astype("string"))
+    code = positions(sales["sku"], skus)
     units = sales["units"].to_numpy(dtype=float)
     gross = units * products["list_price"].to_numpy(dtype=float)[code]
     disc = sales["discount_amount"].to_numpy(dtype=float) if "discount_amount" in sales else 0.0
@@ -72,7 +73,7 @@ def shard_aggregates(products: pd.DataFrame, sales: pd.DataFrame, stock: pd.Data
     on_hand = np.full(n, np.nan)
     if stock is not None and len(stock):
         last = stock.sort_values("week", kind="stable").drop_duplicates("sku", keep="last")
-        pos = pd.Index(skus).get_indexer(last["sku"].astype("string"))
+        pos = positions(last["sku"], skus)
         on_hand[pos] = last["on_hand"].to_numpy(dtype=float)
     return pd.DataFrame(
         {

@@ -34,6 +34,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -47,6 +48,8 @@ HORIZON = 12
 EXPORT_SHARD_SKUS = 1_000_000
 MEMORY_GOAL_GB = 8.0
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+#: One size's measurements (JSON-ready; a stage not reached has no keys).
+Record = dict[str, Any]
 
 
 class PeakRSS:
@@ -78,7 +81,7 @@ class PeakRSS:
         self.peak = max(self.peak, self.now())
 
 
-def run_one(n_skus: int, seed: int, work: Path) -> dict[str, object]:
+def run_one(n_skus: int, seed: int, work: Path) -> Record:
     """All four stages for one size, in this process; returns the measurements."""
     from agents.baselines import WeeksOfCover
     from app.pipeline_config import DEFAULT_RULES
@@ -86,10 +89,10 @@ def run_one(n_skus: int, seed: int, work: Path) -> dict[str, object]:
     from simulator.bulk import write_bulk
 
     src, out = work / "source", work / "export"
-    rec: dict[str, object] = {"n_skus": n_skus, "load_start": os.getloadavg()[0]}
+    rec: Record = {"n_skus": n_skus, "load_start": os.getloadavg()[0]}
     t_all = time.perf_counter()
 
-    def stage(name: str, fn):  # type: ignore[no-untyped-def]
+    def stage(name: str, fn):
         t0 = time.perf_counter()
         with PeakRSS() as rss:
             value = fn()
@@ -122,7 +125,7 @@ def run_one(n_skus: int, seed: int, work: Path) -> dict[str, object]:
     return rec
 
 
-def _plot(records: list[dict[str, object]]) -> None:
+def _plot(records: list[Record]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -132,7 +135,7 @@ def _plot(records: list[dict[str, object]]) -> None:
 
     def series(key: str, scale: float = 1.0) -> tuple[list[float], list[float]]:
         done = [r for r in records if r.get(key) is not None]
-        return [float(r["n_skus"]) / 1e6 for r in done], [float(r[key]) / scale for r in done]  # type: ignore[arg-type]
+        return [float(r["n_skus"]) / 1e6 for r in done], [float(r[key]) / scale for r in done]
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     for s in STAGES:
@@ -152,23 +155,23 @@ def _plot(records: list[dict[str, object]]) -> None:
     plt.close(fig)
 
 
-def _num(value: object, fmt: str, unit: str = "") -> str:
+def _num(value: Any, fmt: str, unit: str = "") -> str:
     """``value`` formatted, or a dash when it was not measured."""
-    return "-" if value is None else f"{float(value):{fmt}}{unit}"  # type: ignore[arg-type]
+    return "-" if value is None else f"{float(value):{fmt}}{unit}"
 
 
-def _div(value: object, by: float) -> float | None:
-    return None if value is None else float(value) / by  # type: ignore[arg-type]
+def _div(value: Any, by: float) -> float | None:
+    return None if value is None else float(value) / by
 
 
 _STAGE_LINE = re.compile(r"^\[([\d,]+)\] (\w+): ([\d.]+) s, peak ([\d.]+) GB$")
 
 
-def records_from_log(log: Path, complete: list[dict[str, object]]) -> list[dict[str, object]]:
+def records_from_log(log: Path, complete: list[Record]) -> list[Record]:
     """Sizes of a run's log that did not finish, rebuilt from its stage lines (marked
     ``partial`` with the stage that was running), after the ``complete`` ones."""
-    done = {int(r["n_skus"]) for r in complete}  # type: ignore[arg-type]
-    found: dict[int, dict[str, object]] = {}
+    done = {int(r["n_skus"]) for r in complete}
+    found: dict[int, Record] = {}
     for line in log.read_text(encoding="utf-8").splitlines():
         m = _STAGE_LINE.match(line.strip())
         if m is None:
@@ -183,14 +186,14 @@ def records_from_log(log: Path, complete: list[dict[str, object]]) -> list[dict[
             continue
         missing = [s for s in STAGES if f"{s}_s" not in rec]
         rec["partial"] = missing[0] if missing else "the end"
-        peaks = [float(rec[f"{s}_peak_gb"]) for s in STAGES if f"{s}_peak_gb" in rec]  # type: ignore[arg-type]
+        peaks = [float(rec[f"{s}_peak_gb"]) for s in STAGES if f"{s}_peak_gb" in rec]
         rec["peak_gb"] = max(peaks) if peaks else None
         rec["load_end"] = os.getloadavg()[0]
         partial.append(rec)
-    return sorted([*complete, *partial], key=lambda r: int(r["n_skus"]))  # type: ignore[arg-type]
+    return sorted([*complete, *partial], key=lambda r: int(r["n_skus"]))
 
 
-def _section(records: list[dict[str, object]], pending: list[int]) -> str:
+def _section(records: list[Record], pending: list[int]) -> str:
     from benchmarks._docpage import machine_line
 
     lines = [
@@ -206,18 +209,18 @@ def _section(records: list[dict[str, object]], pending: list[int]) -> str:
     ]
     for r in records:
         lines.append(
-            f"| {int(r['n_skus']):,} | {_num(r.get('sales_rows'), ',.0f')} "  # type: ignore[arg-type]
+            f"| {int(r['n_skus']):,} | {_num(r.get('sales_rows'), ',.0f')} "
             f"| {_num(r.get('source_mb'), ',.0f', ' MB')} | "
             + " | ".join(_num(r.get(f"{s}_s"), ",.0f", " s") for s in STAGES)
             + f" | {_num(_div(r.get('total_s'), 60.0), ',.1f', ' min')} "
             f"| {_num(r.get('peak_gb'), '.2f', ' GB')} "
-            f"| {_num(_div(r.get('total_s'), int(r['n_skus']) / 1e6), ',.0f', ' us')} "  # type: ignore[arg-type]
+            f"| {_num(_div(r.get('total_s'), int(r['n_skus']) / 1e6), ',.0f', ' us')} "
             f"| {_num(r.get('load_start'), '.1f')} / {_num(r.get('load_end'), '.1f')} |"
         )
     lines += ["", "Cost per SKU by stage (microseconds of wall time per SKU):", "",
               "| SKUs | " + " | ".join(STAGES) + " |", "|---|" + "---|" * len(STAGES)]  # fmt: skip
     for r in records:
-        n = int(r["n_skus"])  # type: ignore[arg-type]
+        n = int(r["n_skus"])
         lines.append(
             f"| {n:,} | "
             + " | ".join(_num(_div(r.get(f"{s}_s"), n / 1e6), ",.0f") for s in STAGES)
@@ -227,14 +230,14 @@ def _section(records: list[dict[str, object]], pending: list[int]) -> str:
               "|---|" + "---|" * len(STAGES)]  # fmt: skip
     for r in records:
         lines.append(
-            f"| {int(r['n_skus']):,} | "  # type: ignore[arg-type]
+            f"| {int(r['n_skus']):,} | "
             + " | ".join(_num(r.get(f"{s}_peak_gb"), ".2f") for s in STAGES)
             + " |"
         )
     partial = [r for r in records if r.get("partial")]
     if partial:
         lines += ["", "A dash is a stage not reached: "
-                  + "; ".join(f"the {int(r['n_skus']):,}-SKU run was stopped during "  # type: ignore[arg-type]
+                  + "; ".join(f"the {int(r['n_skus']):,}-SKU run was stopped during "
                               f"{r['partial']}" for r in partial)
                   + " (the session's time ran out). Its figures come from the stage lines of "
                   "the run's log (`--from-log`); its load is the load when the section was "
@@ -267,20 +270,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.from_log:
         complete = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else []
-        records = records_from_log(Path(args.from_log), complete)
-        _plot(records)
-        write_section(PAGE, "data", _section(records, []), title=TITLE)
+        rebuilt = records_from_log(Path(args.from_log), complete)
+        _plot(rebuilt)
+        write_section(PAGE, "data", _section(rebuilt, []), title=TITLE)
         print(f"wrote {PAGE} from {args.from_log}", file=sys.stderr)
         return 0
 
-    records: list[dict[str, object]] = []
+    records: list[Record] = []
     for k, n in enumerate(args.sizes):
         cmd = [sys.executable, __file__, "--one", str(n), "--seed", str(args.seed)]
         if args.work:
             cmd += ["--work", args.work]
         done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
         records.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        records.sort(key=lambda r: int(r["n_skus"]))  # type: ignore[arg-type]
+        records.sort(key=lambda r: int(r["n_skus"]))
         write_text_atomic(RESULTS, json.dumps(records, indent=1) + "\n")
         _plot(records)
         write_section(PAGE, "data", _section(records, args.sizes[k + 1 :]), title=TITLE)

@@ -136,7 +136,7 @@ def _with_partition_columns(
             continue
         if dtypes[key] == "int":
             try:
-                parsed: object = int(value)
+                parsed: int | float | str = int(value)
             except ValueError:
                 problems.append(
                     Problem(
