@@ -11,8 +11,6 @@ any table lands at ``block_start[sku] + week - first_week[sku]`` without a join.
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -22,8 +20,6 @@ from ingest.clean import CleaningConfig, clean, is_clean
 from ingest.dataset import Dataset
 from ingest.io import write_frame_atomic
 from ingest.keys import positions
-from ingest.partitioned import DEFAULT_SHARD_SKUS, check_partitioned, iter_shards
-from ingest.partitioned import last_week as source_last_week
 
 log = logging.getLogger(__name__)
 
@@ -188,27 +184,3 @@ def load_panel(
     if use_cache:
         write_frame_atomic(panel, path)
     return panel
-
-
-def stream_panel(
-    folder: str | os.PathLike[str],
-    *,
-    shard_skus: int = DEFAULT_SHARD_SKUS,
-    config: CleaningConfig | None = None,
-) -> Iterator[tuple[Dataset, pd.DataFrame]]:
-    """The weekly panel of a partitioned source, one shard of SKUs at a time.
-
-    Yields each shard's dataset and its panel rows; concatenated in order, the panels equal
-    :func:`build_panel` of the whole source loaded at once (a SKU's rows depend only on its
-    own rows and the source's last week). Memory is bounded by one shard.
-
-    A source that still needs cleaning (a missing list price, cost or launch week) is
-    cleaned shard by shard: imputations that pool a category then pool it within the shard,
-    so clean such a source first (``deadstock data clean``) when it is to match exactly.
-    """
-    sources = check_partitioned(folder)
-    end = source_last_week(sources, folder)
-    for shard in iter_shards(folder, shard_skus):
-        if not is_clean(shard):
-            log.warning("shard of %s needs cleaning: category imputations pool within it", folder)
-        yield shard, build_panel(shard, config, last_week=end)

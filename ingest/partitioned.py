@@ -23,7 +23,7 @@ Two ways to read it:
   only the row groups whose SKU range can overlap the shard (Parquet statistics through
   :mod:`pyarrow.dataset`). Memory is bounded by one shard's rows, not by the table. A SKU's
   panel rows and per-SKU features depend only on that SKU's rows, so shard by shard gives
-  the same panel as the whole table (:func:`ingest.panel.stream_panel`).
+  the same panel as the whole table (:func:`ingest.partitioned.stream_panel`).
 
 The streaming path asks SKU ids to be stored as text (Arrow ``string``) in every file, so a
 shard can be selected by a string range; :func:`check_partitioned` says so when they are not.
@@ -45,9 +45,11 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
+from ingest.clean import CleaningConfig, is_clean
 from ingest.dataset import Dataset
 from ingest.errors import DataError
 from ingest.keys import positions
+from ingest.panel import build_panel
 from ingest.schema import TABLES
 from ingest.validate import (
     MAX_SHOWN,
@@ -476,6 +478,30 @@ def iter_shards(
         tables = {n: coerce_table(TABLES[n], t.frame) for n, t in raw.items()}
         log.info("shard %d/%d: %s SKUs", k + 1, len(bounds), f"{len(tables['products']):,}")
         yield Dataset(tables=tables, source=str(root), fingerprint=f"{fp}-s{k}")
+
+
+def stream_panel(
+    folder: str | os.PathLike[str],
+    *,
+    shard_skus: int = DEFAULT_SHARD_SKUS,
+    config: CleaningConfig | None = None,
+) -> Iterator[tuple[Dataset, pd.DataFrame]]:
+    """The weekly panel of a partitioned source, one shard of SKUs at a time.
+
+    Yields each shard's dataset and its panel rows; concatenated in order, the panels equal
+    :func:`ingest.panel.build_panel` of the whole source loaded at once (a SKU's rows depend only on its
+    own rows and the source's last week). Memory is bounded by one shard.
+
+    A source that still needs cleaning (a missing list price, cost or launch week) is
+    cleaned shard by shard: imputations that pool a category then pool it within the shard,
+    so clean such a source first (``deadstock data clean``) when it is to match exactly.
+    """
+    sources = check_partitioned(folder)
+    end = last_week(sources, folder)
+    for shard in iter_shards(folder, shard_skus):
+        if not is_clean(shard):
+            log.warning("shard of %s needs cleaning: category imputations pool within it", folder)
+        yield shard, build_panel(shard, config, last_week=end)
 
 
 # ---------------------------------------------------------------------------- writing

@@ -1,6 +1,6 @@
 """Risk features of a partitioned source, built shard by shard of SKUs.
 
-:func:`stream_features` walks :func:`ingest.panel.stream_panel` and computes
+:func:`stream_features` walks :func:`ingest.partitioned.stream_panel` and computes
 :func:`~risk_model.features.build_features` on each shard's panel, so memory is bounded by
 a shard, not by the source. Only the features of a SKU's own history are kept
 (:data:`PER_SKU_FEATURES`: sales, price level and change, stock, interactions); they equal
@@ -18,8 +18,7 @@ from collections.abc import Iterator
 
 import pandas as pd
 
-from ingest.panel import stream_panel
-from ingest.partitioned import DEFAULT_SHARD_SKUS
+from ingest.partitioned import DEFAULT_SHARD_SKUS, stream_panel
 from risk_model.features import FEATURE_GROUPS, FeatureConfig, build_features
 
 log = logging.getLogger(__name__)

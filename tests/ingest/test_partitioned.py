@@ -13,11 +13,12 @@ import pytest
 from ingest.dataset import Dataset
 from ingest.errors import DataError
 from ingest.loader import load
-from ingest.panel import build_panel, stream_panel
+from ingest.panel import build_panel
 from ingest.partitioned import (
     PartitionedWriter,
     is_partitioned,
     iter_shards,
+    stream_panel,
     write_partitioned,
 )
 from simulator.synthetic import SyntheticConfig, generate_world, write_world
