@@ -4,7 +4,8 @@
 
 - ``"completejourney"``: the Complete Journey data from its PyPI package;
 - a folder holding ``<table>.csv`` or ``<table>.parquet`` files (``products``, ``sales`` and
-  any optional table);
+  any optional table), or per table a folder of partitioned Parquet files
+  (``sales/week=12/part-0.parquet``, see :mod:`ingest.partitioned`);
 - a SQLAlchemy URL: ``sqlite:///path.db``, ``postgresql+psycopg2://user:pw@host/db``,
   ``mssql+pymssql://user:pw@host/db``.
 """
@@ -19,6 +20,7 @@ from ingest.completejourney import SOURCE_NAME, CompleteJourneyConfig, load_comp
 from ingest.dataset import Dataset
 from ingest.errors import DataError
 from ingest.files import read_folder, write_folder
+from ingest.partitioned import is_partitioned, read_partitioned
 from ingest.schema import TABLES
 from ingest.sql import is_sql_url, mask_url, parse_sql_url, read_sql, write_sql
 from ingest.validate import plausibility_warnings, validate
@@ -112,8 +114,12 @@ def load(
         log.info("reading tables from %s", mask_url(text))
         raw, fp = read_sql(text)
     elif Path(text).exists():
-        log.info("reading table files from %s", text)
-        raw, fp = read_folder(text)
+        if is_partitioned(text):
+            log.info("reading partitioned tables from %s", text)
+            raw, fp = read_partitioned(text)
+        else:
+            log.info("reading table files from %s", text)
+            raw, fp = read_folder(text)
     else:
         raise _not_found(text)
     shown = describe_source(text)

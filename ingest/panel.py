@@ -55,7 +55,9 @@ def _carry(values: np.ndarray, block: np.ndarray, fallback: np.ndarray) -> np.nd
     return filled.fillna(pd.Series(fallback)).to_numpy(dtype=float)
 
 
-def build_panel(dataset: Dataset, config: CleaningConfig | None = None) -> pd.DataFrame:
+def build_panel(
+    dataset: Dataset, config: CleaningConfig | None = None, *, last_week: int | None = None
+) -> pd.DataFrame:
     """Build the weekly panel of ``dataset`` (cleaned first if it is not clean yet).
 
     Parameters
@@ -65,6 +67,10 @@ def build_panel(dataset: Dataset, config: CleaningConfig | None = None) -> pd.Da
         missing.
     config : CleaningConfig, optional
         Used only when the dataset needs cleaning.
+    last_week : int, optional
+        Last week of the panel; by default the last week of any table of ``dataset``. A shard
+        of a streamed source passes the whole source's last week, so that its SKUs' rows end
+        where they would in the whole panel.
 
     Returns
     -------
@@ -78,7 +84,7 @@ def build_panel(dataset: Dataset, config: CleaningConfig | None = None) -> pd.Da
     weeks = [int(t["week"].max()) for n, t in dataset.tables.items() if "week" in t and len(t)]
     if not weeks:  # no sales at all: one row at each SKU's launch week
         weeks = [int(products["launch_week"].max())] if len(products) else [0]
-    last_week = max(weeks)
+    last_week = max(weeks) if last_week is None else int(last_week)
     skus = products["sku"].astype("string")
     start = products["launch_week"].to_numpy(dtype=np.int64)
     sold = sales[sales["units"] > 0].groupby("sku")["week"].min()
