@@ -90,7 +90,40 @@ def _assign_rows(dst: Any, slots: np.ndarray, src: Any, index: np.ndarray) -> No
         getattr(dst, name)[slots] = getattr(src, name)[index]
 
 
-class BatchedMarkdownEnv(VecEnv):
+class InProcessVecEnv(VecEnv):
+    """A VecEnv whose slots all live in this process as arrays: attributes are the env's
+    own, ``env_method("action_masks")`` slices the masks, and nothing is wrapped. The
+    batched env and the sequential budget env share these, as SB3 asks for them."""
+
+    def action_masks(self) -> np.ndarray:
+        """Allowed actions per slot, shape ``(num_envs, n_actions)``."""
+        raise NotImplementedError
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        value = getattr(self, attr_name)
+        return [value for _ in self._get_indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        setattr(self, attr_name, value)
+
+    def env_method(
+        self,
+        method_name: str,
+        *method_args: Any,
+        indices: VecEnvIndices = None,
+        **method_kwargs: Any,
+    ) -> list[Any]:
+        idx = list(self._get_indices(indices))
+        if method_name == "action_masks":
+            return list(self.action_masks()[idx])
+        result = getattr(self, method_name)(*method_args, **method_kwargs)
+        return [result for _ in idx]
+
+    def env_is_wrapped(self, wrapper_class: type, indices: VecEnvIndices = None) -> list[bool]:
+        return [False for _ in self._get_indices(indices)]
+
+
+class BatchedMarkdownEnv(InProcessVecEnv):
     """N markdown episodes stepped together through one market step (an SB3 ``VecEnv``).
 
     Parameters
@@ -508,26 +541,3 @@ class BatchedMarkdownEnv(VecEnv):
     # ------------------------------------------------------------------ VecEnv plumbing
     def close(self) -> None:
         self._log = []
-
-    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        value = getattr(self, attr_name)
-        return [value for _ in self._get_indices(indices)]
-
-    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        setattr(self, attr_name, value)
-
-    def env_method(
-        self,
-        method_name: str,
-        *method_args: Any,
-        indices: VecEnvIndices = None,
-        **method_kwargs: Any,
-    ) -> list[Any]:
-        idx = list(self._get_indices(indices))
-        if method_name == "action_masks":
-            return list(self.action_masks()[idx])
-        result = getattr(self, method_name)(*method_args, **method_kwargs)
-        return [result for _ in idx]
-
-    def env_is_wrapped(self, wrapper_class: type, indices: VecEnvIndices = None) -> list[bool]:
-        return [False for _ in self._get_indices(indices)]

@@ -27,10 +27,9 @@ from typing import Any
 
 import numpy as np
 from gymnasium import spaces
-from stable_baselines3.common.vec_env import VecEnv
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
-from envs.batched import BatchedMarkdownEnv
+from envs.batched import BatchedMarkdownEnv, InProcessVecEnv
 from envs.budget import (
     BUDGET_HIGH,
     BUDGET_LOW,
@@ -102,7 +101,7 @@ def allocate(
     return out
 
 
-class SequentialCategoryEnv(VecEnv):
+class SequentialCategoryEnv(InProcessVecEnv):
     """``n_categories`` copies of a category of ``n_skus`` SKUs deciding one SKU at a time.
 
     Parameters
@@ -260,26 +259,3 @@ class SequentialCategoryEnv(VecEnv):
 
     def seed(self, seed: int | None = None) -> list[int | None]:
         return list(self.inner.seed(seed))
-
-    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        value = getattr(self, attr_name)
-        return [value for _ in self._get_indices(indices)]
-
-    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        setattr(self, attr_name, value)
-
-    def env_method(
-        self,
-        method_name: str,
-        *method_args: Any,
-        indices: VecEnvIndices = None,
-        **method_kwargs: Any,
-    ) -> list[Any]:
-        idx = list(self._get_indices(indices))
-        if method_name == "action_masks":
-            return list(self.action_masks()[idx])
-        result = getattr(self, method_name)(*method_args, **method_kwargs)
-        return [result for _ in idx]
-
-    def env_is_wrapped(self, wrapper_class: type, indices: VecEnvIndices = None) -> list[bool]:
-        return [False for _ in self._get_indices(indices)]
