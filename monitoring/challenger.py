@@ -97,6 +97,38 @@ class Comparison:
         }
 
 
+def _interval(draws: np.ndarray, rule: PromotionRule) -> tuple[float, float]:
+    """The bootstrap percentile interval of ``draws`` at the rule's level."""
+    tail = (1 - rule.ci_level) / 2
+    lo, hi = (float(q) for q in np.nanquantile(draws, [tail, 1 - tail]))
+    return lo, hi
+
+
+def _decided(
+    model: str,
+    measure: str,
+    champ: np.ndarray,
+    chall: np.ndarray,
+    improvement: float,
+    lo: float,
+    hi: float,
+    rule: PromotionRule,
+    what: str,
+) -> Comparison:
+    """The decision: promote when the interval's lower end clears the margin, with its reason."""
+    promote = bool(lo > rule.margin)
+    reason = (
+        f"challenger better: {what} {improvement:+.1%}, CI low {lo:+.1%} > margin {rule.margin:.1%}"
+        if promote
+        else f"champion kept: {what} {improvement:+.1%}, CI [{lo:+.1%}, {hi:+.1%}] does "
+        f"not clear the margin {rule.margin:.1%}"
+    )
+    return Comparison(
+        model, measure, int(champ.size), float(champ.mean()), float(chall.mean()),
+        improvement, lo, hi, rule.margin, promote, reason,
+    )  # fmt: skip
+
+
 def paired_comparison(
     model: str,
     loss: str,
@@ -128,20 +160,8 @@ def paired_comparison(
         idx = rng.integers(0, champ.size, size=(rule.n_bootstrap, champ.size))
         a, b = champ[idx].sum(axis=1), chall[idx].sum(axis=1)
         draws = (a - b) / np.where(a > 0, a, np.nan)
-        tail = (1 - rule.ci_level) / 2
-        lo, hi = (float(q) for q in np.nanquantile(draws, [tail, 1 - tail]))
-    promote = bool(lo > rule.margin)
-    reason = (
-        f"challenger better: improvement {improvement:+.1%}, CI low {lo:+.1%} > margin "
-        f"{rule.margin:.1%}"
-        if promote
-        else f"champion kept: improvement {improvement:+.1%}, CI [{lo:+.1%}, {hi:+.1%}] does "
-        f"not clear the margin {rule.margin:.1%}"
-    )
-    return Comparison(
-        model, loss, int(champ.size), float(champ.mean()), float(chall.mean()),
-        improvement, lo, hi, rule.margin, promote, reason,
-    )  # fmt: skip
+        lo, hi = _interval(draws, rule)
+    return _decided(model, loss, champ, chall, improvement, lo, hi, rule, "improvement")
 
 
 def paired_gain_comparison(
@@ -185,20 +205,8 @@ def paired_gain_comparison(
         idx = rng.integers(0, champ.size, size=(rule.n_bootstrap, champ.size))
         a = np.abs(champ)[idx].sum(axis=1)
         draws = (chall - champ)[idx].sum(axis=1) / np.where(a > 0, a, np.nan)
-        tail = (1 - rule.ci_level) / 2
-        lo, hi = (float(q) for q in np.nanquantile(draws, [tail, 1 - tail]))
-    promote = bool(lo > rule.margin)
-    reason = (
-        f"challenger better: {metric} gain {improvement:+.1%}, CI low {lo:+.1%} > margin "
-        f"{rule.margin:.1%}"
-        if promote
-        else f"champion kept: {metric} gain {improvement:+.1%}, CI [{lo:+.1%}, {hi:+.1%}] does "
-        f"not clear the margin {rule.margin:.1%}"
-    )
-    return Comparison(
-        model, metric, int(champ.size), float(champ.mean()), float(chall.mean()),
-        improvement, lo, hi, rule.margin, promote, reason,
-    )  # fmt: skip
+        lo, hi = _interval(draws, rule)
+    return _decided(model, metric, champ, chall, improvement, lo, hi, rule, f"{metric} gain")
 
 
 # ------------------------------------------------------------------------------ risk
