@@ -135,3 +135,17 @@ def test_unshifted_world_exits_0_against_a_reference_folder(
     assert "All checks within their thresholds" in report and "up to 40" in report
     # the approved schedule is what was executed: adherence is read, and whole
     assert "| adherence | ok | 1.000 |" in report
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "named"),
+    [("--policy-steps", "0", "--policy-steps = 0"), ("--horizon", "0", "horizon_weeks = 0")],
+)
+def test_retrain_refuses_bad_policy_settings_before_reading_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str, named: str
+) -> None:
+    missing = tmp_path / "no-such-source"
+    assert main(["retrain", "--data", str(missing), flag, value]) == 2
+    err = capsys.readouterr().err
+    assert named in err and "expected an integer >= 1" in err
+    assert "Traceback" not in err
