@@ -58,6 +58,7 @@ PRE_PERIOD_STOCK = 1e9
 """Stock during the simulated pre-period: large, so pre-period sales are demand, not stock."""
 _PRE_STREAM = 0xABE0
 _TESTS_PER_CHUNK = 250
+_PERM_STREAM = 0x9E2A
 """Simulated tests analysed at once (bounds memory at tests x SKUs x a few arrays)."""
 
 
@@ -197,12 +198,12 @@ class SimulatedTests:
         return {k: float(e.width.mean()) for k, e in self.estimates.items()}
 
 
-def _estimate_all(y, x, treat, codes, level) -> dict[str, Estimate]:
+def _estimate_all(y, x, treat, codes, level, seed: int = 0) -> dict[str, Estimate]:
     return {
         "difference": diff_in_means(y, treat, level),
         "cuped": cuped(y, x, treat, level),
         "stratified": stratified(y, treat, codes, level),
-        "stratified_cuped": stratified_cuped(y, x, treat, codes, level),
+        "stratified_cuped": stratified_cuped(y, x, treat, codes, level, seed=seed),
     }
 
 
@@ -264,10 +265,14 @@ def simulated_tests(
         else:
             rows = np.broadcast_to(np.arange(n), (k, n))
         treat = random_assignments(codes, k, rng, share)
+        # the randomization test's own stream: the same re-randomizations for every shift
+        perm_seed = int(np.random.SeedSequence([seed, t0, _PERM_STREAM]).generate_state(1)[0])
         y0, x = po.control[rows, ep], po.covariate[rows, ep]  # x: (k_tests, n, n_cov)
         for j, shift in enumerate(shifts):
             y1 = po.treatment[rows, ep] if shift is None else y0 + shift
-            parts[j].append(_estimate_all(np.where(treat, y1, y0), x, treat, codes, level))
+            parts[j].append(
+                _estimate_all(np.where(treat, y1, y0), x, treat, codes, level, perm_seed)
+            )
     return [SimulatedTests(_concat(p)) for p in parts]
 
 

@@ -9,14 +9,16 @@ from scipy import stats
 
 from fieldtests.assignment import random_assignments
 from fieldtests.estimators import (
+    _within_strata_permutations,
     cuped,
+    cuped_adjusted,
     diff_in_means,
     sample_ratio_mismatch,
     standardized_mean_difference,
     stratified,
     stratified_cuped,
 )
-from ingest.errors import DataError
+from ingest.errors import ConfigError, DataError
 
 N_TESTS, N_UNITS = 2000, 120
 
@@ -96,3 +98,53 @@ def test_standardized_mean_difference():
 def test_an_arm_too_small_is_refused():
     with pytest.raises(DataError, match="at least 2 units"):
         diff_in_means(np.arange(5.0), np.array([1, 0, 0, 0, 0], bool))
+
+
+def _brute_force_p(y, x, treat, codes, perms, tau):
+    """p-value of "the effect is tau everywhere" by recomputing the post-stratified CUPED
+    estimate on the outcomes each re-randomization would show."""
+
+    def stat(yy, tt):
+        return stratified(cuped_adjusted(yy, x)[0], tt, codes).effect[0]
+
+    observed = abs(stat(y, treat) - tau)
+    y0 = y - tau * treat
+    extreme = sum(abs(stat(y0 + tau * treat[p], treat[p]) - tau) >= observed - 1e-12 for p in perms)
+    return (1 + extreme) / (1 + len(perms))
+
+
+def test_randomization_interval_is_the_inverted_test_by_brute_force():
+    # heavy-tailed outcomes, three strata of unequal size, an odd stratum
+    rng = np.random.default_rng(1)
+    codes = np.repeat([0, 1, 2], [14, 11, 15])
+    x = rng.lognormal(size=codes.size)
+    treat = random_assignments(codes, 1, rng)[0]
+    y = 2 * x + rng.standard_t(2, size=codes.size) + 1.5 * treat
+    est = stratified_cuped(y, x, treat, codes, n_permutations=199, seed=4)
+    perms = _within_strata_permutations(codes, 199, np.random.default_rng(4))
+    assert all((codes[p] == codes).all() for p in perms)  # labels move within strata only
+    assert est.p_value[0] == pytest.approx(_brute_force_p(y, x, treat, codes, perms, 0.0))
+    lo, hi, eps = float(est.low[0]), float(est.high[0]), 1e-6
+    assert lo < est.effect[0] < hi
+    for inside in (lo + eps, hi - eps, float(est.effect[0])):
+        assert _brute_force_p(y, x, treat, codes, perms, inside) >= 0.05
+    for outside in (lo - eps, hi + eps):
+        assert _brute_force_p(y, x, treat, codes, perms, outside) < 0.05
+
+
+def test_randomization_test_is_exact_in_a_a_tests_with_heavy_tails():
+    # outcomes so heavy-tailed that a t interval is conservative; the test is exact anyway
+    rng = np.random.default_rng(5)
+    codes = np.repeat(np.arange(4), 15)
+    x = rng.lognormal(sigma=1.5, size=(N_TESTS, codes.size))
+    y = x + rng.pareto(1.5, size=x.shape)
+    treat = random_assignments(codes, N_TESTS, rng)
+    est = stratified_cuped(y, x, treat, codes, n_permutations=199, seed=2)
+    assert abs(est.rejects(0.05).mean() - 0.05) < _band(0.05)
+    assert np.all((est.low <= est.effect) & (est.effect <= est.high))
+
+
+def test_randomization_needs_enough_permutations_for_the_level():
+    with pytest.raises(ConfigError, match="n_permutations = 10"):
+        stratified_cuped(np.arange(8.0), np.arange(8.0), np.arange(8) % 2 == 0,
+                         np.zeros(8, int), n_permutations=10)  # fmt: skip
