@@ -384,19 +384,17 @@ def _rerandomized(
     effect ``tau`` the outcomes re-randomization ``p`` would show are ``y - tau T + tau T_p``,
     and its estimate minus ``tau`` is ``c_p' M y - tau (c_p' T + c_p' P (T_p - T))``.
 
-    One set of within-stratum permutations of the positions serves every test whose strata
-    equal the first test's (the usual case); each permutation applied to a test's own labels
-    is a uniform draw among the assignments with that test's counts per stratum."""
+    Every test gets its own within-stratum permutations of the positions (tests that shared
+    them were correlated through them, which widened the spread of A/A rejection rates over
+    many tests); each permutation applied to a test's own labels is a uniform draw among the assignments with that test's counts per stratum."""
     n_tests, n = e.shape
     a = np.empty((n_tests, n_perm))
     b = np.empty((n_tests, n_perm))
-    shared = bool((strata == strata[0]).all())
-    perm = _within_strata_permutations(strata[0], n_perm, rng) if shared else None
     tf = treat.astype(float)
     k = centred.shape[-1]
     for t in range(n_tests):
         codes = strata[t]
-        pt = _within_strata_permutations(codes, n_perm, rng) if perm is None else perm
+        pt = _within_strata_permutations(codes, n_perm, rng)
         inv = np.unique(codes, return_inverse=True)[1]
         n_h = np.bincount(inv).astype(float)
         n1 = np.bincount(inv, weights=tf[t])
@@ -418,13 +416,10 @@ def _rerandomized(
 def _within_strata_permutations(codes: np.ndarray, n_perm: int, rng: np.random.Generator):
     """``n_perm`` permutations of ``0..n-1`` that move positions only within their stratum."""
     codes = np.asarray(codes)
-    _, inv = np.unique(codes, return_inverse=True)
-    by_stratum = np.argsort(inv, kind="stable")  # positions grouped by stratum
-    order = np.argsort(inv[None, :] + rng.random((n_perm, codes.size)), axis=1, kind="stable")
     out = np.empty((n_perm, codes.size), dtype=np.int64)
-    # the j-th position of the stratum-sorted list receives the label of a random member of
-    # its own stratum
-    np.put_along_axis(out, by_stratum[None, :].repeat(n_perm, 0), order, axis=1)
+    for h in np.unique(codes):
+        members = np.flatnonzero(codes == h)
+        out[:, members] = rng.permuted(np.broadcast_to(members, (n_perm, members.size)), axis=1)
     return out
 
 
