@@ -167,14 +167,6 @@ class Hyperparams:
     xgb: XGBoostParams = field(default_factory=XGBoostParams)
 
 
-HYPERPARAM_CLASSES: dict[str, type] = {
-    "lr": LogisticParams,
-    "rf": ForestParams,
-    "xgb": XGBoostParams,
-}
-"""The hyperparameter class of each base model kind (the field of :class:`Hyperparams`)."""
-
-
 def _check(kind: str, name: str, value: object, ok: bool, expected: str) -> None:
     if not ok:
         raise ConfigError(f"[{kind}] {name} = {value!r}; expected {expected}")
