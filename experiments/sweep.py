@@ -385,7 +385,7 @@ def run_sweep(config: SweepConfig, out_dir: str | Path) -> SweepOutcome:
     else:
         tags |= {"suite": config.suite}
     out.mkdir(parents=True, exist_ok=True)
-    name = tracking.run_name("sweep", config.label, config.seed)
+    name = tracking.run_name("sweep", config.run_label, config.seed)
     with (
         ray_session() as ray,
         tracking.start_run(

@@ -362,7 +362,7 @@ class SweepConfig:
         )
 
     @property
-    def label(self) -> str:
+    def run_label(self) -> str:
         """What the sweep is about, in run names: the suite, or ``risk-<model>``."""
         return self.suite if self.target == "ppo" else f"risk-{self.model}"
 

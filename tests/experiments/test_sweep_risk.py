@@ -151,6 +151,7 @@ def test_a_tiny_risk_sweep_logs_child_runs_and_its_best_config_reproduces(
     assert best_run["metrics.test_cutoff"] == 47  # the last fold: 60 weeks - 13
     parent = mlflow.get_run(outcome.parent_run_id)
     assert parent.data.tags["target"] == "risk" and parent.data.tags["model"] == "xgb"
+    assert parent.data.tags["mlflow.runName"].startswith("sweep__risk-xgb__s1__")
     assert parent.data.metrics["best/pr_auc_mean"] == pytest.approx(outcome.best["pr_auc_mean"])
 
     # the best config: the risk loaders accept it and it gives the best trial's score back
