@@ -81,7 +81,7 @@ def poisson_quantile(u: np.ndarray, lam: np.ndarray) -> np.ndarray:
         if stuck.any():
             kk[stuck] = stats.poisson.ppf(uu[stuck], ll[stuck])
             done |= stuck
-        n_done = np.count_nonzero(done)
+        n_done = int(np.count_nonzero(done))
         if n_done:
             k[idx[done]] = kk[done]
             n_live -= n_done
