@@ -192,7 +192,8 @@ def _run_stages(
             scores = risk.scores
             selected = stage("select", lambda r: st.select_stage(scfg, scores, r, data.panel))
             fitted = stage(
-                "fit", lambda r: st.fit_stage(scfg, data, scores, selected, seed_of["fit"], r)
+                "fit",
+                lambda r: st.fit_stage(scfg, data, scores, selected, seed_of["fit"], r, engine),
             )
             log.info("[run] stock assumption: %s", fitted.stock_assumption)
             policy = stage(

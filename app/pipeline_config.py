@@ -378,5 +378,7 @@ class PipelineConfig:
         a setting of the plan: both give the same outputs)."""
         skip = ("out_dir", "export", "engine")
         settings = {k: v for k, v in to_dict(self).items() if k not in skip}
+        for kind in self.risk.default_hyperparams():  # plans made before keep their key
+            settings["risk"].pop(kind, None)
         blob = json.dumps([data_fingerprint, settings], sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -53,7 +53,15 @@ class TableContext:
 
     def label_columns(self, skus: Iterable[str]) -> pd.DataFrame:
         """``description`` and ``department`` of ``skus`` (empty text where unknown)."""
-        index = pd.Index([str(s) for s in skus])
+        if (
+            isinstance(skus, pd.Series | pd.Index)
+            and isinstance(skus.dtype, pd.StringDtype)
+            and not skus.hasnans
+        ):
+            # already text: the same index without a per-element ``str`` (seconds a million)
+            index = pd.Index(skus.to_numpy())
+        else:
+            index = pd.Index([str(s) for s in skus])
         if self.labels is None:
             return pd.DataFrame({"description": "", "department": ""}, index=index)
         lab = self.labels.drop_duplicates("sku").set_index("sku")

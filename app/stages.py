@@ -402,10 +402,14 @@ def fit_stage(
     selection: Selection,
     seed: int,
     rec: StageRecord,
+    engine: Engine | None = None,
 ) -> FitOut:
     """Fit the demand of the selected SKUs' categories (so elasticities pool within the
     category) with ``cfg.fit`` and keep the selected SKUs, with the stock the plan starts
-    from (the source's stock table, else the assumption ``cfg.fit.stock``)."""
+    from (the source's stock table, else the assumption ``cfg.fit.stock``).
+
+    Each category group's GLM runs as one task on ``engine`` (default: this process); the
+    pooling of the elasticities across categories runs here afterwards."""
     from simulator.fit import fit_catalog
 
     panel = data.panel
@@ -422,7 +426,12 @@ def fit_stage(
                 f"{n_big} panel row(s) had {col} > {MAX_DISCOUNT_DEPTH}; clipped to "
                 f"{MAX_DISCOUNT_DEPTH} for the fit"
             )
-    result = fit_catalog(sub, cfg.fit, products=data.dataset.products)
+    result = fit_catalog(
+        sub,
+        cfg.fit,
+        products=data.dataset.products,
+        map_tasks=engine.run_tasks if engine is not None else None,
+    )
     cat = result.catalog
     pos = pd.Series(np.arange(cat.n_skus), index=pd.Index(np.asarray(cat.sku, dtype=str)))
     have = [k for k in selected if k in pos.index]

@@ -66,22 +66,32 @@ def poisson_quantile(u: np.ndarray, lam: np.ndarray) -> np.ndarray:
         cdf[big] = cb
     idx = np.flatnonzero(u > cdf)
     kk, pp, cc, ll, uu = k[idx], pmf[idx], cdf[idx], lam[idx], u[idx]
-    while idx.size:
+    # Rows found stay in the arrays (``live`` False, their k already stored) until 7 in 8
+    # are found: the arrays are compacted a few times, not at every step (a quarter less
+    # time; the steps of a live row are the same operations in the same order).
+    live = np.ones(idx.size, dtype=bool)
+    n_live = idx.size
+    while n_live:
         kk += 1.0
         pp *= ll / kk
         cc += pp
         done = uu <= cc
-        stuck = ~done & (pp == 0.0)  # the masses underflowed before reaching u
+        done &= live
+        stuck = live & ~done & (pp == 0.0)  # the masses underflowed before reaching u
         if stuck.any():
             kk[stuck] = stats.poisson.ppf(uu[stuck], ll[stuck])
             done |= stuck
-        n_done = np.count_nonzero(done)
+        n_done = int(np.count_nonzero(done))
         if n_done:
             k[idx[done]] = kk[done]
-            if n_done == idx.size:
+            n_live -= n_done
+            if not n_live:
                 break
-            keep = ~done
-            idx, kk, pp, cc, ll, uu = idx[keep], kk[keep], pp[keep], cc[keep], ll[keep], uu[keep]
+            live &= ~done
+            if 8 * n_live < live.size:
+                idx, kk, pp, cc = idx[live], kk[live], pp[live], cc[live]
+                ll, uu = ll[live], uu[live]
+                live = np.ones(n_live, dtype=bool)
     return k
 
 

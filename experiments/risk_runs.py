@@ -204,6 +204,8 @@ def risk_fit_key(fingerprint: str, config: RiskConfig) -> str:
     """Hash of the data fingerprint and the settings that decide a trained risk model."""
     settings = asdict(config)
     settings.pop("n_jobs", None)  # threads change the speed, not the model
+    for kind in config.default_hyperparams():  # a champion registered before keeps its key
+        settings.pop(kind, None)
     blob = json.dumps([fingerprint, settings], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

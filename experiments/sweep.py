@@ -1,5 +1,5 @@
-"""``deadstock sweep``: a Ray Tune search over PPO settings with ASHA early stopping, tracked
-in MLflow.
+"""``deadstock sweep``: a Ray Tune search over PPO settings or one risk model's
+hyperparameters with ASHA early stopping, tracked in MLflow.
 
 Each trial trains one masked-PPO policy for the sweep's rule profile in chunks of
 ``timesteps_per_trial / asha.max_t`` steps and, after each chunk, scores the policy on the
@@ -9,7 +9,15 @@ at a rung. Every trial trains with the sweep's seed on the same demand paths, so
 differ only by their settings, and the search draws its settings from
 ``BasicVariantGenerator(random_state=seed)``: the same file gives the same trials and scores.
 
-MLflow: one parent run (``sweep__<suite>__s<seed>__<time>``, the sweep file as params) and
+A risk trial (``target = "risk"``) runs the sweep's backtest folds oldest first
+(:meth:`~experiments.sweep_config.SweepConfig.folds`: one model, its hyperparameters with the
+trial's on top, :func:`risk_model.backtest.run_backtest` without bootstrap) and reports after
+each fold the mean over its folds so far of the test window's PR-AUC, ROC-AUC and Brier score
+(:data:`~experiments.sweep_config.RISK_METRICS`) with the fold's own values; ASHA's time unit
+is one fold. The data is loaded once on the driver and handed to the trials through Ray's
+object store.
+
+MLflow: one parent run (``sweep__<suite or risk-<model>>__s<seed>__<time>``, the sweep file as params) and
 one nested run per trial (tag ``mlflow.parentRunId``), written from the driver by a Tune
 callback as each result arrives (the trial processes never touch the store, which is a
 SQLite file here): the trial's settings as params, its reports as metrics (one batch per
@@ -17,8 +25,10 @@ report, step = the report's number), ``sweep/status`` = ``completed``, ``stopped
 or ``failed`` and the run's status (``FINISHED``, or ``FAILED``). The parent holds the table
 of trials (``trials.csv``, ``trials.md``), the best trial's config file and its score.
 
-Outputs in ``out_dir``: ``trials.csv``, ``trials.md`` and ``best_train.toml`` (a
-``deadstock train --config`` file), each written atomically; a sweep that produces no scored
+Outputs in ``out_dir``: ``trials.csv``, ``trials.md`` and the best trial as a config:
+``best_train.toml`` (a ``deadstock train --config`` file), or for a risk sweep
+``best_risk.toml`` (a ``deadstock risk backtest|train --config`` file) and ``best_plan.toml``
+(the same settings as a ``deadstock run`` plan's ``[risk]`` section); each written atomically; a sweep that produces no scored
 trial raises and writes no best config. Ray's own trial records go to ``out_dir/tune``.
 """
 
@@ -41,7 +51,13 @@ from mlflow.entities import Metric, Param
 from stable_baselines3.common.callbacks import BaseCallback
 
 from experiments import tracking
-from experiments.sweep_config import PPO_METRICS, SweepConfig, train_config_toml
+from experiments.sweep_config import (
+    PPO_METRICS,
+    RISK_METRICS,
+    SweepConfig,
+    risk_config_toml,
+    train_config_toml,
+)
 from ingest.errors import DeadstockError
 from ingest.io import write_frame_atomic, write_text_atomic
 
@@ -50,6 +66,17 @@ log = logging.getLogger(__name__)
 TRIALS_CSV = "trials.csv"
 TRIALS_MD = "trials.md"
 BEST_CONFIG = "best_train.toml"
+BEST_RISK = "best_risk.toml"
+BEST_PLAN = "best_plan.toml"
+RISK_FOLD_KEYS: tuple[str, ...] = (
+    "fold",
+    "train_cutoff",
+    "test_cutoff",
+    "pr_auc",
+    "roc_auc",
+    "brier",
+)
+"""What a risk trial reports after each fold beside :data:`RISK_METRICS` and ``seconds``."""
 STATUS_TAG = "sweep/status"
 COMPLETED, STOPPED, FAILED = "completed", "stopped", "failed"
 TRIAL_CPUS = 1
@@ -130,6 +157,45 @@ def ppo_trial(params: dict[str, Any], config: SweepConfig) -> None:
     )
 
 
+def fold_reports(
+    config: SweepConfig, params: dict[str, Any], dataset: Any, panel: pd.DataFrame
+) -> Iterator[dict[str, float]]:
+    """Risk: back-test the sweep's model with ``params`` on each fold, oldest first, and
+    yield after each one what the trial reports: the means over the folds so far
+    (:data:`RISK_METRICS`), the fold's own values and cutoffs (:data:`RISK_FOLD_KEYS`) and
+    the seconds since the start."""
+    from risk_model.backtest import BacktestConfig, run_backtest
+
+    setup = config.trial_risk(params).setup()
+    t0 = time.perf_counter()
+    seen: dict[str, list[float]] = {"pr_auc": [], "roc_auc": [], "brier": []}
+    folds = config.folds(int(panel["week"].min()), int(panel["week"].max()))
+    for i, (train, test) in enumerate(folds):
+        cfg = BacktestConfig(**setup, train_cutoff=train, test_cutoff=test, n_bootstrap=0)
+        rows = run_backtest(dataset, panel, cfg).rows
+        row = next(r for r in rows if r["model"] == config.model)
+        for key, values in seen.items():
+            values.append(float(row[key]))
+        yield {
+            **{f"{k}_mean": float(np.mean(v)) for k, v in seen.items()},
+            **{k: v[-1] for k, v in seen.items()},
+            "fold": float(i + 1),
+            "train_cutoff": float(train),
+            "test_cutoff": float(test),
+            "seconds": time.perf_counter() - t0,
+        }
+
+
+def risk_trial(params: dict[str, Any], config: SweepConfig, data: tuple[Any, pd.DataFrame]) -> None:
+    """One risk trial (runs in a Ray worker): :func:`fold_reports`, each one reported to
+    Tune (ASHA may stop the trial between two folds)."""
+    from ray import tune
+
+    dataset, panel = data
+    for report in fold_reports(config, params, dataset, panel):
+        tune.report(report)
+
+
 # ------------------------------------------------------------------------- on the driver
 def search_space(config: SweepConfig) -> dict[str, Any]:
     """The sweep's ``[space]`` as Ray Tune distributions."""
@@ -189,20 +255,25 @@ def _mlflow_callback(
             self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
         ) -> None:
             t = self.trials[trial.trial_id]
-            report = {k: float(result[k]) for k in (*PPO_METRICS, "timesteps", "seconds")}
+            report = {k: float(result[k]) for k in reported_keys(config)}
             t.reports.append(report)
             stamp = int(time.time() * 1000)
             step = int(result.get("training_iteration", len(t.reports)))
             client.log_batch(
                 t.run_id, metrics=[Metric(k, v, stamp, step) for k, v in report.items()]
             )
+            after = (
+                f"{int(report['timesteps']):,} steps"
+                if config.target == "ppo"
+                else f"fold {int(report['fold'])} (test cutoff {int(report['test_cutoff'])})"
+            )
             log.info(
-                "sweep %s report %d: %s = %.2f after %s steps",
+                "sweep %s report %d: %s = %.4g after %s",
                 t.name,
                 step,
                 config.metric,
                 report[config.metric],
-                f"{int(report['timesteps']):,}",
+                after,
             )
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -221,6 +292,13 @@ def _mlflow_callback(
             log.warning("sweep %s failed (Ray's error file: %s)", t.name, t.error or "none")
 
     return MLflowTrials()
+
+
+def reported_keys(config: SweepConfig) -> tuple[str, ...]:
+    """What a trial of ``config``'s target reports (and its MLflow run logs) each time."""
+    if config.target == "ppo":
+        return (*PPO_METRICS, "timesteps", "seconds")
+    return (*RISK_METRICS, *RISK_FOLD_KEYS, "seconds")
 
 
 @contextmanager
@@ -265,6 +343,8 @@ class SweepOutcome:
     trials: pd.DataFrame
     best: dict[str, Any]
     best_config: Path
+    best_plan: Path | None = None
+    """Risk: the best trial as a plan file's ``[risk]`` section (``best_plan.toml``)."""
 
 
 def run_sweep(config: SweepConfig, out_dir: str | Path) -> SweepOutcome:
@@ -290,9 +370,22 @@ def run_sweep(config: SweepConfig, out_dir: str | Path) -> SweepOutcome:
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     out = Path(out_dir).resolve()
+    trainable: Any = ppo_trial
+    folds: list[tuple[int, int]] = []
+    tags = {"kind": "sweep", "target": config.target}
+    if config.target == "risk":
+        from ingest.loader import load
+        from ingest.panel import load_panel
+
+        # once, here: a bad source or folds the data cannot hold fail before Ray starts
+        dataset = load(config.data)
+        panel = load_panel(dataset)
+        folds = config.folds(int(panel["week"].min()), int(panel["week"].max()))
+        tags |= {"model": config.model, "data": config.data}
+    else:
+        tags |= {"suite": config.suite}
     out.mkdir(parents=True, exist_ok=True)
-    name = tracking.run_name("sweep", config.suite, config.seed)
-    tags = {"kind": "sweep", "target": config.target, "suite": config.suite}
+    name = tracking.run_name("sweep", config.run_label, config.seed)
     with (
         ray_session() as ray,
         tracking.start_run(
@@ -303,6 +396,11 @@ def run_sweep(config: SweepConfig, out_dir: str | Path) -> SweepOutcome:
         concurrent = config.max_concurrent_trials or max(1, cpus - 1)
         client = mlflow.MlflowClient(tracking_uri=mlflow.get_tracking_uri())
         callback = _mlflow_callback(client, parent.info.experiment_id, parent.info.run_id, config)
+        if config.target == "risk":
+            # the tables go to the object store once; every trial reads the same copy
+            trainable = tune.with_parameters(risk_trial, config=config, data=(dataset, panel))
+        else:
+            trainable = tune.with_parameters(ppo_trial, config=config)
         scheduler = ASHAScheduler(
             time_attr="training_iteration",
             max_t=config.asha.max_t,
@@ -310,9 +408,7 @@ def run_sweep(config: SweepConfig, out_dir: str | Path) -> SweepOutcome:
             reduction_factor=config.asha.reduction_factor,
         )
         tuner = tune.Tuner(
-            tune.with_resources(
-                tune.with_parameters(ppo_trial, config=config), {"cpu": TRIAL_CPUS}
-            ),
+            tune.with_resources(trainable, {"cpu": TRIAL_CPUS}),
             param_space=search_space(config),
             tune_config=tune.TuneConfig(
                 metric=config.metric,
@@ -336,13 +432,13 @@ def run_sweep(config: SweepConfig, out_dir: str | Path) -> SweepOutcome:
                 failure_config=tune.FailureConfig(max_failures=0),
             ),
         )
-        log.info(
-            "sweep: %d trial(s), at most %d at once, %s steps each in %d chunk(s)",
-            config.num_samples,
-            concurrent,
-            f"{config.chunk_steps * config.asha.max_t:,}",
-            config.asha.max_t,
-        )
+        if config.target == "ppo":
+            each = f"{config.chunk_steps * config.asha.max_t:,} steps each in {config.asha.max_t} chunk(s)"
+        else:
+            each = f"{config.model} on {len(folds)} backtest fold(s) each: " + ", ".join(
+                f"{a}->{b}" for a, b in folds
+            )
+        log.info("sweep: %d trial(s), at most %d at once, %s", config.num_samples, concurrent, each)
         tuner.fit()
         trials = list(callback.trials.values())
         table = trial_table(trials, config)
@@ -361,27 +457,36 @@ def run_sweep(config: SweepConfig, out_dir: str | Path) -> SweepOutcome:
                 f"Ray's error files are under {out / 'tune'}); no best config written"
             )
         params = next(t.params for t in trials if t.name == best["trial"])
-        text = train_config_toml(config, params, float(best[config.metric]))
-        path = write_text_atomic(out / BEST_CONFIG, text)
+        value = float(best[config.metric])
+        plan_path: Path | None = None
+        if config.target == "ppo":
+            path = write_text_atomic(out / BEST_CONFIG, train_config_toml(config, params, value))
+        else:
+            path = write_text_atomic(
+                out / BEST_RISK, risk_config_toml(config, params, value, folds)
+            )
+            plan_path = Path(
+                write_text_atomic(
+                    out / BEST_PLAN, risk_config_toml(config, params, value, folds, plan=True)
+                )
+            )
+            mlflow.log_artifact(str(plan_path))
         mlflow.log_artifact(str(path))
-        tracking.log_metrics({f"best/{config.metric}": float(best[config.metric])})
+        tracking.log_metrics({f"best/{config.metric}": value})
         mlflow.set_tag("sweep/best_trial", str(best["trial"]))
-        return SweepOutcome(parent.info.run_id, table, best, Path(path))
+        return SweepOutcome(parent.info.run_id, table, best, Path(path), plan_path)
 
 
 def trial_table(trials: list[_Trial], config: SweepConfig) -> pd.DataFrame:
-    """One row per trial: name, status, reports, steps, its last reported ``metric``, its
-    settings and its MLflow run."""
+    """One row per trial: name, status, reports (folds, for a risk sweep), steps (PPO), its
+    last reported ``metric``, its settings and its MLflow run."""
     rows = []
     for t in trials:
         last = t.reports[-1] if t.reports else {}
-        row: dict[str, Any] = {
-            "trial": t.name,
-            "status": t.status,
-            "reports": len(t.reports),
-            "timesteps": int(last.get("timesteps", 0)),
-            config.metric: last.get(config.metric, math.nan),
-        }
+        row: dict[str, Any] = {"trial": t.name, "status": t.status, "reports": len(t.reports)}
+        if config.target == "ppo":
+            row["timesteps"] = int(last.get("timesteps", 0))
+        row[config.metric] = last.get(config.metric, math.nan)
         row.update({k: _shown(v) for k, v in t.params.items()})
         row["run_id"] = t.run_id
         rows.append(row)
@@ -390,7 +495,7 @@ def trial_table(trials: list[_Trial], config: SweepConfig) -> pd.DataFrame:
 
 def best_trial(table: pd.DataFrame, config: SweepConfig) -> dict[str, Any] | None:
     """The best trial by its last reported ``metric``, among the trials that ran their whole
-    budget (the best config trains for that budget); among all scored ones if none did."""
+    budget (all the steps, or all the folds); among all scored ones if none did."""
     scored = table[table[config.metric].notna()]
     full = scored[scored["status"] == COMPLETED]
     pool = full if not full.empty else scored

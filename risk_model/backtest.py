@@ -31,7 +31,11 @@ from risk_model.features import FeatureConfig, build_features
 from risk_model.labels import LabelConfig, make_labels, noise_floor
 from risk_model.models import (
     MODEL_KINDS,
+    ForestParams,
+    Hyperparams,
+    LogisticParams,
     RiskClassifier,
+    XGBoostParams,
     best_f1_threshold,
     check_model_choice,
     ensemble_last,
@@ -78,6 +82,9 @@ class RiskModelSetup:
         Seed of the split, the models and the bootstrap.
     n_jobs : int
         Threads for the random forest and XGBoost.
+    lr, rf, xgb : LogisticParams, ForestParams, XGBoostParams
+        Each model's hyperparameters (``[lr]``, ``[rf]``, ``[xgb]`` in a file; the defaults
+        are the values the project has always used). The ensemble uses the three as set.
     """
 
     label: LabelConfig = field(default_factory=LabelConfig)
@@ -89,6 +96,9 @@ class RiskModelSetup:
     cost_ratio: float = 5.0
     seed: int = 0
     n_jobs: int = 1
+    lr: LogisticParams = field(default_factory=LogisticParams)
+    rf: ForestParams = field(default_factory=ForestParams)
+    xgb: XGBoostParams = field(default_factory=XGBoostParams)
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
@@ -103,6 +113,17 @@ class RiskModelSetup:
     def setup(self) -> dict[str, Any]:
         """The shared settings as keyword arguments (to build one config from another)."""
         return {f.name: getattr(self, f.name) for f in fields(RiskModelSetup)}
+
+    @property
+    def hyperparams(self) -> Hyperparams:
+        """The three models' hyperparameters, as :class:`RiskClassifier` takes them."""
+        return Hyperparams(lr=self.lr, rf=self.rf, xgb=self.xgb)
+
+    def default_hyperparams(self) -> tuple[str, ...]:
+        """The model kinds (``lr``, ``rf``, ``xgb``) whose hyperparameters are the defaults:
+        keys and hashes leave them out, so that they stay those of the runs made before the
+        hyperparameters were settings."""
+        return tuple(k for k in ("lr", "rf", "xgb") if getattr(self, k) == type(getattr(self, k))())
 
 
 @dataclass(frozen=True)
@@ -339,6 +360,7 @@ def run_backtest(
             cost_ratio=cfg.cost_ratio,
             random_state=cfg.seed,
             n_jobs=cfg.n_jobs,
+            hyperparams=cfg.hyperparams,
         ).fit(X_tr, y_tr, X_val=X_val, y_val=y_val, members=reusable_members(models))
         models[kind] = model
         add(kind, model.predict_proba(X_te)[:, 1], model.threshold_, seeds[i])

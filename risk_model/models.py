@@ -16,10 +16,16 @@ user-set cost ratio) on cross-fitted calibrated scores. The test set is never se
 
 Tiers: ``high`` at or above the decision threshold; ``medium`` at or above the lower
 threshold that reaches ``medium_recall`` of the validation positives; ``low`` below.
+
+Hyperparameters: :class:`LogisticParams`, :class:`ForestParams` and :class:`XGBoostParams`
+(bundled in :class:`Hyperparams`) hold each model's settings, defaulting to the values the
+project has always used; the risk configs carry them as ``[lr]``, ``[rf]`` and ``[xgb]``
+(``[risk.xgb]`` in a plan file) and ``deadstock sweep`` searches them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -46,6 +52,126 @@ def signed_log1p(x: np.ndarray) -> np.ndarray:
     return np.sign(x) * np.log1p(np.abs(x))
 
 
+@dataclass(frozen=True)
+class LogisticParams:
+    """Logistic regression (on signed-log, standardized features).
+
+    Parameters
+    ----------
+    C : float
+        Inverse strength of the L2 penalty (scikit-learn's ``C``; smaller = stronger).
+    max_iter : int
+        Iterations of the solver.
+    """
+
+    C: float = 0.5
+    max_iter: int = 2000
+
+    def __post_init__(self) -> None:
+        _check("lr", "C", self.C, self.C > 0, "> 0")
+        _check("lr", "max_iter", self.max_iter, self.max_iter >= 1, ">= 1")
+
+
+@dataclass(frozen=True)
+class ForestParams:
+    """Random forest.
+
+    Parameters
+    ----------
+    n_estimators : int
+        Trees.
+    max_depth : int or None
+        Deepest split of a tree; ``None`` = grown until ``min_samples_leaf`` stops it.
+    min_samples_leaf : int
+        Fewest training rows in a leaf.
+    max_features : {"sqrt", "log2"} or float
+        Features tried at a split: a rule of the feature count, or a share in (0, 1].
+    max_samples : float or None
+        Share of the rows each tree is grown on (bootstrap); ``None`` = as many as there are.
+    """
+
+    n_estimators: int = 200
+    max_depth: int | None = None
+    min_samples_leaf: int = 3
+    max_features: Literal["sqrt", "log2"] | float = "sqrt"
+    max_samples: float | None = 0.5
+
+    def __post_init__(self) -> None:
+        _check("rf", "n_estimators", self.n_estimators, self.n_estimators >= 1, ">= 1")
+        depth = self.max_depth
+        _check("rf", "max_depth", depth, depth is None or depth >= 1, ">= 1 (or leave it out)")
+        leaf = self.min_samples_leaf
+        _check("rf", "min_samples_leaf", leaf, leaf >= 1, ">= 1")
+        mf = self.max_features
+        ok = mf in ("sqrt", "log2") or (not isinstance(mf, str) and 0 < mf <= 1)
+        _check("rf", "max_features", mf, ok, "'sqrt', 'log2' or a share in (0, 1]")
+        ms = self.max_samples
+        _check("rf", "max_samples", ms, ms is None or 0 < ms <= 1, "in (0, 1] (or leave it out)")
+
+
+@dataclass(frozen=True)
+class XGBoostParams:
+    """Gradient-boosted trees (XGBoost, ``hist`` trees, log loss).
+
+    Parameters
+    ----------
+    n_estimators : int
+        Boosting rounds.
+    learning_rate : float
+        Shrinkage of each round (``eta``).
+    max_depth : int
+        Deepest split of a tree.
+    min_child_weight : float
+        Least hessian weight in a child (larger = more conservative splits).
+    subsample : float
+        Share of the rows each round sees, in (0, 1].
+    colsample_bytree : float
+        Share of the features each tree sees, in (0, 1].
+    reg_lambda : float
+        L2 penalty on the leaf weights.
+    reg_alpha : float
+        L1 penalty on the leaf weights.
+    gamma : float
+        Least loss reduction a split must bring.
+    """
+
+    n_estimators: int = 400
+    learning_rate: float = 0.03
+    max_depth: int = 4
+    min_child_weight: float = 2.0
+    subsample: float = 0.8
+    colsample_bytree: float = 0.7
+    reg_lambda: float = 2.0
+    reg_alpha: float = 0.0
+    gamma: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check("xgb", "n_estimators", self.n_estimators, self.n_estimators >= 1, ">= 1")
+        lr = self.learning_rate
+        _check("xgb", "learning_rate", lr, 0 < lr <= 1, "in (0, 1]")
+        _check("xgb", "max_depth", self.max_depth, self.max_depth >= 1, ">= 1")
+        for name in ("subsample", "colsample_bytree"):
+            value = getattr(self, name)
+            _check("xgb", name, value, 0 < value <= 1, "in (0, 1]")
+        for name in ("min_child_weight", "reg_lambda", "reg_alpha", "gamma"):
+            value = getattr(self, name)
+            _check("xgb", name, value, value >= 0, ">= 0")
+
+
+@dataclass(frozen=True)
+class Hyperparams:
+    """The hyperparameters of the three base models (the ensemble averages them as set)."""
+
+    lr: LogisticParams = field(default_factory=LogisticParams)
+    rf: ForestParams = field(default_factory=ForestParams)
+    xgb: XGBoostParams = field(default_factory=XGBoostParams)
+
+
+def _check(kind: str, name: str, value: object, ok: bool, expected: str) -> None:
+    if not ok:
+        raise ConfigError(f"[{kind}] {name} = {value!r}; expected {expected}")
+
+
 class SoftVote(ClassifierMixin, BaseEstimator):
     """Mean of the members' probabilities (logistic regression, random forest, XGBoost).
 
@@ -53,11 +179,18 @@ class SoftVote(ClassifierMixin, BaseEstimator):
     ----------
     random_state : int
     n_jobs : int
+    hyperparams : Hyperparams, optional
+        The members' settings (the defaults when omitted).
     """
 
-    def __init__(self, random_state: int = 0, n_jobs: int = 1) -> None:
+    hyperparams: Hyperparams | None = None  # see RiskClassifier.hyperparams
+
+    def __init__(
+        self, random_state: int = 0, n_jobs: int = 1, hyperparams: Hyperparams | None = None
+    ) -> None:
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.hyperparams = hyperparams
 
     def fit(self, X: np.ndarray, y: np.ndarray, members: dict | None = None) -> SoftVote:
         """Fit every member, or adopt already fitted ``members`` (kind -> estimator) that
@@ -67,7 +200,7 @@ class SoftVote(ClassifierMixin, BaseEstimator):
             if members is not None and kind in members:
                 self.members_[kind] = members[kind]
             else:
-                est = make_base_estimator(kind, self.random_state, self.n_jobs)
+                est = make_base_estimator(kind, self.random_state, self.n_jobs, self.hyperparams)
                 self.members_[kind] = est.fit(X, y)
         self.classes_ = np.array([0, 1])
         return self
@@ -85,34 +218,42 @@ class SoftVote(ClassifierMixin, BaseEstimator):
         return np.mean(parts, axis=0)
 
 
-def make_base_estimator(kind: str, random_state: int = 0, n_jobs: int = 1) -> BaseEstimator:
-    """The uncalibrated estimator of one kind (``"lr"``, ``"rf"``, ``"xgb"`` or ``"ens"``)."""
+def make_base_estimator(
+    kind: str, random_state: int = 0, n_jobs: int = 1, hyperparams: Hyperparams | None = None
+) -> BaseEstimator:
+    """The uncalibrated estimator of one kind (``"lr"``, ``"rf"``, ``"xgb"`` or ``"ens"``)
+    with its settings from ``hyperparams`` (the defaults when omitted)."""
+    hp = hyperparams or Hyperparams()
     if kind == "ens":
-        return SoftVote(random_state=random_state, n_jobs=n_jobs)
+        return SoftVote(random_state=random_state, n_jobs=n_jobs, hyperparams=hyperparams)
     if kind == "lr":
         return make_pipeline(
             FunctionTransformer(signed_log1p),
             StandardScaler(),
-            LogisticRegression(C=0.5, max_iter=2000),
+            LogisticRegression(C=hp.lr.C, max_iter=hp.lr.max_iter),
         )
     if kind == "rf":
         return RandomForestClassifier(
-            n_estimators=200,
-            min_samples_leaf=3,
-            max_features="sqrt",
-            max_samples=0.5,
+            n_estimators=hp.rf.n_estimators,
+            max_depth=hp.rf.max_depth,
+            min_samples_leaf=hp.rf.min_samples_leaf,
+            max_features=hp.rf.max_features,
+            max_samples=hp.rf.max_samples,
             n_jobs=n_jobs,
             random_state=random_state,
         )
     if kind == "xgb":
+        x = hp.xgb
         return XGBClassifier(
-            n_estimators=400,
-            learning_rate=0.03,
-            max_depth=4,
-            min_child_weight=2.0,
-            subsample=0.8,
-            colsample_bytree=0.7,
-            reg_lambda=2.0,
+            n_estimators=x.n_estimators,
+            learning_rate=x.learning_rate,
+            max_depth=x.max_depth,
+            min_child_weight=x.min_child_weight,
+            subsample=x.subsample,
+            colsample_bytree=x.colsample_bytree,
+            reg_lambda=x.reg_lambda,
+            reg_alpha=x.reg_alpha,
+            gamma=x.gamma,
             tree_method="hist",
             eval_metric="logloss",
             n_jobs=n_jobs,
@@ -244,7 +385,13 @@ class RiskClassifier(ClassifierMixin, BaseEstimator):
         Seed of the estimator, the hold-out split and the calibration folds.
     n_jobs : int
         Threads for the random forest and XGBoost.
+    hyperparams : Hyperparams, optional
+        The estimators' settings (the defaults when omitted).
     """
+
+    #: A model pickled before the setting existed (a registered champion) unpickles without
+    #: it; it was fit with the defaults.
+    hyperparams: Hyperparams | None = None
 
     def __init__(
         self,
@@ -256,6 +403,7 @@ class RiskClassifier(ClassifierMixin, BaseEstimator):
         val_share: float = 0.25,
         random_state: int = 0,
         n_jobs: int = 1,
+        hyperparams: Hyperparams | None = None,
     ) -> None:
         self.kind = kind
         self.calibration = calibration
@@ -265,6 +413,7 @@ class RiskClassifier(ClassifierMixin, BaseEstimator):
         self.val_share = val_share
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.hyperparams = hyperparams
 
     def _check_params(self) -> None:
         if self.kind not in MODEL_KINDS:
@@ -327,7 +476,9 @@ class RiskClassifier(ClassifierMixin, BaseEstimator):
         self.feature_names_in_ = np.asarray(list(X.columns), dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)
         self.classes_ = np.array([0, 1])
-        est = clone(make_base_estimator(self.kind, self.random_state, self.n_jobs))
+        est = clone(
+            make_base_estimator(self.kind, self.random_state, self.n_jobs, self.hyperparams)
+        )
         if self.kind == "ens":
             self.estimator_ = est.fit(X.to_numpy(dtype=float), y, members=members)
         else:

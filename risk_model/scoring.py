@@ -149,6 +149,7 @@ def train_and_score(
             cost_ratio=cfg.cost_ratio,
             random_state=cfg.seed,
             n_jobs=cfg.n_jobs,
+            hyperparams=cfg.hyperparams,
         ).fit(X_tr, y_tr, X_val=X_val, y_val=y_val, members=reusable_members(models))
         raw = model._raw(X_val)
         validation[kind] = {

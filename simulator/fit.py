@@ -7,8 +7,9 @@ The model (see :mod:`simulator.demand` for how the simulator reads it back)::
                       + kappa_c coupon_depth_it + delta_c display_it + mu_c mailer_it
     units_it ~ NegBin(mean, variance mean + alpha_c mean^2)
 
-fitted for every SKU and category at once by :func:`simulator.glm.fit_sku_group_glm` (joint
-Newton, no loop over SKUs). Zero-sales weeks are observations at the price the SKU is taken
+fitted by :func:`simulator.glm.fit_sku_group_glm` (Newton steps, no loop over SKUs), one
+task per category group (:func:`fit_by_group`: the groups share no parameter, so a caller can
+run them on an engine's workers; the elasticities are pooled across categories afterwards). Zero-sales weeks are observations at the price the SKU is taken
 to have had (``FitConfig.zero_week_price``). The overdispersion ``alpha_c`` is a method-of-moments
 estimate per category on Pearson residuals.
 
@@ -50,8 +51,9 @@ step of the fit is a module of its own:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -75,6 +77,16 @@ from simulator.shrinkage import pool_elasticities
 from simulator.stock import StockAssumptions
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+MapTasks = Callable[[Callable[[Any], Any], Sequence[Any]], list[Any]]
+"""Runs ``fn`` on every item and returns the results in order (e.g. an engine's
+``run_tasks``); the demand fit hands it one task per category group."""
+
+
+def _map_in_process(fn: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
+    return [fn(item) for item in items]
 
 
 @dataclass(frozen=True)
@@ -267,6 +279,7 @@ def fit_catalog(
     config: FitConfig | None = None,
     *,
     products: pd.DataFrame | None = None,
+    map_tasks: MapTasks | None = None,
 ) -> FitResult:
     """Fit every SKU's demand parameters from the weekly panel.
 
@@ -280,6 +293,11 @@ def fit_catalog(
     config : FitConfig, optional
     products : DataFrame, optional
         The canonical products table; its ``unit_cost`` is used where known.
+    map_tasks : callable, optional
+        ``map_tasks(fn, items) -> list`` runs the GLM of each category group as one task
+        (``app.engine.Engine.run_tasks`` on a cluster); default: in this process, one after
+        the other. The groups are independent problems, so the estimates do not depend on
+        it; the shrinkage across categories runs here afterwards.
 
     Returns
     -------
@@ -341,7 +359,7 @@ def fit_catalog(
         fixed = ~identified
 
     def run_glm(z_rows: np.ndarray, start: GLMResult | None = None) -> GLMResult:
-        return fit_with_dispersion(
+        return fit_by_group(
             y[use],
             x[use],
             z_rows[use],
@@ -353,6 +371,7 @@ def fit_catalog(
             max_iter=cfg.max_iter,
             censored=censored[use],
             start=start,
+            map_tasks=map_tasks or _map_in_process,
         )
 
     fit_coupons = cfg.coupons == "auto"
@@ -547,6 +566,138 @@ def fit_catalog(
     for term in PROMO_TERMS:
         diagnostics[f"fit/share_{term}_fitted"] = float(np.mean(~lifts[term][2]))
     return FitResult(catalog, estimates, categories, diagnostics, notes)
+
+
+@dataclass(frozen=True)
+class GroupTask:
+    """One category group's rows for :func:`fit_group` (all a worker receives).
+
+    SKU codes are local to the group, ``0 .. n_skus - 1``.
+    """
+
+    y: np.ndarray
+    x: np.ndarray
+    z: np.ndarray
+    sku: np.ndarray
+    n_skus: int
+    fixed_slope: np.ndarray
+    censored: np.ndarray
+    negative_binomial: bool
+    max_iter: int
+    start: GLMResult | None = None
+
+
+def fit_group(task: GroupTask) -> GLMResult:
+    """Fit one group's GLM with its overdispersion (a task of :func:`fit_by_group`)."""
+    return fit_with_dispersion(
+        task.y,
+        task.x,
+        task.z,
+        task.sku,
+        np.zeros(task.n_skus, dtype=np.int64),
+        n_groups=1,
+        negative_binomial=task.negative_binomial,
+        fixed_slope=task.fixed_slope,
+        max_iter=task.max_iter,
+        censored=task.censored,
+        start=task.start,
+        progress=False,
+    )
+
+
+def fit_by_group(
+    y: np.ndarray,
+    x: np.ndarray,
+    z: np.ndarray,
+    sku: np.ndarray,
+    group_of_sku: np.ndarray,
+    *,
+    n_groups: int,
+    negative_binomial: bool,
+    fixed_slope: np.ndarray,
+    max_iter: int,
+    censored: np.ndarray,
+    start: GLMResult | None,
+    map_tasks: MapTasks,
+) -> GLMResult:
+    """The GLM of :func:`simulator.glm.fit_with_dispersion`, one task per group.
+
+    The groups share no parameter (the likelihood, the Hessian and the overdispersion are
+    per group), so each is fitted from its own rows alone and the results are put back in
+    the joint layout: per-SKU arrays by SKU, per-group arrays by group, per-row arrays by
+    row; ``n_iter`` is the most any group took, ``converged`` whether all did. Each group
+    stops at its own convergence test (the joint fit stopped when the last group did), so
+    the estimates agree with a joint fit up to Newton's tolerance.
+    """
+    group_rows = group_of_sku[sku]
+    tasks: list[GroupTask] = []
+    members: list[tuple[np.ndarray, np.ndarray]] = []
+    for g in range(n_groups):
+        skus = np.flatnonzero(group_of_sku == g)
+        rows = np.flatnonzero(group_rows == g)
+        local = np.searchsorted(skus, sku[rows])
+        part = None
+        if start is not None:
+            part = GLMResult(
+                intercept=start.intercept[skus],
+                slope=start.slope[skus],
+                cov=start.cov[skus],
+                theta=start.theta[g : g + 1],
+                theta_se=start.theta_se[g : g + 1],
+                alpha=start.alpha[g : g + 1],
+                mu=start.mu[rows],
+                weight=start.weight[rows],
+                n_iter=start.n_iter,
+                converged=start.converged,
+                loglik=start.loglik,
+                y_filled=start.y_filled[rows],
+            )
+        tasks.append(
+            GroupTask(
+                y=y[rows],
+                x=x[rows],
+                z=z[rows],
+                sku=local,
+                n_skus=int(skus.size),
+                fixed_slope=fixed_slope[skus],
+                censored=censored[rows],
+                negative_binomial=negative_binomial,
+                max_iter=max_iter,
+                start=part,
+            )
+        )
+        members.append((skus, rows))
+    log.info("demand fit: %d category group task(s)", len(tasks))
+    results = map_tasks(fit_group, tasks)
+    n_skus, n_rows, k = int(group_of_sku.size), int(y.size), int(z.shape[1])
+    out = GLMResult(
+        intercept=np.zeros(n_skus),
+        slope=np.zeros(n_skus),
+        cov=np.zeros((n_skus, 2, 2)),
+        theta=np.zeros((n_groups, k)),
+        theta_se=np.zeros((n_groups, k)),
+        alpha=np.zeros(n_groups),
+        mu=np.zeros(n_rows),
+        weight=np.zeros(n_rows),
+        n_iter=0,
+        converged=True,
+        loglik=0.0,
+        y_filled=np.zeros(n_rows),
+    )
+    for g, ((skus, rows), res) in enumerate(zip(members, results, strict=True)):
+        out.intercept[skus] = res.intercept
+        out.slope[skus] = res.slope
+        out.cov[skus] = res.cov
+        out.theta[g] = res.theta[0]
+        out.theta_se[g] = res.theta_se[0]
+        out.alpha[g] = res.alpha[0]
+        out.mu[rows] = res.mu
+        out.weight[rows] = res.weight
+        out.y_filled[rows] = res.y_filled
+        out.n_iter = max(out.n_iter, res.n_iter)
+        out.converged = out.converged and res.converged
+        out.loglik += res.loglik
+    return out
 
 
 def _recent_level(

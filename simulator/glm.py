@@ -19,6 +19,7 @@ SKU's slope standard error includes the uncertainty of its group's shared terms)
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -418,13 +419,15 @@ def fit_with_dispersion(
     negative_binomial: bool = True,
     dispersion_rounds: int = 2,
     start: GLMResult | None = None,
+    progress: bool = True,
     **kwargs: Any,
 ) -> GLMResult:
     """Poisson fit, then (optionally) NB refits with the overdispersion re-estimated by
     :func:`moment_dispersion` from the previous fit's residuals each round.
 
     With ``start`` (a previous fit of the same rows) the first fit is warm-started and
-    uses the previous overdispersion. Other keywords go to :func:`fit_sku_group_glm`.
+    uses the previous overdispersion. ``progress=False`` draws no bar (a task among many).
+    Other keywords go to :func:`fit_sku_group_glm`.
     """
     grp = np.asarray(group_of_sku)[np.asarray(sku)]
     k = np.asarray(z).reshape(len(y), -1).shape[1]
@@ -434,15 +437,18 @@ def fit_with_dispersion(
     alpha0 = start.alpha if start is not None and negative_binomial else None
     n_fits = 1 + (dispersion_rounds if negative_binomial else 0)
     # Each fit is a full Newton solve over every SKU-week (seconds to minutes on real data).
-    with Progress(n_fits, desc="demand fit: GLM", unit="fit") as bar:
+    bar = Progress(n_fits, desc="demand fit: GLM", unit="fit") if progress else None
+    with bar or contextlib.nullcontext():
         res = fit_sku_group_glm(
             y, x, z, sku, group_of_sku, n_groups=n_groups, alpha=alpha0, start=start, **kwargs
         )
-        bar.update()
+        if bar:
+            bar.update()
         for _ in range(n_fits - 1):
             alpha = moment_dispersion(res.y_filled, res.mu, grp, n_groups, n_params)
             res = fit_sku_group_glm(
                 y, x, z, sku, group_of_sku, n_groups=n_groups, alpha=alpha, start=res, **kwargs
             )
-            bar.update()
+            if bar:
+                bar.update()
     return res

@@ -11,8 +11,12 @@ Commands
 - ``risk score --data SOURCE --out FILE``: one row per SKU (sku, risk, tier, top drivers)
   from the registered champion (or a model trained on the spot when none is registered).
 
-The flags are overrides of :class:`~risk_model.backtest.BacktestConfig` and
-:class:`~risk_model.scoring.RiskConfig`, built by the config loader.
+``backtest`` and ``train`` take ``--config FILE``: a TOML file of
+:class:`~risk_model.backtest.BacktestConfig` / :class:`~risk_model.scoring.RiskConfig` keys
+(the shared ones: ``models``, ``train_offsets``, ``threshold``, ``seed``, ... and the tables
+``[label]``, ``[features]`` and the models' hyperparameters ``[lr]``, ``[rf]``, ``[xgb]``),
+such as the ``best_risk.toml`` a risk sweep writes. The flags override it; both are built by
+the config loader.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import logging
 from typing import Any
 
 from app.cli.common import (
+    CONFIG_HELP,
     DATA_HELP,
     NO_TRACK_HELP,
     SEED_HELP,
@@ -42,6 +47,11 @@ RISK = "risk_model.scoring:RiskConfig"
 
 def _common(p: argparse.ArgumentParser, config: str) -> None:
     p.add_argument("--data", required=True, help=DATA_HELP)
+    p.add_argument(
+        "--config",
+        help=f"{CONFIG_HELP}: risk settings, [label], [features], hyperparameters under [lr], "
+        "[rf], [xgb] (a sweep's best_risk.toml; see docs/risk_model.md)",
+    )
     config_arg(
         p, "--label", config=config, key="label.kind", choices=LABEL_KINDS, help="label definition"
     )

@@ -1,5 +1,6 @@
 """``deadstock sweep --config sweep.toml``: a thin shell over :mod:`experiments.sweep` (a Ray
-Tune search with ASHA early stopping over PPO settings, tracked in MLflow)."""
+Tune search with ASHA early stopping over PPO settings or one risk model's hyperparameters,
+tracked in MLflow)."""
 
 from __future__ import annotations
 
@@ -17,20 +18,25 @@ def register(subparsers: Any) -> None:
     p = add_command(
         subparsers,
         "sweep",
-        help="hyperparameter sweep of PPO with Ray Tune (ASHA), trials tracked in MLflow",
+        help="hyperparameter sweep of PPO or a risk model with Ray Tune (ASHA), into MLflow",
         description=(
-            "Search PPO settings with Ray Tune: each trial trains in chunks of steps and "
-            "reports its %% of the DP on the suite after each chunk; ASHA stops the trials "
-            "that trail. Every trial is an MLflow run under one parent run; the sweep prints "
-            "the table of trials and writes the best one as a `deadstock train --config` file. "
-            "Ray: RAY_ADDRESS for a cluster, else a local Ray on this machine's cores."
+            'Search PPO settings (target = "ppo") or one risk model\'s hyperparameters '
+            '(target = "risk") with Ray Tune: a PPO trial trains in chunks of steps and '
+            "reports its %% of the DP on the suite after each chunk; a risk trial runs "
+            "time-split backtest folds and reports its mean PR-AUC (ROC-AUC, Brier) after "
+            "each fold; ASHA stops the trials that trail. Every trial is an MLflow run under "
+            "one parent run; the sweep prints the table of trials and writes the best one as "
+            "a `deadstock train --config` file, or a `deadstock risk --config` file and a "
+            "plan's [risk] section. Ray: RAY_ADDRESS for a cluster, else a local Ray on this "
+            "machine's cores."
         ),
     )
     p.add_argument(
         "--config",
         required=True,
         help=f"{CONFIG_HELP}: SweepConfig keys, [space], [asha], fixed PPO keys under [ppo] "
-        "(see docs/scale.md, examples/sweep_ppo.toml)",
+        "or fixed risk keys under [risk] (see docs/scale.md, examples/sweep_ppo.toml, "
+        "examples/sweep_risk.toml)",
     )
     config_arg(p, "--seed", config=SWEEP, key="seed", type=int, help="search and training seed")
     config_arg(p, "--samples", config=SWEEP, key="num_samples", type=int, help="trials to draw")
@@ -38,7 +44,8 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--out",
         default="runs/sweep",
-        help="trial table (trials.csv, trials.md), best config (best_train.toml), Ray's records",
+        help="trial table (trials.csv, trials.md), best config (best_train.toml; risk: "
+        "best_risk.toml, best_plan.toml), Ray's records",
     )
     p.set_defaults(func=_sweep, uses_torch=True, tracked=True)
 
@@ -54,9 +61,13 @@ def _sweep(args: argparse.Namespace) -> int:
     )
     outcome = run_sweep(config, Path(args.out))
     print(markdown_table(outcome.trials.drop(columns=["run_id"])), end="")
-    print(
-        f"best: {outcome.best['trial']} ({config.metric} {outcome.best[config.metric]:.2f}); "
-        f"train it with: deadstock train --config {outcome.best_config}"
-    )
+    best = f"best: {outcome.best['trial']} ({config.metric} {outcome.best[config.metric]:.4g})"
+    if config.target == "ppo":
+        print(f"{best}; train it with: deadstock train --config {outcome.best_config}")
+    else:
+        print(
+            f"{best}; use it with: deadstock risk train --data {config.data} --config "
+            f"{outcome.best_config} (a plan's [risk] section: {outcome.best_plan})"
+        )
     print(f"parent MLflow run {outcome.parent_run_id} in experiment {config.experiment!r}")
     return 0

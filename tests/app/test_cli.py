@@ -204,7 +204,11 @@ def test_train_on_a_gpu_that_is_not_there_exits_2_before_any_run(monkeypatch, tm
 @pytest.mark.parametrize(
     ("text", "field"),
     [
-        ('target = "risk"', "sweep target = 'risk'"),
+        ('target = "bandit"', "sweep target = 'bandit'"),
+        (
+            'target = "risk"\ndata = "x"\nmodel = "ens"\n[space]\nC = { uniform = [0.1, 1.0] }',
+            "ens",
+        ),
         ("[space]\nn_epochs = { uniform = [1, 4] }", "[space] n_epochs uniform"),
         ("[space]\nn_epochs = { randint = [1, 3] }\n[asha]\nmax_t = 0", "[asha] max_t = 0"),
         ("num_samples = 2.5", "num_samples = 2.5"),

@@ -17,6 +17,7 @@ from experiments.train import PROFILE_TIMESTEPS, TrainConfig, ppo_for_profile
 from ingest.errors import ConfigError
 from planning.whatif import WhatIfConfig
 from risk_model.backtest import BacktestConfig, RiskModelSetup
+from risk_model.models import XGBoostParams
 from risk_model.scoring import RiskConfig
 from simulator.stock import StockAssumptions
 
@@ -159,10 +160,12 @@ def test_every_command_config_loads_through_the_one_loader(tmp_path):
 
 def test_backtest_and_risk_configs_share_one_setup():
     shared = {f.name for f in fields(RiskModelSetup)}
-    assert len(shared) == 9
+    assert len(shared) == 12  # with the hyperparameters lr, rf, xgb
     assert shared <= {f.name for f in fields(BacktestConfig)}
     assert shared <= {f.name for f in fields(RiskConfig)}
-    risk = RiskConfig(models=("lr",), train_offsets=(0, 2), val_share=0.3, seed=5)
+    risk = RiskConfig(
+        models=("lr",), train_offsets=(0, 2), val_share=0.3, seed=5, xgb=XGBoostParams(gamma=1.0)
+    )
     bt = BacktestConfig(**risk.setup(), train_cutoff=10, test_cutoff=30)
     assert bt.setup() == risk.setup()
     with pytest.raises(ConfigError, match="RiskConfig.val_share"):

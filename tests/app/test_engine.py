@@ -225,3 +225,22 @@ def test_block_simulation_gives_the_numbers_of_one_block(plan_catalog):
             for key, value in getattr(whole[name], field).items():
                 np.testing.assert_array_equal(getattr(blocks[name], field)[key], value)
         np.testing.assert_array_equal(blocks[name].schedule.discount, plans[name].discount)
+
+
+def test_demand_fit_on_ray_is_the_local_fit(ray_local):
+    """The fit's category groups as tasks: the same arrays on Ray as in this process."""
+    from ingest.dataset import Dataset
+    from ingest.panel import build_panel
+    from simulator.fit import FitConfig, fit_catalog
+    from simulator.synthetic import SyntheticConfig, generate_world
+
+    world = generate_world(SyntheticConfig(n_skus=120, n_weeks=40, n_categories=4, seed=5))
+    panel = build_panel(Dataset(tables=world.tables, source="synthetic", fingerprint="r"))
+    local = fit_catalog(panel, FitConfig(), map_tasks=LocalEngine().run_tasks)
+    on_ray = fit_catalog(panel, FitConfig(), map_tasks=make_engine("ray").run_tasks)
+    assert local.categories.shape[0] >= 3
+    for name in ("elasticity", "elasticity_se", "base_demand", "season", "dispersion"):
+        np.testing.assert_array_equal(getattr(on_ray.catalog, name), getattr(local.catalog, name))
+    np.testing.assert_array_equal(
+        on_ray.estimates["elasticity_raw"].to_numpy(), local.estimates["elasticity_raw"].to_numpy()
+    )

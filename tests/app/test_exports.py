@@ -379,3 +379,18 @@ def test_describe_schedule_drivers_labels_and_calendar():
     assert readable_note("(fit.cost_share, fit.stock.salvage_share)") == (
         "([fit] cost_share, [fit.stock] salvage_share)"
     )
+
+
+def test_label_columns_fast_path_for_text_series_equals_the_general_path():
+    labels = pd.DataFrame(
+        {"sku": ["a", "b", "b"], "description": ["A", "B", "B2"], "department": ["x", pd.NA, "y"]}
+    )
+    skus = ["b", "zz", "a", "b"]
+    for ctx in (TableContext(), TableContext(labels=product_labels(labels))):
+        general = ctx.label_columns(iter(skus))  # an iterator: the per-element path
+        fast = ctx.label_columns(pd.Series(skus, dtype="str"))
+        pd.testing.assert_frame_equal(fast, general, check_exact=True)
+        assert list(fast.index) == skus
+    # with a missing id the general path still runs (no fast path, same as before)
+    with_na = TableContext().label_columns(pd.Series(["a", None], dtype="str"))
+    assert len(with_na) == 2

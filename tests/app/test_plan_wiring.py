@@ -181,7 +181,8 @@ def test_selection_and_label_reach_the_select_stage(cfg):
 def test_fit_section_reaches_fit_catalog(cfg, monkeypatch):
     seen = []
     monkeypatch.setattr(
-        "simulator.fit.fit_catalog", lambda p, c, products=None: seen.append((p, c)) or _stop()
+        "simulator.fit.fit_catalog",
+        lambda p, c, products=None, map_tasks=None: seen.append((p, c)) or _stop(),
     )
     panel = _panel()
     scores = pd.DataFrame({"sku": ["s0"], "risk": [0.9]})

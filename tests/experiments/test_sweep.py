@@ -52,7 +52,9 @@ def test_the_example_sweep_file_loads():
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('target = "risk"\n[space]\nn_epochs = { randint = [1, 3] }', "target = 'risk'"),
+        ('target = "bandit"\n[space]\nn_epochs = { randint = [1, 3] }', "target = 'bandit'"),
+        ('mode = "min"\n[space]\nn_epochs = { randint = [1, 3] }', "expected mode = 'max'"),
+        ('data = "x"\n[space]\nn_epochs = { randint = [1, 3] }', "sweep data: not a setting"),
         ("[space]\nlearning_rate = { lognormal = [1e-4, 1e-3] }", "unknown distribution"),
         ("[space]\nn_epochs = { uniform = [1, 4] }", "n_epochs is not a real number"),
         ("[space]\nlearning_rate = { uniform = [0.1, 0.01] }", "expected low < high"),

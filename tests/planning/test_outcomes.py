@@ -131,3 +131,30 @@ def test_deeper_discount_never_sells_less_on_the_same_luck():
     # Inverse-CDF demand: with the same uniforms a larger mean gives at least as many units.
     assert (out["d0.3"].totals["units_sold"] >= out["d0.0"].totals["units_sold"]).all()
     assert (out["d0.7"].totals["units_sold"] >= out["d0.3"].totals["units_sold"]).all()
+
+
+def _poisson_search_every_step(u: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """The upward search of ``poisson_quantile`` as it was, compacting at every step (small
+    means only: it starts at 0)."""
+    k, pmf = np.zeros(lam.shape), np.exp(-lam)
+    cdf = pmf.copy()
+    idx = np.flatnonzero(u > cdf)
+    kk, pp, cc, ll, uu = k[idx], pmf[idx], cdf[idx], lam[idx], u[idx]
+    while idx.size:
+        kk += 1.0
+        pp *= ll / kk
+        cc += pp
+        done = uu <= cc
+        k[idx[done]] = kk[done]
+        keep = ~done
+        idx, kk, pp, cc, ll, uu = idx[keep], kk[keep], pp[keep], cc[keep], ll[keep], uu[keep]
+    return k
+
+
+def test_poisson_quantile_compacting_now_and_then_equals_compacting_every_step():
+    rng = np.random.default_rng(5)
+    lam = rng.lognormal(0.5, 1.0, 20_000).clip(0.0, 9.9)  # below the Cornish-Fisher start
+    lam[:3] = (0.0, 1e-9, 9.9)
+    u = np.clip(rng.random(lam.size), 1e-12, 1 - 1e-12)
+    u[3:6] = 1 - 1e-12
+    assert np.array_equal(poisson_quantile(u, lam), _poisson_search_every_step(u, lam))
