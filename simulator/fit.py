@@ -630,11 +630,20 @@ def fit_by_group(
     the estimates agree with a joint fit up to Newton's tolerance.
     """
     group_rows = group_of_sku[sku]
+    # each group's SKUs and rows in ascending order, from one stable sort each (not a scan
+    # of every row per group)
+    skus_of = np.split(
+        np.argsort(group_of_sku, kind="stable"),
+        np.cumsum(np.bincount(group_of_sku, minlength=n_groups))[:-1],
+    )
+    rows_of = np.split(
+        np.argsort(group_rows, kind="stable"),
+        np.cumsum(np.bincount(group_rows, minlength=n_groups))[:-1],
+    )
     tasks: list[GroupTask] = []
     members: list[tuple[np.ndarray, np.ndarray]] = []
     for g in range(n_groups):
-        skus = np.flatnonzero(group_of_sku == g)
-        rows = np.flatnonzero(group_rows == g)
+        skus, rows = skus_of[g], rows_of[g]
         local = np.searchsorted(skus, sku[rows])
         part = None
         if start is not None:
