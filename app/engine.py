@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import signal
 import socket
 from collections import deque
@@ -41,6 +42,10 @@ S = TypeVar("S")
 
 EngineName = Literal["local", "ray"]
 ENGINES: tuple[str, ...] = ("local", "ray")
+RayMode = Literal["tasks", "data"]
+#: How the Ray engine maps blocks: one Ray task per block, or Ray Data ``map_batches``
+#: over an actor pool (see :class:`RayEngine`).
+RAY_MODES: tuple[str, ...] = ("tasks", "data")
 #: The environment variable naming an existing Ray cluster to connect to.
 RAY_ADDRESS_VAR = "RAY_ADDRESS"
 #: Seconds to wait for a cluster's address to accept a connection before refusing it.
@@ -111,6 +116,60 @@ def _call_task(fn: Callable[[Any], Any], item: Any) -> Any:
     return fn(item)
 
 
+class _BlockMapper:
+    """The callable class of the ``data`` mode's ``map_batches``: Ray Data constructs one per
+    actor of its pool, and the constructor loads the shared object from the object store once
+    for every block that actor maps.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(shared, block)``.
+    shared_box : list
+        ``[ref]``: the shared object's ref (in a list, so that Ray does not resolve it).
+    block_refs : list
+        The blocks' refs, by block index (each actor fetches only the blocks it maps).
+    """
+
+    def __init__(
+        self, fn: Callable[[Any, Any], Any], shared_box: list[Any], block_refs: list[Any]
+    ) -> None:
+        import ray
+
+        self._fn = fn
+        self._shared = ray.get(shared_box[0])
+        self._blocks = block_refs
+
+    def __call__(self, batch: Any) -> Any:
+        """Map a batch of block indices (a ``pyarrow.Table`` with column ``k``) to the same
+        indices and their results, pickled (column ``out``)."""
+        import pyarrow as pa
+        import ray
+        from ray import cloudpickle
+
+        ks = batch.column("k").to_pylist()
+        out = [
+            cloudpickle.dumps(self._fn(self._shared, ray.get(self._blocks[k])), protocol=5)
+            for k in ks
+        ]
+        return pa.table({"k": pa.array(ks, pa.int64()), "out": pa.array(out, pa.large_binary())})
+
+
+def _quiet_ray_data() -> Any:
+    """``ray.data``, imported with its console handler and progress bars off: its log
+    records go to the process's own ``logging`` handlers (warnings and errors only) and to
+    the Ray session's ``ray-data.log``."""
+    import ray.data
+
+    data_logger = logging.getLogger("ray.data")
+    for handler in list(data_logger.handlers):
+        if type(handler).__name__ == "PlainRayHandler":  # Ray Data's console handler
+            data_logger.removeHandler(handler)
+    data_logger.propagate = True
+    data_logger.setLevel(logging.WARNING)
+    return ray.data
+
+
 class RayEngine:
     """Every call a Ray task on the cluster at ``address`` (or a local Ray).
 
@@ -126,14 +185,33 @@ class RayEngine:
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, num_cpus: int | None = None) -> None:
+    def __init__(
+        self, address: str | None = None, num_cpus: int | None = None, mode: str = "tasks"
+    ) -> None:
+        check_ray_mode(mode)
         self._ray = _connect(address, num_cpus)
-        cpus = int(self._ray.cluster_resources().get("CPU", 1))
-        self.max_in_flight = max(2, _IN_FLIGHT_PER_CPU * cpus)
+        self.mode = mode
+        self.cpus = int(self._ray.cluster_resources().get("CPU", 1))
+        if mode == "data" and self.cpus < 2:
+            raise ConfigError(
+                f"ray_mode = 'data': the Ray cluster has {self.cpus} CPU; expected at least 2 "
+                "(the actor pool takes all but one, which Ray Data keeps for its own tasks; "
+                "a pool that takes every CPU hangs), or ray_mode = 'tasks'"
+            )
+        self.max_in_flight = max(2, _IN_FLIGHT_PER_CPU * self.cpus)
         self._block = self._ray.remote(num_cpus=1)(_block_task)
         self._call = self._ray.remote(num_cpus=1)(_call_task)
 
     def map_blocks(self, fn: Callable[[S, B], T], blocks: Iterable[B], shared: S) -> Iterator[T]:
+        """``fn(shared, block)`` for each block, in block order, as Ray tasks (``tasks``
+        mode) or Ray Data ``map_batches`` over an actor pool (``data`` mode)."""
+        if self.mode == "data":
+            return self._map_blocks_data(fn, blocks, shared)
+        return self._map_blocks_tasks(fn, blocks, shared)
+
+    def _map_blocks_tasks(
+        self, fn: Callable[[S, B], T], blocks: Iterable[B], shared: S
+    ) -> Iterator[T]:
         ray = self._ray
         ref_box = [ray.put(shared)]
         pending: deque[Any] = deque()
@@ -148,6 +226,46 @@ class RayEngine:
             # A consumer that stops early (an error, a kill) leaves no task running.
             for ref in pending:
                 ray.cancel(ref, force=True)
+
+    def _map_blocks_data(
+        self, fn: Callable[[S, B], T], blocks: Iterable[B], shared: S
+    ) -> Iterator[T]:
+        """The ``data`` mode: a dataset of block indices mapped by :class:`_BlockMapper` with
+        ``batch_size=1`` on a pool of ``cpus - 1`` actors, streamed back in block order."""
+        ray = self._ray
+        ray_data = _quiet_ray_data()
+        shared_box = [ray.put(shared)]
+        # Each block goes to the object store as it is cut: the driver keeps only refs.
+        block_refs = [ray.put(block) for block in blocks]
+        if not block_refs:
+            return
+        n = len(block_refs)
+        ds = ray_data.from_items([{"k": k} for k in range(n)], override_num_blocks=n)
+        ctx = ds.context
+        ctx.enable_progress_bars = False
+        ctx.print_on_execution_start = False
+        ctx.execution_options.preserve_order = True
+        ctx.execution_options.verbose_progress = False
+        ds = ds.map_batches(
+            _BlockMapper,
+            fn_constructor_args=(fn, shared_box, block_refs),
+            batch_size=1,
+            batch_format="pyarrow",
+            concurrency=max(1, min(self.cpus - 1, n)),
+            num_cpus=1,
+        )
+        rows = iter(ds.iter_rows())
+        try:
+            for k, row in enumerate(rows):
+                if row["k"] != k:  # preserve_order guarantees it; a silent reorder would not
+                    raise RuntimeError(f"Ray Data returned block {row['k']} where {k} was due")
+                yield pickle.loads(row["out"])
+        finally:
+            # A consumer that stops early (an error, a kill) shuts the execution down: its
+            # actors end and no block is left running.
+            close = getattr(rows, "close", None)
+            if close is not None:
+                close()
 
     def run_tasks(self, fn: Callable[[B], T], items: Sequence[B]) -> list[T]:
         ray = self._ray
@@ -222,16 +340,27 @@ def check_engine(name: str) -> None:
         raise ConfigError(f"engine = {name!r}: expected 'local' or 'ray'")
 
 
-def make_engine(name: str = "local", *, num_cpus: int | None = None) -> Engine:
+def check_ray_mode(mode: str) -> None:
+    """Refuse a Ray mode that is not one of :data:`RAY_MODES`."""
+    if mode not in RAY_MODES:
+        raise ConfigError(f"ray_mode = {mode!r}: expected 'tasks' or 'data'")
+
+
+def make_engine(
+    name: str = "local", *, num_cpus: int | None = None, ray_mode: str = "tasks"
+) -> Engine:
     """The engine called ``name``: ``"local"``, or ``"ray"`` on the cluster at
-    ``$RAY_ADDRESS`` (a local Ray with ``num_cpus`` or all cores when unset).
+    ``$RAY_ADDRESS`` (a local Ray with ``num_cpus`` or all cores when unset), mapping blocks
+    as Ray tasks (``ray_mode = "tasks"``) or Ray Data ``map_batches`` (``"data"``).
 
     Raises
     ------
     ConfigError
-        For an unknown name, or a ``RAY_ADDRESS`` where no cluster answers (before any work).
+        For an unknown name or mode, a ``RAY_ADDRESS`` where no cluster answers, or the
+        ``data`` mode on a 1-CPU cluster (before any work).
     """
     check_engine(name)
+    check_ray_mode(ray_mode)
     if name == "local":
         return LocalEngine()
-    return RayEngine(os.environ.get(RAY_ADDRESS_VAR) or None, num_cpus=num_cpus)
+    return RayEngine(os.environ.get(RAY_ADDRESS_VAR) or None, num_cpus=num_cpus, mode=ray_mode)

@@ -94,7 +94,7 @@ def run_pipeline(cfg: PipelineConfig) -> PipelineResult:
     from ingest.loader import check_source
 
     tracking.check_store()  # before any work: a bad store must not cost a whole run
-    engine = make_engine(cfg.engine)  # an unreachable cluster, before any work
+    engine = make_engine(cfg.engine, ray_mode=cfg.ray_mode)  # a bad cluster, before any work
     check_source(cfg.data)  # a malformed database URL or a missing file, before the lock
     mode = "quick" if cfg.quick else "full"
     name = tracking.run_name("pipeline", f"{_label(cfg.data)}-{mode}", cfg.seed)

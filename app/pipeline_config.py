@@ -334,6 +334,11 @@ class PipelineConfig:
         Where the heavy stages run: in this process, or on Ray (the cluster at
         ``$RAY_ADDRESS``, else a local Ray with the machine's cores; see ``docs/scale.md``).
         Same seed, same outputs on both; not part of the plan key.
+    ray_mode : {"tasks", "data"}
+        How the Ray engine maps blocks of SKUs: one Ray task per block (the default), or Ray
+        Data ``map_batches`` over a pool of actors that load the policy once each (needs at
+        least 2 CPUs; see ``docs/scale.md``). Ignored by the local engine; same outputs;
+        not part of the plan key.
     selection, fit, risk, rules, ppo, policy, evaluation, export, new_products, coupons
         The nested configs, one TOML table each (``[coupons]``: coupon targeting,
         :class:`~targeting.config.TargetingConfig`).
@@ -349,6 +354,7 @@ class PipelineConfig:
     horizon_weeks: int = 12
     experiment: str = "deadstock"
     engine: Literal["local", "ray"] = "local"
+    ray_mode: Literal["tasks", "data"] = "tasks"
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     fit: FitStageConfig = field(default_factory=FitStageConfig)
     risk: RiskStageConfig = field(default_factory=RiskStageConfig)
@@ -371,12 +377,14 @@ class PipelineConfig:
             raise ConfigError(f"horizon_weeks = {self.horizon_weeks}: expected 2..52")
         if self.engine not in ("local", "ray"):
             raise ConfigError(f"engine = {self.engine!r}: expected 'local' or 'ray'")
+        if self.ray_mode not in ("tasks", "data"):
+            raise ConfigError(f"ray_mode = {self.ray_mode!r}: expected 'tasks' or 'data'")
 
     def plan_key(self, data_fingerprint: str) -> str:
         """Key of this plan in the exports: the same data and the same settings give the
         same key, so a re-run replaces its rows instead of adding to them (the engine is not
         a setting of the plan: both give the same outputs)."""
-        skip = ("out_dir", "export", "engine")
+        skip = ("out_dir", "export", "engine", "ray_mode")
         settings = {k: v for k, v in to_dict(self).items() if k not in skip}
         for kind in self.risk.default_hyperparams():  # plans made before keep their key
             settings["risk"].pop(kind, None)
