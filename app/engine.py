@@ -13,12 +13,22 @@ the blocks (a function of its config, not of the engine) and derives each block'
 its run seed and the block's index, so the same seed gives the same outputs on both engines.
 
 :class:`LocalEngine` calls the function in this process, one block after the other (the
-default; it never imports Ray). :class:`RayEngine` runs each call as a Ray task: it connects
-to the cluster at ``RAY_ADDRESS`` when that is set, and otherwise starts a local Ray with the
-machine's cores (or uses the Ray this process already started). The shared object goes into
-Ray's object store once; each worker process deserializes it once and keeps it for the
-following blocks. At most :attr:`RayEngine.max_in_flight` blocks are submitted at a time, so
-the driver's memory stays bounded by a few blocks' results.
+default; it never imports Ray). :class:`RayEngine` runs on Ray: it connects to the cluster
+at ``RAY_ADDRESS`` when that is set, and otherwise starts a local Ray with the machine's
+cores (or uses the Ray this process already started). Its ``run_tasks`` calls are Ray tasks;
+its blocks are mapped in one of two modes (``ray_mode``):
+
+- ``tasks`` (the default): each block is a Ray task. The shared object goes into Ray's object
+  store once; each worker process deserializes it once and keeps it for the following
+  blocks. At most :attr:`RayEngine.max_in_flight` blocks are submitted at a time, so the
+  driver's memory stays bounded by a few blocks' results.
+- ``data``: Ray Data ``map_batches`` over a dataset of block indices, with a callable class
+  (:class:`_BlockMapper`) on a fixed pool of ``cpus - 1`` actors whose constructor loads the
+  shared object once; ``batch_size=1`` (one block per call), results streamed back in block
+  order (``preserve_order``). One CPU stays free for Ray Data's own tasks: a pool that takes
+  every CPU hangs, so a 1-CPU cluster is refused.
+
+Either mode stops the work in flight when its consumer stops early (an error, a kill).
 """
 
 from __future__ import annotations

@@ -343,9 +343,11 @@ def test_killed_ray_export_leaves_the_previous_export_whole(tmp_path, ray_local,
     assert target.read_bytes() == before
 
 
-def test_block_simulation_gives_the_numbers_of_one_block(plan_catalog):
-    """The evaluate stage's simulation block by block (any engine) gives exactly the numbers
-    of the whole catalog at once: a SKU's random numbers are keyed by its id."""
+@pytest.mark.parametrize("mode", ["local", "ray-data"])
+def test_block_simulation_gives_the_numbers_of_one_block(plan_catalog, request, mode):
+    """The evaluate stage's simulation block by block (here in this process, and as Ray Data
+    ``map_batches``) gives exactly the numbers of the whole catalog at once: a SKU's random
+    numbers are keyed by its id."""
     from app.blocks import BlockSimulator
     from planning.outcomes import simulate_schedules
     from planning.schedule import Schedule
@@ -358,7 +360,12 @@ def test_block_simulation_gives_the_numbers_of_one_block(plan_catalog):
     }
     settings = dict(n_episodes=20, seed=11, ci_level=0.9, draw_parameters=True)
     whole = simulate_schedules(plan_catalog, plans, **settings)
-    blocks = BlockSimulator(LocalEngine(), 5)(plan_catalog, plans, **settings)
+    if mode == "local":
+        engine = LocalEngine()
+    else:
+        request.getfixturevalue("ray_local")
+        engine = make_engine("ray", ray_mode="data")
+    blocks = BlockSimulator(engine, 5)(plan_catalog, plans, **settings)
     for name in plans:
         for field in ("totals", "weekly_mean", "weekly_sd"):
             for key, value in getattr(whole[name], field).items():
