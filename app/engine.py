@@ -152,17 +152,33 @@ class _BlockMapper:
 
     def __call__(self, batch: Any) -> Any:
         """Map a batch of block indices (a ``pyarrow.Table`` with column ``k``) to the same
-        indices and their results, pickled (column ``out``)."""
+        indices and their results, pickled (column ``out``). A block whose function raises
+        returns the exception instead (``failed``), with the worker's traceback as a note,
+        so that the driver raises it as it is (a ``DataError`` stays a ``DataError``) rather
+        than as Ray Data's wrapper."""
+        import traceback
+
         import pyarrow as pa
         import ray
         from ray import cloudpickle
 
         ks = batch.column("k").to_pylist()
-        out = [
-            cloudpickle.dumps(self._fn(self._shared, ray.get(self._blocks[k])), protocol=5)
-            for k in ks
-        ]
-        return pa.table({"k": pa.array(ks, pa.int64()), "out": pa.array(out, pa.large_binary())})
+        out, failed = [], []
+        for k in ks:
+            try:
+                result = self._fn(self._shared, ray.get(self._blocks[k]))
+            except Exception as err:
+                err.add_note(f"in a Ray Data actor, block {k}:\n{traceback.format_exc()}")
+                result = err
+            out.append(cloudpickle.dumps(result, protocol=5))
+            failed.append(isinstance(result, Exception))
+        return pa.table(
+            {
+                "k": pa.array(ks, pa.int64()),
+                "out": pa.array(out, pa.large_binary()),
+                "failed": pa.array(failed, pa.bool_()),
+            }
+        )
 
 
 def _quiet_ray_data() -> Any:
@@ -269,7 +285,10 @@ class RayEngine:
             for k, row in enumerate(rows):
                 if row["k"] != k:  # preserve_order guarantees it; a silent reorder would not
                     raise RuntimeError(f"Ray Data returned block {row['k']} where {k} was due")
-                yield pickle.loads(row["out"])
+                result = pickle.loads(row["out"])
+                if row["failed"]:
+                    raise result
+                yield result
         finally:
             # A consumer that stops early (an error, a kill) shuts the execution down: its
             # actors end and no block is left running.

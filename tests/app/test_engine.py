@@ -21,7 +21,7 @@ from agents.baselines import Myopic
 from app.engine import LocalEngine, RayEngine, make_engine
 from app.exports import BULK_STAGING_GLOB, bulk_blocks, export_schedules_bulk
 from app.pipeline_config import DEFAULT_RULES, PipelineConfig
-from ingest.errors import ConfigError
+from ingest.errors import ConfigError, DataError
 from simulator.demand import Catalog
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -216,6 +216,12 @@ def _logged(shared: _Counted, block: int) -> int:
     return block
 
 
+def _refused(shared: _Counted, block: int) -> int:
+    if block == 2:
+        raise DataError(f"block {block}: column 'x' has -1, expected >= 0")
+    return block
+
+
 def _cpus_free(ray, within_s: float = 60.0) -> bool:
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
@@ -265,6 +271,20 @@ def test_ray_map_blocks_stops_when_the_consumer_stops(tmp_path, ray_local, mode)
     time.sleep(1.0)
     assert (tmp_path / "loads.txt.blocks").read_text().split() == ran, "blocks still running"
     assert 2 <= len(ran) < n
+
+
+def test_data_mode_raises_a_blocks_error_as_it_is(tmp_path, ray_local):
+    """A block's DataError reaches the caller as that DataError (its one-line message for the
+    CLI), not as Ray Data's wrapper, after the blocks before it; nothing is left running."""
+    shared = _Counted(str(tmp_path / "loads.txt"), 0)
+    got = []
+    with pytest.raises(DataError) as raised:
+        for value in make_engine("ray", ray_mode="data").map_blocks(_refused, range(6), shared):
+            got.append(value)
+    assert str(raised.value) == "block 2: column 'x' has -1, expected >= 0"
+    assert "_refused" in "".join(raised.value.__notes__)  # the worker's traceback, as a note
+    assert got == [0, 1]
+    assert _cpus_free(ray_local), ray_local.available_resources()
 
 
 def test_ray_bulk_export_is_byte_identical_to_local(tmp_path, ray_local):
