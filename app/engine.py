@@ -261,7 +261,8 @@ class RayEngine:
         ray = self._ray
         ray_data = _quiet_ray_data()
         shared_box = [ray.put(shared)]
-        # Each block goes to the object store as it is cut: the driver keeps only refs.
+        # Every block goes to the object store before the dataset starts (its rows are fixed
+        # up front): the driver keeps only refs, and the object store spills when full.
         block_refs = [ray.put(block) for block in blocks]
         if not block_refs:
             return
@@ -290,8 +291,9 @@ class RayEngine:
                     raise result
                 yield result
         finally:
-            # A consumer that stops early (an error, a kill) shuts the execution down: its
-            # actors end and no block is left running.
+            # A consumer that stops early (an error, an interrupt) shuts the execution down:
+            # its actors end and no block is left running. A killed driver runs no finally;
+            # Ray then ends the actors of the dead job itself.
             close = getattr(rows, "close", None)
             if close is not None:
                 close()
