@@ -126,6 +126,20 @@ def _call_task(fn: Callable[[Any], Any], item: Any) -> Any:
     return fn(item)
 
 
+def _get(ray: Any, ref: Any) -> Any:
+    """``ray.get(ref)``, raising a task's own exception as it is (a ``DataError`` stays a
+    ``DataError`` with its one-line message, the worker's traceback as a note) rather than
+    Ray's ``RayTaskError``, whose message carries the traceback the CLI would print."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as err:
+        cause = getattr(err, "cause", None)
+        if not isinstance(cause, Exception):
+            raise
+        cause.add_note(f"in a Ray task:\n{getattr(err, 'traceback_str', '') or err}")
+        raise cause from None
+
+
 class _BlockMapper:
     """The callable class of the ``data`` mode's ``map_batches``: Ray Data constructs one per
     actor of its pool, and the constructor loads the shared object from the object store once
@@ -245,9 +259,9 @@ class RayEngine:
             for block in blocks:
                 pending.append(self._block.remote(fn, ref_box, block))
                 if len(pending) >= self.max_in_flight:
-                    yield ray.get(pending.popleft())
+                    yield _get(ray, pending.popleft())
             while pending:
-                yield ray.get(pending.popleft())
+                yield _get(ray, pending.popleft())
         finally:
             # A consumer that stops early (an error, a kill) leaves no task running.
             for ref in pending:
@@ -300,7 +314,7 @@ class RayEngine:
 
     def run_tasks(self, fn: Callable[[B], T], items: Sequence[B]) -> list[T]:
         ray = self._ray
-        return list(ray.get([self._call.remote(fn, item) for item in items]))
+        return [_get(ray, ref) for ref in [self._call.remote(fn, item) for item in items]]
 
 
 def _check_reachable(address: str) -> None:

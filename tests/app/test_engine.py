@@ -4,6 +4,7 @@ refused before any work."""
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
@@ -273,18 +274,26 @@ def test_ray_map_blocks_stops_when_the_consumer_stops(tmp_path, ray_local, mode)
     assert 2 <= len(ran) < n
 
 
-def test_data_mode_raises_a_blocks_error_as_it_is(tmp_path, ray_local):
+@pytest.mark.parametrize("mode", ["tasks", "data"])
+def test_ray_raises_a_blocks_error_as_it_is(tmp_path, ray_local, mode):
     """A block's DataError reaches the caller as that DataError (its one-line message for the
-    CLI), not as Ray Data's wrapper, after the blocks before it; nothing is left running."""
+    CLI), not as Ray's or Ray Data's wrapper, after the blocks before it; nothing is left
+    running. A task of run_tasks does the same."""
     shared = _Counted(str(tmp_path / "loads.txt"), 0)
+    engine = make_engine("ray", ray_mode=mode)
     got = []
     with pytest.raises(DataError) as raised:
-        for value in make_engine("ray", ray_mode="data").map_blocks(_refused, range(6), shared):
+        for value in engine.map_blocks(_refused, range(6), shared):
             got.append(value)
+    assert type(raised.value) is DataError
     assert str(raised.value) == "block 2: column 'x' has -1, expected >= 0"
     assert "_refused" in "".join(raised.value.__notes__)  # the worker's traceback, as a note
     assert got == [0, 1]
     assert _cpus_free(ray_local), ray_local.available_resources()
+    with pytest.raises(DataError) as raised:
+        engine.run_tasks(functools.partial(_refused, shared), [0, 2])
+    assert type(raised.value) is DataError
+    assert str(raised.value) == "block 2: column 'x' has -1, expected >= 0"
 
 
 def test_ray_bulk_export_is_byte_identical_to_local(tmp_path, ray_local):
