@@ -43,8 +43,8 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -416,37 +416,19 @@ def reported_keys(config: SweepConfig) -> tuple[str, ...]:
 
 
 @contextmanager
-def ray_session() -> Iterator[Any]:
-    """The running Ray (an initialized one, ``RAY_ADDRESS``'s cluster, or a local Ray on this
-    machine's cores, started here and shut down at the end)."""
+def running_ray() -> Iterator[Any]:
+    """The Ray this process already runs (the default ``ray_session`` of :func:`run_sweep`;
+    starting or connecting one is the caller's: ``deadstock sweep`` passes
+    :func:`app.engine.ray_running`)."""
     import ray
 
-    if ray.is_initialized():
-        yield ray
-        return
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # nothing phones home
-    address = os.environ.get("RAY_ADDRESS")
-    try:
-        if address:
-            ray.init(address=address, configure_logging=False, log_to_driver=False)
-        else:
-            ray.init(
-                num_cpus=os.cpu_count() or 1,
-                include_dashboard=False,
-                configure_logging=False,
-                log_to_driver=False,
-            )
-    except Exception as err:  # noqa: BLE001 - Ray raises plain exceptions for a failed start
-        where = f"the cluster at RAY_ADDRESS={address}" if address else "a local Ray"
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if not ray.is_initialized():
         raise DeadstockError(
-            f"sweep: {where} did not start ({first}); on a busy machine, retry when it is "
-            f"less loaded"
-        ) from None
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
+            "sweep: no Ray is running in this process; pass ray_session (deadstock sweep "
+            "passes app.engine.ray_running: RAY_ADDRESS's cluster or a local Ray) or call "
+            "ray.init() before run_sweep"
+        )
+    yield ray
 
 
 @dataclass
@@ -461,7 +443,12 @@ class SweepOutcome:
     """Risk: the best trial as a plan file's ``[risk]`` section (``best_plan.toml``)."""
 
 
-def run_sweep(config: SweepConfig, out_dir: str | Path) -> SweepOutcome:
+def run_sweep(
+    config: SweepConfig,
+    out_dir: str | Path,
+    *,
+    ray_session: Callable[[], AbstractContextManager[Any]] = running_ray,
+) -> SweepOutcome:
     """Run the sweep (see the module docstring).
 
     Parameters
@@ -469,6 +456,12 @@ def run_sweep(config: SweepConfig, out_dir: str | Path) -> SweepOutcome:
     config : SweepConfig
     out_dir : path
         Where the trial table, the best config and Ray's trial records go.
+    ray_session : callable
+        Enters the Ray the trials run on (yielding the ``ray`` module) and leaves it at the
+        end; entered only once the sweep file, the data and the folds are checked. Default:
+        the Ray this process already runs (:func:`running_ray`); the CLI passes
+        :func:`app.engine.ray_running`, which connects to ``RAY_ADDRESS`` or starts a local
+        Ray (this layer may not import ``app``, so it does not start Ray itself).
 
     Returns
     -------
