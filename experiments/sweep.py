@@ -608,8 +608,8 @@ def run_sweep(
 
 def trial_table(trials: list[_Trial], config: SweepConfig) -> pd.DataFrame:
     """One row per trial: name, status, reports (folds, for a risk sweep), steps (PPO), its
-    last reported ``metric``, its settings, its error (a failed trial's exception, see
-    :func:`trial_error`; empty otherwise) and its MLflow run."""
+    last reported ``metric``, its settings, its error when any trial failed (a failed
+    trial's exception, see :func:`trial_error`; empty for the others) and its MLflow run."""
     rows = []
     for t in trials:
         last = t.reports[-1] if t.reports else {}
@@ -618,7 +618,8 @@ def trial_table(trials: list[_Trial], config: SweepConfig) -> pd.DataFrame:
             row["timesteps"] = int(last.get("timesteps", 0))
         row[config.metric] = last.get(config.metric, math.nan)
         row.update({k: _shown(v) for k, v in t.params.items()})
-        row["error"] = t.error
+        if any(other.error for other in trials):
+            row["error"] = t.error
         row["run_id"] = t.run_id
         rows.append(row)
     return pd.DataFrame(rows)
