@@ -40,6 +40,7 @@ import signal
 import socket
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Literal, Protocol, TypeVar
 
 from ingest.errors import ConfigError
@@ -339,8 +340,9 @@ def _check_reachable(address: str) -> None:
         ) from None
 
 
-def _connect(address: str | None, num_cpus: int | None) -> Any:
-    """The ``ray`` module, initialized (see :class:`RayEngine`)."""
+def _connect(address: str | None, num_cpus: int | None, *, who: str = "engine = 'ray'") -> Any:
+    """The ``ray`` module, initialized (see :class:`RayEngine`); ``who`` names the caller in
+    the message of a local Ray that does not start."""
     if address:
         _check_reachable(address)
     try:
@@ -366,7 +368,7 @@ def _connect(address: str | None, num_cpus: int | None) -> Any:
                 configure_logging=False,
             )
     except Exception as err:  # Ray raises bare Exceptions (e.g. a node start-up timeout)
-        where = f"{RAY_ADDRESS_VAR} = {address!r}" if address else "engine = 'ray'"
+        where = f"{RAY_ADDRESS_VAR} = {address!r}" if address else who
         raise ConfigError(
             f"{where}: Ray did not start ({str(err).strip().splitlines()[0]}); expected a "
             "running cluster's address, or none for a local Ray"
@@ -377,6 +379,35 @@ def _connect(address: str | None, num_cpus: int | None) -> Any:
                 signal.signal(sig, handler)
     logger.info("Ray: %s", ray.cluster_resources())
     return ray
+
+
+@contextmanager
+def ray_running(num_cpus: int | None = None, *, who: str = "engine = 'ray'") -> Iterator[Any]:
+    """Ray itself, for a caller that needs more than an :class:`Engine` (``deadstock sweep``
+    runs Ray Tune): the Ray this process already runs (left running at the end), else the
+    cluster at ``$RAY_ADDRESS`` or a local Ray with ``num_cpus`` CPUs (default: the
+    machine's cores), connected as :class:`RayEngine` connects and shut down at the end.
+
+    Yields
+    ------
+    module
+        The initialized ``ray`` module.
+
+    Raises
+    ------
+    ConfigError
+        As :class:`RayEngine`: a ``RAY_ADDRESS`` where no cluster answers, or a Ray that
+        does not start (the message names ``who``).
+    """
+    import ray
+
+    started = not ray.is_initialized()
+    handle = _connect(os.environ.get(RAY_ADDRESS_VAR) or None, num_cpus, who=who)
+    try:
+        yield handle
+    finally:
+        if started:
+            handle.shutdown()
 
 
 def check_engine(name: str) -> None:

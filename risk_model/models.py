@@ -43,6 +43,9 @@ from ingest.errors import ConfigError, DataError
 
 MODEL_KINDS: tuple[str, ...] = ("lr", "rf", "xgb", "ens")
 BASE_KINDS: tuple[str, ...] = ("lr", "rf", "xgb")
+MIN_CLASS_ROWS = 2
+"""Rows of each class a fit needs in its training and its validation set: calibration is
+cross-fitted on two stratified folds of the validation set."""
 ModelKind = Literal["lr", "rf", "xgb", "ens"]
 Calibration = Literal["auto", "isotonic", "sigmoid", "none"]
 
@@ -464,10 +467,8 @@ class RiskClassifier(ClassifierMixin, BaseEstimator):
             )
         y_val = np.asarray(y_val, dtype=int)
         for name, labels in (("training", y), ("validation", y_val)):
-            # Calibration is cross-fitted on two stratified folds of the validation set, so
-            # each class needs at least two rows there.
             n_pos = int(labels.sum())
-            if n_pos < 2 or len(labels) - n_pos < 2:
+            if n_pos < MIN_CLASS_ROWS or len(labels) - n_pos < MIN_CLASS_ROWS:
                 raise DataError(
                     f"the {name} set has {n_pos} positive(s) out of {len(labels)} rows; a risk "
                     "model needs at least 2 of each class. Use an earlier cutoff, more SKUs "
