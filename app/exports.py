@@ -290,8 +290,9 @@ def _tables_block(plan_key: str, block: _TablesBlock) -> tuple[pd.DataFrame, pd.
 
 def _choice_rows(choice: Choice, s0: int, s1: int) -> Choice:
     """SKUs ``s0:s1`` of the per-SKU choice: the columns ``sku_summary`` reads (winner,
-    runner-up, margin and its CI, the selection means). Its outcomes are left out (the block
-    carries the three it shows), so the block's ``recommended`` is not available from it."""
+    runner-up, margin and its CI) and the selection means. Its outcomes are left out (the
+    block carries the three it shows), so the block's ``recommended`` is not available from
+    it."""
     return replace(
         choice,
         recommended_by=np.asarray(choice.recommended_by)[s0:s1],
