@@ -184,7 +184,7 @@ def _run_stages(
             mlflow.set_tag("data_fingerprint", data.fingerprint)
             plan_key = cfg.plan_key(data.fingerprint)
             mlflow.set_tag("plan_key", plan_key)
-            risk = stage("risk", lambda r: st.risk_stage(scfg, data, seed_of["risk"], r))
+            risk = stage("risk", lambda r: st.risk_stage(scfg, data, seed_of["risk"], r, engine))
             mlflow.set_tag("risk.source", risk.source)
             if risk.note:
                 mlflow.set_tag("risk.note", risk.note[:500])
@@ -224,6 +224,7 @@ def _run_stages(
                     records,
                     r,
                     shown_dir=cfg.out_dir,
+                    engine=engine,
                 ),
             )
             out.exports.update(

@@ -151,6 +151,10 @@ class RiskStageConfig(RiskConfig):
         baseline (weeks since the last sale, ``risk_model.rule``) instead, with a note.
     fallback : {"rule", "error"}
         ``"error"`` stops the run instead of falling back.
+    block_skus : int
+        Every SKU is scored in blocks of this many SKUs (the unit of work of the engine, the
+        model loaded once per worker). A SKU's score and drivers depend on its own features
+        only, so the blocks change no number: not part of the plan key or the model's fit key.
     """
 
     features: FeatureConfig = field(
@@ -163,9 +167,12 @@ class RiskStageConfig(RiskConfig):
     reuse_champion: bool = True
     min_positives: int = 10
     fallback: Literal["rule", "error"] = "rule"
+    block_skus: int = 50_000
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.block_skus < 1:
+            raise ConfigError(f"risk.block_skus = {self.block_skus!r}: expected >= 1")
         if self.n_bootstrap < 0:
             raise ConfigError(f"risk.n_bootstrap = {self.n_bootstrap!r}; expected >= 0")
         if self.min_positives < 0:
@@ -221,7 +228,8 @@ class EvaluationConfig:
         The candidates' plans are made in blocks of this many SKUs (the unit of work of the
         engine; block ``k`` plans with a seed derived from the stage's seed and ``k``). The
         blocks depend on this setting only, never on the engine, so both engines give the
-        same plans; a run of at most this many SKUs plans in one block.
+        same plans; a run of at most this many SKUs plans in one block. The export stage
+        builds the ``schedules`` and ``sku_summary`` tables in the same blocks.
     """
 
     n_episodes: int = 500
@@ -388,5 +396,6 @@ class PipelineConfig:
         settings = {k: v for k, v in to_dict(self).items() if k not in skip}
         for kind in self.risk.default_hyperparams():  # plans made before keep their key
             settings["risk"].pop(kind, None)
+        settings["risk"].pop("block_skus", None)  # changes no score (like the engine)
         blob = json.dumps([data_fingerprint, settings], sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
