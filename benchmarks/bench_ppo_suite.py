@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -482,7 +483,7 @@ def main(argv: list[str] | None = None, *, script: str = SCRIPT) -> int:
     if script != SCRIPT and shown[:2] == ["--suite", bench.suite]:
         shown = shown[2:]  # a per-suite wrapper sets --suite itself
     header = [
-        f"Produced by `benchmarks/{script} {' '.join(shown)}` on "
+        f"Produced by `benchmarks/{script} {shlex.join(shown)}` on "
         f"{platform.node() or 'unknown host'} ({os.cpu_count()} CPUs, {args.jobs} processes), "
         f"suite `{spec.name}` ({spec.version}, {bench.grid_text()}), {args.episodes} "
         f"{bench.paths_text} per scenario, seeds {seeds}, steps per "

@@ -58,10 +58,13 @@ def test_bench_learning_runs(tmp_path):
             "--episodes", "12", "--curve-every", "1024", "--curve-episodes", "8",
             "--jobs", "1", "--out", str(tmp_path / "bench"), "--doc", str(tmp_path / "page.md"),
             "--agents-doc", str(agents_doc), "--img", str(tmp_path / "img"),
+            "--note", "shared machine (load 5)",
         ]
     )  # fmt: skip
     assert code == 0
     page = (tmp_path / "page.md").read_text()
+    # the command on the page can be pasted into a shell: an argument with spaces is quoted
+    assert "--note 'shared machine (load 5)'" in page
     assert "Strongest non-learning planner" in page and "ppo/s0" in page and "| oracle |" in page
     assert page.startswith("# PPO in the learning market") and "pct_of_oracle" in page
     assert "Produced by `benchmarks/bench_learning.py --seeds 0" in page
