@@ -330,6 +330,13 @@ def render(
         .reset_index()
     )
     per = per.merge(by_scenario, on="scenario", how="left")
+    # the best non-learning planner of each scenario: how close to 100 % planning gets there
+    planners = rows[rows["agent"].isin(bench.baselines)]
+    best = planners.loc[planners.groupby("scenario")["pct_of_reference"].idxmax()]
+    best = best[["scenario", "agent", "pct_of_reference"]].rename(
+        columns={"agent": "best_planner", "pct_of_reference": "best_planner_pct"}
+    )
+    per = per.merge(best, on="scenario", how="left")
     spec = get_spec(bench.suite)
     if curves is not None and not curves.empty:
         base = rows[rows["agent"].isin(("prior", strongest))]
@@ -369,7 +376,8 @@ def render(
         "### Per scenario",
         "",
         "PPO (mean over seeds), its paired gain over its prior (mean over seeds), the prior, "
-        f"the strongest planner `{strongest}`, and PPO minus it (mean, worst and best seed):",
+        f"the strongest planner `{strongest}`, PPO minus it (mean, worst and best seed), and "
+        "the best non-learning planner on the scenario with its %:",
         "",
         markdown_table(per.drop(columns=["agent"])),
         "",

@@ -66,6 +66,13 @@ def test_bench_learning_runs(tmp_path):
     # the command on the page can be pasted into a shell: an argument with spaces is quoted
     assert "--note 'shared machine (load 5)'" in page
     assert "Strongest non-learning planner" in page and "ppo/s0" in page and "| oracle |" in page
+    # per scenario, the best planner's % is at least the strongest planner's
+    table = page.split("### Per scenario")[1].split("\n\n")[2].splitlines()
+    cols = [c.strip() for c in table[0].strip("|").split("|")]
+    strongest = page.split("Strongest non-learning planner (best suite mean): `")[1].split("`")[0]
+    for line in table[2:]:
+        cells = dict(zip(cols, (c.strip() for c in line.strip("|").split("|")), strict=True))
+        assert float(cells["best_planner_pct"]) >= float(cells[strongest])
     assert page.startswith("# PPO in the learning market") and "pct_of_oracle" in page
     assert "Produced by `benchmarks/bench_learning.py --seeds 0" in page
     assert "discretization error" not in page and "augmented" not in page
