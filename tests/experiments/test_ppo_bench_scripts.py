@@ -149,3 +149,19 @@ def test_bench_budget_runs(tmp_path):
     assert (tmp_path / "img" / "budget_leaderboard.png").is_file()
     pairs = (tmp_path / "bench" / "pairs.csv").read_text()
     assert "plan_minus_agent_pct" in pairs
+
+
+def test_suite_bench_takes_seeds_spaced_or_comma_separated(capsys):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_ppo_suite
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    parse = bench_ppo_suite.parse_args
+    assert parse(["--suite", "memory", "--seeds", "0", "1", "2", "3", "4"]).seeds == [0, 1, 2, 3, 4]
+    assert parse(["--suite", "memory", "--seeds", "0,1,2"]).seeds == [0, 1, 2]
+    assert parse(["--suite", "memory", "--seeds", "3,1", "1", "5"]).seeds == [3, 1, 5]
+    assert parse(["--suite", "memory"]).seeds == [0, 1, 2, 3, 4]
+    with pytest.raises(SystemExit):
+        parse(["--suite", "memory", "--seeds", "0", "x1"])
+    assert "bad seed list 'x1'" in capsys.readouterr().err
