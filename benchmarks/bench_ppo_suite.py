@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -418,6 +419,18 @@ def seed_list(text: str) -> list[int]:
     return [int(part) for part in parts]
 
 
+def shown_command(argv: list[str]) -> list[str]:
+    """The arguments as the page's header shows them: the ``--note`` text (printed on its own
+    line below the command) replaced by ``...``, so the command stays one readable line."""
+    shown = list(argv)
+    for i, arg in enumerate(shown):
+        if arg == "--note" and i + 1 < len(shown):
+            shown[i + 1] = "..."
+        elif arg.startswith("--note="):
+            shown[i] = "--note=..."
+    return shown
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line's options; ``seeds`` flattened to one list of distinct seeds."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -513,8 +526,9 @@ def main(argv: list[str] | None = None, *, script: str = SCRIPT) -> int:
     shown = list(sys.argv[1:] if argv is None else argv)
     if script != SCRIPT and shown[:2] == ["--suite", bench.suite]:
         shown = shown[2:]  # a per-suite wrapper sets --suite itself
+    shown = shown_command(shown)
     header = [
-        f"Produced by `benchmarks/{script} {' '.join(shown)}` on "
+        f"Produced by `benchmarks/{script} {shlex.join(shown)}` on "
         f"{platform.node() or 'unknown host'} ({os.cpu_count()} CPUs, {args.jobs} processes), "
         f"suite `{spec.name}` ({spec.version}, {bench.grid_text()}), {args.episodes} "
         f"{bench.paths_text} per scenario, seeds {seeds}, steps per "
