@@ -408,14 +408,48 @@ def render(
 SCRIPT = "bench_ppo_suite.py"
 
 
-def main(argv: list[str] | None = None, *, script: str = SCRIPT) -> int:
-    """The command line (``script`` names the file the page says produced it)."""
-    import torch
+def seed_list(text: str) -> list[int]:
+    """One ``--seeds`` value: a seed or comma-separated seeds (``"3"``, ``"0,1,2"``).
 
-    torch.set_num_threads(1)
+    ``--seeds`` takes several values, so ``--seeds 0 1 2`` and ``--seeds 0,1,2`` name the same
+    seeds (only the first used to parse: the rest stopped the script as unknown arguments).
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Naming the bad value, when a part is not a non-negative integer.
+    """
+    parts = [part.strip() for part in text.split(",")]
+    if not all(part.isdigit() for part in parts):
+        raise argparse.ArgumentTypeError(
+            f"bad seed list {text!r}: expected non-negative integers, e.g. 0 1 2 or 0,1,2"
+        )
+    return [int(part) for part in parts]
+
+
+def shown_command(argv: list[str]) -> list[str]:
+    """The arguments as the page's header shows them: the ``--note`` text (printed on its own
+    line below the command) replaced by ``...``, so the command stays one readable line."""
+    shown = list(argv)
+    for i, arg in enumerate(shown):
+        if arg == "--note" and i + 1 < len(shown):
+            shown[i + 1] = "..."
+        elif arg.startswith("--note="):
+            shown[i] = "--note=..."
+    return shown
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line's options; ``seeds`` flattened to one list of distinct seeds."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--suite", choices=sorted(BENCHES), required=True)
-    parser.add_argument("--seeds", default="0,1,2,3,4")
+    parser.add_argument(
+        "--seeds",
+        type=seed_list,
+        nargs="+",
+        default=[[0, 1, 2, 3, 4]],
+        help="training seeds, spaced or comma-separated: 0 1 2 or 0,1,2",
+    )
     parser.add_argument("--profiles", default=None, help="default: every profile of the suite")
     parser.add_argument("--steps", type=int, default=None, help="steps per profile")
     parser.add_argument("--set", action="append", default=[], help="PPO override key=value")
@@ -430,12 +464,22 @@ def main(argv: list[str] | None = None, *, script: str = SCRIPT) -> int:
     parser.add_argument("--note", default="", help="a line about the machine's load")
     parser.add_argument("--eval-only", action="store_true", help="evaluate saved models")
     args = parser.parse_args(argv)
+    args.seeds = list(dict.fromkeys(s for group in args.seeds for s in group))
+    return args
+
+
+def main(argv: list[str] | None = None, *, script: str = SCRIPT) -> int:
+    """The command line (``script`` names the file the page says produced it)."""
+    import torch
+
+    torch.set_num_threads(1)
+    args = parse_args(argv)
     bench = BENCHES[args.suite]
     spec = get_spec(bench.suite)
     out = Path(args.out or ROOT / "runs" / f"bench_{bench.suite}")
     doc = Path(args.doc or ROOT / "docs" / "benchmarks" / bench.page)
 
-    seeds = [int(s) for s in args.seeds.split(",")]
+    seeds = args.seeds
     profiles = [p for p in (args.profiles or ",".join(spec.profiles)).split(",") if p]
     overrides: dict = {}
     if args.steps:
@@ -490,6 +534,7 @@ def main(argv: list[str] | None = None, *, script: str = SCRIPT) -> int:
     shown = list(sys.argv[1:] if argv is None else argv)
     if script != SCRIPT and shown[:2] == ["--suite", bench.suite]:
         shown = shown[2:]  # a per-suite wrapper sets --suite itself
+    shown = shown_command(shown)
     header = [
         f"Produced by `benchmarks/{script} {shlex.join(shown)}` on "
         f"{platform.node() or 'unknown host'} ({os.cpu_count()} CPUs, {args.jobs} processes), "

@@ -97,12 +97,17 @@ def test_bench_memory_runs_through_the_shared_suite_script(tmp_path):
             "--episodes", "12", "--curve-every", "1024", "--curve-episodes", "8",
             "--jobs", "1", "--out", str(tmp_path / "bench"), "--doc", str(tmp_path / "page.md"),
             "--agents-doc", str(agents_doc), "--img", str(tmp_path / "img"),
+            "--note", "Shared machine (load 7).",
         ]
     )  # fmt: skip
     assert code == 0
     page = (tmp_path / "page.md").read_text()
     assert page.startswith("# PPO in the memory market")
     assert "Produced by `benchmarks/bench_memory.py --seeds 0" in page
+    # the note is its own line; the command shows it as "..." (it used to be pasted in unquoted)
+    produced = next(line for line in page.splitlines() if line.startswith("Produced by"))
+    assert "--note ...`" in produced and "load 7" not in produced
+    assert "\nShared machine (load 7).\n" in page
     assert "| augmented_dp |" in page and "| dp_blind |" in page and "ppo/s0" in page
     assert "discretization error" in page and "pct_of_augmented_dp" in page
     assert "| oracle |" not in page  # nothing of the learning page leaks in
@@ -159,3 +164,19 @@ def test_bench_budget_runs(tmp_path):
     assert (tmp_path / "img" / "budget_leaderboard.png").is_file()
     pairs = (tmp_path / "bench" / "pairs.csv").read_text()
     assert "plan_minus_agent_pct" in pairs
+
+
+def test_suite_bench_takes_seeds_spaced_or_comma_separated(capsys):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_ppo_suite
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    parse = bench_ppo_suite.parse_args
+    assert parse(["--suite", "memory", "--seeds", "0", "1", "2", "3", "4"]).seeds == [0, 1, 2, 3, 4]
+    assert parse(["--suite", "memory", "--seeds", "0,1,2"]).seeds == [0, 1, 2]
+    assert parse(["--suite", "memory", "--seeds", "3,1", "1", "5"]).seeds == [3, 1, 5]
+    assert parse(["--suite", "memory"]).seeds == [0, 1, 2, 3, 4]
+    with pytest.raises(SystemExit):
+        parse(["--suite", "memory", "--seeds", "0", "x1"])
+    assert "bad seed list 'x1'" in capsys.readouterr().err
