@@ -107,6 +107,23 @@ def _rows(schedule: Schedule, s0: int, s1: int) -> Schedule:
     )
 
 
+def outcome_rows(outcome: Outcome, s0: int, s1: int) -> Outcome:
+    """SKUs ``s0:s1`` of ``outcome`` (the inverse of
+    :func:`planning.outcomes.concat_outcomes`; paths, kept for one SKU only, are not)."""
+
+    def rows(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {k: np.asarray(v)[s0:s1] for k, v in arrays.items()}
+
+    return Outcome(
+        _rows(outcome.schedule, s0, s1),
+        rows(outcome.totals),
+        rows(outcome.weekly_mean),
+        rows(outcome.weekly_sd),
+        None,
+        outcome.ci_level,
+    )
+
+
 @dataclass(frozen=True)
 class BlockSimulator:
     """:func:`planning.outcomes.simulate_schedules` block by block on an engine: the same

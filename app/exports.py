@@ -38,7 +38,7 @@ import secrets
 import shutil
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -256,6 +256,149 @@ def sku_summary_table(
         rates=["risk"] + [c for c in cols if c.endswith("sell_through")],
         units=["initial_stock"] + [c for c in cols if "leftover_units" in c],
     )
+
+
+@dataclass(frozen=True)
+class _TablesBlock:
+    """One block of SKUs of the run's ``schedules`` and ``sku_summary`` tables: its
+    catalog, scores, product labels (in ``ctx``) and outcome rows, and its rows of the
+    per-SKU choice."""
+
+    catalog: Catalog
+    scores: pd.DataFrame
+    outcomes: dict[str, Outcome]
+    ctx: TableContext
+    no_demand: np.ndarray | None
+    choice: Choice | None
+
+
+def _tables_block(plan_key: str, block: _TablesBlock) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One block's ``schedules`` and ``sku_summary`` rows (runs wherever the engine puts
+    it)."""
+    schedules = schedules_table(block.outcomes["recommended"], plan_key, block.catalog, block.ctx)
+    summary = sku_summary_table(
+        block.catalog,
+        block.scores,
+        block.outcomes,
+        plan_key,
+        block.ctx,
+        no_demand=block.no_demand,
+        choice=block.choice,
+    )
+    return schedules, summary
+
+
+def _choice_rows(choice: Choice, s0: int, s1: int) -> Choice:
+    """SKUs ``s0:s1`` of the per-SKU choice: the columns ``sku_summary`` reads (winner,
+    runner-up, margin and its CI) and the selection means. Its outcomes are left out (the
+    block carries the three it shows), so the block's ``recommended`` is not available from
+    it."""
+    return replace(
+        choice,
+        recommended_by=np.asarray(choice.recommended_by)[s0:s1],
+        runner_up=np.asarray(choice.runner_up)[s0:s1],
+        margin=np.asarray(choice.margin)[s0:s1],
+        margin_ci_low=np.asarray(choice.margin_ci_low)[s0:s1],
+        margin_ci_high=np.asarray(choice.margin_ci_high)[s0:s1],
+        selection_mean=np.asarray(choice.selection_mean)[:, s0:s1],
+        outcomes={},
+    )
+
+
+def _rows_by_sku(frame: pd.DataFrame, *, as_text: bool) -> pd.DataFrame:
+    """``frame``'s first row per ``sku`` (as text when ``as_text``), indexed by sku: what the
+    table builders look each SKU up in."""
+    if as_text:
+        frame = frame.assign(sku=frame["sku"].astype(str))
+    return frame.drop_duplicates("sku").set_index("sku")
+
+
+def _rows_of(by_sku: pd.DataFrame, skus: pd.Index) -> pd.DataFrame:
+    """The rows of ``by_sku`` (from :func:`_rows_by_sku`) for ``skus`` that it has, with
+    ``sku`` back as a column: a block's share, found through the index's hash table (built
+    once) instead of a scan of every row per block."""
+    pos = by_sku.index.get_indexer(skus)
+    return by_sku.iloc[pos[pos >= 0]].reset_index()
+
+
+def plan_tables(
+    catalog: Catalog,
+    scores: pd.DataFrame,
+    outcomes: Mapping[str, Outcome],
+    plan_key: str,
+    ctx: TableContext | None = None,
+    *,
+    no_demand: np.ndarray | None = None,
+    choice: Choice | None = None,
+    engine: Engine | None = None,
+    block_skus: int | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``schedules`` and ``sku_summary`` tables (:func:`schedules_table`,
+    :func:`sku_summary_table`, same arguments), built in blocks of ``block_skus`` SKUs of
+    ``catalog`` on ``engine`` (default: this process, one block) and concatenated in block
+    order.
+
+    Every row of both tables depends on its own SKU only, so the blocks change no byte of
+    them. Each block carries only its SKUs' rows of the scores, the product labels, the
+    three shown outcomes (``recommended``, ``no_markdown``, ``best_heuristic``) and the
+    choice, not the whole run's.
+
+    Raises
+    ------
+    ConfigError
+        For ``block_skus`` < 1.
+    DataError
+        When an outcome the tables need is missing.
+    """
+    from app.blocks import block_ranges, outcome_rows
+    from app.engine import LocalEngine
+
+    if block_skus is not None and block_skus < 1:
+        raise ConfigError(f"block_skus = {block_skus!r}: expected >= 1")
+    ctx = ctx or TableContext()
+    for needed in ("recommended", "no_markdown", "best_heuristic"):
+        if needed not in outcomes:
+            raise DataError(f"sku_summary needs a {needed!r} outcome; got {sorted(outcomes)}")
+    shown = {k: outcomes[k] for k in ("recommended", "no_markdown", "best_heuristic")}
+    n = catalog.n_skus
+    ranges = block_ranges(n, block_skus or n) if n else [(0, 0)]
+    skus = pd.Index(np.asarray(catalog.sku, dtype=str))
+    # as the builders look them up: scores by the SKU as text, labels by the SKU as given
+    scores_by_sku = _rows_by_sku(scores, as_text=True)
+    labels_by_sku = None if ctx.labels is None else _rows_by_sku(ctx.labels, as_text=False)
+    blocks = (
+        _TablesBlock(
+            catalog=catalog.take(np.arange(s0, s1)),
+            scores=_rows_of(scores_by_sku, skus[s0:s1]),
+            outcomes={k: outcome_rows(v, s0, s1) for k, v in shown.items()},
+            ctx=replace(
+                ctx,
+                labels=None if labels_by_sku is None else _rows_of(labels_by_sku, skus[s0:s1]),
+            ),
+            no_demand=None if no_demand is None else np.asarray(no_demand)[s0:s1],
+            choice=None if choice is None else _choice_rows(choice, s0, s1),
+        )
+        for s0, s1 in ranges
+    )
+    runner = engine or LocalEngine()
+    parts = list(runner.map_blocks(_tables_block, blocks, plan_key))
+    return _join_blocks([p[0] for p in parts]), _join_blocks([p[1] for p in parts])
+
+
+def _join_blocks(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """``parts`` one after the other, with the column types of the table built in one piece.
+
+    pandas infers a text column from its values: a block whose column holds only missing
+    values (a SKU without a risk score) is ``object`` where the whole column is text. Such a
+    column is inferred again from all its values, as the table in one piece was.
+    """
+    if len(parts) == 1:
+        return parts[0]
+    out = pd.concat(parts, ignore_index=True)
+    for col in out.columns:
+        if out[col].dtype == object and len({str(p[col].dtype) for p in parts}) > 1:
+            out[col] = pd.Series(out[col].to_numpy(dtype=object), index=out.index)
+    return out
 
 
 def stock_value_estimate(

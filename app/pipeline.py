@@ -94,7 +94,7 @@ def run_pipeline(cfg: PipelineConfig) -> PipelineResult:
     from ingest.loader import check_source
 
     tracking.check_store()  # before any work: a bad store must not cost a whole run
-    engine = make_engine(cfg.engine)  # an unreachable cluster, before any work
+    engine = make_engine(cfg.engine, ray_mode=cfg.ray_mode)  # a bad cluster, before any work
     check_source(cfg.data)  # a malformed database URL or a missing file, before the lock
     mode = "quick" if cfg.quick else "full"
     name = tracking.run_name("pipeline", f"{_label(cfg.data)}-{mode}", cfg.seed)
@@ -184,7 +184,7 @@ def _run_stages(
             mlflow.set_tag("data_fingerprint", data.fingerprint)
             plan_key = cfg.plan_key(data.fingerprint)
             mlflow.set_tag("plan_key", plan_key)
-            risk = stage("risk", lambda r: st.risk_stage(scfg, data, seed_of["risk"], r))
+            risk = stage("risk", lambda r: st.risk_stage(scfg, data, seed_of["risk"], r, engine))
             mlflow.set_tag("risk.source", risk.source)
             if risk.note:
                 mlflow.set_tag("risk.note", risk.note[:500])
@@ -224,6 +224,7 @@ def _run_stages(
                     records,
                     r,
                     shown_dir=cfg.out_dir,
+                    engine=engine,
                 ),
             )
             out.exports.update(

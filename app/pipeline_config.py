@@ -151,6 +151,10 @@ class RiskStageConfig(RiskConfig):
         baseline (weeks since the last sale, ``risk_model.rule``) instead, with a note.
     fallback : {"rule", "error"}
         ``"error"`` stops the run instead of falling back.
+    block_skus : int
+        Every SKU is scored in blocks of this many SKUs (the unit of work of the engine, the
+        model loaded once per worker). A SKU's score and drivers depend on its own features
+        only, so the blocks change no number: not part of the plan key or the model's fit key.
     """
 
     features: FeatureConfig = field(
@@ -163,9 +167,12 @@ class RiskStageConfig(RiskConfig):
     reuse_champion: bool = True
     min_positives: int = 10
     fallback: Literal["rule", "error"] = "rule"
+    block_skus: int = 50_000
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.block_skus < 1:
+            raise ConfigError(f"risk.block_skus = {self.block_skus!r}: expected >= 1")
         if self.n_bootstrap < 0:
             raise ConfigError(f"risk.n_bootstrap = {self.n_bootstrap!r}; expected >= 0")
         if self.min_positives < 0:
@@ -221,7 +228,8 @@ class EvaluationConfig:
         The candidates' plans are made in blocks of this many SKUs (the unit of work of the
         engine; block ``k`` plans with a seed derived from the stage's seed and ``k``). The
         blocks depend on this setting only, never on the engine, so both engines give the
-        same plans; a run of at most this many SKUs plans in one block.
+        same plans; a run of at most this many SKUs plans in one block. The export stage
+        builds the ``schedules`` and ``sku_summary`` tables in the same blocks.
     """
 
     n_episodes: int = 500
@@ -334,6 +342,11 @@ class PipelineConfig:
         Where the heavy stages run: in this process, or on Ray (the cluster at
         ``$RAY_ADDRESS``, else a local Ray with the machine's cores; see ``docs/scale.md``).
         Same seed, same outputs on both; not part of the plan key.
+    ray_mode : {"tasks", "data"}
+        How the Ray engine maps blocks of SKUs: one Ray task per block (the default), or Ray
+        Data ``map_batches`` over a pool of actors that load the policy once each (needs at
+        least 2 CPUs; see ``docs/scale.md``). Ignored by the local engine; same outputs;
+        not part of the plan key.
     selection, fit, risk, rules, ppo, policy, evaluation, export, new_products, coupons
         The nested configs, one TOML table each (``[coupons]``: coupon targeting,
         :class:`~targeting.config.TargetingConfig`).
@@ -349,6 +362,7 @@ class PipelineConfig:
     horizon_weeks: int = 12
     experiment: str = "deadstock"
     engine: Literal["local", "ray"] = "local"
+    ray_mode: Literal["tasks", "data"] = "tasks"
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     fit: FitStageConfig = field(default_factory=FitStageConfig)
     risk: RiskStageConfig = field(default_factory=RiskStageConfig)
@@ -371,14 +385,17 @@ class PipelineConfig:
             raise ConfigError(f"horizon_weeks = {self.horizon_weeks}: expected 2..52")
         if self.engine not in ("local", "ray"):
             raise ConfigError(f"engine = {self.engine!r}: expected 'local' or 'ray'")
+        if self.ray_mode not in ("tasks", "data"):
+            raise ConfigError(f"ray_mode = {self.ray_mode!r}: expected 'tasks' or 'data'")
 
     def plan_key(self, data_fingerprint: str) -> str:
         """Key of this plan in the exports: the same data and the same settings give the
         same key, so a re-run replaces its rows instead of adding to them (the engine is not
         a setting of the plan: both give the same outputs)."""
-        skip = ("out_dir", "export", "engine")
+        skip = ("out_dir", "export", "engine", "ray_mode")
         settings = {k: v for k, v in to_dict(self).items() if k not in skip}
         for kind in self.risk.default_hyperparams():  # plans made before keep their key
             settings["risk"].pop(kind, None)
+        settings["risk"].pop("block_skus", None)  # changes no score (like the engine)
         blob = json.dumps([data_fingerprint, settings], sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -166,10 +166,20 @@ def _tier_counts(scores: pd.DataFrame, metrics: dict[str, float]) -> str:
     return f"{int(est.sum()):,} established, {int(metrics['n_high']):,} of them high"
 
 
-def risk_stage(cfg: PipelineConfig, data: IngestOut, seed: int, rec: StageRecord) -> RiskOut:
+def risk_stage(
+    cfg: PipelineConfig,
+    data: IngestOut,
+    seed: int,
+    rec: StageRecord,
+    engine: Engine | None = None,
+) -> RiskOut:
     """Score every SKU's dead-stock risk: with the registered champion when it was trained on
     this data with these settings, else with models trained here, else (too few positives
     to train and validate a model) with the rule baseline.
+
+    The models train here; the scoring (risk and top drivers) runs in blocks of
+    ``cfg.risk.block_skus`` SKUs on ``engine`` (default: this process), the model loaded
+    once per worker. The blocks change no score.
 
     Every setting is ``cfg.risk`` (:class:`~app.pipeline_config.RiskStageConfig`): the label,
     the features (price-change features are off by default: the retailer's own clearance
@@ -184,8 +194,11 @@ def risk_stage(cfg: PipelineConfig, data: IngestOut, seed: int, rec: StageRecord
     risk_cfg = _risk_config(cfg, seed)
     fit_key = risk_fit_key(data.fingerprint, risk_cfg)
     metrics: dict[str, float] = {}
+    blocked: dict[str, Any] = {"block_skus": cfg.risk.block_skus}
+    if engine is not None:
+        blocked["map_blocks"] = engine.map_blocks
     if cfg.risk.reuse_champion:
-        champ, why = load_fitting_champion(fit_key, data.dataset, data.panel, risk_cfg)
+        champ, why = load_fitting_champion(fit_key, data.dataset, data.panel, risk_cfg, **blocked)
         if champ is not None:
             counts = _tier_counts(champ, metrics)
             rec.metrics = {**metrics, "loaded_champion": 1.0}
@@ -196,7 +209,7 @@ def risk_stage(cfg: PipelineConfig, data: IngestOut, seed: int, rec: StageRecord
     why_rule = ""
     result = None
     try:
-        trained = train_and_score(data.dataset, data.panel, risk_cfg)
+        trained = train_and_score(data.dataset, data.panel, risk_cfg, **blocked)
     except DataError as err:
         if cfg.risk.fallback != "rule":
             raise
@@ -691,23 +704,21 @@ def export_stage(
     records: list[StageRecord],
     rec: StageRecord,
     shown_dir: str | Path | None = None,
+    engine: Engine | None = None,
 ) -> ExportOut:
     """Build every table, then write them (all computed before the first write), the
     per-category alerts, the simulation settings and the report.
 
     ``cfg.out_dir`` is where they are written (the run's staging folder); ``shown_dir`` is
-    where they will be once the run publishes them, the paths the report names.
+    where they will be once the run publishes them, the paths the report names. The
+    ``schedules`` and ``sku_summary`` tables are built in blocks of
+    ``cfg.evaluation.block_skus`` SKUs on ``engine`` (default: this process) and joined in
+    block order (:func:`app.exports.plan_tables`: the same bytes whatever the blocks).
     """
     import time
 
     from app.alerts import alerts_table, write_alerts
-    from app.exports import (
-        NOT_ESTABLISHED,
-        new_product_flags_table,
-        schedules_table,
-        sku_summary_table,
-        write_tables,
-    )
+    from app.exports import NOT_ESTABLISHED, new_product_flags_table, plan_tables, write_tables
     from app.presentation import TableContext, plan_week_starts, product_labels, readable_note
     from app.report import ReportInputs, write_report
     from app.stage_record import stages_frame
@@ -739,10 +750,18 @@ def export_stage(
                                              NOT_ESTABLISHED),
         established=shown["sku"].isin(selection.established),
     )  # fmt: skip
-    schedules = schedules_table(outcomes["recommended"], plan_key, cat, ctx)
     found = evaluated.recommendation
-    summary = sku_summary_table(cat, shown, outcomes, plan_key, ctx, no_demand=evaluated.no_demand,
-                                choice=found.choice if found else None)  # fmt: skip
+    schedules, summary = plan_tables(
+        cat,
+        shown,
+        outcomes,
+        plan_key,
+        ctx,
+        no_demand=evaluated.no_demand,
+        choice=found.choice if found else None,
+        engine=engine,
+        block_skus=cfg.evaluation.block_skus,
+    )
     alerts = alerts_table(summary)
     flags, n_matching = new_product_flags_table(
         shown,

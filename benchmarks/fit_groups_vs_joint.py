@@ -7,13 +7,14 @@ tolerance: the groups share no parameter, only the joint fit's stopping test. Pr
 largest absolute differences of the catalog's elasticities, levels, lifts and dispersions.
 
 Run: ``.venv/bin/python benchmarks/fit_groups_vs_joint.py [--source synthetic|completejourney]
-[--max-skus N]``.
+[--max-skus N] [--weeks 104]`` (``--weeks``: of the synthetic world).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,13 +83,21 @@ def polished(y, x, z, sku, group_of_sku, *, n_groups, map_tasks, **kw: Any) -> G
     return res
 
 
-def panel_of(source: str, max_skus: int | None):  # noqa: ANN201
+PAIRS: tuple[tuple[str, str], ...] = (
+    ("per-group", "joint"),
+    ("per-group", "exact"),
+    ("joint", "exact"),
+)
+"""The fits compared, each pair a column of the table."""
+
+
+def panel_of(source: str, max_skus: int | None, weeks: int = 104):  # noqa: ANN201
     if source == "synthetic":
         from ingest.dataset import Dataset
         from ingest.panel import build_panel
         from simulator.synthetic import SyntheticConfig, generate_world
 
-        world = generate_world(SyntheticConfig(n_skus=max_skus or 2000, n_weeks=104, seed=0))
+        world = generate_world(SyntheticConfig(n_skus=max_skus or 2000, n_weeks=weeks, seed=0))
         return build_panel(Dataset(tables=world.tables, source="synthetic", fingerprint="b")), None
     from app.data import DataStageConfig, run_data_stage
 
@@ -100,23 +109,69 @@ def panel_of(source: str, max_skus: int | None):  # noqa: ANN201
     return panel, data.dataset.products
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--source", default="synthetic")
-    ap.add_argument("--max-skus", type=int, default=None)
-    ap.add_argument("--pooling", default="eb")
-    args = ap.parse_args()
-    panel, products = panel_of(args.source, args.max_skus)
-    cfg = fit_module.FitConfig(pooling=args.pooling)
-    by_group = fit_module.fit_catalog(panel, cfg, products=products)
+def fits_of(panel, products, pooling: str) -> dict[str, Any]:  # noqa: ANN001
+    """The catalog fitted three ways: ``per-group`` (the fit as it is), ``joint`` and
+    ``exact`` (:func:`joint`, :func:`polished` in place of ``fit_by_group``, restored after)."""
+    cfg = fit_module.FitConfig(pooling=pooling)
+    fits = {"per-group": fit_module.fit_catalog(panel, cfg, products=products)}
     per_group = fit_module.fit_by_group
-    fits = {"per-group": by_group}
     try:
         for name, path in (("joint", joint), ("exact", polished)):
             fit_module.fit_by_group = path  # type: ignore[assignment]
             fits[name] = fit_module.fit_catalog(panel, cfg, products=products)
     finally:
         fit_module.fit_by_group = per_group
+    return fits
+
+
+def differences(fits: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per field (:data:`FIELDS` and ``elasticity_raw``), per pair (``"p - q"``, see
+    :data:`PAIRS`): the largest absolute difference (``base_demand``: also ``"... rel."``,
+    the largest relative one)."""
+    out: dict[str, dict[str, float]] = {}
+    for name in (*FIELDS, "elasticity_raw"):
+        row: dict[str, float] = {}
+        for p, q in PAIRS:
+            if name == "elasticity_raw":
+                u = fits[p].estimates[name].to_numpy(float)
+                v = fits[q].estimates[name].to_numpy(float)
+            else:
+                u = np.asarray(getattr(fits[p].catalog, name), float)
+                v = np.asarray(getattr(fits[q].catalog, name), float)
+            row[f"{p} - {q}"] = float(np.nanmax(np.abs(u - v)))
+            if name == "base_demand":  # levels span orders of magnitude: also relative
+                row[f"{p} - {q} rel."] = float(np.nanmax(np.abs(u / v - 1.0)))
+        out[name] = row
+    return out
+
+
+def table(diffs: dict[str, dict[str, float]]) -> str:
+    """:func:`differences` as the Markdown table the script prints."""
+    lines = [
+        "| field | " + " | ".join(f"{p} - {q}" for p, q in PAIRS) + " |",
+        "|---|---|---|---|",
+    ]
+    for name, row in diffs.items():
+        cells = []
+        for p, q in PAIRS:
+            cell = f"{row[f'{p} - {q}']:.2g}"
+            if f"{p} - {q} rel." in row:
+                cell += f" ({row[f'{p} - {q} rel.']:.2g} rel.)"
+            cells.append(cell)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--source", default="synthetic")
+    ap.add_argument("--max-skus", type=int, default=None)
+    ap.add_argument("--weeks", type=int, default=104, help="weeks of a synthetic world")
+    ap.add_argument("--pooling", default="eb")
+    args = ap.parse_args(argv)
+    panel, products = panel_of(args.source, args.max_skus, args.weeks)
+    fits = fits_of(panel, products, args.pooling)
+    by_group = fits["per-group"]
     print(
         f"source {args.source}: {by_group.catalog.n_skus} SKUs, "
         f"{by_group.categories.shape[0]} categories, pooling {args.pooling}"
@@ -126,24 +181,9 @@ def main() -> None:
         by_group.diagnostics["fit/newton_iterations"],
         fits["joint"].diagnostics["fit/newton_iterations"],
     )
-    print("| field | per-group - joint | per-group - exact | joint - exact |")
-    print("|---|---|---|---|")
-    pairs = (("per-group", "joint"), ("per-group", "exact"), ("joint", "exact"))
-    for name in (*FIELDS, "elasticity_raw"):
-        cells = []
-        for p, q in pairs:
-            if name == "elasticity_raw":
-                u = fits[p].estimates[name].to_numpy(float)
-                v = fits[q].estimates[name].to_numpy(float)
-            else:
-                u = np.asarray(getattr(fits[p].catalog, name), float)
-                v = np.asarray(getattr(fits[q].catalog, name), float)
-            cell = f"{float(np.nanmax(np.abs(u - v))):.2g}"
-            if name == "base_demand":  # levels span orders of magnitude: also relative
-                cell += f" ({float(np.nanmax(np.abs(u / v - 1.0))):.2g} rel.)"
-            cells.append(cell)
-        print(f"| {name} | " + " | ".join(cells) + " |")
+    print(table(differences(fits)))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -46,7 +46,7 @@ from risk_model.backtest import (
     plot_backtest,
     run_backtest,
 )
-from risk_model.scoring import RiskConfig, RiskResult, score_frame, train_and_score
+from risk_model.scoring import MapBlocks, RiskConfig, RiskResult, score_frame, train_and_score
 
 REGISTERED_NAME = "deadstock-risk"
 CHAMPION_ALIAS = "champion"
@@ -211,12 +211,19 @@ def risk_fit_key(fingerprint: str, config: RiskConfig) -> str:
 
 
 def load_fitting_champion(
-    fit_key: str, dataset: Dataset, panel: pd.DataFrame, config: RiskConfig
+    fit_key: str,
+    dataset: Dataset,
+    panel: pd.DataFrame,
+    config: RiskConfig,
+    *,
+    block_skus: int | None = None,
+    map_blocks: MapBlocks | None = None,
 ) -> tuple[pd.DataFrame | None, str]:
     """Score with the registered champion when its ``fit_key`` tag is ``fit_key``.
 
     Returns the scores (as :func:`risk_model.scoring.train_and_score` gives them) and a
-    description of the champion, or ``(None, why not)``.
+    description of the champion, or ``(None, why not)``. The scoring runs in blocks of
+    ``block_skus`` SKUs through ``map_blocks`` (:func:`risk_model.scoring.score_frame`).
     """
     from risk_model.features import build_features
     from risk_model.scoring import add_established
@@ -238,7 +245,12 @@ def load_fitting_champion(
         panel, cutoff, config.features, products=dataset.products, baskets=dataset.get("baskets")
     )
     scores = add_established(
-        score_frame(inner.model, feats, inner.n_drivers), panel, cutoff, config.label
+        score_frame(
+            inner.model, feats, inner.n_drivers, block_skus=block_skus, map_blocks=map_blocks
+        ),
+        panel,
+        cutoff,
+        config.label,
     )
     return scores, f"champion {CHAMPION_URI} (version {version.version}, same data and settings)"
 

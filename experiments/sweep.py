@@ -15,21 +15,26 @@ trial's on top, :func:`risk_model.backtest.run_backtest` without bootstrap) and 
 each fold the mean over its folds so far of the test window's PR-AUC, ROC-AUC and Brier score
 (:data:`~experiments.sweep_config.RISK_METRICS`) with the fold's own values; ASHA's time unit
 is one fold. The data is loaded once on the driver and handed to the trials through Ray's
-object store.
+object store; before Ray starts, the driver refuses folds on which every trial would fail
+(:func:`check_fold_labels`: too few labels of a class to fit, calibrate or score).
 
 MLflow: one parent run (``sweep__<suite or risk-<model>>__s<seed>__<time>``, the sweep file as params) and
 one nested run per trial (tag ``mlflow.parentRunId``), written from the driver by a Tune
 callback as each result arrives (the trial processes never touch the store, which is a
 SQLite file here): the trial's settings as params, its reports as metrics (one batch per
 report, step = the report's number), ``sweep/status`` = ``completed``, ``stopped`` (by ASHA)
-or ``failed`` and the run's status (``FINISHED``, or ``FAILED``). The parent holds the table
+or ``failed`` (with ``sweep/error``, the trial's exception as one line, :func:`trial_error`)
+and the run's status (``FINISHED``, or ``FAILED``). The parent holds the table
 of trials (``trials.csv``, ``trials.md``), the best trial's config file and its score.
 
 Outputs in ``out_dir``: ``trials.csv``, ``trials.md`` and the best trial as a config:
 ``best_train.toml`` (a ``deadstock train --config`` file), or for a risk sweep
 ``best_risk.toml`` (a ``deadstock risk backtest|train --config`` file) and ``best_plan.toml``
-(the same settings as a ``deadstock run`` plan's ``[risk]`` section); each written atomically; a sweep that produces no scored
-trial raises and writes no best config. Ray's own trial records go to ``out_dir/tune``.
+(the same settings as a ``deadstock run`` plan's ``[risk]`` section); each written atomically,
+once every one is rendered; a sweep that produces no scored trial raises with the first
+failed trial's error and writes no best config. Ray's own trial records go to
+``out_dir/tune``; Tune's own tracebacks of failed trials stay there (each failure is logged
+as one line with its error).
 """
 
 from __future__ import annotations
@@ -38,8 +43,8 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,7 +63,7 @@ from experiments.sweep_config import (
     risk_config_toml,
     train_config_toml,
 )
-from ingest.errors import DeadstockError
+from ingest.errors import DataError, DeadstockError
 from ingest.io import write_frame_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -78,6 +83,7 @@ RISK_FOLD_KEYS: tuple[str, ...] = (
 )
 """What a risk trial reports after each fold beside :data:`RISK_METRICS` and ``seconds``."""
 STATUS_TAG = "sweep/status"
+ERROR_TAG = "sweep/error"
 COMPLETED, STOPPED, FAILED = "completed", "stopped", "failed"
 TRIAL_CPUS = 1
 """CPUs a trial asks Ray for: PPO with one torch thread and a vectorized env uses one core."""
@@ -197,6 +203,53 @@ def risk_trial(params: dict[str, Any], config: SweepConfig, data: tuple[Any, pd.
 
 
 # ------------------------------------------------------------------------- on the driver
+def check_fold_labels(
+    config: SweepConfig, panel: pd.DataFrame, folds: list[tuple[int, int]]
+) -> None:
+    """Risk: refuse, before any trial starts, folds on which every trial would fail or score
+    nothing: a training or validation set with fewer than
+    :data:`~risk_model.models.MIN_CLASS_ROWS` labels of a class (the model cannot be fitted
+    and calibrated), or a test cutoff without a positive or a negative label (no PR-AUC or
+    ROC-AUC). Reads only the labels (:func:`risk_model.backtest.fold_label_counts`).
+
+    Raises
+    ------
+    DataError
+        Naming each such fold, its cutoffs, its sets' positive and negative counts and what
+        to change in the sweep file.
+    """
+    from risk_model.backtest import BacktestConfig, fold_label_counts
+    from risk_model.models import MIN_CLASS_ROWS
+
+    need = {"training": MIN_CLASS_ROWS, "validation": MIN_CLASS_ROWS, "test": 1}
+    setup = config.trial_risk({}).setup()
+    bad = []
+    for i, (train, test) in enumerate(folds):
+        cfg = BacktestConfig(**setup, train_cutoff=train, test_cutoff=test, n_bootstrap=0)
+        counts = fold_label_counts(panel, cfg)
+        short = [
+            f"{name} {pos} positive / {neg} negative (needs >= {need[name]} of each)"
+            for name, (pos, neg) in counts.items()
+            if min(pos, neg) < need[name]
+        ]
+        if short:
+            bad.append(
+                f"fold {i + 1} (test cutoff week {test}, training cutoff week {train}): "
+                + ", ".join(short)
+            )
+    if bad:
+        label = config.risk.label
+        raise DataError(
+            f"sweep data {config.data!r}: {len(bad)} of {len(folds)} backtest fold(s) have too "
+            f"few {label.kind!r} labels of a class, so every trial would fail on them: "
+            + "; ".join(bad)
+            + ". Leave those folds out (fewer folds: lower asha.max_t; folds closer together: "
+            "lower fold_weeks; or an earlier last_test_cutoff), or change the label so that "
+            f"both classes occur at every fold ([risk.label] horizon_weeks = "
+            f"{label.horizon_weeks}: shorter gives more dead SKUs; or another [risk.label] kind)"
+        )
+
+
 def search_space(config: SweepConfig) -> dict[str, Any]:
     """The sweep's ``[space]`` as Ray Tune distributions."""
     from ray import tune
@@ -286,12 +339,73 @@ def _mlflow_callback(
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             t = self.trials[trial.trial_id]
             t.status = FAILED
-            t.error = str(getattr(trial, "error_file", "") or "")
+            t.error = trial_error(trial)
             client.set_tag(t.run_id, STATUS_TAG, FAILED)
+            client.set_tag(t.run_id, ERROR_TAG, t.error[:5000])
             client.set_terminated(t.run_id, "FAILED")
-            log.warning("sweep %s failed (Ray's error file: %s)", t.name, t.error or "none")
+            log.warning(
+                "sweep %s failed: %s (Ray's error file: %s)",
+                t.name,
+                t.error,
+                getattr(trial, "error_file", None) or "none",
+            )
 
     return MLflowTrials()
+
+
+def trial_error(trial: Any) -> str:
+    """A failed trial's error as one line, ``Type: message`` of the exception the trial
+    raised (not Ray's wrapper and traceback), read from the records Ray keeps beside the
+    driver (the pickled exception, else the last line of its text trace); ``"unknown
+    error"`` when there are none."""
+    from ray import cloudpickle
+
+    pickled = getattr(trial, "pickled_error_file", None)
+    if pickled and os.path.exists(pickled):
+        try:
+            with open(pickled, "rb") as f:
+                err = cloudpickle.load(f)
+        except Exception:  # noqa: BLE001 - an unreadable record must not hide the failure
+            err = None
+        if isinstance(err, BaseException):
+            cause = getattr(err, "cause", None) or err  # a RayTaskError wraps the exception
+            text = str(cause).strip()
+            first = text.splitlines()[0] if text else ""
+            return f"{type(cause).__name__}: {first}" if first else type(cause).__name__
+    trace = getattr(trial, "error_file", None)
+    if trace and os.path.exists(trace):
+        with open(trace, encoding="utf-8", errors="replace") as f:
+            lines = [line.strip() for line in f if line.strip()]
+        if lines:
+            return lines[-1]
+    return "unknown error"
+
+
+class _TuneFailureLines(logging.Filter):
+    """Drops Tune's own error lines about failed trials (a traceback per trial and a list of
+    the trials that did not complete): the sweep's callback reports each failure as one line
+    with its error, and Ray's error files keep the full traces."""
+
+    PREFIXES = ("Trial task failed", "Trials did not complete")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.PREFIXES)
+
+
+TUNE_LOGGERS = ("ray.tune.execution.tune_controller", "ray.tune.tune")
+"""The loggers :class:`_TuneFailureLines` filters while the trials run."""
+
+
+@contextmanager
+def _without_tune_failure_lines() -> Iterator[None]:
+    quiet = _TuneFailureLines()
+    for name in TUNE_LOGGERS:
+        logging.getLogger(name).addFilter(quiet)
+    try:
+        yield
+    finally:
+        for name in TUNE_LOGGERS:
+            logging.getLogger(name).removeFilter(quiet)
 
 
 def reported_keys(config: SweepConfig) -> tuple[str, ...]:
@@ -302,37 +416,19 @@ def reported_keys(config: SweepConfig) -> tuple[str, ...]:
 
 
 @contextmanager
-def ray_session() -> Iterator[Any]:
-    """The running Ray (an initialized one, ``RAY_ADDRESS``'s cluster, or a local Ray on this
-    machine's cores, started here and shut down at the end)."""
+def running_ray() -> Iterator[Any]:
+    """The Ray this process already runs (the default ``ray_session`` of :func:`run_sweep`;
+    starting or connecting one is the caller's: ``deadstock sweep`` passes
+    :func:`app.engine.ray_running`)."""
     import ray
 
-    if ray.is_initialized():
-        yield ray
-        return
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # nothing phones home
-    address = os.environ.get("RAY_ADDRESS")
-    try:
-        if address:
-            ray.init(address=address, configure_logging=False, log_to_driver=False)
-        else:
-            ray.init(
-                num_cpus=os.cpu_count() or 1,
-                include_dashboard=False,
-                configure_logging=False,
-                log_to_driver=False,
-            )
-    except Exception as err:  # noqa: BLE001 - Ray raises plain exceptions for a failed start
-        where = f"the cluster at RAY_ADDRESS={address}" if address else "a local Ray"
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if not ray.is_initialized():
         raise DeadstockError(
-            f"sweep: {where} did not start ({first}); on a busy machine, retry when it is "
-            f"less loaded"
-        ) from None
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
+            "sweep: no Ray is running in this process; pass ray_session (deadstock sweep "
+            "passes app.engine.ray_running: RAY_ADDRESS's cluster or a local Ray) or call "
+            "ray.init() before run_sweep"
+        )
+    yield ray
 
 
 @dataclass
@@ -347,7 +443,12 @@ class SweepOutcome:
     """Risk: the best trial as a plan file's ``[risk]`` section (``best_plan.toml``)."""
 
 
-def run_sweep(config: SweepConfig, out_dir: str | Path) -> SweepOutcome:
+def run_sweep(
+    config: SweepConfig,
+    out_dir: str | Path,
+    *,
+    ray_session: Callable[[], AbstractContextManager[Any]] = running_ray,
+) -> SweepOutcome:
     """Run the sweep (see the module docstring).
 
     Parameters
@@ -355,6 +456,12 @@ def run_sweep(config: SweepConfig, out_dir: str | Path) -> SweepOutcome:
     config : SweepConfig
     out_dir : path
         Where the trial table, the best config and Ray's trial records go.
+    ray_session : callable
+        Enters the Ray the trials run on (yielding the ``ray`` module) and leaves it at the
+        end; entered only once the sweep file, the data and the folds are checked. Default:
+        the Ray this process already runs (:func:`running_ray`); the CLI passes
+        :func:`app.engine.ray_running`, which connects to ``RAY_ADDRESS`` or starts a local
+        Ray (this layer may not import ``app``, so it does not start Ray itself).
 
     Returns
     -------
@@ -362,8 +469,12 @@ def run_sweep(config: SweepConfig, out_dir: str | Path) -> SweepOutcome:
 
     Raises
     ------
+    DataError
+        Risk: when a fold has too few labels of a class (:func:`check_fold_labels`), before
+        Ray starts and before anything is written.
     DeadstockError
-        When no trial reported a score (every trial failed); no best config is written.
+        When no trial reported a score (every trial failed), naming the first failed trial's
+        settings and error; no best config is written.
     """
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -381,6 +492,7 @@ def run_sweep(config: SweepConfig, out_dir: str | Path) -> SweepOutcome:
         dataset = load(config.data)
         panel = load_panel(dataset)
         folds = config.folds(int(panel["week"].min()), int(panel["week"].max()))
+        check_fold_labels(config, panel, folds)
         tags |= {"model": config.model, "data": config.data}
     else:
         tags |= {"suite": config.suite}
@@ -439,7 +551,8 @@ def run_sweep(config: SweepConfig, out_dir: str | Path) -> SweepOutcome:
                 f"{a}->{b}" for a, b in folds
             )
         log.info("sweep: %d trial(s), at most %d at once, %s", config.num_samples, concurrent, each)
-        tuner.fit()
+        with _without_tune_failure_lines():
+            tuner.fit()
         trials = list(callback.trials.values())
         table = trial_table(trials, config)
         write_frame_atomic(table, out / TRIALS_CSV)
@@ -450,28 +563,44 @@ def run_sweep(config: SweepConfig, out_dir: str | Path) -> SweepOutcome:
         tracking.log_metrics(
             {f"sweep/n_{s}": float(counts.get(s, 0)) for s in (COMPLETED, STOPPED, FAILED)}
         )
+        failed = [t for t in trials if t.status == FAILED]
         best = best_trial(table, config)
         if best is None:
+            first = (
+                f"the first, {failed[0].name} ({_settings(failed[0].params)}), with "
+                f"{failed[0].error}"
+                if failed
+                else "none failed"
+            )
             raise DeadstockError(
-                f"sweep: none of the {len(trials)} trial(s) reported a score (all failed; "
-                f"Ray's error files are under {out / 'tune'}); no best config written"
+                f"sweep: none of the {len(trials)} trial(s) reported a score ({len(failed)} "
+                f"failed; {first}; Ray's error files are under {out / 'tune'}); no best "
+                "config written"
+            )
+        if failed:
+            log.warning(
+                "sweep: %d of %d trial(s) failed; the first, %s: %s",
+                len(failed),
+                len(trials),
+                failed[0].name,
+                failed[0].error,
             )
         params = next(t.params for t in trials if t.name == best["trial"])
         value = float(best[config.metric])
-        plan_path: Path | None = None
+        # every file's text first, then the files: a config that cannot be rendered leaves
+        # none of them behind
         if config.target == "ppo":
-            path = write_text_atomic(out / BEST_CONFIG, train_config_toml(config, params, value))
+            texts = {BEST_CONFIG: train_config_toml(config, params, value)}
         else:
-            path = write_text_atomic(
-                out / BEST_RISK, risk_config_toml(config, params, value, folds)
-            )
-            plan_path = Path(
-                write_text_atomic(
-                    out / BEST_PLAN, risk_config_toml(config, params, value, folds, plan=True)
-                )
-            )
-            mlflow.log_artifact(str(plan_path))
-        mlflow.log_artifact(str(path))
+            texts = {
+                BEST_RISK: risk_config_toml(config, params, value, folds),
+                BEST_PLAN: risk_config_toml(config, params, value, folds, plan=True),
+            }
+        written = {name: Path(write_text_atomic(out / name, text)) for name, text in texts.items()}
+        for written_path in written.values():
+            mlflow.log_artifact(str(written_path))
+        path = written[BEST_CONFIG if config.target == "ppo" else BEST_RISK]
+        plan_path = written.get(BEST_PLAN)
         tracking.log_metrics({f"best/{config.metric}": value})
         mlflow.set_tag("sweep/best_trial", str(best["trial"]))
         return SweepOutcome(parent.info.run_id, table, best, Path(path), plan_path)
@@ -479,7 +608,8 @@ def run_sweep(config: SweepConfig, out_dir: str | Path) -> SweepOutcome:
 
 def trial_table(trials: list[_Trial], config: SweepConfig) -> pd.DataFrame:
     """One row per trial: name, status, reports (folds, for a risk sweep), steps (PPO), its
-    last reported ``metric``, its settings and its MLflow run."""
+    last reported ``metric``, its settings, its error when any trial failed (a failed
+    trial's exception, see :func:`trial_error`; empty for the others) and its MLflow run."""
     rows = []
     for t in trials:
         last = t.reports[-1] if t.reports else {}
@@ -488,6 +618,8 @@ def trial_table(trials: list[_Trial], config: SweepConfig) -> pd.DataFrame:
             row["timesteps"] = int(last.get("timesteps", 0))
         row[config.metric] = last.get(config.metric, math.nan)
         row.update({k: _shown(v) for k, v in t.params.items()})
+        if any(other.error for other in trials):
+            row["error"] = t.error
         row["run_id"] = t.run_id
         rows.append(row)
     return pd.DataFrame(rows)
@@ -511,12 +643,19 @@ def markdown_table(table: pd.DataFrame) -> str:
     def cell(v: Any) -> str:
         if isinstance(v, float):
             return "" if math.isnan(v) else f"{v:.4g}"
-        return str(v)
+        return str(v).replace("|", "\\|")  # an error message must not split the row
 
     head = "| " + " | ".join(map(str, table.columns)) + " |"
     rule = "|" + "|".join("---" for _ in table.columns) + "|"
     body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(False)]
     return "\n".join([head, rule, *body]) + "\n"
+
+
+def _settings(params: dict[str, Any]) -> str:
+    """A trial's settings as ``key=value, ...`` (floats to 4 significant digits)."""
+    return ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={_shown(v)}" for k, v in params.items()
+    )
 
 
 def _shown(value: Any) -> Any:

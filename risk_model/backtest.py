@@ -264,13 +264,14 @@ def _split_skus(skus: pd.Index, share: float, seed: int) -> np.ndarray:
     return np.array([s in held for s in np.asarray(skus, dtype=str)])
 
 
-def training_frames(
-    dataset: Dataset, panel: pd.DataFrame, config: BacktestConfig
-) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, np.ndarray, pd.DataFrame, pd.DataFrame]:
-    """Stacked training rows, split by SKU into train and validation.
+def training_cutoffs(panel: pd.DataFrame, config: BacktestConfig) -> list[int]:
+    """The training cutoffs of a fold, ascending: ``train_cutoff - offset`` for each of
+    ``train_offsets`` whose label look-back lies inside the panel.
 
-    Returns ``X_train, y_train, X_val, y_val, val_labels, val_features`` (the last two keep
-    the label frame for the baselines).
+    Raises
+    ------
+    DataError
+        When no cutoff has the look-back.
     """
     first_week = int(panel["week"].min())
     cutoffs = sorted(
@@ -285,7 +286,43 @@ def training_frames(
             f"no training cutoff has {config.label.lookback_weeks} weeks of history: the panel "
             f"starts at week {first_week}, train_cutoff is {config.train_cutoff}"
         )
+    return cutoffs
+
+
+def fold_label_counts(panel: pd.DataFrame, config: BacktestConfig) -> dict[str, tuple[int, int]]:
+    """The positive and negative labels of the sets :func:`run_backtest` fits and scores on:
+    ``"training"`` and ``"validation"`` (the stacked training cutoffs, split by SKU as
+    :func:`training_frames` splits them) and ``"test"``, from the labels alone (no
+    features), so that a fold a model cannot fit or score is found cheaply beforehand.
+
+    Returns
+    -------
+    dict of str to (int, int)
+        Set name to ``(n_positive, n_negative)``.
+    """
+    stacked = pd.concat(
+        [make_labels(panel, c, config.label) for c in training_cutoffs(panel, config)]
+    )
+    held = _split_skus(stacked.index, config.val_share, config.seed)
+    y = stacked["label"].to_numpy()
+    test = make_labels(panel, config.test_cutoff, config.label)["label"].to_numpy()
+
+    def counts(labels: np.ndarray) -> tuple[int, int]:
+        return int(labels.sum()), int(len(labels) - labels.sum())
+
+    return {"training": counts(y[~held]), "validation": counts(y[held]), "test": counts(test)}
+
+
+def training_frames(
+    dataset: Dataset, panel: pd.DataFrame, config: BacktestConfig
+) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, np.ndarray, pd.DataFrame, pd.DataFrame]:
+    """Stacked training rows, split by SKU into train and validation.
+
+    Returns ``X_train, y_train, X_val, y_val, val_labels, val_features`` (the last two keep
+    the label frame for the baselines).
+    """
     xs, ls = [], []
+    cutoffs = training_cutoffs(panel, config)
     for c in progress(cutoffs, desc="risk: features at training cutoffs", unit="cutoff"):
         x, lab = labelled_features(dataset, panel, c, config)
         xs.append(x)

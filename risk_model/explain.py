@@ -67,11 +67,28 @@ def _member_contributions(kind: str, est, values: np.ndarray, exact: bool = Fals
     return _rf_contributions(est, values)
 
 
+def _row_totals(kind: str, contrib: np.ndarray) -> np.ndarray:
+    """Each row's sum of contributions, the same bits however many rows are explained together.
+
+    ``contrib.sum(axis=1)`` is not: on a column-major array (the logistic regression's terms,
+    from scikit-learn's scaler) numpy adds the columns one after the other, except for a
+    single row, which it sums pairwise. The logistic regression's terms are added feature by
+    feature here for every row count (what numpy did for more than one row); the others are
+    row-major, which numpy sums pairwise along each row for any row count.
+    """
+    if kind == "lr":
+        total = np.array(contrib[:, 0], dtype=contrib.dtype, copy=True)
+        for j in range(1, contrib.shape[1]):
+            total += contrib[:, j]
+        return total
+    return np.ascontiguousarray(contrib).sum(axis=1)
+
+
 def _to_probability(kind: str, est, values: np.ndarray, contrib: np.ndarray) -> np.ndarray:
     """Rescale log-odds contributions so they add up to ``p - sigmoid(bias)``."""
     if kind == "rf":
         return contrib
-    total = contrib.sum(axis=1)
+    total = _row_totals(kind, contrib)
     p = est.predict_proba(values)[:, 1]
     logit = np.log(np.clip(p, 1e-12, 1) / np.clip(1 - p, 1e-12, 1))
     bias = logit - total

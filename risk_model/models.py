@@ -37,12 +37,16 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.utils.validation import check_is_fitted
 from xgboost import XGBClassifier
 
 from ingest.errors import ConfigError, DataError
 
 MODEL_KINDS: tuple[str, ...] = ("lr", "rf", "xgb", "ens")
 BASE_KINDS: tuple[str, ...] = ("lr", "rf", "xgb")
+MIN_CLASS_ROWS = 2
+"""Rows of each class a fit needs in its training and its validation set: calibration is
+cross-fitted on two stratified folds of the validation set."""
 ModelKind = Literal["lr", "rf", "xgb", "ens"]
 Calibration = Literal["auto", "isotonic", "sigmoid", "none"]
 
@@ -50,6 +54,36 @@ Calibration = Literal["auto", "isotonic", "sigmoid", "none"]
 def signed_log1p(x: np.ndarray) -> np.ndarray:
     """``sign(x) * log(1 + |x|)``: tames heavy tails before scaling for the linear model."""
     return np.sign(x) * np.log1p(np.abs(x))
+
+
+class RowwiseLogisticRegression(LogisticRegression):
+    """:class:`~sklearn.linear_model.LogisticRegression` whose score of a row depends on that
+    row alone.
+
+    scikit-learn's linear predictor is one BLAS matrix-vector product, whose rounding depends
+    on how many rows are scored together and on the number of BLAS threads (OpenBLAS sums
+    rows four at a time, and the odd ones out differently): the same SKU scored alone, in a
+    block of the engine or among all SKUs could differ in the last bit. Here the predictor is
+    summed feature by feature in a fixed order, an elementwise loop, so every row gets the
+    same bits however the rows are blocked, on any engine or thread count. Fitting is
+    scikit-learn's own.
+    """
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        """``X @ coef_.T + intercept_``, row by row in a fixed order (see the class)."""
+        check_is_fitted(self)
+        values = np.asarray(X, dtype=float)
+        coef = np.asarray(self.coef_, dtype=float)
+        if values.ndim != 2 or values.shape[1] != coef.shape[1]:
+            raise DataError(
+                f"logistic regression input has shape {values.shape}; expected "
+                f"(n_rows, {coef.shape[1]})"
+            )
+        scores = np.zeros((values.shape[0], coef.shape[0]))
+        for j in range(coef.shape[1]):
+            scores += values[:, j, None] * coef[None, :, j]
+        scores += self.intercept_
+        return scores[:, 0] if scores.shape[1] == 1 else scores
 
 
 @dataclass(frozen=True)
@@ -230,7 +264,7 @@ def make_base_estimator(
         return make_pipeline(
             FunctionTransformer(signed_log1p),
             StandardScaler(),
-            LogisticRegression(C=hp.lr.C, max_iter=hp.lr.max_iter),
+            RowwiseLogisticRegression(C=hp.lr.C, max_iter=hp.lr.max_iter),
         )
     if kind == "rf":
         return RandomForestClassifier(
@@ -464,10 +498,8 @@ class RiskClassifier(ClassifierMixin, BaseEstimator):
             )
         y_val = np.asarray(y_val, dtype=int)
         for name, labels in (("training", y), ("validation", y_val)):
-            # Calibration is cross-fitted on two stratified folds of the validation set, so
-            # each class needs at least two rows there.
             n_pos = int(labels.sum())
-            if n_pos < 2 or len(labels) - n_pos < 2:
+            if n_pos < MIN_CLASS_ROWS or len(labels) - n_pos < MIN_CLASS_ROWS:
                 raise DataError(
                     f"the {name} set has {n_pos} positive(s) out of {len(labels)} rows; a risk "
                     "model needs at least 2 of each class. Use an earlier cutoff, more SKUs "

@@ -10,6 +10,7 @@ the champion choice (best validation PR-AUC of the raw, never-fitted-on-validati
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,9 +88,20 @@ class RiskResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def score_frame(model: RiskClassifier, features: pd.DataFrame, n_drivers: int = 3) -> pd.DataFrame:
-    """Score a feature frame: ``sku``, ``risk``, ``tier`` and the top drivers, highest risk
-    first."""
+#: ``map_blocks(fn, blocks, shared)``: yields ``fn(shared, block)`` for each block, in block
+#: order (the app's engine, :meth:`app.engine.Engine.map_blocks`, is one).
+MapBlocks = Callable[[Callable[[Any, Any], Any], Iterable[Any], Any], Iterable[Any]]
+
+
+def _map_here(fn: Callable[[Any, Any], Any], blocks: Iterable[Any], shared: Any) -> Iterator[Any]:
+    """:data:`MapBlocks` in this process, one block after the other."""
+    for block in blocks:
+        yield fn(shared, block)
+
+
+def _score_block(model: RiskClassifier, block: tuple[pd.DataFrame, int]) -> pd.DataFrame:
+    """One block's scores and top drivers, in the block's row order (unsorted)."""
+    features, n_drivers = block
     risk = model.predict_proba(features)[:, 1]
     out = pd.DataFrame(
         {"sku": np.asarray(features.index, dtype=str), "risk": risk, "tier": model.tier(risk)}
@@ -97,6 +109,47 @@ def score_frame(model: RiskClassifier, features: pd.DataFrame, n_drivers: int = 
     drivers = top_drivers(model, features, k=n_drivers).reset_index(drop=True)
     out = pd.concat([out, drivers], axis=1)
     out["tier"] = out["tier"].astype(str)
+    return out
+
+
+def score_frame(
+    model: RiskClassifier,
+    features: pd.DataFrame,
+    n_drivers: int = 3,
+    *,
+    block_skus: int | None = None,
+    map_blocks: MapBlocks | None = None,
+) -> pd.DataFrame:
+    """Score a feature frame: ``sku``, ``risk``, ``tier`` and the top drivers, highest risk
+    first.
+
+    Parameters
+    ----------
+    model : RiskClassifier (fitted)
+    features : DataFrame
+        One row per SKU, indexed by sku (:func:`risk_model.features.build_features`).
+    n_drivers : int
+        Top drivers per SKU.
+    block_skus : int or None
+        Score blocks of this many consecutive rows (``None``: one block). Every row's score
+        and drivers depend on that row alone, so the blocks change no number.
+    map_blocks : callable, optional
+        Runs the blocks (:data:`MapBlocks`, with ``model`` as the shared object); default:
+        this process, one block after the other.
+
+    Raises
+    ------
+    ConfigError
+        For ``block_skus`` < 1.
+    """
+    if block_skus is not None and block_skus < 1:
+        raise ConfigError(f"block_skus = {block_skus!r}: expected >= 1")
+    n = len(features)
+    step = n if block_skus is None else block_skus
+    starts = range(0, n, step) if n else range(1)  # an empty frame is one (empty) block
+    blocks = ((features.iloc[s : s + step], n_drivers) for s in starts)
+    parts = list((map_blocks or _map_here)(_score_block, blocks, model))
+    out = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
     return out.sort_values(["risk", "sku"], ascending=[False, True], kind="stable").reset_index(
         drop=True
     )
@@ -115,9 +168,17 @@ def add_established(
 
 
 def train_and_score(
-    dataset: Dataset, panel: pd.DataFrame, config: RiskConfig | None = None
+    dataset: Dataset,
+    panel: pd.DataFrame,
+    config: RiskConfig | None = None,
+    *,
+    block_skus: int | None = None,
+    map_blocks: MapBlocks | None = None,
 ) -> RiskResult:
     """Train the candidate models, pick the champion on validation and score every SKU.
+
+    Training runs here; the scoring runs in blocks of ``block_skus`` SKUs through
+    ``map_blocks`` (see :func:`score_frame`: the same scores whatever the blocks).
 
     Parameters
     ----------
@@ -125,6 +186,10 @@ def train_and_score(
     panel : DataFrame
         The weekly panel of ``dataset``.
     config : RiskConfig, optional
+    block_skus : int or None
+        SKUs per scoring block (``None``: one block).
+    map_blocks : callable, optional
+        Runs the scoring blocks with the champion as the shared object (default: here).
 
     Returns
     -------
@@ -174,7 +239,10 @@ def train_and_score(
         baskets=dataset.get("baskets"),
     )
     scores = add_established(
-        score_frame(model, feats, cfg.n_drivers), panel, score_cutoff, cfg.label
+        score_frame(model, feats, cfg.n_drivers, block_skus=block_skus, map_blocks=map_blocks),
+        panel,
+        score_cutoff,
+        cfg.label,
     )
     info = {
         "n_train": int(len(y_tr)),

@@ -184,6 +184,10 @@ class _Formatter(logging.Formatter):
         return text
 
 
+#: Third-party loggers whose INFO lines are set-up chatter (shown with ``-v``).
+CHATTY_LOGGERS = ("mlflow.store.db.utils", "alembic.runtime.migration")
+
+
 def configure_logging(verbosity: int) -> None:
     """One handler on the root logger, to stderr: INFO by default, WARNING with ``-q``, ERROR
     with ``-qq``, DEBUG for deadstock's own packages with ``-v`` (everything with ``-vv``)."""
@@ -200,6 +204,10 @@ def configure_logging(verbosity: int) -> None:
     own = logging.DEBUG if verbosity > 0 else root.level
     for name in OWN_PACKAGES:
         logging.getLogger(name).setLevel(own)
+    # MLflow announces through its own handler that it creates or upgrades a store's tables
+    # (on a fresh store, before the command's first line or its error); -v shows it.
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbosity > 0 else logging.WARNING)
 
 
 def set_process_state(*, uses_torch: bool) -> None:

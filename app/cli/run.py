@@ -1,10 +1,10 @@
 """``deadstock run``: the main job, end to end (a thin shell over
 :func:`app.pipeline.run_pipeline`).
 
-``deadstock run [--data SOURCE] [--config plan.toml] [--out DIR] [--quick] [--engine ray]`` loads the data,
-scores the risk, picks the at-risk SKUs, fits their demand, gets a policy, simulates it
-against the baselines and writes the schedules, SKU summary, alerts, new-product flags and the
-report. It prints where they went and where the MLflow runs are.
+``deadstock run [--data SOURCE] [--config plan.toml] [--out DIR] [--quick] [--engine ray]
+[--ray-mode data]`` loads the data, scores the risk, picks the at-risk SKUs, fits their
+demand, gets a policy, simulates it against the baselines and writes the schedules, SKU
+summary, alerts, new-product flags and the report. It prints where they went and where the MLflow runs are.
 """
 
 from __future__ import annotations
@@ -66,6 +66,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="where the heavy stages run: this process, or Ray (the cluster at $RAY_ADDRESS, "
         "else a local Ray with the machine's cores); same seed, same outputs",
     )
+    config_arg(
+        p,
+        "--ray-mode",
+        config=RUN,
+        key="ray_mode",
+        choices=("tasks", "data"),
+        help="with --engine ray: blocks of SKUs as Ray tasks, or as Ray Data map_batches over "
+        "an actor pool (the policy loaded once per actor; needs 2+ CPUs); same outputs",
+    )
     p.set_defaults(func=cmd_run, uses_torch=True, tracked=True)
 
 
@@ -83,6 +92,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "export.sql_url": args.sql_url,
         "policy.source": args.policy_source,
         "engine": args.engine,
+        "ray_mode": args.ray_mode,
     }
     cfg = build(PipelineConfig, args, flags, quick=args.quick)
     result = run_pipeline(cfg)

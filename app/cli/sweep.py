@@ -5,6 +5,7 @@ tracked in MLflow)."""
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ def register(subparsers: Any) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    from app.engine import ray_running
     from experiments.sweep import markdown_table, run_sweep
     from experiments.sweep_config import SweepConfig
 
@@ -59,7 +61,7 @@ def _sweep(args: argparse.Namespace) -> int:
         args,
         {"seed": args.seed, "num_samples": args.samples, "experiment": args.experiment},
     )
-    outcome = run_sweep(config, Path(args.out))
+    outcome = run_sweep(config, Path(args.out), ray_session=partial(ray_running, who="sweep"))
     print(markdown_table(outcome.trials.drop(columns=["run_id"])), end="")
     best = f"best: {outcome.best['trial']} ({config.metric} {outcome.best[config.metric]:.4g})"
     if config.target == "ppo":

@@ -4,6 +4,7 @@ refused before any work."""
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
@@ -18,10 +19,10 @@ import pandas as pd
 import pytest
 
 from agents.baselines import Myopic
-from app.engine import LocalEngine, make_engine
+from app.engine import LocalEngine, RayEngine, make_engine
 from app.exports import BULK_STAGING_GLOB, bulk_blocks, export_schedules_bulk
 from app.pipeline_config import DEFAULT_RULES, PipelineConfig
-from ingest.errors import ConfigError
+from ingest.errors import ConfigError, DataError
 from simulator.demand import Catalog
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,6 +87,52 @@ def test_engine_setting_is_validated_before_any_work(tmp_path, monkeypatch):
         make_engine("ray")
 
 
+def test_ray_mode_setting_is_validated_before_any_work(tmp_path, monkeypatch):
+    from app.config import load_config
+
+    bad = tmp_path / "plan.toml"
+    bad.write_text('engine = "ray"\nray_mode = "actors"\n')
+    with pytest.raises(
+        ConfigError, match=r"ray_mode = \"actors\": expected one of 'tasks', 'data'"
+    ):
+        load_config(PipelineConfig, bad)
+    with pytest.raises(ConfigError, match="ray_mode = 'actors': expected 'tasks' or 'data'"):
+        PipelineConfig(ray_mode="actors")  # type: ignore[arg-type]
+    # refused before Ray is asked for anything (a cluster address nothing answers on)
+    monkeypatch.setenv("RAY_ADDRESS", "no-port-here")
+    with pytest.raises(ConfigError, match="ray_mode = 'actors': expected 'tasks' or 'data'"):
+        make_engine("ray", ray_mode="actors")
+    with pytest.raises(ConfigError, match="ray_mode = 'actors'"):
+        make_engine("local", ray_mode="actors")
+    cfg = load_config(PipelineConfig, None, overrides={"engine": "ray", "ray_mode": "data"})
+    assert (cfg.engine, cfg.ray_mode) == ("ray", "data")
+    assert cfg.plan_key("x") == PipelineConfig().plan_key("x")  # not a setting of the plan
+
+
+class _OneCpuRay:
+    """Stands in for the ``ray`` module of a 1-CPU cluster."""
+
+    @staticmethod
+    def cluster_resources() -> dict[str, float]:
+        return {"CPU": 1.0}
+
+    @staticmethod
+    def remote(**_: object):
+        return lambda fn: fn
+
+
+def test_data_mode_refuses_a_one_cpu_cluster_instead_of_hanging(monkeypatch):
+    """An actor pool that takes every CPU leaves Ray Data's tasks unscheduled and hangs: the
+    data mode needs 2 CPUs and says so before any work; the tasks mode runs on one."""
+    import app.engine
+
+    monkeypatch.setattr(app.engine, "_connect", lambda address, num_cpus: _OneCpuRay())
+    with pytest.raises(ConfigError, match=r"ray_mode = 'data': the Ray cluster has 1 CPU; "
+                       r"expected at least 2"):  # fmt: skip
+        RayEngine(None, mode="data")
+    assert RayEngine(None, mode="tasks").max_in_flight == 2
+
+
 def test_cli_refuses_a_bad_engine_and_an_unreachable_cluster(tmp_path):
     """``deadstock run --engine`` and RAY_ADDRESS: exit 2 and one line, before any work."""
     exe = str(ROOT / ".venv" / "bin" / "deadstock")
@@ -97,6 +144,13 @@ def test_cli_refuses_a_bad_engine_and_an_unreachable_cluster(tmp_path):
         cwd=tmp_path,
     )
     assert proc.returncode == 2 and "spark" in proc.stderr and "ray" in proc.stderr
+    proc = subprocess.run(
+        [exe, "run", "--engine", "ray", "--ray-mode", "actors", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2 and "--ray-mode" in proc.stderr and "'data'" in proc.stderr
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -136,6 +190,112 @@ def test_local_bulk_export_is_the_same_whatever_the_blocks(tmp_path):
 
 
 # ------------------------------------------------------------------------------- on Ray
+class _Counted:
+    """A shared object that appends the id of every process that unpickles it to ``log``:
+    loaded once per Ray worker or actor, the log has one line per process."""
+
+    def __init__(self, log: str, offset: int) -> None:
+        self.log = log
+        self.offset = offset
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        with open(self.log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+
+
+def _scaled(shared: _Counted, block: int) -> tuple[int, int, np.ndarray]:
+    time.sleep(0.02 * (block % 3))  # uneven blocks: a reorder would show
+    return os.getpid(), block * 2 + shared.offset, np.full(3, block)
+
+
+def _logged(shared: _Counted, block: int) -> int:
+    """A slow block that records that it ran (in the shared object's log's sibling)."""
+    with open(shared.log + ".blocks", "a") as f:
+        f.write(f"{block}\n")
+    time.sleep(0.2)
+    return block
+
+
+def _refused(shared: _Counted, block: int) -> int:
+    if block == 2:
+        raise DataError(f"block {block}: column 'x' has -1, expected >= 0")
+    return block
+
+
+def _cpus_free(ray, within_s: float = 60.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if ray.available_resources().get("CPU", 0) == ray.cluster_resources()["CPU"]:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.parametrize("mode", ["tasks", "data"])
+def test_ray_map_blocks_gives_the_local_results_in_order(tmp_path, ray_local, mode):
+    """Both Ray modes yield what the local engine yields, in block order, with the shared
+    object unpickled once per worker process (data mode: per actor of the pool, one with
+    2 CPUs), not once per block."""
+    log = tmp_path / "loads.txt"
+    shared = _Counted(str(log), 100)
+    blocks = list(range(12))
+    local = list(LocalEngine().map_blocks(_scaled, blocks, shared))
+    engine = make_engine("ray", ray_mode=mode)
+    remote = list(engine.map_blocks(_scaled, iter(blocks), shared))
+    assert [v for _, v, _ in remote] == [v for _, v, _ in local] == [100 + 2 * b for b in blocks]
+    for (_, _, a), (_, _, b) in zip(remote, local, strict=True):
+        np.testing.assert_array_equal(a, b)
+    loads = log.read_text().split()
+    workers = {str(pid) for pid, _, _ in remote}
+    assert sorted(loads) == sorted(workers), "one load per worker process, by the workers"
+    assert len(loads) < len(blocks)
+    if mode == "data":
+        assert len(workers) == 1  # cpus - 1 actors: one with 2 CPUs
+    assert list(engine.map_blocks(_scaled, [], shared)) == []
+
+
+@pytest.mark.parametrize("mode", ["tasks", "data"])
+def test_ray_map_blocks_stops_when_the_consumer_stops(tmp_path, ray_local, mode):
+    """A consumer that raises after two results leaves nothing running: every CPU of the
+    cluster is free again and the remaining blocks never run."""
+    shared = _Counted(str(tmp_path / "loads.txt"), 0)
+    engine = make_engine("ray", ray_mode=mode)
+    n = 40
+    with pytest.raises(RuntimeError, match="consumer stops"):
+        for k, value in enumerate(engine.map_blocks(_logged, range(n), shared)):
+            assert value == k
+            if k == 1:
+                raise RuntimeError("consumer stops")
+    assert _cpus_free(ray_local), ray_local.available_resources()
+    ran = (tmp_path / "loads.txt.blocks").read_text().split()
+    time.sleep(1.0)
+    assert (tmp_path / "loads.txt.blocks").read_text().split() == ran, "blocks still running"
+    assert 2 <= len(ran) < n
+
+
+@pytest.mark.parametrize("mode", ["tasks", "data"])
+def test_ray_raises_a_blocks_error_as_it_is(tmp_path, ray_local, mode):
+    """A block's DataError reaches the caller as that DataError (its one-line message for the
+    CLI), not as Ray's or Ray Data's wrapper, after the blocks before it; nothing is left
+    running. A task of run_tasks does the same."""
+    shared = _Counted(str(tmp_path / "loads.txt"), 0)
+    engine = make_engine("ray", ray_mode=mode)
+    got = []
+    with pytest.raises(DataError) as raised:
+        for value in engine.map_blocks(_refused, range(6), shared):
+            got.append(value)
+    assert type(raised.value) is DataError
+    assert str(raised.value) == "block 2: column 'x' has -1, expected >= 0"
+    assert "_refused" in "".join(raised.value.__notes__)  # the worker's traceback, as a note
+    assert got == [0, 1]
+    assert _cpus_free(ray_local), ray_local.available_resources()
+    with pytest.raises(DataError) as raised:
+        engine.run_tasks(functools.partial(_refused, shared), [0, 2])
+    assert type(raised.value) is DataError
+    assert str(raised.value) == "block 2: column 'x' has -1, expected >= 0"
+
+
 def test_ray_bulk_export_is_byte_identical_to_local(tmp_path, ray_local):
     for suffix in (".parquet", ".csv"):
         local, remote = tmp_path / f"local{suffix}", tmp_path / f"ray{suffix}"
@@ -143,12 +303,16 @@ def test_ray_bulk_export_is_byte_identical_to_local(tmp_path, ray_local):
         assert local.read_bytes() == remote.read_bytes(), suffix
     frame = pd.read_parquet(tmp_path / "ray.parquet")
     assert len(frame) == 300 * 8 and frame["sku"].is_monotonic_increasing
+    data = tmp_path / "data.parquet"
+    assert _export(data, make_engine("ray", ray_mode="data")) == 300 * 8
+    assert data.read_bytes() == (tmp_path / "local.parquet").read_bytes()
 
 
 _KILLED_EXPORT = """
 import sys, time
 import numpy as np
 from agents.baselines import Myopic
+from app.engine import make_engine
 from app.exports import export_schedules_bulk
 from app.pipeline_config import DEFAULT_RULES
 from tests.app.test_engine import _catalog
@@ -161,15 +325,16 @@ class SlowMyopic(Myopic):
 
 export_schedules_bulk(SlowMyopic(), _catalog(300), DEFAULT_RULES, 8, sys.argv[1],
     plan_key="k", plan_episodes=2, n_episodes=4, seed=5, chunk_skus=10, progress=False,
-    engine="ray")
+    engine=make_engine("ray", ray_mode=sys.argv[2]))
 """
 
 
 @pytest.mark.slow
-def test_killed_ray_export_leaves_the_previous_export_whole(tmp_path, ray_local):
+@pytest.mark.parametrize("mode", ["tasks", "data"])
+def test_killed_ray_export_leaves_the_previous_export_whole(tmp_path, ray_local, mode):
     """A Ray export (a driver process on the session's cluster via RAY_ADDRESS) killed with
-    SIGKILL after its first part is written leaves the previous file byte-identical; the
-    next export removes the killed one's staging folder."""
+    SIGKILL after its first part is written leaves the previous file byte-identical and no
+    work running on the cluster; the next export removes the killed one's staging folder."""
     target = tmp_path / "schedules.parquet"
     _export(target, "local")
     before = target.read_bytes()
@@ -179,7 +344,7 @@ def test_killed_ray_export_leaves_the_previous_export_whole(tmp_path, ray_local)
         PYTHONPATH=str(ROOT),
     )
     proc = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(_KILLED_EXPORT), str(target)],
+        [sys.executable, "-c", textwrap.dedent(_KILLED_EXPORT), str(target), mode],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -196,6 +361,9 @@ def test_killed_ray_export_leaves_the_previous_export_whole(tmp_path, ray_local)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
+    assert _cpus_free(ray_local), (
+        f"the killed driver's work still runs: {ray_local.available_resources()}"
+    )
     assert list(tmp_path.glob(staging_glob)), "the killed run's staging folder is where it was"
     assert target.read_bytes() == before
     assert len(pd.read_parquet(target)) == 300 * 8
@@ -204,9 +372,11 @@ def test_killed_ray_export_leaves_the_previous_export_whole(tmp_path, ray_local)
     assert target.read_bytes() == before
 
 
-def test_block_simulation_gives_the_numbers_of_one_block(plan_catalog):
-    """The evaluate stage's simulation block by block (any engine) gives exactly the numbers
-    of the whole catalog at once: a SKU's random numbers are keyed by its id."""
+@pytest.mark.parametrize("mode", ["local", "ray-data"])
+def test_block_simulation_gives_the_numbers_of_one_block(plan_catalog, request, mode):
+    """The evaluate stage's simulation block by block (here in this process, and as Ray Data
+    ``map_batches``) gives exactly the numbers of the whole catalog at once: a SKU's random
+    numbers are keyed by its id."""
     from app.blocks import BlockSimulator
     from planning.outcomes import simulate_schedules
     from planning.schedule import Schedule
@@ -219,7 +389,12 @@ def test_block_simulation_gives_the_numbers_of_one_block(plan_catalog):
     }
     settings = dict(n_episodes=20, seed=11, ci_level=0.9, draw_parameters=True)
     whole = simulate_schedules(plan_catalog, plans, **settings)
-    blocks = BlockSimulator(LocalEngine(), 5)(plan_catalog, plans, **settings)
+    if mode == "local":
+        engine = LocalEngine()
+    else:
+        request.getfixturevalue("ray_local")
+        engine = make_engine("ray", ray_mode="data")
+    blocks = BlockSimulator(engine, 5)(plan_catalog, plans, **settings)
     for name in plans:
         for field in ("totals", "weekly_mean", "weekly_sd"):
             for key, value in getattr(whole[name], field).items():

@@ -14,6 +14,7 @@ import pytest
 
 from app import stages as st
 from app.cli.main import main
+from app.engine import LocalEngine
 from app.pipeline_config import DEFAULT_RULES, PipelineConfig
 from app.stage_record import StageRecord
 from ingest.errors import DataError
@@ -43,6 +44,7 @@ n_bootstrap = 7
 n_drivers = 2
 backtest_test_cutoff = 50
 backtest_train_cutoff = 30
+block_skus = 250
 
 [risk.label]
 kind = "sell_through"
@@ -67,6 +69,7 @@ recommend = "policy"
 n_episodes = 33
 ci_level = 0.9
 draw_parameters = false
+block_skus = 3
 
 [export]
 format = "parquet"
@@ -147,14 +150,17 @@ def test_risk_section_reaches_backtest_and_training(cfg, monkeypatch):
         seen["backtest"] = c
         raise DataError("recorded")
 
-    def train(dataset, panel, c):
-        seen["train"] = c
+    def train(dataset, panel, c, **kw):
+        seen["train"], seen["scoring"] = c, kw
         raise Stop
 
     monkeypatch.setattr("risk_model.backtest.run_backtest", backtest)
     monkeypatch.setattr("risk_model.scoring.train_and_score", train)
+    engine = LocalEngine()
     with pytest.raises(Stop):
-        st.risk_stage(cfg, _data(_panel()), 12345, StageRecord("risk"))
+        st.risk_stage(cfg, _data(_panel()), 12345, StageRecord("risk"), engine)
+    # the scoring runs in blocks of [risk] block_skus on the run's engine
+    assert seen["scoring"] == {"block_skus": 250, "map_blocks": engine.map_blocks}
     bt, risk = seen["backtest"], seen["train"]
     for c in (bt, risk):
         assert c.models == ("lr", "rf") and c.train_offsets == (0, 2)  # type: ignore[attr-defined]
@@ -259,19 +265,25 @@ def test_export_and_new_products_reach_the_writers(cfg, monkeypatch, tmp_path):
         seen["export"] = c
         raise Stop
 
-    monkeypatch.setattr("app.exports.schedules_table", lambda *a, **k: empty)
-    monkeypatch.setattr("app.exports.sku_summary_table", lambda *a, **k: empty)
+    def tables(*args, **kwargs):
+        seen["tables"] = kwargs
+        return empty, empty
+
+    monkeypatch.setattr("app.exports.plan_tables", tables)
     monkeypatch.setattr("app.alerts.alerts_table", lambda *a, **k: empty)
     monkeypatch.setattr("app.exports.new_product_flags_table", flags)
     monkeypatch.setattr("app.exports.write_tables", write)
     ev = st.EvalOut({"recommended": None}, "fluid", {}, np.zeros(2, dtype=bool))  # type: ignore[dict-item]
     fitted = st.FitOut(_catalog(), "assumed", [])
     scores = pd.DataFrame({"sku": ["s0", "s1"], "risk": [0.9, 0.8], "tier": ["high", "high"]})
+    engine = LocalEngine()
     with pytest.raises(Stop):
         st.export_stage(
             cfg, "k", _data(_panel()), scores, st.Selection([], ""), fitted, ev, [],
-            StageRecord("export"),
+            StageRecord("export"), engine=engine,
         )  # fmt: skip
+    # the schedules and SKU summary are built in the evaluation's blocks on the run's engine
+    assert seen["tables"]["block_skus"] == 3 and seen["tables"]["engine"] is engine
     assert seen["new_products"].max_age_weeks == 5 and seen["new_products"].min_risk == 0.7
     assert seen["export"].format == "parquet" and seen["export"].table_prefix == "x_"
 

@@ -113,6 +113,20 @@ def test_the_best_trial_ran_its_whole_budget_and_none_when_all_failed(tmp_path):
     assert "| c | failed |  |" in text
 
 
+def test_the_trial_table_shows_errors_only_when_a_trial_failed(tmp_path):
+    from experiments.sweep import _Trial, trial_table
+
+    config = _load(tmp_path, TINY.format(experiment="x"))
+    done = _Trial("trial_000", "r0", {"n_epochs": 2}, [{"pct_of_dp_mean": 97.0}], COMPLETED)
+    assert "error" not in trial_table([done], config).columns
+    broken = _Trial("trial_001", "r1", {"n_epochs": 1}, [], FAILED, "ValueError: a | b")
+    table = trial_table([done, broken], config)
+    assert list(table["error"]) == ["", "ValueError: a | b"]
+    assert list(table.columns[-2:]) == ["error", "run_id"]
+    text = markdown_table(table.drop(columns=["run_id"]))
+    assert text.splitlines()[-1].endswith("| ValueError: a \\| b |")  # the row stays one row
+
+
 @pytest.mark.slow
 def test_a_tiny_sweep_logs_its_trials_under_one_parent_and_is_seeded(ray_local, tmp_path):
     from experiments.sweep import BEST_CONFIG, TRIALS_CSV, TRIALS_MD, run_sweep

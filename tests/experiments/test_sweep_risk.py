@@ -4,6 +4,8 @@ world) tracked in MLflow whose best config reproduces the best trial's score."""
 
 from __future__ import annotations
 
+import shutil
+
 import mlflow
 import numpy as np
 import pandas as pd
@@ -14,7 +16,7 @@ from app.config import load_config
 from app.pipeline_config import PipelineConfig
 from experiments.sweep import COMPLETED, STATUS_TAG, STOPPED
 from experiments.sweep_config import SweepConfig
-from ingest.errors import ConfigError, DataError
+from ingest.errors import ConfigError, DataError, DeadstockError
 from risk_model.backtest import BacktestConfig, run_backtest
 from risk_model.scoring import RiskConfig
 
@@ -118,6 +120,117 @@ def world(tmp_path_factory):
     args = ["data", "synth", "--n-skus", "600", "--weeks", "60", "--seed", "11", "--out"]
     assert main([*args, str(out)]) == 0
     return out
+
+
+@pytest.fixture(scope="module")
+def revived_world(world, tmp_path_factory):
+    """``world`` with every SKU selling a unit in week 44: no SKU is dead in a 13-week window
+    that holds it, which TINY's folds on 60 weeks (test cutoffs 43 and 47, training cutoffs
+    30 and 34) make the first fold's test window and the second fold's training window."""
+    out = tmp_path_factory.mktemp("revived")
+    shutil.copytree(world, out, dirs_exist_ok=True)
+    sales = pd.read_csv(out / "sales.csv")
+    skus = pd.read_csv(out / "products.csv")["sku"]
+    week = sales[sales["week"] == REVIVED_WEEK].set_index("sku")
+    missing = skus[~skus.isin(week.index)]
+    add = pd.DataFrame({"sku": missing, "week": REVIVED_WEEK, "units": 1.0, "revenue": 1.0})
+    sales = pd.concat([sales, add], ignore_index=True).fillna(0.0)
+    sales.sort_values(["sku", "week"], kind="stable").to_csv(out / "sales.csv", index=False)
+    return out
+
+
+REVIVED_WEEK = 44
+
+
+def test_folds_without_positive_labels_are_refused_before_ray_starts_naming_the_fold(
+    revived_world, tmp_path, capsys
+):
+    from experiments.sweep import check_fold_labels
+    from ingest.loader import load
+    from ingest.panel import load_panel
+    from risk_model.labels import make_labels
+
+    config = _load(tmp_path, TINY.format(data=revived_world, experiment="risk-sweep-refused"))
+    panel = load_panel(load(str(revived_world)))
+    assert config.folds(1, 60) == [(30, 43), (34, 47)]
+    # the counts the message must give, from the labels themselves
+    test_labels = make_labels(panel, 43, config.risk.label)["label"]
+    assert test_labels.sum() == 0 and len(test_labels) > 0
+    train_labels = make_labels(panel, 34, config.risk.label)["label"]
+    assert train_labels.sum() == 0
+    with pytest.raises(DataError) as err:
+        check_fold_labels(config, panel, config.folds(1, 60))
+    text = str(err.value)
+    assert "2 of 2 backtest fold(s)" in text
+    assert (
+        "fold 1 (test cutoff week 43, training cutoff week 30): "
+        f"test 0 positive / {len(test_labels)} negative (needs >= 1 of each)"
+    ) in text
+    assert "fold 2 (test cutoff week 47, training cutoff week 34): training 0 positive" in text
+    assert "validation 0 positive" in text and "lower asha.max_t" in text
+
+    # the CLI refuses it the same way, before Ray or MLflow start and before any output
+    path = tmp_path / "sweep.toml"
+    out = tmp_path / "out"
+    assert main(["sweep", "--config", str(path), "--out", str(out)]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("error: sweep data") and "fold 1 (test cutoff week 43" in last
+    assert not out.exists()
+    assert mlflow.get_experiment_by_name("risk-sweep-refused") is None
+
+
+def test_fold_label_counts_match_the_sets_a_backtest_fits_on(world):
+    from ingest.loader import load
+    from ingest.panel import load_panel
+    from risk_model.backtest import fold_label_counts, training_frames
+
+    dataset = load(str(world))
+    panel = load_panel(dataset)
+    cfg = BacktestConfig(train_offsets=(0, 4), train_cutoff=34, test_cutoff=47, n_bootstrap=0)
+    counts = fold_label_counts(panel, cfg)
+    _, y_tr, _, y_val, _, _ = training_frames(dataset, panel, cfg)
+    assert counts["training"] == (int(y_tr.sum()), int(len(y_tr) - y_tr.sum()))
+    assert counts["validation"] == (int(y_val.sum()), int(len(y_val) - y_val.sum()))
+    assert min(counts["training"]) > 0 and counts["validation"][1] > 0
+
+
+@pytest.mark.slow
+def test_a_trial_that_fails_is_reported_by_its_error_and_leaves_no_best_config(
+    ray_local, world, tmp_path, monkeypatch, caplog
+):
+    """A trial failing for a reason the driver's checks cannot see (here: the panel the
+    trials get lacks ``revenue``, which the features need and the labels do not)."""
+    import ingest.panel
+    from experiments.sweep import BEST_PLAN, BEST_RISK, ERROR_TAG, FAILED, TRIALS_CSV, run_sweep
+
+    load_panel = ingest.panel.load_panel
+    monkeypatch.setattr(
+        ingest.panel, "load_panel", lambda ds: load_panel(ds).drop(columns=["revenue"])
+    )
+    config = _load(tmp_path, TINY.format(data=world, experiment="risk-sweep-failed"))
+    with pytest.raises(DeadstockError) as err:
+        run_sweep(config, tmp_path / "out")
+    text = str(err.value)
+    assert "none of the 2 trial(s) reported a score (2 failed; the first, trial_000 (" in text
+    assert "with DataError: panel: column(s) ['revenue'] missing" in text
+    assert "Traceback" not in text and "RayTaskError" not in text
+    # each failure logged once, as its error; none of Tune's own tracebacks
+    failed_lines = [r.getMessage() for r in caplog.records if "['revenue']" in r.getMessage()]
+    assert [m.split(" failed: ")[0] for m in failed_lines] == ["sweep trial_000", "sweep trial_001"]
+    assert not [r for r in caplog.records if r.name.startswith("ray.tune") and r.exc_info]
+    assert not list((tmp_path / "out").glob("best_*.toml"))
+    assert (
+        not (tmp_path / "out" / BEST_RISK).exists() and not (tmp_path / "out" / BEST_PLAN).exists()
+    )
+    table = pd.read_csv(tmp_path / "out" / TRIALS_CSV)
+    assert list(table["status"]) == [FAILED, FAILED]
+    assert table["error"].str.startswith("DataError: panel: column(s) ['revenue']").all()
+    runs = mlflow.search_runs(
+        [mlflow.get_experiment_by_name("risk-sweep-failed").experiment_id],
+        filter_string="tags.mlflow.runName LIKE 'trial_%'",
+    )
+    assert set(runs["status"]) == {"FAILED"}
+    assert runs[f"tags.{ERROR_TAG}"].str.contains("'revenue'").all()
 
 
 @pytest.mark.slow
