@@ -93,10 +93,13 @@ def run_one(n_skus: int, seed: int, work: Path) -> Record:
     t_all = time.perf_counter()
 
     def stage(name: str, fn):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         with PeakRSS() as rss:
             value = fn()
         rec[f"{name}_s"] = time.perf_counter() - t0
+        # CPU seconds of every thread of the process: the cost on a core, which other jobs
+        # on a shared machine inflate far less than the wall time.
+        rec[f"{name}_cpu_s"] = time.process_time() - c0
         rec[f"{name}_peak_gb"] = rss.peak / 1e9
         print(f"[{n_skus:,}] {name}: {rec[f'{name}_s']:.1f} s, peak {rss.peak / 1e9:.2f} GB",
               file=sys.stderr, flush=True)  # fmt: skip
@@ -120,6 +123,7 @@ def run_one(n_skus: int, seed: int, work: Path) -> Record:
 
     rec["export_rows"] = stage("export", export)
     rec["total_s"] = time.perf_counter() - t_all
+    rec["total_cpu_s"] = sum(float(rec[f"{s}_cpu_s"]) for s in STAGES)
     rec["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
     rec["load_end"] = os.getloadavg()[0]
     return rec
@@ -141,6 +145,7 @@ def _plot(records: list[Record]) -> None:
     for s in STAGES:
         a.plot(*series(f"{s}_s", 60.0), "o-", label=s)
     a.plot(*series("total_s", 60.0), "k^-", label="total (complete runs)")
+    a.plot(*series("total_cpu_s", 60.0), "k^:", label="total CPU time")
     a.set(xlabel="SKUs (millions, x 12 weeks)", ylabel="wall time (min)", title="Time")
     a.legend()
     b.plot(*series("peak_gb"), "ko-", label="process peak (stages reached)")
@@ -225,6 +230,17 @@ def _section(records: list[Record], pending: list[int]) -> str:
             f"| {n:,} | "
             + " | ".join(_num(_div(r.get(f"{s}_s"), n / 1e6), ",.0f") for s in STAGES)
             + " |"
+        )
+    lines += ["", "CPU cost per SKU by stage (microseconds of CPU time of the process, all its "
+              "threads, per SKU; what the sizing model uses, as other jobs on the machine "
+              "inflate it far less than the wall time):", "",
+              "| SKUs | " + " | ".join(STAGES) + " | total |", "|---|" + "---|" * (len(STAGES) + 1)]  # fmt: skip
+    for r in records:
+        n = int(r["n_skus"])
+        lines.append(
+            f"| {n:,} | "
+            + " | ".join(_num(_div(r.get(f"{s}_cpu_s"), n / 1e6), ",.0f") for s in STAGES)
+            + f" | {_num(_div(r.get('total_cpu_s'), n / 1e6), ',.0f')} |"
         )
     lines += ["", "Peak RSS by stage (GB):", "", "| SKUs | " + " | ".join(STAGES) + " |",
               "|---|" + "---|" * len(STAGES)]  # fmt: skip
