@@ -63,8 +63,11 @@ def test_bench_learning_runs(tmp_path):
     )  # fmt: skip
     assert code == 0
     page = (tmp_path / "page.md").read_text()
-    # the command on the page can be pasted into a shell: an argument with spaces is quoted
-    assert "--note 'shared machine (load 5)'" in page
+    # the command on the page can be pasted into a shell (arguments with spaces quoted); the
+    # note is its own line below it and shows in the command as "..."
+    produced = next(line for line in page.splitlines() if line.startswith("Produced by"))
+    assert "--set 'net_arch=[16]'" in produced and "--note ...`" in produced
+    assert "shared machine (load 5)" in page and "load 5" not in produced
     assert "Strongest non-learning planner" in page and "ppo/s0" in page and "| oracle |" in page
     # per scenario, the best planner's % is at least the strongest planner's
     table = page.split("### Per scenario")[1].split("\n\n")[2].splitlines()
