@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.exports import plan_tables  # noqa: E402
 from app.presentation import TableContext  # noqa: E402
+from benchmarks.bench_risk import scaled_features  # noqa: E402
 from ingest.dataset import Dataset  # noqa: E402
 from ingest.panel import build_panel  # noqa: E402
 from planning.outcomes import TOTALS, Outcome  # noqa: E402
@@ -61,14 +62,7 @@ def scoring(n_skus: int) -> dict[str, Any]:
     panel = build_panel(ds)
     result = train_and_score(ds, panel, RiskConfig(models=("lr",), train_offsets=(0,)))
     feats = result.features
-    reps = int(np.ceil(n_skus / len(feats)))
-    rng = np.random.default_rng(0)
-    big = pd.DataFrame(
-        np.tile(feats.to_numpy(), (reps, 1))[:n_skus]
-        * rng.uniform(0.9, 1.1, (n_skus, feats.shape[1])),
-        columns=feats.columns,
-        index=pd.Index([f"B{i}" for i in range(n_skus)], name="sku"),
-    )
+    big = scaled_features(feats, n_skus)
     out: dict[str, Any] = {"n_skus": n_skus, "n_features": int(feats.shape[1])}
     t_one, one = _cpu(lambda: score_frame(result.model, big, 3))
     out["one_block_cpu_s"] = round(t_one, 2)

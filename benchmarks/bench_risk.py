@@ -85,6 +85,19 @@ def cj_backtests(n_jobs: int) -> dict[str, Any]:
     return runs
 
 
+def scaled_features(feats: pd.DataFrame, n_skus: int) -> pd.DataFrame:
+    """``n_skus`` rows of features for a scoring benchmark: ``feats``'s rows repeated, each
+    value scaled by a uniform 0.9-1.1 draw (seed 0), indexed ``B0``, ``B1``, ..."""
+    reps = int(np.ceil(n_skus / len(feats)))
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(
+        np.tile(feats.to_numpy(), (reps, 1))[:n_skus]
+        * rng.uniform(0.9, 1.1, (n_skus, feats.shape[1])),
+        columns=feats.columns,
+        index=pd.Index([f"B{i}" for i in range(n_skus)], name="sku"),
+    )
+
+
 def scoring(n_skus: int, n_jobs: int, driver_rows: int) -> dict[str, Any]:
     _stage("synthetic world for training (3,000 SKUs)")
     w = generate_world(SyntheticConfig(n_skus=3000, n_weeks=60, seed=5, dead_share=0.3))
@@ -94,14 +107,7 @@ def scoring(n_skus: int, n_jobs: int, driver_rows: int) -> dict[str, Any]:
     for kind in ("xgb", "ens"):
         result = train_and_score(ds, panel, RiskConfig(models=(kind,), n_jobs=n_jobs))
         feats = result.features
-        reps = int(np.ceil(n_skus / len(feats)))
-        rng = np.random.default_rng(0)
-        big = pd.DataFrame(
-            np.tile(feats.to_numpy(), (reps, 1))[:n_skus]
-            * rng.uniform(0.9, 1.1, (n_skus, feats.shape[1])),
-            columns=feats.columns,
-            index=pd.Index([f"B{i}" for i in range(n_skus)], name="sku"),
-        )
+        big = scaled_features(feats, n_skus)
         _stage(f"scoring {n_skus:,} SKUs with {kind}")
         t = time.perf_counter()
         risk = result.model.predict_proba(big)[:, 1]
