@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from agents.dp import DPSolution, broadcast_catalog, demand_pmf, solve
+from agents.fluid import VALUE_SCALE
 from agents.policy import Policy
 from envs.budget import OFF_ACTION, promo_actions, repair
 from envs.config import RulesConfig
@@ -107,7 +108,12 @@ def dual_function(
 
 
 def solve_category(
-    catalog: Catalog, rules: RulesConfig, horizon_weeks: int, max_promoted: int
+    catalog: Catalog,
+    rules: RulesConfig,
+    horizon_weeks: int,
+    max_promoted: int,
+    *,
+    tol: float = RELATIVE_TOL,
 ) -> CategorySolution:
     """Minimize the dual function over the multiplier by bisection; solve both plans' DPs.
 
@@ -119,6 +125,9 @@ def solve_category(
         Per-SKU rules (the same for every SKU).
     horizon_weeks, max_promoted : int
         Weeks to exit; at most ``max_promoted`` SKUs on promotion per week.
+    tol : float
+        Bisection stops when the bracket is narrower than this share of its upper end (the
+        training pool of :func:`solve_pool` uses a coarser one than the suite's bound).
 
     Returns
     -------
@@ -139,12 +148,14 @@ def solve_category(
     # no SKU promotes and L only grows
     hi = float(np.sum(catalog.list_price * catalog.initial_stock)) + 1.0
     lo = 0.0
-    h0 = hi * RELATIVE_TOL
+    if not 0 < tol < 1:
+        raise ConfigError(f"tol = {tol}; expected 0 < tol < 1")
+    h0 = hi * min(tol, RELATIVE_TOL)
     if dual(h0) >= free_value:  # the slope at 0 is >= 0: the limit does not bind
         lam = 0.0
     else:
         for _ in range(BISECTION_STEPS):
-            if hi - lo <= RELATIVE_TOL * hi:
+            if hi - lo <= tol * hi:
                 break
             mid = 0.5 * (lo + hi)
             step = max(min(mid, hi - mid) * 1e-3, h0)
@@ -350,3 +361,119 @@ class RepairedPolicy(Policy):
         return repair(
             a, self.depth[a], self.promo, n_skus=self.n_skus, max_promoted=self.max_promoted
         )
+
+
+class SlotPrices:
+    """Each SKU's DP priced at its category's multiplier, read at the SKUs' current states: the
+    Lagrangian plan as features of the sequential allocator (:mod:`envs.budget_seq`).
+
+    For SKU ``i`` with multiplier ``lam_i`` and DP Q-values ``Q_i`` charged ``lam_i`` per
+    promotion week, ``R_i(a) = Q_i(a) + lam_i promo(a)`` is the value of playing ``a`` this
+    week when this week's slot is already held (the charge given back, the future still priced
+    at ``lam_i``). Then
+
+    - :meth:`advantages`: ``max_promo R - max_off R``, the Lagrangian plan's ranking (a
+      sold-out SKU reads ``-inf``);
+    - :meth:`regrets`: each action's regret against the best allowed one, scaled like the
+      fluid regrets of :func:`agents.fluid.value_features` (``VALUE_SCALE * regret`` per unit
+      of stock on hand and list price, clipped to [-1, 0]; forbidden actions read -1).
+
+    With the SKUs deciding in order of advantage and a promotion masked once no slot is left,
+    playing the best allowed action (regret 0) is the Lagrangian plan
+    (:class:`CategoryDPPolicy`), up to ties.
+
+    The tables of all SKUs are stored flat, so a lookup for any mix of SKUs is one gather (in
+    float64: at the dual optimum several SKUs' advantages nearly tie, and single precision
+    would reorder them); only DPs without rule state are accepted (the budget market's rules
+    keep none).
+
+    Parameters
+    ----------
+    solutions : sequence of DPSolution
+        One per SKU, solved with ``keep_q=True`` and charged ``multipliers[i]``.
+    multipliers : array-like of float
+        ``lam_i`` per SKU (the multiplier of its category).
+    promo : ndarray of bool
+        :func:`envs.budget.promo_actions` of the rules.
+    """
+
+    def __init__(
+        self, solutions: list[DPSolution], multipliers: np.ndarray, promo: np.ndarray
+    ) -> None:
+        lam = np.asarray(multipliers, float).reshape(-1)
+        if lam.size != len(solutions) or not solutions:
+            raise ConfigError(
+                f"{len(solutions)} solutions and {lam.size} multipliers; expected one each"
+            )
+        self.promo = np.asarray(promo, dtype=bool)
+        n_a = self.promo.size
+        tables, sizes, horizons = [], [], []
+        for i, sol in enumerate(solutions):
+            if sol.q is None or sol.grid.size != 1:
+                raise ConfigError(
+                    f"SKU {i}: SlotPrices needs a DP solved with keep_q=True and no rule state"
+                )
+            r = sol.q[:, :, 0, :] + lam[i] * self.promo  # (H + 1, n_s, n_a)
+            if r.shape[2] != n_a:
+                raise ConfigError(f"SKU {i}: {r.shape[2]} actions; expected {n_a}")
+            tables.append(r.reshape(-1))
+            sizes.append(r.shape[1])
+            horizons.append(sol.horizon_weeks)
+        self.n_actions = n_a
+        self.n_states = np.asarray(sizes, np.int64)
+        self.horizons = np.asarray(horizons, np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum([t.size for t in tables])[:-1]])
+        self.table = np.concatenate(tables)
+        self.multipliers = lam
+
+    @classmethod
+    def from_category(cls, solution: CategorySolution) -> SlotPrices:
+        """The slot prices of one solved category (SKU ``i`` = the catalog's row ``i``)."""
+        lam = np.full(len(solution.solutions), solution.multiplier)
+        return cls(solution.solutions, lam, promo_actions(solution.rules))
+
+    @property
+    def n_skus(self) -> int:
+        return int(self.n_states.size)
+
+    def values(self, sku: np.ndarray, weeks_left: np.ndarray, stock: np.ndarray) -> np.ndarray:
+        """``R_i(a)`` at the given states, shape ``(n, n_actions)`` (``-inf`` where the rules
+        mask ``a``)."""
+        sku = np.asarray(sku, np.int64)
+        w = np.asarray(weeks_left, np.int64)
+        s = np.rint(np.asarray(stock, float)).astype(np.int64)
+        n_s = self.n_states[sku]
+        bad = (w < 0) | (w > self.horizons[sku]) | (s < 0) | (s >= n_s)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ConfigError(
+                f"SKU {int(sku[i])}: state off its DP grid: weeks_left={int(w[i])}, "
+                f"stock={int(s[i])} (solved for {int(self.horizons[sku[i]])} weeks and "
+                f"0..{int(n_s[i]) - 1} units)"
+            )
+        start = self.offsets[sku] + (w * n_s + s) * self.n_actions
+        return self.table[start[:, None] + np.arange(self.n_actions)]
+
+    def advantages(self, sku: np.ndarray, context: PolicyContext) -> np.ndarray:
+        """Per row: the Lagrangian advantage of promoting this week (``-inf`` when sold out)."""
+        dec = context.decision
+        r = self.values(sku, dec.weeks_left, dec.stock)
+        best_p = np.where(self.promo, r, -np.inf).max(axis=1)
+        best_o = np.where(self.promo, -np.inf, r).max(axis=1)
+        adv = best_p - best_o
+        return np.where(np.asarray(dec.stock) > 0, adv, -np.inf)
+
+    def regrets(self, sku: np.ndarray, context: PolicyContext, masks: np.ndarray) -> np.ndarray:
+        """Per row and action: the scaled regret against the best allowed action, float32
+        ``(n, n_actions)`` in [-1, 0]."""
+        dec = context.decision
+        r = self.values(sku, dec.weeks_left, dec.stock)
+        r = np.where(np.asarray(masks, dtype=bool), r, -np.inf)
+        top = r.max(axis=1, keepdims=True)
+        per_unit = np.maximum(np.asarray(dec.stock, float), 1.0) * np.asarray(
+            context.catalog.list_price, float
+        )
+        with np.errstate(invalid="ignore"):
+            reg = VALUE_SCALE * (r - top) / per_unit[:, None]
+        reg = np.where(np.isfinite(reg), np.clip(reg, -1.0, 0.0), -1.0)
+        return reg.astype(np.float32)

@@ -40,9 +40,11 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
+from agents.budget_ppo import solve_pool
 from agents.fluid import HINT_FIELDS, PRIOR_START, augment, hint_bounds, hint_dim
 from agents.policy import Policy
 from envs.batched import BatchedMarkdownEnv
+from envs.budget import N_BUDGET
 from envs.budget_seq import SequentialCategoryEnv
 from envs.config import RulesConfig
 from envs.context import PolicyContext
@@ -138,6 +140,15 @@ class PPOConfig:
         SKUs per training category (with ``shared_budget``).
     budget_slots : tuple of int
         (lowest, highest) limit ``K`` drawn per training category (with ``shared_budget``).
+    budget_prior : {"lagrangian", "fluid"}
+        With ``shared_budget``, what the policy starts from: ``fluid`` (each SKU's fluid
+        regrets, blind to the slots' value) or ``lagrangian``, the default (each SKU's DP priced at its
+        category's Lagrange multiplier, :class:`agents.lagrangian.SlotPrices`: the SKUs decide
+        in order of its advantage and the prior is the Lagrangian plan; the training
+        categories are a pool of ``budget_pool`` solved in advance,
+        :func:`agents.budget_ppo.solve_pool`).
+    budget_pool : int
+        Training categories solved in advance with ``budget_prior = "lagrangian"``.
     n_catalog_skus : int
         Size of the synthetic training catalog when none is given.
     device : str
@@ -175,6 +186,8 @@ class PPOConfig:
     shared_budget: bool = False
     budget_skus: int = 4
     budget_slots: tuple[int, int] = (1, 2)
+    budget_prior: str = "lagrangian"
+    budget_pool: int = 128
     n_catalog_skus: int = 20_000
     device: str = "cpu"
     seed: int = 0
@@ -237,6 +250,22 @@ class PPOConfig:
                 f"ppo.budget_skus = {self.budget_skus}, ppo.budget_slots = {self.budget_slots}; "
                 f"expected budget_skus >= 2 and 1 <= lowest <= highest < budget_skus"
             )
+        if self.budget_prior not in ("fluid", "lagrangian"):
+            raise bad("budget_prior", "'fluid' or 'lagrangian'")
+        if self.budget_pool < 1:
+            raise bad("budget_pool", ">= 1")
+        if self.shared_budget and self.budget_prior == "lagrangian":
+            if not self.uses_prior:
+                raise ConfigError(
+                    "ppo.budget_prior = 'lagrangian' needs the prior policy: fluid_hint, "
+                    "fluid_values on and fluid_prior > 0"
+                )
+            if self.budget_pool * self.budget_skus > self.n_catalog_skus:
+                raise ConfigError(
+                    f"ppo.budget_pool = {self.budget_pool} categories of {self.budget_skus} "
+                    f"SKUs need n_catalog_skus >= {self.budget_pool * self.budget_skus}; got "
+                    f"{self.n_catalog_skus}"
+                )
         if self.fluid_prior < 0:
             raise bad("fluid_prior", ">= 0 (0 = off)")
         if self.checkpoint_every < 0:
@@ -269,6 +298,10 @@ class _LinearSchedule:
         return self.start * frac
 
 
+POOL_SEED_KEY = 7
+"""Spawn key (after the run seed) of the budget training pool's generator."""
+
+
 def _child_seeds(seed: int) -> tuple[int, int, int]:
     """(env, catalog, torch) seeds spawned from one run seed."""
     children = np.random.SeedSequence(seed).spawn(3)
@@ -297,12 +330,26 @@ def make_training_env(
     env_seed = _child_seeds(config.seed)[0] if seed is None else seed
     env: VecEnv
     if config.shared_budget:
+        pool = None
+        if config.budget_prior == "lagrangian":
+            # the same pool on a resume: drawn from the run seed, not the env's
+            pool_rng = np.random.default_rng(np.random.SeedSequence([config.seed, POOL_SEED_KEY]))
+            pool = solve_pool(
+                catalog,
+                rules,
+                n_categories=config.budget_pool,
+                n_skus=config.budget_skus,
+                max_promoted=config.budget_slots,
+                horizon_weeks=hi,
+                rng=pool_rng,
+            )
         env = SequentialCategoryEnv(
             replace(env_config, horizon_weeks=hi, horizon_range=None),
             config.n_envs,
             config.budget_skus,
             max_promoted=config.budget_slots,
             seed=env_seed,
+            pool=pool,
         )
     elif config.belief_grid:
         env = LearningMarkdownEnv(
@@ -468,11 +515,13 @@ def build_model(config: PPOConfig, env: VecEnv) -> MaskablePPO:
     policy: str | type = "MlpPolicy"
     if config.uses_prior:
         policy = FluidPriorPolicy
-        # the regrets follow the env's own fields, the hint and the value head
+        # the regrets follow the env's own fields, the hint and the value head; the
+        # Lagrangian ones follow the budget fields
         base = int(getattr(env, "base_dim", OBS_DIM))
-        policy_kwargs.update(
-            prior_start=PRIOR_START - OBS_DIM + base, prior_scale=config.fluid_prior
-        )
+        start = PRIOR_START - OBS_DIM + base
+        if config.shared_budget and config.budget_prior == "lagrangian":
+            start = OBS_DIM + N_BUDGET
+        policy_kwargs.update(prior_start=start, prior_scale=config.fluid_prior)
     return MaskablePPO(
         policy,
         env,

@@ -176,6 +176,9 @@ class BatchedMarkdownEnv(InProcessVecEnv):
         )
         self._pending_seed: int | None = seed
         self._started = False
+        self.choose_index: Callable[[np.ndarray], np.ndarray] | None = None
+        """In training: ``slots -> source rows`` for the slots starting an episode, instead of
+        a uniform draw (the sequential budget env keeps a category's SKUs together)."""
         self._actions: np.ndarray | None = None
         self._sampler = QuantileSampler()
         self._log: list[dict[str, np.ndarray]] = []
@@ -307,7 +310,12 @@ class BatchedMarkdownEnv(InProcessVecEnv):
                     one = self.source.take([index[j]]).sample(gen)
                     drawn.assign(np.array([j]), one, np.zeros(1, dtype=np.int64))
         else:
-            index = self._sku_rng.integers(m, size=k) if m > 1 else np.zeros(k, dtype=np.int64)
+            if self.choose_index is not None:
+                index = np.asarray(self.choose_index(slots), dtype=np.int64)
+            elif m > 1:
+                index = self._sku_rng.integers(m, size=k)
+            else:
+                index = np.zeros(k, dtype=np.int64)
             if cfg.draw_parameters:
                 drawn = self.source.take(index).sample(self._sku_rng)
             if cfg.horizon_range is not None:
@@ -502,6 +510,11 @@ class BatchedMarkdownEnv(InProcessVecEnv):
             horizon_weeks=self._horizon.copy(),
             episode_start=self._episode_start.copy(),
         )
+
+    @property
+    def sku_index(self) -> np.ndarray:
+        """The source row each slot plays in its current episode, shape ``(n_slots,)``."""
+        return self._sku_index.copy()
 
     @property
     def slot_horizon_weeks(self) -> np.ndarray:

@@ -218,6 +218,63 @@ def budget_mask(
     return out
 
 
+class SlotPrior(Protocol):
+    """Per-SKU values that price the shared slots (:class:`agents.lagrangian.SlotPrices`):
+    with one, the sequential allocator orders a week's SKUs by :meth:`advantages` and
+    appends :meth:`regrets` to each deciding SKU's observation (:func:`prior_bounds`)."""
+
+    n_actions: int
+
+    def advantages(self, sku: np.ndarray, context: PolicyContext) -> np.ndarray:
+        """Advantage of a promotion this week per row (``-inf`` when the SKU is sold out)."""
+        ...
+
+    def regrets(self, sku: np.ndarray, context: PolicyContext, masks: np.ndarray) -> np.ndarray:
+        """Each allowed action's regret against the best allowed one, in [-1, 0]."""
+        ...
+
+
+N_RIVAL = 3
+"""Fields :func:`rival_features` appends after the regrets."""
+
+
+def prior_bounds(n_actions: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of the fields a :class:`SlotPrior` adds after the budget fields: its regrets
+    (``n_actions``, in [-1, 0]), then :func:`rival_features` (in [-1, 1] and [0, 1])."""
+    low = np.concatenate([-np.ones(n_actions), [-1.0, -1.0, 0.0]]).astype(np.float32)
+    high = np.concatenate([np.zeros(n_actions), [1.0, 1.0, 1.0]]).astype(np.float32)
+    return low, high
+
+
+def scaled_advantages(advantages: np.ndarray, context: PolicyContext) -> np.ndarray:
+    """:meth:`SlotPrior.advantages` per unit of stock on hand and list price, times the fluid
+    regrets' scale (4), clipped to [-1, 1]; a sold-out SKU reads -1."""
+    per_unit = np.maximum(np.asarray(context.decision.stock, float), 1.0) * np.asarray(
+        context.catalog.list_price, float
+    )
+    adv = np.asarray(advantages, float)
+    out = np.clip(4.0 * np.where(np.isfinite(adv), adv, -np.inf) / per_unit, -1.0, 1.0)
+    return np.where(np.isfinite(adv), out, -1.0)
+
+
+def rival_features(scaled: np.ndarray, order: np.ndarray, position: int) -> np.ndarray:
+    """What the SKU deciding at ``position`` competes with, ``(n_paths, N_RIVAL)``: its own
+    scaled advantage (:func:`scaled_advantages`), the largest among the SKUs deciding after it
+    (-1 when none), and how many of those have a positive one, over ``N``."""
+    ranked = np.take_along_axis(np.asarray(scaled, float), order, axis=1)
+    n = ranked.shape[1]
+    later = ranked[:, position + 1 :]
+    best_later = later.max(axis=1) if later.shape[1] else np.full(ranked.shape[0], -1.0)
+    cols = (ranked[:, position], best_later, (later > 0).sum(axis=1) / n)
+    return np.stack(cols, axis=1).astype(np.float32)
+
+
+def advantage_order(advantages: np.ndarray) -> np.ndarray:
+    """Decision order by :meth:`SlotPrior.advantages`, ``(n_paths, n_skus)``: largest first
+    (ties to the lower index), so that taking a slot while one is left is the prior's plan."""
+    return np.argsort(-np.asarray(advantages, float), axis=1, kind="stable")
+
+
 OVERSTOCKED = 1.0
 """A SKU whose :func:`list_price_cover` exceeds this cannot sell out at list price."""
 

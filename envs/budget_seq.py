@@ -22,7 +22,7 @@ paid at the step that plays the week; the other steps pay 0.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -34,18 +34,24 @@ from envs.budget import (
     BUDGET_HIGH,
     BUDGET_LOW,
     OFF_ACTION,
+    SlotPrior,
+    advantage_order,
     budget_features,
     budget_mask,
     check_budget_rules,
     decision_order,
     list_price_cover,
     need_after,
+    prior_bounds,
     promo_actions,
+    rival_features,
+    scaled_advantages,
 )
 from envs.context import PolicyContext
 from envs.core import reward_scale
 from envs.markdown import EnvConfig
 from ingest.errors import ConfigError
+from simulator.demand import Catalog
 
 Decide = Callable[[np.ndarray, np.ndarray, PolicyContext], np.ndarray]
 """``decide(observations, masks, context) -> actions`` for the SKUs deciding at one step."""
@@ -65,6 +71,7 @@ def allocate(
     *,
     n_skus: int,
     max_promoted: int,
+    prior: SlotPrior | None = None,
 ) -> np.ndarray:
     """One week of sequential allocation over every path (slot ``p * n_skus + i``).
 
@@ -72,6 +79,9 @@ def allocate(
     :data:`~envs.budget.BUDGET_FIELDS` appended and the masks with the limit on top, so the
     returned joint actions never hold more than ``max_promoted`` promotions per path, and a
     sold-out SKU plays the no-promotion action.
+
+    With a ``prior`` (its SKU ``i`` is the path's SKU ``i``), the SKUs decide in order of its
+    advantages instead, and its regrets follow the budget fields.
 
     Returns
     -------
@@ -84,7 +94,13 @@ def allocate(
     n_paths = n // n_skus
     promo = promo_actions(context.rules)
     cover = _cover(context, n_paths, n_skus)
-    order = decision_order(cover)
+    sku = np.arange(n) % n_skus
+    if prior is None:
+        order = decision_order(cover)
+    else:
+        adv = prior.advantages(sku, context)
+        order = advantage_order(adv.reshape(n_paths, n_skus))
+        scaled = scaled_advantages(adv, context).reshape(n_paths, n_skus)
     remaining = np.full(n_paths, max_promoted, dtype=np.int64)
     k = np.full(n_paths, max_promoted, dtype=np.int64)
     out = np.full(n, OFF_ACTION, dtype=np.int64)
@@ -93,12 +109,46 @@ def allocate(
         rows = base + order[:, j]
         feats = budget_features(remaining, k, n_skus, j, need_after(cover, order, j))
         m = budget_mask(masks[rows], promo, remaining, context.decision.stock[rows])
-        a = np.asarray(decide(np.concatenate([obs[rows], feats], axis=1), m, context.take(rows)))
+        ctx = context.take(rows)
+        parts = [obs[rows], feats]
+        if prior is not None:
+            parts += [prior.regrets(sku[rows], ctx, m), rival_features(scaled, order, j)]
+        a = np.asarray(decide(np.concatenate(parts, axis=1), m, ctx))
         a = a.astype(np.int64).reshape(-1)
         a = np.where(m[np.arange(n_paths), a], a, OFF_ACTION)  # a rule that ignores its mask
         out[rows] = a
         remaining -= promo[a]
     return out
+
+
+@dataclass
+class CategoryPool:
+    """Training categories solved in advance, for a :class:`SequentialCategoryEnv` whose SKUs
+    read a :class:`~envs.budget.SlotPrior` (the category's relaxation must be solved to
+    price its slots, too slow to do at every episode start).
+
+    Attributes
+    ----------
+    catalog : Catalog
+        ``n_categories * n_skus`` SKUs; category ``g`` holds rows ``g * n_skus ..
+        (g + 1) * n_skus - 1``.
+    max_promoted : ndarray of int of shape (n_categories,)
+        Each category's limit ``K``.
+    prior : SlotPrior
+        Its SKU ``i`` is the catalog's row ``i``.
+    """
+
+    catalog: Catalog
+    max_promoted: np.ndarray
+    prior: SlotPrior
+
+    @property
+    def n_categories(self) -> int:
+        return int(np.asarray(self.max_promoted).size)
+
+    @property
+    def n_skus(self) -> int:
+        return self.catalog.n_skus // max(self.n_categories, 1)
 
 
 class SequentialCategoryEnv(InProcessVecEnv):
@@ -118,6 +168,10 @@ class SequentialCategoryEnv(InProcessVecEnv):
         (lowest, highest) limit ``K``, drawn per copy at each episode start
         (``1 <= lowest <= highest < n_skus``).
     seed : int, optional
+    pool : CategoryPool, optional
+        Draw each episode's category (its SKUs and its ``K``) from these solved categories
+        instead (``config.catalog``, ``n_skus`` and ``max_promoted`` then come from the pool);
+        the SKUs decide in order of the pool's advantages and read its regrets.
     """
 
     def __init__(
@@ -128,8 +182,19 @@ class SequentialCategoryEnv(InProcessVecEnv):
         *,
         max_promoted: tuple[int, int] = (1, 2),
         seed: int | None = None,
+        pool: CategoryPool | None = None,
     ) -> None:
         check_budget_rules(config.rules)
+        if pool is not None:
+            k = np.asarray(pool.max_promoted, np.int64)
+            n_skus = pool.n_skus
+            if pool.n_categories < 1 or pool.catalog.n_skus != pool.n_categories * n_skus:
+                raise ConfigError(
+                    f"the pool has {pool.catalog.n_skus} SKUs for {pool.n_categories} "
+                    f"categories; expected a whole number of SKUs per category"
+                )
+            max_promoted = (int(k.min()), int(k.max()))
+            config = replace(config, catalog=pool.catalog)
         lo, hi = max_promoted
         if n_skus < 2 or not 1 <= lo <= hi < n_skus:
             raise ConfigError(
@@ -143,9 +208,14 @@ class SequentialCategoryEnv(InProcessVecEnv):
         self.rules = cfg.rules
         self.n_skus, self.k_range = int(n_skus), (int(lo), int(hi))
         self.promo = promo_actions(self.rules)
+        self.pool = pool
         inner_space = self.inner.observation_space
         low = np.concatenate([inner_space.low, BUDGET_LOW])  # type: ignore[attr-defined]
         high = np.concatenate([inner_space.high, BUDGET_HIGH])  # type: ignore[attr-defined]
+        if pool is not None:
+            p_low, p_high = prior_bounds(self.rules.n_actions)
+            low, high = np.concatenate([low, p_low]), np.concatenate([high, p_high])
+            self.inner.choose_index = self._choose_skus
         self.render_mode = None
         super().__init__(
             n_categories,
@@ -153,15 +223,36 @@ class SequentialCategoryEnv(InProcessVecEnv):
             self.inner.action_space,
         )
         self._k_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+        self._group = np.zeros(n_categories, dtype=np.int64)
         self._actions: np.ndarray | None = None
         self._started = False
 
     # ------------------------------------------------------------------ state
+    def _choose_skus(self, slots: np.ndarray) -> np.ndarray:
+        """Source rows of the slots starting an episode: one pool category per copy (the
+        copies' slots always restart together)."""
+        assert self.pool is not None
+        copies = np.asarray(slots, np.int64) // self.n_skus
+        starting = np.unique(copies)
+        self._group[starting] = self._k_rng.integers(self.pool.n_categories, size=starting.size)
+        return self._group[copies] * self.n_skus + np.asarray(slots, np.int64) % self.n_skus
+
+    def _draw_k(self, copies: np.ndarray) -> np.ndarray:
+        if self.pool is not None:
+            return np.asarray(self.pool.max_promoted, np.int64)[self._group[copies]]
+        lo, hi = self.k_range
+        return self._k_rng.integers(lo, hi + 1, copies.size)
+
     def _start_week(self) -> None:
         c, n = self.num_envs, self.n_skus
         self._ctx = self.inner.policy_context()
         self._cover = _cover(self._ctx, c, n)
-        self._order = decision_order(self._cover)
+        if self.pool is None:
+            self._order = decision_order(self._cover)
+        else:
+            adv = self.pool.prior.advantages(self.inner.sku_index, self._ctx)
+            self._order = advantage_order(adv.reshape(c, n))
+            self._scaled = scaled_advantages(adv, self._ctx).reshape(c, n)
         self._position = 0
         self._remaining = self._k.copy()
         self._pending = np.full(c * n, OFF_ACTION, dtype=np.int64)
@@ -174,7 +265,14 @@ class SequentialCategoryEnv(InProcessVecEnv):
         feats = budget_features(
             self._remaining, self._k, self.n_skus, j, need_after(self._cover, self._order, j)
         )
-        return np.concatenate([self._inner_obs[self._rows()], feats], axis=1)
+        rows = self._rows()
+        parts = [self._inner_obs[rows], feats]
+        if self.pool is not None:
+            regrets = self.pool.prior.regrets(
+                self.inner.sku_index[rows], self._ctx.take(rows), self.action_masks()
+            )
+            parts += [regrets, rival_features(self._scaled, self._order, j)]
+        return np.concatenate(parts, axis=1)
 
     @property
     def remaining(self) -> np.ndarray:
@@ -189,7 +287,7 @@ class SequentialCategoryEnv(InProcessVecEnv):
     # ------------------------------------------------------------------ VecEnv
     def reset(self) -> np.ndarray:
         self._inner_obs = self.inner.reset()
-        self._k = self._k_rng.integers(self.k_range[0], self.k_range[1] + 1, self.num_envs)
+        self._k = self._draw_k(np.arange(self.num_envs))
         self._episode_reward = np.zeros(self.num_envs)
         self._started = True
         self._start_week()
@@ -235,9 +333,7 @@ class SequentialCategoryEnv(InProcessVecEnv):
         self._episode_reward += rewards
         dones = np.asarray(np.asarray(done).reshape(c, n).all(axis=1), dtype=bool)
         if dones.any():
-            self._k[dones] = self._k_rng.integers(
-                self.k_range[0], self.k_range[1] + 1, int(dones.sum())
-            )
+            self._k[dones] = self._draw_k(np.flatnonzero(dones))
         self._start_week()
         obs = self._observe()
         for i in np.flatnonzero(dones).tolist():

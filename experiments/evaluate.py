@@ -38,7 +38,7 @@ import pandas as pd
 from scipy import stats
 
 from agents.baselines import FluidPrior
-from agents.budget_ppo import SequentialBudgetPolicy
+from agents.budget_ppo import budget_policy
 from agents.guard import GuardedPolicy
 from agents.policy import Policy
 from agents.ppo import FluidPriorPolicy
@@ -359,8 +359,9 @@ def ppo_factory(
     :class:`agents.guard.GuardedPolicy`: per SKU, the network where it beats the prior alone
     on the guard's own simulated paths, else the prior. ``guard=False`` scores the raw network.
     In the budget market the policy allocates each category's slots one SKU at a time
-    (:class:`agents.budget_ppo.SequentialBudgetPolicy`; the per-SKU guard does not apply: a
-    SKU's slot depends on the others).
+    (:class:`agents.budget_ppo.SequentialBudgetPolicy`; a SKU's slot depends on the others,
+    so a policy on the Lagrangian prior is guarded per category instead,
+    :class:`agents.budget_ppo.GuardedCategoryPolicy`).
     """
     spec = get_spec(suite)
     wrapped: dict[str, Policy] = {}
@@ -375,7 +376,7 @@ def ppo_factory(
             )
         policy = policies[key]
         if isinstance(scenario, CategoryScenario):
-            return SequentialBudgetPolicy(policy, len(scenario.members), scenario.max_promoted)
+            return budget_policy(policy, scenario.catalog(), solution, guard=guard)
         if not guard or not uses_prior(policy):
             return policy
         if key not in wrapped:

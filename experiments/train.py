@@ -87,11 +87,25 @@ PROFILE_TIMESTEPS: dict[str, int] = {
 ``learning-<profile>``; see ``docs/agents.md``, "PPO: configuration")."""
 
 
+BUDGET_PPO: dict[str, Any] = {
+    "fluid_prior": 100.0,
+    "learning_rate": 1e-4,
+    "ent_coef": 0.0,
+    "n_steps": 48,
+}
+"""The budget market's own PPO defaults (each applies where ``[ppo]`` leaves the general
+default, so one set to the same value as the general default reads as left): with the
+Lagrangian prior (``budget_prior``, the default), a prior scale that keeps the sampled policy
+near the Lagrangian plan (at 8 the plan's small regrets leave it close to uniform, and training drifted down),
+a lower learning rate, no entropy bonus and rollouts of one 12-week category episode
+(4 x 12 decisions); ``docs/agents.md``, "Shared budget"."""
+
+
 def ppo_for_profile(config: TrainConfig, key: str) -> PPOConfig:
     """``config.ppo`` with the step budget of policy ``key`` from ``config.timesteps``, in the
     market of ``config.suite`` (the learning market sets ``belief_grid``, the memory market
-    ``demand_memory``, the budget market ``shared_budget`` with the suite's longest horizon:
-    a training category's SKUs share one horizon)."""
+    ``demand_memory``, the budget market ``shared_budget`` with the suite's longest horizon,
+    a training category's SKUs sharing one horizon, and :data:`BUDGET_PPO`)."""
     steps = config.timesteps.get(key)
     ppo = config.ppo if steps is None else replace(config.ppo, total_timesteps=int(steps))
     spec = get_spec(config.suite)
@@ -101,7 +115,9 @@ def ppo_for_profile(config: TrainConfig, key: str) -> PPOConfig:
         ppo = replace(ppo, demand_memory=True)
     elif spec.market == "budget":
         horizon = max(s.horizon_weeks for s in spec.scenarios)
-        ppo = replace(ppo, shared_budget=True, horizon_range=(horizon, horizon))
+        general = PPOConfig()
+        own = {k: v for k, v in BUDGET_PPO.items() if getattr(ppo, k) == getattr(general, k)}
+        ppo = replace(ppo, shared_budget=True, horizon_range=(horizon, horizon), **own)
     return ppo
 
 

@@ -1,16 +1,26 @@
 """The budget market's PPO plumbing: the sequential policy keeps every path within the limit,
-the training config refuses impossible categories and builds the sequential env."""
+the training config refuses impossible categories and builds the sequential env; the
+Lagrangian prior's features and order replay the Lagrangian plan, and its training pool keeps
+each solved category together."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from agents.budget_ppo import SequentialBudgetPolicy
+from agents.budget_ppo import (
+    GuardedCategoryPolicy,
+    SequentialBudgetPolicy,
+    budget_policy,
+    reads_slot_prices,
+    solve_pool,
+)
+from agents.lagrangian import CategoryDPPolicy, SlotPrices, solve_category
 from agents.policy import RandomMaskedPolicy
-from agents.ppo import FluidHint, PPOConfig, make_training_env
-from envs.budget import N_BUDGET, CategoryEnv
+from agents.ppo import FluidHint, PPOConfig, PPOPolicy, build_model, make_training_env
+from envs.budget import N_BUDGET, N_RIVAL, CategoryEnv, rival_features
 from envs.budget_seq import SequentialCategoryEnv
+from envs.markdown import EnvConfig
 from envs.observation import OBS_DIM
 from experiments.suite import RULE_PROFILES, budget_training_catalog, get_suite
 from ingest.errors import ConfigError
@@ -36,7 +46,12 @@ def test_bad_budget_settings_are_refused() -> None:
 
 def test_the_training_env_is_the_sequential_one_with_the_fluid_hint() -> None:
     config = PPOConfig(
-        shared_budget=True, n_envs=8, batch_size=64, horizon_range=(6, 6), budget_skus=3
+        shared_budget=True,
+        budget_prior="fluid",
+        n_envs=8,
+        batch_size=64,
+        horizon_range=(6, 6),
+        budget_skus=3,
     )
     rules = RULE_PROFILES["none"]
     env = make_training_env(config, rules, budget_training_catalog(30, np.random.default_rng(0)))
@@ -45,3 +60,182 @@ def test_the_training_env_is_the_sequential_one_with_the_fluid_hint() -> None:
     obs = env.reset()
     assert obs.shape[0] == 8 and obs.shape[1] > OBS_DIM + N_BUDGET  # the hint after the slots
     env.close()
+
+
+# ------------------------------------------------------------------ the Lagrangian prior
+class _RegretArgmax:
+    """Plays the best allowed action of the Lagrangian regrets its observation carries (the
+    slice a ``budget_prior = "lagrangian"`` policy starts from)."""
+
+    name = "regret_argmax"
+    requires_context = False
+
+    def __init__(self, n_actions: int) -> None:
+        self.n_actions = n_actions
+
+    def reset(self, context=None) -> None:
+        pass
+
+    def act(self, observations, masks, context=None):
+        start = OBS_DIM + N_BUDGET
+        reg = np.asarray(observations)[:, start : start + self.n_actions]
+        return np.argmax(np.where(masks, reg, -np.inf), axis=1)
+
+
+@pytest.mark.parametrize("index", [1, 4])  # K = 1 of 4 SKUs; K = 2 of 5 with coupons
+def test_the_lagrangian_regrets_played_greedily_in_advantage_order_are_the_lagrangian_plan(
+    index: int,
+) -> None:
+    scenario = get_suite("budget")[index]
+    solution = solve_category(
+        scenario.catalog(), scenario.rules, scenario.horizon_weeks, scenario.max_promoted
+    )
+    prices = SlotPrices.from_category(solution)
+    n = len(scenario.members)
+    plays = {}
+    for name, policy in [
+        ("plan", CategoryDPPolicy(solution)),
+        (
+            "regrets",
+            SequentialBudgetPolicy(
+                _RegretArgmax(scenario.rules.n_actions), n, scenario.max_promoted, prices
+            ),
+        ),
+    ]:
+        env = CategoryEnv(scenario.catalog(), scenario.rules, scenario.horizon_weeks,
+                          max_promoted=scenario.max_promoted, n_paths=150, seed=3)  # fmt: skip
+        plays[name] = env.play(policy)
+    assert solution.multiplier > 0  # the limit binds, so the order and the prices matter
+    np.testing.assert_array_equal(plays["plan"].promoted, plays["regrets"].promoted)
+    np.testing.assert_allclose(
+        plays["plan"].totals["objective"], plays["regrets"].totals["objective"], rtol=0, atol=0
+    )
+
+
+def test_slot_prices_read_the_priced_dp_at_the_skus_states() -> None:
+    scenario = get_suite("budget")[0]
+    solution = solve_category(
+        scenario.catalog(), scenario.rules, scenario.horizon_weeks, scenario.max_promoted
+    )
+    prices = SlotPrices.from_category(solution)
+    plan = CategoryDPPolicy(solution)
+    n = len(scenario.members)
+    seen = []
+
+    class Checking:
+        name, requires_context = "checking", True
+
+        def reset(self, context=None) -> None:
+            pass
+
+        def act(self, observations, masks, context=None):
+            sku = np.arange(context.decision.stock.shape[0]) % n
+            expected, _, _ = plan.advantages(context)
+            np.testing.assert_allclose(prices.advantages(sku, context), expected, rtol=1e-5)
+            reg = prices.regrets(sku, context, masks)
+            assert reg.dtype == np.float32 and reg.min() >= -1.0
+            assert (reg.max(axis=1) == 0.0).all()  # the best allowed action has no regret
+            assert (reg[~np.asarray(masks, bool)] == -1.0).all()
+            seen.append(int((context.decision.stock > 0).sum()))
+            return plan.act(observations, masks, context)
+
+    env = CategoryEnv(scenario.catalog(), scenario.rules, scenario.horizon_weeks,
+                      max_promoted=1, n_paths=20, seed=0)  # fmt: skip
+    env.play(Checking())
+    assert len(seen) == scenario.horizon_weeks and seen[0] == 20 * n
+    with pytest.raises(ConfigError, match="off its DP grid"):
+        prices.values(np.array([0]), np.array([scenario.horizon_weeks + 1]), np.array([1.0]))
+
+
+def test_the_training_pool_solves_each_category_and_keeps_its_skus_together() -> None:
+    rules = RULE_PROFILES["none"]
+    catalog = budget_training_catalog(40, np.random.default_rng(2))
+    pool = solve_pool(catalog, rules, n_categories=4, n_skus=3, max_promoted=(1, 2),
+                      horizon_weeks=6, rng=np.random.default_rng(5))  # fmt: skip
+    assert pool.catalog.n_skus == 12 and pool.n_skus == 3
+    assert set(pool.max_promoted.tolist()) <= {1, 2}
+    for g in range(4):
+        rows = list(range(3 * g, 3 * g + 3))
+        sol = solve_category(catalog.take(rows), rules, 6, int(pool.max_promoted[g]))
+        lam = pool.prior.multipliers[rows]
+        assert np.ptp(lam) == 0.0
+        assert lam[0] == pytest.approx(sol.multiplier, rel=2e-3, abs=1e-6)
+    env = SequentialCategoryEnv(
+        EnvConfig(horizon_weeks=6, rules=rules, catalog=pool.catalog), 5, 3, seed=1, pool=pool
+    )
+    obs = env.reset()
+    assert obs.shape == (5, OBS_DIM + N_BUDGET + rules.n_actions + N_RIVAL)
+    for _ in range(2 * 6 * 3):  # two episodes: the copies restart with a new category
+        group = env.inner.sku_index.reshape(5, 3) // 3
+        assert (group == group[:, :1]).all()  # a copy's SKUs are one pool category
+        np.testing.assert_array_equal(env.max_promoted, pool.max_promoted[group[:, 0]])
+        masks = env.action_masks()
+        obs, _, _, _ = env.step(np.argmax(masks, axis=1))
+        reg = obs[:, OBS_DIM + N_BUDGET : OBS_DIM + N_BUDGET + rules.n_actions]
+        assert reg.min() >= -1.0 and reg.max() <= 0.0
+        rival = obs[:, -N_RIVAL:]
+        assert (np.abs(rival[:, :2]) <= 1).all() and (rival[:, 2] <= 1).all()
+    with pytest.raises(ConfigError, match="training catalog has 40"):
+        solve_pool(catalog, rules, n_categories=20, n_skus=3, max_promoted=(1, 2),
+                   horizon_weeks=6, rng=np.random.default_rng(5))  # fmt: skip
+
+
+def test_the_lagrangian_prior_settings_are_checked_and_build_the_prior_policy() -> None:
+    with pytest.raises(ConfigError, match="budget_prior"):
+        PPOConfig(shared_budget=True, budget_prior="dual")
+    with pytest.raises(ConfigError, match="fluid_prior"):
+        PPOConfig(shared_budget=True, budget_prior="lagrangian", fluid_prior=0.0)
+    with pytest.raises(ConfigError, match="n_catalog_skus >= 400"):
+        PPOConfig(shared_budget=True, budget_prior="lagrangian", budget_pool=100,
+                  n_catalog_skus=50)  # fmt: skip
+    config = PPOConfig(shared_budget=True, budget_prior="lagrangian", budget_pool=3, n_envs=4,
+                       batch_size=32, horizon_range=(5, 5), budget_skus=3,
+                       n_catalog_skus=30)  # fmt: skip
+    rules = RULE_PROFILES["none"]
+    env = make_training_env(config, rules, budget_training_catalog(30, np.random.default_rng(0)))
+    model = build_model(config, env)
+    assert model.policy.prior_start == OBS_DIM + N_BUDGET
+    policy = PPOPolicy(model)
+    assert reads_slot_prices(policy, rules)
+    scenario = get_suite("budget")[0]
+    solution = solve_category(scenario.catalog(), scenario.rules, scenario.horizon_weeks, 1)
+    raw = budget_policy(policy, scenario.catalog(), solution, guard=False)
+    assert isinstance(raw, SequentialBudgetPolicy) and raw.prices is not None
+    assert raw.prices.n_skus == 3
+    guarded = budget_policy(policy, scenario.catalog(), solution)
+    assert isinstance(guarded, GuardedCategoryPolicy)
+    env.close()
+
+
+def test_the_category_guard_plays_the_lagrangian_plan_where_the_network_is_worse() -> None:
+    scenario = get_suite("budget")[0]
+    solution = solve_category(
+        scenario.catalog(), scenario.rules, scenario.horizon_weeks, scenario.max_promoted
+    )
+    n, k = len(scenario.members), scenario.max_promoted
+    prices = SlotPrices.from_category(solution)
+    worse = SequentialBudgetPolicy(RandomMaskedPolicy(7), n, k, prices)
+    guarded = GuardedCategoryPolicy(worse, solution, scenario.catalog(), n_paths=64)
+    assert not guarded.candidate_wins and guarded.guard_means[0] < guarded.guard_means[1]
+    the_plan_itself = GuardedCategoryPolicy(
+        SequentialBudgetPolicy(_RegretArgmax(scenario.rules.n_actions), n, k, prices),
+        solution,
+        scenario.catalog(),
+        n_paths=64,
+    )
+    assert the_plan_itself.guard_means[0] == the_plan_itself.guard_means[1]  # the plan
+    plays = []
+    for policy in (guarded, CategoryDPPolicy(solution)):
+        env = CategoryEnv(scenario.catalog(), scenario.rules, scenario.horizon_weeks,
+                          max_promoted=k, n_paths=50, seed=11)  # fmt: skip
+        plays.append(env.play(policy).totals["objective"].to_numpy())
+    np.testing.assert_array_equal(plays[0], plays[1])
+
+
+def test_rival_features_read_the_skus_deciding_later() -> None:
+    scaled = np.array([[0.5, -1.0, 0.2, 0.9], [0.1, 0.3, -0.2, -1.0]])
+    order = np.array([[3, 0, 2, 1], [1, 0, 2, 3]])
+    first = rival_features(scaled, order, 0)
+    np.testing.assert_allclose(first, [[0.9, 0.5, 0.5], [0.3, 0.1, 0.25]], rtol=1e-6)
+    last = rival_features(scaled, order, 3)
+    np.testing.assert_allclose(last, [[-1.0, -1.0, 0.0], [-1.0, -1.0, 0.0]])

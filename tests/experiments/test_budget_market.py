@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from agents.ppo import PPOConfig
 from app.cli.main import main
 from experiments.budget_market import category
 from experiments.suite import (
@@ -20,7 +21,7 @@ from experiments.suite import (
     get_suite,
     policy_keys,
 )
-from experiments.train import PROFILE_TIMESTEPS, TrainConfig, ppo_for_profile
+from experiments.train import BUDGET_PPO, PROFILE_TIMESTEPS, TrainConfig, ppo_for_profile
 from ingest.errors import ConfigError
 
 
@@ -102,6 +103,7 @@ batch_size = 256
 n_epochs = 1
 net_arch = [16]
 n_catalog_skus = 50
+budget_pool = 4
 checkpoint_every = 0
 """
 
@@ -137,6 +139,13 @@ def test_train_then_evaluate_ppo_on_the_budget_suite(tmp_path, capsys) -> None:
 def test_budget_training_config_and_catalog() -> None:
     ppo = ppo_for_profile(TrainConfig(suite="budget"), "budget-coupons")
     assert ppo.shared_budget and ppo.horizon_range == (12, 12)
+    assert ppo.budget_prior == "lagrangian" and ppo.fluid_prior == BUDGET_PPO["fluid_prior"]
+    assert ppo.n_steps == 48 and ppo.ent_coef == 0.0
+    # a value set in [ppo] wins over the budget market's own default
+    mine = TrainConfig(suite="budget", ppo=PPOConfig(fluid_prior=8.5, budget_prior="fluid"))
+    ppo = ppo_for_profile(mine, "budget-none")
+    assert (ppo.fluid_prior, ppo.budget_prior) == (8.5, "fluid")
+    assert ppo.learning_rate == BUDGET_PPO["learning_rate"]
     assert all(k in PROFILE_TIMESTEPS for k in policy_keys() if k.startswith("budget-"))
     cat = catalog_fn_for(get_spec("budget"), "coupons")(300, np.random.default_rng(2))
     assert BUDGET_STOCK[0] <= cat.initial_stock.min() <= cat.initial_stock.max() <= BUDGET_STOCK[1]
