@@ -28,10 +28,12 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -45,6 +47,7 @@ from agents.lagrangian import weekly_bound  # noqa: E402
 from agents.policy import Policy  # noqa: E402
 from agents.ppo import PPOConfig, PPOPolicy, train_ppo  # noqa: E402
 from benchmarks._docpage import markdown_table, write_section  # noqa: E402
+from benchmarks.bench_ppo_suite import seed_list, shown_command  # noqa: E402
 from experiments import agent_plots  # noqa: E402
 from experiments.curves import CurveCallback  # noqa: E402
 from experiments.evaluate import (  # noqa: E402
@@ -55,6 +58,7 @@ from experiments.evaluate import (  # noqa: E402
     prepare,
     score,
     score_agent,
+    seed_summary,
 )
 from experiments.policy_model import load_policies  # noqa: E402
 from experiments.suite import RULE_PROFILES, catalog_fn_for, get_spec  # noqa: E402
@@ -107,22 +111,37 @@ def train_policies(
     return policies, pd.DataFrame(curve), seconds
 
 
+def ppo_label(family: str, seed: int | None) -> str:
+    """``ppo`` for a single training seed (``seed=None``), ``ppo/s<seed>`` for several."""
+    return family if seed is None else f"{family}/s{seed}"
+
+
 def run(
-    suite: str, episodes: int, seed: int, ppo: dict[str, Policy] | None = None
+    suite: str,
+    episodes: int,
+    seed: int,
+    ppo: dict[int | None, dict[str, Policy]] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Rows of every agent, paired differences to :data:`PLAN`, and per-category facts."""
+    """Rows of every agent, paired differences to :data:`PLAN`, and per-category facts.
+
+    ``ppo`` maps a training seed (``None`` when there is one) to its policies."""
     config = EvalConfig(suite=suite, n_episodes=episodes, seed=seed)
     t0 = time.perf_counter()
     prep = prepare(config, progress=True)
     solve_s = time.perf_counter() - t0
     totals: dict[str, list[pd.DataFrame]] = {}
     rows = [score(p.reference_totals, p, agent="lagrangian_bound") for p in prep]
-    agents = dict(baseline_factories(suite))
-    if ppo:
-        agents["ppo"] = ppo_factory(ppo, suite)
-    for label, factory in agents.items():
+    agents: dict[str, tuple[Any, int | None]] = {
+        k: (f, None) for k, f in baseline_factories(suite).items()
+    }
+    for s, policies in (ppo or {}).items():
+        # ppo: a policy on the Lagrangian prior is guarded per category by the plan
+        # (agents.budget_ppo.GuardedCategoryPolicy); ppo_raw: the network alone
+        agents[ppo_label("ppo", s)] = (ppo_factory(policies, suite), s)
+        agents[ppo_label("ppo_raw", s)] = (ppo_factory(policies, suite, guard=False), s)
+    for label, (factory, s) in agents.items():
         keep: list[pd.DataFrame] = []
-        rows += score_agent(prep, factory, agent=label, n_episodes=episodes, keep=keep)
+        rows += score_agent(prep, factory, agent=label, n_episodes=episodes, keep=keep, seed=s)
         totals[label] = keep
     pairs = []
     for label in totals:
@@ -178,7 +197,7 @@ def run(
 
 def suite_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
     """Per agent: the plan's suite-mean lead over it (points of the bound) with its 95 % CI,
-    and the categories where the plan is ahead beyond the CI."""
+    and the categories where the plan, or the agent, is ahead beyond the CI."""
     out = []
     for label, g in pairs.groupby("agent", sort=False):
         n = len(g)
@@ -188,6 +207,7 @@ def suite_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
                 f"{PLAN}_minus_agent": float(g["plan_minus_agent_pct"].mean()),
                 "ci": float(1.96 * np.sqrt(g["var"].sum()) / n),
                 "plan_ahead": int((g["plan_minus_agent_pct"] - g["ci"] > 0).sum()),
+                "agent_ahead": int((g["plan_minus_agent_pct"] + g["ci"] < 0).sum()),
                 "n_scenarios": n,
             }
         )
@@ -198,7 +218,8 @@ def curve_lines(curve: pd.DataFrame, n_paths: int) -> list[str]:
     """The learning-curve table (empty when no PPO was trained here)."""
     if curve.empty:
         return []
-    table = curve[["profile", "timesteps", "train_seconds", "pct_mean", "pct_min"]]
+    cols = ["profile", "timesteps", "train_seconds", "pct_mean", "pct_min"]
+    table = curve[(["seed"] if "seed" in curve else []) + cols]
     return [
         f"### PPO's learning curve (% of the bound on the profile's categories, {n_paths} "
         "paths each)",
@@ -215,14 +236,16 @@ def target_line(board: pd.DataFrame, mean_plan: float) -> str:
         f"The non-learning Lagrangian plan reaches {mean_plan:.2f} % on average, "
         f"{'within' if mean_plan >= 98 else 'not within'} 2 % of the bound."
     )
-    if "ppo" not in by.index:
+    ppo_rows = [a for a in by.index if a == "ppo" or str(a).startswith("ppo/s")]
+    if not ppo_rows:
         return f"Stretch target of the issue (PPO within 2 % of the bound on average): no PPO was played. {plan}"
-    ppo = float(by["mean_pct"].to_numpy(float)[list(by.index).index("ppo")])
+    ppo = float(by.loc[ppo_rows, "mean_pct"].astype(float).mean())
     verdict = "met" if ppo >= 98 else f"missed by {98 - ppo:.2f} points"
+    over = f" and {len(ppo_rows)} training seeds" if len(ppo_rows) > 1 else ""
     return (
         f"Stretch target of the issue (PPO within 2 % of the bound on average): {verdict} "
-        f"(PPO {ppo:.2f} % on average, {ppo - mean_plan:+.2f} points against the Lagrangian "
-        f"plan). {plan}"
+        f"(PPO {ppo:.2f} % on average over the categories{over}, {ppo - mean_plan:+.2f} "
+        f"points against the Lagrangian plan). {plan}"
     )
 
 
@@ -254,6 +277,17 @@ def render(
         ]
     ]
     mean_plan = float(board.set_index("agent").loc[PLAN, "mean_pct"])
+    seeds = seed_summary(rows)
+    across = (
+        [
+            "### PPO across training seeds (mean ± 95 % CI across seeds)",
+            "",
+            markdown_table(seeds),
+            "",
+        ]
+        if len(seeds) and int(seeds["n_seeds"].max()) > 1
+        else []
+    )
     body = [
         *header,
         "",
@@ -274,6 +308,7 @@ def render(
         "",
         "![leaderboard](../img/budget_leaderboard.png)",
         "",
+        *across,
         "### Per category (% of the bound)",
         "",
         f"`{PLAN}_ci`: the 95 % CI of the plan's own % (per-path totals; the bound is exact).",
@@ -283,7 +318,8 @@ def render(
         "### The Lagrangian plan against each agent (same paths)",
         "",
         f"Suite mean of `{PLAN}` minus the agent (points of the bound), with the paired 95 % "
-        "CI, and the categories where the plan is ahead beyond its CI:",
+        "CI, and the categories where the plan (`plan_ahead`) or the agent (`agent_ahead`) is "
+        "ahead beyond its CI:",
         "",
         markdown_table(suite_pairs(pairs)),
         "",
@@ -309,32 +345,48 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--img", default=str(ROOT / "docs" / "img"))
     parser.add_argument("--note", default="", help="a line about the machine's load")
     parser.add_argument("--train-steps", type=int, default=400_000, help="per profile; 0 = no PPO")
-    parser.add_argument("--train-seed", type=int, default=0)
+    parser.add_argument(
+        "--train-seeds",
+        type=seed_list,
+        nargs="+",
+        default=[[0]],
+        help="training seeds, spaced or comma-separated: 0 1 2 or 0,1,2",
+    )
     parser.add_argument("--curve-every", type=int, default=100_000)
     parser.add_argument("--curve-episodes", type=int, default=200)
     parser.add_argument("--model", default=None, help="play the PPO policies of this folder")
     parser.add_argument("--set", action="append", default=[], help="PPO override key=value")
     args = parser.parse_args(argv)
+    train_seeds = list(dict.fromkeys(x for group in args.train_seeds for x in group))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     spec = get_spec(args.suite)
     torch.set_num_threads(1)  # one thread trains this network size fastest (agents.ppo)
     t0 = time.perf_counter()
-    ppo: dict[str, Policy] = {}
+    ppo: dict[int | None, dict[str, Policy]] = {}
     curve: pd.DataFrame = pd.DataFrame()
     seconds: dict[str, float] = {}
     if args.model:
-        ppo = dict(load_policies(args.model))
+        ppo = {None: dict(load_policies(args.model))}
     elif args.train_steps > 0:
-        ppo, curve, seconds = train_policies(
-            args.suite,
-            args.train_steps,
-            args.train_seed,
-            out / f"ppo_s{args.train_seed}",
-            args.curve_every,
-            args.curve_episodes,
-            {k: json.loads(v) for k, _, v in (item.partition("=") for item in args.set)},
-        )
+        overrides = {k: json.loads(v) for k, _, v in (item.partition("=") for item in args.set)}
+        curves = []
+        for s in train_seeds:
+            print(f"bench_budget: training seed {s}", file=sys.stderr)
+            policies, c, secs = train_policies(
+                args.suite,
+                args.train_steps,
+                s,
+                out / f"ppo_s{s}",
+                args.curve_every,
+                args.curve_episodes,
+                overrides,
+            )
+            ppo[s if len(train_seeds) > 1 else None] = policies
+            curves.append(c.assign(seed=s) if len(train_seeds) > 1 else c)
+            seconds.update({ppo_label(k, s if len(train_seeds) > 1 else None): v
+                            for k, v in secs.items()})  # fmt: skip
+        curve = pd.concat(curves, ignore_index=True)
         write_frame_atomic(curve, out / "curve.csv")
     rows, pairs, facts = run(args.suite, args.episodes, args.seed, ppo)
     wall = time.perf_counter() - t0
@@ -342,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     write_frame_atomic(pairs, out / "pairs.csv")
     write_frame_atomic(facts, out / "facts.csv")
     header = [
-        f"Produced by `benchmarks/bench_budget.py {' '.join(argv or sys.argv[1:])}` on "
+        f"Produced by `benchmarks/bench_budget.py {shlex.join(shown_command(argv or sys.argv[1:]))}` on "
         f"{platform.node() or 'unknown host'} ({os.cpu_count()} CPUs), suite `{spec.name}` "
         f"({spec.version}), {args.episodes} CRN demand paths per category, seed {args.seed}.",
         "",
@@ -352,8 +404,13 @@ def main(argv: list[str] | None = None) -> int:
         f"Lagrangian relaxations (bisection, every SKU's DP per step).",
     ]
     if ppo:
+        which = (
+            f"ONE training seed ({train_seeds[0]})"
+            if len(train_seeds) == 1
+            else f"training seeds {train_seeds} (rows `ppo/s<seed>`)"
+        )
         source = f"the policies of `{args.model}`" if args.model else (
-            f"ONE training seed ({args.train_seed}), {args.train_steps:,} SKU decisions per "
+            f"{which}, {args.train_steps:,} SKU decisions per "
             f"profile; training time per policy (learning-curve evaluations left out): "
             + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())
         )  # fmt: skip

@@ -153,15 +153,19 @@ def test_bench_budget_runs(tmp_path):
             "--doc", str(tmp_path / "page.md"), "--agents-doc", str(agents_doc),
             "--img", str(tmp_path / "img"), "--train-steps", "1024", "--curve-every", "512",
             "--curve-episodes", "10", "--set", "n_envs=32", "--set", "batch_size=256",
-            "--set", "net_arch=[16]",
+            "--set", "net_arch=[16]", "--set", "budget_pool=4", "--train-seeds", "0", "1",
         ]
     )  # fmt: skip
     assert code == 0
     page = (tmp_path / "page.md").read_text()
     assert "| lagrangian |" in page and "| greedy |" in page and "cat3-k1" in page
-    # PPO trained here (one seed) plays beside the planners, with its curve and the target
-    assert "| ppo |" in page and "ONE training seed" in page and "| budget-none |" in page
-    assert "Stretch target of the issue" in page and "PPO " in page.split("Stretch target")[1]
+    # PPO trained here (two seeds) plays beside the planners, guarded and raw, with its
+    # curves, the summary across seeds and the target
+    for label in ("ppo/s0", "ppo/s1", "ppo_raw/s0", "ppo_raw/s1"):
+        assert f"| {label} |" in page
+    assert "training seeds [0, 1]" in page and "| budget-none |" in page
+    assert "PPO across training seeds" in page and "| ppo_raw | 2 |" in page
+    assert "Stretch target of the issue" in page and "2 training seeds" in page
     text = agents_doc.read_text()
     assert "kept" in text and "budget-report:start" in text
     assert (tmp_path / "img" / "budget_leaderboard.png").is_file()
