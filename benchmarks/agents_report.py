@@ -32,6 +32,7 @@ from experiments.evaluate import (  # noqa: E402
     leaderboard,
     per_scenario_across_seeds,
     seed_summary,
+    with_raw_columns,
 )
 from experiments.suite import RULE_PROFILES, SUITE_VERSION, get_suite  # noqa: E402
 from ingest.errors import ConfigError  # noqa: E402
@@ -114,9 +115,10 @@ def render(out: Path, doc: Path, img: Path) -> str:
         "",
         "PPO's mean over seeds (CI across seeds), its worst seed, its paired gain over the "
         "prior (mean over seeds, CI across seeds, seeds below the prior beyond their paired "
-        "CI), the prior alone and the fluid re-solve:",
+        "CI), the prior alone and the fluid re-solve; `raw_*`: the same for the network "
+        "without its guard:",
         "",
-        markdown_table(per.drop(columns=["agent"])),
+        markdown_table(with_raw_columns(per)),
         "",
     ]
     if curves is not None and not curves.empty:

@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from agents.ppo import PPOConfig, PPOPolicy, train_ppo  # noqa: E402
@@ -45,6 +46,7 @@ from experiments.evaluate import (  # noqa: E402
     ppo_factory,
     prepare,
     seed_summary,
+    with_raw_columns,
 )
 from experiments.suite import RULE_PROFILES, SUITE_VERSION, get_suite, training_catalog  # noqa: E402
 from experiments.train import PROFILE_TIMESTEPS  # noqa: E402
@@ -192,6 +194,12 @@ def main(argv: list[str] | None = None) -> int:
         help="skip training: evaluate the seeds whose every profile has a model in --out",
     )
     parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="rewrite the page from the rows, timing and wall times saved in --out (no training, "
+        "no evaluation)",
+    )
+    parser.add_argument(
         "--recover-log",
         help="with --eval-only: rebuild the learning curves of an interrupted run from its log",
     )
@@ -223,7 +231,18 @@ def main(argv: list[str] | None = None) -> int:
         for s in seeds
         for p in profiles
     ]
-    if args.eval_only:
+    walls_path = out / "walls.json"
+    if args.render_only:
+        if not (out / "rows.csv").exists():
+            raise SystemExit(f"--render-only: no rows.csv in {out}; run the benchmark first")
+        rows = pd.read_csv(out / "rows.csv")
+        seeds = sorted(int(x) for x in rows["seed"].dropna().unique())
+        timing = pd.read_csv(out / "timing.csv") if (out / "timing.csv").exists() else None
+        walls = json.loads(walls_path.read_text()) if walls_path.exists() else {}
+        train_wall = float(walls.get("train_wall", float("nan")))
+        eval_wall = float(walls.get("eval_wall", float("nan")))
+        args.jobs = int(walls.get("jobs", args.jobs))  # the run's processes, not this call's
+    elif args.eval_only:
         seeds = [
             s for s in seeds if all((out / f"s{s}" / p / "model.zip").exists() for p in profiles)
         ]
@@ -257,14 +276,17 @@ def main(argv: list[str] | None = None) -> int:
         if not curve.empty:
             write_frame_atomic(curve, out / "curves.csv")
 
-    t1 = time.perf_counter()
-    scenarios = [s.name for s in get_suite() if s.profile in profiles]
-    eval_jobs = [(name, args.episodes, 2026, seeds, str(out), 0) for name in scenarios]
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        parts = list(pool.map(_eval_job, eval_jobs))
-    eval_wall = time.perf_counter() - t1
-    rows = pd.DataFrame([r for part in parts for r in part])
-    write_frame_atomic(rows, out / "rows.csv")
+    if not args.render_only:
+        t1 = time.perf_counter()
+        scenarios = [s.name for s in get_suite() if s.profile in profiles]
+        eval_jobs = [(name, args.episodes, 2026, seeds, str(out), 0) for name in scenarios]
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            parts = list(pool.map(_eval_job, eval_jobs))
+        eval_wall = time.perf_counter() - t1
+        rows = pd.DataFrame([r for part in parts for r in part])
+        write_frame_atomic(rows, out / "rows.csv")
+        walls = {"train_wall": train_wall, "eval_wall": eval_wall, "jobs": args.jobs}
+        write_text_atomic(walls_path, json.dumps(walls))
 
     board = leaderboard(rows)
     ppo_rows = rows[rows["agent"].str.startswith("ppo/")].copy()
@@ -334,16 +356,20 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "## Per scenario: PPO mean over seeds (± CI across seeds), worst seed, its paired gain "
         "over the prior (mean over seeds, CI across seeds, seeds below the prior beyond their "
-        "paired CI), the prior, fluid",
+        "paired CI), the prior, fluid; `raw_*`: the same for the network without its guard",
         "",
-        markdown_table(per.drop(columns=["agent"])),
+        markdown_table(with_raw_columns(per)),
         "",
         "## Training time per (seed, profile)",
         "",
         markdown_table(timing) if timing is not None else "(not measured in this run: --eval-only)",
         "",
-        f"Total wall: training {train_wall:.0f} s ({train_wall / len(seeds):.0f} s per seed "
-        f"on {args.jobs} processes), evaluation {eval_wall:.0f} s.",
+        (
+            f"Total wall: training {train_wall:.0f} s ({train_wall / len(seeds):.0f} s per seed "
+            f"on {args.jobs} processes), evaluation {eval_wall:.0f} s."
+            if np.isfinite(train_wall) and np.isfinite(eval_wall)
+            else "Total wall: not recorded for this run."
+        ),
         "",
     ]
     write_text_atomic(args.doc, "\n".join(lines))

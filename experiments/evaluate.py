@@ -495,6 +495,20 @@ def per_scenario_across_seeds(rows: pd.DataFrame, confidence: float = 0.95) -> p
     return pd.DataFrame(out)
 
 
+def with_raw_columns(per: pd.DataFrame, family: str = "ppo", raw: str = "ppo_raw") -> pd.DataFrame:
+    """The ``family`` rows of :func:`per_scenario_across_seeds` (one per scenario, without the
+    ``agent`` column), with the ``raw`` family's mean %, gain over the prior and seeds below
+    it beside them as ``raw_*`` columns when it was played (the guarded policy and the
+    network alone, side by side)."""
+    out = per[per["agent"] == family].drop(columns=["agent"]).reset_index(drop=True)
+    other = per[per["agent"] == raw].set_index("scenario")
+    if not other.empty:
+        for col in ("pct_of_dp", "gain_vs_prior", "seeds_below_prior"):
+            if col in other:
+                out[f"raw_{col}"] = out["scenario"].map(other[col])
+    return out
+
+
 def format_leaderboard(board: pd.DataFrame) -> str:
     """A fixed-width text table of :func:`leaderboard` (% of the suite's reference)."""
     lines = [

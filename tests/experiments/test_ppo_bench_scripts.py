@@ -33,6 +33,16 @@ def test_bench_and_report_scripts_run(tmp_path):
     assert "ppo/s0" in text and "fluid" in text and "| seed |" in text
     # the prior alone is a row, and PPO's paired gain over it a column
     assert "| prior |" in text and "below_prior" in text and "gain_vs_prior" in text
+    # the per-scenario table has one row per scenario, the raw network's numbers beside
+    per = text.split("## Per scenario")[1].split("## Training time")[0]
+    assert "raw_pct_of_dp" in per and per.count("| none-base |") == 1
+    # the page can be rewritten from the saved results, wall times included
+    doc.unlink()
+    assert bench_ppo.main(["--seeds", "0", "--profiles", "none", "--out", str(out),
+                           "--doc", str(doc), "--render-only"]) == 0  # fmt: skip
+    again = doc.read_text()
+    assert "--render-only" in again and "Total wall: training" in again
+    assert again.split("## Per scenario")[1] == text.split("## Per scenario")[1]
     agents_doc = tmp_path / "agents.md"
     agents_doc.write_text("# Agents\n\nkept\n")
     section = agents_report.render(out, agents_doc, tmp_path / "img")
