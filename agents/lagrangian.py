@@ -34,7 +34,7 @@ import numpy as np
 from agents.dp import DPSolution, broadcast_catalog, demand_pmf, solve
 from agents.fluid import VALUE_SCALE
 from agents.policy import Policy
-from envs.budget import OFF_ACTION, promo_actions, repair
+from envs.budget import OFF_ACTION, promo_actions, repair, stock_value
 from envs.config import RulesConfig
 from envs.context import PolicyContext
 from ingest.errors import ConfigError
@@ -425,6 +425,7 @@ class SlotPrices:
         self.offsets = np.concatenate([[0], np.cumsum([t.size for t in tables])[:-1]])
         self.table = np.concatenate(tables)
         self.multipliers = lam
+        self.scale = VALUE_SCALE  # the fluid regrets' scale: the two priors read alike
 
     @classmethod
     def from_category(cls, solution: CategorySolution) -> SlotPrices:
@@ -470,10 +471,7 @@ class SlotPrices:
         r = self.values(sku, dec.weeks_left, dec.stock)
         r = np.where(np.asarray(masks, dtype=bool), r, -np.inf)
         top = r.max(axis=1, keepdims=True)
-        per_unit = np.maximum(np.asarray(dec.stock, float), 1.0) * np.asarray(
-            context.catalog.list_price, float
-        )
         with np.errstate(invalid="ignore"):
-            reg = VALUE_SCALE * (r - top) / per_unit[:, None]
+            reg = self.scale * (r - top) / stock_value(context)[:, None]
         reg = np.where(np.isfinite(reg), np.clip(reg, -1.0, 0.0), -1.0)
         return reg.astype(np.float32)

@@ -224,6 +224,8 @@ class SlotPrior(Protocol):
     appends :meth:`regrets` to each deciding SKU's observation (:func:`prior_bounds`)."""
 
     n_actions: int
+    scale: float
+    """What a regret or an advantage over :func:`stock_value` is multiplied by."""
 
     def advantages(self, sku: np.ndarray, context: PolicyContext) -> np.ndarray:
         """Advantage of a promotion this week per row (``-inf`` when the SKU is sold out)."""
@@ -246,14 +248,19 @@ def prior_bounds(n_actions: int) -> tuple[np.ndarray, np.ndarray]:
     return low, high
 
 
-def scaled_advantages(advantages: np.ndarray, context: PolicyContext) -> np.ndarray:
-    """:meth:`SlotPrior.advantages` per unit of stock on hand and list price, times the fluid
-    regrets' scale (4), clipped to [-1, 1]; a sold-out SKU reads -1."""
-    per_unit = np.maximum(np.asarray(context.decision.stock, float), 1.0) * np.asarray(
+def stock_value(context: PolicyContext) -> np.ndarray:
+    """Per row: stock on hand (at least one unit) times list price, the unit a
+    :class:`SlotPrior`'s regrets and advantages are measured in."""
+    return np.maximum(np.asarray(context.decision.stock, float), 1.0) * np.asarray(
         context.catalog.list_price, float
     )
+
+
+def scaled_advantages(advantages: np.ndarray, context: PolicyContext, scale: float) -> np.ndarray:
+    """:meth:`SlotPrior.advantages` over :func:`stock_value`, times the prior's ``scale``
+    (its regrets'), clipped to [-1, 1]; a sold-out SKU reads -1."""
     adv = np.asarray(advantages, float)
-    out = np.clip(4.0 * np.where(np.isfinite(adv), adv, -np.inf) / per_unit, -1.0, 1.0)
+    out = np.clip(scale * np.where(np.isfinite(adv), adv, -np.inf) / stock_value(context), -1, 1)
     return np.where(np.isfinite(adv), out, -1.0)
 
 

@@ -100,7 +100,7 @@ def allocate(
     else:
         adv = prior.advantages(sku, context)
         order = advantage_order(adv.reshape(n_paths, n_skus))
-        scaled = scaled_advantages(adv, context).reshape(n_paths, n_skus)
+        scaled = scaled_advantages(adv, context, prior.scale).reshape(n_paths, n_skus)
     remaining = np.full(n_paths, max_promoted, dtype=np.int64)
     k = np.full(n_paths, max_promoted, dtype=np.int64)
     out = np.full(n, OFF_ACTION, dtype=np.int64)
@@ -252,7 +252,7 @@ class SequentialCategoryEnv(InProcessVecEnv):
         else:
             adv = self.pool.prior.advantages(self.inner.sku_index, self._ctx)
             self._order = advantage_order(adv.reshape(c, n))
-            self._scaled = scaled_advantages(adv, self._ctx).reshape(c, n)
+            self._scaled = scaled_advantages(adv, self._ctx, self.pool.prior.scale).reshape(c, n)
         self._position = 0
         self._remaining = self._k.copy()
         self._pending = np.full(c * n, OFF_ACTION, dtype=np.int64)
