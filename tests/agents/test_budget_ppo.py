@@ -183,6 +183,8 @@ def test_the_training_pool_solves_each_category_and_keeps_its_skus_together() ->
 def test_the_lagrangian_prior_settings_are_checked_and_build_the_prior_policy() -> None:
     with pytest.raises(ConfigError, match="budget_prior"):
         PPOConfig(shared_budget=True, budget_prior="dual")
+    with pytest.raises(ConfigError, match="budget_pool = 0"):
+        PPOConfig(shared_budget=True, budget_pool=0)
     with pytest.raises(ConfigError, match="fluid_prior"):
         PPOConfig(shared_budget=True, budget_prior="lagrangian", fluid_prior=0.0)
     with pytest.raises(ConfigError, match="n_catalog_skus >= 400"):

@@ -40,6 +40,8 @@ def test_bench_and_report_scripts_run(tmp_path):
     doc.unlink()
     assert bench_ppo.main(["--seeds", "0", "--profiles", "none", "--out", str(out),
                            "--doc", str(doc), "--render-only"]) == 0  # fmt: skip
+    with pytest.raises(SystemExit, match="no rows.csv"):
+        bench_ppo.main(["--out", str(tmp_path / "empty"), "--doc", str(doc), "--render-only"])
     again = doc.read_text()
     assert "--render-only" in again and "Total wall: training" in again
     assert again.split("## Per scenario")[1] == text.split("## Per scenario")[1]
