@@ -80,6 +80,27 @@ class CategorySolution:
     max_promoted: int
     horizon_weeks: int
     rules: RulesConfig
+    weekly: WeeklyPrices | None = None
+
+
+@dataclass
+class WeeklyPrices:
+    """One multiplier per week (:func:`solve_weekly`), and the DPs charged them.
+
+    Attributes
+    ----------
+    multipliers : ndarray of shape (horizon_weeks,)
+        ``lam_t`` for week ``t`` (0 = the first week).
+    bound : float
+        ``L(lam_1..lam_H)``, an upper bound on the optimum under the limit (at most the
+        single multiplier's).
+    solutions : list of DPSolution
+        Each SKU's DP charged ``lam_t`` per promotion in week ``t``, with Q-values.
+    """
+
+    multipliers: np.ndarray
+    bound: float
+    solutions: list[DPSolution]
 
 
 def _solve_all(
@@ -259,14 +280,62 @@ def weekly_bound(
     return best, best_lam
 
 
+def solve_weekly(
+    catalog: Catalog, solution: CategorySolution, *, iterations: int = WEEKLY_ITERATIONS
+) -> WeeklyPrices:
+    """Price each week's slots on its own: the multipliers of :func:`weekly_bound` (started
+    from the single multiplier) and every SKU's DP charged them, kept on
+    ``solution.weekly`` (a second call returns it).
+
+    Parameters
+    ----------
+    catalog : Catalog
+        The category's SKUs, as given to :func:`solve_category`.
+    solution : CategorySolution
+        The category solved with one multiplier.
+    iterations : int
+        Projected subgradient steps.
+
+    Returns
+    -------
+    WeeklyPrices
+    """
+    if solution.weekly is not None:
+        return solution.weekly
+    if catalog.n_skus != len(solution.solutions):
+        raise ConfigError(
+            f"catalog has {catalog.n_skus} SKUs and the solution {len(solution.solutions)}; "
+            "expected the category the solution was solved for"
+        )
+    rules, horizon = solution.rules, solution.horizon_weeks
+    bound, lam = weekly_bound(
+        catalog, rules, horizon, solution.max_promoted, solution.multiplier,
+        iterations=iterations,
+    )  # fmt: skip
+    cost = lam[:, None] * promo_actions(rules)[None, :]
+    sols = [
+        solve(catalog.take([i]), rules, horizon, action_cost=cost, keep_q=True)
+        for i in range(catalog.n_skus)
+    ]
+    log.info(
+        "lagrangian: weekly multipliers %s, bound %.4f (one multiplier: %.4f)",
+        np.round(lam, 3).tolist(),
+        bound,
+        solution.dual_value,
+    )
+    solution.weekly = WeeklyPrices(multipliers=lam, bound=bound, solutions=sols)
+    return solution.weekly
+
+
 class CategoryDPPolicy(Policy):
     """Per-SKU DPs with the slots repaired to the limit by advantage (module docstring).
 
     Parameters
     ----------
     solution : CategorySolution
-    mode : {"lagrangian", "greedy"}
-        ``lagrangian``: the DPs charged ``lam*``; ``greedy``: the uncharged DPs (``lam = 0``).
+    mode : {"lagrangian", "greedy", "weekly"}
+        ``lagrangian``: the DPs charged ``lam*``; ``greedy``: the uncharged DPs (``lam = 0``);
+        ``weekly``: the DPs charged ``lam_t`` (``solution.weekly``, from :func:`solve_weekly`).
 
     The slots are laid out as :class:`envs.budget.CategoryEnv` lays them (slot
     ``p * n_skus + i`` is SKU ``i``).
@@ -275,11 +344,22 @@ class CategoryDPPolicy(Policy):
     requires_context = True
 
     def __init__(self, solution: CategorySolution, mode: str = "lagrangian") -> None:
-        if mode not in ("lagrangian", "greedy"):
-            raise ConfigError(f"mode = {mode!r}; expected 'lagrangian' or 'greedy'")
-        self.solution, self.mode, self.name = solution, mode, mode
-        self.sols = solution.solutions if mode == "lagrangian" else solution.unconstrained
-        self.lam = solution.multiplier if mode == "lagrangian" else 0.0
+        if mode not in ("lagrangian", "greedy", "weekly"):
+            raise ConfigError(f"mode = {mode!r}; expected 'lagrangian', 'greedy' or 'weekly'")
+        self.solution, self.mode = solution, mode
+        self.name = "lagrangian_weekly" if mode == "weekly" else mode
+        if mode == "weekly":
+            if solution.weekly is None:
+                raise ConfigError(
+                    "mode 'weekly' needs the weekly multipliers: call "
+                    "agents.lagrangian.solve_weekly(catalog, solution) first"
+                )
+            self.sols = solution.weekly.solutions
+            self.lam = np.asarray(solution.weekly.multipliers, float)
+        else:
+            self.sols = solution.solutions if mode == "lagrangian" else solution.unconstrained
+            lam = solution.multiplier if mode == "lagrangian" else 0.0
+            self.lam = np.full(solution.horizon_weeks, lam)
         self.promo = promo_actions(solution.rules)
         self.n_skus = len(self.sols)
 
@@ -291,6 +371,10 @@ class CategoryDPPolicy(Policy):
         best_p = np.empty(n, np.int64)
         best_o = np.empty(n, np.int64)
         sku = np.arange(n) % self.n_skus
+        # this week's price of a slot (week t = horizon - weeks left)
+        H = self.solution.horizon_weeks
+        weeks_left = np.broadcast_to(np.asarray(context.decision.weeks_left, np.int64), (n,))
+        lam_now = self.lam[np.clip(H - weeks_left, 0, H - 1)]
         for i, sol in enumerate(self.sols):
             rows = np.flatnonzero(sku == i)
             assert sol.q is not None
@@ -301,7 +385,7 @@ class CategoryDPPolicy(Policy):
             best_p[rows] = np.argmax(qp, axis=1)
             best_o[rows] = np.argmax(qo, axis=1)
             idx = np.arange(rows.size)
-            adv[rows] = qp[idx, best_p[rows]] + self.lam - qo[idx, best_o[rows]]
+            adv[rows] = qp[idx, best_p[rows]] + lam_now[rows] - qo[idx, best_o[rows]]
         # a sold-out SKU gains nothing from a slot (its Q-values all tie)
         adv[context.decision.stock <= 0] = -np.inf
         return adv, best_p, best_o

@@ -12,6 +12,7 @@ Every row's ``violations`` is the env's count of masked actions plus its count o
 beyond the limit (``budget_violations``): a policy that breaks the limit shows it.
 
 Agents: ``lagrangian`` (the per-SKU DPs at the dual multiplier, repaired by advantage),
+``lagrangian_weekly`` (the same with one multiplier per week, :func:`agents.lagrangian.solve_weekly`),
 ``greedy`` (the unconstrained per-SKU DPs, slots to the largest advantages) and the
 heuristics of the standard market with a feasibility repair (the deepest proposed
 promotions keep the slots).
@@ -25,7 +26,13 @@ import numpy as np
 import pandas as pd
 
 from agents import baselines as b
-from agents.lagrangian import CategoryDPPolicy, CategorySolution, RepairedPolicy, solve_category
+from agents.lagrangian import (
+    CategoryDPPolicy,
+    CategorySolution,
+    RepairedPolicy,
+    solve_category,
+    solve_weekly,
+)
 from agents.policy import Policy
 from envs.budget import CategoryEnv
 from experiments.market_base import Market, PolicyFactory, Prepared
@@ -114,6 +121,8 @@ class BudgetMarket(Market):
     def agent_factories(self) -> dict[str, PolicyFactory]:
         def dp(mode: str) -> PolicyFactory:
             def build(scenario: Scenario, solution: CategorySolution) -> Policy:
+                if mode == "weekly":  # solved once per category, kept on the solution
+                    solve_weekly(category(scenario).catalog(), solution)
                 return CategoryDPPolicy(solution, mode)
 
             return build
@@ -125,6 +134,10 @@ class BudgetMarket(Market):
 
             return build
 
-        out: dict[str, PolicyFactory] = {"lagrangian": dp("lagrangian"), "greedy": dp("greedy")}
+        out: dict[str, PolicyFactory] = {
+            "lagrangian": dp("lagrangian"),
+            "lagrangian_weekly": dp("weekly"),
+            "greedy": dp("greedy"),
+        }
         out.update({k: repaired(cls, kw) for k, (cls, kw) in _HEURISTICS.items()})
         return out

@@ -13,9 +13,11 @@ from agents.dp import solve
 from agents.lagrangian import (
     CategoryDPPolicy,
     RepairedPolicy,
+    WeeklyPrices,
     dual_function,
     expected_promotions,
     solve_category,
+    solve_weekly,
     weekly_bound,
 )
 from envs.budget import CategoryEnv, promo_actions
@@ -115,9 +117,11 @@ def test_limit_binds_and_multiplier_is_positive() -> None:
     assert sol.dual_value >= _joint_optimum(cat, RULES, 3, 1) - 1e-9
 
 
-def test_plans_respect_the_limit_on_every_path() -> None:
-    rules = RulesConfig(coupon_levels=(0.0, 0.1))
-    cat = Catalog.build(
+COUPON_RULES = RulesConfig(coupon_levels=(0.0, 0.1))
+
+
+def _coupon_category() -> Catalog:
+    return Catalog.build(
         n_skus=4,
         list_price=1.0,
         unit_cost=0.4,
@@ -126,11 +130,18 @@ def test_plans_respect_the_limit_on_every_path() -> None:
         coupon_coef=3.0,
         initial_stock=[60.0, 80.0, 50.0, 70.0],
     )
+
+
+def test_plans_respect_the_limit_on_every_path() -> None:
+    rules = COUPON_RULES
+    cat = _coupon_category()
     sol = solve_category(cat, rules, 8, 1)
+    solve_weekly(cat, sol, iterations=10)
     env = CategoryEnv(cat, rules, 8, max_promoted=1, n_paths=100, seed=3)
     values = {}
     for name, policy in (
         ("lagrangian", CategoryDPPolicy(sol, "lagrangian")),
+        ("weekly", CategoryDPPolicy(sol, "weekly")),
         ("greedy", CategoryDPPolicy(sol, "greedy")),
         ("myopic", RepairedPolicy(Myopic(), rules, 4, 1)),
     ):
@@ -155,6 +166,10 @@ def test_bad_arguments_are_refused() -> None:
         dual_function(_catalog(), RULES, 3, 1, -1.0)
     with pytest.raises(ConfigError, match="mode"):
         CategoryDPPolicy(solve_category(_catalog(), RULES, 2, 1), "oracle")
+    with pytest.raises(ConfigError, match="solve_weekly"):
+        CategoryDPPolicy(solve_category(_catalog(), RULES, 2, 1), "weekly")
+    with pytest.raises(ConfigError, match="3 SKUs and the solution 2"):
+        solve_weekly(_catalog(3), solve_category(_catalog(), RULES, 2, 1))
 
 
 def test_action_cost_prices_actions_in_the_dp() -> None:
@@ -206,3 +221,43 @@ def test_weekly_multipliers_give_a_tighter_valid_bound() -> None:
     weekly, lam = weekly_bound(cat, RULES, 3, 1, sol.multiplier, iterations=15)
     assert lam.shape == (3,) and (lam >= 0).all()
     assert _joint_optimum(cat, RULES, 3, 1) - 1e-9 <= weekly <= sol.dual_value + 1e-12
+
+
+def test_weekly_plan_with_one_price_in_every_week_is_the_lagrangian_plan() -> None:
+    """The week-indexed charge and refund reduce to the single multiplier's, path for path."""
+    cat, H = _coupon_category(), 8
+    sol = solve_category(cat, COUPON_RULES, H, 1)
+    lam = np.full(H, sol.multiplier)
+    cost = lam[:, None] * promo_actions(COUPON_RULES)[None, :]
+    sols = [
+        solve(cat.take([i]), COUPON_RULES, H, action_cost=cost, keep_q=True)
+        for i in range(cat.n_skus)
+    ]
+    sol.weekly = WeeklyPrices(multipliers=lam, bound=sol.dual_value, solutions=sols)
+    env = CategoryEnv(cat, COUPON_RULES, H, max_promoted=1, n_paths=200, seed=4)
+    single = env.play(CategoryDPPolicy(sol, "lagrangian"))
+    weekly = env.play(CategoryDPPolicy(sol, "weekly"))
+    assert np.array_equal(single.promoted, weekly.promoted)
+    assert np.array_equal(
+        single.totals["objective"].to_numpy(), weekly.totals["objective"].to_numpy()
+    )
+
+
+def test_weekly_prices_are_solved_once_and_bound_the_optimum() -> None:
+    cat = Catalog.build(
+        n_skus=2, list_price=1.0, unit_cost=0.1, base_demand=[0.5, 0.6],
+        elasticity=[-4.0, -4.5], initial_stock=4.0,
+    )  # fmt: skip
+    sol = solve_category(cat, RULES, 3, 1)
+    weekly = solve_weekly(cat, sol, iterations=15)
+    assert solve_weekly(cat, sol) is weekly and sol.weekly is weekly
+    assert weekly.multipliers.shape == (3,) and len(weekly.solutions) == 2
+    best = _joint_optimum(cat, RULES, 3, 1)
+    assert best - 1e-9 <= weekly.bound <= sol.dual_value + 1e-12
+    # the weekly plan is feasible, so it cannot beat the optimum beyond noise
+    res = CategoryEnv(cat, RULES, 3, max_promoted=1, n_paths=4000, seed=6).play(
+        CategoryDPPolicy(sol, "weekly")
+    )
+    x = res.totals["objective"].to_numpy()
+    assert res.promoted.max() <= 1
+    assert x.mean() <= best + 3 * x.std(ddof=1) / np.sqrt(x.size)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -183,6 +184,22 @@ def test_bench_budget_runs(tmp_path):
     assert (tmp_path / "img" / "budget_leaderboard.png").is_file()
     pairs = (tmp_path / "bench" / "pairs.csv").read_text()
     assert "plan_minus_agent_pct" in pairs
+    assert "| lagrangian_weekly |" in page
+    # the saved policies of each seed play again without training: the same rows
+    first = pd.read_csv(tmp_path / "bench" / "rows.csv")
+    code = bench_budget.main(
+        [
+            "--suite", "budget-smoke", "--episodes", "20", "--out", str(tmp_path / "again"),
+            "--doc", str(tmp_path / "again.md"), "--agents-doc", str(agents_doc),
+            "--img", str(tmp_path / "img2"), "--train-seeds", "0", "1",
+            "--model", str(tmp_path / "bench" / "ppo_s{seed}"),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    again = pd.read_csv(tmp_path / "again" / "rows.csv")
+    cols = ["agent", "scenario", "profit_mean"]
+    pd.testing.assert_frame_equal(first[cols], again[cols])
+    assert "ppo_s{seed}` (training seeds [0, 1]" in (tmp_path / "again.md").read_text()
 
 
 def test_suite_bench_takes_seeds_spaced_or_comma_separated(capsys):
