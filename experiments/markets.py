@@ -19,8 +19,9 @@ market         reference             agents
 ``learning``   ``oracle``            ``dp_ce``, ``dp_resolve``, ``thompson``, ``prior``,
                                      ``fluid``, ``myopic``, ``cover``, ``ladder``, ``none``
                                      (and ``ppo``)
-``budget``     ``lagrangian_bound``  ``lagrangian``, ``greedy`` and the heuristics repaired to
-                                     the shared limit (:mod:`experiments.budget_market`)
+``budget``     ``lagrangian_bound``  ``lagrangian``, ``lagrangian_weekly``, ``greedy`` and the
+                                     heuristics repaired to the shared limit
+                                     (:mod:`experiments.budget_market`)
 ``memory``     ``augmented_dp``      ``dp_blind``, ``prior``, ``fluid``, ``myopic``, ``cover``,
                                      ``ladder``, ``none`` (and ``ppo``)
                                      (:mod:`experiments.memory_market`)
