@@ -119,7 +119,10 @@ def load_config(
             file_values, prefix = file_values[section], (section,)
         expand = getattr(cls, "expand_file_values", None)
         if expand is not None:
-            file_values = expand(file_values)
+            try:
+                file_values = expand(file_values)
+            except ConfigError as err:  # name the file, as every other error here does
+                raise ConfigError(f"{path}: {err}") from None
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     # A file or flag may ask for the quick mode too; the preset still sits below the file.
     quick = quick or given.get("quick") is True or (file_values or {}).get("quick") is True

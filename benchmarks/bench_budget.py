@@ -85,6 +85,7 @@ def train_policies(
     config = TrainConfig(
         suite=suite,
         ppo=replace(PPOConfig(seed=seed), **(overrides or {})),
+        ppo_given=tuple(overrides or {}),  # a --set value is kept even at the default
         timesteps=dict.fromkeys(keys, steps),
         log_model=False,
         curve_episodes=max(curve_episodes, 2),

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -93,8 +93,9 @@ BUDGET_PPO: dict[str, Any] = {
     "ent_coef": 0.0,
     "n_steps": 48,
 }
-"""The budget market's own PPO defaults (each applies where ``[ppo]`` leaves the general
-default, so one set to the same value as the general default reads as left): with the
+"""The budget market's own PPO defaults (each applies unless ``[ppo]`` sets it: a key of the
+file's ``[ppo]`` table, listed in ``TrainConfig.ppo_given``, or a value other than the
+general default): with the
 Lagrangian prior (``budget_prior``, the default), a prior scale that keeps the sampled policy
 near the Lagrangian plan (at 8 the plan's small regrets leave it close to uniform, and training drifted down),
 a lower learning rate, no entropy bonus and rollouts of one 12-week category episode
@@ -116,7 +117,11 @@ def ppo_for_profile(config: TrainConfig, key: str) -> PPOConfig:
     elif spec.market == "budget":
         horizon = max(s.horizon_weeks for s in spec.scenarios)
         general = PPOConfig()
-        own = {k: v for k, v in BUDGET_PPO.items() if getattr(ppo, k) == getattr(general, k)}
+        own = {
+            k: v
+            for k, v in BUDGET_PPO.items()
+            if k not in config.ppo_given and getattr(ppo, k) == getattr(general, k)
+        }
         ppo = replace(ppo, shared_budget=True, horizon_range=(horizon, horizon), **own)
     return ppo
 
@@ -155,6 +160,11 @@ class TrainConfig:
         Training steps per policy key, overriding ``ppo.total_timesteps`` for the keys it
         names (default :data:`PROFILE_TIMESTEPS`: the rule profiles need more experience than
         the free ones). ``{}`` = ``ppo.total_timesteps`` for every profile.
+    ppo_given : tuple of str
+        The ``ppo`` settings given explicitly, which the budget market's own defaults
+        (:data:`BUDGET_PPO`) never replace even where they equal the general default. The
+        config loader fills it from the file's ``[ppo]`` table; in code, name the settings
+        you set.
     """
 
     ppo: PPOConfig = field(default_factory=PPOConfig)
@@ -168,6 +178,7 @@ class TrainConfig:
     log_model: bool = True
     experiment: str = tracking.DEFAULT_EXPERIMENT
     timesteps: dict[str, int] = field(default_factory=lambda: dict(PROFILE_TIMESTEPS))
+    ppo_given: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         keys = policy_keys()
@@ -193,6 +204,13 @@ class TrainConfig:
                 f"train.profiles = {list(self.profiles)}: suite {self.suite!r} has scenarios "
                 f"only for {list(spec.profiles)}"
             )
+        ppo_keys = {f.name for f in fields(PPOConfig)}
+        unknown_given = [k for k in self.ppo_given if k not in ppo_keys]
+        if unknown_given:
+            raise ConfigError(
+                f"train.ppo_given = {list(self.ppo_given)}: {unknown_given} are not PPO "
+                f"settings; expected names of [ppo] keys"
+            )
         if self.curve_every < 0 or self.curve_episodes < 2:
             raise ConfigError("train.curve_every must be >= 0 and curve_episodes >= 2")
         if self.eval_episodes < 0 or 0 < self.eval_episodes < 2:
@@ -215,7 +233,14 @@ class TrainConfig:
         sets ``[ppo] total_timesteps`` and no ``[timesteps]`` trains every profile for that
         many steps."""
         out = dict(values)
+        if "ppo_given" in out:
+            raise ConfigError(
+                "train.ppo_given: set by the config loader from the [ppo] table; expected "
+                "the settings under [ppo] instead"
+            )
         steps, ppo = out.get("timesteps"), out.get("ppo")
+        if isinstance(ppo, dict):
+            out["ppo_given"] = sorted(ppo)  # the budget defaults never replace these
         if isinstance(steps, dict):
             out["timesteps"] = {**PROFILE_TIMESTEPS, **steps}
         elif "timesteps" not in out and isinstance(ppo, dict) and "total_timesteps" in ppo:

@@ -168,7 +168,35 @@ def test_budget_training_config_and_catalog() -> None:
     ppo = ppo_for_profile(mine, "budget-none")
     assert (ppo.fluid_prior, ppo.budget_prior) == (8.5, "fluid")
     assert ppo.learning_rate == BUDGET_PPO["learning_rate"]
+    # a setting given explicitly is kept even where it equals the general default
+    general = PPOConfig().learning_rate
+    kept = TrainConfig(
+        suite="budget", ppo=PPOConfig(learning_rate=general), ppo_given=("learning_rate",)
+    )
+    assert ppo_for_profile(kept, "budget-none").learning_rate == general
+    assert ppo_for_profile(kept, "budget-none").ent_coef == BUDGET_PPO["ent_coef"]
+    with pytest.raises(ConfigError, match="ppo_given.*'lr'.*not PPO settings"):
+        TrainConfig(suite="budget", ppo_given=("lr",))
     assert all(k in PROFILE_TIMESTEPS for k in policy_keys() if k.startswith("budget-"))
     cat = catalog_fn_for(get_spec("budget"), "coupons")(300, np.random.default_rng(2))
     assert BUDGET_STOCK[0] <= cat.initial_stock.min() <= cat.initial_stock.max() <= BUDGET_STOCK[1]
     assert cat.coupon_coef.max() > 0  # the coupon profile's SKUs respond to coupons
+
+
+def test_a_train_file_keeps_its_ppo_settings_in_the_budget_market(tmp_path) -> None:
+    from app.config import load_config
+
+    general = PPOConfig()
+    path = tmp_path / "train.toml"
+    path.write_text(
+        f'suite = "budget"\n[ppo]\nlearning_rate = {general.learning_rate}\n'
+        f"ent_coef = {general.ent_coef}\n"
+    )
+    config = load_config(TrainConfig, path)
+    assert set(config.ppo_given) == {"learning_rate", "ent_coef"}
+    ppo = ppo_for_profile(config, "budget-coupons")
+    assert (ppo.learning_rate, ppo.ent_coef) == (general.learning_rate, general.ent_coef)
+    assert ppo.fluid_prior == BUDGET_PPO["fluid_prior"]  # the file left this one
+    path.write_text('suite = "budget"\nppo_given = ["ent_coef"]\n')
+    with pytest.raises(ConfigError, match=r"train\.toml: train\.ppo_given: set by the config"):
+        load_config(TrainConfig, path)
