@@ -104,9 +104,9 @@ class WeeklyPrices:
 
 
 def _solve_all(
-    catalog: Catalog, rules: RulesConfig, horizon: int, lam: float, promo: np.ndarray
+    catalog: Catalog, rules: RulesConfig, horizon: int, cost: np.ndarray
 ) -> list[DPSolution]:
-    cost = np.where(promo, lam, 0.0)
+    """Every SKU's DP charged ``cost`` (per action, or per week and action), with Q-values."""
     return [
         solve(catalog.take([i]), rules, horizon, action_cost=cost, keep_q=True)
         for i in range(catalog.n_skus)
@@ -163,7 +163,7 @@ def solve_category(
     def dual(lam: float) -> float:
         return dual_function(catalog, rules, horizon_weeks, max_promoted, lam)
 
-    free = _solve_all(catalog, rules, horizon_weeks, 0.0, promo)
+    free = _solve_all(catalog, rules, horizon_weeks, np.zeros(promo.size))
     free_value = float(sum(s.value for s in free))
     # a promotion week is worth at most the list value of the whole stock: beyond that price
     # no SKU promotes and L only grows
@@ -185,7 +185,7 @@ def solve_category(
             else:
                 lo = mid
         lam = min((lo, hi), key=dual)
-    priced = _solve_all(catalog, rules, horizon_weeks, lam, promo)
+    priced = _solve_all(catalog, rules, horizon_weeks, np.where(promo, lam, 0.0))
     value = float(sum(s.value for s in priced) + lam * max_promoted * horizon_weeks)
     log.info(
         "lagrangian: %d SKUs, K=%d: multiplier %.4g, dual value %.4f (unconstrained %.4f)",
@@ -312,11 +312,7 @@ def solve_weekly(
         catalog, rules, horizon, solution.max_promoted, solution.multiplier,
         iterations=iterations,
     )  # fmt: skip
-    cost = lam[:, None] * promo_actions(rules)[None, :]
-    sols = [
-        solve(catalog.take([i]), rules, horizon, action_cost=cost, keep_q=True)
-        for i in range(catalog.n_skus)
-    ]
+    sols = _solve_all(catalog, rules, horizon, lam[:, None] * promo_actions(rules)[None, :])
     log.info(
         "lagrangian: weekly multipliers %s, bound %.4f (one multiplier: %.4f)",
         np.round(lam, 3).tolist(),

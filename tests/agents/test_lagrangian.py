@@ -40,6 +40,18 @@ def _catalog(n: int = 2, stock: float = 4.0) -> Catalog:
     )
 
 
+def _binding_pair() -> Catalog:
+    """Two elastic SKUs with cheap stock: both want the discount every week."""
+    return Catalog.build(
+        n_skus=2,
+        list_price=1.0,
+        unit_cost=0.1,
+        base_demand=[0.5, 0.6],
+        elasticity=[-4.0, -4.5],
+        initial_stock=4.0,
+    )
+
+
 def _joint_optimum(catalog: Catalog, rules: RulesConfig, horizon: int, k: int) -> float:
     """The optimum under the limit by brute force: a DP over the SKUs' joint stock, every
     feasible joint action enumerated each week (independent of agents.dp)."""
@@ -100,15 +112,7 @@ def test_dual_value_bounds_the_brute_force_optimum(n: int, horizon: int, k: int)
 
 
 def test_limit_binds_and_multiplier_is_positive() -> None:
-    # elastic SKUs with cheap stock both want the discount every week
-    cat = Catalog.build(
-        n_skus=2,
-        list_price=1.0,
-        unit_cost=0.1,
-        base_demand=[0.5, 0.6],
-        elasticity=[-4.0, -4.5],
-        initial_stock=4.0,
-    )
+    cat = _binding_pair()
     sol = solve_category(cat, RULES, 3, 1)
     free = sum(solve(cat.take([i]), RULES, 3).value for i in range(2))
     assert sol.unconstrained_value == pytest.approx(free)
@@ -213,10 +217,7 @@ def test_expected_promotions_match_simulation() -> None:
 
 
 def test_weekly_multipliers_give_a_tighter_valid_bound() -> None:
-    cat = Catalog.build(
-        n_skus=2, list_price=1.0, unit_cost=0.1, base_demand=[0.5, 0.6],
-        elasticity=[-4.0, -4.5], initial_stock=4.0,
-    )  # fmt: skip
+    cat = _binding_pair()
     sol = solve_category(cat, RULES, 3, 1)
     weekly, lam = weekly_bound(cat, RULES, 3, 1, sol.multiplier, iterations=15)
     assert lam.shape == (3,) and (lam >= 0).all()
@@ -244,10 +245,7 @@ def test_weekly_plan_with_one_price_in_every_week_is_the_lagrangian_plan() -> No
 
 
 def test_weekly_prices_are_solved_once_and_bound_the_optimum() -> None:
-    cat = Catalog.build(
-        n_skus=2, list_price=1.0, unit_cost=0.1, base_demand=[0.5, 0.6],
-        elasticity=[-4.0, -4.5], initial_stock=4.0,
-    )  # fmt: skip
+    cat = _binding_pair()
     sol = solve_category(cat, RULES, 3, 1)
     weekly = solve_weekly(cat, sol, iterations=15)
     assert solve_weekly(cat, sol) is weekly and sol.weekly is weekly
