@@ -63,6 +63,7 @@ from experiments.evaluate import (  # noqa: E402
 from experiments.policy_model import load_policies  # noqa: E402
 from experiments.suite import RULE_PROFILES, catalog_fn_for, get_spec  # noqa: E402
 from experiments.train import TrainConfig, ppo_for_profile  # noqa: E402
+from ingest.errors import ConfigError  # noqa: E402
 from ingest.io import write_frame_atomic, write_text_atomic  # noqa: E402
 
 PLAN = "lagrangian"
@@ -377,14 +378,16 @@ def main(argv: list[str] | None = None) -> int:
     ppo: dict[int | None, dict[str, Policy]] = {}
     curve: pd.DataFrame = pd.DataFrame()
     seconds: dict[str, float] = {}
-    if args.model and "{seed}" in args.model:
-        several = len(train_seeds) > 1
-        ppo = {
-            (s if several else None): dict(load_policies(args.model.replace("{seed}", str(s))))
-            for s in train_seeds
-        }
-    elif args.model:
-        ppo = {None: dict(load_policies(args.model))}
+    if args.model:
+        several = "{seed}" in args.model and len(train_seeds) > 1
+        seeds = train_seeds if "{seed}" in args.model else [None]
+        try:
+            ppo = {
+                (s if several else None): dict(load_policies(args.model.replace("{seed}", str(s))))
+                for s in seeds
+            }
+        except ConfigError as err:
+            raise SystemExit(f"bench_budget.py --model: {err}") from None
     elif args.train_steps > 0:
         overrides = {k: json.loads(v) for k, _, v in (item.partition("=") for item in args.set)}
         curves = []

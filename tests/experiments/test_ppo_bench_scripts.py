@@ -200,6 +200,12 @@ def test_bench_budget_runs(tmp_path):
     cols = ["agent", "scenario", "profit_mean"]
     pd.testing.assert_frame_equal(first[cols], again[cols])
     assert "ppo_s{seed}` (training seeds [0, 1]" in (tmp_path / "again.md").read_text()
+    # a seed without saved policies is refused by name, before any work
+    with pytest.raises(SystemExit, match=r"--model: .*ppo_s7"):
+        bench_budget.main(
+            ["--suite", "budget-smoke", "--out", str(tmp_path / "none"), "--train-seeds", "7",
+             "--model", str(tmp_path / "bench" / "ppo_s{seed}")]
+        )  # fmt: skip
 
 
 def test_suite_bench_takes_seeds_spaced_or_comma_separated(capsys):
