@@ -10,6 +10,9 @@ A policy trained on the Lagrangian prior (``PPOConfig.budget_prior = "lagrangian
 besides, its SKU's slot-priced regrets (:class:`agents.lagrangian.SlotPrices`) and decides in
 order of the Lagrangian advantage; :func:`solve_pool` solves the training categories it
 needs, and the policy is played with its category's solution (:func:`reads_slot_prices`).
+With ``budget_prior = "lagrangian_weekly"`` the prices are one multiplier per week
+(:func:`agents.lagrangian.solve_weekly`): the prior is the weekly plan, in training and in
+play (:func:`weekly_prior`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,13 @@ import numpy as np
 
 from agents.fluid import hint_dim
 from agents.guard import GUARD_PATHS, GUARD_SEED
-from agents.lagrangian import CategoryDPPolicy, CategorySolution, SlotPrices, solve_category
+from agents.lagrangian import (
+    CategoryDPPolicy,
+    CategorySolution,
+    SlotPrices,
+    solve_category,
+    solve_weekly,
+)
 from agents.policy import Policy
 from envs.budget import N_BUDGET, N_RIVAL, CategoryEnv, promo_actions
 from envs.budget_seq import CategoryPool, allocate
@@ -35,6 +44,18 @@ log = logging.getLogger(__name__)
 POOL_TOL = 1e-3
 """Bisection tolerance of the training pool's multipliers (relative; the suite's bound uses
 :data:`agents.lagrangian.RELATIVE_TOL`): the prices are features, not a bound."""
+POOL_WEEKLY_ITERATIONS = 10
+"""Subgradient steps of the weekly multipliers of a ``lagrangian_weekly`` training pool (the
+suite's plan uses :data:`agents.lagrangian.WEEKLY_ITERATIONS`): about 1 CPU-s per category of
+4 SKUs over 12 weeks."""
+BUDGET_PRIORS = ("fluid", "lagrangian", "lagrangian_weekly")
+"""What a budget policy starts from (``PPOConfig.budget_prior``)."""
+
+
+def weekly_prior(policy: Policy) -> bool:
+    """True for a policy trained on the weekly Lagrangian prior (``budget_prior =
+    "lagrangian_weekly"``, recorded in the saved model: :attr:`agents.ppo.PPOPolicy.budget_prior`)."""
+    return getattr(policy, "budget_prior", None) == "lagrangian_weekly"
 
 
 def reads_slot_prices(policy: Policy, rules: RulesConfig) -> bool:
@@ -121,6 +142,9 @@ class GuardedCategoryPolicy(Policy):
     catalog : Catalog
         The category's SKUs.
     n_paths, seed : int
+    mode : {"lagrangian", "weekly"}
+        The fallback plan (:class:`agents.lagrangian.CategoryDPPolicy`): the one the
+        candidate's prior is (``weekly`` needs ``solution.weekly``).
     """
 
     requires_context = True
@@ -133,8 +157,9 @@ class GuardedCategoryPolicy(Policy):
         *,
         n_paths: int = GUARD_PATHS,
         seed: int = GUARD_SEED,
+        mode: str = "lagrangian",
     ) -> None:
-        fallback = CategoryDPPolicy(solution)
+        fallback = CategoryDPPolicy(solution, mode)
         means = []
         for policy in (candidate, fallback):
             env = CategoryEnv(
@@ -151,8 +176,9 @@ class GuardedCategoryPolicy(Policy):
         self.chosen: Policy = candidate if self.candidate_wins else fallback
         self.name = candidate.name
         log.info(
-            "guard: the network %s the Lagrangian plan on %d paths (%.4f vs %.4f)",
+            "guard: the network %s the %s plan on %d paths (%.4f vs %.4f)",
             "beats" if self.candidate_wins else "does not beat",
+            fallback.name,
             n_paths,
             means[0],
             means[1],
@@ -174,13 +200,22 @@ def budget_policy(
     base: Policy, catalog: Catalog, solution: CategorySolution, *, guard: bool = True
 ) -> Policy:
     """``base`` playing a category: :class:`SequentialBudgetPolicy` with the slot prices of its
-    solved relaxation when ``base`` reads them (:func:`reads_slot_prices`), and then, with
-    ``guard``, :class:`GuardedCategoryPolicy` (``guard=False`` scores the raw network)."""
+    solved relaxation when ``base`` reads them (:func:`reads_slot_prices`; the weekly prices,
+    solved here once per category, for a policy trained on them, :func:`weekly_prior`), and
+    then, with ``guard``, :class:`GuardedCategoryPolicy` against the plan it started from
+    (``guard=False`` scores the raw network)."""
     n_skus, k = catalog.n_skus, solution.max_promoted
     if not reads_slot_prices(base, solution.rules):
         return SequentialBudgetPolicy(base, n_skus, k)
-    played = SequentialBudgetPolicy(base, n_skus, k, SlotPrices.from_category(solution))
-    return GuardedCategoryPolicy(played, solution, catalog) if guard else played
+    weekly = weekly_prior(base)
+    if weekly:
+        solve_weekly(catalog, solution)  # cached on the solution
+    prices = SlotPrices.from_category(solution, weekly=weekly)
+    played = SequentialBudgetPolicy(base, n_skus, k, prices)
+    if not guard:
+        return played
+    mode = "weekly" if weekly else "lagrangian"
+    return GuardedCategoryPolicy(played, solution, catalog, mode=mode)
 
 
 def solve_pool(
@@ -192,11 +227,15 @@ def solve_pool(
     max_promoted: tuple[int, int],
     horizon_weeks: int,
     rng: np.random.Generator,
+    weekly: bool = False,
 ) -> CategoryPool:
     """Group the first ``n_categories * n_skus`` SKUs of ``catalog`` into training categories
     (category ``g`` holds rows ``g * n_skus ..``), draw each one's ``K`` uniformly from
     ``max_promoted`` and solve its relaxation (:func:`agents.lagrangian.solve_category` at
-    :data:`POOL_TOL`; about a second per category of 4 SKUs, progress is logged).
+    :data:`POOL_TOL`; about a second per category of 4 SKUs, progress is logged). With
+    ``weekly``, the prices are each category's weekly multipliers
+    (:func:`agents.lagrangian.solve_weekly`, :data:`POOL_WEEKLY_ITERATIONS` steps; about a
+    second more per category).
     """
     lo, hi = max_promoted
     if n_categories < 1 or n_skus < 2 or not 1 <= lo <= hi < n_skus:
@@ -211,19 +250,28 @@ def solve_pool(
         )
     catalog = catalog.take(np.arange(n_categories * n_skus))
     k = rng.integers(lo, hi + 1, n_categories)
-    solutions, lam = [], np.empty(n_categories * n_skus)
+    solutions = []
+    lam = np.empty((n_categories * n_skus, horizon_weeks) if weekly else n_categories * n_skus)
     for g in range(n_categories):
         rows = list(range(g * n_skus, (g + 1) * n_skus))
-        sol = solve_category(catalog.take(rows), rules, horizon_weeks, int(k[g]), tol=POOL_TOL)
-        solutions.extend(sol.solutions)
-        lam[rows] = sol.multiplier
+        members = catalog.take(rows)
+        sol = solve_category(members, rules, horizon_weeks, int(k[g]), tol=POOL_TOL)
+        if weekly:
+            w = solve_weekly(members, sol, iterations=POOL_WEEKLY_ITERATIONS)
+            solutions.extend(w.solutions)
+            lam[rows] = w.multipliers
+        else:
+            solutions.extend(sol.solutions)
+            lam[rows] = sol.multiplier
         if (g + 1) % max(n_categories // 10, 1) == 0 or g + 1 == n_categories:
             log.info("budget pool: %d/%d categories solved", g + 1, n_categories)
+    first = lam[::n_skus].reshape(n_categories, -1)  # one row per category
     log.info(
-        "budget pool: the limit binds in %d of %d categories (median multiplier %.3g)",
-        int((lam[::n_skus] > 0).sum()),
+        "budget pool: the limit binds in %d of %d categories (median multiplier %.3g%s)",
+        int((first.max(axis=1) > 0).sum()),
         n_categories,
-        float(np.median(lam[::n_skus])),
+        float(np.median(first.mean(axis=1))),
+        ", mean over the weeks" if weekly else "",
     )
     prices = SlotPrices(solutions, lam, promo_actions(rules))
     return CategoryPool(catalog=catalog, max_promoted=k, prior=prices)

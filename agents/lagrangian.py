@@ -467,12 +467,18 @@ class SlotPrices:
     would reorder them); only DPs without rule state are accepted (the budget market's rules
     keep none).
 
+    With one multiplier per week (:func:`solve_weekly`; ``multipliers`` of shape
+    ``(n_skus, horizon)``, week 0 first), ``lam_i`` is this week's price ``lam_{i,t}`` and
+    ``Q_i`` the DP charged the weekly prices: the plan played is the weekly one
+    (:class:`CategoryDPPolicy` with ``mode="weekly"``).
+
     Parameters
     ----------
     solutions : sequence of DPSolution
         One per SKU, solved with ``keep_q=True`` and charged ``multipliers[i]``.
     multipliers : array-like of float
-        ``lam_i`` per SKU (the multiplier of its category).
+        ``lam_i`` per SKU (the multiplier of its category), shape ``(n_skus,)``, or one per SKU
+        and week, shape ``(n_skus, horizon)``.
     promo : ndarray of bool
         :func:`envs.budget.promo_actions` of the rules.
     """
@@ -480,10 +486,11 @@ class SlotPrices:
     def __init__(
         self, solutions: list[DPSolution], multipliers: np.ndarray, promo: np.ndarray
     ) -> None:
-        lam = np.asarray(multipliers, float).reshape(-1)
-        if lam.size != len(solutions) or not solutions:
+        lam = np.asarray(multipliers, float)
+        if lam.ndim not in (1, 2) or lam.shape[0] != len(solutions) or not solutions:
             raise ConfigError(
-                f"{len(solutions)} solutions and {lam.size} multipliers; expected one each"
+                f"{len(solutions)} solutions and multipliers of shape {lam.shape}; expected "
+                f"one per SKU (shape ({len(solutions)},) or ({len(solutions)}, horizon))"
             )
         self.promo = np.asarray(promo, dtype=bool)
         n_a = self.promo.size
@@ -493,7 +500,15 @@ class SlotPrices:
                 raise ConfigError(
                     f"SKU {i}: SlotPrices needs a DP solved with keep_q=True and no rule state"
                 )
-            r = sol.q[:, :, 0, :] + lam[i] * self.promo  # (H + 1, n_s, n_a)
+            H = sol.horizon_weeks
+            if lam.ndim == 2 and lam.shape[1] != H:
+                raise ConfigError(
+                    f"SKU {i}: {lam.shape[1]} weekly multipliers for a {H}-week DP; expected {H}"
+                )
+            # the price by weeks left w = H - t (w = 0: the end, no decision left)
+            by_left = np.zeros(H + 1)
+            by_left[1:] = lam[i, ::-1] if lam.ndim == 2 else lam[i]
+            r = sol.q[:, :, 0, :] + by_left[:, None, None] * self.promo  # (H + 1, n_s, n_a)
             if r.shape[2] != n_a:
                 raise ConfigError(f"SKU {i}: {r.shape[2]} actions; expected {n_a}")
             tables.append(r.reshape(-1))
@@ -508,10 +523,22 @@ class SlotPrices:
         self.scale = VALUE_SCALE  # the fluid regrets' scale: the two priors read alike
 
     @classmethod
-    def from_category(cls, solution: CategorySolution) -> SlotPrices:
-        """The slot prices of one solved category (SKU ``i`` = the catalog's row ``i``)."""
+    def from_category(cls, solution: CategorySolution, *, weekly: bool = False) -> SlotPrices:
+        """The slot prices of one solved category (SKU ``i`` = the catalog's row ``i``); with
+        ``weekly``, those of its weekly multipliers (``solution.weekly``, from
+        :func:`solve_weekly`)."""
+        promo = promo_actions(solution.rules)
+        if weekly:
+            if solution.weekly is None:
+                raise ConfigError(
+                    "weekly slot prices need the weekly multipliers: call "
+                    "agents.lagrangian.solve_weekly(catalog, solution) first"
+                )
+            w = solution.weekly
+            lam = np.tile(np.asarray(w.multipliers, float), (len(w.solutions), 1))
+            return cls(w.solutions, lam, promo)
         lam = np.full(len(solution.solutions), solution.multiplier)
-        return cls(solution.solutions, lam, promo_actions(solution.rules))
+        return cls(solution.solutions, lam, promo)
 
     @property
     def n_skus(self) -> int:

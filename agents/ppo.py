@@ -40,7 +40,7 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
-from agents.budget_ppo import solve_pool
+from agents.budget_ppo import BUDGET_PRIORS, solve_pool
 from agents.fluid import HINT_FIELDS, PRIOR_START, augment, hint_bounds, hint_dim
 from agents.policy import Policy
 from envs.batched import BatchedMarkdownEnv
@@ -140,15 +140,18 @@ class PPOConfig:
         SKUs per training category (with ``shared_budget``).
     budget_slots : tuple of int
         (lowest, highest) limit ``K`` drawn per training category (with ``shared_budget``).
-    budget_prior : {"lagrangian", "fluid"}
+    budget_prior : {"lagrangian", "lagrangian_weekly", "fluid"}
         With ``shared_budget``, what the policy starts from: ``fluid`` (each SKU's fluid
-        regrets, blind to the slots' value) or ``lagrangian``, the default (each SKU's DP priced at its
+        regrets, blind to the slots' value), ``lagrangian``, the default (each SKU's DP priced at its
         category's Lagrange multiplier, :class:`agents.lagrangian.SlotPrices`: the SKUs decide
         in order of its advantage and the prior is the Lagrangian plan; the training
         categories are a pool of ``budget_pool`` solved in advance,
-        :func:`agents.budget_ppo.solve_pool`).
+        :func:`agents.budget_ppo.solve_pool`) or ``lagrangian_weekly`` (the same with one
+        multiplier per week, :func:`agents.lagrangian.solve_weekly`: the prior is the weekly
+        plan). Saved with the model (:attr:`PPOPolicy.budget_prior`), so that it is played
+        with the prices it was trained on.
     budget_pool : int
-        Training categories solved in advance with ``budget_prior = "lagrangian"``.
+        Training categories solved in advance with a Lagrangian ``budget_prior``.
     n_catalog_skus : int
         Size of the synthetic training catalog when none is given.
     device : str
@@ -250,15 +253,15 @@ class PPOConfig:
                 f"ppo.budget_skus = {self.budget_skus}, ppo.budget_slots = {self.budget_slots}; "
                 f"expected budget_skus >= 2 and 1 <= lowest <= highest < budget_skus"
             )
-        if self.budget_prior not in ("fluid", "lagrangian"):
-            raise bad("budget_prior", "'fluid' or 'lagrangian'")
+        if self.budget_prior not in BUDGET_PRIORS:
+            raise bad("budget_prior", " or ".join(repr(p) for p in BUDGET_PRIORS))
         if self.budget_pool < 1:
             raise bad("budget_pool", ">= 1")
-        if self.shared_budget and self.budget_prior == "lagrangian":
+        if self.shared_budget and self.lagrangian_prior:
             if not self.uses_prior:
                 raise ConfigError(
-                    "ppo.budget_prior = 'lagrangian' needs the prior policy: fluid_hint, "
-                    "fluid_values on and fluid_prior > 0"
+                    f"ppo.budget_prior = {self.budget_prior!r} needs the prior policy: "
+                    "fluid_hint, fluid_values on and fluid_prior > 0"
                 )
             if self.budget_pool * self.budget_skus > self.n_catalog_skus:
                 raise ConfigError(
@@ -277,6 +280,12 @@ class PPOConfig:
     def uses_prior(self) -> bool:
         """True when the policy is a :class:`FluidPriorPolicy`."""
         return self.fluid_hint and self.fluid_values and self.fluid_prior > 0
+
+    @property
+    def lagrangian_prior(self) -> bool:
+        """True when ``budget_prior`` is one of the Lagrangian plans (the slot prices are the
+        prior's features)."""
+        return self.budget_prior.startswith("lagrangian")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values (for MLflow params and checkpoints)."""
@@ -331,7 +340,7 @@ def make_training_env(
     env: VecEnv
     if config.shared_budget:
         pool = None
-        if config.budget_prior == "lagrangian":
+        if config.lagrangian_prior:
             # the same pool on a resume: drawn from the run seed, not the env's
             pool_rng = np.random.default_rng(np.random.SeedSequence([config.seed, POOL_SEED_KEY]))
             pool = solve_pool(
@@ -342,6 +351,7 @@ def make_training_env(
                 max_promoted=config.budget_slots,
                 horizon_weeks=hi,
                 rng=pool_rng,
+                weekly=config.budget_prior == "lagrangian_weekly",
             )
         env = SequentialCategoryEnv(
             replace(env_config, horizon_weeks=hi, horizon_range=None),
@@ -519,10 +529,10 @@ def build_model(config: PPOConfig, env: VecEnv) -> MaskablePPO:
         # Lagrangian ones follow the budget fields
         base = int(getattr(env, "base_dim", OBS_DIM))
         start = PRIOR_START - OBS_DIM + base
-        if config.shared_budget and config.budget_prior == "lagrangian":
+        if config.shared_budget and config.lagrangian_prior:
             start = OBS_DIM + N_BUDGET
         policy_kwargs.update(prior_start=start, prior_scale=config.fluid_prior)
-    return MaskablePPO(
+    model = MaskablePPO(
         policy,
         env,
         learning_rate=_LinearSchedule(config.learning_rate, config.lr_final_fraction),
@@ -541,6 +551,10 @@ def build_model(config: PPOConfig, env: VecEnv) -> MaskablePPO:
         device=resolve_device(config.device),
         verbose=0,
     )
+    # saved with the model (SB3 keeps the model's own attributes), so that a budget policy is
+    # played with the slot prices it was trained on (:attr:`PPOPolicy.budget_prior`)
+    model.budget_prior = config.budget_prior if config.shared_budget else None  # type: ignore[attr-defined]
+    return model
 
 
 # ---------------------------------------------------------------------------- checkpoints
@@ -775,6 +789,13 @@ class PPOPolicy(Policy):
     model : MaskablePPO
     name : str
         Name in tables and MLflow tags.
+
+    Attributes
+    ----------
+    budget_prior : str or None
+        ``PPOConfig.budget_prior`` of a model trained with a shared budget (saved with it;
+        ``None`` otherwise, and for models saved before it was recorded, which started from
+        the single multiplier's prices when they read slot prices).
     """
 
     requires_context = False
@@ -782,6 +803,7 @@ class PPOPolicy(Policy):
     def __init__(self, model: MaskablePPO, name: str = "ppo") -> None:
         self.model = model
         self.name = name
+        self.budget_prior: str | None = getattr(model, "budget_prior", None)
         # A model trained with the fluid hint reads the SKU's parameters from the context.
         dim = int(model.observation_space.shape[0])  # type: ignore[index]
         self.n_features = dim

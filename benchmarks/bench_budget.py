@@ -20,6 +20,8 @@ suite's categories; ``--model DIR`` plays the policies of an earlier run instead
 ``--train-steps 0`` plays no PPO.
 
     nice -n 10 .venv/bin/python benchmarks/bench_budget.py --train-steps 400000
+
+``--train-seeds 0 1 2 3 4 --jobs 2`` trains two seeds at a time, one process each.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import platform
 import shlex
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -111,6 +114,12 @@ def train_policies(
         policies[key] = PPOPolicy(result.model)
         seconds[key] = result.wall_seconds - cb.eval_seconds
     return policies, pd.DataFrame(curve), seconds
+
+
+def _train_seed(job: tuple) -> tuple[dict[str, Policy], pd.DataFrame, dict[str, float]]:
+    """:func:`train_policies` in a worker process (one thread, as in the main process)."""
+    torch.set_num_threads(1)
+    return train_policies(*job)
 
 
 def ppo_label(family: str, seed: int | None) -> str:
@@ -368,7 +377,12 @@ def main(argv: list[str] | None = None) -> int:
         "one folder per --train-seeds seed (runs/bench_budget/ppo_s{seed})",
     )
     parser.add_argument("--set", action="append", default=[], help="PPO override key=value")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="training seeds trained at once (one process each)"
+    )
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        raise SystemExit(f"bench_budget.py --jobs {args.jobs}: expected >= 1")
     train_seeds = list(dict.fromkeys(x for group in args.train_seeds for x in group))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -391,17 +405,20 @@ def main(argv: list[str] | None = None) -> int:
     elif args.train_steps > 0:
         overrides = {k: json.loads(v) for k, _, v in (item.partition("=") for item in args.set)}
         curves = []
-        for s in train_seeds:
-            print(f"bench_budget: training seed {s}", file=sys.stderr)
-            policies, c, secs = train_policies(
-                args.suite,
-                args.train_steps,
-                s,
-                out / f"ppo_s{s}",
-                args.curve_every,
-                args.curve_episodes,
-                overrides,
-            )
+        jobs = [
+            (args.suite, args.train_steps, s, out / f"ppo_s{s}", args.curve_every,
+             args.curve_episodes, overrides)
+            for s in train_seeds
+        ]  # fmt: skip
+        print(
+            f"bench_budget: training seeds {train_seeds} on {args.jobs} processes", file=sys.stderr
+        )
+        if args.jobs > 1 and len(jobs) > 1:
+            with ProcessPoolExecutor(max_workers=args.jobs) as workers:
+                trained = list(workers.map(_train_seed, jobs))
+        else:
+            trained = [train_policies(*job) for job in jobs]
+        for s, (policies, c, secs) in zip(train_seeds, trained, strict=True):
             ppo[s if len(train_seeds) > 1 else None] = policies
             curves.append(c.assign(seed=s) if len(train_seeds) > 1 else c)
             seconds.update({ppo_label(k, s if len(train_seeds) > 1 else None): v

@@ -88,6 +88,7 @@ PROFILE_TIMESTEPS: dict[str, int] = {
 
 
 BUDGET_PPO: dict[str, Any] = {
+    "budget_prior": "lagrangian_weekly",
     "fluid_prior": 100.0,
     "learning_rate": 1e-4,
     "ent_coef": 0.0,
@@ -95,9 +96,9 @@ BUDGET_PPO: dict[str, Any] = {
 }
 """The budget market's own PPO defaults (each applies unless ``[ppo]`` sets it: a key of the
 file's ``[ppo]`` table, listed in ``TrainConfig.ppo_given``, or a value other than the
-general default): with the
-Lagrangian prior (``budget_prior``, the default), a prior scale that keeps the sampled policy
-near the Lagrangian plan (at 8 the plan's small regrets leave it close to uniform, and training drifted down),
+general default): the weekly Lagrangian plan as the prior (``budget_prior =
+"lagrangian_weekly"``, one multiplier per week: the strongest planner of the budget suite), a
+prior scale that keeps the sampled policy near that plan (at 8 the plan's small regrets leave it close to uniform, and training drifted down),
 a lower learning rate, no entropy bonus and rollouts of one 12-week category episode
 (4 x 12 decisions); ``docs/agents.md``, "Shared budget"."""
 

@@ -1,7 +1,7 @@
 """The budget market's PPO plumbing: the sequential policy keeps every path within the limit,
 the training config refuses impossible categories and builds the sequential env; the
-Lagrangian prior's features and order replay the Lagrangian plan, and its training pool keeps
-each solved category together."""
+Lagrangian prior's features and order replay the Lagrangian plan (with one multiplier, or one
+per week), and its training pool keeps each solved category together."""
 
 from __future__ import annotations
 
@@ -9,13 +9,16 @@ import numpy as np
 import pytest
 
 from agents.budget_ppo import (
+    POOL_TOL,
+    POOL_WEEKLY_ITERATIONS,
     GuardedCategoryPolicy,
     SequentialBudgetPolicy,
     budget_policy,
     reads_slot_prices,
     solve_pool,
+    weekly_prior,
 )
-from agents.lagrangian import CategoryDPPolicy, SlotPrices, solve_category
+from agents.lagrangian import CategoryDPPolicy, SlotPrices, solve_category, solve_weekly
 from agents.policy import RandomMaskedPolicy
 from agents.ppo import FluidHint, PPOConfig, PPOPolicy, build_model, make_training_env
 from envs.budget import N_BUDGET, N_RIVAL, CategoryEnv, rival_features
@@ -241,3 +244,127 @@ def test_rival_features_read_the_skus_deciding_later() -> None:
     np.testing.assert_allclose(first, [[0.9, 0.5, 0.5], [0.3, 0.1, 0.25]], rtol=1e-6)
     last = rival_features(scaled, order, 3)
     np.testing.assert_allclose(last, [[-1.0, -1.0, 0.0], [-1.0, -1.0, 0.0]])
+
+
+# ------------------------------------------------------------------ the weekly prior
+@pytest.mark.parametrize("index", [1, 4])
+def test_the_weekly_regrets_played_greedily_in_advantage_order_are_the_weekly_plan(
+    index: int,
+) -> None:
+    scenario = get_suite("budget")[index]
+    solution = solve_category(
+        scenario.catalog(), scenario.rules, scenario.horizon_weeks, scenario.max_promoted
+    )
+    weekly = solve_weekly(scenario.catalog(), solution, iterations=10)
+    assert np.ptp(weekly.multipliers) > 0  # the weeks are priced apart, so the test can fail
+    prices = SlotPrices.from_category(solution, weekly=True)
+    plan = CategoryDPPolicy(solution, "weekly")
+    n = len(scenario.members)
+    checked = []
+
+    class Checking:
+        name, requires_context = "checking", True
+
+        def reset(self, context=None) -> None:
+            pass
+
+        def act(self, observations, masks, context=None):
+            sku = np.arange(context.decision.stock.shape[0]) % n
+            expected, _, _ = plan.advantages(context)
+            np.testing.assert_allclose(prices.advantages(sku, context), expected, rtol=1e-9)
+            checked.append(1)
+            return plan.act(observations, masks, context)
+
+    plays = {}
+    for name, policy in [
+        ("plan", plan),
+        ("checking", Checking()),
+        ("regrets", SequentialBudgetPolicy(
+            _RegretArgmax(scenario.rules.n_actions), n, scenario.max_promoted, prices)),
+    ]:  # fmt: skip
+        env = CategoryEnv(scenario.catalog(), scenario.rules, scenario.horizon_weeks,
+                          max_promoted=scenario.max_promoted, n_paths=150, seed=3)  # fmt: skip
+        plays[name] = env.play(policy)
+    assert len(checked) == scenario.horizon_weeks
+    np.testing.assert_array_equal(plays["plan"].promoted, plays["regrets"].promoted)
+    np.testing.assert_allclose(
+        plays["plan"].totals["objective"], plays["regrets"].totals["objective"], rtol=0, atol=0
+    )
+    # and not the single multiplier's plan on these paths
+    single = CategoryEnv(scenario.catalog(), scenario.rules, scenario.horizon_weeks,
+                         max_promoted=scenario.max_promoted, n_paths=150, seed=3)  # fmt: skip
+    other = single.play(CategoryDPPolicy(solution)).totals["objective"]
+    assert not np.array_equal(other.to_numpy(), plays["plan"].totals["objective"].to_numpy())
+
+
+def test_weekly_slot_prices_refuse_a_missing_solve_and_a_wrong_shape() -> None:
+    scenario = get_suite("budget")[0]
+    solution = solve_category(scenario.catalog(), scenario.rules, scenario.horizon_weeks, 1)
+    with pytest.raises(ConfigError, match="solve_weekly"):
+        SlotPrices.from_category(solution, weekly=True)
+    promo = np.array([False, True, True])
+    with pytest.raises(ConfigError, match="3 weekly multipliers for a 10-week DP"):
+        SlotPrices(solution.solutions, np.zeros((3, 3)), promo)
+    with pytest.raises(ConfigError, match="multipliers of shape"):
+        SlotPrices(solution.solutions, np.zeros(2), promo)
+
+
+def test_the_weekly_training_pool_holds_each_categorys_weekly_prices() -> None:
+    rules = RULE_PROFILES["none"]
+    catalog = budget_training_catalog(40, np.random.default_rng(2))
+    pool = solve_pool(catalog, rules, n_categories=3, n_skus=3, max_promoted=(1, 1),
+                      horizon_weeks=6, rng=np.random.default_rng(5), weekly=True)  # fmt: skip
+    lam = pool.prior.multipliers
+    assert lam.shape == (9, 6)
+    for g in range(3):
+        rows = list(range(3 * g, 3 * g + 3))
+        sol = solve_category(catalog.take(rows), rules, 6, 1, tol=POOL_TOL)
+        want = solve_weekly(catalog.take(rows), sol, iterations=POOL_WEEKLY_ITERATIONS)
+        np.testing.assert_allclose(lam[rows], np.tile(want.multipliers, (3, 1)), rtol=1e-12)
+    env = SequentialCategoryEnv(
+        EnvConfig(horizon_weeks=6, rules=rules, catalog=pool.catalog), 4, 3, seed=1, pool=pool
+    )
+    obs = env.reset()
+    assert obs.shape == (4, OBS_DIM + N_BUDGET + rules.n_actions + N_RIVAL)
+
+
+def test_a_weekly_prior_model_records_its_prior_and_is_played_with_the_weekly_prices(
+    tmp_path,
+) -> None:
+    config = PPOConfig(shared_budget=True, budget_prior="lagrangian_weekly", budget_pool=2,
+                       n_envs=4, batch_size=32, horizon_range=(5, 5), budget_skus=3,
+                       n_catalog_skus=30)  # fmt: skip
+    rules = RULE_PROFILES["none"]
+    env = make_training_env(config, rules, budget_training_catalog(30, np.random.default_rng(0)))
+    assert env.venv.pool.prior.multipliers.shape == (6, 5)  # the pool's prices are weekly
+    model = build_model(config, env)
+    model.save(tmp_path / "model.zip")
+    env.close()
+    policy = PPOPolicy.load(tmp_path / "model.zip")
+    assert policy.budget_prior == "lagrangian_weekly" and weekly_prior(policy)
+    scenario = get_suite("budget")[0]
+    solution = solve_category(scenario.catalog(), scenario.rules, scenario.horizon_weeks, 1)
+    raw = budget_policy(policy, scenario.catalog(), solution, guard=False)
+    assert solution.weekly is not None  # solved for it
+    assert isinstance(raw, SequentialBudgetPolicy) and raw.prices.multipliers.shape == (3, 10)
+    np.testing.assert_array_equal(raw.prices.multipliers[0], solution.weekly.multipliers)
+    guarded = budget_policy(policy, scenario.catalog(), solution)
+    assert isinstance(guarded, GuardedCategoryPolicy)
+    # the guard's fallback is the plan the prior is: a random network loses to the weekly plan
+    worse = SequentialBudgetPolicy(RandomMaskedPolicy(7), 3, 1, raw.prices)
+    weekly_guard = GuardedCategoryPolicy(
+        worse, solution, scenario.catalog(), n_paths=64, mode="weekly"
+    )
+    assert not weekly_guard.candidate_wins and weekly_guard.chosen.name == "lagrangian_weekly"
+    # a model of the single multiplier (or saved before the prior was recorded) is not weekly
+    single = PPOConfig(shared_budget=True, budget_pool=2, n_envs=4, batch_size=32,
+                       horizon_range=(5, 5), budget_skus=3, n_catalog_skus=30)  # fmt: skip
+    env = make_training_env(single, rules, budget_training_catalog(30, np.random.default_rng(0)))
+    old = PPOPolicy(build_model(single, env))
+    env.close()
+    assert old.budget_prior == "lagrangian" and not weekly_prior(old)
+    del old.model.budget_prior
+    assert PPOPolicy(old.model).budget_prior is None
+    fresh = solve_category(scenario.catalog(), scenario.rules, scenario.horizon_weeks, 1)
+    played = budget_policy(old, scenario.catalog(), fresh, guard=False)
+    assert played.prices.multipliers.ndim == 1 and fresh.weekly is None

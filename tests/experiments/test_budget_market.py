@@ -161,7 +161,7 @@ def test_train_then_evaluate_ppo_on_the_budget_suite(tmp_path, capsys) -> None:
 def test_budget_training_config_and_catalog() -> None:
     ppo = ppo_for_profile(TrainConfig(suite="budget"), "budget-coupons")
     assert ppo.shared_budget and ppo.horizon_range == (12, 12)
-    assert ppo.budget_prior == "lagrangian" and ppo.fluid_prior == BUDGET_PPO["fluid_prior"]
+    assert ppo.budget_prior == "lagrangian_weekly" and ppo.fluid_prior == BUDGET_PPO["fluid_prior"]
     assert ppo.n_steps == 48 and ppo.ent_coef == 0.0
     # a value set in [ppo] wins over the budget market's own default
     mine = TrainConfig(suite="budget", ppo=PPOConfig(fluid_prior=8.5, budget_prior="fluid"))

@@ -167,6 +167,7 @@ def test_bench_budget_runs(tmp_path):
             "--img", str(tmp_path / "img"), "--train-steps", "1024", "--curve-every", "512",
             "--curve-episodes", "10", "--set", "n_envs=32", "--set", "batch_size=256",
             "--set", "net_arch=[16]", "--set", "budget_pool=4", "--train-seeds", "0", "1",
+            "--jobs", "2",
         ]
     )  # fmt: skip
     assert code == 0
