@@ -71,6 +71,15 @@ from ingest.io import write_frame_atomic, write_text_atomic  # noqa: E402
 
 PLAN = "lagrangian"
 """The agent every other one is paired with."""
+WEEKLY = "lagrangian_weekly"
+"""The plan with one multiplier per week (:func:`agents.lagrangian.solve_weekly`): the
+strongest planner, and PPO's prior; the PPO rows and the single plan are paired with it too."""
+PLANS = (PLAN, WEEKLY)
+
+
+def _learns(label: str) -> bool:
+    """True for a PPO row (``ppo``, ``ppo_raw``, ``ppo/s<seed>``, ``ppo_raw/s<seed>``)."""
+    return label.split("/")[0] in ("ppo", "ppo_raw")
 
 
 def train_policies(
@@ -155,24 +164,26 @@ def run(
         rows += score_agent(prep, factory, agent=label, n_episodes=episodes, keep=keep, seed=s)
         totals[label] = keep
     pairs = []
-    for label in totals:
-        if label == PLAN:
-            continue
-        for i, p in enumerate(prep):
-            d = totals[PLAN][i]["objective"].to_numpy(float) - totals[label][i][
-                "objective"
-            ].to_numpy(float)
-            v = p.reference_value
-            half = stats.t.ppf(0.975, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size)
-            pairs.append(
-                {
-                    "scenario": p.scenario.name,
-                    "agent": label,
-                    "plan_minus_agent_pct": 100 * d.mean() / v,
-                    "ci": 100 * half / v,
-                    "var": (100 * d.std(ddof=1) / v) ** 2 / d.size,
-                }
-            )
+    for plan in (p for p in PLANS if p in totals):
+        for label in totals:
+            if label == plan or (plan != PLAN and not _learns(label) and label != PLAN):
+                continue  # against the weekly plan: the single plan and the PPO rows
+            for i, p in enumerate(prep):
+                d = totals[plan][i]["objective"].to_numpy(float) - totals[label][i][
+                    "objective"
+                ].to_numpy(float)
+                v = p.reference_value
+                half = stats.t.ppf(0.975, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size)
+                pairs.append(
+                    {
+                        "plan": plan,
+                        "scenario": p.scenario.name,
+                        "agent": label,
+                        "plan_minus_agent_pct": 100 * d.mean() / v,
+                        "ci": 100 * half / v,
+                        "var": (100 * d.std(ddof=1) / v) ** 2 / d.size,
+                    }
+                )
     # the weekly plan's prices (solved by its factory above, or here when it was not played)
     weekly = [solve_weekly(p.scenario.catalog(), p.solution).bound for p in prep]
     plan_mean = {
@@ -200,16 +211,17 @@ def run(
     return pd.DataFrame(rows), pd.DataFrame(pairs), facts
 
 
-def suite_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
-    """Per agent: the plan's suite-mean lead over it (points of the bound) with its 95 % CI,
+def suite_pairs(pairs: pd.DataFrame, plan: str = PLAN) -> pd.DataFrame:
+    """Per agent: ``plan``'s suite-mean lead over it (points of the bound) with its 95 % CI,
     and the categories where the plan, or the agent, is ahead beyond the CI."""
     out = []
-    for label, g in pairs.groupby("agent", sort=False):
+    mine = pairs[pairs["plan"] == plan] if "plan" in pairs else pairs
+    for label, g in mine.groupby("agent", sort=False):
         n = len(g)
         out.append(
             {
                 "agent": label,
-                f"{PLAN}_minus_agent": float(g["plan_minus_agent_pct"].mean()),
+                f"{plan}_minus_agent": float(g["plan_minus_agent_pct"].mean()),
                 "ci": float(1.96 * np.sqrt(g["var"].sum()) / n),
                 "plan_ahead": int((g["plan_minus_agent_pct"] - g["ci"] > 0).sum()),
                 "agent_ahead": int((g["plan_minus_agent_pct"] + g["ci"] < 0).sum()),
@@ -217,6 +229,21 @@ def suite_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(out)
+
+
+def weekly_lines(pairs: pd.DataFrame) -> list[str]:
+    """The weekly plan paired with the single plan and PPO (empty when it was not played)."""
+    if "plan" not in pairs or not (pairs["plan"] == WEEKLY).any():
+        return []
+    return [
+        "### The weekly plan against the single plan and PPO (same paths)",
+        "",
+        f"The same for `{WEEKLY}` (PPO's prior when trained with `budget_prior = "
+        '"lagrangian_weekly"`): a negative lead is the agent ahead of the weekly plan.',
+        "",
+        markdown_table(suite_pairs(pairs, WEEKLY)),
+        "",
+    ]
 
 
 def curve_lines(curve: pd.DataFrame, n_paths: int) -> list[str]:
@@ -232,10 +259,6 @@ def curve_lines(curve: pd.DataFrame, n_paths: int) -> list[str]:
         markdown_table(table),
         "",
     ]
-
-
-WEEKLY = "lagrangian_weekly"
-"""The plan with one multiplier per week (:func:`agents.lagrangian.solve_weekly`)."""
 
 
 def target_line(board: pd.DataFrame, mean_plan: float) -> str:
@@ -257,10 +280,15 @@ def target_line(board: pd.DataFrame, mean_plan: float) -> str:
     ppo = float(by.loc[ppo_rows, "mean_pct"].astype(float).mean())
     verdict = "met" if ppo >= 98 else f"missed by {98 - ppo:.2f} points"
     over = f" and {len(ppo_rows)} training seeds" if len(ppo_rows) > 1 else ""
+    weekly_gap = (
+        f", {ppo - float(by.loc[WEEKLY, 'mean_pct']):+.2f} against the weekly plan"
+        if WEEKLY in by.index
+        else ""
+    )
     return (
         f"Stretch target of the issue (PPO within 2 % of the bound on average): {verdict} "
         f"(PPO {ppo:.2f} % on average over the categories{over}, {ppo - mean_plan:+.2f} "
-        f"points against the Lagrangian plan). {plan}"
+        f"points against the Lagrangian plan{weekly_gap}). {plan}"
     )
 
 
@@ -339,6 +367,7 @@ def render(
         "",
         markdown_table(suite_pairs(pairs)),
         "",
+        *weekly_lines(pairs),
         *curve_lines(curve, curve_episodes),
         target_line(board, mean_plan),
         "",

@@ -186,6 +186,10 @@ def test_bench_budget_runs(tmp_path):
     pairs = (tmp_path / "bench" / "pairs.csv").read_text()
     assert "plan_minus_agent_pct" in pairs
     assert "| lagrangian_weekly |" in page
+    # PPO is paired with the weekly plan (its prior) too
+    assert "The weekly plan against the single plan and PPO" in page
+    assert "| ppo/s0 |" in page.split("The weekly plan against")[1]
+    assert "against the weekly plan" in page
     # the saved policies of each seed play again without training: the same rows
     first = pd.read_csv(tmp_path / "bench" / "rows.csv")
     code = bench_budget.main(
