@@ -227,3 +227,20 @@ def test_suite_bench_takes_seeds_spaced_or_comma_separated(capsys):
     with pytest.raises(SystemExit):
         parse(["--suite", "memory", "--seeds", "0", "x1"])
     assert "bad seed list 'x1'" in capsys.readouterr().err
+
+
+def test_bench_budget_pool_times_both_priors(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_budget_pool
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    doc = tmp_path / "pool.md"
+    assert bench_budget_pool.main(["--categories", "2", "--doc", str(doc)]) == 0
+    page = doc.read_text()
+    for profile in ("none", "coupons"):
+        for prior in ("lagrangian", "lagrangian_weekly"):
+            assert f"| {profile} | {prior} | 2 |" in page
+    assert "none_mean_multiplier" in page and "| 12 |" in page  # one row per week
+    with pytest.raises(SystemExit, match="--categories 0"):
+        bench_budget_pool.main(["--categories", "0", "--doc", str(doc)])
