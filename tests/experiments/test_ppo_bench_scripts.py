@@ -244,3 +244,33 @@ def test_bench_budget_pool_times_both_priors(tmp_path):
     assert "none_mean_multiplier" in page and "| 12 |" in page  # one row per week
     with pytest.raises(SystemExit, match="--categories 0"):
         bench_budget_pool.main(["--categories", "0", "--doc", str(doc)])
+
+
+@pytest.mark.slow
+def test_bench_budget_optimum_runs(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_budget_optimum
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    doc = tmp_path / "optimum.md"
+    with pytest.raises(SystemExit, match="no category of suite 'budget-smoke'"):
+        bench_budget_optimum.main(["--suite", "budget-smoke", "--max-states", "1000",
+                                   "--doc", str(doc)])  # fmt: skip
+    with pytest.raises(SystemExit, match="--model"):
+        bench_budget_optimum.main(["--suite", "budget-smoke", "--model", str(tmp_path / "no"),
+                                   "--doc", str(doc)])  # fmt: skip
+    assert not doc.exists()
+    assert (
+        bench_budget_optimum.main(
+            ["--suite", "budget-smoke", "--episodes", "20", "--doc", str(doc)]
+        )
+        == 0
+    )
+    page = doc.read_text()
+    table = [line for line in page.splitlines() if line.startswith("| cat3-k1 |")]
+    facts = table[0].split(" | ")
+    optimum, bound, weekly = float(facts[4]), float(facts[5]), float(facts[6])
+    assert optimum <= weekly <= bound  # the optimum under both bounds
+    agents = {line.split(" | ")[1] for line in table[1:]}
+    assert agents == {"lagrangian", "lagrangian_weekly"}
