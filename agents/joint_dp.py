@@ -24,12 +24,15 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from agents.dp import BellmanModel
+from agents.policy import Policy
 from envs.budget import promo_actions
 from envs.config import RulesConfig
+from envs.context import PolicyContext
 from envs.rules import active_rules
 from ingest.errors import ConfigError
 from simulator.demand import Catalog
@@ -64,6 +67,29 @@ def _apply(T: np.ndarray, values: np.ndarray, axis: int) -> np.ndarray:
     return np.moveaxis(out, 0, axis)
 
 
+@dataclass
+class JointSolution:
+    """The joint DP solved: its value and its policy.
+
+    Attributes
+    ----------
+    value : float
+        ``V_H`` at the initial stock.
+    joint_actions : ndarray of shape (n_joint, n_skus)
+        The feasible joint actions (at most ``max_promoted`` promotions), in walk order.
+    choice : ndarray of shape (horizon + 1, *stock levels)
+        Index into ``joint_actions`` of the best one at every weeks-left and joint stock
+        (row 0 unused).
+    max_promoted, horizon_weeks : int
+    """
+
+    value: float
+    joint_actions: np.ndarray
+    choice: np.ndarray
+    max_promoted: int
+    horizon_weeks: int
+
+
 def joint_optimum(
     catalog: Catalog,
     rules: RulesConfig,
@@ -73,7 +99,8 @@ def joint_optimum(
     max_states: int = MAX_JOINT_STATES,
 ) -> float:
     """The optimum expected objective of a category under the limit (at most
-    ``max_promoted`` SKUs on promotion in any week), from its initial stock.
+    ``max_promoted`` SKUs on promotion in any week), from its initial stock
+    (:func:`solve_joint`'s value, without keeping the policy).
 
     Parameters
     ----------
@@ -96,6 +123,23 @@ def joint_optimum(
     ConfigError
         For active rules, ``max_promoted < 1`` or a grid over ``max_states``.
     """
+    return solve_joint(
+        catalog, rules, horizon_weeks, max_promoted, max_states=max_states, keep_policy=False
+    ).value
+
+
+def solve_joint(
+    catalog: Catalog,
+    rules: RulesConfig,
+    horizon_weeks: int,
+    max_promoted: int,
+    *,
+    max_states: int = MAX_JOINT_STATES,
+    keep_policy: bool = True,
+) -> JointSolution:
+    """The joint DP (module docstring): its value and, with ``keep_policy``, the best joint
+    action at every state (``(horizon + 1) x`` joint states of int32 indices; the policy
+    :class:`JointDPPolicy` plays). Parameters and errors as :func:`joint_optimum`."""
     if max_promoted < 1:
         raise ConfigError(f"max_promoted = {max_promoted}; expected >= 1")
     if active_rules(rules):
@@ -116,6 +160,8 @@ def joint_optimum(
         BellmanModel(catalog.take([i]), rules, H, display=None, mailer=None, track_depth=False)
         for i in range(n)
     ]
+    joint = _joint_actions(promo, n, max_promoted)
+    choice = np.zeros((H + 1, *sizes) if keep_policy else (1, *sizes), np.int32)
     try:
         value = np.zeros(sizes)
         for i, m in enumerate(models):  # the exit: salvage minus cost, less any penalty
@@ -124,7 +170,9 @@ def joint_optimum(
             t = H - w
             trans = [_transitions(m, t) for m in models]
             rewards = [m.reward[t] for m in models]  # (n_a, n_s) each
-            value = _best(value, trans, rewards, promo, max_promoted)
+            value = _best(
+                value, trans, rewards, promo, max_promoted, choice[w if keep_policy else 0]
+            )
             log.debug("joint DP: %d weeks left solved", w)
     finally:
         for m in models:
@@ -139,7 +187,29 @@ def joint_optimum(
         float(value[start]),
         time.perf_counter() - t0,
     )
-    return float(value[start])
+    return JointSolution(
+        value=float(value[start]),
+        joint_actions=joint,
+        choice=choice,
+        max_promoted=int(max_promoted),
+        horizon_weeks=H,
+    )
+
+
+def _joint_actions(promo: np.ndarray, n: int, k: int) -> np.ndarray:
+    """The feasible joint actions in the order :func:`_best` walks them."""
+    out: list[tuple[int, ...]] = []
+
+    def walk(prefix: tuple[int, ...], used: int) -> None:
+        if len(prefix) == n:
+            out.append(prefix)
+            return
+        for a in range(promo.size):
+            if used + int(promo[a]) <= k:
+                walk((*prefix, a), used + int(promo[a]))
+
+    walk((), 0)
+    return np.asarray(out, np.int64)
 
 
 def _along(vector: np.ndarray, axis: int, ndim: int) -> np.ndarray:
@@ -155,18 +225,24 @@ def _best(
     rewards: list[np.ndarray],
     promo: np.ndarray,
     k: int,
+    choice: np.ndarray,
 ) -> np.ndarray:
-    """One Bellman step of the joint DP: the best feasible joint action at every joint state.
+    """One Bellman step of the joint DP: the best feasible joint action's value at every joint
+    state (its index, in :func:`_joint_actions` order, written to ``choice``; ties keep the
+    first).
 
     The joint actions are walked SKU by SKU (depth first): after SKU ``i``'s action its axis
     holds the current stock, and the completions of that prefix share the work done."""
     n = len(trans)
     best = np.full(v_next.shape, -np.inf)
+    leaf = [0]
 
     def walk(i: int, partial: np.ndarray, used: int) -> None:
-        nonlocal best
         if i == n:
+            better = partial > best
+            choice[better] = leaf[0]
             np.maximum(best, partial, out=best)
+            leaf[0] += 1
             return
         for a in range(promo.size):
             if used + int(promo[a]) > k:
@@ -177,3 +253,41 @@ def _best(
 
     walk(0, v_next, 0)
     return best
+
+
+class JointDPPolicy(Policy):
+    """The joint DP's optimal policy on :class:`envs.budget.CategoryEnv` (slot ``p * n_skus
+    + i`` is SKU ``i`` of path ``p``): each week, every path's best joint action at its joint
+    stock. It respects the limit by construction.
+
+    Parameters
+    ----------
+    solution : JointSolution
+        Solved with ``keep_policy=True``.
+    """
+
+    requires_context = True
+    name = "optimum"
+
+    def __init__(self, solution: JointSolution) -> None:
+        if solution.choice.shape[0] != solution.horizon_weeks + 1:
+            raise ConfigError("JointDPPolicy needs a joint DP solved with keep_policy=True")
+        self.solution = solution
+        self.n_skus = int(solution.joint_actions.shape[1])
+
+    def act(
+        self,
+        observations: np.ndarray,
+        masks: np.ndarray,
+        context: PolicyContext | None = None,
+    ) -> np.ndarray:
+        ctx = self._need_context(context)
+        dec = ctx.decision
+        stock = np.rint(np.asarray(dec.stock, float)).astype(np.int64).reshape(-1, self.n_skus)
+        w = int(np.asarray(dec.weeks_left).reshape(-1)[0])
+        if not 1 <= w <= self.solution.horizon_weeks:
+            raise ConfigError(
+                f"weeks left = {w}; the joint DP was solved for 1..{self.solution.horizon_weeks}"
+            )
+        index = self.solution.choice[w][tuple(stock.T)]
+        return self.solution.joint_actions[index].reshape(-1)

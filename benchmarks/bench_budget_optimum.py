@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from agents.joint_dp import MAX_JOINT_STATES, joint_optimum  # noqa: E402
+from agents.joint_dp import MAX_JOINT_STATES, JointDPPolicy, solve_joint  # noqa: E402
 from agents.lagrangian import solve_weekly  # noqa: E402
 from benchmarks._docpage import machine_line, markdown_table  # noqa: E402
 from benchmarks.bench_ppo_suite import seed_list  # noqa: E402
@@ -47,6 +47,11 @@ from ingest.errors import ConfigError  # noqa: E402
 from ingest.io import write_text_atomic  # noqa: E402
 
 PLANS = ("lagrangian", "lagrangian_weekly")
+
+
+def _half(x: np.ndarray) -> float:
+    """Half-width of the 95 % CI of the mean of ``x``."""
+    return float(stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
 
 
 def fits(scenario, max_states: int) -> bool:
@@ -94,9 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         cat = p.scenario
         print(f"bench_budget_optimum: {cat.name}", file=sys.stderr)
         t0 = time.process_time()
-        best = joint_optimum(cat.catalog(), cat.rules, cat.horizon_weeks, cat.max_promoted,
-                             max_states=args.max_states)  # fmt: skip
+        joint = solve_joint(cat.catalog(), cat.rules, cat.horizon_weeks, cat.max_promoted,
+                            max_states=args.max_states)  # fmt: skip
         cpu = time.process_time() - t0
+        best = joint.value
         weekly = solve_weekly(cat.catalog(), p.solution).bound
         bound = p.solution.dual_value
         facts.append(
@@ -113,19 +119,23 @@ def main(argv: list[str] | None = None) -> int:
                 "solve_cpu_s": cpu,
             }
         )
-        for label, factory in agents.items():
+        played: dict[str, np.ndarray] = {}
+        optimal = {"optimum": lambda scenario, solution, j=joint: JointDPPolicy(j)}
+        for label, factory in {**optimal, **agents}.items():
             kept: list[pd.DataFrame] = []
             score_agent([p], factory, agent=label, n_episodes=args.episodes, keep=kept)
-            x = kept[0]["objective"].to_numpy(float)
-            half = stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size)
+            x = played[label] = kept[0]["objective"].to_numpy(float)
+            d = played["optimum"] - x  # same paths
             rows.append(
                 {
                     "scenario": cat.name,
                     "agent": label,
                     "mean_objective": float(x.mean()),
                     "pct_of_optimum": 100 * float(x.mean()) / best,
-                    "ci": 100 * half / best,
+                    "ci": 100 * _half(x) / best,
                     "pct_of_bound": 100 * float(x.mean()) / bound,
+                    "optimum_policy_minus_agent_pct": 100 * float(d.mean()) / best,
+                    "paired_ci": 100 * _half(d) / best if label != "optimum" else 0.0,
                 }
             )
     facts_t, rows_t = pd.DataFrame(facts), pd.DataFrame(rows)
@@ -144,10 +154,12 @@ def main(argv: list[str] | None = None) -> int:
         "",
         markdown_table(facts_t),
         "",
-        f"The plans (and PPO, where played) on {args.episodes} CRN paths per category, seed "
+        f"The optimal policy (`optimum`: the joint DP's own, `agents.joint_dp.JointDPPolicy`), "
+        f"the plans and PPO (where played) on {args.episodes} CRN paths per category, seed "
         f"{args.seed} (the paths of `benchmarks/bench_budget.py` with the same options): mean "
         "objective, its % of the optimum with the 95 % CI of the per-path totals (the optimum "
-        "is exact), and its % of the bound.",
+        "is exact; the optimal policy's row checks that it earns its value), its % of the "
+        "bound, and the optimal policy's lead over it on the same paths with the paired CI.",
         "",
         markdown_table(rows_t),
         "",

@@ -1,5 +1,6 @@
 """The exact DP over a category's joint stock: the brute-force optimum on small cases, the
-SKUs' own DPs when the limit never binds, between the plans and the bounds, and refusals."""
+SKUs' own DPs when the limit never binds, between the plans and the bounds, its own policy
+earning its value in the category env, and refusals."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from scipy import stats
 
 from agents.dp import BellmanModel, solve
-from agents.joint_dp import _transitions, joint_optimum
+from agents.joint_dp import JointDPPolicy, _transitions, joint_optimum, solve_joint
 from agents.lagrangian import CategoryDPPolicy, solve_category, solve_weekly
 from envs.budget import CategoryEnv
 from envs.config import RulesConfig
@@ -72,6 +73,17 @@ def test_the_optimum_lies_between_the_weekly_plan_and_the_bounds() -> None:
     half = stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size)
     assert x.mean() - half <= best
     assert x.mean() >= 0.95 * best  # and the plan is close to it
+    # the DP's own policy, simulated in the category env, earns its value
+    joint = solve_joint(cat, rules, horizon, k)
+    assert joint.value == best
+    env = CategoryEnv(cat, rules, horizon, max_promoted=k, n_paths=4000, seed=5)
+    played = env.play(JointDPPolicy(joint))
+    y = played.totals["objective"].to_numpy(float)
+    se = y.std(ddof=1) / np.sqrt(y.size)
+    assert abs(y.mean() - best) <= 3 * se
+    assert (played.totals["budget_violations"] == 0).all() and played.promoted.max() <= k
+    d = y - x  # same paths: the optimum is not behind the weekly plan beyond the paired CI
+    assert d.mean() >= -stats.t.ppf(0.975, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size)
 
 
 def test_the_joint_dp_refuses_what_it_cannot_solve() -> None:
@@ -82,6 +94,9 @@ def test_the_joint_dp_refuses_what_it_cannot_solve() -> None:
         joint_optimum(cat, RULES, 3, 1, max_states=10)
     with pytest.raises(ConfigError, match="max_discount"):
         joint_optimum(cat, RulesConfig(discount_levels=(0.0, 0.3), max_discount=0.2), 3, 1)
+    value_only = solve_joint(cat, RULES, 3, 1, keep_policy=False)
+    with pytest.raises(ConfigError, match="keep_policy=True"):
+        JointDPPolicy(value_only)
 
 
 def test_with_coupons_and_a_limit_that_cannot_bind_it_is_the_skus_own_dps() -> None:

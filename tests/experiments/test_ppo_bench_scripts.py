@@ -273,4 +273,6 @@ def test_bench_budget_optimum_runs(tmp_path):
     optimum, bound, weekly = float(facts[4]), float(facts[5]), float(facts[6])
     assert optimum <= weekly <= bound  # the optimum under both bounds
     agents = {line.split(" | ")[1] for line in table[1:]}
-    assert agents == {"lagrangian", "lagrangian_weekly"}
+    assert agents == {"optimum", "lagrangian", "lagrangian_weekly"}
+    optimal = next(line for line in table[1:] if "| optimum |" in line).split(" | ")
+    assert abs(float(optimal[3]) - 100.0) <= 3 * float(optimal[4])  # it earns its value
