@@ -76,10 +76,10 @@ class JointSolution:
     value : float
         ``V_H`` at the initial stock.
     joint_actions : ndarray of shape (n_joint, n_skus)
-        The feasible joint actions (at most ``max_promoted`` promotions), in walk order.
+        The feasible joint actions (at most ``max_promoted`` promotions).
     choice : ndarray of shape (horizon + 1, *stock levels)
         Index into ``joint_actions`` of the best one at every weeks-left and joint stock
-        (row 0 unused).
+        (row 0 unused); empty when solved without ``keep_policy``.
     max_promoted, horizon_weeks : int
     """
 
@@ -146,7 +146,7 @@ def solve_joint(
         raise ConfigError(
             f"joint_optimum solves rules without masks or rule state; {active_rules(rules)} are on"
         )
-    sizes = [int(round(float(s))) + 1 for s in catalog.initial_stock]
+    sizes = joint_states(catalog)
     n_states = int(np.prod(sizes, dtype=np.int64))
     if n_states > max_states:
         raise ConfigError(
@@ -161,7 +161,8 @@ def solve_joint(
         for i in range(n)
     ]
     joint = _joint_actions(promo, n, max_promoted)
-    choice = np.zeros((H + 1, *sizes) if keep_policy else (1, *sizes), np.int32)
+    index = {tuple(int(a) for a in row): j for j, row in enumerate(joint)}
+    choice = np.zeros((H + 1, *sizes) if keep_policy else (0,), np.int32)
     try:
         value = np.zeros(sizes)
         for i, m in enumerate(models):  # the exit: salvage minus cost, less any penalty
@@ -170,9 +171,8 @@ def solve_joint(
             t = H - w
             trans = [_transitions(m, t) for m in models]
             rewards = [m.reward[t] for m in models]  # (n_a, n_s) each
-            value = _best(
-                value, trans, rewards, promo, max_promoted, choice[w if keep_policy else 0]
-            )
+            kept = (choice[w], index) if keep_policy else None
+            value = _best(value, trans, rewards, promo, max_promoted, kept)
             log.debug("joint DP: %d weeks left solved", w)
     finally:
         for m in models:
@@ -196,8 +196,13 @@ def solve_joint(
     )
 
 
+def joint_states(catalog: Catalog) -> tuple[int, ...]:
+    """Stock levels of each SKU of a category (0 .. initial stock): the joint DP's grid shape."""
+    return tuple(int(round(float(s))) + 1 for s in catalog.initial_stock)
+
+
 def _joint_actions(promo: np.ndarray, n: int, k: int) -> np.ndarray:
-    """The feasible joint actions in the order :func:`_best` walks them."""
+    """The feasible joint actions (at most ``k`` promotions), one row each."""
     out: list[tuple[int, ...]] = []
 
     def walk(prefix: tuple[int, ...], used: int) -> None:
@@ -225,33 +230,34 @@ def _best(
     rewards: list[np.ndarray],
     promo: np.ndarray,
     k: int,
-    choice: np.ndarray,
+    kept: tuple[np.ndarray, dict[tuple[int, ...], int]] | None = None,
 ) -> np.ndarray:
     """One Bellman step of the joint DP: the best feasible joint action's value at every joint
-    state (its index, in :func:`_joint_actions` order, written to ``choice``; ties keep the
-    first).
+    state. With ``kept = (choice, index)``, the best joint action's row in
+    :func:`_joint_actions` (``index[actions]``) is written to ``choice`` (ties keep the first
+    met).
 
     The joint actions are walked SKU by SKU (depth first): after SKU ``i``'s action its axis
     holds the current stock, and the completions of that prefix share the work done."""
     n = len(trans)
     best = np.full(v_next.shape, -np.inf)
-    leaf = [0]
 
-    def walk(i: int, partial: np.ndarray, used: int) -> None:
+    def walk(prefix: tuple[int, ...], partial: np.ndarray, used: int) -> None:
+        i = len(prefix)
         if i == n:
-            better = partial > best
-            choice[better] = leaf[0]
+            if kept is not None:
+                choice, index = kept
+                choice[partial > best] = index[prefix]
             np.maximum(best, partial, out=best)
-            leaf[0] += 1
             return
         for a in range(promo.size):
             if used + int(promo[a]) > k:
                 continue
             nxt = _apply(trans[i][a], partial, i)
             nxt += _along(rewards[i][a], i, n)
-            walk(i + 1, nxt, used + int(promo[a]))
+            walk((*prefix, a), nxt, used + int(promo[a]))
 
-    walk(0, v_next, 0)
+    walk((), v_next, 0)
     return best
 
 

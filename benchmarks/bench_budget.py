@@ -166,8 +166,10 @@ def run(
     pairs = []
     for plan in (p for p in PLANS if p in totals):
         for label in totals:
-            if label == plan or (plan != PLAN and not _learns(label) and label != PLAN):
-                continue  # against the weekly plan: the single plan and the PPO rows
+            # every agent against the single plan; against the weekly one, PPO and that plan
+            wanted = plan == PLAN or label == PLAN or _learns(label)
+            if label == plan or not wanted:
+                continue
             for i, p in enumerate(prep):
                 d = totals[plan][i]["objective"].to_numpy(float) - totals[label][i][
                     "objective"

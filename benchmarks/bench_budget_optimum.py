@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from agents.joint_dp import MAX_JOINT_STATES, JointDPPolicy, solve_joint  # noqa: E402
+from agents.joint_dp import MAX_JOINT_STATES, JointDPPolicy, joint_states, solve_joint  # noqa: E402
 from agents.lagrangian import solve_weekly  # noqa: E402
 from benchmarks._docpage import machine_line, markdown_table  # noqa: E402
 from benchmarks.bench_ppo_suite import seed_list  # noqa: E402
@@ -56,8 +56,7 @@ def _half(x: np.ndarray) -> float:
 
 def fits(scenario, max_states: int) -> bool:
     """True when the category's joint stock grid is small enough for the exact DP."""
-    sizes = [int(round(float(s))) + 1 for s in scenario.catalog().initial_stock]
-    return int(np.prod(sizes, dtype=np.int64)) <= max_states
+    return int(np.prod(joint_states(scenario.catalog()), dtype=np.int64)) <= max_states
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         facts.append(
             {
                 "scenario": cat.name,
-                "joint_states": int(np.prod([int(s) + 1 for s in cat.catalog().initial_stock])),
+                "joint_states": int(np.prod(joint_states(cat.catalog()), dtype=np.int64)),
                 "horizon": cat.horizon_weeks,
                 "max_promoted": cat.max_promoted,
                 "optimum": best,

@@ -186,6 +186,9 @@ def test_bench_budget_runs(tmp_path):
     pairs = (tmp_path / "bench" / "pairs.csv").read_text()
     assert "plan_minus_agent_pct" in pairs
     assert "| lagrangian_weekly |" in page
+    with pytest.raises(SystemExit, match="--jobs 0: expected >= 1"):
+        bench_budget.main(["--jobs", "0", "--out", str(tmp_path / "never")])
+    assert not (tmp_path / "never").exists()
     # PPO is paired with the weekly plan (its prior) too
     assert "The weekly plan against the single plan and PPO" in page
     assert "| ppo/s0 |" in page.split("The weekly plan against")[1]
