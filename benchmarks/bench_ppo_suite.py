@@ -59,7 +59,7 @@ from experiments.evaluate import (  # noqa: E402
 )
 from experiments.memory_market import play_memory  # noqa: E402
 from experiments.suite import RULE_PROFILES, catalog_fn_for, get_spec  # noqa: E402
-from experiments.train import PROFILE_TIMESTEPS  # noqa: E402
+from experiments.train import MARKET_PPO, PROFILE_TIMESTEPS, market_ppo  # noqa: E402
 from ingest.io import write_frame_atomic, write_text_atomic  # noqa: E402
 
 COARSE_GRID = (5, 3)
@@ -151,6 +151,7 @@ def _train_job(args: tuple[str, int, str, dict, str, int, int]) -> dict:
     config = replace(
         PPOConfig(seed=seed), **{**overrides, "total_timesteps": steps}, **bench.ppo_fields()
     )
+    config = replace(config, **market_ppo(spec.market, config, tuple(overrides)))
     names = tuple(s.name for s in spec.scenarios if s.profile == profile)
     rows: list[dict] = []
     callbacks: list[CurveCallback] = []
@@ -531,6 +532,7 @@ def main(argv: list[str] | None = None, *, script: str = SCRIPT) -> int:
         disc = [d for _, _, d in parts_out if d is not None]
         write_frame_atomic(pd.DataFrame(disc), out / "discretization.csv")
     steps = {k: overrides.get("total_timesteps", PROFILE_TIMESTEPS[k]) for k in keys}
+    own = {k: v for k, v in MARKET_PPO.get(spec.market, {}).items() if k not in overrides}
     shown = list(sys.argv[1:] if argv is None else argv)
     if script != SCRIPT and shown[:2] == ["--suite", bench.suite]:
         shown = shown[2:]  # a per-suite wrapper sets --suite itself
@@ -540,7 +542,10 @@ def main(argv: list[str] | None = None, *, script: str = SCRIPT) -> int:
         f"{platform.node() or 'unknown host'} ({os.cpu_count()} CPUs, {args.jobs} processes), "
         f"suite `{spec.name}` ({spec.version}, {bench.grid_text()}), {args.episodes} "
         f"{bench.paths_text} per scenario, seeds {seeds}, steps per "
-        f"policy {steps}" + (f", PPO overrides {overrides}" if overrides else "") + ".",
+        f"policy {steps}"
+        + (f", the market's own PPO settings {own}" if own else "")
+        + (f", PPO overrides {overrides}" if overrides else "")
+        + ".",
         "",
         args.note,
         "",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from agents.ppo import PPOConfig
 from experiments.evaluate import (
     EvalConfig,
     baseline_factories,
@@ -23,7 +24,7 @@ from experiments.suite import (
     get_spec,
     policy_keys,
 )
-from experiments.train import PROFILE_TIMESTEPS, TrainConfig, ppo_for_profile
+from experiments.train import MEMORY_PPO, PROFILE_TIMESTEPS, TrainConfig, ppo_for_profile
 from ingest.errors import ConfigError
 
 
@@ -42,6 +43,24 @@ def test_memory_suite_is_registered_with_memory_that_matters():
     # every memory policy has a step budget
     assert all(k in PROFILE_TIMESTEPS for k in keys if k.startswith("memory-"))
     assert ppo_for_profile(TrainConfig(suite="memory"), "memory-none").demand_memory
+
+
+def test_memory_market_has_its_own_ppo_defaults_that_a_given_setting_keeps():
+    general = PPOConfig()
+    assert MEMORY_PPO["n_epochs"] != general.n_epochs
+    ppo = ppo_for_profile(TrainConfig(suite="memory"), "memory-coupons")
+    assert ppo.n_epochs == MEMORY_PPO["n_epochs"]
+    assert ppo.total_timesteps == PROFILE_TIMESTEPS["memory-coupons"]
+    # the other markets keep the general default
+    assert ppo_for_profile(TrainConfig(suite="standard"), "none").n_epochs == general.n_epochs
+    assert (
+        ppo_for_profile(TrainConfig(suite="learning"), "learning-none").n_epochs == general.n_epochs
+    )
+    # a value set in [ppo], or given explicitly at the general default, wins
+    mine = TrainConfig(suite="memory", ppo=PPOConfig(n_epochs=3))
+    assert ppo_for_profile(mine, "memory-none").n_epochs == 3
+    kept = TrainConfig(suite="memory", ppo=PPOConfig(n_epochs=2), ppo_given=("n_epochs",))
+    assert ppo_for_profile(kept, "memory-none").n_epochs == 2
 
 
 def test_memory_agents_and_bad_names():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -124,6 +125,10 @@ def test_bench_memory_runs_through_the_shared_suite_script(tmp_path):
     produced = next(line for line in page.splitlines() if line.startswith("Produced by"))
     assert "--note ...`" in produced and "load 7" not in produced
     assert "\nShared machine (load 7).\n" in page
+    # the memory market's own PPO settings were trained with and are stated
+    assert "the market's own PPO settings {'n_epochs': 4}" in produced
+    state = json.loads((tmp_path / "bench" / "s0" / "memory-coupons" / "state.json").read_text())
+    assert state["config"]["n_epochs"] == 4 and state["config"]["batch_size"] == 256
     assert "| augmented_dp |" in page and "| dp_blind |" in page and "ppo/s0" in page
     assert "discretization error" in page and "pct_of_augmented_dp" in page
     assert "| oracle |" not in page  # nothing of the learning page leaks in
