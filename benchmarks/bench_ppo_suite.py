@@ -59,7 +59,7 @@ from experiments.evaluate import (  # noqa: E402
 )
 from experiments.memory_market import play_memory  # noqa: E402
 from experiments.suite import RULE_PROFILES, catalog_fn_for, get_spec  # noqa: E402
-from experiments.train import MARKET_PPO, PROFILE_TIMESTEPS, market_ppo  # noqa: E402
+from experiments.train import PROFILE_TIMESTEPS, market_ppo  # noqa: E402
 from ingest.io import write_frame_atomic, write_text_atomic  # noqa: E402
 
 COARSE_GRID = (5, 3)
@@ -532,7 +532,7 @@ def main(argv: list[str] | None = None, *, script: str = SCRIPT) -> int:
         disc = [d for _, _, d in parts_out if d is not None]
         write_frame_atomic(pd.DataFrame(disc), out / "discretization.csv")
     steps = {k: overrides.get("total_timesteps", PROFILE_TIMESTEPS[k]) for k in keys}
-    own = {k: v for k, v in MARKET_PPO.get(spec.market, {}).items() if k not in overrides}
+    own = market_ppo(spec.market, PPOConfig(), tuple(overrides))  # as _train_job applies them
     shown = list(sys.argv[1:] if argv is None else argv)
     if script != SCRIPT and shown[:2] == ["--suite", bench.suite]:
         shown = shown[2:]  # a per-suite wrapper sets --suite itself

@@ -107,9 +107,9 @@ MEMORY_PPO: dict[str, Any] = {"n_epochs": 4}
 """The memory market's own PPO defaults (applied as :data:`BUDGET_PPO`'s are): four passes
 over each rollout instead of two. Memory makes a week's discount cost demand in later weeks,
 a credit assignment that more passes learn and more fresh samples do not: on the coupon
-profile, two passes leave the worst scenario at 96.0-96.2 % of the augmented DP whether
-trained for 1 M or 4 M steps, four passes reach 97.7 % at 4 M (``docs/agents.md``, "Demand
-with memory")."""
+profile, two passes leave the worst scenario at 96.0-96.2 % of the augmented DP at 4 M steps,
+with no trend from 1 M on, and four passes reach 97.7 % at 4 M
+(``docs/benchmarks/ppo_memory_epochs.md``)."""
 
 MARKET_PPO: dict[str, dict[str, Any]] = {"memory": MEMORY_PPO, "budget": BUDGET_PPO}
 """A market's own PPO defaults, by ``SuiteSpec.market`` (the others have none)."""
