@@ -176,6 +176,8 @@ def _train_job(args: tuple[str, int, str, dict, str, int, int]) -> dict:
     pd.DataFrame(rows).to_csv(job / "curve.csv", index=False)
     timing = {"seed": seed, "profile": key, "steps": result.num_timesteps}
     timing.update(wall_seconds=result.wall_seconds - eval_s, cpu_seconds=cpu - eval_cpu)
+    if result.resumed_from:  # the page's timing table then shows which policies continued
+        timing["resumed_from"] = result.resumed_from
     (job / "timing.json").write_text(json.dumps(timing))
     return timing
 
@@ -458,7 +460,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--episodes", type=int, default=2000)
     parser.add_argument("--curve-every", type=int, default=1_000_000)
     parser.add_argument("--curve-episodes", type=int, default=200)
-    parser.add_argument("--out", default=None, help="default: runs/bench_<suite>")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="default: runs/bench_<suite>; a policy already saved there resumes its training "
+        "(give a fresh folder for from-scratch numbers)",
+    )
     parser.add_argument("--doc", default=None, help="default: the suite's page")
     parser.add_argument("--agents-doc", default=str(ROOT / "docs" / "agents.md"))
     parser.add_argument("--img", default=str(ROOT / "docs" / "img"))

@@ -136,6 +136,19 @@ def test_bench_memory_runs_through_the_shared_suite_script(tmp_path):
     assert "kept" in text and "memory-report:start" in text and "learning-report" not in text
     assert (tmp_path / "img" / "memory_curves.png").is_file()
     assert (tmp_path / "img" / "memory_leaderboard.png").is_file()
+    # a policy already saved in --out continues (the timing table says from where)
+    timing = tmp_path / "bench" / "s0" / "memory-coupons" / "timing.json"
+    first = json.loads(timing.read_text())
+    assert "resumed_from" not in first and "resumed_from" not in page
+    args = ["--seeds", "0", "--profiles", "coupons", "--steps", str(first["steps"] + 2048)]
+    args += ["--set", "n_envs=64", "--set", "batch_size=256", "--set", "net_arch=[16]"]
+    args += ["--episodes", "12", "--curve-every", "0", "--jobs", "1"]
+    args += ["--out", str(tmp_path / "bench"), "--doc", str(tmp_path / "page.md")]
+    args += ["--agents-doc", str(agents_doc), "--img", str(tmp_path / "img")]
+    assert bench_memory.main(args) == 0
+    again = json.loads(timing.read_text())
+    assert again["resumed_from"] == first["steps"] and again["steps"] > first["steps"]
+    assert "resumed_from" in (tmp_path / "page.md").read_text()
 
 
 def test_device_benchmark_measures_and_renders(tmp_path, monkeypatch):
