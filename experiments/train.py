@@ -77,14 +77,17 @@ PROFILE_TIMESTEPS: dict[str, int] = {
     "all": 10_000_000,
     "learning-none": 6_000_000,
     "learning-markdown": 10_000_000,
-    "memory-none": 12_000_000,
+    "memory-none": 16_000_000,
     "memory-coupons": 4_000_000,
-    "memory-markdown": 6_000_000,
+    "memory-markdown": 10_000_000,
     "budget-none": 2_000_000,
     "budget-coupons": 2_000_000,
 }
 """Default training steps per policy key (a rule profile of the standard suites, or
-``learning-<profile>``; see ``docs/agents.md``, "PPO: configuration")."""
+``learning-<profile>``, ``memory-<profile>``, ``budget-<profile>``; see ``docs/agents.md``,
+"PPO: configuration"). The memory market's budgets come from one-seed screens of its worst
+scenarios (``docs/benchmarks/ppo_memory_epochs.md``): markdown 6 M -> 10 M and free price 12 M
+-> 16 M lifted them above 97 % of the augmented DP."""
 
 
 BUDGET_PPO: dict[str, Any] = {
