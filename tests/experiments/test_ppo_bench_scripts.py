@@ -33,6 +33,11 @@ def test_bench_and_report_scripts_run(tmp_path):
     assert code == 0
     text = doc.read_text()
     assert "ppo/s0" in text and "fluid" in text and "| seed |" in text
+    # the 10-unit scenario is played on ten times the paths (its CI is the widest), and the
+    # page says so
+    paths = pd.read_csv(out / "rows.csv").groupby("scenario")["n_episodes"].max()
+    assert paths["none-tiny-short"] == 200 and paths["none-base"] == 20
+    assert "200 on `none-tiny-short`; 20 on the other 7 scenarios" in text
     # the prior alone is a row, and PPO's paired gain over it a column
     assert "| prior |" in text and "below_prior" in text and "gain_vs_prior" in text
     # the per-scenario table has one row per scenario, the raw network's numbers beside
@@ -297,3 +302,4 @@ def test_bench_budget_optimum_runs(tmp_path):
     assert agents == {"optimum", "lagrangian", "lagrangian_weekly"}
     optimal = next(line for line in table[1:] if "| optimum |" in line).split(" | ")
     assert abs(float(optimal[3]) - 100.0) <= 3 * float(optimal[4])  # it earns its value
+
