@@ -303,3 +303,26 @@ def test_bench_budget_optimum_runs(tmp_path):
     optimal = next(line for line in table[1:] if "| optimum |" in line).split(" | ")
     assert abs(float(optimal[3]) - 100.0) <= 3 * float(optimal[4])  # it earns its value
 
+
+def test_stock_scale_twin_plays_the_twins_plan_exactly(tmp_path):
+    """benchmarks/stock_scale_twin.py: the twin at scale 1 is the DP itself (100 %), a larger
+    twin's plan is feasible on the small stock and never beats the optimum, and the page
+    section is written."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import stock_scale_twin
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    table = stock_scale_twin.measure(10, (1, 3, 100))
+    assert set(table["scenario"]) == {"none-tiny-short", "cpn-tiny", "md-tiny", "all-tiny"}
+    assert (table["x1"] == 100.0).all()
+    assert (table[["x3", "x100"]] <= 100.0 + 1e-9).all().all()
+    # acting as if the stock were large costs something on the 10-unit coupon scenario
+    assert table.set_index("scenario").loc["cpn-tiny", "x100"] < 99.0
+    page = tmp_path / "scale.md"
+    assert (
+        stock_scale_twin.main(["--max-stock", "10", "--scales", "1", "10", "--page", str(page)])
+        == 0
+    )
+    text = page.read_text()
+    assert "<!-- stock-scale-twin:start -->" in text and "| all-tiny | 10 | 5 |" in text
