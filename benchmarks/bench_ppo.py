@@ -99,10 +99,10 @@ def _train_job(args: tuple[int, str, dict, str, int, int, str]) -> dict:
         r["seed"] = seed
     # each job leaves its own record, so an interrupted benchmark keeps what finished
     job = Path(out) / f"s{seed}" / profile
-    pd.DataFrame(rows).to_csv(job / "curve.csv", index=False)
+    write_frame_atomic(pd.DataFrame(rows), job / "curve.csv")
     timing = {"seed": seed, "profile": profile, "steps": result.num_timesteps}
     timing.update(wall_seconds=result.wall_seconds - eval_s, cpu_seconds=cpu - eval_cpu)
-    (job / "timing.json").write_text(json.dumps(timing))
+    write_text_atomic(job / "timing.json", json.dumps(timing))
     return {
         "seed": seed,
         "profile": profile,

@@ -173,12 +173,12 @@ def _train_job(args: tuple[str, int, str, dict, str, int, int]) -> dict:
     for r in rows:
         r["seed"] = seed
     job = Path(out) / f"s{seed}" / key
-    pd.DataFrame(rows).to_csv(job / "curve.csv", index=False)
+    write_frame_atomic(pd.DataFrame(rows), job / "curve.csv")
     timing = {"seed": seed, "profile": key, "steps": result.num_timesteps}
     timing.update(wall_seconds=result.wall_seconds - eval_s, cpu_seconds=cpu - eval_cpu)
     if result.resumed_from:  # the page's timing table then shows which policies continued
         timing["resumed_from"] = result.resumed_from
-    (job / "timing.json").write_text(json.dumps(timing))
+    write_text_atomic(job / "timing.json", json.dumps(timing))
     return timing
 
 
