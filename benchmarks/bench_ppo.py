@@ -302,7 +302,10 @@ def main(argv: list[str] | None = None) -> int:
             curve = curve.drop_duplicates(subset=["seed", "profile", "timesteps"], keep="last")
             curve = curve.sort_values(["profile", "seed", "timesteps"], ignore_index=True)
             write_frame_atomic(curve, out / "curves.csv")
+        # re-evaluating a run's policies keeps that run's training wall time, if recorded
         train_wall = float("nan")
+        if walls_path.exists():
+            train_wall = float(json.loads(walls_path.read_text()).get("train_wall", train_wall))
     else:
         print(f"bench_ppo: {len(jobs)} trainings on {args.jobs} processes", file=sys.stderr)
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:

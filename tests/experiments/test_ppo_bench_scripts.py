@@ -52,6 +52,12 @@ def test_bench_and_report_scripts_run(tmp_path):
     again = doc.read_text()
     assert "--render-only" in again and "Total wall: training" in again
     assert again.split("## Per scenario")[1] == text.split("## Per scenario")[1]
+    # re-evaluating the saved policies keeps the training run's wall time
+    assert bench_ppo.main(["--seeds", "0", "--profiles", "none", "--out", str(out),
+                           "--doc", str(doc), "--eval-only", "--jobs", "1",
+                           "--episodes", "20"]) == 0  # fmt: skip
+    walls = json.loads((out / "walls.json").read_text())
+    assert walls["train_wall"] > 0 and "Total wall: training" in doc.read_text()
     agents_doc = tmp_path / "agents.md"
     agents_doc.write_text("# Agents\n\nkept\n")
     section = agents_report.render(out, agents_doc, tmp_path / "img")
