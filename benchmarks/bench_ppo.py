@@ -242,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         help="with --eval-only: rebuild the learning curves of an interrupted run from its log",
     )
     args = parser.parse_args(argv)
+    if args.small_stock_factor < 1:  # before any training, not after it
+        raise SystemExit(f"--small-stock-factor = {args.small_stock_factor}; expected >= 1")
 
     seeds = [int(s) for s in args.seeds.split(",")]
     profiles = [p for p in args.profiles.split(",") if p]
@@ -319,8 +321,6 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.render_only:
         t1 = time.perf_counter()
-        if args.small_stock_factor < 1:
-            raise SystemExit(f"--small-stock-factor = {args.small_stock_factor}; expected >= 1")
         eval_jobs = [
             (s.name, episodes_for(s, args.episodes, args.small_stock_factor), 2026, seeds,
              str(out), 0)

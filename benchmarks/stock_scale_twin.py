@@ -46,22 +46,24 @@ def twin_policy(twin, scale: int):
     larger twin's optimal action at ``scale`` times the units (same weeks and rule state)."""
 
     def act(ctx, masks: np.ndarray) -> np.ndarray:
+        # the rules' masks do not depend on the units on hand, so the twin's action is
+        # allowed here too (evaluate_exact checks every action against the masks)
         d = ctx.decision
         state = replace(
             d,
             stock=np.asarray(d.stock, float) * scale,
             initial_stock=np.asarray(d.initial_stock, float) * scale,
         )
-        a = twin.policy(state)
-        ok = masks[np.arange(a.shape[0]), a]
-        # the rules' masks do not depend on the units on hand, except that nothing is
-        # decided on an empty shelf; keep any allowed action there
-        return np.where(ok, a, masks.argmax(axis=1))
+        return twin.policy(state)
 
     return act
 
 
 def measure(max_stock: int, scales: tuple[int, ...]) -> pd.DataFrame:
+    if max_stock < 1:
+        raise SystemExit(f"--max-stock = {max_stock}; expected >= 1 (units)")
+    if not scales or min(scales) < 1:
+        raise SystemExit(f"--scales = {list(scales)}; expected whole numbers >= 1")
     rows = []
     for sc in get_suite("standard"):
         if sc.initial_stock > max_stock:
@@ -78,6 +80,12 @@ def measure(max_stock: int, scales: tuple[int, ...]) -> pd.DataFrame:
             row[f"x{k}"] = round(100.0 * value / best, 2)
         log.info("%s: %s", sc.name, {k: v for k, v in row.items() if k.startswith("x")})
         rows.append(row)
+    if not rows:
+        smallest = min(sc.initial_stock for sc in get_suite("standard"))
+        raise SystemExit(
+            f"--max-stock = {max_stock}: no scenario of the standard suite has that few units "
+            f"(the smallest has {smallest})"
+        )
     return pd.DataFrame(rows)
 
 

@@ -47,6 +47,9 @@ def test_bench_and_report_scripts_run(tmp_path):
     doc.unlink()
     assert bench_ppo.main(["--seeds", "0", "--profiles", "none", "--out", str(out),
                            "--doc", str(doc), "--render-only"]) == 0  # fmt: skip
+    with pytest.raises(SystemExit, match="--small-stock-factor = 0; expected >= 1"):
+        bench_ppo.main(["--out", str(tmp_path / "bad"), "--small-stock-factor", "0"])
+    assert not (tmp_path / "bad").exists()  # refused before anything was trained or written
     with pytest.raises(SystemExit, match="no rows.csv"):
         bench_ppo.main(["--out", str(tmp_path / "empty"), "--doc", str(doc), "--render-only"])
     again = doc.read_text()
@@ -332,3 +335,12 @@ def test_stock_scale_twin_plays_the_twins_plan_exactly(tmp_path):
     )
     text = page.read_text()
     assert "<!-- stock-scale-twin:start -->" in text and "| all-tiny | 10 | 5 |" in text
+    # bad input is named, before any solve
+    with pytest.raises(SystemExit, match=r"--scales = \[0, 3\]; expected whole numbers >= 1"):
+        stock_scale_twin.measure(10, (0, 3))
+    with pytest.raises(
+        SystemExit, match="--max-stock = 5: no scenario .* \\(the smallest has 10\\)"
+    ):
+        stock_scale_twin.measure(5, (1,))
+    with pytest.raises(SystemExit, match="--max-stock = 0; expected >= 1"):
+        stock_scale_twin.measure(0, (1,))
