@@ -13,11 +13,21 @@ evaluation scores on, so the check cannot see the luck it is judged on.
 This is the per-SKU choice of a planning team that simulates its candidate plans before it
 ships one, applied to two policies; the raw network is still scored on its own (``ppo_raw``
 in the benchmarks) so what the guard changes is visible.
+
+With ``alternatives`` the guard chooses among more learned policies than one: the snapshots
+a training run passed through (``train_ppo(keep_snapshots=True)``). One training's
+checkpoints differ most on the scenarios where the final network is weakest (the
+standard suite's learning curves swing by 2-4 points of the DP on their worst scenario from
+one million steps to the next), so choosing per SKU among them, on the guard's own paths,
+keeps the training budget and spends simulation instead. The candidate with the highest
+mean plays; the fallback only where none beats it; ties go to the first listed (the final
+network).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -50,6 +60,8 @@ class GuardedPolicy(Policy):
         The learned policy.
     fallback : Policy
         Its prior (what the candidate must not do worse than).
+    alternatives : sequence of Policy
+        More learned policies to choose among (e.g. the run's snapshots); default none.
     n_paths : int
         Common-random-number paths per SKU for the check.
     seed : int
@@ -65,25 +77,31 @@ class GuardedPolicy(Policy):
         candidate: Policy,
         fallback: Policy,
         *,
+        alternatives: Sequence[Policy] = (),
         n_paths: int = GUARD_PATHS,
         seed: int = GUARD_SEED,
         name: str | None = None,
     ) -> None:
         self.candidate = candidate
         self.fallback = fallback
+        self.alternatives = tuple(alternatives)
+        self.learned: tuple[Policy, ...] = (candidate, *self.alternatives)
         self.n_paths = n_paths
         self.seed = seed
         self.name = name or candidate.name
-        self._cache: dict[tuple, bool] = {}
+        self._cache: dict[tuple, int] = {}
         self._choice: np.ndarray | None = None
         self._memory_obs = False
         self.decisions: dict[tuple, float] = {}
         """Mean simulated gain of the candidate over the fallback per SKU problem checked."""
+        self.chosen: dict[tuple, int] = {}
+        """Per SKU problem checked, the index into :attr:`learned` that plays (-1: the
+        fallback)."""
 
     def reset(self, context: PolicyContext | None = None) -> None:
         self._choice = None
-        self.candidate.reset(context)
-        self.fallback.reset(context)
+        for policy in (*self.learned, self.fallback):
+            policy.reset(context)
 
     # ------------------------------------------------------------------ the check
     def _market(
@@ -109,15 +127,15 @@ class GuardedPolicy(Policy):
         )
         return LearningMarkdownEnv(config, n_slots=self.n_paths, fixed_skus=True, grid=b.grid)
 
-    def _simulate(self, env: BatchedMarkdownEnv) -> float:
-        """Mean paired gain of the candidate over the fallback on ``env``'s paths."""
+    def _simulate(self, env: BatchedMarkdownEnv) -> np.ndarray:
+        """Mean paired gain of each learned policy over the fallback on ``env``'s paths."""
         totals = []
-        for policy in (self.candidate, self.fallback):
+        for policy in (*self.learned, self.fallback):
             env.seed(self.seed)
             policy.reset(None)
             out = env.evaluate(policy.act)
             totals.append(out["objective"].to_numpy(float))
-        return float((totals[0] - totals[1]).mean())
+        return np.array([float((t - totals[-1]).mean()) for t in totals[:-1]])
 
     def _choices(self, ctx: PolicyContext) -> np.ndarray:
         n = ctx.n_slots
@@ -128,7 +146,7 @@ class GuardedPolicy(Policy):
             else np.asarray(dec.weeks_left) == ctx.horizons()
         )
         if self._choice is None or self._choice.shape != (n,):
-            self._choice = np.ones(n, dtype=bool)
+            self._choice = np.zeros(n, dtype=np.int64)
             start = np.ones(n, dtype=bool)
         rows = np.flatnonzero(start)
         if rows.size:
@@ -137,10 +155,15 @@ class GuardedPolicy(Policy):
                 full_key = (key, None if sub.belief is None else sub.belief.grid)
                 if full_key not in self._cache:
                     env = self._market(one, horizon, ctx.rules, sub, int(slots[0]))
-                    gain = self._simulate(env)
-                    self._cache[full_key] = gain > 0
-                    self.decisions[full_key] = gain
-                    log.debug("guard: %s gains %.4f over %s", self.name, gain, self.fallback.name)
+                    gains = self._simulate(env)
+                    best = int(np.argmax(gains))  # the first of equals: the final network
+                    self._cache[full_key] = best if gains[best] > 0 else -1
+                    self.decisions[full_key] = float(gains[0])
+                    self.chosen[full_key] = self._cache[full_key]
+                    log.debug(
+                        "guard: %s gains %s over %s", self.name, np.round(gains, 4),
+                        self.fallback.name,
+                    )  # fmt: skip
                 self._choice[rows[slots]] = self._cache[full_key]
         return self._choice
 
@@ -150,12 +173,13 @@ class GuardedPolicy(Policy):
         obs = np.asarray(observations)
         self._memory_obs = obs.ndim == 2 and obs.shape[1] == OBS_DIM + N_MEMORY
         choice = self._choices(ctx).copy()
-        if choice.all():
-            return self.candidate.act(obs, masks, ctx)
-        if not choice.any():
-            return self.fallback.act(obs, masks, ctx)
+        picks = np.unique(choice)
+        if picks.size == 1:
+            only = int(picks[0])
+            return (self.fallback if only < 0 else self.learned[only]).act(obs, masks, ctx)
         out = np.empty(ctx.n_slots, dtype=np.int64)
-        for pick, policy in ((choice, self.candidate), (~choice, self.fallback)):
-            rows = np.flatnonzero(pick)
+        for pick in picks.tolist():
+            policy = self.fallback if pick < 0 else self.learned[pick]
+            rows = np.flatnonzero(choice == pick)
             out[rows] = policy.act(obs[rows], np.asarray(masks)[rows], ctx.take(rows))
         return out

@@ -619,14 +619,46 @@ def load_checkpoint_state(folder: Path) -> dict[str, Any] | None:
         raise ConfigError(f"checkpoint {str(path)!r} is unreadable: {err}") from None
 
 
-class CheckpointCallback(BaseCallback):
-    """Save a checkpoint every ``every`` timesteps."""
+SNAPSHOT_DIR = "snapshots"
+"""Sub-folder of a checkpoint folder that keeps every checkpoint (``keep_snapshots``)."""
 
-    def __init__(self, folder: Path, config: PPOConfig, every: int) -> None:
+
+def snapshot_paths(folder: Path) -> list[Path]:
+    """The snapshots kept in checkpoint folder ``folder``, oldest first (none: ``[]``)."""
+    return sorted((Path(folder) / SNAPSHOT_DIR).glob("model_*.zip"))
+
+
+def snapshot_steps(path: Path) -> int:
+    """The step count a snapshot was taken at (from its name, ``model_<steps>.zip``)."""
+    return int(Path(path).stem.split("_", 1)[1])
+
+
+SNAPSHOT_FROM = 0.5
+"""Share of training after which a snapshot is a candidate of the snapshot guard: the second
+half, where the learning curves have left their steep start."""
+
+
+def late_snapshots(folder: Path, from_fraction: float = SNAPSHOT_FROM) -> list[Path]:
+    """The snapshots of checkpoint folder ``folder`` taken at or after ``from_fraction`` of the
+    run's last step, without the last one (the final model itself), oldest first."""
+    paths = snapshot_paths(folder)
+    if len(paths) < 2:
+        return []
+    last = snapshot_steps(paths[-1])
+    return [p for p in paths[:-1] if snapshot_steps(p) >= from_fraction * last]
+
+
+class CheckpointCallback(BaseCallback):
+    """Save a checkpoint every ``every`` timesteps; with ``keep``, also keep a copy of each
+    one as ``snapshots/model_<steps>.zip`` (the policies the run passed through, which
+    :class:`agents.guard.GuardedPolicy` can choose among per SKU)."""
+
+    def __init__(self, folder: Path, config: PPOConfig, every: int, keep: bool = False) -> None:
         super().__init__()
         self.folder = folder
         self.config = config
         self.every = every
+        self.keep = keep
         self._next = 0
 
     def _on_training_start(self) -> None:
@@ -635,8 +667,19 @@ class CheckpointCallback(BaseCallback):
     def _on_step(self) -> bool:
         if self.every and self.num_timesteps >= self._next:
             save_checkpoint(self.model, self.folder, self.config)
+            if self.keep:
+                keep_snapshot(self.folder, int(self.num_timesteps))
             self._next += self.every
         return True
+
+
+def keep_snapshot(folder: Path, steps: int) -> Path:
+    """Copy ``folder``'s ``model.zip`` to ``snapshots/model_<steps>.zip`` (atomically)."""
+    target = Path(folder) / SNAPSHOT_DIR / f"model_{steps:012d}.zip"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target) as tmp:
+        tmp.write_bytes((Path(folder) / CHECKPOINT_MODEL).read_bytes())
+    return target
 
 
 #: Seconds between two progress lines of a training run.
@@ -707,6 +750,7 @@ def train_ppo(
     logger: Logger | None = None,
     callbacks: list[BaseCallback] | None = None,
     catalog_fn: Callable[[int, np.random.Generator], Catalog] | None = None,
+    keep_snapshots: bool = False,
 ) -> TrainResult:
     """Train (or resume) a masked PPO policy.
 
@@ -726,6 +770,9 @@ def train_ppo(
         Extra callbacks (evaluation, learning curves).
     catalog_fn : callable, optional
         ``catalog_fn(n_skus, rng) -> Catalog``.
+    keep_snapshots : bool
+        Keep every checkpoint (``config.checkpoint_every``) and the final model under
+        ``checkpoint_dir/snapshots`` (:func:`snapshot_paths`); training is the same.
 
     Returns
     -------
@@ -758,7 +805,9 @@ def train_ppo(
     t0 = time.perf_counter()
     cbs: list[BaseCallback] = [ProgressCallback(config.total_timesteps)]
     if checkpoint_dir is not None and config.checkpoint_every:
-        cbs.append(CheckpointCallback(checkpoint_dir, config, config.checkpoint_every))
+        cbs.append(
+            CheckpointCallback(checkpoint_dir, config, config.checkpoint_every, keep=keep_snapshots)
+        )
     cbs.extend(callbacks or [])
     if remaining > 0:
         model.learn(
@@ -769,6 +818,8 @@ def train_ppo(
         )
     if checkpoint_dir is not None:
         save_checkpoint(model, checkpoint_dir, config)
+        if keep_snapshots:
+            keep_snapshot(checkpoint_dir, int(model.num_timesteps))
     env.close()
     return TrainResult(
         model=model,

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from agents.ppo import PPOConfig, PPOPolicy, train_ppo  # noqa: E402
+from agents.ppo import PPOConfig, PPOPolicy, late_snapshots, train_ppo  # noqa: E402
 from app.config import load_config  # noqa: E402
 from benchmarks._docpage import markdown_table  # noqa: E402
 from experiments.curves import CurveCallback  # noqa: E402
@@ -71,8 +71,8 @@ def episodes_for(scenario, episodes: int, small_stock_factor: int) -> int:
     return episodes * (small_stock_factor if scenario.initial_stock <= SMALL_STOCK else 1)
 
 
-def _train_job(args: tuple[int, str, dict, str, int, int, str]) -> dict:
-    seed, profile, overrides, out, curve_every, curve_episodes, suite = args
+def _train_job(args: tuple[int, str, dict, str, int, int, str, bool]) -> dict:
+    seed, profile, overrides, out, curve_every, curve_episodes, suite, keep = args
     import torch
 
     torch.set_num_threads(1)
@@ -91,6 +91,7 @@ def _train_job(args: tuple[int, str, dict, str, int, int, str]) -> dict:
         checkpoint_dir=Path(out) / f"s{seed}" / profile,
         callbacks=list(callbacks),
         catalog_fn=lambda n, rng: training_catalog(n, rng, profile=profile),
+        keep_snapshots=keep,
     )
     cpu = time.process_time() - t0
     eval_s = sum(c.eval_seconds for c in callbacks)
@@ -128,6 +129,12 @@ def _eval_job(args: tuple[str, int, int, list[int], str, int]) -> list[dict]:
         agents[f"ppo/s{s}"] = ppo_factory({profile: policy})
         agents[f"ppo_raw/s{s}"] = ppo_factory({profile: policy}, guard=False)
         labels[f"ppo/s{s}"] = labels[f"ppo_raw/s{s}"] = s
+        # ppo_snap: the guard choosing among the run's late snapshots too (--keep-snapshots)
+        snaps = late_snapshots(Path(out) / f"s{s}" / profile)
+        if snaps:
+            more = {profile: [PPOPolicy.load(p) for p in snaps]}
+            agents[f"ppo_snap/s{s}"] = ppo_factory({profile: policy}, alternatives=more)
+            labels[f"ppo_snap/s{s}"] = s
     base = baseline_factories()
     agents.update({b: base[b] for b in BASELINES})
     rows = evaluate_suite(cfg, agents, seeds=labels, progress=False)
@@ -193,6 +200,35 @@ def paths_line(rows: pd.DataFrame) -> str:
     return "CRN demand paths per scenario: " + "; ".join(parts)
 
 
+def seed_targets(
+    rows: pd.DataFrame, family: str, fluid_mean: float, timing: pd.DataFrame | None
+) -> pd.DataFrame:
+    """Per training seed of agent ``family``: median, worst and mean % of the DP, scenarios
+    below the prior beyond the paired CI, whether the issue's targets hold, violations and the
+    training CPU seconds."""
+    ppo_rows = rows[rows["agent"].str.startswith(f"{family}/")].copy()
+    ppo_rows["seed"] = ppo_rows["seed"].astype(int)
+    out = (
+        ppo_rows.groupby("seed")["pct_of_dp"]
+        .agg(median="median", worst="min", mean="mean")
+        .reset_index()
+    )
+    below = (ppo_rows["gain_vs_prior_pct"] + ppo_rows["gain_vs_prior_ci"]) < 0
+    out["below_prior"] = below.groupby(ppo_rows["seed"]).sum().to_numpy()
+    out["meets_targets"] = (
+        (out["median"] >= MEDIAN_TARGET)
+        & (out["worst"] >= WORST_TARGET)
+        & (out["below_prior"] == 0)
+    )
+    out["beats_fluid_on_avg"] = out["mean"] > fluid_mean
+    out["violations"] = ppo_rows.groupby("seed")["violations"].sum().to_numpy()
+    if timing is not None:
+        cpu_by_seed = timing.groupby("seed")["cpu_seconds"].sum()
+        out["train_cpu_s"] = out["seed"].map(cpu_by_seed)
+        out["two_core_wall_s"] = out["train_cpu_s"] / 2
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     import torch
 
@@ -213,6 +249,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--set", action="append", default=[], help="PPO override key=value")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--keep-snapshots",
+        action="store_true",
+        help="keep every checkpoint of each training (snapshots/ beside model.zip); the "
+        "evaluation then adds ppo_snap, the guard choosing per SKU among the second half's "
+        "snapshots and the prior",
+    )
     parser.add_argument("--episodes", type=int, default=2000)
     parser.add_argument(
         "--small-stock-factor",
@@ -267,7 +310,16 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     jobs = [
-        (s, p, per_profile, str(out), args.curve_every, args.curve_episodes, "standard")
+        (
+            s,
+            p,
+            per_profile,
+            str(out),
+            args.curve_every,
+            args.curve_episodes,
+            "standard",
+            args.keep_snapshots,
+        )
         for s in seeds
         for p in profiles
     ]
@@ -336,32 +388,19 @@ def main(argv: list[str] | None = None) -> int:
         write_text_atomic(walls_path, json.dumps(walls))
 
     board = leaderboard(rows)
-    ppo_rows = rows[rows["agent"].str.startswith("ppo/")].copy()
-    ppo_rows["seed"] = ppo_rows["seed"].astype(int)
     summary = seed_summary(rows)
     per = per_scenario_across_seeds(rows)
     fluid = rows[rows["agent"] == "fluid"].set_index("scenario")["pct_of_dp"]
     prior = rows[rows["agent"] == "prior"].set_index("scenario")["pct_of_dp"]
     per["prior"] = per["scenario"].map(prior)
     per["fluid"] = per["scenario"].map(fluid)
-    per_seed_ok = (
-        ppo_rows.groupby("seed")["pct_of_dp"]
-        .agg(median="median", worst="min", mean="mean")
-        .reset_index()
-    )
-    below = (ppo_rows["gain_vs_prior_pct"] + ppo_rows["gain_vs_prior_ci"]) < 0
-    per_seed_ok["below_prior"] = below.groupby(ppo_rows["seed"]).sum().to_numpy()
-    per_seed_ok["meets_targets"] = (
-        (per_seed_ok["median"] >= MEDIAN_TARGET)
-        & (per_seed_ok["worst"] >= WORST_TARGET)
-        & (per_seed_ok["below_prior"] == 0)
-    )
-    per_seed_ok["beats_fluid_on_avg"] = per_seed_ok["mean"] > float(fluid.mean())
-    per_seed_ok["violations"] = ppo_rows.groupby("seed")["violations"].sum().to_numpy()
-    if timing is not None:
-        cpu_by_seed = timing.groupby("seed")["cpu_seconds"].sum()
-        per_seed_ok["train_cpu_s"] = per_seed_ok["seed"].map(cpu_by_seed)
-        per_seed_ok["two_core_wall_s"] = per_seed_ok["train_cpu_s"] / 2
+    per_seed_ok = seed_targets(rows, "ppo", float(fluid.mean()), timing)
+    has_snap = bool(rows["agent"].str.startswith("ppo_snap/").any())
+    scenario_table = with_raw_columns(per)
+    if has_snap:
+        snap = per[per["agent"] == "ppo_snap"].set_index("scenario")
+        for col in ("pct_of_dp", "worst_seed_pct", "gain_vs_prior"):
+            scenario_table[f"snap_{col}"] = scenario_table["scenario"].map(snap[col])
 
     lines = [
         "# PPO training to the target",
@@ -397,15 +436,30 @@ def main(argv: list[str] | None = None) -> int:
         "",
         markdown_table(summary),
         "",
+        *(
+            [
+                "The same for `ppo_snap`: the guard choosing per SKU among the network, the "
+                "run's snapshots from the second half of training (one per million steps, "
+                "`agents.ppo.late_snapshots`) and the prior, on its own 256 paths "
+                "(`agents.guard.GuardedPolicy` with `alternatives`); the same training, more "
+                "simulation per SKU:",
+                "",
+                markdown_table(seed_targets(rows, "ppo_snap", float(fluid.mean()), timing)),
+                "",
+            ]
+            if has_snap
+            else []
+        ),
         "## Leaderboard (every agent, every scenario)",
         "",
         markdown_table(board),
         "",
         "## Per scenario: PPO mean over seeds (± CI across seeds), worst seed, its paired gain "
         "over the prior (mean over seeds, CI across seeds, seeds below the prior beyond their "
-        "paired CI), the prior, fluid; `raw_*`: the same for the network without its guard",
+        "paired CI), the prior, fluid; `raw_*`: the same for the network without its guard"
+        + ("; `snap_*`: `ppo_snap`" if has_snap else ""),
         "",
-        markdown_table(with_raw_columns(per)),
+        markdown_table(scenario_table),
         "",
         "## Training time per (seed, profile)",
         "",

@@ -350,7 +350,11 @@ def evaluate_suite(
 
 
 def ppo_factory(
-    policies: Mapping[str, Policy], suite: str = "standard", *, guard: bool = True
+    policies: Mapping[str, Policy],
+    suite: str = "standard",
+    *,
+    guard: bool = True,
+    alternatives: Mapping[str, Sequence[Policy]] | None = None,
 ) -> PolicyFactory:
     """An evaluate-style factory picking, for each scenario, the PPO policy of its profile
     in ``suite`` (key ``SuiteSpec.policy_key(profile)``).
@@ -358,6 +362,8 @@ def ppo_factory(
     With ``guard`` (the default), a policy built on the fluid prior plays as
     :class:`agents.guard.GuardedPolicy`: per SKU, the network where it beats the prior alone
     on the guard's own simulated paths, else the prior. ``guard=False`` scores the raw network.
+    ``alternatives`` (per policy key, e.g. the run's late snapshots,
+    :func:`agents.ppo.late_snapshots`) are more networks the guard chooses among per SKU.
     In the budget market the policy allocates each category's slots one SKU at a time
     (:class:`agents.budget_ppo.SequentialBudgetPolicy`; a SKU's slot depends on the others,
     so a policy on the Lagrangian prior is guarded per category instead,
@@ -380,7 +386,8 @@ def ppo_factory(
         if not guard or not uses_prior(policy):
             return policy
         if key not in wrapped:
-            wrapped[key] = GuardedPolicy(policy, FluidPrior())
+            more = (alternatives or {}).get(key, ())
+            wrapped[key] = GuardedPolicy(policy, FluidPrior(), alternatives=more)
         return wrapped[key]
 
     return factory

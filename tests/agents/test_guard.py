@@ -79,3 +79,31 @@ def test_guard_in_the_learning_market() -> None:
     obs = env.reset()
     actions = guard.act(obs, env.action_masks(), env.policy_context())
     assert actions.shape == (4,) and len(guard.decisions) == 2
+
+
+def test_guard_chooses_the_best_of_several_learned_policies() -> None:
+    # per SKU, the alternative with the highest mean on the guard's own paths plays; the
+    # check is redone here by brute force on the same paths
+    cat = _two_skus()
+    learned = [FixedDiscount(1), FixedDiscount(3), FixedDiscount(5)]
+    guard = GuardedPolicy(learned[0], NoMarkdown(), alternatives=learned[1:], n_paths=64)
+    env = _env(cat, 2)
+    obs = env.reset()
+    masks, ctx = env.action_masks(), env.policy_context()
+    got = guard.act(obs, masks, ctx)
+    assert len(guard.chosen) == 2
+    expected_picks = []
+    for row in range(2):
+        one = _env(cat.take([row]), 64)
+        means = []
+        for policy in (*learned, NoMarkdown()):
+            one.seed(guard.seed)
+            means.append(one.evaluate(policy.act)["objective"].mean())
+        gains = np.array(means[:-1]) - means[-1]
+        expected = int(np.argmax(gains)) if gains.max() > 0 else -1
+        expected_picks.append(expected)
+        player = NoMarkdown() if expected < 0 else learned[expected]
+        assert got[row] == player.act(obs[[row]], masks[[row]], ctx.take(np.array([row])))[0]
+    assert sorted(guard.chosen.values()) == sorted(expected_picks)
+    # the overstocked elastic SKU takes a deeper discount than the first candidate's
+    assert expected_picks[0] > 0

@@ -26,8 +26,11 @@ from agents.ppo import (
     PPOConfig,
     PPOPolicy,
     build_model,
+    late_snapshots,
     load_checkpoint_state,
     make_training_env,
+    snapshot_paths,
+    snapshot_steps,
     train_ppo,
 )
 from envs.observation import OBS_DIM, OBS_NAMES
@@ -296,6 +299,33 @@ def test_checkpoint_resume_continues_the_step_count(tmp_path):
     assert policy.requires_context
     totals = play(policy, scenario, n_episodes=20, seed=1)
     assert totals["violations"].sum() == 0
+
+
+def test_kept_snapshots_are_the_checkpoints_the_run_passed_through(tmp_path):
+    scenario = get_suite()[0]
+    longer = replace(TINY, total_timesteps=8192)
+    result = train_ppo(
+        longer, scenario.rules, scenario.catalog(), checkpoint_dir=tmp_path, keep_snapshots=True
+    )
+    paths = snapshot_paths(tmp_path)
+    steps = [snapshot_steps(p) for p in paths]
+    # one per checkpoint (every 2,048 steps, taken after whole rollouts of 1,024) and the end
+    assert steps == sorted(steps) and steps[-1] == result.num_timesteps
+    assert len(steps) >= 4 and steps[0] == 2048
+    assert paths[-1].read_bytes() == (tmp_path / "model.zip").read_bytes()
+    late = late_snapshots(tmp_path)
+    assert late and paths[-1] not in late
+    assert all(snapshot_steps(p) >= 0.5 * result.num_timesteps for p in late)
+    assert late == [p for p in paths[:-1] if snapshot_steps(p) >= 0.5 * steps[-1]]
+    # an earlier snapshot is a policy of its own: it loads and acts differently
+    first, final = PPOPolicy.load(paths[0]), PPOPolicy.load(paths[-1])
+    a = play(first, scenario, n_episodes=20, seed=1)["objective"].to_numpy()
+    b = play(final, scenario, n_episodes=20, seed=1)["objective"].to_numpy()
+    assert not np.array_equal(a, b)
+    # without keep_snapshots nothing is kept
+    other = tmp_path / "plain"
+    train_ppo(TINY, scenario.rules, scenario.catalog(), checkpoint_dir=other)
+    assert snapshot_paths(other) == [] and late_snapshots(other) == []
 
 
 def _sb3_folders() -> set[str]:

@@ -26,6 +26,7 @@ def test_bench_and_report_scripts_run(tmp_path):
         [
             "--seeds", "0", "--profiles", "none", "--steps", "2048",
             "--set", "n_envs=64", "--set", "batch_size=256", "--set", "net_arch=[16]",
+            "--set", "checkpoint_every=512", "--keep-snapshots",
             "--episodes", "20", "--curve-every", "1024", "--curve-episodes", "10",
             "--jobs", "1", "--out", str(out), "--doc", str(doc),
         ]
@@ -33,6 +34,9 @@ def test_bench_and_report_scripts_run(tmp_path):
     assert code == 0
     text = doc.read_text()
     assert "ppo/s0" in text and "fluid" in text and "| seed |" in text
+    # the kept snapshots give the snapshot guard, with its own targets table and columns
+    assert len(list((out / "s0" / "none" / "snapshots").glob("model_*.zip"))) >= 3
+    assert "ppo_snap/s0" in text and "The same for `ppo_snap`" in text
     # the 10-unit scenario is played on ten times the paths (its CI is the widest), and the
     # page says so
     paths = pd.read_csv(out / "rows.csv").groupby("scenario")["n_episodes"].max()
@@ -43,6 +47,7 @@ def test_bench_and_report_scripts_run(tmp_path):
     # the per-scenario table has one row per scenario, the raw network's numbers beside
     per = text.split("## Per scenario")[1].split("## Training time")[0]
     assert "raw_pct_of_dp" in per and per.count("| none-base |") == 1
+    assert "snap_pct_of_dp" in per
     # the page can be rewritten from the saved results, wall times included
     doc.unlink()
     assert bench_ppo.main(["--seeds", "0", "--profiles", "none", "--out", str(out),
