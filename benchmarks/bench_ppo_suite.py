@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from agents.dp_memory import MemoryDPPolicy, solve_memory  # noqa: E402
-from agents.ppo import PPOConfig, PPOPolicy, train_ppo  # noqa: E402
+from agents.ppo import PPOConfig, PPOPolicy, late_snapshots, train_ppo  # noqa: E402
 from benchmarks._docpage import markdown_table, write_section  # noqa: E402
 from experiments import agent_plots  # noqa: E402
 from experiments.curves import CurveCallback  # noqa: E402
@@ -139,8 +139,8 @@ BENCHES: dict[str, SuiteBench] = {
 """The benchmarked suites by ``--suite``."""
 
 
-def _train_job(args: tuple[str, int, str, dict, str, int, int]) -> dict:
-    suite, seed, profile, overrides, out, curve_every, curve_episodes = args
+def _train_job(args: tuple[str, int, str, dict, str, int, int, bool]) -> dict:
+    suite, seed, profile, overrides, out, curve_every, curve_episodes, keep = args
     import torch
 
     torch.set_num_threads(1)
@@ -166,6 +166,7 @@ def _train_job(args: tuple[str, int, str, dict, str, int, int]) -> dict:
         checkpoint_dir=Path(out) / f"s{seed}" / key,
         callbacks=list(callbacks),
         catalog_fn=catalog_fn_for(spec, profile),
+        keep_snapshots=keep,
     )
     cpu = time.process_time() - t0
     eval_s = sum(c.eval_seconds for c in callbacks)
@@ -209,14 +210,22 @@ def _eval_job(
         if label == "prior":
             paired_prior = keep
     for s in seeds:
-        path = Path(out) / f"s{s}" / spec.policy_key(p.scenario.profile) / "model.zip"
-        network = {spec.policy_key(p.scenario.profile): PPOPolicy.load(path)}
-        # ppo: guarded by its prior per SKU (agents.guard); ppo_raw: the network alone
-        for label, guard in ((f"ppo/s{s}", True), (f"ppo_raw/s{s}", False)):
+        key = spec.policy_key(p.scenario.profile)
+        path = Path(out) / f"s{s}" / key / "model.zip"
+        network = {key: PPOPolicy.load(path)}
+        # ppo: guarded by its prior per SKU (agents.guard); ppo_raw: the network alone;
+        # ppo_snap (with --keep-snapshots): the guard choosing among the late snapshots too
+        variants = [(f"ppo/s{s}", ppo_factory(network, suite))]
+        variants.append((f"ppo_raw/s{s}", ppo_factory(network, suite, guard=False)))
+        snaps = late_snapshots(path.parent)
+        if snaps:
+            more = {key: [PPOPolicy.load(q) for q in snaps]}
+            variants.append((f"ppo_snap/s{s}", ppo_factory(network, suite, alternatives=more)))
+        for label, factory in variants:
             keep = []
             rows += score_agent(
                 prep,
-                ppo_factory(network, suite, guard=guard),
+                factory,
                 agent=label,
                 n_episodes=n_episodes,
                 seed=s,
@@ -227,7 +236,9 @@ def _eval_job(
     rows.append(score(p.reference_totals, p, agent=bench.reference, paired=paired_prior[0]))
     v = p.reference_value
     pairs = []
-    for s, agent in ((s, a) for s in seeds for a in ("ppo", "ppo_raw")):
+    for s, agent in ((s, a) for s in seeds for a in ("ppo", "ppo_raw", "ppo_snap")):
+        if f"{agent}/s{s}" not in totals:
+            continue
         x = totals[f"{agent}/s{s}"]
         for label in bench.baselines:
             d = x - totals[label]
@@ -457,6 +468,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=None, help="steps per profile")
     parser.add_argument("--set", action="append", default=[], help="PPO override key=value")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--keep-snapshots",
+        action="store_true",
+        help="keep every checkpoint of each training; the evaluation then adds ppo_snap, the "
+        "guard choosing per SKU among the second half's snapshots and the prior",
+    )
     parser.add_argument("--episodes", type=int, default=2000)
     parser.add_argument("--curve-every", type=int, default=1_000_000)
     parser.add_argument("--curve-episodes", type=int, default=200)
@@ -499,7 +516,16 @@ def main(argv: list[str] | None = None, *, script: str = SCRIPT) -> int:
     t0 = time.perf_counter()
     if not args.eval_only:
         jobs = [
-            (bench.suite, s, p, overrides, str(out), args.curve_every, args.curve_episodes)
+            (
+                bench.suite,
+                s,
+                p,
+                overrides,
+                str(out),
+                args.curve_every,
+                args.curve_episodes,
+                args.keep_snapshots,
+            )
             for s in seeds
             for p in profiles
         ]

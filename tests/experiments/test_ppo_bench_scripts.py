@@ -130,6 +130,7 @@ def test_bench_memory_runs_through_the_shared_suite_script(tmp_path):
         [
             "--seeds", "0", "--profiles", "coupons", "--steps", "2048",
             "--set", "n_envs=64", "--set", "batch_size=256", "--set", "net_arch=[16]",
+            "--set", "checkpoint_every=512", "--keep-snapshots",
             "--episodes", "12", "--curve-every", "1024", "--curve-episodes", "8",
             "--jobs", "1", "--out", str(tmp_path / "bench"), "--doc", str(tmp_path / "page.md"),
             "--agents-doc", str(agents_doc), "--img", str(tmp_path / "img"),
@@ -149,6 +150,8 @@ def test_bench_memory_runs_through_the_shared_suite_script(tmp_path):
     state = json.loads((tmp_path / "bench" / "s0" / "memory-coupons" / "state.json").read_text())
     assert state["config"]["n_epochs"] == 4 and state["config"]["batch_size"] == 256
     assert "| augmented_dp |" in page and "| dp_blind |" in page and "ppo/s0" in page
+    # the kept snapshots give the snapshot guard a row of its own in the targets
+    assert "| ppo_snap | 0 |" in page and "ppo_snap/s0" in page
     assert "discretization error" in page and "pct_of_augmented_dp" in page
     assert "| oracle |" not in page  # nothing of the learning page leaks in
     text = agents_doc.read_text()
