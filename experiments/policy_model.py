@@ -425,6 +425,27 @@ def example_input(rules: RulesConfig, profile: str, n_rows: int = 3) -> pd.DataF
     )
 
 
+def load_snapshots(source: str | Path) -> dict[str, list[PPOPolicy]]:
+    """The late snapshots (:func:`agents.ppo.late_snapshots`) per profile of a training folder
+    (``<profile>/snapshots``, kept by ``train --keep-snapshots``) or of a ``model.zip``'s
+    folder; ``{}`` for an MLflow URI or where none were kept."""
+    from agents.ppo import late_snapshots
+
+    text = str(source)
+    if "://" in text or text.startswith(("models:/", "runs:/")):
+        return {}
+    path = Path(text)
+    folders = {path.parent.name: path.parent} if path.is_file() else {}
+    if path.is_dir():
+        folders = {sub.name: sub for sub in sorted(path.iterdir()) if sub.is_dir()}
+    out = {}
+    for key, folder in folders.items():
+        paths = late_snapshots(folder)
+        if paths:
+            out[key] = [PPOPolicy.load(p, name=f"ppo-{key}") for p in paths]
+    return out
+
+
 def load_policies(source: str | Path) -> dict[str, PPOPolicy]:
     """PPO policies per profile from a training folder, a model zip or an MLflow model URI.
 

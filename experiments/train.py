@@ -178,6 +178,11 @@ class TrainConfig:
         to draw training SKUs from, instead of the synthetic training catalog.
     log_model : bool
         Log the policy as an MLflow pyfunc model and register it.
+    keep_snapshots : bool
+        Keep every checkpoint of each policy under ``<out>/<key>/snapshots`` (see
+        :func:`agents.ppo.late_snapshots`): ``deadstock evaluate --model <out>`` then also
+        plays ``ppo_snap``, the guard choosing per SKU among the late snapshots, the final
+        network and the prior.
     experiment : str
         MLflow experiment name.
     timesteps : dict of str to int
@@ -200,6 +205,7 @@ class TrainConfig:
     compare_with: tuple[str, ...] = ("prior", "fluid")
     catalog: str | None = None
     log_model: bool = True
+    keep_snapshots: bool = False
     experiment: str = tracking.DEFAULT_EXPERIMENT
     timesteps: dict[str, int] = field(default_factory=lambda: dict(PROFILE_TIMESTEPS))
     ppo_given: tuple[str, ...] = ()
@@ -346,6 +352,7 @@ def train(config: TrainConfig, out_dir: str | Path) -> TrainOutcome:
                 logger=logger,
                 callbacks=callbacks,
                 catalog_fn=catalog_fn_for(spec, profile),
+                keep_snapshots=config.keep_snapshots,
             )
             train_seconds[key] = result.wall_seconds
             policies[key] = PPOPolicy(result.model, name="ppo")

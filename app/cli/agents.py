@@ -59,6 +59,15 @@ def register(subparsers: Any) -> None:
         help="suite whose market the policies train in and are evaluated on (see evaluate "
         "--list-suites)",
     )
+    p.add_argument(
+        "--keep-snapshots",
+        action="store_const",
+        const=True,
+        default=None,
+        help="keep every checkpoint of each policy (<out>/<profile>/snapshots); evaluate "
+        "--model <out> then also plays ppo_snap, the guard choosing per SKU among the late "
+        "snapshots",
+    )
     p.add_argument("--out", default="runs/ppo", help="checkpoints and models")
     p.set_defaults(func=_train, uses_torch=True, tracked=True)
 
@@ -120,7 +129,14 @@ def _train(args: argparse.Namespace) -> int:
     from experiments.train import TrainConfig, train
 
     config = build(
-        TrainConfig, args, {"ppo.seed": args.seed, "ppo.device": args.device, "suite": args.suite}
+        TrainConfig,
+        args,
+        {
+            "ppo.seed": args.seed,
+            "ppo.device": args.device,
+            "suite": args.suite,
+            "keep_snapshots": args.keep_snapshots,
+        },
     )
     outcome = train(config, Path(args.out))
     if not outcome.rows.empty:
@@ -145,7 +161,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         select_agents,
         suite_lines,
     )
-    from experiments.policy_model import load_policies
+    from experiments.policy_model import load_policies, load_snapshots
     from experiments.suite import get_spec
 
     if args.list_suites:
@@ -172,6 +188,12 @@ def _evaluate(args: argparse.Namespace) -> int:
                 policies = load_policies(source)
                 agents[label] = ppo_factory(policies, base_config.suite)
                 seeds[label] = i
+                # kept snapshots (train --keep-snapshots): the guard choosing among them too
+                snapshots = load_snapshots(source) if spec.market != "budget" else {}
+                if snapshots:
+                    snap = label.replace("ppo", "ppo_snap", 1)
+                    agents[snap] = ppo_factory(policies, base_config.suite, alternatives=snapshots)
+                    seeds[snap] = i
                 have = {p for p in spec.profiles if spec.policy_key(p) in policies}
                 covered = have if covered is None else covered & have
             scenarios = tuple(s.name for s in spec.scenarios if s.profile in (covered or set()))

@@ -33,8 +33,11 @@ def test_train_evaluate_compare(tmp_path, capsys):
     cfg = tmp_path / "tiny.toml"
     cfg.write_text(TINY_TOML)
     out = tmp_path / "out"
-    assert main(["train", "--config", str(cfg), "--seed", "2", "--out", str(out)]) == 0
+    train = ["train", "--config", str(cfg), "--seed", "2", "--out", str(out)]
+    assert main([*train, "--keep-snapshots"]) == 0
     assert (out / "none" / "model.zip").is_file()
+    # every checkpoint was kept (2,048 and 4,096 steps; the last is the final model)
+    assert len(list((out / "none" / "snapshots").glob("model_*.zip"))) == 2
     assert (out / "figures" / "learning_curve.png").is_file()
     assert (out / "figures" / "policy_map_none-base.png").is_file()
     printed = capsys.readouterr().out
@@ -77,8 +80,11 @@ def test_train_evaluate_compare(tmp_path, capsys):
     assert keys <= set(rows[0])
     # only the profile the model covers is evaluated; both PPO sources are the same policy
     assert {r["scenario"] for r in rows} == {"none-base"}
-    ppo = [r for r in rows if r["agent"].startswith("ppo")]
-    assert len(ppo) == 2 and ppo[0]["profit_mean"] == ppo[1]["profit_mean"]
+    ppo = {r["agent"]: r for r in rows if r["agent"].startswith("ppo")}
+    # the folder's kept snapshots add ppo_snap (the guard choosing among them); the MLflow
+    # model has none
+    assert set(ppo) == {"ppo/0", "ppo_snap/0", "ppo/1"}
+    assert ppo["ppo/0"]["profit_mean"] == ppo["ppo/1"]["profit_mean"]
     assert all(r["violations"] == 0 for r in rows)
     capsys.readouterr()
 
@@ -89,7 +95,7 @@ def test_train_evaluate_compare(tmp_path, capsys):
     assert plot.is_file()
 
     # resuming a finished run trains no further and keeps the step count
-    assert main(["train", "--config", str(cfg), "--seed", "2", "--out", str(out)]) == 0
+    assert main(train) == 0
     state = json.loads((out / "none" / "state.json").read_text())
     assert state["num_timesteps"] >= 4096
 
