@@ -116,7 +116,13 @@ def render(out: Path, doc: Path, img: Path) -> str:
         "PPO's mean over seeds (CI across seeds), its worst seed, its paired gain over the "
         "prior (mean over seeds, CI across seeds, seeds below the prior beyond their paired "
         "CI), the prior alone and the fluid re-solve; `raw_*`: the same for the network "
-        "without its guard:",
+        "without its guard"
+        + (
+            "; `snap_*`: `ppo_snap`, the guard choosing among the run's late snapshots too"
+            if (per["agent"] == "ppo_snap").any()
+            else ""
+        )
+        + ":",
         "",
         markdown_table(with_raw_columns(per)),
         "",

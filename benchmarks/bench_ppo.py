@@ -397,10 +397,6 @@ def main(argv: list[str] | None = None) -> int:
     per_seed_ok = seed_targets(rows, "ppo", float(fluid.mean()), timing)
     has_snap = bool(rows["agent"].str.startswith("ppo_snap/").any())
     scenario_table = with_raw_columns(per)
-    if has_snap:
-        snap = per[per["agent"] == "ppo_snap"].set_index("scenario")
-        for col in ("pct_of_dp", "worst_seed_pct", "gain_vs_prior"):
-            scenario_table[f"snap_{col}"] = scenario_table["scenario"].map(snap[col])
 
     lines = [
         "# PPO training to the target",

@@ -502,17 +502,24 @@ def per_scenario_across_seeds(rows: pd.DataFrame, confidence: float = 0.95) -> p
     return pd.DataFrame(out)
 
 
-def with_raw_columns(per: pd.DataFrame, family: str = "ppo", raw: str = "ppo_raw") -> pd.DataFrame:
+def with_raw_columns(
+    per: pd.DataFrame, family: str = "ppo", raw: str = "ppo_raw", snap: str = "ppo_snap"
+) -> pd.DataFrame:
     """The ``family`` rows of :func:`per_scenario_across_seeds` (one per scenario, without the
     ``agent`` column), with the ``raw`` family's mean %, gain over the prior and seeds below
     it beside them as ``raw_*`` columns when it was played (the guarded policy and the
-    network alone, side by side)."""
+    network alone, side by side), and the ``snap`` family's mean %, worst seed and gain over
+    the prior as ``snap_*`` columns when it was played (the guard over the run's snapshots)."""
     out = per[per["agent"] == family].drop(columns=["agent"]).reset_index(drop=True)
-    other = per[per["agent"] == raw].set_index("scenario")
-    if not other.empty:
-        for col in ("pct_of_dp", "gain_vs_prior", "seeds_below_prior"):
-            if col in other:
-                out[f"raw_{col}"] = out["scenario"].map(other[col])
+    for name, prefix, cols in (
+        (raw, "raw", ("pct_of_dp", "gain_vs_prior", "seeds_below_prior")),
+        (snap, "snap", ("pct_of_dp", "worst_seed_pct", "gain_vs_prior")),
+    ):
+        other = per[per["agent"] == name].set_index("scenario")
+        if not other.empty:
+            for col in cols:
+                if col in other:
+                    out[f"{prefix}_{col}"] = out["scenario"].map(other[col])
     return out
 
 

@@ -69,7 +69,7 @@ def test_bench_and_report_scripts_run(tmp_path):
     agents_doc = tmp_path / "agents.md"
     agents_doc.write_text("# Agents\n\nkept\n")
     section = agents_report.render(out, agents_doc, tmp_path / "img")
-    assert "ppo/s0" in section
+    assert "ppo/s0" in section and "ppo_snap/s0" in section and "snap_pct_of_dp" in section
     assert "kept" in agents_doc.read_text()
     assert (tmp_path / "img" / "ppo_policy_map_none.png").is_file()
     assert (tmp_path / "img" / "ppo_learning_curves.png").is_file()
