@@ -82,8 +82,9 @@ def test_guard_in_the_learning_market() -> None:
 
 
 def test_guard_chooses_the_best_of_several_learned_policies() -> None:
-    # per SKU, the alternative with the highest mean on the guard's own paths plays; the
-    # check is redone here by brute force on the same paths
+    # per SKU, the learned policy with the highest mean on the selection paths (seed + 1)
+    # plays where it beats the fallback on the guard's paths (seed); redone here by brute
+    # force on the same paths
     cat = _two_skus()
     learned = [FixedDiscount(1), FixedDiscount(3), FixedDiscount(5)]
     guard = GuardedPolicy(learned[0], NoMarkdown(), alternatives=learned[1:], n_paths=64)
@@ -95,12 +96,14 @@ def test_guard_chooses_the_best_of_several_learned_policies() -> None:
     expected_picks = []
     for row in range(2):
         one = _env(cat.take([row]), 64)
-        means = []
-        for policy in (*learned, NoMarkdown()):
-            one.seed(guard.seed)
-            means.append(one.evaluate(policy.act)["objective"].mean())
-        gains = np.array(means[:-1]) - means[-1]
-        expected = int(np.argmax(gains)) if gains.max() > 0 else -1
+
+        def mean(policy, seed, one=one):
+            one.seed(seed)
+            return one.evaluate(policy.act)["objective"].mean()
+
+        best = int(np.argmax([mean(p, guard.seed + 1) for p in learned]))
+        gain = mean(learned[best], guard.seed) - mean(NoMarkdown(), guard.seed)
+        expected = best if gain > 0 else -1
         expected_picks.append(expected)
         player = NoMarkdown() if expected < 0 else learned[expected]
         assert got[row] == player.act(obs[[row]], masks[[row]], ctx.take(np.array([row])))[0]
