@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from agents.baselines import FixedDiscount, FluidPrior, NoMarkdown
 from agents.guard import GuardedPolicy
@@ -110,3 +111,24 @@ def test_guard_chooses_the_best_of_several_learned_policies() -> None:
     assert sorted(guard.chosen.values()) == sorted(expected_picks)
     # the overstocked elastic SKU takes a deeper discount than the first candidate's
     assert expected_picks[0] > 0
+
+
+def test_a_small_stock_is_checked_on_ten_times_the_paths() -> None:
+    # 10 units: the check runs on 10 x n_paths paths, and its gain is the brute-force gain
+    # on exactly those paths
+    cat = _two_skus().take([0]).replace(initial_stock=10.0, base_demand=1.0)
+    guard = GuardedPolicy(FixedDiscount(3), NoMarkdown(), n_paths=32)
+    assert guard.paths_for(10.0) == 320 and guard.paths_for(60.0) == 32
+    env = _env(cat, 2)
+    obs = env.reset()
+    guard.act(obs, env.action_masks(), env.policy_context())
+    (gain,) = guard.decisions.values()
+    means = []
+    for n in (320, 32):
+        one = _env(cat, n)
+        totals = []
+        for policy in (FixedDiscount(3), NoMarkdown()):
+            one.seed(guard.seed)
+            totals.append(one.evaluate(policy.act)["objective"].to_numpy())
+        means.append(float((totals[0] - totals[1]).mean()))
+    assert gain == pytest.approx(means[0]) and gain != pytest.approx(means[1])
