@@ -101,7 +101,6 @@ class GuardedPolicy(Policy):
         self.n_paths = n_paths
         self.seed = seed
         self.name = name or candidate.name
-        self._cache: dict[tuple, int] = {}
         self._choice: np.ndarray | None = None
         self._memory_obs = False
         self.decisions: dict[tuple, float] = {}
@@ -184,14 +183,13 @@ class GuardedPolicy(Policy):
             sub = ctx.take(rows)
             for one, horizon, key, slots in slot_problems(sub):
                 full_key = (key, None if sub.belief is None else sub.belief.grid)
-                if full_key not in self._cache:
+                if full_key not in self.chosen:
                     env = self._market(one, horizon, ctx.rules, sub, int(slots[0]))
                     pick, gain = self._pick(env)
-                    self._cache[full_key] = pick
-                    self.decisions[full_key] = gain
                     self.chosen[full_key] = pick
+                    self.decisions[full_key] = gain
                     log.debug("guard: %s gains %.4f over %s", self.name, gain, self.fallback.name)
-                self._choice[rows[slots]] = self._cache[full_key]
+                self._choice[rows[slots]] = self.chosen[full_key]
         return self._choice
 
     # ------------------------------------------------------------------ acting

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from agents.ppo import PPOConfig, PPOPolicy, late_snapshots, train_ppo  # noqa: E402
+from agents.ppo import PPOConfig, PPOPolicy, train_ppo  # noqa: E402
 from app.config import load_config  # noqa: E402
 from benchmarks._docpage import markdown_table  # noqa: E402
 from experiments.curves import CurveCallback  # noqa: E402
@@ -48,6 +48,7 @@ from experiments.evaluate import (  # noqa: E402
     seed_summary,
     with_raw_columns,
 )
+from experiments.policy_model import load_snapshots  # noqa: E402
 from experiments.suite import RULE_PROFILES, SUITE_VERSION, get_suite, training_catalog  # noqa: E402
 from experiments.train import PROFILE_TIMESTEPS  # noqa: E402
 from ingest.io import write_frame_atomic, write_text_atomic  # noqa: E402
@@ -130,9 +131,8 @@ def _eval_job(args: tuple[str, int, int, list[int], str, int]) -> list[dict]:
         agents[f"ppo_raw/s{s}"] = ppo_factory({profile: policy}, guard=False)
         labels[f"ppo/s{s}"] = labels[f"ppo_raw/s{s}"] = s
         # ppo_snap: the guard choosing among the run's late snapshots too (--keep-snapshots)
-        snaps = late_snapshots(Path(out) / f"s{s}" / profile)
-        if snaps:
-            more = {profile: [PPOPolicy.load(p) for p in snaps]}
+        more = load_snapshots(Path(out) / f"s{s}" / profile / "model.zip")
+        if more:
             agents[f"ppo_snap/s{s}"] = ppo_factory({profile: policy}, alternatives=more)
             labels[f"ppo_snap/s{s}"] = s
     base = baseline_factories()

@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from agents.dp_memory import MemoryDPPolicy, solve_memory  # noqa: E402
-from agents.ppo import PPOConfig, PPOPolicy, late_snapshots, train_ppo  # noqa: E402
+from agents.ppo import PPOConfig, PPOPolicy, train_ppo  # noqa: E402
 from benchmarks._docpage import markdown_table, write_section  # noqa: E402
 from experiments import agent_plots  # noqa: E402
 from experiments.curves import CurveCallback  # noqa: E402
@@ -58,6 +58,7 @@ from experiments.evaluate import (  # noqa: E402
     seed_summary,
 )
 from experiments.memory_market import play_memory  # noqa: E402
+from experiments.policy_model import load_snapshots  # noqa: E402
 from experiments.suite import RULE_PROFILES, catalog_fn_for, get_spec  # noqa: E402
 from experiments.train import PROFILE_TIMESTEPS, market_ppo  # noqa: E402
 from ingest.io import write_frame_atomic, write_text_atomic  # noqa: E402
@@ -217,9 +218,8 @@ def _eval_job(
         # ppo_snap (with --keep-snapshots): the guard choosing among the late snapshots too
         variants = [(f"ppo/s{s}", ppo_factory(network, suite))]
         variants.append((f"ppo_raw/s{s}", ppo_factory(network, suite, guard=False)))
-        snaps = late_snapshots(path.parent)
-        if snaps:
-            more = {key: [PPOPolicy.load(q) for q in snaps]}
+        more = load_snapshots(path)
+        if more:
             variants.append((f"ppo_snap/s{s}", ppo_factory(network, suite, alternatives=more)))
         for label, factory in variants:
             keep = []

@@ -33,7 +33,7 @@ from mlflow.models import ModelSignature
 from mlflow.pyfunc import PythonModel, PythonModelContext
 from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
-from agents.ppo import PPOPolicy
+from agents.ppo import PPOPolicy, late_snapshots
 from envs.config import DecisionState, RulesConfig
 from envs.context import PolicyContext
 from envs.observation import build_observation
@@ -429,8 +429,6 @@ def load_snapshots(source: str | Path) -> dict[str, list[PPOPolicy]]:
     """The late snapshots (:func:`agents.ppo.late_snapshots`) per profile of a training folder
     (``<profile>/snapshots``, kept by ``train --keep-snapshots``) or of a ``model.zip``'s
     folder; ``{}`` for an MLflow URI or where none were kept."""
-    from agents.ppo import late_snapshots
-
     text = str(source)
     if "://" in text or text.startswith(("models:/", "runs:/")):
         return {}
