@@ -629,8 +629,20 @@ def snapshot_paths(folder: Path) -> list[Path]:
 
 
 def snapshot_steps(path: Path) -> int:
-    """The step count a snapshot was taken at (from its name, ``model_<steps>.zip``)."""
-    return int(Path(path).stem.split("_", 1)[1])
+    """The step count a snapshot was taken at (from its name, ``model_<steps>.zip``).
+
+    Raises
+    ------
+    ConfigError
+        When the name carries no step count (a file put there by hand).
+    """
+    digits = Path(path).stem.split("_", 1)[-1]
+    if not digits.isdigit():
+        raise ConfigError(
+            f"snapshot {str(path)!r}: expected a name model_<steps>.zip with the step count "
+            f"in digits; got {Path(path).name!r}"
+        )
+    return int(digits)
 
 
 SNAPSHOT_FROM = 0.5

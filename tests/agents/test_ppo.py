@@ -322,6 +322,10 @@ def test_kept_snapshots_are_the_checkpoints_the_run_passed_through(tmp_path):
     a = play(first, scenario, n_episodes=20, seed=1)["objective"].to_numpy()
     b = play(final, scenario, n_episodes=20, seed=1)["objective"].to_numpy()
     assert not np.array_equal(a, b)
+    # a file put there by hand is named, not a traceback
+    (tmp_path / "snapshots" / "model_best.zip").write_bytes(b"")
+    with pytest.raises(ConfigError, match="model_best.zip.*model_<steps>.zip"):
+        late_snapshots(tmp_path)
     # without keep_snapshots nothing is kept
     other = tmp_path / "plain"
     train_ppo(TINY, scenario.rules, scenario.catalog(), checkpoint_dir=other)
