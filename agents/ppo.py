@@ -660,6 +660,44 @@ def late_snapshots(folder: Path, from_fraction: float = SNAPSHOT_FROM) -> list[P
     return [p for p in paths[:-1] if snapshot_steps(p) >= from_fraction * last]
 
 
+MEMBER_DIR = "members"
+"""Sub-folder of a checkpoint folder that holds the other members of an ensemble
+(``members/m<j>``, each a checkpoint folder of its own)."""
+
+MEMBER_KEY = 0x6D656D62
+"""Spawn key of ensemble members' run seeds (:func:`member_seed`)."""
+
+
+def member_seed(seed: int, member: int) -> int:
+    """The run seed of ensemble member ``member`` of a run seeded ``seed``: member 0 is the
+    run itself (the same network as without an ensemble); the others draw their seeds, and so
+    their training catalogs, env streams and initial weights, from ``(seed, member)``."""
+    if member < 0:
+        raise ConfigError(f"member = {member}; expected an index >= 0")
+    if member == 0:
+        return int(seed)
+    return int(np.random.SeedSequence([int(seed), MEMBER_KEY, int(member)]).generate_state(1)[0])
+
+
+def member_folder(folder: Path, member: int) -> Path:
+    """Checkpoint folder of ensemble member ``member`` of the run in ``folder`` (member 0:
+    ``folder`` itself)."""
+    return Path(folder) if member == 0 else Path(folder) / MEMBER_DIR / f"m{member}"
+
+
+def member_paths(folder: Path) -> list[Path]:
+    """The final models of the ensemble members other than the run itself kept under
+    ``folder`` (``members/m<j>/model.zip``), in member order (none: ``[]``)."""
+    found = [p for p in (Path(folder) / MEMBER_DIR).glob("m*/" + CHECKPOINT_MODEL)]
+    numbered = [(p.parent.name[1:], p) for p in found]
+    bad = [p for key, p in numbered if not key.isdigit()]
+    if bad:
+        raise ConfigError(
+            f"ensemble member {str(bad[0].parent)!r}: expected a folder named m<j> with j in digits"
+        )
+    return [p for _, p in sorted((int(k), p) for k, p in numbered)]
+
+
 class CheckpointCallback(BaseCallback):
     """Save a checkpoint every ``every`` timesteps; with ``keep``, also keep a copy of each
     one as ``snapshots/model_<steps>.zip`` (the policies the run passed through, which

@@ -122,6 +122,11 @@ def render(out: Path, doc: Path, img: Path) -> str:
             if (per["agent"] == "ppo_snap").any()
             else ""
         )
+        + (
+            "; `ens_*`: `ppo_ens`, the guard choosing among the seed's ensemble members"
+            if (per["agent"] == "ppo_ens").any()
+            else ""
+        )
         + ":",
         "",
         markdown_table(with_raw_columns(per)),

@@ -33,7 +33,15 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from agents.ppo import PPOConfig, PPOPolicy, train_ppo  # noqa: E402
+from agents.ppo import (  # noqa: E402
+    PPOConfig,
+    PPOPolicy,
+    load_checkpoint_state,
+    member_folder,
+    member_paths,
+    member_seed,
+    train_ppo,
+)
 from app.config import load_config  # noqa: E402
 from benchmarks._docpage import markdown_table  # noqa: E402
 from experiments.curves import CurveCallback  # noqa: E402
@@ -72,12 +80,40 @@ def episodes_for(scenario, episodes: int, small_stock_factor: int) -> int:
     return episodes * (small_stock_factor if scenario.initial_stock <= SMALL_STOCK else 1)
 
 
-def _train_job(args: tuple[int, str, dict, str, int, int, str, bool]) -> dict:
-    seed, profile, overrides, out, curve_every, curve_episodes, suite, keep = args
+def _finished(job: Path, config: PPOConfig) -> dict | None:
+    """The saved record of a training job that already ran to its step count (its model,
+    timing and curve are in ``job``), or ``None``: a benchmark adding ensemble members to a
+    run keeps the run's own networks instead of re-training them."""
+    state = load_checkpoint_state(job)
+    if state is None or int(state["num_timesteps"]) < config.total_timesteps:
+        return None
+    if not (job / "timing.json").exists():
+        return None
+    timing = json.loads((job / "timing.json").read_text())
+    curve = job / "curve.csv"
+    rows = (
+        pd.read_csv(curve).to_dict(orient="records")
+        if curve.exists() and curve.stat().st_size > 1
+        else []
+    )
+    return {**timing, "curve": rows}
+
+
+def _train_job(args: tuple[int, str, dict, str, int, int, str, bool, int]) -> dict:
+    seed, profile, overrides, out, curve_every, curve_episodes, suite, keep, member = args
     import torch
 
     torch.set_num_threads(1)
-    config = replace(PPOConfig(seed=seed), **overrides.get(profile, overrides["*"]))
+    config = replace(
+        PPOConfig(seed=member_seed(seed, member)), **overrides.get(profile, overrides["*"])
+    )
+    job = member_folder(Path(out) / f"s{seed}" / profile, member)
+    done = _finished(job, config)
+    if done is not None:
+        print(f"bench_ppo: {job} already trained; kept", file=sys.stderr)
+        return {**done, "member": member}
+    if member:  # the learning curve is the run's own (member 0)
+        curve_every = 0
     names = tuple(s.name for s in get_suite(suite) if s.profile == profile)
     rows: list[dict] = []
     callbacks: list[CurveCallback] = []
@@ -89,7 +125,7 @@ def _train_job(args: tuple[int, str, dict, str, int, int, str, bool]) -> dict:
     result = train_ppo(
         config,
         RULE_PROFILES[profile],
-        checkpoint_dir=Path(out) / f"s{seed}" / profile,
+        checkpoint_dir=job,
         callbacks=list(callbacks),
         catalog_fn=lambda n, rng: training_catalog(n, rng, profile=profile),
         keep_snapshots=keep,
@@ -100,14 +136,14 @@ def _train_job(args: tuple[int, str, dict, str, int, int, str, bool]) -> dict:
     for r in rows:
         r["seed"] = seed
     # each job leaves its own record, so an interrupted benchmark keeps what finished
-    job = Path(out) / f"s{seed}" / profile
     write_frame_atomic(pd.DataFrame(rows), job / "curve.csv")
-    timing = {"seed": seed, "profile": profile, "steps": result.num_timesteps}
+    timing = {"seed": seed, "profile": profile, "member": member, "steps": result.num_timesteps}
     timing.update(wall_seconds=result.wall_seconds - eval_s, cpu_seconds=cpu - eval_cpu)
     write_text_atomic(job / "timing.json", json.dumps(timing))
     return {
         "seed": seed,
         "profile": profile,
+        "member": member,
         "steps": result.num_timesteps,
         "wall_seconds": result.wall_seconds - eval_s,
         "cpu_seconds": cpu - eval_cpu,
@@ -135,6 +171,16 @@ def _eval_job(args: tuple[str, int, int, list[int], str, int]) -> list[dict]:
         if more:
             agents[f"ppo_snap/s{s}"] = ppo_factory({profile: policy}, alternatives=more)
             labels[f"ppo_snap/s{s}"] = s
+        # ppo_ens: the guard choosing among the final networks of the seed's members (--members)
+        members = [
+            PPOPolicy.load(p, name=f"ppo-{profile}")
+            for p in member_paths(Path(out) / f"s{s}" / profile)
+        ]
+        if members:
+            agents[f"ppo_ens/s{s}"] = ppo_factory(
+                {profile: policy}, alternatives={profile: members}
+            )
+            labels[f"ppo_ens/s{s}"] = s
     base = baseline_factories()
     agents.update({b: base[b] for b in BASELINES})
     rows = evaluate_suite(cfg, agents, seeds=labels, progress=False)
@@ -142,11 +188,17 @@ def _eval_job(args: tuple[str, int, int, list[int], str, int]) -> list[dict]:
 
 
 def _saved_timing(out: Path, seeds: list[int], profiles: list[str]) -> pd.DataFrame | None:
-    recs = [
-        json.loads((out / f"s{s}" / p / "timing.json").read_text())
+    """The timing records of the run's trainings, ensemble members included."""
+    folders = [
+        folder
         for s in seeds
         for p in profiles
-        if (out / f"s{s}" / p / "timing.json").exists()
+        for folder in [out / f"s{s}" / p, *(m.parent for m in member_paths(out / f"s{s}" / p))]
+    ]
+    recs = [
+        {"member": 0, **json.loads((f / "timing.json").read_text())}
+        for f in folders
+        if (f / "timing.json").exists()
     ]
     return pd.DataFrame(recs) if recs else None
 
@@ -201,11 +253,17 @@ def paths_line(rows: pd.DataFrame) -> str:
 
 
 def seed_targets(
-    rows: pd.DataFrame, family: str, fluid_mean: float, timing: pd.DataFrame | None
+    rows: pd.DataFrame,
+    family: str,
+    fluid_mean: float,
+    timing: pd.DataFrame | None,
+    *,
+    all_members: bool = False,
 ) -> pd.DataFrame:
     """Per training seed of agent ``family``: median, worst and mean % of the DP, scenarios
     below the prior beyond the paired CI, whether the issue's targets hold, violations and the
-    training CPU seconds."""
+    training CPU seconds (of the seed's own networks, or with ``all_members`` of every
+    ensemble member)."""
     ppo_rows = rows[rows["agent"].str.startswith(f"{family}/")].copy()
     ppo_rows["seed"] = ppo_rows["seed"].astype(int)
     out = (
@@ -223,6 +281,8 @@ def seed_targets(
     out["beats_fluid_on_avg"] = out["mean"] > fluid_mean
     out["violations"] = ppo_rows.groupby("seed")["violations"].sum().to_numpy()
     if timing is not None:
+        if not all_members and "member" in timing:
+            timing = timing[timing["member"].fillna(0) == 0]
         cpu_by_seed = timing.groupby("seed")["cpu_seconds"].sum()
         out["train_cpu_s"] = out["seed"].map(cpu_by_seed)
         out["two_core_wall_s"] = out["train_cpu_s"] / 2
@@ -256,6 +316,15 @@ def main(argv: list[str] | None = None) -> int:
         "evaluation then adds ppo_snap, the guard choosing per SKU among the second half's "
         "snapshots and the prior",
     )
+    parser.add_argument(
+        "--members",
+        type=int,
+        default=1,
+        help="networks trained per (seed, profile), each from a seed of its own "
+        "(agents.ppo.member_seed; member 0 is the seed's usual network, kept when --out "
+        "already has it); with two or more the evaluation adds ppo_ens, the guard choosing per "
+        "SKU among the members' final networks and the prior",
+    )
     parser.add_argument("--episodes", type=int, default=2000)
     parser.add_argument(
         "--small-stock-factor",
@@ -287,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.small_stock_factor < 1:  # before any training, not after it
         raise SystemExit(f"--small-stock-factor = {args.small_stock_factor}; expected >= 1")
+    if args.members < 1:
+        raise SystemExit(f"--members = {args.members}; expected >= 1")
 
     seeds = [int(s) for s in args.seeds.split(",")]
     profiles = [p for p in args.profiles.split(",") if p]
@@ -319,9 +390,11 @@ def main(argv: list[str] | None = None) -> int:
             args.curve_episodes,
             "standard",
             args.keep_snapshots,
+            m,
         )
         for s in seeds
         for p in profiles
+        for m in range(args.members)
     ]
     walls_path = out / "walls.json"
     if args.render_only:
@@ -396,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     per["fluid"] = per["scenario"].map(fluid)
     per_seed_ok = seed_targets(rows, "ppo", float(fluid.mean()), timing)
     has_snap = bool(rows["agent"].str.startswith("ppo_snap/").any())
+    has_ens = bool(rows["agent"].str.startswith("ppo_ens/").any())
     scenario_table = with_raw_columns(per)
 
     lines = [
@@ -446,6 +520,21 @@ def main(argv: list[str] | None = None) -> int:
             if has_snap
             else []
         ),
+        *(
+            [
+                "The same for `ppo_ens`: the guard choosing per SKU among the final networks of "
+                "the seed's ensemble members (each trained from a seed of its own, "
+                "`agents.ppo.member_seed`; member 0 is the `ppo` network) and the prior, on "
+                "its own 256 paths; the CPU seconds are those of every member:",
+                "",
+                markdown_table(
+                    seed_targets(rows, "ppo_ens", float(fluid.mean()), timing, all_members=True)
+                ),
+                "",
+            ]
+            if has_ens
+            else []
+        ),
         "## Leaderboard (every agent, every scenario)",
         "",
         markdown_table(board),
@@ -453,7 +542,8 @@ def main(argv: list[str] | None = None) -> int:
         "## Per scenario: PPO mean over seeds (± CI across seeds), worst seed, its paired gain "
         "over the prior (mean over seeds, CI across seeds, seeds below the prior beyond their "
         "paired CI), the prior, fluid; `raw_*`: the same for the network without its guard"
-        + ("; `snap_*`: `ppo_snap`" if has_snap else ""),
+        + ("; `snap_*`: `ppo_snap`" if has_snap else "")
+        + ("; `ens_*`: `ppo_ens`" if has_ens else ""),
         "",
         markdown_table(scenario_table),
         "",

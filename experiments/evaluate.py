@@ -503,17 +503,23 @@ def per_scenario_across_seeds(rows: pd.DataFrame, confidence: float = 0.95) -> p
 
 
 def with_raw_columns(
-    per: pd.DataFrame, family: str = "ppo", raw: str = "ppo_raw", snap: str = "ppo_snap"
+    per: pd.DataFrame,
+    family: str = "ppo",
+    raw: str = "ppo_raw",
+    snap: str = "ppo_snap",
+    ens: str = "ppo_ens",
 ) -> pd.DataFrame:
     """The ``family`` rows of :func:`per_scenario_across_seeds` (one per scenario, without the
     ``agent`` column), with the ``raw`` family's mean %, gain over the prior and seeds below
     it beside them as ``raw_*`` columns when it was played (the guarded policy and the
-    network alone, side by side), and the ``snap`` family's mean %, worst seed and gain over
-    the prior as ``snap_*`` columns when it was played (the guard over the run's snapshots)."""
+    network alone, side by side), and the ``snap`` and ``ens`` families' mean %, worst seed
+    and gain over the prior as ``snap_*`` and ``ens_*`` columns when they were played (the
+    guard over the run's snapshots, over the seed's ensemble members)."""
     out = per[per["agent"] == family].drop(columns=["agent"]).reset_index(drop=True)
     for name, prefix, cols in (
         (raw, "raw", ("pct_of_dp", "gain_vs_prior", "seeds_below_prior")),
         (snap, "snap", ("pct_of_dp", "worst_seed_pct", "gain_vs_prior")),
+        (ens, "ens", ("pct_of_dp", "worst_seed_pct", "gain_vs_prior")),
     ):
         other = per[per["agent"] == name].set_index("scenario")
         if not other.empty:

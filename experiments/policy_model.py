@@ -21,7 +21,7 @@ Examples
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from mlflow.models import ModelSignature
 from mlflow.pyfunc import PythonModel, PythonModelContext
 from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
-from agents.ppo import PPOPolicy, late_snapshots
+from agents.ppo import PPOPolicy, late_snapshots, member_paths
 from envs.config import DecisionState, RulesConfig
 from envs.context import PolicyContext
 from envs.observation import build_observation
@@ -425,23 +425,41 @@ def example_input(rules: RulesConfig, profile: str, n_rows: int = 3) -> pd.DataF
     )
 
 
-def load_snapshots(source: str | Path) -> dict[str, list[PPOPolicy]]:
-    """The late snapshots (:func:`agents.ppo.late_snapshots`) per profile of a training folder
-    (``<profile>/snapshots``, kept by ``train --keep-snapshots``) or of a ``model.zip``'s
-    folder; ``{}`` for an MLflow URI or where none were kept."""
+def _profile_folders(source: str | Path) -> dict[str, Path]:
+    """Per profile, the checkpoint folder of a training folder (its sub-folders) or of a
+    ``model.zip`` (its folder); ``{}`` for an MLflow URI."""
     text = str(source)
     if "://" in text or text.startswith(("models:/", "runs:/")):
         return {}
     path = Path(text)
-    folders = {path.parent.name: path.parent} if path.is_file() else {}
     if path.is_dir():
-        folders = {sub.name: sub for sub in sorted(path.iterdir()) if sub.is_dir()}
+        return {sub.name: sub for sub in sorted(path.iterdir()) if sub.is_dir()}
+    return {path.parent.name: path.parent} if path.is_file() else {}
+
+
+def _load_per_profile(
+    source: str | Path, find: Callable[[Path], list[Path]]
+) -> dict[str, list[PPOPolicy]]:
     out = {}
-    for key, folder in folders.items():
-        paths = late_snapshots(folder)
+    for key, folder in _profile_folders(source).items():
+        paths = find(folder)
         if paths:
             out[key] = [PPOPolicy.load(p, name=f"ppo-{key}") for p in paths]
     return out
+
+
+def load_snapshots(source: str | Path) -> dict[str, list[PPOPolicy]]:
+    """The late snapshots (:func:`agents.ppo.late_snapshots`) per profile of a training folder
+    (``<profile>/snapshots``, kept by ``train --keep-snapshots``) or of a ``model.zip``'s
+    folder; ``{}`` for an MLflow URI or where none were kept."""
+    return _load_per_profile(source, late_snapshots)
+
+
+def load_members(source: str | Path) -> dict[str, list[PPOPolicy]]:
+    """The other ensemble members (:func:`agents.ppo.member_paths`, trained by ``train
+    --members``) per profile of a training folder or of a ``model.zip``'s folder; ``{}`` for
+    an MLflow URI or where there are none."""
+    return _load_per_profile(source, member_paths)
 
 
 def load_policies(source: str | Path) -> dict[str, PPOPolicy]:

@@ -33,7 +33,7 @@ stopped run.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,14 @@ import pandas as pd
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
 
-from agents.ppo import PPOConfig, PPOPolicy, resolve_device, train_ppo
+from agents.ppo import (
+    PPOConfig,
+    PPOPolicy,
+    member_folder,
+    member_seed,
+    resolve_device,
+    train_ppo,
+)
 from experiments import agent_plots, tracking
 from experiments.curves import CurveCallback
 from experiments.evaluate import (
@@ -183,6 +190,12 @@ class TrainConfig:
         :func:`agents.ppo.late_snapshots`): ``deadstock evaluate --model <out>`` then also
         plays ``ppo_snap``, the guard choosing per SKU among the late snapshots, the final
         network and the prior.
+    members : int
+        Networks trained per policy, each from a run seed of its own
+        (:func:`agents.ppo.member_seed`; member 0 is the run's own network, the others go to
+        ``<out>/<key>/members/m<j>``). With two or more, the final evaluation and ``deadstock
+        evaluate --model <out>`` also play ``ppo_ens``, the guard choosing per SKU among the
+        members' final networks and the prior. Costs ``members`` times the training.
     experiment : str
         MLflow experiment name.
     timesteps : dict of str to int
@@ -206,6 +219,7 @@ class TrainConfig:
     catalog: str | None = None
     log_model: bool = True
     keep_snapshots: bool = False
+    members: int = 1
     experiment: str = tracking.DEFAULT_EXPERIMENT
     timesteps: dict[str, int] = field(default_factory=lambda: dict(PROFILE_TIMESTEPS))
     ppo_given: tuple[str, ...] = ()
@@ -222,6 +236,10 @@ class TrainConfig:
                 f"train.timesteps = {bad_steps}: expected policy keys of {list(keys)} mapped "
                 f"to integers >= 1"
             )
+        if not isinstance(self.members, int) or isinstance(self.members, bool) or self.members < 1:
+            raise ConfigError(
+                f"train.members = {self.members!r}: expected a whole number of networks >= 1"
+            )
         unknown = [p for p in self.profiles if p not in RULE_PROFILES]
         if unknown or not self.profiles:
             raise ConfigError(
@@ -229,6 +247,12 @@ class TrainConfig:
                 f"{sorted(RULE_PROFILES)}"
             )
         spec = get_spec(self.suite)
+        if self.members > 1 and spec.market == "budget":
+            raise ConfigError(
+                f"train.members = {self.members} with suite {self.suite!r}: the budget market "
+                f"guards each category as a whole, not per SKU, so it has no use for ensemble "
+                f"members; expected members = 1"
+            )
         if not self.trained_profiles():
             raise ConfigError(
                 f"train.profiles = {list(self.profiles)}: suite {self.suite!r} has scenarios "
@@ -324,6 +348,7 @@ def train(config: TrainConfig, out_dir: str | Path) -> TrainOutcome:
         name, tags=tags, config=config, seed=seed, experiment=config.experiment
     ) as run:
         policies: dict[str, PPOPolicy] = {}
+        members: dict[str, list[PPOPolicy]] = {}
         for profile in config.trained_profiles():
             key = spec.policy_key(profile)
             log.info("training policy %r, seed %s", key, seed)
@@ -357,6 +382,22 @@ def train(config: TrainConfig, out_dir: str | Path) -> TrainOutcome:
             train_seconds[key] = result.wall_seconds
             policies[key] = PPOPolicy(result.model, name="ppo")
             tracking.log_metrics({f"time/{key}/train_seconds": result.wall_seconds})
+            for j in range(1, config.members):
+                log.info("training policy %r, seed %s, ensemble member %d", key, seed, j)
+                member = train_ppo(
+                    replace(ppo_for_profile(config, key), seed=member_seed(seed, j)),
+                    RULE_PROFILES[profile],
+                    catalog=source,
+                    checkpoint_dir=member_folder(out / key, j),
+                    logger=Logger(
+                        folder=None, output_formats=[MLflowOutputFormat(prefix=f"{key}/m{j}/")]
+                    ),
+                    catalog_fn=catalog_fn_for(spec, profile),
+                    keep_snapshots=config.keep_snapshots,
+                )
+                members.setdefault(key, []).append(PPOPolicy(member.model, name="ppo"))
+                train_seconds[f"{key}/m{j}"] = member.wall_seconds
+                tracking.log_metrics({f"time/{key}/m{j}/train_seconds": member.wall_seconds})
         tracking.log_metrics({"time/train_seconds_total": sum(train_seconds.values())})
         curve = pd.DataFrame(curve_rows)
         figures = out / "figures"
@@ -369,7 +410,7 @@ def train(config: TrainConfig, out_dir: str | Path) -> TrainOutcome:
             )
         rows = pd.DataFrame()
         if config.eval_episodes:
-            rows = evaluate_and_log(config, policies, out)
+            rows = evaluate_and_log(config, policies, out, members=members)
         version = None
         if config.log_model and spec.market == "standard":
             version = _log_model(config, out, rows)
@@ -381,17 +422,27 @@ def train(config: TrainConfig, out_dir: str | Path) -> TrainOutcome:
 
 
 def evaluate_and_log(
-    config: TrainConfig, policies: Mapping[str, PPOPolicy], out: Path
+    config: TrainConfig,
+    policies: Mapping[str, PPOPolicy],
+    out: Path,
+    *,
+    members: Mapping[str, Sequence[PPOPolicy]] | None = None,
 ) -> pd.DataFrame:
-    """Final evaluation of the trained policies (in the active run): metrics, rows, plots."""
+    """Final evaluation of the trained policies (in the active run): metrics, rows, plots.
+    With ensemble ``members`` (per policy key, besides the policy itself) ``ppo_ens`` plays
+    too: the guard choosing per SKU among them, the policy and the prior."""
     spec = get_spec(config.suite)
     names = tuple(s.name for s in spec.scenarios if spec.policy_key(s.profile) in policies)
     ecfg = EvalConfig(suite=config.suite, n_episodes=config.eval_episodes, scenarios=names)
     prep = prepare(ecfg, progress=True)
     agents = {"ppo": ppo_factory(policies, config.suite)}
+    labels: dict[str, int | None] = {"ppo": config.ppo.seed}
+    if members and get_spec(config.suite).market != "budget":
+        agents["ppo_ens"] = ppo_factory(policies, config.suite, alternatives=members)
+        labels["ppo_ens"] = config.ppo.seed
     base = baseline_factories(config.suite)
     agents.update({b: base[b] for b in config.compare_with})
-    rows = evaluate_suite(ecfg, agents, seeds={"ppo": config.ppo.seed}, prepared=prep)
+    rows = evaluate_suite(ecfg, agents, seeds=labels, prepared=prep)
     write_frame_atomic(rows, out / "eval_rows.csv")
     mlflow.log_artifact(str(out / "eval_rows.csv"))
     ppo_rows = rows[rows["agent"] == "ppo"]

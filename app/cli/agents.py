@@ -68,6 +68,14 @@ def register(subparsers: Any) -> None:
         "--model <out> then also plays ppo_snap, the guard choosing per SKU among the late "
         "snapshots",
     )
+    p.add_argument(
+        "--members",
+        type=int,
+        default=None,
+        help="networks trained per policy, each from a seed of its own (default 1); with two "
+        "or more, evaluate --model <out> also plays ppo_ens, the guard choosing per SKU among "
+        "them",
+    )
     p.add_argument("--out", default="runs/ppo", help="checkpoints and models")
     p.set_defaults(func=_train, uses_torch=True, tracked=True)
 
@@ -136,6 +144,7 @@ def _train(args: argparse.Namespace) -> int:
             "ppo.device": args.device,
             "suite": args.suite,
             "keep_snapshots": args.keep_snapshots,
+            "members": args.members,
         },
     )
     outcome = train(config, Path(args.out))
@@ -161,7 +170,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         select_agents,
         suite_lines,
     )
-    from experiments.policy_model import load_policies, load_snapshots
+    from experiments.policy_model import load_members, load_policies, load_snapshots
     from experiments.suite import get_spec
 
     if args.list_suites:
@@ -194,6 +203,12 @@ def _evaluate(args: argparse.Namespace) -> int:
                     snap = label.replace("ppo", "ppo_snap", 1)
                     agents[snap] = ppo_factory(policies, base_config.suite, alternatives=snapshots)
                     seeds[snap] = i
+                # ensemble members (train --members): the guard choosing among them
+                members = load_members(source) if spec.market != "budget" else {}
+                if members:
+                    ens = label.replace("ppo", "ppo_ens", 1)
+                    agents[ens] = ppo_factory(policies, base_config.suite, alternatives=members)
+                    seeds[ens] = i
                 have = {p for p in spec.profiles if spec.policy_key(p) in policies}
                 covered = have if covered is None else covered & have
             scenarios = tuple(s.name for s in spec.scenarios if s.profile in (covered or set()))

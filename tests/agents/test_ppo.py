@@ -29,6 +29,9 @@ from agents.ppo import (
     late_snapshots,
     load_checkpoint_state,
     make_training_env,
+    member_folder,
+    member_paths,
+    member_seed,
     snapshot_paths,
     snapshot_steps,
     train_ppo,
@@ -408,3 +411,25 @@ def test_policy_pickles_as_its_saved_model(plan_catalog):
     ctx = env.venv.policy_context()
     raw = obs[:, : env.venv.observation_space.shape[0]]
     np.testing.assert_array_equal(copy.act(raw, masks, ctx), policy.act(raw, masks, ctx))
+
+
+def test_ensemble_members_have_seeds_and_folders_of_their_own(tmp_path):
+    # member 0 is the run itself; the others draw distinct seeds, the same ones every time
+    assert member_seed(7, 0) == 7
+    seeds = [member_seed(7, j) for j in range(1, 4)]
+    assert len(set(seeds)) == 3 and 7 not in seeds
+    assert seeds == [member_seed(7, j) for j in range(1, 4)]
+    assert member_seed(8, 1) != member_seed(7, 1)
+    with pytest.raises(ConfigError, match="member = -1"):
+        member_seed(7, -1)
+    assert member_folder(tmp_path, 0) == tmp_path
+    assert member_folder(tmp_path, 2) == tmp_path / "members" / "m2"
+    assert member_paths(tmp_path) == []
+    for j in (10, 2, 1):  # numeric order, not the names' order
+        (member_folder(tmp_path, j)).mkdir(parents=True)
+        (member_folder(tmp_path, j) / "model.zip").write_bytes(b"")
+    assert [p.parent.name for p in member_paths(tmp_path)] == ["m1", "m2", "m10"]
+    (tmp_path / "members" / "mx").mkdir()
+    (tmp_path / "members" / "mx" / "model.zip").write_bytes(b"")
+    with pytest.raises(ConfigError, match="expected a folder named m<j>"):
+        member_paths(tmp_path)

@@ -210,6 +210,9 @@ def test_train_file_steps_per_profile(tmp_path):
         ("[timesteps]\nall = -1", "train.timesteps"),
         ("timesteps = 5", "timesteps = 5: expected a table of integers"),
         ("[ppo]\nbatch_size = 100000", "ppo.batch_size"),
+        ("members = 0", r"train.members = 0: expected a whole number of networks >= 1"),
+        ("members = 1.5", r"bad.toml members = 1.5: expected an integer"),
+        ("suite = 'budget'\nmembers = 2", "the budget market guards each category"),
     ],
 )
 def test_bad_train_files(tmp_path, text, match):

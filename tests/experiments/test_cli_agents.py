@@ -34,14 +34,17 @@ def test_train_evaluate_compare(tmp_path, capsys):
     cfg.write_text(TINY_TOML)
     out = tmp_path / "out"
     train = ["train", "--config", str(cfg), "--seed", "2", "--out", str(out)]
-    assert main([*train, "--keep-snapshots"]) == 0
+    assert main([*train, "--keep-snapshots", "--members", "2"]) == 0
     assert (out / "none" / "model.zip").is_file()
+    # the second ensemble member trained from a seed of its own, beside the run's network
+    second = out / "none" / "members" / "m1" / "model.zip"
+    assert second.read_bytes() != (out / "none" / "model.zip").read_bytes()
     # every checkpoint was kept (2,048 and 4,096 steps; the last is the final model)
     assert len(list((out / "none" / "snapshots").glob("model_*.zip"))) == 2
     assert (out / "figures" / "learning_curve.png").is_file()
     assert (out / "figures" / "policy_map_none-base.png").is_file()
     printed = capsys.readouterr().out
-    assert "ppo" in printed and "fluid" in printed
+    assert "ppo" in printed and "fluid" in printed and "ppo_ens" in printed
 
     rows_path = tmp_path / "rows.json"
     code = main(
@@ -81,9 +84,9 @@ def test_train_evaluate_compare(tmp_path, capsys):
     # only the profile the model covers is evaluated; both PPO sources are the same policy
     assert {r["scenario"] for r in rows} == {"none-base"}
     ppo = {r["agent"]: r for r in rows if r["agent"].startswith("ppo")}
-    # the folder's kept snapshots add ppo_snap (the guard choosing among them); the MLflow
-    # model has none
-    assert set(ppo) == {"ppo/0", "ppo_snap/0", "ppo/1"}
+    # the folder's kept snapshots add ppo_snap (the guard choosing among them), its ensemble
+    # members ppo_ens; the MLflow model has neither
+    assert set(ppo) == {"ppo/0", "ppo_snap/0", "ppo_ens/0", "ppo/1"}
     assert ppo["ppo/0"]["profit_mean"] == ppo["ppo/1"]["profit_mean"]
     assert all(r["violations"] == 0 for r in rows)
     capsys.readouterr()

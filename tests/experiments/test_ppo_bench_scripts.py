@@ -66,10 +66,37 @@ def test_bench_and_report_scripts_run(tmp_path):
                            "--episodes", "20"]) == 0  # fmt: skip
     walls = json.loads((out / "walls.json").read_text())
     assert walls["train_wall"] > 0 and "Total wall: training" in doc.read_text()
+    # a second member per (seed, profile): the run's own network is kept, not re-trained, and
+    # the evaluation adds the guard over both members (ppo_ens) beside unchanged ppo rows
+    own = (out / "s0" / "none" / "model.zip").read_bytes()
+    before = pd.read_csv(out / "rows.csv")
+    assert bench_ppo.main(
+        [
+            "--seeds", "0", "--profiles", "none", "--steps", "2048", "--members", "2",
+            "--set", "n_envs=64", "--set", "batch_size=256", "--set", "net_arch=[16]",
+            "--set", "checkpoint_every=512", "--episodes", "20", "--curve-every", "1024",
+            "--curve-episodes", "10", "--jobs", "1", "--out", str(out), "--doc", str(doc),
+        ]
+    ) == 0  # fmt: skip
+    assert (out / "s0" / "none" / "model.zip").read_bytes() == own
+    second = out / "s0" / "none" / "members" / "m1" / "model.zip"
+    assert second.is_file() and second.read_bytes() != own
+    after = pd.read_csv(out / "rows.csv")
+    ppo_before = before[before["agent"] == "ppo/s0"].set_index("scenario")["profit_mean"]
+    ppo_after = after[after["agent"] == "ppo/s0"].set_index("scenario")["profit_mean"]
+    pd.testing.assert_series_equal(ppo_before, ppo_after.loc[ppo_before.index])
+    timing = pd.read_csv(out / "timing.csv")
+    assert sorted(timing["member"]) == [0, 1]
+    text = doc.read_text()
+    assert "ppo_ens/s0" in text and "The same for `ppo_ens`" in text
+    assert "ens_pct_of_dp" in text.split("## Per scenario")[1]
+    with pytest.raises(SystemExit, match="--members = 0; expected >= 1"):
+        bench_ppo.main(["--out", str(tmp_path / "bad"), "--members", "0"])
     agents_doc = tmp_path / "agents.md"
     agents_doc.write_text("# Agents\n\nkept\n")
     section = agents_report.render(out, agents_doc, tmp_path / "img")
     assert "ppo/s0" in section and "ppo_snap/s0" in section and "snap_pct_of_dp" in section
+    assert "ppo_ens/s0" in section and "ens_pct_of_dp" in section
     assert "kept" in agents_doc.read_text()
     assert (tmp_path / "img" / "ppo_policy_map_none.png").is_file()
     assert (tmp_path / "img" / "ppo_learning_curves.png").is_file()
