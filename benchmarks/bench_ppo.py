@@ -36,7 +36,6 @@ import pandas as pd  # noqa: E402
 from agents.ppo import (  # noqa: E402
     PPOConfig,
     PPOPolicy,
-    load_checkpoint_state,
     member_folder,
     member_paths,
     member_seed,
@@ -44,6 +43,7 @@ from agents.ppo import (  # noqa: E402
 )
 from app.config import load_config  # noqa: E402
 from benchmarks._docpage import markdown_table  # noqa: E402
+from benchmarks._members import finished, timing_records  # noqa: E402
 from experiments.curves import CurveCallback  # noqa: E402
 from experiments.evaluate import (  # noqa: E402
     EvalConfig,
@@ -80,25 +80,6 @@ def episodes_for(scenario, episodes: int, small_stock_factor: int) -> int:
     return episodes * (small_stock_factor if scenario.initial_stock <= SMALL_STOCK else 1)
 
 
-def _finished(job: Path, config: PPOConfig) -> dict | None:
-    """The saved record of a training job that already ran to its step count (its model,
-    timing and curve are in ``job``), or ``None``: a benchmark adding ensemble members to a
-    run keeps the run's own networks instead of re-training them."""
-    state = load_checkpoint_state(job)
-    if state is None or int(state["num_timesteps"]) < config.total_timesteps:
-        return None
-    if not (job / "timing.json").exists():
-        return None
-    timing = json.loads((job / "timing.json").read_text())
-    curve = job / "curve.csv"
-    rows = (
-        pd.read_csv(curve).to_dict(orient="records")
-        if curve.exists() and curve.stat().st_size > 1
-        else []
-    )
-    return {**timing, "curve": rows}
-
-
 def _train_job(args: tuple[int, str, dict, str, int, int, str, bool, int]) -> dict:
     seed, profile, overrides, out, curve_every, curve_episodes, suite, keep, member = args
     import torch
@@ -108,7 +89,7 @@ def _train_job(args: tuple[int, str, dict, str, int, int, str, bool, int]) -> di
         PPOConfig(seed=member_seed(seed, member)), **overrides.get(profile, overrides["*"])
     )
     job = member_folder(Path(out) / f"s{seed}" / profile, member)
-    done = _finished(job, config)
+    done = finished(job, config.total_timesteps)
     if done is not None:
         print(f"bench_ppo: {job} already trained; kept", file=sys.stderr)
         return {**done, "member": member}
@@ -185,22 +166,6 @@ def _eval_job(args: tuple[str, int, int, list[int], str, int]) -> list[dict]:
     agents.update({b: base[b] for b in BASELINES})
     rows = evaluate_suite(cfg, agents, seeds=labels, progress=False)
     return rows.to_dict(orient="records")
-
-
-def _saved_timing(out: Path, seeds: list[int], profiles: list[str]) -> pd.DataFrame | None:
-    """The timing records of the run's trainings, ensemble members included."""
-    folders = [
-        folder
-        for s in seeds
-        for p in profiles
-        for folder in [out / f"s{s}" / p, *(m.parent for m in member_paths(out / f"s{s}" / p))]
-    ]
-    recs = [
-        {"member": 0, **json.loads((f / "timing.json").read_text())}
-        for f in folders
-        if (f / "timing.json").exists()
-    ]
-    return pd.DataFrame(recs) if recs else None
 
 
 def curves_from_log(log: Path, seeds: list[int]) -> pd.DataFrame:
@@ -414,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         if not seeds:
             raise SystemExit(f"--eval-only: no seed has a model for every profile in {out}")
         print(f"bench_ppo: evaluating saved models of seeds {seeds}", file=sys.stderr)
-        timing = _saved_timing(out, seeds, profiles)
+        timing = timing_records([out / f"s{s}" / p for s in seeds for p in profiles])
         curve_parts = [
             pd.read_csv(out / f"s{s}" / p / "curve.csv").assign(seed=s)
             for s in seeds

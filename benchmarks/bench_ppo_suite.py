@@ -42,8 +42,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from agents.dp_memory import MemoryDPPolicy, solve_memory  # noqa: E402
-from agents.ppo import PPOConfig, PPOPolicy, train_ppo  # noqa: E402
+from agents.ppo import PPOConfig, PPOPolicy, member_folder, member_seed, train_ppo  # noqa: E402
 from benchmarks._docpage import markdown_table, write_section  # noqa: E402
+from benchmarks._members import finished, timing_records  # noqa: E402
 from experiments import agent_plots  # noqa: E402
 from experiments.curves import CurveCallback  # noqa: E402
 from experiments.evaluate import (  # noqa: E402
@@ -58,7 +59,7 @@ from experiments.evaluate import (  # noqa: E402
     seed_summary,
 )
 from experiments.memory_market import play_memory  # noqa: E402
-from experiments.policy_model import load_snapshots  # noqa: E402
+from experiments.policy_model import load_members, load_snapshots  # noqa: E402
 from experiments.suite import RULE_PROFILES, catalog_fn_for, get_spec  # noqa: E402
 from experiments.train import PROFILE_TIMESTEPS, market_ppo  # noqa: E402
 from ingest.io import write_frame_atomic, write_text_atomic  # noqa: E402
@@ -140,8 +141,8 @@ BENCHES: dict[str, SuiteBench] = {
 """The benchmarked suites by ``--suite``."""
 
 
-def _train_job(args: tuple[str, int, str, dict, str, int, int, bool]) -> dict:
-    suite, seed, profile, overrides, out, curve_every, curve_episodes, keep = args
+def _train_job(args: tuple[str, int, str, dict, str, int, int, bool, int]) -> dict:
+    suite, seed, profile, overrides, out, curve_every, curve_episodes, keep, member = args
     import torch
 
     torch.set_num_threads(1)
@@ -150,9 +151,18 @@ def _train_job(args: tuple[str, int, str, dict, str, int, int, bool]) -> dict:
     key = spec.policy_key(profile)
     steps = overrides.get("total_timesteps", PROFILE_TIMESTEPS[key])
     config = replace(
-        PPOConfig(seed=seed), **{**overrides, "total_timesteps": steps}, **bench.ppo_fields()
+        PPOConfig(seed=member_seed(seed, member)),
+        **{**overrides, "total_timesteps": steps},
+        **bench.ppo_fields(),
     )
     config = replace(config, **market_ppo(spec.market, config, tuple(overrides)))
+    job = member_folder(Path(out) / f"s{seed}" / key, member)
+    # a policy that already ran to its steps is kept with its record (adding members to a run)
+    done = finished(job, config.total_timesteps)
+    if done is not None:
+        return {k: v for k, v in done.items() if k != "curve"}
+    if member:  # the learning curve is the run's own (member 0)
+        curve_every = 0
     names = tuple(s.name for s in spec.scenarios if s.profile == profile)
     rows: list[dict] = []
     callbacks: list[CurveCallback] = []
@@ -164,7 +174,7 @@ def _train_job(args: tuple[str, int, str, dict, str, int, int, bool]) -> dict:
     result = train_ppo(
         config,
         RULE_PROFILES[profile],
-        checkpoint_dir=Path(out) / f"s{seed}" / key,
+        checkpoint_dir=job,
         callbacks=list(callbacks),
         catalog_fn=catalog_fn_for(spec, profile),
         keep_snapshots=keep,
@@ -174,9 +184,8 @@ def _train_job(args: tuple[str, int, str, dict, str, int, int, bool]) -> dict:
     eval_cpu = sum(c.eval_cpu_seconds for c in callbacks)
     for r in rows:
         r["seed"] = seed
-    job = Path(out) / f"s{seed}" / key
     write_frame_atomic(pd.DataFrame(rows), job / "curve.csv")
-    timing = {"seed": seed, "profile": key, "steps": result.num_timesteps}
+    timing = {"seed": seed, "profile": key, "member": member, "steps": result.num_timesteps}
     timing.update(wall_seconds=result.wall_seconds - eval_s, cpu_seconds=cpu - eval_cpu)
     if result.resumed_from:  # the page's timing table then shows which policies continued
         timing["resumed_from"] = result.resumed_from
@@ -221,6 +230,10 @@ def _eval_job(
         more = load_snapshots(path)
         if more:
             variants.append((f"ppo_snap/s{s}", ppo_factory(network, suite, alternatives=more)))
+        # ppo_ens (with --members): the guard choosing among the seed's ensemble members
+        members = load_members(path)
+        if members:
+            variants.append((f"ppo_ens/s{s}", ppo_factory(network, suite, alternatives=members)))
         for label, factory in variants:
             keep = []
             rows += score_agent(
@@ -236,7 +249,7 @@ def _eval_job(
     rows.append(score(p.reference_totals, p, agent=bench.reference, paired=paired_prior[0]))
     v = p.reference_value
     pairs = []
-    for s, agent in ((s, a) for s in seeds for a in ("ppo", "ppo_raw", "ppo_snap")):
+    for s, agent in ((s, a) for s in seeds for a in ("ppo", "ppo_raw", "ppo_snap", "ppo_ens")):
         if f"{agent}/s{s}" not in totals:
             continue
         x = totals[f"{agent}/s{s}"]
@@ -474,6 +487,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="keep every checkpoint of each training; the evaluation then adds ppo_snap, the "
         "guard choosing per SKU among the second half's snapshots and the prior",
     )
+    parser.add_argument(
+        "--members",
+        type=int,
+        default=1,
+        help="networks trained per (seed, profile), each from a seed of its own "
+        "(agents.ppo.member_seed; member 0 is the seed's usual network); with two or more the "
+        "evaluation adds ppo_ens, the guard choosing per SKU among the members and the prior",
+    )
     parser.add_argument("--episodes", type=int, default=2000)
     parser.add_argument("--curve-every", type=int, default=1_000_000)
     parser.add_argument("--curve-episodes", type=int, default=200)
@@ -490,6 +511,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--eval-only", action="store_true", help="evaluate saved models")
     args = parser.parse_args(argv)
     args.seeds = list(dict.fromkeys(s for group in args.seeds for s in group))
+    if args.members < 1:
+        parser.error(f"--members = {args.members}; expected >= 1")
     return args
 
 
@@ -525,23 +548,20 @@ def main(argv: list[str] | None = None, *, script: str = SCRIPT) -> int:
                 args.curve_every,
                 args.curve_episodes,
                 args.keep_snapshots,
+                m,
             )
             for s in seeds
             for p in profiles
+            for m in range(args.members)
         ]
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             list(pool.map(_train_job, jobs))
     train_wall = time.perf_counter() - t0
     keys = [spec.policy_key(p) for p in profiles]
     seeds = [s for s in seeds if all((out / f"s{s}" / k / "model.zip").exists() for k in keys)]
-    recs = [
-        json.loads((out / f"s{s}" / k / "timing.json").read_text())
-        for s in seeds
-        for k in keys
-        if (out / f"s{s}" / k / "timing.json").exists()
-    ]
-    if recs:
-        write_frame_atomic(pd.DataFrame(recs), out / "timing.csv")
+    recs = timing_records([out / f"s{s}" / k for s in seeds for k in keys])
+    if recs is not None:
+        write_frame_atomic(recs, out / "timing.csv")
     parts = [
         pd.read_csv(out / f"s{s}" / k / "curve.csv")
         for s in seeds

@@ -198,6 +198,18 @@ def test_bench_memory_runs_through_the_shared_suite_script(tmp_path):
     again = json.loads(timing.read_text())
     assert again["resumed_from"] == first["steps"] and again["steps"] > first["steps"]
     assert "resumed_from" in (tmp_path / "page.md").read_text()
+    # a second ensemble member: the policy that already ran to its steps keeps its network and
+    # its record, the member trains beside it, and the guard over both plays as ppo_ens
+    own = (timing.parent / "model.zip").read_bytes()
+    assert bench_memory.main([*args, "--members", "2"]) == 0
+    assert (timing.parent / "model.zip").read_bytes() == own
+    assert json.loads(timing.read_text()) == again
+    assert (timing.parent / "members" / "m1" / "model.zip").is_file()
+    page = (tmp_path / "page.md").read_text()
+    assert "| ppo_ens | 0 |" in page and "ppo_ens/s0" in page
+    assert sorted(pd.read_csv(tmp_path / "bench" / "timing.csv")["member"]) == [0, 1]
+    with pytest.raises(SystemExit):
+        bench_memory.main([*args, "--members", "0"])
 
 
 def test_device_benchmark_measures_and_renders(tmp_path, monkeypatch):
