@@ -688,7 +688,7 @@ def member_folder(folder: Path, member: int) -> Path:
 def member_paths(folder: Path) -> list[Path]:
     """The final models of the ensemble members other than the run itself kept under
     ``folder`` (``members/m<j>/model.zip``), in member order (none: ``[]``)."""
-    found = [p for p in (Path(folder) / MEMBER_DIR).glob("m*/" + CHECKPOINT_MODEL)]
+    found = list((Path(folder) / MEMBER_DIR).glob("m*/" + CHECKPOINT_MODEL))
     numbered = [(p.parent.name[1:], p) for p in found]
     bad = [p for key, p in numbered if not key.isdigit()]
     if bad:

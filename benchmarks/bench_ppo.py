@@ -37,7 +37,6 @@ from agents.ppo import (  # noqa: E402
     PPOConfig,
     PPOPolicy,
     member_folder,
-    member_paths,
     member_seed,
     train_ppo,
 )
@@ -56,7 +55,7 @@ from experiments.evaluate import (  # noqa: E402
     seed_summary,
     with_raw_columns,
 )
-from experiments.policy_model import load_snapshots  # noqa: E402
+from experiments.policy_model import load_members, load_snapshots  # noqa: E402
 from experiments.suite import RULE_PROFILES, SUITE_VERSION, get_suite, training_catalog  # noqa: E402
 from experiments.train import PROFILE_TIMESTEPS  # noqa: E402
 from ingest.io import write_frame_atomic, write_text_atomic  # noqa: E402
@@ -153,14 +152,9 @@ def _eval_job(args: tuple[str, int, int, list[int], str, int]) -> list[dict]:
             agents[f"ppo_snap/s{s}"] = ppo_factory({profile: policy}, alternatives=more)
             labels[f"ppo_snap/s{s}"] = s
         # ppo_ens: the guard choosing among the final networks of the seed's members (--members)
-        members = [
-            PPOPolicy.load(p, name=f"ppo-{profile}")
-            for p in member_paths(Path(out) / f"s{s}" / profile)
-        ]
+        members = load_members(Path(out) / f"s{s}" / profile / "model.zip")
         if members:
-            agents[f"ppo_ens/s{s}"] = ppo_factory(
-                {profile: policy}, alternatives={profile: members}
-            )
+            agents[f"ppo_ens/s{s}"] = ppo_factory({profile: policy}, alternatives=members)
             labels[f"ppo_ens/s{s}"] = s
     base = baseline_factories()
     agents.update({b: base[b] for b in BASELINES})
