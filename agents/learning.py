@@ -17,17 +17,27 @@ name               action each week
                    week (the DP re-solved on the posterior mean)
 ``thompson``       the DP of one grid point drawn from the posterior every week
                    (Thompson sampling)
+``qmdp``           the action with the highest posterior mean of the grid points' optimal
+                   Q-values, ``sum_g posterior_g Q*_g(state, a)`` (QMDP: Littman, Cassandra
+                   and Kaelbling, 1995): every point's DP weighed by its posterior, instead
+                   of one point's table (:class:`QMDPPolicy`)
 =================  ==================================================================
 
 Every table entry is allowed by the rules' masks (the DP's own guarantee), and the rule
 state the masks read does not depend on the parameters, so switching tables between weeks
 never picks a forbidden action.
+
+QMDP acts as if the truth were revealed right after this week: it values each action by
+the posterior's expectation of the exact DPs' Q-values, which is the best a policy can do
+when it learns nothing more (it never buys information on purpose). It needs every grid
+point's Q-table (:attr:`GridSolution.q_tables`, built on first use).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -82,6 +92,23 @@ class GridSolution:
         """Expected objective of the oracle: ``sum_g prior_g V*_g`` (exact)."""
         return float(self.grid.prior @ self.values0)
 
+    @cached_property
+    def q_tables(self) -> np.ndarray:
+        """Every grid point's optimal Q-values, ``q[g, w, s, r, a]`` (float32, shape
+        ``(G, horizon_weeks + 1, n_units + 1, n_rule_states, n_actions)``; 0 where the rules
+        mask ``a``, ``q[:, 0]`` unused), from the grid DPs re-solved with ``keep_q=True`` on
+        first use."""
+        solved: dict[tuple[float, float], np.ndarray] = {}
+        tables = []
+        for g in range(self.grid.n_points):
+            key = (float(self.points_e[g]), float(self.points_l[g]))
+            if key not in solved:
+                q = solve(self.point_catalog(g), self.rules, self.horizon_weeks, keep_q=True).q
+                assert q is not None  # keep_q=True
+                solved[key] = np.where(np.isfinite(q), q, 0.0).astype(np.float32)
+            tables.append(solved[key])
+        return np.stack(tables)
+
     @property
     def center(self) -> int:
         """The grid point nearest the prior mean."""
@@ -97,6 +124,11 @@ class GridSolution:
 
     def lookup(self, points: np.ndarray, ctx: PolicyContext) -> np.ndarray:
         """The table action of grid point ``points[i]`` at slot ``i``'s decision state."""
+        w, s, r = self.state_index(ctx)
+        return self.actions[np.asarray(points, np.int64), w, s, r].astype(np.int64)
+
+    def state_index(self, ctx: PolicyContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Table indices (weeks left, stock, rule state) of every slot's decision state."""
         dec = ctx.decision
         w = np.asarray(dec.weeks_left, np.int64)
         s = np.rint(np.asarray(dec.stock, float)).astype(np.int64)
@@ -108,7 +140,7 @@ class GridSolution:
                 f"0..{top} units)"
             )
         r = self.rule_grid.index(dec.depth_index, dec.weeks_since_change, dec.coupon_weeks_left)
-        return self.actions[np.asarray(points, np.int64), w, s, r].astype(np.int64)
+        return w, s, r
 
 
 def solve_grid(
@@ -222,5 +254,43 @@ class GridDPPolicy(Policy):
             else:
                 points = belief.sample(self._rng.random(n))
         actions = self.solution.lookup(points, ctx)
+        check_actions(actions, masks, policy=self.name)
+        return actions
+
+
+class QMDPPolicy(Policy):
+    """Plays ``argmax_a sum_g posterior_g Q*_g(state, a)`` over the allowed actions (QMDP; see
+    the module docstring): ties go to the first action, as in the DP.
+
+    Parameters
+    ----------
+    solution : GridSolution
+        The grid DP of the SKU every slot plays (its :attr:`GridSolution.q_tables` are built
+        on the first call if they are not yet).
+    """
+
+    requires_context = True
+    name = "qmdp"
+
+    def __init__(self, solution: GridSolution) -> None:
+        self.solution = solution
+
+    def act(self, observations, masks, context=None):
+        ctx = self._need_context(context)
+        belief = ctx.belief
+        if belief is None:
+            raise PolicyError(
+                f"policy {self.name!r} reads the posterior: play it in the learning env"
+            )
+        q = self.solution.q_tables
+        if belief.grid.n_points != q.shape[0]:
+            raise PolicyError(
+                f"policy {self.name!r} was solved on {q.shape[0]} grid points; the env's "
+                f"posterior has {belief.grid.n_points}"
+            )
+        w, s, r = self.solution.state_index(ctx)
+        value = np.einsum("ng,gna->na", belief.weights(), q[:, w, s, r, :], dtype=float)
+        allowed = np.asarray(masks, bool)
+        actions = np.argmax(np.where(allowed, value, -np.inf), axis=1).astype(np.int64)
         check_actions(actions, masks, policy=self.name)
         return actions

@@ -36,7 +36,7 @@ import pandas as pd
 
 from agents import baselines as b
 from agents.dp import DPSolution, solve
-from agents.learning import GridDPPolicy, solve_grid
+from agents.learning import GridDPPolicy, QMDPPolicy, solve_grid
 from agents.policy import Policy
 from envs.belief import BeliefGrid
 from envs.learning import LearningMarkdownEnv
@@ -167,6 +167,7 @@ class LearningMarket(Market):
             "dp_ce": grid("prior_mean"),
             "dp_resolve": grid("posterior_mean"),
             "thompson": grid("thompson"),
+            "qmdp": lambda scenario, solution: QMDPPolicy(solution),
             **_heuristics(),
         }
 

@@ -8,7 +8,8 @@ import pytest
 
 from agents.baselines import CertaintyEquivalent, FluidPrior, Myopic, NoMarkdown
 from agents.dp import solve
-from agents.learning import GridDPPolicy, solve_grid
+from agents.learning import GridDPPolicy, QMDPPolicy, solve_grid
+from agents.learning_bound import revelation_bound
 from agents.policy import PolicyError
 from envs.belief import BeliefGrid
 from envs.config import RulesConfig
@@ -91,10 +92,13 @@ def test_oracle_simulation_agrees_with_its_exact_value(grid_solution) -> None:
 def test_planners_obey_the_masks_and_none_beats_the_oracle(grid_solution) -> None:
     env = _env(400)
     oracle = _play(env, GridDPPolicy(grid_solution, "oracle"))
+    bound = revelation_bound(grid_solution, 3).value
+    assert bound < grid_solution.oracle_value
     for policy in (
         GridDPPolicy(grid_solution, "prior_mean"),
         GridDPPolicy(grid_solution, "posterior_mean"),
         GridDPPolicy(grid_solution, "thompson", seed=1),
+        QMDPPolicy(grid_solution),
         FluidPrior(),
         CertaintyEquivalent(),
         Myopic(),
@@ -104,6 +108,8 @@ def test_planners_obey_the_masks_and_none_beats_the_oracle(grid_solution) -> Non
         diff = x - oracle
         # the oracle is optimal per draw: nobody beats it beyond the paired noise
         assert diff.mean() <= 3.0 * diff.std(ddof=1) / np.sqrt(diff.size), policy.name
+        # nor the tighter bound of a policy told the truth after three weeks
+        assert x.mean() <= bound + 3.0 * x.std(ddof=1) / np.sqrt(x.size), policy.name
 
 
 def test_thompson_is_reproducible_and_the_oracle_needs_the_truth(grid_solution) -> None:
@@ -120,3 +126,35 @@ def test_thompson_is_reproducible_and_the_oracle_needs_the_truth(grid_solution) 
     ce = GridDPPolicy(grid_solution, "prior_mean")
     ctx, masks = env.policy_context(), env.action_masks()
     np.testing.assert_array_equal(resolve.act(obs, masks, ctx), ce.act(obs, masks, ctx))
+
+
+def test_qmdp_weighs_every_point_by_its_posterior(grid_solution) -> None:
+    sol = grid_solution
+    q = sol.q_tables
+    assert q.shape == (25, *sol.actions.shape[1:], RULES.n_actions) and q.dtype == np.float32
+    # each point's table is its DP's: the first best allowed action is the DP's action
+    exact = solve(sol.point_catalog(7), RULES, HORIZON, keep_q=True)
+    allowed = np.isfinite(exact.q[1:])
+    best = np.argmax(np.where(allowed, q[7, 1:], -np.inf), axis=-1)
+    np.testing.assert_array_equal(best, exact.actions[1:])
+    # at the start the posterior is the prior: the action of the best prior-weighted Q
+    env = _env(5)
+    obs = env.reset()
+    ctx, masks = env.policy_context(), env.action_masks()
+    w, s, r = sol.state_index(ctx)
+    expected = np.argmax(np.where(masks[0], sol.grid.prior @ q[:, w[0], s[0], r[0], :], -np.inf))
+    np.testing.assert_array_equal(QMDPPolicy(sol).act(obs, masks, ctx), np.full(5, expected))
+
+
+def test_qmdp_with_known_parameters_is_the_dp() -> None:
+    known = solve_grid(_sku(), RULES, HORIZON, BeliefGrid(1))
+    env = LearningMarkdownEnv(
+        EnvConfig(catalog=_sku(), rules=RULES, horizon_weeks=HORIZON, invalid_action="hold"),
+        n_slots=200,
+        seed=5,
+        fixed_skus=True,
+        grid=1,
+    )
+    np.testing.assert_array_equal(
+        _play(env, QMDPPolicy(known)), _play(env, GridDPPolicy(known, "prior_mean"))
+    )
