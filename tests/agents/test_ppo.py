@@ -433,3 +433,21 @@ def test_ensemble_members_have_seeds_and_folders_of_their_own(tmp_path):
     (tmp_path / "members" / "mx" / "model.zip").write_bytes(b"")
     with pytest.raises(ConfigError, match="expected a folder named m<j>"):
         member_paths(tmp_path)
+
+
+@pytest.mark.parametrize("suite", ["standard", "learning"])
+def test_same_seed_trains_the_same_network(suite):
+    """Training is deterministic on one machine: two runs with one seed give every weight
+    equal (the learning market's truth draws and posterior included); another seed does not."""
+    scenario = get_suite(suite)[0]
+    cfg = replace(TINY, checkpoint_every=0, belief_grid=5 if suite == "learning" else 0)
+
+    def weights(config: PPOConfig) -> dict:
+        model = train_ppo(config, scenario.rules, scenario.catalog()).model
+        return {k: v.detach().clone() for k, v in model.policy.state_dict().items()}
+
+    first, second = weights(cfg), weights(cfg)
+    assert first.keys() == second.keys()
+    assert all(np.array_equal(first[k].numpy(), second[k].numpy()) for k in first)
+    other = weights(replace(cfg, seed=cfg.seed + 1))
+    assert not all(np.array_equal(first[k].numpy(), other[k].numpy()) for k in first)
