@@ -33,17 +33,15 @@ from scipy import stats  # noqa: E402
 from agents.joint_dp import MAX_JOINT_STATES, JointDPPolicy, joint_states, solve_joint  # noqa: E402
 from agents.lagrangian import solve_weekly  # noqa: E402
 from benchmarks._docpage import machine_line, markdown_table  # noqa: E402
+from benchmarks._models import ppo_factories  # noqa: E402
 from benchmarks.bench_ppo_suite import seed_list  # noqa: E402
 from experiments.evaluate import (  # noqa: E402
     EvalConfig,
     baseline_factories,
-    ppo_factory,
     prepare,
     score_agent,
 )
-from experiments.policy_model import load_policies  # noqa: E402
 from experiments.suite import get_spec  # noqa: E402
-from ingest.errors import ConfigError  # noqa: E402
 from ingest.io import write_text_atomic  # noqa: E402
 
 PLANS = ("lagrangian", "lagrangian_weekly")
@@ -81,16 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             f"grid of at most {args.max_states:,} states"
         )
     agents = {k: f for k, f in baseline_factories(args.suite).items() if k in PLANS}
-    if args.model:
-        seeds = list(dict.fromkeys(x for group in args.train_seeds for x in group))
-        pattern = args.model if "{seed}" in args.model else None
-        try:
-            for s in seeds if pattern else [None]:
-                folder = pattern.replace("{seed}", str(s)) if pattern else args.model
-                label = "ppo" if s is None else f"ppo/s{s}"
-                agents[label] = ppo_factory(dict(load_policies(folder)), args.suite)
-        except ConfigError as err:
-            raise SystemExit(f"bench_budget_optimum.py --model: {err}") from None
+    seeds = list(dict.fromkeys(x for group in args.train_seeds for x in group))
+    agents.update(ppo_factories(args.model, seeds, args.suite, script="bench_budget_optimum.py"))
     prep = prepare(EvalConfig(suite=args.suite, n_episodes=args.episodes, seed=args.seed,
                               scenarios=names))  # fmt: skip
     facts, rows = [], []

@@ -33,17 +33,15 @@ import pandas as pd  # noqa: E402
 
 from agents.learning_bound import MAX_DEPTH, PRUNE, revelation_bound  # noqa: E402
 from benchmarks._docpage import machine_line, markdown_table  # noqa: E402
+from benchmarks._models import ppo_factories  # noqa: E402
 from benchmarks.bench_ppo_suite import seed_list  # noqa: E402
 from experiments.evaluate import (  # noqa: E402
     EvalConfig,
     baseline_factories,
-    ppo_factory,
     prepare,
     score_agent,
 )
-from experiments.policy_model import load_policies  # noqa: E402
 from experiments.suite import get_spec  # noqa: E402
-from ingest.errors import ConfigError  # noqa: E402
 from ingest.io import write_figure_atomic, write_frame_atomic, write_text_atomic  # noqa: E402
 
 TARGET_PCT = 97.0
@@ -93,16 +91,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def _agents(args: argparse.Namespace) -> dict:
     base = baseline_factories(args.suite)
     agents = {k: base[k] for k in PLANNERS if k in base}
-    if args.model:
-        pattern = args.model if "{seed}" in args.model else None
-        try:
-            for s in args.train_seeds if pattern else [None]:
-                folder = pattern.replace("{seed}", str(s)) if pattern else args.model
-                label = "ppo" if s is None else f"ppo/s{s}"
-                agents[label] = ppo_factory(dict(load_policies(folder)), args.suite)
-        except ConfigError as err:
-            raise SystemExit(f"bench_learning_bound.py --model: {err}") from None
-    return agents
+    script = "bench_learning_bound.py"
+    return {**agents, **ppo_factories(args.model, args.train_seeds, args.suite, script=script)}
 
 
 def _figure(table: pd.DataFrame, depths: list[int], ppo: list[str], path: Path) -> None:

@@ -391,3 +391,28 @@ def test_stock_scale_twin_plays_the_twins_plan_exactly(tmp_path):
         stock_scale_twin.measure(5, (1,))
     with pytest.raises(SystemExit, match="--max-stock = 0; expected >= 1"):
         stock_scale_twin.measure(0, (1,))
+
+
+def test_bench_learning_bound_runs(tmp_path):
+    """benchmarks/bench_learning_bound.py on the learning smoke suite: bounds between the
+    planners and the oracle, falling with depth; bad options named, nothing written."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_learning_bound
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    doc, img = tmp_path / "bound.md", tmp_path / "bound.png"
+    common = ["--suite", "learning-smoke", "--episodes", "40", "--out", str(tmp_path / "out"),
+              "--doc", str(doc), "--img", str(img)]  # fmt: skip
+    with pytest.raises(SystemExit, match="--model"):
+        bench_learning_bound.main([*common, "--model", str(tmp_path / "no")])
+    with pytest.raises(SystemExit, match="not a learning suite"):
+        bench_learning_bound.main([*common[:1], "smoke", *common[2:]])
+    assert not doc.exists() and not img.exists()
+    assert bench_learning_bound.main([*common, "--depths", "1", "2"]) == 0
+    table = pd.read_csv(tmp_path / "out" / "bounds.csv")
+    assert list(table["scenario"]) == ["learn-none-base", "learn-md-base"]
+    assert (table["U2_pct"] < table["U1_pct"]).all() and (table["U1_pct"] < 100.0).all()
+    # no planner above the bound beyond its CI
+    assert (table["best_planner_pct"] - table["best_planner_ci"] <= table["U2_pct"]).all()
+    assert "U2_pct" in doc.read_text() and img.stat().st_size > 0
