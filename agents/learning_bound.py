@@ -27,6 +27,12 @@ the truth at once: it is then worth ``sum_g pi_g V*_g``, at least what the deepe
 would find (more information never lowers the optimum), so pruning keeps ``U_k`` an upper
 bound; the pruned probability mass is reported.
 
+The bound's search is also a planner: each week, :class:`LookaheadPolicy` plays the action
+of ``U_2``'s root at the slot's state and posterior, i.e. it values this week's sales as
+information for next week's decision (QMDP, :class:`agents.learning.QMDPPolicy`, is the
+policy form of ``U_1``, which values none). It uses only the posterior, so it is a policy
+that learns, below every bound.
+
 Everything comes from the exact DP of each grid point (:func:`agents.dp.solve` with
 ``keep_q=True``, and the demand pmf, expected rewards and rule transitions of its
 :class:`agents.dp.BellmanModel`): the same numbers the oracle plays.
@@ -42,6 +48,7 @@ import numpy as np
 
 from agents.dp import BellmanModel, solve, start_rule_state
 from agents.learning import GridSolution
+from agents.policy import Policy, PolicyError, check_actions
 from ingest.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -162,29 +169,56 @@ class _Search:
         allowed = np.flatnonzero(tb.mask[t, s, r])
         if d == 1:
             return float(np.max(pi @ tb.q[:, t, s, r, allowed]))
-        total_mass = float(pi.sum())
         best = -np.inf
         for a in allowed:
-            joint = pi[:, None] * tb.sales(t, int(a), s)  # (G, s + 1)
-            mass = joint.sum(axis=0)
-            value = float(pi @ tb.reward[:, t, a, s])
-            r2 = int(tb.next_r[r, a])
-            stock = s - np.arange(s + 1)
-            keep = mass > self.prune * total_mass
-            if np.any(~keep):
-                self.pruned += float(mass[~keep].sum())
-                value += float(self.leaf(t + 1, stock[~keep], r2, joint[:, ~keep]).sum())
-            ys = np.flatnonzero(keep)
+            week = _week(tb, t, s, r, pi, int(a), self.prune)
+            self.pruned += week.pruned
+            value = week.value
             if d == 2:  # the last level at once: best action of every child
-                self.nodes += ys.size
-                q = np.einsum("gy,gya->ya", joint[:, ys], tb.q[:, t + 1, stock[ys], r2, :])
-                q = np.where(tb.mask[t + 1, stock[ys], r2, :], q, -np.inf)
-                value += float(q.max(axis=1).sum())
+                self.nodes += week.ys.size
+                value += week.children_qmdp(tb)
             else:
-                for y in ys:
-                    value += self.node(t + 1, int(stock[y]), r2, joint[:, y], d - 1)
+                for y in week.ys:
+                    value += self.node(t + 1, int(week.stock[y]), week.r2, week.joint[:, y], d - 1)
             best = max(best, value)
         return best
+
+
+@dataclass
+class _Week:
+    """One action's week at a belief node: its expected reward plus the pruned children's
+    value (``value``), and the kept children (units sold ``ys``) to search further."""
+
+    t: int
+    value: float
+    pruned: float
+    joint: np.ndarray  # (G, s + 1): P(g, history, units sold = y)
+    stock: np.ndarray  # (s + 1,): stock after selling y
+    ys: np.ndarray
+    r2: int
+
+    def children_qmdp(self, tb: _Tables) -> float:
+        """The kept children's values with one week left to play before the truth: each
+        child's best action on its posterior-weighted Q."""
+        t, ys, stock = self.t, self.ys, self.stock
+        q = np.einsum("gy,gya->ya", self.joint[:, ys], tb.q[:, t + 1, stock[ys], self.r2, :])
+        q = np.where(tb.mask[t + 1, stock[ys], self.r2, :], q, -np.inf)
+        return float(q.max(axis=1).sum())
+
+
+def _week(tb: _Tables, t: int, s: int, r: int, pi: np.ndarray, a: int, prune: float) -> _Week:
+    """Action ``a`` at step ``t`` (stock ``s``, rule state ``r``, joint weights ``pi``)."""
+    joint = pi[:, None] * tb.sales(t, a, s)  # (G, s + 1)
+    mass = joint.sum(axis=0)
+    value = float(pi @ tb.reward[:, t, a, s])
+    r2 = int(tb.next_r[r, a])
+    stock = s - np.arange(s + 1)
+    keep = mass > prune * float(pi.sum())
+    pruned = 0.0
+    if np.any(~keep):  # told the truth at once: sum_g pi V*_g at the next step
+        pruned = float(mass[~keep].sum())
+        value += float(np.einsum("gi,gi->", joint[:, ~keep], tb.v[:, t + 1, stock[~keep], r2]))
+    return _Week(t, value, pruned, joint, stock, np.flatnonzero(keep), r2)
 
 
 def revelation_bound(
@@ -228,3 +262,68 @@ def revelation_bound(
         seconds,
     )
     return RevelationBound(d, value, oracle, search.pruned, search.nodes, seconds)
+
+
+class LookaheadPolicy(Policy):
+    """Each week, the action of ``U_2``'s root at the slot's state and posterior: this week's
+    expected reward plus, for every units-sold outcome, the best posterior-weighted Q of the
+    belief that outcome leads to (QMDP with one week of lookahead). In the last week, or with
+    nothing left, it is QMDP. Ties go to the first action, as in the DP.
+
+    Parameters
+    ----------
+    solution : GridSolution
+        The grid DP of the SKU every slot plays.
+    prune : float
+        Outcomes below this share of the slot's probability are valued as if told the truth
+        (see :data:`PRUNE`).
+    """
+
+    requires_context = True
+    name = "lookahead"
+
+    def __init__(self, solution: GridSolution, prune: float = PRUNE) -> None:
+        self.solution = solution
+        self.prune = prune
+        self._tables: _Tables | None = None
+        self._memo: dict[tuple[int, int, int, bytes], int] = {}
+
+    def reset(self, context=None) -> None:
+        self._memo = {}
+
+    def act(self, observations, masks, context=None):
+        ctx = self._need_context(context)
+        belief = ctx.belief
+        if belief is None:
+            raise PolicyError(
+                f"policy {self.name!r} reads the posterior: play it in the learning env"
+            )
+        if belief.grid.n_points != self.solution.grid.n_points:
+            raise PolicyError(
+                f"policy {self.name!r} was solved on {self.solution.grid.n_points} grid points; "
+                f"the env's posterior has {belief.grid.n_points}"
+            )
+        if self._tables is None:
+            self._tables = _Tables(self.solution, self.solution.horizon_weeks)
+        tb, H = self._tables, self.solution.horizon_weeks
+        w, s, r = self.solution.state_index(ctx)
+        weights = belief.weights()
+        allowed_all = np.asarray(masks, bool)
+        actions = np.empty(w.shape[0], np.int64)
+        for i in range(w.shape[0]):
+            t, si, ri, pi = H - int(w[i]), int(s[i]), int(r[i]), weights[i]
+            key = (t, si, ri, pi.tobytes())
+            if key in self._memo:  # slots at one state with one posterior (the first week)
+                actions[i] = self._memo[key]
+                continue
+            allowed = np.flatnonzero(allowed_all[i])
+            if t == H - 1 or si == 0:
+                values = pi @ tb.q[:, t, si, ri, allowed]
+            else:
+                values = np.empty(allowed.size)
+                for j, a in enumerate(allowed):
+                    week = _week(tb, t, si, ri, pi, int(a), self.prune)
+                    values[j] = week.value + week.children_qmdp(tb)
+            actions[i] = self._memo[key] = int(allowed[int(np.argmax(values))])
+        check_actions(actions, masks, policy=self.name)
+        return actions

@@ -50,6 +50,7 @@ TARGET_PCT = 97.0
 PLANNERS = (
     "prior",
     "qmdp",
+    "lookahead",
     "dp_resolve",
     "dp_ce",
     "thompson",

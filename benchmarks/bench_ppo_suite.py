@@ -125,6 +125,7 @@ BENCHES: dict[str, SuiteBench] = {
         (
             "prior",
             "qmdp",
+            "lookahead",
             "dp_resolve",
             "thompson",
             "dp_ce",

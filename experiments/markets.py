@@ -37,6 +37,7 @@ import pandas as pd
 from agents import baselines as b
 from agents.dp import DPSolution, solve
 from agents.learning import GridDPPolicy, QMDPPolicy, solve_grid
+from agents.learning_bound import LookaheadPolicy
 from agents.policy import Policy
 from envs.belief import BeliefGrid
 from envs.learning import LearningMarkdownEnv
@@ -168,6 +169,7 @@ class LearningMarket(Market):
             "dp_resolve": grid("posterior_mean"),
             "thompson": grid("thompson"),
             "qmdp": lambda scenario, solution: QMDPPolicy(solution),
+            "lookahead": lambda scenario, solution: LookaheadPolicy(solution),
             **_heuristics(),
         }
 

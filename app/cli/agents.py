@@ -95,7 +95,7 @@ def register(subparsers: Any) -> None:
         default=None,
         help=f"comma-separated agent names, or 'all' (every agent of the suite, ppo when --model "
         f"is given). Standard suites: ppo, dp, prior, fluid, fixed, none, ladder, cover, myopic "
-        f"(default {DEFAULT_AGENTS}); learning suites: ppo, oracle, dp_ce, dp_resolve, thompson, qmdp, "
+        f"(default {DEFAULT_AGENTS}); learning suites: ppo, oracle, dp_ce, dp_resolve, thompson, qmdp, lookahead, "
         f"prior, fluid, none, ladder, cover, myopic (default all); memory suites: ppo, "
         f"augmented_dp, dp_blind, prior, fluid, myopic, cover, ladder, none (default all)",
     )

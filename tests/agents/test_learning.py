@@ -9,7 +9,7 @@ import pytest
 from agents.baselines import CertaintyEquivalent, FluidPrior, Myopic, NoMarkdown
 from agents.dp import solve
 from agents.learning import GridDPPolicy, QMDPPolicy, solve_grid
-from agents.learning_bound import revelation_bound
+from agents.learning_bound import LookaheadPolicy, _Tables, _week, revelation_bound
 from agents.policy import PolicyError
 from envs.belief import BeliefGrid
 from envs.config import RulesConfig
@@ -99,6 +99,7 @@ def test_planners_obey_the_masks_and_none_beats_the_oracle(grid_solution) -> Non
         GridDPPolicy(grid_solution, "posterior_mean"),
         GridDPPolicy(grid_solution, "thompson", seed=1),
         QMDPPolicy(grid_solution),
+        LookaheadPolicy(grid_solution),
         FluidPrior(),
         CertaintyEquivalent(),
         Myopic(),
@@ -157,4 +158,42 @@ def test_qmdp_with_known_parameters_is_the_dp() -> None:
     )
     np.testing.assert_array_equal(
         _play(env, QMDPPolicy(known)), _play(env, GridDPPolicy(known, "prior_mean"))
+    )
+
+
+def test_lookahead_plays_the_two_week_bound_at_the_root(grid_solution) -> None:
+    """Its first action attains U_2 (the bound's root is its value); in the last week it is
+    QMDP; with a one-point prior it is the DP."""
+    sol = grid_solution
+    env = _env(4)
+    obs = env.reset()
+    ctx, masks = env.policy_context(), env.action_masks()
+    look = LookaheadPolicy(sol)
+    first = look.act(obs, masks, ctx)
+    assert np.all(first == first[0])
+    # U_2 restricted to that first action equals U_2: the lookahead picks the bound's argmax
+    two = revelation_bound(sol, 2, prune=0.0).value
+    tb = _Tables(sol, 2)
+    week = _week(tb, 0, tb.n_units, tb.r0, sol.grid.prior.copy(), int(first[0]), 0.0)
+    assert week.value + week.children_qmdp(tb) == pytest.approx(two, rel=1e-12)
+    # the last week: QMDP's action, whatever the posterior
+    for _ in range(HORIZON - 1):
+        obs, _, _, _ = env.step(QMDPPolicy(sol).act(obs, env.action_masks(), env.policy_context()))
+    ctx, masks = env.policy_context(), env.action_masks()
+    last = ctx.decision.weeks_left == 1  # a slot that sold out has started a new episode
+    assert last.sum() >= 2
+    np.testing.assert_array_equal(
+        look.act(obs, masks, ctx)[last], QMDPPolicy(sol).act(obs, masks, ctx)[last]
+    )
+    # known parameters: the DP, path for path
+    known = solve_grid(_sku(), RULES, HORIZON, BeliefGrid(1))
+    one = LearningMarkdownEnv(
+        EnvConfig(catalog=_sku(), rules=RULES, horizon_weeks=HORIZON, invalid_action="hold"),
+        n_slots=100,
+        seed=5,
+        fixed_skus=True,
+        grid=1,
+    )
+    np.testing.assert_array_equal(
+        _play(one, LookaheadPolicy(known)), _play(one, GridDPPolicy(known, "prior_mean"))
     )

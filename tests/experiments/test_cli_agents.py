@@ -130,7 +130,7 @@ def test_list_suites_and_every_agent_of_the_learning_suite(tmp_path, capsys):
     rows = json.loads(out.read_text())
     agents = {r["agent"] for r in rows}
     assert agents == {
-        "oracle", "dp_ce", "dp_resolve", "thompson", "qmdp", "prior", "fluid", "none",
+        "oracle", "dp_ce", "dp_resolve", "thompson", "qmdp", "lookahead", "prior", "fluid", "none",
         "ladder", "cover", "myopic",
     }  # fmt: skip
     for r in rows:

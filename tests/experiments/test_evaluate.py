@@ -150,7 +150,7 @@ def test_learning_suite_rows_are_percentages_of_the_oracle():
 
     assert reference_agent("learning") == "oracle"
     base = baseline_factories("learning")
-    assert {"dp_ce", "dp_resolve", "thompson", "qmdp", "prior", "fluid"} <= set(base)
+    assert {"dp_ce", "dp_resolve", "thompson", "qmdp", "lookahead", "prior", "fluid"} <= set(base)
     assert "fixed" not in base and "dp" not in base
     cfg = EvalConfig(suite="learning-smoke", n_episodes=60, scenarios=("learn-md-base",))
     rows = evaluate_suite(cfg, {k: base[k] for k in ("prior", "dp_resolve")}, progress=False)
