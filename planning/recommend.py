@@ -13,7 +13,7 @@ what re-planning every week is worth.
    paths and compares it with the DP's exported plan (:mod:`planning.closed_loop`).
 
 The learning planners of :mod:`agents.learning` (certainty equivalent, re-solve on the
-posterior, Thompson sampling, QMDP) are not candidates: they act on a posterior over a discrete grid
+posterior, Thompson sampling, QMDP, the lookahead) are not candidates: they act on a posterior over a discrete grid
 of parameters (the learning market's env) and their value is in the closed loop, which a
 fixed 12-week export does not carry. Their certainty-equivalent plan is the DP's plan on the
 fitted estimate, which *is* a candidate (``dp``).
