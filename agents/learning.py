@@ -44,7 +44,7 @@ import numpy as np
 
 from agents.dp import DPSolution, RuleGrid, solve
 from agents.policy import Policy, PolicyError, check_actions
-from envs.belief import BeliefGrid
+from envs.belief import BeliefGrid, BeliefState
 from envs.config import RulesConfig
 from envs.context import PolicyContext
 from ingest.errors import ConfigError
@@ -126,6 +126,19 @@ class GridSolution:
         """The table action of grid point ``points[i]`` at slot ``i``'s decision state."""
         w, s, r = self.state_index(ctx)
         return self.actions[np.asarray(points, np.int64), w, s, r].astype(np.int64)
+
+    def posterior(self, ctx: PolicyContext, policy: str) -> BeliefState:
+        """The env's posterior in ``ctx``, checked to be over this solution's grid; a
+        :class:`~agents.policy.PolicyError` naming ``policy`` when it is missing or another."""
+        belief = ctx.belief
+        if belief is None:
+            raise PolicyError(f"policy {policy!r} reads the posterior: play it in the learning env")
+        if belief.grid.n_points != self.grid.n_points:
+            raise PolicyError(
+                f"policy {policy!r} was solved on {self.grid.n_points} grid points; the env's "
+                f"posterior has {belief.grid.n_points}"
+            )
+        return belief
 
     def state_index(self, ctx: PolicyContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Table indices (weeks left, stock, rule state) of every slot's decision state."""
@@ -239,16 +252,7 @@ class GridDPPolicy(Policy):
                 )
             points = ctx.truth
         else:
-            belief = ctx.belief
-            if belief is None:
-                raise PolicyError(
-                    f"policy {self.name!r} reads the posterior: play it in the learning env"
-                )
-            if belief.grid.n_points != self.solution.grid.n_points:
-                raise PolicyError(
-                    f"policy {self.name!r} was solved on {self.solution.grid.n_points} grid "
-                    f"points; the env's posterior has {belief.grid.n_points}"
-                )
+            belief = self.solution.posterior(ctx, self.name)
             if self.mode == "posterior_mean":
                 points = belief.nearest_to_mean()
             else:
@@ -277,17 +281,8 @@ class QMDPPolicy(Policy):
 
     def act(self, observations, masks, context=None):
         ctx = self._need_context(context)
-        belief = ctx.belief
-        if belief is None:
-            raise PolicyError(
-                f"policy {self.name!r} reads the posterior: play it in the learning env"
-            )
+        belief = self.solution.posterior(ctx, self.name)
         q = self.solution.q_tables
-        if belief.grid.n_points != q.shape[0]:
-            raise PolicyError(
-                f"policy {self.name!r} was solved on {q.shape[0]} grid points; the env's "
-                f"posterior has {belief.grid.n_points}"
-            )
         w, s, r = self.solution.state_index(ctx)
         value = np.einsum("ng,gna->na", belief.weights(), q[:, w, s, r, :], dtype=float)
         allowed = np.asarray(masks, bool)

@@ -48,7 +48,7 @@ import numpy as np
 
 from agents.dp import BellmanModel, solve, start_rule_state
 from agents.learning import GridSolution
-from agents.policy import Policy, PolicyError, check_actions
+from agents.policy import Policy, check_actions
 from ingest.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -293,16 +293,7 @@ class LookaheadPolicy(Policy):
 
     def act(self, observations, masks, context=None):
         ctx = self._need_context(context)
-        belief = ctx.belief
-        if belief is None:
-            raise PolicyError(
-                f"policy {self.name!r} reads the posterior: play it in the learning env"
-            )
-        if belief.grid.n_points != self.solution.grid.n_points:
-            raise PolicyError(
-                f"policy {self.name!r} was solved on {self.solution.grid.n_points} grid points; "
-                f"the env's posterior has {belief.grid.n_points}"
-            )
+        belief = self.solution.posterior(ctx, self.name)
         if self._tables is None:
             self._tables = _Tables(self.solution, self.solution.horizon_weeks)
         tb, H = self._tables, self.solution.horizon_weeks

@@ -197,3 +197,24 @@ def test_lookahead_plays_the_two_week_bound_at_the_root(grid_solution) -> None:
     np.testing.assert_array_equal(
         _play(one, LookaheadPolicy(known)), _play(one, GridDPPolicy(known, "prior_mean"))
     )
+
+
+def test_posterior_planners_need_the_envs_posterior_on_their_grid(grid_solution) -> None:
+    from dataclasses import replace
+
+    env = _env(3)
+    obs = env.reset()
+    ctx, masks = env.policy_context(), env.action_masks()
+    other = solve_grid(_sku(), RULES, HORIZON, BeliefGrid(3))
+    for make in (
+        lambda sol: GridDPPolicy(sol, "posterior_mean"),
+        QMDPPolicy,
+        LookaheadPolicy,
+    ):
+        policy = make(grid_solution)
+        with pytest.raises(PolicyError, match=f"{policy.name!r} reads the posterior"):
+            policy.act(obs, masks, replace(ctx, belief=None))
+        with pytest.raises(
+            PolicyError, match="solved on 9 grid points; the env's posterior has 25"
+        ):
+            make(other).act(obs, masks, ctx)
