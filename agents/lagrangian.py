@@ -187,7 +187,7 @@ def solve_category(
         lam = min((lo, hi), key=dual)
     priced = _solve_all(catalog, rules, horizon_weeks, np.where(promo, lam, 0.0))
     value = float(sum(s.value for s in priced) + lam * max_promoted * horizon_weeks)
-    log.info(
+    log.debug(  # once per category: a training pool solves 128 of them (its progress is INFO)
         "lagrangian: %d SKUs, K=%d: multiplier %.4g, dual value %.4f (unconstrained %.4f)",
         catalog.n_skus,
         max_promoted,
@@ -313,7 +313,7 @@ def solve_weekly(
         iterations=iterations,
     )  # fmt: skip
     sols = _solve_all(catalog, rules, horizon, lam[:, None] * promo_actions(rules)[None, :])
-    log.info(
+    log.debug(
         "lagrangian: weekly multipliers %s, bound %.4f (one multiplier: %.4f)",
         np.round(lam, 3).tolist(),
         bound,
