@@ -75,7 +75,9 @@ class RevelationBound:
         ``U_0 = sum_g prior_g V*_g``.
     pruned_mass : float
         Probability of the histories told the truth early because they were too unlikely
-        (see :data:`PRUNE`).
+        (see :data:`PRUNE`), summed over every action the search tried at each node: at least
+        that probability under the bound's own choices, and possibly above 1 with a coarse
+        ``prune``.
     nodes : int
         Belief-tree nodes searched.
     seconds : float

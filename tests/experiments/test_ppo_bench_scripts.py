@@ -406,6 +406,8 @@ def test_bench_learning_bound_runs(tmp_path):
               "--doc", str(doc), "--img", str(img)]  # fmt: skip
     with pytest.raises(SystemExit, match="--model"):
         bench_learning_bound.main([*common, "--model", str(tmp_path / "no")])
+    with pytest.raises(SystemExit, match="unknown scenario.*learn-nope"):
+        bench_learning_bound.main([*common, "--scenarios", "learn-nope"])
     with pytest.raises(SystemExit, match="not a learning suite"):
         bench_learning_bound.main([*common[:1], "smoke", *common[2:]])
     assert not doc.exists() and not img.exists()
