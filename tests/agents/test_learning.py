@@ -65,13 +65,13 @@ def test_grid_points_and_oracle_value(grid_solution) -> None:
     assert cat.elasticity[0] == pytest.approx(-2.0 - 0.6 * 2.5)
 
 
-def _env(n: int, seed: int = 11) -> LearningMarkdownEnv:
+def _env(n: int, seed: int = 11, grid: int = 5) -> LearningMarkdownEnv:
     return LearningMarkdownEnv(
         EnvConfig(catalog=_sku(), rules=RULES, horizon_weeks=HORIZON, invalid_action="hold"),
         n_slots=n,
         seed=seed,
         fixed_skus=True,
-        grid=5,
+        grid=grid,
     )
 
 
@@ -147,23 +147,18 @@ def test_qmdp_weighs_every_point_by_its_posterior(grid_solution) -> None:
     np.testing.assert_array_equal(QMDPPolicy(sol).act(obs, masks, ctx), np.full(5, expected))
 
 
-def test_qmdp_with_known_parameters_is_the_dp() -> None:
+@pytest.mark.parametrize("planner", [QMDPPolicy, LookaheadPolicy], ids=["qmdp", "lookahead"])
+def test_with_known_parameters_the_posterior_planners_are_the_dp(planner) -> None:
     known = solve_grid(_sku(), RULES, HORIZON, BeliefGrid(1))
-    env = LearningMarkdownEnv(
-        EnvConfig(catalog=_sku(), rules=RULES, horizon_weeks=HORIZON, invalid_action="hold"),
-        n_slots=200,
-        seed=5,
-        fixed_skus=True,
-        grid=1,
-    )
+    env = _env(200, seed=5, grid=1)
     np.testing.assert_array_equal(
-        _play(env, QMDPPolicy(known)), _play(env, GridDPPolicy(known, "prior_mean"))
+        _play(env, planner(known)), _play(env, GridDPPolicy(known, "prior_mean"))
     )
 
 
 def test_lookahead_plays_the_two_week_bound_at_the_root(grid_solution) -> None:
     """Its first action attains U_2 (the bound's root is its value); in the last week it is
-    QMDP; with a one-point prior it is the DP."""
+    QMDP."""
     sol = grid_solution
     env = _env(4)
     obs = env.reset()
@@ -184,18 +179,6 @@ def test_lookahead_plays_the_two_week_bound_at_the_root(grid_solution) -> None:
     assert last.sum() >= 2
     np.testing.assert_array_equal(
         look.act(obs, masks, ctx)[last], QMDPPolicy(sol).act(obs, masks, ctx)[last]
-    )
-    # known parameters: the DP, path for path
-    known = solve_grid(_sku(), RULES, HORIZON, BeliefGrid(1))
-    one = LearningMarkdownEnv(
-        EnvConfig(catalog=_sku(), rules=RULES, horizon_weeks=HORIZON, invalid_action="hold"),
-        n_slots=100,
-        seed=5,
-        fixed_skus=True,
-        grid=1,
-    )
-    np.testing.assert_array_equal(
-        _play(one, LookaheadPolicy(known)), _play(one, GridDPPolicy(known, "prior_mean"))
     )
 
 
