@@ -418,3 +418,74 @@ def test_bench_learning_bound_runs(tmp_path):
     # no planner above the bound beyond its CI
     assert (table["best_planner_pct"] - table["best_planner_ci"] <= table["U2_pct"]).all()
     assert "U2_pct" in doc.read_text() and img.stat().st_size > 0
+
+
+def _bench_learning_priors():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_learning_priors
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return bench_learning_priors
+
+
+def test_bench_learning_priors_runs(tmp_path):
+    """benchmarks/bench_learning_priors.py on the learning smoke suite: every candidate scored,
+    the training Q-tables sized from the DP's state grid; bad options named, nothing written."""
+    blp = _bench_learning_priors()
+    from agents.dp import rule_grid
+    from experiments.suite import RULE_PROFILES
+
+    doc, img = tmp_path / "priors.md", tmp_path / "priors.png"
+    common = ["--suite", "learning-smoke", "--episodes", "30", "--out", str(tmp_path / "out"),
+              "--doc", str(doc), "--img", str(img), "--catalog-skus", "50"]  # fmt: skip
+    with pytest.raises(SystemExit, match="not a learning suite"):
+        blp.main([*common[:1], "smoke", *common[2:]])
+    with pytest.raises(SystemExit, match="unknown scenario.*learn-nope"):
+        blp.main([*common, "--scenarios", "learn-nope"])
+    with pytest.raises(SystemExit):
+        blp.main([*common, "--catalog-skus", "0"])
+    assert not doc.exists() and not img.exists()
+    assert blp.main(common) == 0
+    table = pd.read_csv(tmp_path / "out" / "priors.csv")
+    assert list(table["scenario"]) == ["learn-none-base", "learn-md-base"]
+    assert table[list(blp.CANDIDATES)].notna().all().all()
+    sizes = pd.read_csv(tmp_path / "out" / "training_q_tables.csv").set_index("profile")
+    md = sizes.loc["learning-markdown"]
+    rules = RULE_PROFILES["markdown"]
+    assert md["rule_states"] == rule_grid(rules, 26).size > 1
+    expected = 81 * 27 * (md["stock_max"] + 1) * md["rule_states"] * rules.n_actions * 4 / 2**20
+    assert md["q_mb_largest_sku"] == pytest.approx(expected)
+    assert "fluid_posterior" in doc.read_text() and img.stat().st_size > 0
+
+
+def test_fluid_posterior_is_the_prior_when_nothing_is_unknown():
+    """With a one-point prior grid the posterior is the estimate, and FluidPosterior plays PPO's
+    prior path for path; with the suite's 9 x 9 grid it plays differently; outside the learning
+    env it refuses by name."""
+    blp = _bench_learning_priors()
+    from agents.baselines import FluidPrior
+    from agents.policy import PolicyError
+    from envs.batched import BatchedMarkdownEnv
+    from envs.belief import BeliefGrid
+    from envs.learning import LearningMarkdownEnv
+    from envs.markdown import EnvConfig
+    from experiments.market_base import evaluate_in
+    from experiments.suite import get_suite
+
+    s = get_suite("learning-smoke")[1]
+    config = EnvConfig(horizon_weeks=s.horizon_weeks, rules=s.rules, catalog=s.catalog(),
+                       invalid_action="hold")  # fmt: skip
+
+    def totals(policy, points):
+        env = LearningMarkdownEnv(config, n_slots=64, seed=3, fixed_skus=True,
+                                  grid=BeliefGrid(points))  # fmt: skip
+        return evaluate_in(env, policy)
+
+    pd.testing.assert_frame_equal(totals(blp.FluidPosterior(), 1), totals(FluidPrior(), 1))
+    wide = totals(blp.FluidPosterior(), 9)["objective"].to_numpy()
+    assert not (wide == totals(FluidPrior(), 9)["objective"].to_numpy()).all()
+    env = BatchedMarkdownEnv(config, n_slots=4, seed=0)
+    obs = env.reset()
+    with pytest.raises(PolicyError, match="fluid_posterior.*learning env"):
+        blp.FluidPosterior().act(obs, env.action_masks(), env.policy_context())
