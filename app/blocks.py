@@ -55,12 +55,19 @@ class _PlanShared:
     heuristics: tuple[Policy, ...]
     rules: RulesConfig
     horizon: int
+    qmdp_grid: int = 0
 
 
 def _plan_block(shared: _PlanShared, block: tuple[Catalog, int]) -> CandidatePlans:
     catalog, seed = block
     return plan_candidates(
-        catalog, shared.learned, shared.heuristics, shared.rules, shared.horizon, seed=seed
+        catalog,
+        shared.learned,
+        shared.heuristics,
+        shared.rules,
+        shared.horizon,
+        seed=seed,
+        qmdp_grid=shared.qmdp_grid,
     )
 
 
@@ -74,11 +81,13 @@ def plan_candidates_in_blocks(
     *,
     seed: int,
     block_skus: int,
+    qmdp_grid: int = 0,
 ) -> CandidatePlans:
-    """Every candidate's plan (:func:`planning.recommend.plan_candidates`), made block by
-    block on ``engine`` with the policies loaded once per worker, joined in catalog order."""
+    """Every candidate's plan (:func:`planning.recommend.plan_candidates`, QMDP's with
+    ``qmdp_grid``), made block by block on ``engine`` with the policies loaded once per
+    worker, joined in catalog order."""
     ranges = block_ranges(catalog.n_skus, block_skus)
-    shared = _PlanShared(learned, tuple(heuristics), rules, horizon)
+    shared = _PlanShared(learned, tuple(heuristics), rules, horizon, qmdp_grid)
     blocks = (
         (catalog.take(np.arange(s0, s1)), block_seed(seed, k)) for k, (s0, s1) in enumerate(ranges)
     )

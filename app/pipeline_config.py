@@ -211,6 +211,10 @@ class PolicyConfig:
             raise ConfigError(f"policy.recommend = {self.recommend!r}: expected 'best' or 'policy'")
 
 
+QMDP_GRID_MAX = 9
+"""Most points per axis of the QMDP candidate's prior grid (81 DPs per SKU at 9)."""
+
+
 @dataclass(frozen=True)
 class EvaluationConfig:
     """How schedules are simulated to get expected outcomes and their CIs.
@@ -230,12 +234,18 @@ class EvaluationConfig:
         blocks depend on this setting only, never on the engine, so both engines give the
         same plans; a run of at most this many SKUs plans in one block. The export stage
         builds the ``schedules`` and ``sku_summary`` tables in the same blocks.
+    qmdp_grid : int
+        With ``draw_parameters``, QMDP is a candidate planner: its plan is hedged against the
+        fit's uncertainty on a ``qmdp_grid x qmdp_grid`` prior grid of elasticity and demand
+        level per SKU (:func:`planning.from_policy.qmdp_plan`); 0 leaves it out. Without
+        ``draw_parameters`` the outcomes assume the point estimates and it is never planned.
     """
 
     n_episodes: int = 500
     ci_level: float = 0.95
     draw_parameters: bool = True
     block_skus: int = 10_000
+    qmdp_grid: int = 3
 
     def __post_init__(self) -> None:
         if self.n_episodes < 2:
@@ -244,6 +254,11 @@ class EvaluationConfig:
             raise ConfigError(f"evaluation.ci_level = {self.ci_level}: expected [0.5, 1)")
         if self.block_skus < 1:
             raise ConfigError(f"evaluation.block_skus = {self.block_skus}: expected >= 1")
+        if not 0 <= self.qmdp_grid <= QMDP_GRID_MAX:
+            raise ConfigError(
+                f"evaluation.qmdp_grid = {self.qmdp_grid}: expected 0 (off) to {QMDP_GRID_MAX} "
+                "points per axis"
+            )
 
 
 @dataclass(frozen=True)

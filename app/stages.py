@@ -622,6 +622,7 @@ def evaluate_stage(
         cfg.horizon_weeks,
         seed=plan_seed,
         block_skus=ev.block_skus,
+        qmdp_grid=ev.qmdp_grid if ev.draw_parameters else 0,
     )
     found = recommend(
         catalog,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -185,3 +186,134 @@ def dp_plan(catalog: Catalog, rules: RulesConfig, horizon: int, *, seed: int) ->
     sched = Schedule(sku=np.asarray(catalog.sku, dtype=object), discount=disc, coupon=coup,
                      name=policy.name)  # fmt: skip
     return DPPlan(sched, exact, reasons, policy, closed)
+
+
+QMDP_NAME = "qmdp"
+"""The learning candidate: QMDP over each SKU's prior grid (:func:`qmdp_plan`)."""
+
+
+@dataclass
+class LearningPlan:
+    """QMDP's plan where every point of a SKU's prior grid is DP-exact (see :func:`qmdp_plan`).
+
+    Attributes
+    ----------
+    schedule : Schedule
+        QMDP's typical plan for every planned SKU; no markdown elsewhere (not a QMDP plan:
+        ``exact`` says where it is one).
+    exact : ndarray of bool of shape (n_skus,)
+        SKUs planned (the DP solved every grid point exactly).
+    closed_loop : float
+        Closed-loop mean objective over the planned SKUs, truth drawn from the prior grid.
+    grid_points : int
+        Points per axis of the prior grid.
+    """
+
+    schedule: Schedule
+    exact: np.ndarray
+    closed_loop: float
+    grid_points: int
+
+
+def _qmdp_episodes(
+    solution: Any, one: Catalog, rules: RulesConfig, horizon: int, *, seed: int, n_episodes: int
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """QMDP's closed loop on ``n_episodes`` episodes of the learning env around one SKU's
+    estimate: each episode's depths (a sold-out episode keeps its last depth) and the mean
+    objective of the first episode of every slot."""
+    from agents.learning import QMDPPolicy
+    from envs.learning import LearningMarkdownEnv
+    from envs.markdown import EnvConfig
+
+    env = LearningMarkdownEnv(
+        EnvConfig(horizon_weeks=horizon, rules=rules, catalog=one, invalid_action="hold"),
+        n_slots=n_episodes,
+        seed=seed,
+        fixed_skus=True,
+        grid=solution.grid,
+    )
+    policy = QMDPPolicy(solution)
+    obs = np.asarray(env.reset())
+    alive = np.ones(n_episodes, dtype=bool)
+    disc = np.zeros((n_episodes, horizon))
+    coup = np.zeros((n_episodes, horizon))
+    for t in range(horizon):
+        actions = policy.act(obs, env.action_masks(), env.policy_context())
+        d, c = rules.depths(actions)
+        prev = max(t - 1, 0)
+        disc[:, t] = np.where(alive, d, disc[:, prev])
+        coup[:, t] = np.where(alive, c, coup[:, prev])
+        step = env.step(actions)
+        obs, done = np.asarray(step[0]), np.asarray(step[2], dtype=bool)
+        alive &= ~done
+    totals = env.episode_totals()
+    env.close()
+    first = totals[totals["episode"] == 0]
+    return disc, coup, float(first["objective"].mean())
+
+
+def qmdp_plan(
+    catalog: Catalog,
+    rules: RulesConfig,
+    horizon: int,
+    *,
+    seed: int,
+    grid_points: int,
+    n_episodes: int = PLAN_EPISODES,
+) -> LearningPlan:
+    """QMDP's typical fixed plan for every SKU whose prior grid the DP solves exactly.
+
+    The demand parameters are known only up to the fit's uncertainty: QMDP
+    (:class:`agents.learning.QMDPPolicy`) solves the DP at every point of a
+    ``grid_points x grid_points`` prior grid around the SKU's estimate (elasticity and
+    log-level, the fit's standard errors) and each week takes the action with the best
+    posterior-weighted Q-value, the posterior updated from the sales. Its closed loop is
+    played for ``n_episodes`` episodes of the learning env (each drawing its truth from the
+    prior), each week's lower median depth taken over the episodes (a sold-out episode keeps
+    its last depth) and the plan replayed through the rules' masks, as :func:`plan_of` does.
+    A plan hedged against the parameters the fit is unsure of; a SKU whose grid is not
+    DP-exact is left out, with no markdown in its row.
+    """
+    from agents.dp import DPNotExactError
+    from agents.learning import solve_grid
+    from agents.rollout import rollout
+    from envs.belief import BeliefGrid
+    from planning.random_keys import sku_keys
+
+    n = catalog.n_skus
+    grid = BeliefGrid(grid_points)
+    keys = sku_keys(catalog.sku)
+    disc = np.zeros((n, horizon))
+    coup = np.zeros((n, horizon))
+    exact = np.zeros(n, dtype=bool)
+    closed: list[float] = []
+    for i in progress(range(n), desc="evaluate: QMDP plans", unit="SKU"):
+        one = catalog.take([i])
+        se = (float(one.elasticity_se[0]), float(one.base_demand_se[0]))
+        if not all(np.isfinite(v) and v >= 0 for v in se):
+            log.debug("QMDP: sku %r left out: standard errors %s", str(catalog.sku[i]), se)
+            continue
+        try:
+            solution = solve_grid(one, rules, horizon, grid)
+            solution.q_tables  # noqa: B018 (built here, inside the DP's error handling)
+        except (DPNotExactError, ConfigError) as err:
+            log.debug("QMDP: sku %r left out: %s", str(catalog.sku[i]), err)
+            continue
+        sku_seed = int(np.random.SeedSequence([int(seed), int(keys[i])]).generate_state(1)[0])
+        d_all, c_all, objective = _qmdp_episodes(
+            solution, one, rules, horizon, seed=sku_seed, n_episodes=n_episodes
+        )
+        d = np.quantile(d_all, 0.5, axis=0, method="lower")
+        c = np.quantile(c_all, 0.5, axis=0, method="lower")
+        fixed = FixedPlanPolicy(d[None, :], c[None, :], rules, QMDP_NAME)
+        snapped = rollout(fixed, one, rules, horizon, n_episodes=1, seed=sku_seed)
+        disc[i], coup[i] = snapped.schedule["discount"][0, 0], snapped.schedule["coupon"][0, 0]
+        exact[i] = True
+        closed.append(objective)
+    left_out = n - int(exact.sum())
+    if left_out:
+        log.info("QMDP: %d of %d SKU(s) have a prior grid the DP cannot solve exactly",
+                 left_out, n)  # fmt: skip
+    sched = Schedule(sku=np.asarray(catalog.sku, dtype=object), discount=disc, coupon=coup,
+                     name=QMDP_NAME)  # fmt: skip
+    return LearningPlan(sched, exact, float(np.sum(closed)), int(grid_points))

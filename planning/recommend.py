@@ -12,11 +12,13 @@ what re-planning every week is worth.
 3. plays the DP's closed loop (re-planning every week on the stock left) on the evaluation
    paths and compares it with the DP's exported plan (:mod:`planning.closed_loop`).
 
-The learning planners of :mod:`agents.learning` (certainty equivalent, re-solve on the
-posterior, Thompson sampling, QMDP, the lookahead) are not candidates: they act on a posterior over a discrete grid
-of parameters (the learning market's env) and their value is in the closed loop, which a
-fixed 12-week export does not carry. Their certainty-equivalent plan is the DP's plan on the
-fitted estimate, which *is* a candidate (``dp``).
+When the outcomes are simulated with parameters drawn from the fit's uncertainty (the
+default), QMDP (:mod:`agents.learning`) is a candidate too: its plan is hedged against the
+elasticity and demand level the fit is unsure of (:func:`planning.from_policy.qmdp_plan`, on
+a small prior grid per SKU). The other learning planners (re-solve on the posterior,
+Thompson sampling, the lookahead) are not: their value is in re-planning as sales come in,
+which a fixed 12-week export does not carry, and their certainty-equivalent plan is the
+DP's plan on the fitted estimate, which *is* a candidate (``dp``).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from envs.config import RulesConfig
 from ingest.progress import progress
 from planning.closed_loop import ReplanningValue, replanning_value, simulate_policy
 from planning.diagnostics import deepest_allowed_schedule, sells_nothing, without_markdown
-from planning.from_policy import DPPlan, SolvedDP, dp_plan, plan_of
+from planning.from_policy import QMDP_NAME, DPPlan, SolvedDP, dp_plan, plan_of, qmdp_plan
 from planning.outcomes import (
     SimulateFn,
     SimulationSettings,
@@ -121,11 +123,15 @@ class CandidatePlans:
         Each planner's closed-loop mean objective (total over the SKUs).
     dp : DPPlan
         The exact DP's plan, where it is exact, and its policy.
+    partial : dict of str to ndarray of bool
+        Planners other than the DP whose plan is their own only on some SKUs (QMDP, where
+        the DP solves the SKU's prior grid): the mask of those SKUs.
     """
 
     plans: dict[str, Schedule]
     closed_loop: dict[str, float]
     dp: DPPlan
+    partial: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_skus(self) -> int:
@@ -140,18 +146,26 @@ def plan_candidates(
     horizon: int,
     *,
     seed: int,
+    qmdp_grid: int = 0,
 ) -> CandidatePlans:
     """Every candidate's typical plan for ``catalog`` (the policies' closed-loop episodes
-    drawn with ``seed``): the learned policy, the exact DP, doing nothing, each heuristic."""
+    drawn with ``seed``): the learned policy, the exact DP, doing nothing, each heuristic,
+    and with ``qmdp_grid`` (points per axis of the prior grid; 0 = off) QMDP's plan hedged
+    against the fit's uncertainty (:func:`planning.from_policy.qmdp_plan`)."""
     plans: dict[str, Schedule] = {}
     closed: dict[str, float] = {}
     plans[learned.name], closed[learned.name] = plan_of(learned, catalog, rules, horizon, seed=seed)
     dp = dp_plan(catalog, rules, horizon, seed=seed)
     plans[DP_NAME], closed[DP_NAME] = dp.schedule, dp.closed_loop
+    partial: dict[str, np.ndarray] = {}
+    if qmdp_grid:
+        qmdp = qmdp_plan(catalog, rules, horizon, seed=seed, grid_points=qmdp_grid)
+        plans[QMDP_NAME], closed[QMDP_NAME] = qmdp.schedule, qmdp.closed_loop
+        partial[QMDP_NAME] = qmdp.exact
     plans[NONE_NAME] = Schedule.constant(catalog.sku, horizon, 0.0, NONE_NAME)
     for heur in progress(list(heuristics), desc="evaluate: planning", unit="policy"):
         plans[heur.name], closed[heur.name] = plan_of(heur, catalog, rules, horizon, seed=seed)
-    return CandidatePlans(plans, closed, dp)
+    return CandidatePlans(plans, closed, dp, partial)
 
 
 def join_candidates(parts: Sequence[CandidatePlans]) -> CandidatePlans:
@@ -184,7 +198,8 @@ def join_candidates(parts: Sequence[CandidatePlans]) -> CandidatePlans:
         policy=SolvedDP(solutions),
         closed_loop=float(sum(p.dp.closed_loop for p in parts)),
     )
-    return CandidatePlans(plans, closed, dp)
+    partial = {name: np.concatenate([p.partial[name] for p in parts]) for name in first.partial}
+    return CandidatePlans(plans, closed, dp, partial)
 
 
 def recommend(
@@ -261,15 +276,16 @@ def recommend(
     closed = dict(candidates.closed_loop)
     plans = {k: rounded_depths(without_markdown(s, no_demand)) for k, s in candidates.plans.items()}
     selling = ~no_demand
+    own = {DP_NAME: dp.exact, **candidates.partial}
     if per_sku:
         available = {k: selling for k in plans if k != NONE_NAME}
-        available[DP_NAME] = dp.exact & selling
+        available.update({k: mask & selling for k, mask in own.items()})
     else:
         available = {k: np.zeros(catalog.n_skus, dtype=bool) for k in plans}
         available[learned.name] = np.ones(catalog.n_skus, dtype=bool)
-    # The DP's plan is its own only where it solved the SKU; every other planner's is its own
-    # everywhere (on no-demand SKUs every plan is doing nothing).
-    complete = [k for k in plans if k != DP_NAME or dp.exact.all()]
+    # The DP's (and QMDP's) plan is its own only where it solved the SKU; every other
+    # planner's is its own everywhere (on no-demand SKUs every plan is doing nothing).
+    complete = [k for k in plans if k not in own or own[k].all()]
     choice = choose(
         catalog,
         Candidates(plans, available, default=DP_NAME if per_sku else None, complete=complete),

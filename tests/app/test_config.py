@@ -86,6 +86,7 @@ def test_precedence_defaults_preset_file_flags(tmp_path):
         ("[fit.stock]\nsalvage_share = 2.0", "[fit.stock]: stock.salvage_share = 2.0"),
         ("[rules]\ndiscount_levels = [0.1]", "[rules]: rules.discount_levels"),
         ('[risk]\nmodels = ["svm"]', "[risk]: RiskStageConfig.models"),
+        ("[evaluation]\nqmdp_grid = 11", "evaluation.qmdp_grid = 11: expected 0 (off) to 9"),
     ],
 )
 def test_bad_values_name_the_file_key_value_and_expectation(tmp_path, text, expected):

@@ -5,7 +5,7 @@ calls replaced by recorders that stop the stage)."""
 from __future__ import annotations
 
 import tomllib
-from dataclasses import fields, is_dataclass
+from dataclasses import fields, is_dataclass, replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -235,7 +235,8 @@ def test_evaluation_and_horizon_reach_the_simulation(cfg, monkeypatch):
     planned = object()
 
     def plan_in_blocks(engine, catalog, learned, heuristics, rules, horizon, **kw):
-        seen.update(block_skus=kw["block_skus"], engine=engine.name, plan_horizon=horizon)
+        seen.update(block_skus=kw["block_skus"], engine=engine.name, plan_horizon=horizon,
+                    qmdp_grid=kw["qmdp_grid"])  # fmt: skip
         return planned
 
     monkeypatch.setattr(st, "recommend", recommend)
@@ -251,6 +252,12 @@ def test_evaluation_and_horizon_reach_the_simulation(cfg, monkeypatch):
     assert settings.n_episodes == 33 and settings.ci_level == 0.9
     assert settings.draw_parameters is False and settings.seed == cfg.seed
     assert seen["per_sku"] is False  # recommend = "policy"
+    # QMDP hedges against the fit's uncertainty: planned only when the parameters are drawn
+    assert seen["qmdp_grid"] == 0
+    drawn = replace(cfg, evaluation=replace(cfg.evaluation, draw_parameters=True, qmdp_grid=5))
+    with pytest.raises(Stop):
+        st.evaluate_stage(drawn, _catalog(), pol, 5, StageRecord("evaluate"))
+    assert seen["qmdp_grid"] == 5
 
 
 def test_export_and_new_products_reach_the_writers(cfg, monkeypatch, tmp_path):
