@@ -177,9 +177,9 @@ def sku_alternatives(
     n_episodes: Annotated[int, Query(ge=2, le=sc.MAX_EPISODES)] = 200,
     seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> Any:
-    """The recommended schedule beside doing nothing, every heuristic and the exact DP
-    (where it applies to the SKU), simulated on the same paths: outcomes with CIs and the
-    paired difference against doing nothing."""
+    """The recommended schedule beside doing nothing, every heuristic, the exact DP and QMDP
+    (where they apply to the SKU; QMDP as in the plan's run), simulated on the same paths:
+    outcomes with CIs and the paired difference against doing nothing."""
     plan = state.plan(session, plan_id)
     row = plans.sku_row(session, user, plan_id, sku)
     _check_work(state, 1, n_episodes, sync=True)
@@ -200,6 +200,7 @@ def _sim(plan: PlanVersion, n_episodes: int, seed: int) -> library.SimSettings:
         seed=seed,
         ci_level=float(ev.get("ci_level", 0.95)),
         draw_parameters=bool(ev.get("draw_parameters", True)),
+        qmdp_grid=int(ev.get("qmdp_grid", 0)),  # plans made before QMDP joined have none
     )
 
 

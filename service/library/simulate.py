@@ -39,12 +39,14 @@ def _metric_rows(out: Any, base: Any, i: int) -> dict[str, dict[str, float]]:
 
 @dataclass(frozen=True)
 class SimSettings:
-    """How a request simulates: episodes, seed, CI level, parameter draws."""
+    """How a request simulates: episodes, seed, CI level, parameter draws, and the prior grid
+    of the QMDP alternative (the plan's ``evaluation.qmdp_grid``; 0 = none)."""
 
     n_episodes: int
     seed: int = 0
     ci_level: float = 0.95
     draw_parameters: bool = True
+    qmdp_grid: int = 0
 
 
 def alternatives(
@@ -53,16 +55,18 @@ def alternatives(
     recommended: tuple[np.ndarray, np.ndarray, str],
     sim: SimSettings,
 ) -> list[dict[str, Any]]:
-    """One SKU's recommended schedule beside doing nothing, every heuristic and the exact DP,
+    """One SKU's recommended schedule beside doing nothing, every heuristic, the exact DP and
+    (when the parameters are drawn and ``sim.qmdp_grid`` is set, as in the main job) QMDP,
     each simulated on the same paths (paired) with outcomes and CIs.
 
     The heuristics' and the DP's plans come from :func:`planning.from_policy.plan_of` (their
-    typical fixed plan under the plan's rules). Where the DP is not exact for the SKU
-    (reference-price memory, fatigue) its entry says why instead of approximating.
+    typical fixed plan under the plan's rules), QMDP's from
+    :func:`planning.from_policy.qmdp_plan`. Where the DP is not exact for the SKU
+    (reference-price memory, fatigue) its entry, and QMDP's, say why instead of approximating.
     """
     from agents.baselines import DPPolicy, default_baselines
     from agents.dp import DPNotExactError
-    from planning.from_policy import plan_of
+    from planning.from_policy import QMDP_NAME, plan_of, qmdp_plan
     from planning.outcomes import simulate_schedule, simulation_seed
     from planning.schedule import Schedule
 
@@ -83,6 +87,14 @@ def alternatives(
             notes[policy.name] = f"the exact DP does not apply to this SKU: {err}"
             continue
         plans.append((policy.name, sched))
+    if sim.draw_parameters and sim.qmdp_grid:
+        hedged = qmdp_plan(catalog_one, rules, h, seed=sim.seed, grid_points=sim.qmdp_grid)
+        if hedged.exact[0]:
+            plans.append((QMDP_NAME, hedged.schedule))
+        else:
+            notes[QMDP_NAME] = (
+                "QMDP does not apply to this SKU: the exact DP cannot solve its prior grid"
+            )
     # The run's seed derivation (planning.outcomes.simulation_seed), so a SKU's numbers here
     # equal its row of the run's sku_summary and the one-SKU what-if.
     kw = dict(n_episodes=sim.n_episodes, seed=simulation_seed(sim.seed), ci_level=sim.ci_level,

@@ -133,6 +133,8 @@ def test_alternatives_show_dp_heuristics_and_nothing_on_paired_paths(api):
     alts = {a["policy"]: a for a in r.json()["alternatives"]}
     assert {"recommended", "no_markdown", "dp"} <= set(alts)
     assert len(alts) >= 5
+    # the run drew the parameters (the default): QMDP is an alternative, as it was a candidate
+    assert "qmdp" in alts and (alts["qmdp"]["available"] or alts["qmdp"]["note"])
     # doing nothing against itself differs by exactly zero on the same paths
     assert alts["no_markdown"]["outcomes"]["profit"]["vs_no_markdown"] == 0.0
     dp = alts["dp"]

@@ -102,3 +102,17 @@ def test_alternatives_include_the_dp_and_heuristics(plan_catalog):
         assert library.rule_breaks(one, RULES, np.array(a["discount"]), np.array(a["coupon"])) == []
     # the DP maximises expected profit; on the same paths it beats doing nothing
     assert by["dp"]["outcomes"]["profit"]["mean"] >= by["no_markdown"]["outcomes"]["profit"]["mean"]
+
+
+def test_alternatives_add_qmdp_where_the_run_planned_it(plan_catalog):
+    """With the parameters drawn and the plan's QMDP grid set (as in the main job), QMDP's
+    hedged plan is an alternative too, within the rules; without draws it is not."""
+    one = _one(plan_catalog, 5)
+    rec = (np.array([0.0, 0.1, 0.1, 0.2, 0.2]), np.zeros(5), "dp")
+    drawn = library.SimSettings(n_episodes=40, draw_parameters=True, qmdp_grid=3)
+    by = {a["policy"]: a for a in library.alternatives(one, RULES, rec, drawn)}
+    assert by["qmdp"]["available"] and len(by["qmdp"]["discount"]) == 5
+    assert library.rule_breaks(one, RULES, np.array(by["qmdp"]["discount"]),
+                               np.array(by["qmdp"]["coupon"])) == []  # fmt: skip
+    known = library.SimSettings(n_episodes=40, draw_parameters=False, qmdp_grid=3)
+    assert "qmdp" not in {a["policy"] for a in library.alternatives(one, RULES, rec, known)}
