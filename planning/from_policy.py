@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from ingest.errors import ConfigError
 from ingest.progress import progress
 from planning.schedule import Schedule
 from simulator.demand import Catalog
+
+if TYPE_CHECKING:
+    from agents.learning import GridSolution
 
 log = logging.getLogger(__name__)
 
@@ -74,19 +77,40 @@ def plan_of(
     from agents.rollout import rollout
 
     res = rollout(policy, catalog, rules, horizon, n_episodes=n_episodes, seed=seed)
-    d = np.quantile(res.schedule["discount"], 0.5, axis=0, method="lower")
-    c = np.quantile(res.schedule["coupon"], 0.5, axis=0, method="lower")
     closed_loop = float(res.objective.sum(axis=1).mean())
-    if n_episodes > 1:
-        # A median plan need not obey the path-dependent rules; replay it through the masks.
-        # (One episode's path is already a plan the rules allowed.)
-        fixed = FixedPlanPolicy(d, c, rules, policy.name)
-        snapped = rollout(fixed, catalog, rules, horizon, n_episodes=1, seed=seed)
-        d, c = snapped.schedule["discount"][0], snapped.schedule["coupon"][0]
+    d, c = typical_plan(res.schedule["discount"], res.schedule["coupon"], catalog, rules,
+                        horizon, seed=seed, name=policy.name)  # fmt: skip
     sched = Schedule(
         sku=np.asarray(catalog.sku, dtype=object), discount=d, coupon=c, name=policy.name
     )
     return sched, closed_loop
+
+
+def typical_plan(
+    discount: np.ndarray,
+    coupon: np.ndarray,
+    catalog: Catalog,
+    rules: RulesConfig,
+    horizon: int,
+    *,
+    seed: int,
+    name: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The typical fixed plan of closed-loop episodes: each week's lower median depth over the
+    episodes (``discount`` and ``coupon`` of shape ``(n_episodes, n_skus, horizon)``),
+    replayed through the rules' masks; returns the plan's discounts and coupons, shape
+    ``(n_skus, horizon)``."""
+    from agents.rollout import rollout
+
+    d = np.quantile(discount, 0.5, axis=0, method="lower")
+    c = np.quantile(coupon, 0.5, axis=0, method="lower")
+    if np.shape(discount)[0] > 1:
+        # A median plan need not obey the path-dependent rules; replay it through the masks.
+        # (One episode's path is already a plan the rules allowed.)
+        fixed = FixedPlanPolicy(d, c, rules, name)
+        snapped = rollout(fixed, catalog, rules, horizon, n_episodes=1, seed=seed)
+        d, c = snapped.schedule["discount"][0], snapped.schedule["coupon"][0]
+    return d, c
 
 
 class SolvedDP(Policy):
@@ -216,7 +240,13 @@ class LearningPlan:
 
 
 def _qmdp_episodes(
-    solution: Any, one: Catalog, rules: RulesConfig, horizon: int, *, seed: int, n_episodes: int
+    solution: GridSolution,
+    one: Catalog,
+    rules: RulesConfig,
+    horizon: int,
+    *,
+    seed: int,
+    n_episodes: int,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """QMDP's closed loop on ``n_episodes`` episodes of the learning env around one SKU's
     estimate: each episode's depths (a sold-out episode keeps its last depth) and the mean
@@ -276,7 +306,6 @@ def qmdp_plan(
     """
     from agents.dp import DPNotExactError
     from agents.learning import solve_grid
-    from agents.rollout import rollout
     from envs.belief import BeliefGrid
     from planning.random_keys import sku_keys
 
@@ -303,11 +332,9 @@ def qmdp_plan(
         d_all, c_all, objective = _qmdp_episodes(
             solution, one, rules, horizon, seed=sku_seed, n_episodes=n_episodes
         )
-        d = np.quantile(d_all, 0.5, axis=0, method="lower")
-        c = np.quantile(c_all, 0.5, axis=0, method="lower")
-        fixed = FixedPlanPolicy(d[None, :], c[None, :], rules, QMDP_NAME)
-        snapped = rollout(fixed, one, rules, horizon, n_episodes=1, seed=sku_seed)
-        disc[i], coup[i] = snapped.schedule["discount"][0, 0], snapped.schedule["coupon"][0, 0]
+        d, c = typical_plan(d_all[:, None, :], c_all[:, None, :], one, rules, horizon,
+                            seed=sku_seed, name=QMDP_NAME)  # fmt: skip
+        disc[i], coup[i] = d[0], c[0]
         exact[i] = True
         closed.append(objective)
     left_out = n - int(exact.sum())
